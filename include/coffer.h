@@ -1,0 +1,258 @@
+/*
+ * coffer.h -- the public API of libcoffer, an encrypted, versioned secret store.
+ *
+ * This is the only header a user includes. Anything not declared here is not API.
+ *
+ * Model (the Nitric "Secrets" building block):
+ *
+ *   +- Secret 'db.password'
+ *      +- Version '1' -> Value 'bleak_dearest_hanged_reigns'
+ *      +- Version '2' -> Value 'crummy_goofed_caddy_radiant'   <- latest
+ *
+ * Every put creates a new immutable version whose id is a decimal integer ("1", "2", ...),
+ * strictly increasing per secret and never reused. "latest" (any letter case) names the newest
+ * enabled version. Values are 1 byte to 64 KiB by default (configurable up to 1 MiB), any bytes.
+ * Everything is sealed with XChaCha20-Poly1305 under data keys that are themselves sealed under a
+ * master key that never touches the store.
+ *
+ * Conventions that hold for every function below:
+ *   - Functions returning int return COFFER_OK (0) on success or a negative coffer_rc.
+ *   - An out-parameter is written only on success; on failure it is left untouched.
+ *   - _open/_close pair for stores, _new/_free (or _ref/_free) for heap objects; passing NULL to
+ *     a _free or _close function is a no-op.
+ *   - A store handle serializes its own use with an internal mutex: it may be shared between
+ *     threads. Secret handles and values belong to the store they came from and must be freed
+ *     before it is closed.
+ *   - The library never exits, aborts or prints. Out of memory is COFFER_ENOMEM.
+ *   - No secret value, key or token ever appears in an error message.
+ */
+#ifndef COFFER_H
+#define COFFER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__)
+#define COFFER_API __attribute__((visibility("default")))
+#define COFFER_MUST_CHECK __attribute__((warn_unused_result))
+#else
+#define COFFER_API
+#define COFFER_MUST_CHECK
+#endif
+
+#define COFFER_VERSION_STRING "0.1.0"
+
+/*
+ * The one list of error codes. Each row: NAME, value, message, gRPC status code, CLI exit code.
+ * It generates the enum below, coffer_strerror(), the server's gRPC status mapping and the
+ * CLI's exit codes, so the four can never disagree.
+ *
+ * CLI exit codes: 0 ok, 1 other failure, 2 usage or invalid input, 3 not found,
+ * 4 permission denied, 5 key or integrity failure, 6 store busy or unavailable.
+ */
+#define COFFER_ERROR_LIST(X)                                                                       \
+	X(OK, 0, "ok", 0, 0)                                                                       \
+	X(EINVAL, -1, "invalid argument", 3, 2)                                                    \
+	X(ETOOBIG, -2, "value too large", 3, 2)                                                    \
+	X(ENOTFOUND, -3, "not found", 5, 3)                                                        \
+	X(EPERM, -4, "permission denied", 7, 4)                                                    \
+	X(EINTEGRITY, -5, "integrity check failed", 13, 5)                                         \
+	X(EKEY, -6, "master key unusable or wrong", 13, 5)                                         \
+	X(EBUSY, -7, "store busy", 14, 6)                                                          \
+	X(EUNAVAIL, -8, "store unavailable", 14, 6)                                                \
+	X(ENOMEM, -9, "out of memory", 8, 1)                                                       \
+	X(EIO, -10, "storage error", 13, 1)                                                        \
+	X(ECORRUPT, -11, "store is corrupt or of an unknown format", 13, 5)                        \
+	X(EMISUSE, -12, "library misuse", 13, 1)
+
+typedef enum coffer_rc {
+#define COFFER_X_ENUM(name, value, msg, grpc, exitcode) COFFER_##name = (value),
+	COFFER_ERROR_LIST(COFFER_X_ENUM)
+#undef COFFER_X_ENUM
+} coffer_rc;
+
+/* Static English text for a code; never NULL ("unknown error" for a value not in the list). */
+COFFER_API const char *coffer_strerror(int rc);
+
+/* The gRPC status code (google.rpc.Code) for a coffer_rc; 2 (UNKNOWN) for a value not in the list. */
+COFFER_API int coffer_grpc_status(int rc);
+
+/* The CLI exit code for a coffer_rc; 1 for a value not in the list. */
+COFFER_API int coffer_exit_code(int rc);
+
+/* Limits. */
+#define COFFER_NAME_MAX 255                 /* bytes in a secret name, excluding the NUL */
+#define COFFER_PORTABLE_NAME_MAX 127        /* what every cloud accepts */
+#define COFFER_VERSION_MAX 21               /* buffer size for a version id: 20 digits + NUL */
+#define COFFER_VALUE_DEFAULT_MAX (64 * 1024)
+#define COFFER_VALUE_HARD_MAX (1024 * 1024)
+
+/* Permissions of a secret handle. */
+#define COFFER_PUT 0x1u
+#define COFFER_ACCESS 0x2u
+
+typedef struct coffer_store coffer_store;
+typedef struct coffer_secret coffer_secret;
+typedef struct coffer_value coffer_value;
+
+/* Flags for coffer_options.flags. */
+#define COFFER_OPEN_NO_CREATE 0x1u /* fail with COFFER_ENOTFOUND if the store does not exist */
+#define COFFER_OPEN_NO_ENV 0x2u    /* ignore COFFER_MASTER_KEY / COFFER_KEY_FILE / COFFER_PASSPHRASE */
+
+/*
+ * Options for coffer_open(). Zero-initialize, then set what you need; NULL options means all
+ * defaults. The master key comes from, in this order: master_key_b64, env COFFER_MASTER_KEY,
+ * passphrase, env COFFER_PASSPHRASE, key_file, env COFFER_KEY_FILE, and finally the default key
+ * file beside the store (<store dir>/master.key), which is created (mode 0600, O_EXCL|O_NOFOLLOW)
+ * when the store is created. The strings are only read during coffer_open().
+ */
+typedef struct coffer_options {
+	const char *master_key_b64; /* base64 of 32 bytes */
+	const char *passphrase;     /* stretched with Argon2id; salt and limits live in the store */
+	const char *key_file;       /* path of a key file holding base64 of 32 bytes */
+	size_t max_value;           /* 0: COFFER_VALUE_DEFAULT_MAX; at most COFFER_VALUE_HARD_MAX */
+	unsigned flags;             /* COFFER_OPEN_* */
+} coffer_options;
+
+/* What coffer_open() had to create, reported by coffer_created(). */
+#define COFFER_CREATED_STORE 0x1u
+#define COFFER_CREATED_KEY_FILE 0x2u
+
+/*
+ * Open (creating if needed) the store at `location`: a directory path for the embedded SQLite
+ * store (created 0700, files 0600), or a URL whose scheme names a backend ("sqlite:DIR",
+ * "postgres://..." where built in). NULL means "./.coffer".
+ *
+ * The master key is checked before this returns: a wrong key is COFFER_EKEY with a message that
+ * says so. On failure *out is untouched; if `errbuf` is not NULL, a message is written there
+ * (at most errlen bytes, NUL-terminated).
+ *
+ * Returns COFFER_OK, COFFER_EINVAL (bad location or options), COFFER_ENOTFOUND (missing and
+ * NO_CREATE), COFFER_EKEY (no key, wrong key, unsafe key file), COFFER_ECORRUPT, COFFER_EIO,
+ * COFFER_EBUSY, COFFER_EUNAVAIL, COFFER_ENOMEM.
+ */
+COFFER_API int coffer_open(coffer_store **out, const char *location, const coffer_options *opts,
+			   char *errbuf, size_t errlen) COFFER_MUST_CHECK;
+
+/* Close a store, wiping its keys. All secret handles and values must have been freed. */
+COFFER_API void coffer_close(coffer_store *st);
+
+/* COFFER_CREATED_* bits: what coffer_open() created for this handle (0 if nothing). */
+COFFER_API unsigned coffer_created(const coffer_store *st);
+
+/*
+ * The detail message of the last failed call on this store (or on any secret handle of it),
+ * e.g. "secret 'db.password' has no version '7'". Valid until the next call on the store from
+ * any thread; never NULL. Never contains a value or a key.
+ */
+COFFER_API const char *coffer_errmsg(const coffer_store *st);
+
+/*
+ * Validate a secret name: 1-255 bytes of A-Z a-z 0-9 . _ -, beginning with a letter or digit.
+ * Returns COFFER_OK or COFFER_EINVAL.
+ */
+COFFER_API int coffer_name_check(const char *name, size_t len);
+
+/* 1 if the name is also portable (lower-case letters, digits and '-', at most 127), else 0. */
+COFFER_API int coffer_name_portable(const char *name, size_t len);
+
+/*
+ * Make a handle to the secret `name` carrying the permissions `perms` (COFFER_PUT and/or
+ * COFFER_ACCESS). The secret need not exist yet. On success *out owns a handle freed with
+ * coffer_secret_free().
+ * Returns COFFER_OK, COFFER_EINVAL (bad name, or perms empty or unknown), COFFER_ENOMEM.
+ */
+COFFER_API int coffer_secret_ref(coffer_store *st, const char *name, unsigned perms,
+				 coffer_secret **out) COFFER_MUST_CHECK;
+
+COFFER_API void coffer_secret_free(coffer_secret *sec);
+
+/* The secret's name (owned by the handle). */
+COFFER_API const char *coffer_secret_name(const coffer_secret *sec);
+
+/*
+ * Store `value` (len bytes, 1..max_value, any bytes) as a new version, which becomes latest.
+ * Returns only after the version is durably committed. On success, if version_out is not NULL,
+ * the new version id is written there as a NUL-terminated decimal string.
+ * Returns COFFER_OK, COFFER_EPERM (handle lacks COFFER_PUT), COFFER_EINVAL (empty value or NULL),
+ * COFFER_ETOOBIG, COFFER_EBUSY, COFFER_EUNAVAIL (outcome unknown: the store went away during
+ * commit), COFFER_EIO, COFFER_ENOMEM.
+ */
+COFFER_API int coffer_put(coffer_secret *sec, const void *value, size_t len,
+			  char version_out[COFFER_VERSION_MAX]) COFFER_MUST_CHECK;
+
+/*
+ * One put of a batch. Fill secret/value/len; coffer_put_batch() fills rc and version.
+ */
+typedef struct coffer_put_item {
+	coffer_secret *secret;
+	const void *value;
+	size_t len;
+	int rc;                           /* out: this item's result */
+	char version[COFFER_VERSION_MAX]; /* out: the new version id when rc == COFFER_OK */
+} coffer_put_item;
+
+/*
+ * Put many values in one durable commit (group commit). Items that fail validation get their own
+ * rc and are skipped; the valid ones are committed together or not at all. Items may name the
+ * same secret: they get consecutive versions in array order. All secrets must belong to `st`.
+ * Returns COFFER_OK if the commit (of zero or more valid items) succeeded, otherwise the commit's
+ * error, which is also set in the rc of every valid item.
+ */
+COFFER_API int coffer_put_batch(coffer_store *st, coffer_put_item *items, size_t n) COFFER_MUST_CHECK;
+
+/*
+ * Read a version: `version` is "latest" (any case) or a decimal id ("1", "2", ...).
+ * On success *out owns a value freed (and wiped) with coffer_value_free().
+ * Returns COFFER_OK, COFFER_EPERM (handle lacks COFFER_ACCESS), COFFER_EINVAL (malformed version
+ * id), COFFER_ENOTFOUND (no such secret or version), COFFER_EINTEGRITY (the stored ciphertext
+ * fails to open: tampered, moved or corrupt), COFFER_EBUSY, COFFER_EIO, COFFER_ENOMEM.
+ */
+COFFER_API int coffer_access(coffer_secret *sec, const char *version,
+			     coffer_value **out) COFFER_MUST_CHECK;
+
+/* The value's bytes; *len (if not NULL) receives the length. Owned by the value. A NUL byte
+ * always follows the data (not counted in len), so text values can be used as C strings. */
+COFFER_API const void *coffer_value_data(const coffer_value *v, size_t *len);
+
+/* The real version id the value came from (never "latest"). Owned by the value. */
+COFFER_API const char *coffer_value_version(const coffer_value *v);
+
+/* Wipe and free a value. */
+COFFER_API void coffer_value_free(coffer_value *v);
+
+/* Version states. */
+#define COFFER_STATE_ENABLED 0
+#define COFFER_STATE_DESTROYED 1
+
+typedef struct coffer_version_info {
+	const char *version;    /* decimal id */
+	int64_t created_unix_ms; /* creation time, milliseconds since the Unix epoch */
+	int state;              /* COFFER_STATE_* */
+	size_t size;            /* plaintext length in bytes */
+} coffer_version_info;
+
+/*
+ * Call `cb` for each secret name in byte order. The name is valid only during the call.
+ * A non-zero return from cb stops the listing and is returned as is.
+ * Returns COFFER_OK, cb's non-zero value, COFFER_EBUSY, COFFER_EIO, COFFER_ENOMEM.
+ */
+COFFER_API int coffer_list_secrets(coffer_store *st,
+				   int (*cb)(void *ctx, const char *name, size_t nversions), void *ctx);
+
+/*
+ * Call `cb` for each version of the secret, oldest first. Needs COFFER_ACCESS. Info is valid only
+ * during the call. Returns as coffer_list_secrets(), plus COFFER_EPERM and COFFER_ENOTFOUND (no
+ * such secret).
+ */
+COFFER_API int coffer_list_versions(coffer_secret *sec,
+				    int (*cb)(void *ctx, const coffer_version_info *info), void *ctx);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* COFFER_H */
