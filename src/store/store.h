@@ -90,6 +90,8 @@ typedef struct store_ops {
 	 * Atomically: if the store has no header yet, write `proposal` (header + first data key)
 	 * and set *created = 1; otherwise set *created = 0. Either way *actual receives the header
 	 * now in force (which may be another process's proposal if it won the race).
+	 * With proposal == NULL, only read: COFFER_ENOTFOUND if the store has no header yet
+	 * (the core needs the stored Argon2 salt before it can derive a passphrase key).
 	 */
 	int (*bootstrap)(store *s, const store_boot *proposal, store_boot *actual, int *created);
 
