@@ -37,7 +37,7 @@ extern "C" {
 #endif
 
 #if defined(__GNUC__)
-#define COFFER_API __attribute__((visibility("default")))
+#define COFFER_API        __attribute__((visibility("default")))
 #define COFFER_MUST_CHECK __attribute__((warn_unused_result))
 #else
 #define COFFER_API
@@ -78,21 +78,22 @@ typedef enum coffer_rc {
 /* Static English text for a code; never NULL ("unknown error" for a value not in the list). */
 COFFER_API const char *coffer_strerror(int rc);
 
-/* The gRPC status code (google.rpc.Code) for a coffer_rc; 2 (UNKNOWN) for a value not in the list. */
+/* The gRPC status code (google.rpc.Code) for a coffer_rc; 2 (UNKNOWN) for a value not in the list.
+ */
 COFFER_API int coffer_grpc_status(int rc);
 
 /* The CLI exit code for a coffer_rc; 1 for a value not in the list. */
 COFFER_API int coffer_exit_code(int rc);
 
 /* Limits. */
-#define COFFER_NAME_MAX 255                 /* bytes in a secret name, excluding the NUL */
-#define COFFER_PORTABLE_NAME_MAX 127        /* what every cloud accepts */
-#define COFFER_VERSION_MAX 21               /* buffer size for a version id: 20 digits + NUL */
+#define COFFER_NAME_MAX          255 /* bytes in a secret name, excluding the NUL */
+#define COFFER_PORTABLE_NAME_MAX 127 /* what every cloud accepts */
+#define COFFER_VERSION_MAX       21  /* buffer size for a version id: 20 digits + NUL */
 #define COFFER_VALUE_DEFAULT_MAX (64 * 1024)
-#define COFFER_VALUE_HARD_MAX (1024 * 1024)
+#define COFFER_VALUE_HARD_MAX    (1024 * 1024)
 
 /* Permissions of a secret handle. */
-#define COFFER_PUT 0x1u
+#define COFFER_PUT    0x1u
 #define COFFER_ACCESS 0x2u
 
 typedef struct coffer_store coffer_store;
@@ -101,7 +102,8 @@ typedef struct coffer_value coffer_value;
 
 /* Flags for coffer_options.flags. */
 #define COFFER_OPEN_NO_CREATE 0x1u /* fail with COFFER_ENOTFOUND if the store does not exist */
-#define COFFER_OPEN_NO_ENV 0x2u    /* ignore COFFER_MASTER_KEY / COFFER_KEY_FILE / COFFER_PASSPHRASE */
+#define COFFER_OPEN_NO_ENV    0x2u /* ignore COFFER_MASTER_KEY / COFFER_KEY_FILE / COFFER_PASSPHRASE \
+	                            */
 
 /*
  * Options for coffer_open(). Zero-initialize, then set what you need; NULL options means all
@@ -119,7 +121,7 @@ typedef struct coffer_options {
 } coffer_options;
 
 /* What coffer_open() had to create, reported by coffer_created(). */
-#define COFFER_CREATED_STORE 0x1u
+#define COFFER_CREATED_STORE    0x1u
 #define COFFER_CREATED_KEY_FILE 0x2u
 
 /*
@@ -136,7 +138,7 @@ typedef struct coffer_options {
  * COFFER_EBUSY, COFFER_EUNAVAIL, COFFER_ENOMEM.
  */
 COFFER_API int coffer_open(coffer_store **out, const char *location, const coffer_options *opts,
-			   char *errbuf, size_t errlen) COFFER_MUST_CHECK;
+                           char *errbuf, size_t errlen) COFFER_MUST_CHECK;
 
 /* Close a store, wiping its keys. All secret handles and values must have been freed. */
 COFFER_API void coffer_close(coffer_store *st);
@@ -167,7 +169,7 @@ COFFER_API int coffer_name_portable(const char *name, size_t len);
  * Returns COFFER_OK, COFFER_EINVAL (bad name, or perms empty or unknown), COFFER_ENOMEM.
  */
 COFFER_API int coffer_secret_ref(coffer_store *st, const char *name, unsigned perms,
-				 coffer_secret **out) COFFER_MUST_CHECK;
+                                 coffer_secret **out) COFFER_MUST_CHECK;
 
 COFFER_API void coffer_secret_free(coffer_secret *sec);
 
@@ -183,7 +185,7 @@ COFFER_API const char *coffer_secret_name(const coffer_secret *sec);
  * commit), COFFER_EIO, COFFER_ENOMEM.
  */
 COFFER_API int coffer_put(coffer_secret *sec, const void *value, size_t len,
-			  char version_out[COFFER_VERSION_MAX]) COFFER_MUST_CHECK;
+                          char version_out[COFFER_VERSION_MAX]) COFFER_MUST_CHECK;
 
 /*
  * One put of a batch. Fill secret/value/len; coffer_put_batch() fills rc and version.
@@ -203,7 +205,8 @@ typedef struct coffer_put_item {
  * Returns COFFER_OK if the commit (of zero or more valid items) succeeded, otherwise the commit's
  * error, which is also set in the rc of every valid item.
  */
-COFFER_API int coffer_put_batch(coffer_store *st, coffer_put_item *items, size_t n) COFFER_MUST_CHECK;
+COFFER_API int coffer_put_batch(coffer_store *st, coffer_put_item *items,
+                                size_t n) COFFER_MUST_CHECK;
 
 /*
  * Read a version: `version` is "latest" (any case) or a decimal id ("1", "2", ...).
@@ -213,7 +216,7 @@ COFFER_API int coffer_put_batch(coffer_store *st, coffer_put_item *items, size_t
  * fails to open: tampered, moved or corrupt), COFFER_EBUSY, COFFER_EIO, COFFER_ENOMEM.
  */
 COFFER_API int coffer_access(coffer_secret *sec, const char *version,
-			     coffer_value **out) COFFER_MUST_CHECK;
+                             coffer_value **out) COFFER_MUST_CHECK;
 
 /* The value's bytes; *len (if not NULL) receives the length. Owned by the value. A NUL byte
  * always follows the data (not counted in len), so text values can be used as C strings. */
@@ -226,14 +229,14 @@ COFFER_API const char *coffer_value_version(const coffer_value *v);
 COFFER_API void coffer_value_free(coffer_value *v);
 
 /* Version states. */
-#define COFFER_STATE_ENABLED 0
+#define COFFER_STATE_ENABLED   0
 #define COFFER_STATE_DESTROYED 1
 
 typedef struct coffer_version_info {
-	const char *version;    /* decimal id */
+	const char *version;     /* decimal id */
 	int64_t created_unix_ms; /* creation time, milliseconds since the Unix epoch */
-	int state;              /* COFFER_STATE_* */
-	size_t size;            /* plaintext length in bytes */
+	int state;               /* COFFER_STATE_* */
+	size_t size;             /* plaintext length in bytes */
 } coffer_version_info;
 
 /*
@@ -242,7 +245,8 @@ typedef struct coffer_version_info {
  * Returns COFFER_OK, cb's non-zero value, COFFER_EBUSY, COFFER_EIO, COFFER_ENOMEM.
  */
 COFFER_API int coffer_list_secrets(coffer_store *st,
-				   int (*cb)(void *ctx, const char *name, size_t nversions), void *ctx);
+                                   int (*cb)(void *ctx, const char *name, size_t nversions),
+                                   void *ctx);
 
 /*
  * Call `cb` for each version of the secret, oldest first. Needs COFFER_ACCESS. Info is valid only
@@ -250,7 +254,8 @@ COFFER_API int coffer_list_secrets(coffer_store *st,
  * such secret).
  */
 COFFER_API int coffer_list_versions(coffer_secret *sec,
-				    int (*cb)(void *ctx, const coffer_version_info *info), void *ctx);
+                                    int (*cb)(void *ctx, const coffer_version_info *info),
+                                    void *ctx);
 
 #ifdef __cplusplus
 }

@@ -19,8 +19,8 @@
 
 typedef struct store store; /* each backend defines its own struct and casts */
 
-#define STORE_ID_LEN 16
-#define STORE_SALT_LEN 16
+#define STORE_ID_LEN         16
+#define STORE_SALT_LEN       16
 #define STORE_SEALED_KEY_MAX 128
 #define STORE_SCHEMA_VERSION 1
 
@@ -30,7 +30,7 @@ typedef struct store_boot {
 	uint8_t kdf_salt[STORE_SALT_LEN]; /* Argon2id salt for passphrase-derived master keys */
 	uint64_t kdf_opslimit;
 	uint64_t kdf_memlimit;
-	uint32_t first_key_id;                     /* id of the first data key */
+	uint32_t first_key_id;                    /* id of the first data key */
 	uint8_t sealed_key[STORE_SEALED_KEY_MAX]; /* that data key, sealed under the master key */
 	size_t sealed_key_len;
 } store_boot;
@@ -59,7 +59,7 @@ typedef struct store_put {
  * and returns a malloc'd blob in *sealed, which the backend frees after use.
  */
 typedef int (*store_seal_fn)(void *ctx, size_t i, uint64_t version, uint32_t *key_id,
-			     uint8_t **sealed, size_t *sealed_len);
+                             uint8_t **sealed, size_t *sealed_len);
 
 typedef int (*store_key_cb)(void *ctx, uint32_t key_id, const uint8_t *sealed, size_t len);
 typedef int (*store_name_cb)(void *ctx, const char *name, size_t nversions);
@@ -73,7 +73,8 @@ typedef struct store_ops {
 	/*
 	 * Open the store at `location` (sqlite: a directory; postgres: the whole URL). With
 	 * STORE_OPEN_CREATE, create it (and its schema) if missing; without it a missing store is
-	 * COFFER_ENOTFOUND. `err` receives a message on failure. Schema is created or migrated here.
+	 * COFFER_ENOTFOUND. `err` receives a message on failure. Schema is created or migrated
+	 * here.
 	 */
 	int (*open)(const char *location, unsigned flags, store **out, char *err, size_t errlen);
 	void (*close)(store *s);
@@ -100,10 +101,10 @@ typedef struct store_ops {
 
 	/*
 	 * Insert n versions in ONE transaction, durably committed before returning. For each item,
-	 * in order: create the secret if needed, assign the next version id (strictly increasing per
-	 * secret, never reused, no gaps between committed puts), call seal(), insert the row. Bumps
-	 * the store generation. If the outcome of the commit cannot be known (connection lost during
-	 * COMMIT), return COFFER_EUNAVAIL and never retry the write silently.
+	 * in order: create the secret if needed, assign the next version id (strictly increasing
+	 * per secret, never reused, no gaps between committed puts), call seal(), insert the row.
+	 * Bumps the store generation. If the outcome of the commit cannot be known (connection lost
+	 * during COMMIT), return COFFER_EUNAVAIL and never retry the write silently.
 	 */
 	int (*put)(store *s, store_put *items, size_t n, store_seal_fn seal, void *ctx);
 
@@ -126,7 +127,8 @@ typedef struct store_ops {
 
 	/* List the versions of one secret, oldest first (sealed = NULL, sealed_len set).
 	 * COFFER_ENOTFOUND if the secret does not exist. */
-	int (*list_versions)(store *s, const char *name, size_t name_len, store_row_cb cb, void *ctx);
+	int (*list_versions)(store *s, const char *name, size_t name_len, store_row_cb cb,
+	                     void *ctx);
 } store_ops;
 
 /*

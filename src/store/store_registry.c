@@ -13,11 +13,11 @@ static const struct {
 	const store_ops *ops;
 	int strip; /* 1: hand the backend what follows the prefix; 0: the whole location */
 } registry[] = {
-	{"sqlite://", &sqlite_store_ops, 1},
-	{"sqlite:", &sqlite_store_ops, 1},
+    {"sqlite://", &sqlite_store_ops, 1},
+    {"sqlite:", &sqlite_store_ops, 1},
 #ifdef COFFER_WITH_POSTGRES
-	{"postgres://", &postgres_store_ops, 0},
-	{"postgresql://", &postgres_store_ops, 0},
+    {"postgres://", &postgres_store_ops, 0},
+    {"postgresql://", &postgres_store_ops, 0},
 #endif
 };
 

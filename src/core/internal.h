@@ -1,0 +1,89 @@
+/* internal.h -- the core's private structures. Not API. */
+#ifndef COFFER_CORE_INTERNAL_H
+#define COFFER_CORE_INTERNAL_H
+
+#include <pthread.h>
+#include <stdint.h>
+
+#include "coffer.h"
+#include "crypto/crypto.h"
+#include "store/store.h"
+
+#define CORE_ERRMSG_MAX  512
+#define CORE_KEYRING_MAX 64
+
+typedef struct core_data_key {
+	uint32_t id;
+	crypto_key key;
+} core_data_key;
+
+/* One cached sealed row: the newest version of a secret, trusted while the backend's
+ * generation() still equals `gen`. Holding sealed (not plain) values keeps the cache as safe
+ * as the store itself. */
+typedef struct core_cache_entry {
+	char *name; /* NULL: empty slot */
+	size_t name_len;
+	uint64_t gen;
+	uint64_t version;
+	uint32_t key_id;
+	uint8_t *sealed;
+	size_t sealed_len;
+} core_cache_entry;
+
+#define CORE_CACHE_SLOTS       1024        /* power of two */
+#define CORE_CACHE_MAX_ENTRIES 768         /* beyond this, the cache is emptied */
+#define CORE_CACHE_MAX_BYTES   (32u << 20) /* ceiling of sealed bytes held */
+
+typedef struct core_cache {
+	core_cache_entry slots[CORE_CACHE_SLOTS];
+	size_t entries;
+	size_t bytes;
+} core_cache;
+
+struct coffer_store {
+	pthread_mutex_t mu;
+	const store_ops *ops;
+	store *be;
+	uint8_t store_id[STORE_ID_LEN];
+	core_data_key keys[CORE_KEYRING_MAX];
+	size_t nkeys;
+	size_t newest; /* index in keys of the key new values are sealed with */
+	size_t max_value;
+	unsigned created;
+	core_cache *cache;
+	char errmsg[CORE_ERRMSG_MAX];
+};
+
+struct coffer_secret {
+	coffer_store *st;
+	unsigned perms;
+	size_t name_len;
+	char name[]; /* NUL-terminated */
+};
+
+struct coffer_value {
+	size_t len;
+	char version[COFFER_VERSION_MAX];
+	unsigned char data[]; /* len bytes + a NUL */
+};
+
+/* validate.c */
+int core_version_parse(const char *s, uint64_t *out); /* "latest" -> 0 */
+void core_version_format(uint64_t v, char out[COFFER_VERSION_MAX]);
+
+/* store.c */
+void core_set_err(coffer_store *st, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void core_set_backend_err(coffer_store *st, int rc);
+const crypto_key *core_key_by_id(const coffer_store *st, uint32_t id);
+
+/* cache.c */
+core_cache *core_cache_new(void);
+void core_cache_free(core_cache *c);
+const core_cache_entry *core_cache_get(core_cache *c, const char *name, size_t len, uint64_t gen);
+/* Takes ownership of row->sealed (sets it to NULL). */
+void core_cache_put(core_cache *c, const char *name, size_t len, store_row *row);
+
+/* Test hook: called with every value buffer just before it is freed (after wiping). */
+extern void (*core_value_free_hook)(const void *data, size_t len);
+
+#endif

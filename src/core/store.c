@@ -1,0 +1,281 @@
+/* Opening and closing a store: backend, header, master key, keyring. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "core/internal.h"
+
+void core_set_err(coffer_store *st, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(st->errmsg, sizeof st->errmsg, fmt, ap);
+	va_end(ap);
+}
+
+void core_set_backend_err(coffer_store *st, int rc)
+{
+	const char *m = st->ops->errmsg(st->be);
+	core_set_err(st, "%s", m != NULL && m[0] != '\0' ? m : coffer_strerror(rc));
+}
+
+const char *coffer_errmsg(const coffer_store *st)
+{
+	return st == NULL ? "no store" : st->errmsg;
+}
+
+unsigned coffer_created(const coffer_store *st)
+{
+	return st == NULL ? 0 : st->created;
+}
+
+const crypto_key *core_key_by_id(const coffer_store *st, uint32_t id)
+{
+	for (size_t i = 0; i < st->nkeys; i++)
+		if (st->keys[i].id == id)
+			return &st->keys[i].key;
+	return NULL;
+}
+
+/* An opening in progress: what coffer_open() needs to pass between its steps. */
+typedef struct opening {
+	coffer_store *st;
+	const coffer_options *opts;
+	const char *location; /* as given to the backend */
+	char *err;
+	size_t errlen;
+	crypto_key master;
+} opening;
+
+static const char *opt_or_env(const char *opt, const char *env, unsigned flags)
+{
+	if (opt != NULL)
+		return opt;
+	if (flags & COFFER_OPEN_NO_ENV)
+		return NULL;
+	const char *v = getenv(env);
+	return v != NULL && v[0] != '\0' ? v : NULL;
+}
+
+/* The master key from a key file: the explicit one, else the backend's default. A missing key
+ * file is created only for a store that has no header yet (a new store). */
+static int master_from_file(opening *o, int new_store)
+{
+	char path[4096];
+	const char *file = opt_or_env(o->opts->key_file, "COFFER_KEY_FILE", o->opts->flags);
+	if (file == NULL) {
+		if (o->st->ops->default_key_file(o->location, path, sizeof path) != COFFER_OK) {
+			snprintf(o->err, o->errlen,
+			         "no master key: set COFFER_MASTER_KEY, COFFER_PASSPHRASE or "
+			         "COFFER_KEY_FILE (this store has no default key file)");
+			return COFFER_EKEY;
+		}
+		file = path;
+	}
+	int rc = crypto_key_file_read(file, &o->master, o->err, o->errlen);
+	if (rc == COFFER_ENOTFOUND && new_store) {
+		int created = 0;
+		rc = crypto_key_file_create(file, &o->master, &created, o->err, o->errlen);
+		if (rc == COFFER_OK && created)
+			o->st->created |= COFFER_CREATED_KEY_FILE;
+	} else if (rc == COFFER_ENOTFOUND) {
+		snprintf(o->err, o->errlen,
+		         "no master key: key file '%s' is missing and the store already exists "
+		         "(set COFFER_MASTER_KEY, COFFER_PASSPHRASE or --key-file)",
+		         file);
+		rc = COFFER_EKEY;
+	}
+	return rc;
+}
+
+static int master_resolve(opening *o, const store_boot *hdr, int new_store)
+{
+	const coffer_options *op = o->opts;
+	const char *b64 = opt_or_env(op->master_key_b64, "COFFER_MASTER_KEY", op->flags);
+	if (b64 != NULL) {
+		int rc = crypto_key_from_base64(&o->master, b64, strlen(b64));
+		if (rc == COFFER_EKEY)
+			snprintf(o->err, o->errlen,
+			         "COFFER_MASTER_KEY is not the base64 encoding of 32 bytes");
+		return rc;
+	}
+	const char *pass = opt_or_env(op->passphrase, "COFFER_PASSPHRASE", op->flags);
+	if (pass != NULL) {
+		int rc = crypto_key_from_passphrase(&o->master, pass, strlen(pass), hdr->kdf_salt,
+		                                    hdr->kdf_opslimit, hdr->kdf_memlimit);
+		if (rc != COFFER_OK)
+			snprintf(o->err, o->errlen,
+			         "cannot derive the master key from the passphrase");
+		return rc;
+	}
+	return master_from_file(o, new_store);
+}
+
+static int key_loaded(void *ctx, uint32_t id, const uint8_t *sealed, size_t len)
+{
+	opening *o = ctx;
+	coffer_store *st = o->st;
+	if (st->nkeys == CORE_KEYRING_MAX) {
+		snprintf(o->err, o->errlen, "keyring holds more than %d keys", CORE_KEYRING_MAX);
+		return COFFER_ECORRUPT;
+	}
+	core_data_key *k = &st->keys[st->nkeys];
+	int rc = crypto_open_key(&o->master, st->store_id, id, sealed, len, &k->key);
+	if (rc == COFFER_ENOMEM)
+		return rc;
+	if (rc != COFFER_OK) {
+		snprintf(o->err, o->errlen,
+		         "wrong master key: it cannot open this store's keyring (key %u)",
+		         (unsigned)id);
+		return COFFER_EKEY;
+	}
+	k->id = id;
+	if (st->nkeys == 0 || id > st->keys[st->newest].id)
+		st->newest = st->nkeys;
+	st->nkeys++;
+	return COFFER_OK;
+}
+
+static int keyring_load(opening *o)
+{
+	int rc = o->st->ops->keys_load(o->st->be, key_loaded, o);
+	if (rc == COFFER_OK && o->st->nkeys == 0) {
+		snprintf(o->err, o->errlen, "store has no data keys");
+		rc = COFFER_ECORRUPT;
+	} else if (rc != COFFER_OK && o->err[0] == '\0') {
+		snprintf(o->err, o->errlen, "%s", o->st->ops->errmsg(o->st->be));
+	}
+	return rc;
+}
+
+/* A new store: propose a header sealed under our master key; another process may win the race,
+ * in which case its header (and, for a passphrase, its salt) is the one in force. */
+static int bootstrap_new(opening *o, store_boot *hdr)
+{
+	store_boot prop;
+	memset(&prop, 0, sizeof prop);
+	crypto_random(prop.store_id, sizeof prop.store_id);
+	crypto_random(prop.kdf_salt, sizeof prop.kdf_salt);
+	crypto_passphrase_defaults(&prop.kdf_opslimit, &prop.kdf_memlimit);
+	prop.first_key_id = 1;
+	int rc = master_resolve(o, &prop, 1);
+	if (rc != COFFER_OK)
+		return rc;
+	crypto_key dk = {0};
+	if ((rc = crypto_key_random(&dk)) != COFFER_OK)
+		return rc;
+	rc = crypto_seal_key(&o->master, prop.store_id, prop.first_key_id, &dk, prop.sealed_key);
+	crypto_key_free(&dk);
+	prop.sealed_key_len = CRYPTO_SEALED_KEY_LEN;
+	int created = 0;
+	if (rc == COFFER_OK)
+		rc = o->st->ops->bootstrap(o->st->be, &prop, hdr, &created);
+	if (rc != COFFER_OK) {
+		snprintf(o->err, o->errlen, "%s", o->st->ops->errmsg(o->st->be));
+		return rc;
+	}
+	if (created) {
+		o->st->created |= COFFER_CREATED_STORE;
+	} else if (memcmp(prop.kdf_salt, hdr->kdf_salt, STORE_SALT_LEN) != 0) {
+		crypto_key_free(
+		    &o->master); /* lost the race: derive again with the winner's salt */
+		rc = master_resolve(o, hdr, 0);
+	}
+	return rc;
+}
+
+static int open_keys(opening *o)
+{
+	store_boot hdr;
+	int rc = o->st->ops->bootstrap(o->st->be, NULL, &hdr, &(int){0});
+	if (rc == COFFER_OK)
+		rc = master_resolve(o, &hdr, 0);
+	else if (rc == COFFER_ENOTFOUND)
+		rc = bootstrap_new(o, &hdr);
+	else
+		snprintf(o->err, o->errlen, "%s", o->st->ops->errmsg(o->st->be));
+	if (rc == COFFER_OK) {
+		memcpy(o->st->store_id, hdr.store_id, STORE_ID_LEN);
+		rc = keyring_load(o);
+	}
+	crypto_key_free(&o->master); /* only the data keys stay in memory */
+	return rc;
+}
+
+static int open_steps(opening *o, const char *location)
+{
+	coffer_store *st = o->st;
+	const char *rest = NULL;
+	st->ops = store_lookup(location, &rest);
+	if (st->ops == NULL) {
+		snprintf(o->err, o->errlen, "unknown store scheme in '%.200s'", location);
+		return COFFER_EINVAL;
+	}
+	o->location = rest;
+	size_t maxv = o->opts->max_value == 0 ? COFFER_VALUE_DEFAULT_MAX : o->opts->max_value;
+	if (maxv > COFFER_VALUE_HARD_MAX) {
+		snprintf(o->err, o->errlen, "max value size %zu exceeds the hard limit of %d bytes",
+		         maxv, COFFER_VALUE_HARD_MAX);
+		return COFFER_EINVAL;
+	}
+	st->max_value = maxv;
+	unsigned flags = (o->opts->flags & COFFER_OPEN_NO_CREATE) ? 0 : STORE_OPEN_CREATE;
+	int rc = st->ops->open(rest, flags, &st->be, o->err, o->errlen);
+	if (rc != COFFER_OK)
+		return rc;
+	return open_keys(o);
+}
+
+int coffer_open(coffer_store **out, const char *location, const coffer_options *opts, char *errbuf,
+                size_t errlen)
+{
+	static const coffer_options defaults;
+	char dummy[CORE_ERRMSG_MAX];
+	if (errbuf == NULL || errlen == 0) {
+		errbuf = dummy;
+		errlen = sizeof dummy;
+	}
+	errbuf[0] = '\0';
+	if (out == NULL) {
+		snprintf(errbuf, errlen, "out parameter is NULL");
+		return COFFER_EMISUSE;
+	}
+	if (crypto_init() != COFFER_OK) {
+		snprintf(errbuf, errlen, "libsodium failed to initialize");
+		return COFFER_EIO;
+	}
+	coffer_store *st = calloc(1, sizeof *st);
+	if (st == NULL)
+		return COFFER_ENOMEM;
+	opening o = {
+	    .st = st, .opts = opts != NULL ? opts : &defaults, .err = errbuf, .errlen = errlen};
+	int rc = pthread_mutex_init(&st->mu, NULL) != 0 ? COFFER_ENOMEM : COFFER_OK;
+	if (rc == COFFER_OK)
+		rc = open_steps(&o, location != NULL ? location : "./.coffer");
+	if (rc == COFFER_OK && (st->cache = core_cache_new()) == NULL)
+		rc = COFFER_ENOMEM;
+	if (rc != COFFER_OK) {
+		if (errbuf[0] == '\0')
+			snprintf(errbuf, errlen, "%s", coffer_strerror(rc));
+		coffer_close(st);
+		return rc;
+	}
+	*out = st;
+	return COFFER_OK;
+}
+
+void coffer_close(coffer_store *st)
+{
+	if (st == NULL)
+		return;
+	for (size_t i = 0; i < st->nkeys; i++)
+		crypto_key_free(&st->keys[i].key);
+	core_cache_free(st->cache);
+	if (st->be != NULL)
+		st->ops->close(st->be);
+	pthread_mutex_destroy(&st->mu);
+	free(st);
+}

@@ -1,0 +1,88 @@
+/*
+ * crypto.h -- keys and sealing (libsodium). Internal to libcoffer.
+ *
+ * Sealed value layout:   format(1) | nonce(24) | XChaCha20-Poly1305(ciphertext | tag(16))
+ * Authenticated data:    format | store_id(16) | key_id(u32 BE) | version(u64 BE) |
+ *                        name_len(u16 BE) | name
+ * so a ciphertext moved to another store, secret, version or key fails to open.
+ * Sealed data keys use the same layout with AD = "coffer-keyring" | store_id | key_id.
+ */
+#ifndef COFFER_CRYPTO_H
+#define COFFER_CRYPTO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "coffer.h"
+
+#define CRYPTO_KEY_LEN        32
+#define CRYPTO_NONCE_LEN      24
+#define CRYPTO_TAG_LEN        16
+#define CRYPTO_FORMAT_V1      0x01
+#define CRYPTO_OVERHEAD       (1 + CRYPTO_NONCE_LEN + CRYPTO_TAG_LEN)
+#define CRYPTO_SEALED_KEY_LEN (CRYPTO_OVERHEAD + CRYPTO_KEY_LEN)
+
+/* A 256-bit key in sodium_malloc memory (guard pages, mlock where allowed, wiped on free). */
+typedef struct crypto_key {
+	unsigned char *k; /* CRYPTO_KEY_LEN bytes */
+} crypto_key;
+
+int crypto_init(void) __attribute__((warn_unused_result));
+
+int crypto_key_new(crypto_key *key) __attribute__((warn_unused_result));
+int crypto_key_random(crypto_key *key) __attribute__((warn_unused_result));
+void crypto_key_free(crypto_key *key);
+
+/* Where a value lives: bound into the authenticated data. */
+typedef struct crypto_place {
+	const uint8_t *store_id; /* 16 bytes */
+	uint32_t key_id;
+	uint64_t version;
+	const char *name;
+	size_t name_len;
+} crypto_place;
+
+/* Seal pt into a malloc'd blob (*out, *out_len = pt_len + CRYPTO_OVERHEAD). */
+int crypto_seal_value(const crypto_key *key, const crypto_place *place, const void *pt,
+                      size_t pt_len, uint8_t **out, size_t *out_len)
+    __attribute__((warn_unused_result));
+
+/* Open a sealed blob into pt (capacity >= sealed_len - CRYPTO_OVERHEAD). On failure the output
+ * is wiped and COFFER_EINTEGRITY returned, whatever the reason (opaque, like libsodium). */
+int crypto_open_value(const crypto_key *key, const crypto_place *place, const uint8_t *sealed,
+                      size_t sealed_len, void *pt, size_t *pt_len)
+    __attribute__((warn_unused_result));
+
+/* Seal / open a data key under the master key. */
+int crypto_seal_key(const crypto_key *master, const uint8_t *store_id, uint32_t key_id,
+                    const crypto_key *data_key, uint8_t out[CRYPTO_SEALED_KEY_LEN])
+    __attribute__((warn_unused_result));
+int crypto_open_key(const crypto_key *master, const uint8_t *store_id, uint32_t key_id,
+                    const uint8_t *sealed, size_t sealed_len, crypto_key *data_key)
+    __attribute__((warn_unused_result));
+
+/* Argon2id: derive a master key from a passphrase and the store's salt and limits. */
+int crypto_key_from_passphrase(crypto_key *key, const char *pass, size_t pass_len,
+                               const uint8_t salt[16], uint64_t opslimit, uint64_t memlimit)
+    __attribute__((warn_unused_result));
+void crypto_passphrase_defaults(uint64_t *opslimit, uint64_t *memlimit);
+
+/* Decode base64 (standard alphabet, surrounding whitespace ignored) of exactly 32 bytes. */
+int crypto_key_from_base64(crypto_key *key, const char *b64, size_t len)
+    __attribute__((warn_unused_result));
+/* Encode a key as base64 into out (at least 64 bytes). */
+void crypto_key_to_base64(const crypto_key *key, char *out, size_t out_len);
+
+void crypto_random(void *buf, size_t len);
+
+/* Read a key file: refuses symlinks, non-regular files, files of another owner and files
+ * readable or writable by group/others. */
+int crypto_key_file_read(const char *path, crypto_key *key, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+/* Create a key file holding a fresh random key (O_EXCL|O_NOFOLLOW, mode 0600, fsync'd, and its
+ * directory fsync'd). If the file appeared meanwhile (another process won the race), the key in
+ * it is returned instead; *created says which. */
+int crypto_key_file_create(const char *path, crypto_key *key, int *created, char *err,
+                           size_t errlen) __attribute__((warn_unused_result));
+
+#endif

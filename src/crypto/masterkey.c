@@ -1,0 +1,128 @@
+/* Key files: the master key at rest on the local disk, guarded like an SSH private key. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "crypto/crypto.h"
+
+#define KEY_FILE_MAX 256 /* base64 of 32 bytes is 44; leave room for whitespace, refuse more */
+
+int crypto_key_file_read(const char *path, crypto_key *key, char *err, size_t errlen)
+{
+	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0) {
+		int e = errno;
+		snprintf(err, errlen, "cannot open key file '%s': %s", path,
+		         e == ELOOP ? "it is a symbolic link" : strerror(e));
+		return e == ENOENT ? COFFER_ENOTFOUND : COFFER_EKEY;
+	}
+	struct stat st;
+	int rc = COFFER_EKEY;
+	char buf[KEY_FILE_MAX + 1];
+	ssize_t n = 0;
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+		snprintf(err, errlen, "key file '%s' is not a regular file", path);
+	} else if (st.st_uid != geteuid()) {
+		snprintf(err, errlen, "key file '%s' belongs to another user (uid %u)", path,
+		         (unsigned)st.st_uid);
+	} else if ((st.st_mode & 077) != 0) {
+		snprintf(err, errlen,
+		         "key file '%s' is accessible by group or others (mode %04o); "
+		         "run: chmod 600 '%s'",
+		         path, (unsigned)(st.st_mode & 07777), path);
+	} else if ((n = read(fd, buf, sizeof buf)) < 0 || n > KEY_FILE_MAX) {
+		snprintf(err, errlen, "cannot read key file '%s'", path);
+	} else if ((rc = crypto_key_from_base64(key, buf, (size_t)n)) != COFFER_OK) {
+		snprintf(err, errlen, "key file '%s' does not hold a base64 256-bit key", path);
+		rc = rc == COFFER_ENOMEM ? rc : COFFER_EKEY;
+	}
+	sodium_memzero(buf, sizeof buf);
+	close(fd);
+	return rc;
+}
+
+static void fsync_parent(const char *path)
+{
+	char dir[4096];
+	const char *slash = strrchr(path, '/');
+	size_t n = slash == NULL ? 0 : (size_t)(slash - path);
+	if (n == 0 || n >= sizeof dir) {
+		memcpy(dir, slash == path ? "/" : ".", 2);
+	} else {
+		memcpy(dir, path, n);
+		dir[n] = '\0';
+	}
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd >= 0) {
+		(void)fsync(fd);
+		close(fd);
+	}
+}
+
+static int write_all(int fd, const char *p, size_t n)
+{
+	while (n > 0) {
+		ssize_t w = write(fd, p, n);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return -1;
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+/* Written to a private temporary file first and then link()ed into place, so a concurrent
+ * opener never reads a half-written key: link() fails with EEXIST, never follows a symlink. */
+int crypto_key_file_create(const char *path, crypto_key *key, int *created, char *err,
+                           size_t errlen)
+{
+	char tmp[4096];
+	if (snprintf(tmp, sizeof tmp, "%s.tmpXXXXXX", path) >= (int)sizeof tmp) {
+		snprintf(err, errlen, "key file path too long");
+		return COFFER_EINVAL;
+	}
+	int fd = mkostemp(tmp, O_CLOEXEC); /* O_CREAT|O_EXCL, mode 0600 */
+	if (fd < 0) {
+		snprintf(err, errlen, "cannot create key file '%s': %s", path, strerror(errno));
+		return COFFER_EIO;
+	}
+	int rc = crypto_key_random(key);
+	char b64[64];
+	if (rc == COFFER_OK) {
+		crypto_key_to_base64(key, b64, sizeof b64);
+		size_t len = strlen(b64);
+		b64[len++] = '\n';
+		if (fchmod(fd, 0600) != 0 || write_all(fd, b64, len) != 0 || fsync(fd) != 0) {
+			snprintf(err, errlen, "cannot write key file '%s': %s", path,
+			         strerror(errno));
+			rc = COFFER_EIO;
+		}
+		sodium_memzero(b64, sizeof b64);
+	}
+	close(fd);
+	if (rc == COFFER_OK && link(tmp, path) != 0) {
+		if (errno == EEXIST) {
+			unlink(tmp);
+			crypto_key_free(key);
+			*created = 0;
+			return crypto_key_file_read(path, key, err, errlen);
+		}
+		snprintf(err, errlen, "cannot create key file '%s': %s", path, strerror(errno));
+		rc = COFFER_EIO;
+	}
+	unlink(tmp);
+	if (rc != COFFER_OK) {
+		crypto_key_free(key);
+		return rc;
+	}
+	fsync_parent(path);
+	*created = 1;
+	return COFFER_OK;
+}

@@ -1,0 +1,584 @@
+/*
+ * The embedded SQLite backend: one folder holding coffer.db (+ -wal, -shm), coffer.gen and,
+ * by default, master.key. WAL, synchronous=FULL, secure_delete, writes in BEGIN IMMEDIATE.
+ *
+ * coffer.gen is a tiny shared-memory file holding the store generation: every write
+ * transaction bumps the generation row in the database AND stores the new value into
+ * coffer.gen BEFORE it commits. A reader caches a row tagged with the generation read in the
+ * row's own snapshot and trusts it only while coffer.gen still holds that value: any commit
+ * after the snapshot has already changed coffer.gen, and a writer that dies before committing
+ * only leaves coffer.gen ahead (readers then miss the cache until the next write): never stale.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+#include "store/store.h"
+
+enum {
+	Q_UPSERT_SECRET,
+	Q_INSERT_VERSION,
+	Q_BUMP_GEN,
+	Q_GET_LATEST,
+	Q_GET_VERSION,
+	Q_KEYS,
+	Q_HEADER,
+	Q_LIST_SECRETS,
+	Q_SECRET_ID,
+	Q_LIST_VERSIONS,
+	Q_COUNT
+};
+
+static const char *const queries[Q_COUNT] = {
+    [Q_UPSERT_SECRET] = "INSERT INTO secrets(name, last_version, created_ms) VALUES(?1, 1, ?2) "
+                        "ON CONFLICT(name) DO UPDATE SET last_version = last_version + 1 "
+                        "RETURNING id, last_version",
+    [Q_INSERT_VERSION] = "INSERT INTO versions(secret_id, version, key_id, state, created_ms, "
+                         "sealed) VALUES(?1, ?2, ?3, 0, ?4, ?5)",
+    [Q_BUMP_GEN] = "UPDATE gen SET gen = gen + 1 WHERE id = 1 RETURNING gen",
+    [Q_GET_LATEST] = "SELECT v.version, v.key_id, v.state, v.created_ms, v.sealed, "
+                     "(SELECT gen FROM gen WHERE id = 1) FROM versions v "
+                     "WHERE v.secret_id = (SELECT id FROM secrets WHERE name = ?1) "
+                     "AND v.state = 0 ORDER BY v.version DESC LIMIT 1",
+    [Q_GET_VERSION] = "SELECT v.version, v.key_id, v.state, v.created_ms, v.sealed, "
+                      "(SELECT gen FROM gen WHERE id = 1) FROM versions v "
+                      "WHERE v.secret_id = (SELECT id FROM secrets WHERE name = ?1) "
+                      "AND v.version = ?2 AND v.state = 0",
+    [Q_KEYS] = "SELECT id, sealed FROM keyring ORDER BY id",
+    [Q_HEADER] = "SELECT store_id, kdf_salt, kdf_ops, kdf_mem FROM header WHERE id = 1",
+    [Q_LIST_SECRETS] = "SELECT s.name, (SELECT count(*) FROM versions v WHERE v.secret_id = "
+                       "s.id) FROM secrets s ORDER BY s.name",
+    [Q_SECRET_ID] = "SELECT id FROM secrets WHERE name = ?1",
+    [Q_LIST_VERSIONS] = "SELECT version, key_id, state, created_ms, length(sealed) FROM "
+                        "versions WHERE secret_id = ?1 ORDER BY version",
+};
+
+static const char schema_v1[] =
+    "CREATE TABLE header(id INTEGER PRIMARY KEY CHECK (id = 1), store_id BLOB NOT NULL, "
+    "  kdf_salt BLOB NOT NULL, kdf_ops INTEGER NOT NULL, kdf_mem INTEGER NOT NULL, "
+    "  created_ms INTEGER NOT NULL);"
+    "CREATE TABLE keyring(id INTEGER PRIMARY KEY, sealed BLOB NOT NULL, "
+    "  created_ms INTEGER NOT NULL);"
+    "CREATE TABLE secrets(id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, "
+    "  last_version INTEGER NOT NULL, created_ms INTEGER NOT NULL);"
+    "CREATE TABLE versions(secret_id INTEGER NOT NULL REFERENCES secrets(id), "
+    "  version INTEGER NOT NULL, key_id INTEGER NOT NULL, state INTEGER NOT NULL, "
+    "  created_ms INTEGER NOT NULL, sealed BLOB, PRIMARY KEY (secret_id, version)) "
+    "  WITHOUT ROWID;"
+    "CREATE TABLE gen(id INTEGER PRIMARY KEY CHECK (id = 1), gen INTEGER NOT NULL);"
+    "INSERT INTO gen(id, gen) VALUES(1, 1);"
+    "PRAGMA user_version = 1;";
+
+typedef struct sqlite_store {
+	sqlite3 *db;
+	sqlite3_stmt *q[Q_COUNT];
+	uint64_t *gen; /* mmap of coffer.gen, or NULL when unavailable (cache then unused) */
+	char err[512];
+} sqlite_store;
+
+#define S(s) ((sqlite_store *)(s))
+
+static int64_t now_ms(void)
+{
+	struct timeval tv;
+	gettimeofday(&tv, NULL);
+	return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
+}
+
+static int map_rc(int src)
+{
+	switch (src & 0xff) {
+	case SQLITE_OK:
+	case SQLITE_ROW:
+	case SQLITE_DONE:
+		return COFFER_OK;
+	case SQLITE_BUSY:
+	case SQLITE_LOCKED:
+		return COFFER_EBUSY;
+	case SQLITE_NOMEM:
+		return COFFER_ENOMEM;
+	case SQLITE_CORRUPT:
+	case SQLITE_NOTADB:
+		return COFFER_ECORRUPT;
+	default:
+		return COFFER_EIO;
+	}
+}
+
+static int fail(sqlite_store *s, int src, const char *what)
+{
+	snprintf(s->err, sizeof s->err, "sqlite: %s: %s", what,
+	         s->db != NULL ? sqlite3_errmsg(s->db) : sqlite3_errstr(src));
+	return map_rc(src);
+}
+
+static int exec(sqlite_store *s, const char *sql, const char *what)
+{
+	int src = sqlite3_exec(s->db, sql, NULL, NULL, NULL);
+	return src == SQLITE_OK ? COFFER_OK : fail(s, src, what);
+}
+
+static void rollback(sqlite_store *s)
+{
+	/* Fails harmlessly when no transaction is open (e.g. COMMIT already rolled back). */
+	(void)sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+}
+
+static int path_join(char *buf, size_t len, const char *dir, const char *file)
+{
+	return snprintf(buf, len, "%s/%s", dir, file) < (int)len ? COFFER_OK : COFFER_EINVAL;
+}
+
+static int sq_default_key_file(const char *location, char *buf, size_t len)
+{
+	return path_join(buf, len, location, "master.key");
+}
+
+/* The folder: created 0700; an existing one must be a directory. */
+static int prepare_dir(const char *dir, unsigned flags, char *err, size_t errlen)
+{
+	struct stat st;
+	if (stat(dir, &st) == 0) {
+		if (S_ISDIR(st.st_mode))
+			return COFFER_OK;
+		snprintf(err, errlen, "store '%s' exists but is not a directory", dir);
+		return COFFER_EINVAL;
+	}
+	if (errno != ENOENT) {
+		snprintf(err, errlen, "cannot use store '%s': %s", dir, strerror(errno));
+		return COFFER_EIO;
+	}
+	if (!(flags & STORE_OPEN_CREATE)) {
+		snprintf(err, errlen, "store '%s' does not exist", dir);
+		return COFFER_ENOTFOUND;
+	}
+	if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+		snprintf(err, errlen, "cannot create store '%s': %s", dir, strerror(errno));
+		return COFFER_EIO;
+	}
+	return COFFER_OK;
+}
+
+/* Create a file 0600 if missing (SQLite gives -wal and -shm the mode of the database). */
+static int precreate(const char *path, unsigned flags, char *err, size_t errlen)
+{
+	int fd = open(path, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0 && errno == ENOENT && (flags & STORE_OPEN_CREATE))
+		fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0 && errno == EEXIST)
+		fd = open(path, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0) {
+		snprintf(err, errlen, "cannot open '%s': %s", path, strerror(errno));
+		return errno == ENOENT ? COFFER_ENOTFOUND : COFFER_EIO;
+	}
+	close(fd);
+	return COFFER_OK;
+}
+
+static void map_gen(sqlite_store *s, const char *dir)
+{
+	char path[4096];
+	if (path_join(path, sizeof path, dir, "coffer.gen") != COFFER_OK)
+		return;
+	int fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+	struct stat st;
+	if (fd < 0)
+		return;
+	if (fstat(fd, &st) == 0 && (st.st_size >= 8 || ftruncate(fd, 8) == 0)) {
+		void *p = mmap(NULL, 8, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+		if (p != MAP_FAILED)
+			s->gen = p;
+	}
+	close(fd);
+}
+
+static void gen_store(sqlite_store *s, uint64_t g)
+{
+	if (s->gen != NULL)
+		__atomic_store_n(s->gen, g, __ATOMIC_SEQ_CST);
+}
+
+/* Create or check the schema, and publish the current generation (under the write lock, so no
+ * writer is between its publish and its commit). */
+static int setup_schema(sqlite_store *s)
+{
+	int rc = exec(s, "BEGIN IMMEDIATE", "begin");
+	if (rc != COFFER_OK)
+		return rc;
+	sqlite3_stmt *st = NULL;
+	int src = sqlite3_prepare_v2(s->db, "PRAGMA user_version", -1, &st, NULL);
+	int ver =
+	    (src == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW) ? sqlite3_column_int(st, 0) : -1;
+	sqlite3_finalize(st);
+	if (ver < 0)
+		rc = fail(s, src, "read schema version");
+	else if (ver == 0)
+		rc = exec(s, schema_v1, "create schema");
+	else if (ver > STORE_SCHEMA_VERSION) {
+		snprintf(s->err, sizeof s->err,
+		         "store schema version %d is newer than this coffer understands (%d)", ver,
+		         STORE_SCHEMA_VERSION);
+		rc = COFFER_ECORRUPT;
+	}
+	if (rc == COFFER_OK) {
+		src = sqlite3_prepare_v2(s->db, "SELECT gen FROM gen WHERE id = 1", -1, &st, NULL);
+		if (src == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+			gen_store(s, (uint64_t)sqlite3_column_int64(st, 0));
+		else
+			rc = fail(s, src, "read generation");
+		sqlite3_finalize(st);
+	}
+	if (rc == COFFER_OK)
+		rc = exec(s, "COMMIT", "commit schema");
+	if (rc != COFFER_OK)
+		rollback(s);
+	return rc;
+}
+
+static int configure(sqlite_store *s)
+{
+	sqlite3_busy_timeout(s->db, 10000);
+	sqlite3_extended_result_codes(s->db, 1);
+	int rc = exec(s,
+	              "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; "
+	              "PRAGMA secure_delete = ON; PRAGMA foreign_keys = ON; "
+	              "PRAGMA trusted_schema = OFF;",
+	              "configure");
+	if (rc == COFFER_OK)
+		rc = setup_schema(s);
+	for (int i = 0; i < Q_COUNT && rc == COFFER_OK; i++) {
+		int src = sqlite3_prepare_v3(s->db, queries[i], -1, SQLITE_PREPARE_PERSISTENT,
+		                             &s->q[i], NULL);
+		if (src != SQLITE_OK)
+			rc = fail(s, src, "prepare");
+	}
+	return rc;
+}
+
+static void sq_close(store *h)
+{
+	sqlite_store *s = S(h);
+	if (s == NULL)
+		return;
+	for (int i = 0; i < Q_COUNT; i++)
+		sqlite3_finalize(s->q[i]);
+	sqlite3_close(s->db);
+	if (s->gen != NULL)
+		munmap(s->gen, 8);
+	free(s);
+}
+
+static int sq_open(const char *dir, unsigned flags, store **out, char *err, size_t errlen)
+{
+	char path[4096];
+	if (dir[0] == '\0' || path_join(path, sizeof path, dir, "coffer.db") != COFFER_OK) {
+		snprintf(err, errlen, "invalid store path");
+		return COFFER_EINVAL;
+	}
+	int rc = prepare_dir(dir, flags, err, errlen);
+	if (rc == COFFER_OK)
+		rc = precreate(path, flags, err, errlen);
+	if (rc != COFFER_OK)
+		return rc;
+	sqlite_store *s = calloc(1, sizeof *s);
+	if (s == NULL)
+		return COFFER_ENOMEM;
+	int src = sqlite3_open_v2(
+	    path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_NOFOLLOW, NULL);
+	rc = src == SQLITE_OK ? configure(s) : fail(s, src, "open");
+	if (rc == COFFER_OK)
+		map_gen(s, dir);
+	if (rc != COFFER_OK) {
+		snprintf(err, errlen, "%s", s->err);
+		sq_close((store *)s);
+		return rc;
+	}
+	*out = (store *)s;
+	return COFFER_OK;
+}
+
+static const char *sq_errmsg(store *h)
+{
+	return S(h)->err;
+}
+
+static int read_header(sqlite_store *s, store_boot *hdr)
+{
+	sqlite3_stmt *q = s->q[Q_HEADER];
+	int src = sqlite3_step(q);
+	int rc = COFFER_OK;
+	if (src == SQLITE_DONE) {
+		rc = COFFER_ENOTFOUND;
+		snprintf(s->err, sizeof s->err, "store has no header yet");
+	} else if (src != SQLITE_ROW) {
+		rc = fail(s, src, "read header");
+	} else if (sqlite3_column_bytes(q, 0) != STORE_ID_LEN ||
+	           sqlite3_column_bytes(q, 1) != STORE_SALT_LEN) {
+		snprintf(s->err, sizeof s->err, "store header is malformed");
+		rc = COFFER_ECORRUPT;
+	} else {
+		memset(hdr, 0, sizeof *hdr);
+		memcpy(hdr->store_id, sqlite3_column_blob(q, 0), STORE_ID_LEN);
+		memcpy(hdr->kdf_salt, sqlite3_column_blob(q, 1), STORE_SALT_LEN);
+		hdr->kdf_opslimit = (uint64_t)sqlite3_column_int64(q, 2);
+		hdr->kdf_memlimit = (uint64_t)sqlite3_column_int64(q, 3);
+	}
+	sqlite3_reset(q);
+	return rc;
+}
+
+static int write_header(sqlite_store *s, const store_boot *p)
+{
+	sqlite3_stmt *st = NULL;
+	int64_t now = now_ms();
+	int src = sqlite3_prepare_v2(s->db,
+	                             "INSERT INTO header(id, store_id, kdf_salt, kdf_ops, kdf_mem, "
+	                             "created_ms) VALUES(1, ?1, ?2, ?3, ?4, ?5)",
+	                             -1, &st, NULL);
+	if (src == SQLITE_OK) {
+		sqlite3_bind_blob(st, 1, p->store_id, STORE_ID_LEN, SQLITE_STATIC);
+		sqlite3_bind_blob(st, 2, p->kdf_salt, STORE_SALT_LEN, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 3, (int64_t)p->kdf_opslimit);
+		sqlite3_bind_int64(st, 4, (int64_t)p->kdf_memlimit);
+		sqlite3_bind_int64(st, 5, now);
+		src = sqlite3_step(st);
+	}
+	sqlite3_finalize(st);
+	st = NULL;
+	if (src == SQLITE_DONE)
+		src = sqlite3_prepare_v2(
+		    s->db, "INSERT INTO keyring(id, sealed, created_ms) VALUES(?1, ?2, ?3)", -1,
+		    &st, NULL);
+	if (src == SQLITE_OK) {
+		sqlite3_bind_int64(st, 1, p->first_key_id);
+		sqlite3_bind_blob(st, 2, p->sealed_key, (int)p->sealed_key_len, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 3, now);
+		src = sqlite3_step(st);
+	}
+	sqlite3_finalize(st);
+	return src == SQLITE_DONE ? COFFER_OK : fail(s, src, "write header");
+}
+
+static int sq_bootstrap(store *h, const store_boot *proposal, store_boot *actual, int *created)
+{
+	sqlite_store *s = S(h);
+	*created = 0;
+	if (proposal == NULL)
+		return read_header(s, actual);
+	int rc = exec(s, "BEGIN IMMEDIATE", "begin");
+	if (rc != COFFER_OK)
+		return rc;
+	rc = read_header(s, actual);
+	if (rc == COFFER_ENOTFOUND) {
+		rc = write_header(s, proposal);
+		if (rc == COFFER_OK)
+			rc = exec(s, "COMMIT", "commit header");
+		if (rc == COFFER_OK) {
+			*actual = *proposal;
+			*created = 1;
+		}
+	} else if (rc == COFFER_OK) {
+		rc = exec(s, "COMMIT", "commit");
+	}
+	if (rc != COFFER_OK)
+		rollback(s);
+	return rc;
+}
+
+static int sq_keys_load(store *h, store_key_cb cb, void *ctx)
+{
+	sqlite_store *s = S(h);
+	sqlite3_stmt *q = s->q[Q_KEYS];
+	int src, rc = COFFER_OK;
+	while (rc == COFFER_OK && (src = sqlite3_step(q)) == SQLITE_ROW) {
+		int64_t id = sqlite3_column_int64(q, 0);
+		if (id <= 0 || id > UINT32_MAX) {
+			snprintf(s->err, sizeof s->err, "keyring holds an invalid key id");
+			rc = COFFER_ECORRUPT;
+			break;
+		}
+		rc = cb(ctx, (uint32_t)id, sqlite3_column_blob(q, 1),
+		        (size_t)sqlite3_column_bytes(q, 1));
+	}
+	if (rc == COFFER_OK && src != SQLITE_DONE)
+		rc = fail(s, src, "read keyring");
+	sqlite3_reset(q);
+	return rc;
+}
+
+/* One item of a put, inside the open transaction. */
+static int put_one(sqlite_store *s, store_put *it, size_t i, store_seal_fn seal, void *ctx,
+                   int64_t now)
+{
+	sqlite3_stmt *q = s->q[Q_UPSERT_SECRET];
+	sqlite3_bind_text(q, 1, it->name, (int)it->name_len, SQLITE_STATIC);
+	sqlite3_bind_int64(q, 2, now);
+	int src = sqlite3_step(q);
+	int64_t sid = sqlite3_column_int64(q, 0), ver = sqlite3_column_int64(q, 1);
+	int rc = src == SQLITE_ROW ? COFFER_OK : fail(s, src, "allocate version");
+	sqlite3_reset(q);
+	uint8_t *sealed = NULL;
+	size_t sealed_len = 0;
+	uint32_t key_id = 0;
+	if (rc == COFFER_OK &&
+	    (rc = seal(ctx, i, (uint64_t)ver, &key_id, &sealed, &sealed_len)) != COFFER_OK)
+		snprintf(s->err, sizeof s->err, "sealing the value failed");
+	if (rc == COFFER_OK) {
+		q = s->q[Q_INSERT_VERSION];
+		sqlite3_bind_int64(q, 1, sid);
+		sqlite3_bind_int64(q, 2, ver);
+		sqlite3_bind_int64(q, 3, key_id);
+		sqlite3_bind_int64(q, 4, now);
+		sqlite3_bind_blob(q, 5, sealed, (int)sealed_len, SQLITE_STATIC);
+		src = sqlite3_step(q);
+		rc = src == SQLITE_DONE ? COFFER_OK : fail(s, src, "insert version");
+		sqlite3_clear_bindings(q);
+		sqlite3_reset(q);
+	}
+	free(sealed);
+	it->version = (uint64_t)ver;
+	return rc;
+}
+
+static int sq_put(store *h, store_put *items, size_t n, store_seal_fn seal, void *ctx)
+{
+	sqlite_store *s = S(h);
+	int rc = exec(s, "BEGIN IMMEDIATE", "begin write");
+	if (rc != COFFER_OK)
+		return rc;
+	int64_t now = now_ms();
+	for (size_t i = 0; i < n && rc == COFFER_OK; i++)
+		rc = put_one(s, &items[i], i, seal, ctx, now);
+	if (rc == COFFER_OK) {
+		sqlite3_stmt *q = s->q[Q_BUMP_GEN];
+		int src = sqlite3_step(q);
+		if (src == SQLITE_ROW)
+			gen_store(s, (uint64_t)sqlite3_column_int64(q, 0)); /* before COMMIT */
+		else
+			rc = fail(s, src, "bump generation");
+		sqlite3_reset(q);
+	}
+	if (rc == COFFER_OK)
+		rc = exec(s, "COMMIT", "commit");
+	if (rc != COFFER_OK)
+		rollback(s);
+	return rc;
+}
+
+static int sq_get(store *h, const char *name, size_t name_len, uint64_t version, store_row *out)
+{
+	sqlite_store *s = S(h);
+	sqlite3_stmt *q = s->q[version == 0 ? Q_GET_LATEST : Q_GET_VERSION];
+	sqlite3_bind_text(q, 1, name, (int)name_len, SQLITE_STATIC);
+	if (version != 0)
+		sqlite3_bind_int64(q, 2, (int64_t)version);
+	int src = sqlite3_step(q);
+	int rc = COFFER_OK;
+	if (src == SQLITE_DONE) {
+		snprintf(s->err, sizeof s->err, "not found");
+		rc = COFFER_ENOTFOUND;
+	} else if (src != SQLITE_ROW) {
+		rc = fail(s, src, "read version");
+	} else {
+		size_t n = (size_t)sqlite3_column_bytes(q, 4);
+		const void *blob = sqlite3_column_blob(q, 4);
+		uint8_t *copy = malloc(n > 0 ? n : 1);
+		if (copy == NULL) {
+			rc = COFFER_ENOMEM;
+		} else {
+			if (n > 0)
+				memcpy(copy, blob, n);
+			out->version = (uint64_t)sqlite3_column_int64(q, 0);
+			out->key_id = (uint32_t)sqlite3_column_int64(q, 1);
+			out->state = sqlite3_column_int(q, 2);
+			out->created_ms = sqlite3_column_int64(q, 3);
+			out->sealed = copy;
+			out->sealed_len = n;
+			out->gen = (uint64_t)sqlite3_column_int64(q, 5);
+		}
+	}
+	sqlite3_reset(q);
+	sqlite3_clear_bindings(q);
+	return rc;
+}
+
+static int sq_generation(store *h, uint64_t *gen)
+{
+	sqlite_store *s = S(h);
+	if (s->gen == NULL)
+		return COFFER_EIO;
+	*gen = __atomic_load_n(s->gen, __ATOMIC_SEQ_CST);
+	return COFFER_OK;
+}
+
+static int sq_list_secrets(store *h, store_name_cb cb, void *ctx)
+{
+	sqlite_store *s = S(h);
+	sqlite3_stmt *q = s->q[Q_LIST_SECRETS];
+	int src, rc = COFFER_OK;
+	while (rc == COFFER_OK && (src = sqlite3_step(q)) == SQLITE_ROW)
+		rc = cb(ctx, (const char *)sqlite3_column_text(q, 0),
+		        (size_t)sqlite3_column_int64(q, 1));
+	if (rc == COFFER_OK && src != SQLITE_DONE)
+		rc = fail(s, src, "list secrets");
+	sqlite3_reset(q);
+	return rc;
+}
+
+static int sq_list_versions(store *h, const char *name, size_t name_len, store_row_cb cb, void *ctx)
+{
+	sqlite_store *s = S(h);
+	sqlite3_stmt *q = s->q[Q_SECRET_ID];
+	/* One read transaction, so the id lookup and the rows agree. */
+	int rc = exec(s, "BEGIN", "begin read");
+	if (rc != COFFER_OK)
+		return rc;
+	sqlite3_bind_text(q, 1, name, (int)name_len, SQLITE_STATIC);
+	int src = sqlite3_step(q);
+	int64_t sid = src == SQLITE_ROW ? sqlite3_column_int64(q, 0) : 0;
+	sqlite3_reset(q);
+	if (src == SQLITE_DONE) {
+		snprintf(s->err, sizeof s->err, "not found");
+		rc = COFFER_ENOTFOUND;
+	} else if (src != SQLITE_ROW) {
+		rc = fail(s, src, "find secret");
+	}
+	q = s->q[Q_LIST_VERSIONS];
+	sqlite3_bind_int64(q, 1, sid);
+	while (rc == COFFER_OK && (src = sqlite3_step(q)) == SQLITE_ROW) {
+		store_row row = {.version = (uint64_t)sqlite3_column_int64(q, 0),
+		                 .key_id = (uint32_t)sqlite3_column_int64(q, 1),
+		                 .state = sqlite3_column_int(q, 2),
+		                 .created_ms = sqlite3_column_int64(q, 3),
+		                 .sealed_len = (size_t)sqlite3_column_int64(q, 4)};
+		rc = cb(ctx, &row);
+	}
+	if (rc == COFFER_OK && src != SQLITE_DONE)
+		rc = fail(s, src, "list versions");
+	sqlite3_reset(q);
+	rollback(s); /* ends the read transaction */
+	return rc;
+}
+
+const store_ops sqlite_store_ops = {
+    .scheme = "sqlite",
+    .open = sq_open,
+    .close = sq_close,
+    .errmsg = sq_errmsg,
+    .default_key_file = sq_default_key_file,
+    .bootstrap = sq_bootstrap,
+    .keys_load = sq_keys_load,
+    .put = sq_put,
+    .get = sq_get,
+    .generation = sq_generation,
+    .list_secrets = sq_list_secrets,
+    .list_versions = sq_list_versions,
+};
