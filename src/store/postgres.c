@@ -1,0 +1,1222 @@
+/*
+ * postgres.c -- the PostgreSQL storage backend: many coffer servers, one shared store.
+ *
+ * Behind store.h like the SQLite backend. It stores only opaque sealed blobs, key ids and
+ * version numbers. Design points (docs/postgres.md says the same for users):
+ *
+ *  - Schema: tables coffer_meta (schema version + store generation), coffer_header,
+ *    coffer_keys, coffer_secrets, coffer_versions, in the first schema of search_path. Created or
+ *    migrated at open inside one transaction holding pg_advisory_xact_lock, so servers opening a
+ *    fresh database at the same moment take turns.
+ *  - Every statement that carries data is prepared once per session and run with binary
+ *    parameters; names are compared with `=` on a COLLATE "C" column (byte order, no pattern).
+ *  - put(): one transaction per batch. Each distinct secret of the batch gets its row locked by an
+ *    upsert that adds the number of versions it needs (`last_version += c`); the upserts run in
+ *    byte order of the names so two batches never deadlock. That row lock makes version ids
+ *    unique and gapless across servers. Then the versions are sealed and inserted, the store
+ *    generation is bumped and NOTIFY'd, and the transaction commits.
+ *  - generation(): the connection LISTENs on "coffer_gen"; each call drains notifications
+ *    without blocking. A NOTIFY is sent by PostgreSQL when the writer commits and read by us at
+ *    our next call after it arrived; besides, if the generation has not been read from the table
+ *    for PG_MAX_STALE_MS, the call reads it (one round trip). So a cached row is trusted at most
+ *    PG_MAX_STALE_MS (+ one round trip) after another server's write committed, and usually only
+ *    for the delivery time of one notification (well under a millisecond on a LAN).
+ *  - The token handed out is (session epoch << 48 | generation). The epoch changes at every
+ *    reconnect, so nothing cached before an outage (maybe a failover to a replica that lost
+ *    commits) is trusted after it.
+ *  - Reconnect: a call that finds the connection broken resets it (re-LISTEN, re-prepare, reload
+ *    the generation). Reads are retried once after a reconnect. A put is retried once only when
+ *    the connection was found broken before any value was sealed (the transaction cannot have
+ *    committed, and seal() is called once per item as store.h promises); a connection lost later
+ *    is COFFER_EUNAVAIL, and never a silent second write.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <libpq-fe.h>
+
+#include "store/store.h"
+
+#define PG_SCHEMA_VERSION 1
+#define PG_CHANNEL        "coffer_gen"
+#define PG_MAX_STALE_MS   1000 /* longest time a generation is trusted without a table read */
+#define PG_RETRY_PAUSE_MS 200  /* after a failed reconnect, fail fast for this long */
+#define PG_PAGE_ROWS      512  /* rows per page of a listing */
+#define PG_STR_(x)        #x
+#define PG_STR(x)         PG_STR_(x)
+#define PG_ERR_MAX        512
+#define PG_GEN_BITS       48
+
+/* Type OIDs of the parameters we send (stable since PostgreSQL 7; not in libpq's headers). */
+#define OID_BYTEA 17
+#define OID_INT8  20
+#define OID_TEXT  25
+
+typedef struct pg_store {
+	PGconn *conn;
+	uint64_t gen;       /* newest store generation known to this handle */
+	uint16_t epoch;     /* changes with every (re)connected session */
+	int64_t checked_ms; /* monotonic time when gen was last read from the table */
+	int64_t failed_ms;  /* monotonic time of the last failed reconnect, 0 if none */
+	int lost;           /* the last failure was a lost connection */
+	char err[PG_ERR_MAX];
+} pg_store;
+
+/* ---------------------------------------------------------------------------------------- */
+/* Prepared statements                                                                        */
+
+enum {
+	ST_GEN,
+	ST_GET_LATEST,
+	ST_GET_VERSION,
+	ST_UPSERT,
+	ST_INSERT_VERSION,
+	ST_BUMP,
+	ST_KEYS,
+	ST_BOOT_HEADER,
+	ST_BOOT_KEY,
+	ST_READ_HEADER,
+	ST_LIST_SECRETS,
+	ST_LIST_VERSIONS,
+	ST_COUNT
+};
+
+typedef struct pg_stmt {
+	const char *name;
+	const char *sql;
+	int nparams;
+	Oid types[5];
+} pg_stmt;
+
+#define ROW_COLUMNS "v.version, v.key_id, v.state, v.created_ms"
+#define ROW_FROM                                                                                   \
+	" FROM coffer_secrets s JOIN coffer_versions v ON v.secret_id = s.id WHERE s.name = $1"
+#define GEN_SUBSELECT "(SELECT gen FROM coffer_meta WHERE id = 1)"
+
+static const pg_stmt stmts[ST_COUNT] = {
+    [ST_GEN] = {"coffer_gen", "SELECT gen FROM coffer_meta WHERE id = 1", 0, {0}},
+    /* The generation comes from the same statement, hence the same snapshot, as the row. */
+    [ST_GET_LATEST] = {"coffer_get_latest",
+                       "SELECT " ROW_COLUMNS ", v.sealed, " GEN_SUBSELECT ROW_FROM
+                       " AND v.state = 0 ORDER BY v.version DESC LIMIT 1",
+                       1,
+                       {OID_TEXT}},
+    [ST_GET_VERSION] = {"coffer_get_version",
+                        "SELECT " ROW_COLUMNS ", v.sealed, " GEN_SUBSELECT ROW_FROM
+                        " AND v.version = $2",
+                        2,
+                        {OID_TEXT, OID_INT8}},
+    /* Reserves $2 versions and locks the secret's row until commit. */
+    [ST_UPSERT] = {"coffer_upsert",
+                   "INSERT INTO coffer_secrets AS s (name, last_version) VALUES ($1, $2) "
+                   "ON CONFLICT (name) DO UPDATE SET last_version = s.last_version + "
+                   "EXCLUDED.last_version RETURNING id, last_version",
+                   2,
+                   {OID_TEXT, OID_INT8}},
+    [ST_INSERT_VERSION] = {"coffer_insert_version",
+                           "INSERT INTO coffer_versions "
+                           "(secret_id, version, key_id, state, created_ms, sealed) VALUES "
+                           "($1, $2, $3, 0, "
+                           "floor(extract(epoch FROM transaction_timestamp()) * 1000)::bigint, $4)",
+                           4,
+                           {OID_INT8, OID_INT8, OID_INT8, OID_BYTEA}},
+    /* Last statement before COMMIT: every writer queues on this one row, keep it short. */
+    [ST_BUMP] = {"coffer_bump",
+                 "WITH g AS (UPDATE coffer_meta SET gen = gen + 1 WHERE id = 1 RETURNING gen) "
+                 "SELECT gen, pg_notify('" PG_CHANNEL "', gen::text) FROM g",
+                 0,
+                 {0}},
+    [ST_KEYS] = {"coffer_keys", "SELECT key_id, sealed FROM coffer_keys ORDER BY key_id", 0, {0}},
+    [ST_BOOT_HEADER] = {"coffer_boot_header",
+                        "INSERT INTO coffer_header (id, store_id, kdf_salt, kdf_opslimit, "
+                        "kdf_memlimit, first_key_id) VALUES (1, $1, $2, $3, $4, $5) "
+                        "ON CONFLICT (id) DO NOTHING RETURNING id",
+                        5,
+                        {OID_BYTEA, OID_BYTEA, OID_INT8, OID_INT8, OID_INT8}},
+    [ST_BOOT_KEY] = {"coffer_boot_key",
+                     "INSERT INTO coffer_keys (key_id, sealed) VALUES ($1, $2)",
+                     2,
+                     {OID_INT8, OID_BYTEA}},
+    [ST_READ_HEADER] = {"coffer_read_header",
+                        "SELECT h.store_id, h.kdf_salt, h.kdf_opslimit, h.kdf_memlimit, "
+                        "h.first_key_id, k.sealed FROM coffer_header h "
+                        "JOIN coffer_keys k ON k.key_id = h.first_key_id WHERE h.id = 1",
+                        0,
+                        {0}},
+    /* Keyset pages: bounded memory, whatever the number of secrets. */
+    [ST_LIST_SECRETS] = {"coffer_list_secrets",
+                         "SELECT s.name, (SELECT count(*) FROM coffer_versions v "
+                         "WHERE v.secret_id = s.id) FROM coffer_secrets s WHERE s.name > $1 "
+                         "ORDER BY s.name LIMIT " PG_STR(PG_PAGE_ROWS),
+                         1,
+                         {OID_TEXT}},
+    [ST_LIST_VERSIONS] = {"coffer_list_versions",
+                          "SELECT " ROW_COLUMNS ", octet_length(v.sealed)" ROW_FROM
+                          " AND v.version > $2 ORDER BY v.version LIMIT " PG_STR(PG_PAGE_ROWS),
+                          2,
+                          {OID_TEXT, OID_INT8}},
+};
+
+/* Schema version 1. No user data in DDL, so it runs as plain text. */
+static const char schema_v1[] =
+    "CREATE TABLE coffer_meta ("
+    " id integer PRIMARY KEY CHECK (id = 1),"
+    " schema_version integer NOT NULL,"
+    " gen bigint NOT NULL);"
+    "CREATE TABLE coffer_header ("
+    " id integer PRIMARY KEY CHECK (id = 1),"
+    " store_id bytea NOT NULL,"
+    " kdf_salt bytea NOT NULL,"
+    " kdf_opslimit bigint NOT NULL,"
+    " kdf_memlimit bigint NOT NULL,"
+    " first_key_id bigint NOT NULL);"
+    "CREATE TABLE coffer_keys ("
+    " key_id bigint PRIMARY KEY,"
+    " sealed bytea NOT NULL);"
+    "CREATE TABLE coffer_secrets ("
+    " id bigserial PRIMARY KEY,"
+    " name text COLLATE \"C\" NOT NULL UNIQUE,"
+    " last_version bigint NOT NULL CHECK (last_version > 0));"
+    "CREATE TABLE coffer_versions ("
+    " secret_id bigint NOT NULL REFERENCES coffer_secrets (id),"
+    " version bigint NOT NULL CHECK (version > 0),"
+    " key_id bigint NOT NULL,"
+    " state smallint NOT NULL DEFAULT 0,"
+    " created_ms bigint NOT NULL,"
+    " sealed bytea NOT NULL,"
+    " PRIMARY KEY (secret_id, version));"
+    /* Ciphertext does not compress: do not let TOAST try. */
+    "ALTER TABLE coffer_versions ALTER COLUMN sealed SET STORAGE EXTERNAL;"
+    "INSERT INTO coffer_meta (id, schema_version, gen) VALUES (1, 1, 0);";
+
+/* Migrations from version i to i + 1 go at index i (none yet: version 1 is the first). */
+static const char *const migrations[PG_SCHEMA_VERSION + 1] = {[0] = schema_v1};
+
+/* ---------------------------------------------------------------------------------------- */
+/* Small helpers                                                                              */
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void put_be64(uint8_t out[8], uint64_t v)
+{
+	for (int i = 7; i >= 0; i--) {
+		out[i] = (uint8_t)v;
+		v >>= 8;
+	}
+}
+
+static uint64_t get_be(const char *p, int len)
+{
+	uint64_t v = 0;
+	for (int i = 0; i < len; i++)
+		v = v << 8 | (uint8_t)p[i];
+	return v;
+}
+
+/* A binary integer column of the expected width; 0 if NULL or of another width. */
+static int col_uint(const PGresult *r, int row, int col, int width, uint64_t *v)
+{
+	if (PQgetisnull(r, row, col) || PQgetlength(r, row, col) != width)
+		return 0;
+	*v = get_be(PQgetvalue(r, row, col), width);
+	return 1;
+}
+
+/* Decimal payload of a notification; 0 if malformed. */
+static int parse_u64(const char *s, uint64_t *v)
+{
+	uint64_t n = 0;
+	if (*s == '\0')
+		return 0;
+	for (; *s != '\0'; s++) {
+		if (*s < '0' || *s > '9' || n > (UINT64_MAX - 9) / 10)
+			return 0;
+		n = n * 10 + (uint64_t)(*s - '0');
+	}
+	*v = n;
+	return 1;
+}
+
+/* Mask every occurrence of `secret` in `buf` (same length, so it never grows). */
+static void scrub(char *buf, const char *secret)
+{
+	size_t n = secret != NULL ? strlen(secret) : 0;
+	char *p;
+	if (n == 0)
+		return;
+	while ((p = strstr(buf, secret)) != NULL)
+		memset(p, '*', n);
+}
+
+/* Copy a libpq message: first line only (the rest is hints and context), newline-free. */
+static void copy_line(char *dst, size_t len, const char *src)
+{
+	size_t n = 0;
+	if (src == NULL)
+		src = "";
+	while (src[n] != '\0' && src[n] != '\n' && n + 1 < len)
+		n++;
+	memcpy(dst, src, n);
+	dst[n] = '\0';
+}
+
+static void set_err(pg_store *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void set_err(pg_store *s, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(s->err, sizeof s->err, fmt, ap);
+	va_end(ap);
+	scrub(s->err, s->conn != NULL ? PQpass(s->conn) : NULL);
+}
+
+/* Map a server error to a coffer code; the SQLSTATE class decides. */
+static int sqlstate_rc(const char *state)
+{
+	if (state == NULL)
+		return COFFER_EIO;
+	if (strncmp(state, "08", 2) == 0 || strncmp(state, "57P", 3) == 0)
+		return COFFER_EUNAVAIL; /* connection failure, server shutting down */
+	if (strcmp(state, "40001") == 0 || strcmp(state, "40P01") == 0 ||
+	    strcmp(state, "55P03") == 0)
+		return COFFER_EBUSY; /* serialization failure, deadlock, lock not available */
+	if (strcmp(state, "53200") == 0)
+		return COFFER_ENOMEM;
+	if (strcmp(state, "42P01") == 0 || strcmp(state, "42703") == 0)
+		return COFFER_ECORRUPT; /* our tables or columns are gone */
+	return COFFER_EIO;
+}
+
+/*
+ * Check a result. On failure set the message (the server's primary message and SQLSTATE only:
+ * never the DETAIL, which may quote row contents), remember whether the connection was lost,
+ * and return the code. Never clears r.
+ */
+static int res_rc(pg_store *s, const PGresult *r, ExecStatusType want, const char *what)
+{
+	const char *state;
+	char line[256];
+	int rc;
+
+	if (r != NULL && PQresultStatus(r) == want)
+		return COFFER_OK;
+	state = r != NULL ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+	copy_line(line, sizeof line,
+	          r != NULL && PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY) != NULL
+	              ? PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY)
+	              : PQerrorMessage(s->conn));
+	rc = sqlstate_rc(state);
+	s->lost = PQstatus(s->conn) != CONNECTION_OK || rc == COFFER_EUNAVAIL;
+	if (s->lost) {
+		set_err(s, "lost the connection to PostgreSQL during %s: %s", what, line);
+		return COFFER_EUNAVAIL;
+	}
+	if (r != NULL && PQresultStatus(r) != PGRES_FATAL_ERROR && state == NULL)
+		set_err(s, "unexpected PostgreSQL reply during %s", what);
+	else
+		set_err(s, "PostgreSQL error during %s: %s (SQLSTATE %s)", what, line,
+		        state != NULL ? state : "none");
+	return rc;
+}
+
+/* Run a prepared statement with binary parameters and binary results. */
+static PGresult *run(pg_store *s, int st, const char *const *vals, const int *lens)
+{
+	static const int formats[5] = {1, 1, 1, 1, 1};
+	return PQexecPrepared(s->conn, stmts[st].name, stmts[st].nparams, vals, lens, formats, 1);
+}
+
+/* Run a fixed command (BEGIN, COMMIT, ...) and check it. */
+static int exec_cmd(pg_store *s, const char *sql, const char *what)
+{
+	PGresult *r = PQexec(s->conn, sql);
+	int rc = res_rc(s, r, PGRES_COMMAND_OK, what);
+	PQclear(r);
+	return rc;
+}
+
+static void rollback(pg_store *s)
+{
+	if (PQstatus(s->conn) == CONNECTION_OK)
+		PQclear(PQexec(s->conn, "ROLLBACK"));
+}
+
+/* The token for the core: the session epoch in the high bits, so a reconnect changes it. */
+static uint64_t token(const pg_store *s, uint64_t gen)
+{
+	return (uint64_t)s->epoch << PG_GEN_BITS | (gen & ((UINT64_C(1) << PG_GEN_BITS) - 1));
+}
+
+static void learn_gen(pg_store *s, uint64_t gen, int from_table)
+{
+	if (gen > s->gen)
+		s->gen = gen;
+	if (from_table)
+		s->checked_ms = now_ms();
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Sessions: connect, schema, LISTEN, prepare                                                 */
+
+static int load_gen(pg_store *s)
+{
+	PGresult *r = run(s, ST_GEN, NULL, NULL);
+	uint64_t gen;
+	int rc = res_rc(s, r, PGRES_TUPLES_OK, "reading the store generation");
+	if (rc == COFFER_OK && (PQntuples(r) != 1 || !col_uint(r, 0, 0, 8, &gen))) {
+		set_err(s, "the coffer_meta table of this database is damaged");
+		rc = COFFER_ECORRUPT;
+	}
+	if (rc == COFFER_OK)
+		learn_gen(s, gen, 1);
+	PQclear(r);
+	return rc;
+}
+
+/* What every new session needs: LISTEN, the prepared statements, the current generation. */
+static int session_setup(pg_store *s)
+{
+	int rc = exec_cmd(s, "LISTEN " PG_CHANNEL, "LISTEN");
+	for (int i = 0; rc == COFFER_OK && i < ST_COUNT; i++) {
+		PGresult *r = PQprepare(s->conn, stmts[i].name, stmts[i].sql, stmts[i].nparams,
+		                        stmts[i].types);
+		rc = res_rc(s, r, PGRES_COMMAND_OK, "preparing statements");
+		PQclear(r);
+	}
+	if (rc != COFFER_OK)
+		return rc;
+	/* A new session may follow an outage or a failover: start a new epoch of tokens. */
+	s->epoch = (uint16_t)(s->epoch + 1);
+	if (s->epoch == 0)
+		s->epoch = 1;
+	s->gen = 0;
+	return load_gen(s);
+}
+
+/* Reset a broken connection and set the session up again. */
+static int reconnect(pg_store *s)
+{
+	int64_t t = now_ms();
+	char line[256];
+
+	if (s->failed_ms != 0 && t - s->failed_ms < PG_RETRY_PAUSE_MS)
+		return COFFER_EUNAVAIL; /* keep the message of the failed attempt */
+	PQreset(s->conn);
+	if (PQstatus(s->conn) != CONNECTION_OK) {
+		s->failed_ms = t;
+		copy_line(line, sizeof line, PQerrorMessage(s->conn));
+		set_err(s, "cannot connect to PostgreSQL: %s", line);
+		return COFFER_EUNAVAIL;
+	}
+	s->failed_ms = 0;
+	return session_setup(s);
+}
+
+static int ensure_conn(pg_store *s)
+{
+	s->lost = 0;
+	if (PQstatus(s->conn) == CONNECTION_OK)
+		return COFFER_OK;
+	return reconnect(s);
+}
+
+/* Read the schema version, or 0 if this database has no coffer store. */
+static int schema_version(pg_store *s, int *version)
+{
+	PGresult *r = PQexec(s->conn, "SELECT to_regclass('coffer_meta') IS NOT NULL");
+	int rc = res_rc(s, r, PGRES_TUPLES_OK, "looking for the coffer schema");
+	int exists = rc == COFFER_OK && PQntuples(r) == 1 && PQgetvalue(r, 0, 0)[0] == 't';
+	PQclear(r);
+	*version = 0;
+	if (rc != COFFER_OK || !exists)
+		return rc;
+	r = PQexec(s->conn, "SELECT schema_version FROM coffer_meta WHERE id = 1");
+	rc = res_rc(s, r, PGRES_TUPLES_OK, "reading the schema version");
+	if (rc == COFFER_OK && PQntuples(r) == 1) {
+		const char *v = PQgetvalue(r, 0, 0);
+		uint64_t n;
+		if (parse_u64(v, &n) && n > 0 && n < 1000000)
+			*version = (int)n;
+	}
+	if (rc == COFFER_OK && *version == 0) {
+		set_err(s, "the coffer_meta table of this database is damaged");
+		rc = COFFER_ECORRUPT;
+	}
+	PQclear(r);
+	return rc;
+}
+
+/* Apply migrations from `from` up to PG_SCHEMA_VERSION; inside the caller's transaction. */
+static int migrate(pg_store *s, int from)
+{
+	for (int v = from; v < PG_SCHEMA_VERSION; v++) {
+		int rc = exec_cmd(s, migrations[v], "creating or migrating the schema");
+		if (rc != COFFER_OK)
+			return rc;
+	}
+	if (from > 0) {
+		PGresult *r = PQexec(s->conn, "UPDATE coffer_meta SET schema_version = " PG_STR(
+		                                  PG_SCHEMA_VERSION) " WHERE id = 1");
+		int rc = res_rc(s, r, PGRES_COMMAND_OK, "recording the schema version");
+		PQclear(r);
+		return rc;
+	}
+	return COFFER_OK;
+}
+
+static int check_version(pg_store *s, int v)
+{
+	if (v > PG_SCHEMA_VERSION) {
+		set_err(s,
+		        "this database holds a coffer store of schema version %d; this coffer "
+		        "knows up to %d: upgrade coffer",
+		        v, PG_SCHEMA_VERSION);
+		return COFFER_ECORRUPT;
+	}
+	return COFFER_OK;
+}
+
+/*
+ * Make sure the schema exists and is current. The common case (it is) costs two reads and no
+ * lock; otherwise the work is done under a transaction-scoped advisory lock, re-checking first,
+ * so concurrent openers of a fresh database create it exactly once.
+ */
+static int schema_ensure(pg_store *s, int create)
+{
+	int v, rc = schema_version(s, &v);
+	if (rc != COFFER_OK || v == PG_SCHEMA_VERSION)
+		return rc != COFFER_OK ? rc : COFFER_OK;
+	if ((rc = check_version(s, v)) != COFFER_OK)
+		return rc;
+	if (v == 0 && !create) {
+		set_err(s, "this database holds no coffer store");
+		return COFFER_ENOTFOUND;
+	}
+	if ((rc = exec_cmd(s, "BEGIN", "BEGIN")) != COFFER_OK)
+		return rc;
+	/* The key is an arbitrary constant ("coffer" in ASCII) shared by every coffer. */
+	rc = exec_cmd(s, "DO $$ BEGIN PERFORM pg_advisory_xact_lock(109227237434738); END $$",
+	              "locking the schema");
+	if (rc == COFFER_OK)
+		rc = schema_version(s, &v);
+	if (rc == COFFER_OK)
+		rc = check_version(s, v);
+	if (rc == COFFER_OK && v == 0 && !create) {
+		set_err(s, "this database holds no coffer store");
+		rc = COFFER_ENOTFOUND;
+	}
+	if (rc == COFFER_OK && v < PG_SCHEMA_VERSION)
+		rc = migrate(s, v);
+	if (rc == COFFER_OK)
+		return exec_cmd(s, "COMMIT", "creating the schema");
+	rollback(s);
+	return rc;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* open / close / errmsg / default_key_file                                                   */
+
+static void open_err(char *err, size_t errlen, const char *msg)
+{
+	if (err != NULL && errlen > 0)
+		snprintf(err, errlen, "%s", msg);
+}
+
+/* Parse only to validate: libpq's parse errors may quote the password, so none is shown. */
+static int url_valid(const char *location)
+{
+	char *perr = NULL;
+	PQconninfoOption *opts = PQconninfoParse(location, &perr);
+	if (perr != NULL)
+		PQfreemem(perr);
+	if (opts == NULL)
+		return 0;
+	PQconninfoFree(opts);
+	return 1;
+}
+
+static PGconn *connect_url(const char *location)
+{
+	/* Our defaults come first, so the URL's own settings override them. */
+	static const char *const keys[] = {"connect_timeout",
+	                                   "application_name",
+	                                   "keepalives_idle",
+	                                   "keepalives_interval",
+	                                   "keepalives_count",
+	                                   "dbname",
+	                                   NULL};
+	const char *vals[] = {"10", "coffer", "30", "10", "3", location, NULL};
+	return PQconnectdbParams(keys, vals, 1);
+}
+
+static int pg_open(const char *location, unsigned flags, store **out, char *err, size_t errlen)
+{
+	pg_store *s;
+	int rc;
+
+	if (location == NULL || !url_valid(location)) {
+		open_err(err, errlen,
+		         "invalid PostgreSQL URL (not shown, as it may contain a password)");
+		return COFFER_EINVAL;
+	}
+	s = calloc(1, sizeof *s);
+	if (s == NULL)
+		return COFFER_ENOMEM;
+	s->conn = connect_url(location);
+	if (s->conn == NULL) {
+		free(s);
+		return COFFER_ENOMEM;
+	}
+	if (PQstatus(s->conn) != CONNECTION_OK) {
+		char line[256];
+		copy_line(line, sizeof line, PQerrorMessage(s->conn));
+		set_err(s, "cannot connect to PostgreSQL: %s", line);
+		rc = COFFER_EUNAVAIL;
+	} else if (PQserverVersion(s->conn) < 90500) {
+		set_err(s, "PostgreSQL 9.5 or newer is needed (INSERT ... ON CONFLICT)");
+		rc = COFFER_EINVAL;
+	} else {
+		rc = schema_ensure(s, (flags & STORE_OPEN_CREATE) != 0);
+		if (rc == COFFER_OK)
+			rc = session_setup(s);
+	}
+	if (rc != COFFER_OK) {
+		open_err(err, errlen, s->err);
+		PQfinish(s->conn);
+		free(s);
+		return rc;
+	}
+	*out = (store *)s;
+	return COFFER_OK;
+}
+
+static void pg_close(store *st)
+{
+	pg_store *s = (pg_store *)st;
+	if (s == NULL)
+		return;
+	PQfinish(s->conn);
+	free(s);
+}
+
+static const char *pg_errmsg(store *st)
+{
+	pg_store *s = (pg_store *)st;
+	return s != NULL ? s->err : "no store";
+}
+
+/* A database has no "beside": the user gives COFFER_MASTER_KEY, a key file or a passphrase. */
+static int pg_default_key_file(const char *location, char *buf, size_t len)
+{
+	return COFFER_ENOTFOUND;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* bootstrap / keys_load                                                                      */
+
+static int read_header(pg_store *s, store_boot *b)
+{
+	PGresult *r = run(s, ST_READ_HEADER, NULL, NULL);
+	uint64_t ops, mem, kid;
+	int rc = res_rc(s, r, PGRES_TUPLES_OK, "reading the store header");
+	if (rc != COFFER_OK)
+		goto out;
+	if (PQntuples(r) == 0) {
+		set_err(s, "this store has no header yet");
+		rc = COFFER_ENOTFOUND;
+		goto out;
+	}
+	if (PQntuples(r) != 1 || PQgetlength(r, 0, 0) != STORE_ID_LEN ||
+	    PQgetlength(r, 0, 1) != STORE_SALT_LEN || !col_uint(r, 0, 2, 8, &ops) ||
+	    !col_uint(r, 0, 3, 8, &mem) || !col_uint(r, 0, 4, 8, &kid) || kid > UINT32_MAX ||
+	    PQgetlength(r, 0, 5) > STORE_SEALED_KEY_MAX) {
+		set_err(s, "the store header in this database is damaged");
+		rc = COFFER_ECORRUPT;
+		goto out;
+	}
+	memset(b, 0, sizeof *b);
+	memcpy(b->store_id, PQgetvalue(r, 0, 0), STORE_ID_LEN);
+	memcpy(b->kdf_salt, PQgetvalue(r, 0, 1), STORE_SALT_LEN);
+	b->kdf_opslimit = ops;
+	b->kdf_memlimit = mem;
+	b->first_key_id = (uint32_t)kid;
+	b->sealed_key_len = (size_t)PQgetlength(r, 0, 5);
+	memcpy(b->sealed_key, PQgetvalue(r, 0, 5), b->sealed_key_len);
+out:
+	PQclear(r);
+	return rc;
+}
+
+/* Insert the proposal if there is no header; returns whether it was ours. No COMMIT. */
+static int insert_header(pg_store *s, const store_boot *p, int *created)
+{
+	uint8_t ops[8], mem[8], kid[8];
+	put_be64(ops, p->kdf_opslimit);
+	put_be64(mem, p->kdf_memlimit);
+	put_be64(kid, p->first_key_id);
+	const char *hv[5] = {(const char *)p->store_id, (const char *)p->kdf_salt,
+	                     (const char *)ops, (const char *)mem, (const char *)kid};
+	const int hl[5] = {STORE_ID_LEN, STORE_SALT_LEN, 8, 8, 8};
+	PGresult *r = run(s, ST_BOOT_HEADER, hv, hl);
+	int rc = res_rc(s, r, PGRES_TUPLES_OK, "writing the store header");
+	*created = rc == COFFER_OK && PQntuples(r) == 1;
+	PQclear(r);
+	if (rc != COFFER_OK || !*created)
+		return rc;
+	/* The header and its key commit together: whoever sees one sees both. */
+	const char *kv[2] = {(const char *)kid, (const char *)p->sealed_key};
+	const int kl[2] = {8, (int)p->sealed_key_len};
+	r = run(s, ST_BOOT_KEY, kv, kl);
+	rc = res_rc(s, r, PGRES_COMMAND_OK, "writing the first data key");
+	PQclear(r);
+	return rc;
+}
+
+/* Propose a header (insert-if-absent) and read back the one in force, in one transaction. */
+static int bootstrap_once(pg_store *s, const store_boot *p, store_boot *actual, int *created)
+{
+	store_boot got;
+	int made = 0;
+	int rc = exec_cmd(s, "BEGIN", "BEGIN");
+	if (rc == COFFER_OK)
+		rc = insert_header(s, p, &made);
+	if (rc == COFFER_OK)
+		rc = read_header(s, &got);
+	if (rc != COFFER_OK) {
+		rollback(s);
+		return rc;
+	}
+	if ((rc = exec_cmd(s, "COMMIT", "COMMIT of the store header")) != COFFER_OK)
+		return rc;
+	*actual = got;
+	*created = made;
+	return COFFER_OK;
+}
+
+/* proposal == NULL: only read the header (one statement, no transaction needed). */
+static int read_once(pg_store *s, const store_boot *p, store_boot *actual, int *created)
+{
+	store_boot got;
+	int rc = read_header(s, &got);
+	if (rc == COFFER_OK) {
+		*actual = got;
+		*created = 0;
+	}
+	return rc;
+}
+
+static int pg_bootstrap(store *st, const store_boot *proposal, store_boot *actual, int *created)
+{
+	pg_store *s = (pg_store *)st;
+	int (*once)(pg_store *, const store_boot *, store_boot *, int *) =
+	    proposal != NULL ? bootstrap_once : read_once;
+	if (proposal != NULL &&
+	    (proposal->sealed_key_len == 0 || proposal->sealed_key_len > STORE_SEALED_KEY_MAX)) {
+		set_err(s, "bad sealed key length");
+		return COFFER_EMISUSE;
+	}
+	int rc = ensure_conn(s);
+	if (rc == COFFER_OK)
+		rc = once(s, proposal, actual, created);
+	/* Lost before COMMIT was answered: retrying is safe (insert-if-absent, then read back).
+	 * Lost during COMMIT: *created may then read 0 for a header we wrote; the header in
+	 * force, which is what matters, is right either way. */
+	if (rc == COFFER_EUNAVAIL && s->lost && reconnect(s) == COFFER_OK)
+		rc = once(s, proposal, actual, created);
+	return rc;
+}
+
+typedef struct keys_ctx {
+	store_key_cb cb;
+	void *ctx;
+	size_t emitted;
+} keys_ctx;
+
+static int keys_once(pg_store *s, keys_ctx *k)
+{
+	PGresult *r = run(s, ST_KEYS, NULL, NULL);
+	int rc = res_rc(s, r, PGRES_TUPLES_OK, "reading the keyring");
+	for (int i = 0; rc == COFFER_OK && i < PQntuples(r); i++) {
+		uint64_t id;
+		if (!col_uint(r, i, 0, 8, &id) || id > UINT32_MAX) {
+			set_err(s, "the keyring in this database is damaged");
+			rc = COFFER_ECORRUPT;
+			break;
+		}
+		k->emitted++;
+		rc = k->cb(k->ctx, (uint32_t)id, (const uint8_t *)PQgetvalue(r, i, 1),
+		           (size_t)PQgetlength(r, i, 1));
+	}
+	PQclear(r);
+	return rc;
+}
+
+static int pg_keys_load(store *st, store_key_cb cb, void *ctx)
+{
+	pg_store *s = (pg_store *)st;
+	keys_ctx k = {cb, ctx, 0};
+	int rc = ensure_conn(s);
+	if (rc == COFFER_OK)
+		rc = keys_once(s, &k);
+	if (rc == COFFER_EUNAVAIL && s->lost && k.emitted == 0 && reconnect(s) == COFFER_OK)
+		rc = keys_once(s, &k);
+	return rc;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* put                                                                                        */
+
+typedef struct put_slot {
+	const char *name;
+	size_t len;
+	size_t idx;         /* position in the caller's array */
+	uint64_t secret_id; /* filled by reserve() */
+	uint64_t version;
+} put_slot;
+
+/* Byte order of names, then array order: the lock order of a batch. */
+static int slot_cmp(const void *a, const void *b)
+{
+	const put_slot *x = a, *y = b;
+	size_t n = x->len < y->len ? x->len : y->len;
+	int c = memcmp(x->name, y->name, n);
+	if (c != 0)
+		return c;
+	if (x->len != y->len)
+		return x->len < y->len ? -1 : 1;
+	return x->idx < y->idx ? -1 : x->idx > y->idx;
+}
+
+static int same_name(const put_slot *a, const put_slot *b)
+{
+	return a->len == b->len && memcmp(a->name, b->name, a->len) == 0;
+}
+
+/* Lock each distinct secret and reserve its versions, in sorted order (no deadlocks). */
+static int reserve(pg_store *s, put_slot *slots, size_t n)
+{
+	for (size_t i = 0, j; i < n; i = j) {
+		for (j = i + 1; j < n && same_name(&slots[i], &slots[j]); j++)
+			;
+		uint8_t count[8];
+		uint64_t id, last;
+		put_be64(count, j - i);
+		const char *v[2] = {slots[i].name, (const char *)count};
+		const int l[2] = {(int)slots[i].len, 8};
+		PGresult *r = run(s, ST_UPSERT, v, l);
+		int rc = res_rc(s, r, PGRES_TUPLES_OK, "reserving version ids");
+		if (rc == COFFER_OK && (PQntuples(r) != 1 || !col_uint(r, 0, 0, 8, &id) ||
+		                        !col_uint(r, 0, 1, 8, &last) || last < j - i)) {
+			set_err(s, "unexpected reply while reserving version ids");
+			rc = COFFER_EIO;
+		}
+		PQclear(r);
+		if (rc != COFFER_OK)
+			return rc;
+		for (size_t k = i; k < j; k++) {
+			slots[k].secret_id = id;
+			slots[k].version = last - (j - i) + (k - i) + 1;
+		}
+	}
+	return COFFER_OK;
+}
+
+static int insert_version(pg_store *s, const put_slot *slot, uint32_t key_id, const uint8_t *sealed,
+                          size_t len)
+{
+	uint8_t sid[8], ver[8], kid[8];
+	put_be64(sid, slot->secret_id);
+	put_be64(ver, slot->version);
+	put_be64(kid, key_id);
+	const char *v[4] = {(const char *)sid, (const char *)ver, (const char *)kid,
+	                    (const char *)sealed};
+	const int l[4] = {8, 8, 8, (int)len};
+	PGresult *r = run(s, ST_INSERT_VERSION, v, l);
+	int rc = res_rc(s, r, PGRES_COMMAND_OK, "inserting a version");
+	PQclear(r);
+	return rc;
+}
+
+/* Seal and insert every item in array order; `byidx` maps an array index to its slot. */
+static int seal_all(pg_store *s, put_slot *const *byidx, size_t n, store_seal_fn seal, void *ctx)
+{
+	for (size_t i = 0; i < n; i++) {
+		uint32_t key_id = 0;
+		uint8_t *blob = NULL;
+		size_t len = 0;
+		int rc = seal(ctx, i, byidx[i]->version, &key_id, &blob, &len);
+		if (rc == COFFER_OK && (blob == NULL || len == 0 || len > INT32_MAX)) {
+			set_err(s, "the sealed value is empty or too large");
+			rc = COFFER_EMISUSE;
+		}
+		if (rc == COFFER_OK)
+			rc = insert_version(s, byidx[i], key_id, blob, len);
+		free(blob);
+		if (rc != COFFER_OK)
+			return rc;
+	}
+	return COFFER_OK;
+}
+
+static int bump_gen(pg_store *s, uint64_t *gen)
+{
+	PGresult *r = run(s, ST_BUMP, NULL, NULL);
+	int rc = res_rc(s, r, PGRES_TUPLES_OK, "bumping the store generation");
+	if (rc == COFFER_OK && (PQntuples(r) != 1 || !col_uint(r, 0, 0, 8, gen))) {
+		set_err(s, "the coffer_meta table of this database is damaged");
+		rc = COFFER_ECORRUPT;
+	}
+	PQclear(r);
+	return rc;
+}
+
+/* COMMIT; a connection lost here leaves the outcome unknown. */
+static int commit(pg_store *s)
+{
+	PGresult *r = PQexec(s->conn, "COMMIT");
+	int rc = res_rc(s, r, PGRES_COMMAND_OK, "COMMIT");
+	if (rc == COFFER_EUNAVAIL && s->lost)
+		set_err(s,
+		        "lost the connection to PostgreSQL during COMMIT: the put may or may not "
+		        "have been committed");
+	else if (rc == COFFER_OK && strcmp(PQcmdStatus(r), "COMMIT") != 0) {
+		set_err(s, "PostgreSQL rolled the put back");
+		rc = COFFER_EIO;
+	}
+	PQclear(r);
+	return rc;
+}
+
+/*
+ * One attempt. *sealing is set once seal() has been called: from then on the attempt may not be
+ * repeated (store.h: seal is called once per item).
+ */
+static int put_once(pg_store *s, put_slot *slots, put_slot *const *byidx, size_t n,
+                    store_seal_fn seal, void *ctx, int *sealing)
+{
+	uint64_t gen = 0;
+	int rc = exec_cmd(s, "BEGIN", "BEGIN");
+	if (rc == COFFER_OK)
+		rc = reserve(s, slots, n);
+	if (rc == COFFER_OK) {
+		*sealing = 1;
+		rc = seal_all(s, byidx, n, seal, ctx);
+	}
+	if (rc == COFFER_OK)
+		rc = bump_gen(s, &gen);
+	if (rc != COFFER_OK) {
+		rollback(s);
+		if (rc == COFFER_EUNAVAIL && s->lost)
+			set_err(s, "lost the connection to PostgreSQL before COMMIT: nothing was "
+			           "written");
+		return rc;
+	}
+	rc = commit(s);
+	if (rc == COFFER_OK)
+		learn_gen(s, gen, 0); /* our own write: a reader here must not see the old tag */
+	return rc;
+}
+
+static int pg_put(store *st, store_put *items, size_t n, store_seal_fn seal, void *ctx)
+{
+	pg_store *s = (pg_store *)st;
+	put_slot *slots;
+	put_slot **byidx;
+	int sealing = 0, rc;
+
+	if (n == 0)
+		return COFFER_OK;
+	slots = calloc(n, sizeof *slots);
+	byidx = calloc(n, sizeof *byidx);
+	if (slots == NULL || byidx == NULL) {
+		free(slots);
+		free(byidx);
+		return COFFER_ENOMEM;
+	}
+	for (size_t i = 0; i < n; i++)
+		slots[i] = (put_slot){items[i].name, items[i].name_len, i, 0, 0};
+	qsort(slots, n, sizeof *slots, slot_cmp);
+	for (size_t i = 0; i < n; i++)
+		byidx[slots[i].idx] = &slots[i];
+
+	rc = ensure_conn(s);
+	if (rc == COFFER_OK)
+		rc = put_once(s, slots, byidx, n, seal, ctx, &sealing);
+	/* Safe to repeat only if nothing was sealed: the first attempt surely rolled back. */
+	if (!sealing && ((rc == COFFER_EUNAVAIL && s->lost) || rc == COFFER_EBUSY) &&
+	    (rc == COFFER_EBUSY || reconnect(s) == COFFER_OK))
+		rc = put_once(s, slots, byidx, n, seal, ctx, &sealing);
+	if (rc == COFFER_OK)
+		for (size_t i = 0; i < n; i++)
+			items[i].version = byidx[i]->version;
+	free(slots);
+	free(byidx);
+	return rc;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* get / generation                                                                           */
+
+typedef struct get_args {
+	const char *name;
+	size_t name_len;
+	uint64_t version;
+	store_row *out;
+} get_args;
+
+/* Columns 0..3 of a version row: version, key_id, state, created_ms. */
+static int parse_row_head(const PGresult *r, int i, store_row *row)
+{
+	uint64_t ver, kid, state, created;
+	if (!col_uint(r, i, 0, 8, &ver) || !col_uint(r, i, 1, 8, &kid) || kid > UINT32_MAX ||
+	    !col_uint(r, i, 2, 2, &state) || !col_uint(r, i, 3, 8, &created))
+		return 0;
+	memset(row, 0, sizeof *row);
+	row->version = ver;
+	row->key_id = (uint32_t)kid;
+	row->state = (int)(int16_t)state;
+	row->created_ms = (int64_t)created;
+	return 1;
+}
+
+static int get_fill(pg_store *s, const PGresult *r, const get_args *a)
+{
+	store_row row;
+	uint64_t gen;
+	size_t len = (size_t)PQgetlength(r, 0, 4);
+
+	if (!parse_row_head(r, 0, &row) || !col_uint(r, 0, 5, 8, &gen)) {
+		set_err(s, "a version row of secret '%.*s' is damaged", (int)a->name_len, a->name);
+		return COFFER_ECORRUPT;
+	}
+	if (row.state != COFFER_STATE_ENABLED) {
+		set_err(s, "secret '%.*s' has no version '%llu' (destroyed)", (int)a->name_len,
+		        a->name, (unsigned long long)a->version);
+		return COFFER_ENOTFOUND;
+	}
+	row.sealed = malloc(len > 0 ? len : 1);
+	if (row.sealed == NULL)
+		return COFFER_ENOMEM;
+	memcpy(row.sealed, PQgetvalue(r, 0, 4), len);
+	row.sealed_len = len;
+	learn_gen(s, gen, 1); /* the snapshot proves the store was at `gen` just now */
+	row.gen = token(s, gen);
+	*a->out = row;
+	return COFFER_OK;
+}
+
+static int get_once(pg_store *s, const get_args *a)
+{
+	uint8_t ver[8];
+	put_be64(ver, a->version);
+	const char *v[2] = {a->name, (const char *)ver};
+	const int l[2] = {(int)a->name_len, 8};
+	PGresult *r = run(s, a->version == 0 ? ST_GET_LATEST : ST_GET_VERSION, v, l);
+	int rc = res_rc(s, r, PGRES_TUPLES_OK, "reading a version");
+	if (rc == COFFER_OK && PQntuples(r) == 0) {
+		if (a->version == 0)
+			set_err(s, "secret '%.*s' not found", (int)a->name_len, a->name);
+		else
+			set_err(s, "secret '%.*s' has no version '%llu'", (int)a->name_len, a->name,
+			        (unsigned long long)a->version);
+		rc = COFFER_ENOTFOUND;
+	} else if (rc == COFFER_OK) {
+		rc = get_fill(s, r, a);
+	}
+	PQclear(r);
+	return rc;
+}
+
+static int pg_get(store *st, const char *name, size_t name_len, uint64_t version, store_row *out)
+{
+	pg_store *s = (pg_store *)st;
+	get_args a = {name, name_len, version, out};
+	if (name_len == 0 || name_len > COFFER_NAME_MAX) {
+		set_err(s, "bad secret name length");
+		return COFFER_EINVAL;
+	}
+	int rc = ensure_conn(s);
+	if (rc == COFFER_OK)
+		rc = get_once(s, &a);
+	if (rc == COFFER_EUNAVAIL && s->lost && reconnect(s) == COFFER_OK)
+		rc = get_once(s, &a);
+	return rc;
+}
+
+/* Take every notification that has arrived, without blocking. */
+static int drain(pg_store *s)
+{
+	PGnotify *nf;
+	if (!PQconsumeInput(s->conn))
+		return 0; /* the socket is closed or broken */
+	while ((nf = PQnotifies(s->conn)) != NULL) {
+		uint64_t g;
+		/* A store in another schema of this database shares the channel: its numbers
+		 * only raise ours, which costs cache misses, never a stale hit. */
+		if (strcmp(nf->relname, PG_CHANNEL) == 0 && parse_u64(nf->extra, &g))
+			learn_gen(s, g, 0);
+		PQfreemem(nf);
+	}
+	return 1;
+}
+
+static int pg_generation(store *st, uint64_t *gen)
+{
+	pg_store *s = (pg_store *)st;
+	int rc = ensure_conn(s);
+	if (rc != COFFER_OK)
+		return rc;
+	if (!drain(s) && (rc = reconnect(s)) != COFFER_OK)
+		return rc;
+	if (now_ms() - s->checked_ms >= PG_MAX_STALE_MS) {
+		rc = load_gen(s);
+		if (rc == COFFER_EUNAVAIL && s->lost && reconnect(s) == COFFER_OK)
+			rc = COFFER_OK; /* reconnect() loaded it */
+		if (rc != COFFER_OK)
+			return rc;
+	}
+	*gen = token(s, s->gen);
+	return COFFER_OK;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Listings                                                                                   */
+
+typedef struct list_ctx {
+	store_name_cb name_cb;
+	store_row_cb row_cb;
+	void *ctx;
+	const char *name; /* list_versions: the secret */
+	size_t name_len;
+	char after[COFFER_NAME_MAX + 1]; /* list_secrets: the last name emitted */
+	size_t after_len;
+	uint64_t after_version; /* list_versions: the last version emitted */
+	size_t emitted;
+	int done;
+} list_ctx;
+
+static int secrets_page(pg_store *s, list_ctx *c)
+{
+	const char *v[1] = {c->after};
+	const int l[1] = {(int)c->after_len};
+	PGresult *r = run(s, ST_LIST_SECRETS, v, l);
+	int rc = res_rc(s, r, PGRES_TUPLES_OK, "listing secrets");
+	int n = rc == COFFER_OK ? PQntuples(r) : 0;
+	for (int i = 0; rc == COFFER_OK && i < n; i++) {
+		size_t len = (size_t)PQgetlength(r, i, 0);
+		uint64_t count;
+		if (len == 0 || len > COFFER_NAME_MAX || !col_uint(r, i, 1, 8, &count)) {
+			set_err(s, "a secret row in this database is damaged");
+			rc = COFFER_ECORRUPT;
+			break;
+		}
+		memcpy(c->after, PQgetvalue(r, i, 0), len);
+		c->after[len] = '\0';
+		c->after_len = len;
+		c->emitted++;
+		rc = c->name_cb(c->ctx, c->after, (size_t)count);
+	}
+	c->done = rc != COFFER_OK || n < PG_PAGE_ROWS;
+	PQclear(r);
+	return rc;
+}
+
+static int versions_page(pg_store *s, list_ctx *c)
+{
+	uint8_t after[8];
+	put_be64(after, c->after_version);
+	const char *v[2] = {c->name, (const char *)after};
+	const int l[2] = {(int)c->name_len, 8};
+	PGresult *r = run(s, ST_LIST_VERSIONS, v, l);
+	int rc = res_rc(s, r, PGRES_TUPLES_OK, "listing versions");
+	int n = rc == COFFER_OK ? PQntuples(r) : 0;
+	for (int i = 0; rc == COFFER_OK && i < n; i++) {
+		store_row row;
+		uint64_t len;
+		if (!parse_row_head(r, i, &row) || !col_uint(r, i, 4, 4, &len)) {
+			set_err(s, "a version row of secret '%.*s' is damaged", (int)c->name_len,
+			        c->name);
+			rc = COFFER_ECORRUPT;
+			break;
+		}
+		row.sealed_len = (size_t)len;
+		c->after_version = row.version;
+		c->emitted++;
+		rc = c->row_cb(c->ctx, &row);
+	}
+	c->done = rc != COFFER_OK || n < PG_PAGE_ROWS;
+	PQclear(r);
+	return rc;
+}
+
+/*
+ * Page through a listing. The cursor (last name or version emitted) is exact, so a page that
+ * failed on a lost connection is fetched again after a reconnect without repeating a callback.
+ */
+static int list_pages(pg_store *s, list_ctx *c, int (*page)(pg_store *, list_ctx *))
+{
+	int rc = ensure_conn(s);
+	while (rc == COFFER_OK && !c->done) {
+		size_t before = c->emitted;
+		rc = page(s, c);
+		if (rc == COFFER_EUNAVAIL && s->lost && c->emitted == before &&
+		    reconnect(s) == COFFER_OK)
+			rc = page(s, c);
+	}
+	return rc;
+}
+
+static int pg_list_secrets(store *st, store_name_cb cb, void *ctx)
+{
+	pg_store *s = (pg_store *)st;
+	list_ctx *c = calloc(1, sizeof *c);
+	if (c == NULL)
+		return COFFER_ENOMEM;
+	c->name_cb = cb;
+	c->ctx = ctx;
+	int rc = list_pages(s, c, secrets_page);
+	free(c);
+	return rc;
+}
+
+static int pg_list_versions(store *st, const char *name, size_t name_len, store_row_cb cb,
+                            void *ctx)
+{
+	pg_store *s = (pg_store *)st;
+	list_ctx c = {.row_cb = cb, .ctx = ctx, .name = name, .name_len = name_len};
+	if (name_len == 0 || name_len > COFFER_NAME_MAX) {
+		set_err(s, "bad secret name length");
+		return COFFER_EINVAL;
+	}
+	int rc = list_pages(s, &c, versions_page);
+	if (rc == COFFER_OK && c.emitted == 0) {
+		/* put() creates a secret and its first version in one transaction. */
+		set_err(s, "secret '%.*s' not found", (int)name_len, name);
+		rc = COFFER_ENOTFOUND;
+	}
+	return rc;
+}
+
+const store_ops postgres_store_ops = {
+    .scheme = "postgres",
+    .open = pg_open,
+    .close = pg_close,
+    .errmsg = pg_errmsg,
+    .default_key_file = pg_default_key_file,
+    .bootstrap = pg_bootstrap,
+    .keys_load = pg_keys_load,
+    .put = pg_put,
+    .get = pg_get,
+    .generation = pg_generation,
+    .list_secrets = pg_list_secrets,
+    .list_versions = pg_list_versions,
+};
