@@ -1,0 +1,472 @@
+/*
+ * loop.c -- listeners, worker loops, connections, TLS, timeouts, drain (see loop.h).
+ *
+ * Each worker thread owns an event_base, its own listening socket for every listener (the kernel
+ * spreads connections across them with SO_REUSEPORT), its connections and a store handle. Nothing
+ * about a connection is ever touched by another thread; the only cross-thread events are the
+ * committer's "puts done" wake-ups and the main thread's "drain now".
+ */
+#include "loop.h"
+
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <event2/thread.h>
+#include <openssl/err.h>
+
+#define TICK_MS      250
+#define OUT_HIGH     (4u * 1024u * 1024u) /* stop reading a peer that does not read its answers */
+#define DRAIN_MAX_MS 10000
+
+typedef struct srv_worker srv_worker;
+typedef struct srv_conn srv_conn;
+
+struct srv_conn {
+	srv_worker *w;
+	const srv_listen *l;
+	struct bufferevent *bev;
+	gs_conn *g;
+	srv_conn *prev, *next;
+	int closing;
+};
+
+struct srv_worker {
+	srv_config *cfg;
+	unsigned idx;
+	pthread_t thread;
+	struct event_base *base;
+	struct evconnlistener *lev[SRV_MAX_LISTEN];
+	struct event *tick, *drain;
+	svc_worker svc;
+	srv_conn *conns;
+	unsigned n_conns;
+	int draining;
+	uint64_t drain_deadline;
+};
+
+static uint64_t mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* --- connections --------------------------------------------------------------------------- */
+
+static void conn_free(srv_conn *sc)
+{
+	srv_worker *w = sc->w;
+	if (sc->prev != NULL)
+		sc->prev->next = sc->next;
+	else
+		w->conns = sc->next;
+	if (sc->next != NULL)
+		sc->next->prev = sc->prev;
+	w->n_conns--;
+	gs_conn_free(sc->g);
+	bufferevent_free(sc->bev);
+	free(sc);
+}
+
+/* Move what the protocol layer has to say into the socket's output buffer. */
+static void conn_flush(srv_conn *sc)
+{
+	struct evbuffer *out = bufferevent_get_output(sc->bev);
+	for (;;) {
+		const uint8_t *data;
+		ssize_t n = gs_conn_send(sc->g, &data);
+		if (n <= 0) {
+			if (n < 0)
+				sc->closing = 1;
+			break;
+		}
+		if (evbuffer_add(out, data, (size_t)n) != 0) {
+			sc->closing = 1;
+			break;
+		}
+	}
+	if (gs_conn_done(sc->g))
+		sc->closing = 1;
+	if (sc->closing)
+		bufferevent_disable(sc->bev, EV_READ);
+}
+
+/* Close when finished and everything has been written. Returns 1 if the conn was freed. */
+static int conn_maybe_close(srv_conn *sc)
+{
+	if (sc->closing && evbuffer_get_length(bufferevent_get_output(sc->bev)) == 0) {
+		conn_free(sc);
+		return 1;
+	}
+	return 0;
+}
+
+static void on_call(void *ud, gs_call *call)
+{
+	srv_conn *sc = ud;
+	svc_handle(&sc->w->svc, call, sc->l->principal, sc->l->need_token);
+}
+
+static void on_output(void *ud)
+{
+	srv_conn *sc = ud;
+	conn_flush(sc);
+}
+
+static void read_cb(struct bufferevent *bev, void *arg)
+{
+	srv_conn *sc = arg;
+	struct evbuffer *in = bufferevent_get_input(bev);
+	struct evbuffer_iovec vec[8];
+	int fail = 0;
+
+	while (!fail && evbuffer_get_length(in) > 0) {
+		int nv = evbuffer_peek(in, -1, NULL, vec, 8);
+		size_t used = 0;
+		for (int i = 0; i < nv && i < 8 && !fail; i++) {
+			fail = gs_conn_recv(sc->g, vec[i].iov_base, vec[i].iov_len) != 0;
+			used += vec[i].iov_len;
+		}
+		evbuffer_drain(in, used);
+	}
+	if (fail)
+		sc->closing = 1;
+	conn_flush(sc);
+	svc_log_flush(&sc->w->svc);
+	if (evbuffer_get_length(bufferevent_get_output(bev)) > OUT_HIGH)
+		bufferevent_disable(bev, EV_READ);
+	conn_maybe_close(sc);
+}
+
+static void write_cb(struct bufferevent *bev, void *arg)
+{
+	srv_conn *sc = arg;
+	if (conn_maybe_close(sc))
+		return;
+	if (!sc->closing)
+		bufferevent_enable(bev, EV_READ);
+}
+
+static void event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	srv_conn *sc = arg;
+	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT))
+		conn_free(sc);
+}
+
+static struct bufferevent *bev_new(srv_worker *w, evutil_socket_t fd)
+{
+	if (w->cfg->tls == NULL)
+		return bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	SSL *ssl = SSL_new(w->cfg->tls);
+	if (ssl == NULL)
+		return NULL;
+	struct bufferevent *bev = bufferevent_openssl_socket_new(
+	    w->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+	if (bev == NULL)
+		SSL_free(ssl);
+	return bev;
+}
+
+static void accept_cb(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *sa,
+                      int salen, void *arg)
+{
+	srv_worker *w = arg;
+	const srv_listen *l = NULL;
+	int one = 1;
+
+	for (size_t i = 0; i < w->cfg->n_listen; i++)
+		if (w->lev[i] == lev)
+			l = &w->cfg->listen[i];
+	if (l == NULL || w->draining || w->n_conns >= w->cfg->max_conns / w->cfg->threads + 1) {
+		close(fd);
+		return;
+	}
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	srv_conn *sc = calloc(1, sizeof(*sc));
+	struct bufferevent *bev = sc != NULL ? bev_new(w, fd) : NULL;
+	gs_conn_cb cb = {on_call, on_output, sc};
+	gs_conn *g = bev != NULL ? gs_conn_new(&w->cfg->limits, &cb) : NULL;
+	if (g == NULL) {
+		if (bev != NULL)
+			bufferevent_free(bev);
+		else
+			close(fd);
+		free(sc);
+		return;
+	}
+	sc->w = w;
+	sc->l = l;
+	sc->bev = bev;
+	sc->g = g;
+	sc->next = w->conns;
+	if (w->conns != NULL)
+		w->conns->prev = sc;
+	w->conns = sc;
+	w->n_conns++;
+	bufferevent_setcb(bev, read_cb, write_cb, event_cb, sc);
+	bufferevent_enable(bev, EV_READ | EV_WRITE);
+	conn_flush(sc); /* our SETTINGS go first */
+}
+
+/* --- timers and drain ---------------------------------------------------------------------- */
+
+static void worker_check_done(srv_worker *w)
+{
+	if (!w->draining)
+		return;
+	if ((w->n_conns == 0 && w->svc.inflight == 0) || mono_ms() >= w->drain_deadline)
+		event_base_loopexit(w->base, NULL);
+}
+
+static void tick_cb(evutil_socket_t fd, short what, void *arg)
+{
+	srv_worker *w = arg;
+	uint64_t now = mono_ms();
+	srv_conn *sc = w->conns;
+	while (sc != NULL) {
+		srv_conn *next = sc->next;
+		if (gs_conn_tick(sc->g, now))
+			sc->closing = 1;
+		conn_flush(sc);
+		conn_maybe_close(sc);
+		sc = next;
+	}
+	svc_log_flush(&w->svc);
+	worker_check_done(w);
+}
+
+static void drain_cb(evutil_socket_t fd, short what, void *arg)
+{
+	srv_worker *w = arg;
+	w->draining = 1;
+	w->drain_deadline = mono_ms() + DRAIN_MAX_MS;
+	for (size_t i = 0; i < w->cfg->n_listen; i++) {
+		if (w->lev[i] != NULL)
+			evconnlistener_free(w->lev[i]);
+		w->lev[i] = NULL;
+	}
+	/* GOAWAY: in-flight calls finish, new streams are refused, then each conn closes. */
+	for (srv_conn *sc = w->conns; sc != NULL; sc = sc->next) {
+		gs_conn_shutdown(sc->g);
+		conn_flush(sc);
+	}
+	worker_check_done(w);
+}
+
+static void *worker_main(void *arg)
+{
+	srv_worker *w = arg;
+	event_base_dispatch(w->base);
+	/* Anything left after the drain deadline is cut. */
+	while (w->conns != NULL)
+		conn_free(w->conns);
+	return NULL;
+}
+
+static int worker_init(srv_worker *w, srv_config *cfg, unsigned idx)
+{
+	struct timeval tv = {0, TICK_MS * 1000};
+	memset(w, 0, sizeof(*w));
+	w->cfg = cfg;
+	w->idx = idx;
+	w->base = event_base_new();
+	if (w->base == NULL)
+		return -1;
+	if (svc_worker_init(&w->svc, cfg->sh, cfg->stores[idx], w->base) != 0)
+		return -1;
+	w->tick = event_new(w->base, -1, EV_PERSIST, tick_cb, w);
+	w->drain = event_new(w->base, -1, 0, drain_cb, w);
+	if (w->tick == NULL || w->drain == NULL || event_add(w->tick, &tv) != 0)
+		return -1;
+	for (size_t i = 0; i < cfg->n_listen; i++) {
+		w->lev[i] = evconnlistener_new(w->base, accept_cb, w, LEV_OPT_CLOSE_ON_FREE, -1,
+		                               cfg->listen[i].fds[idx]);
+		if (w->lev[i] == NULL)
+			return -1;
+		cfg->listen[i].fds[idx] = -1; /* the listener owns it now */
+	}
+	return 0;
+}
+
+static void worker_fini(srv_worker *w)
+{
+	for (size_t i = 0; i < w->cfg->n_listen; i++)
+		if (w->lev[i] != NULL)
+			evconnlistener_free(w->lev[i]);
+	if (w->tick != NULL)
+		event_free(w->tick);
+	if (w->drain != NULL)
+		event_free(w->drain);
+	svc_worker_fini(&w->svc);
+	if (w->base != NULL)
+		event_base_free(w->base);
+}
+
+int srv_run(srv_config *cfg)
+{
+	static srv_worker workers[SRV_MAX_THREADS];
+	sigset_t set;
+	int sig = 0, rv = 0;
+	unsigned started = 0;
+
+	/* Only the main thread takes SIGTERM/SIGINT: block them before any thread starts. */
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	for (unsigned i = 0; i < cfg->threads; i++) {
+		if (worker_init(&workers[i], cfg, i) != 0) {
+			rv = -1;
+			break;
+		}
+	}
+	for (unsigned i = 0; rv == 0 && i < cfg->threads; i++) {
+		if (pthread_create(&workers[i].thread, NULL, worker_main, &workers[i]) != 0) {
+			rv = -1;
+			break;
+		}
+		started++;
+	}
+	if (rv == 0)
+		sigwait(&set, &sig);
+	for (unsigned i = 0; i < started; i++)
+		event_active(workers[i].drain, 0, 0);
+	for (unsigned i = 0; i < started; i++)
+		pthread_join(workers[i].thread, NULL);
+	for (unsigned i = 0; i < cfg->threads; i++)
+		worker_fini(&workers[i]);
+	return rv;
+}
+
+/* --- binding ------------------------------------------------------------------------------- */
+
+static int bind_one(const struct addrinfo *ai, const char *port_override)
+{
+	int one = 1;
+	int fd =
+	    socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
+	if (fd < 0)
+		return -1;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+	if (bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 || listen(fd, 1024) != 0) {
+		close(fd);
+		return -1;
+	}
+	(void)port_override;
+	return fd;
+}
+
+static int local_port(int fd)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	if (getsockname(fd, (struct sockaddr *)&ss, &len) != 0)
+		return -1;
+	if (ss.ss_family == AF_INET)
+		return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+	return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+}
+
+static int is_loopback(const struct sockaddr *sa)
+{
+	if (sa->sa_family == AF_INET)
+		return (ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr) >> 24) == 127;
+	if (sa->sa_family == AF_INET6)
+		return IN6_IS_ADDR_LOOPBACK(&((const struct sockaddr_in6 *)sa)->sin6_addr);
+	return 0;
+}
+
+static int bind_listener(srv_listen *l, unsigned threads, char *err, size_t errlen)
+{
+	struct addrinfo hints, *res = NULL;
+	char port[16];
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_PASSIVE;
+	/* Port 0 picks a free port once; the other workers then join that same port. */
+	snprintf(port, sizeof(port), "%s", l->port);
+	for (unsigned t = 0; t < threads; t++) {
+		int rc = getaddrinfo(l->host, port, &hints, &res);
+		if (rc != 0) {
+			snprintf(err, errlen, "cannot resolve '%s': %s", l->host, gai_strerror(rc));
+			return -1;
+		}
+		l->loopback = is_loopback(res->ai_addr);
+		l->fds[t] = bind_one(res, port);
+		freeaddrinfo(res);
+		if (l->fds[t] < 0) {
+			snprintf(err, errlen, "cannot listen on %s:%s: %s", l->host, port,
+			         strerror(errno));
+			return -1;
+		}
+		if (t == 0) {
+			l->bound_port = local_port(l->fds[0]);
+			snprintf(port, sizeof(port), "%d", l->bound_port);
+		}
+	}
+	return 0;
+}
+
+int srv_bind(srv_config *cfg, char *err, size_t errlen)
+{
+	for (size_t i = 0; i < cfg->n_listen; i++) {
+		for (unsigned t = 0; t < SRV_MAX_THREADS; t++)
+			cfg->listen[i].fds[t] = -1;
+		if (bind_listener(&cfg->listen[i], cfg->threads, err, errlen) != 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* --- TLS ----------------------------------------------------------------------------------- */
+
+static int alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outlen,
+                       const unsigned char *in, unsigned int inlen, void *arg)
+{
+	static const unsigned char h2[] = {2, 'h', '2'};
+	unsigned char *sel = NULL;
+	if (SSL_select_next_proto(&sel, outlen, h2, sizeof(h2), in, inlen) !=
+	    OPENSSL_NPN_NEGOTIATED)
+		return SSL_TLSEXT_ERR_ALERT_FATAL; /* gRPC needs h2: refuse anything else */
+	*out = sel;
+	return SSL_TLSEXT_ERR_OK;
+}
+
+SSL_CTX *srv_tls_new(const char *cert, const char *key, char *err, size_t errlen)
+{
+	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+	if (ctx == NULL) {
+		snprintf(err, errlen, "cannot create a TLS context");
+		return NULL;
+	}
+	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+	SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
+	if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1 ||
+	    SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1 ||
+	    SSL_CTX_check_private_key(ctx) != 1) {
+		unsigned long e = ERR_get_error();
+		snprintf(err, errlen, "TLS certificate or key: %s",
+		         e != 0 ? ERR_reason_error_string(e) : "unusable");
+		SSL_CTX_free(ctx);
+		return NULL;
+	}
+	SSL_CTX_set_alpn_select_cb(ctx, alpn_select, NULL);
+	return ctx;
+}

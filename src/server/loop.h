@@ -1,0 +1,47 @@
+/*
+ * loop.h -- the network side of coffer serve: listeners, one libevent loop per worker thread,
+ * TLS, timeouts and the graceful drain on SIGTERM/SIGINT.
+ */
+#ifndef COFFER_SERVER_LOOP_H
+#define COFFER_SERVER_LOOP_H
+
+#include <openssl/ssl.h>
+
+#include "grpc.h"
+#include "policy.h"
+#include "service.h"
+
+#define SRV_MAX_LISTEN  32
+#define SRV_MAX_THREADS 64
+
+typedef struct srv_listen {
+	char principal[POL_PRINCIPAL_MAX];
+	char host[256];
+	char port[16];
+	int loopback;
+	int need_token;
+	int bound_port;
+	int fds[SRV_MAX_THREADS]; /* one SO_REUSEPORT socket per worker */
+} srv_listen;
+
+typedef struct srv_config {
+	srv_listen listen[SRV_MAX_LISTEN];
+	size_t n_listen;
+	unsigned threads;
+	unsigned max_conns; /* per process */
+	SSL_CTX *tls;       /* NULL: plaintext h2c */
+	gs_limits limits;
+	svc_shared *sh;
+	coffer_store *stores[SRV_MAX_THREADS]; /* one handle per worker */
+} srv_config;
+
+/* Bind every listener (n sockets each, SO_REUSEPORT); fills bound_port. 0 or -1 with err. */
+int srv_bind(srv_config *cfg, char *err, size_t errlen);
+
+/* Run the workers until SIGTERM or SIGINT, then drain. Returns 0 or -1. */
+int srv_run(srv_config *cfg);
+
+/* A TLS context serving only h2 (ALPN). NULL with err on failure. */
+SSL_CTX *srv_tls_new(const char *cert, const char *key, char *err, size_t errlen);
+
+#endif

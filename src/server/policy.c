@@ -1,0 +1,306 @@
+/*
+ * policy.c -- grants and bearer tokens (see policy.h).
+ *
+ * The tables are small (one row per service and secret), so a linear scan under a read lock is
+ * both simple and fast enough; a write happens only on Declare.
+ */
+#include "policy.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "coffer.h"
+#include "wire.h"
+
+#define POL_MAX_GRANTS 100000 /* a ceiling on a table that clients can grow in development */
+#define POL_MAX_TOKENS 10000
+#define HASH_LEN       crypto_generichash_BYTES
+
+typedef struct grant {
+	char principal[POL_PRINCIPAL_MAX];
+	char *secret; /* "*" for all */
+	unsigned perms;
+} grant;
+
+typedef struct token {
+	char principal[POL_PRINCIPAL_MAX];
+	unsigned char hash[HASH_LEN];
+} token;
+
+struct pol_table {
+	pthread_rwlock_t lock;
+	int dev;
+	grant *grants;
+	size_t n_grants, cap_grants;
+	token *tokens;
+	size_t n_tokens, cap_tokens;
+	unsigned char key[crypto_generichash_KEYBYTES]; /* per process: hashes are never stored */
+};
+
+pol_table *pol_new(int dev)
+{
+	pol_table *t = calloc(1, sizeof(*t));
+	if (t == NULL)
+		return NULL;
+	if (pthread_rwlock_init(&t->lock, NULL) != 0) {
+		free(t);
+		return NULL;
+	}
+	t->dev = dev;
+	randombytes_buf(t->key, sizeof(t->key));
+	return t;
+}
+
+void pol_free(pol_table *t)
+{
+	if (t == NULL)
+		return;
+	for (size_t i = 0; i < t->n_grants; i++)
+		free(t->grants[i].secret);
+	free(t->grants);
+	if (t->tokens != NULL)
+		sodium_memzero(t->tokens, t->cap_tokens * sizeof(token));
+	free(t->tokens);
+	sodium_memzero(t->key, sizeof(t->key));
+	pthread_rwlock_destroy(&t->lock);
+	free(t);
+}
+
+int pol_dev_mode(const pol_table *t)
+{
+	return t->dev;
+}
+
+int pol_principal_ok(const char *s, size_t len)
+{
+	if (len == 0 || len >= POL_PRINCIPAL_MAX)
+		return 0;
+	for (size_t i = 0; i < len; i++) {
+		char ch = s[i];
+		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+		      (ch >= '0' && ch <= '9') || ch == '.' || ch == '_' || ch == '-'))
+			return 0;
+	}
+	return 1;
+}
+
+/* Add perms to the (principal, secret) row, creating it. Caller holds the write lock. */
+static int grant_add(pol_table *t, const char *principal, const char *secret, unsigned perms)
+{
+	for (size_t i = 0; i < t->n_grants; i++) {
+		grant *g = &t->grants[i];
+		if (strcmp(g->principal, principal) == 0 && strcmp(g->secret, secret) == 0) {
+			g->perms |= perms;
+			return 0;
+		}
+	}
+	if (t->n_grants >= POL_MAX_GRANTS)
+		return -1;
+	if (t->n_grants == t->cap_grants) {
+		size_t cap = t->cap_grants ? t->cap_grants * 2 : 16;
+		grant *g = realloc(t->grants, cap * sizeof(*g));
+		if (g == NULL)
+			return -1;
+		t->grants = g;
+		t->cap_grants = cap;
+	}
+	grant *g = &t->grants[t->n_grants];
+	g->secret = strdup(secret);
+	if (g->secret == NULL)
+		return -1;
+	snprintf(g->principal, sizeof(g->principal), "%s", principal);
+	g->perms = perms;
+	t->n_grants++;
+	return 0;
+}
+
+/* Split a line into whitespace-separated words (no strtok: the line is ours, bounded). */
+static size_t split_words(char *line, char **words, size_t max)
+{
+	size_t n = 0;
+	char *p = line;
+	while (*p != '\0' && n < max) {
+		while (*p == ' ' || *p == '\t')
+			p++;
+		if (*p == '\0' || *p == '#')
+			break;
+		words[n++] = p;
+		while (*p != '\0' && *p != ' ' && *p != '\t')
+			p++;
+		if (*p != '\0')
+			*p++ = '\0';
+	}
+	return n;
+}
+
+static int parse_actions(const char *s, unsigned *perms)
+{
+	*perms = 0;
+	if (strcmp(s, "put") == 0)
+		*perms = WIRE_PERM_PUT;
+	else if (strcmp(s, "access") == 0)
+		*perms = WIRE_PERM_ACCESS;
+	else if (strcmp(s, "put,access") == 0 || strcmp(s, "access,put") == 0)
+		*perms = WIRE_PERM_PUT | WIRE_PERM_ACCESS;
+	return *perms != 0 ? 0 : -1;
+}
+
+static int policy_line(pol_table *t, char *line, char *err, size_t errlen, const char *path,
+                       int lineno)
+{
+	char *w[64];
+	unsigned perms;
+	size_t n = split_words(line, w, 64);
+	if (n == 0)
+		return 0;
+	if (n < 4 || strcmp(w[0], "allow") != 0 || !pol_principal_ok(w[1], strlen(w[1])) ||
+	    parse_actions(w[2], &perms) != 0) {
+		snprintf(err, errlen,
+		         "%s:%d: expected 'allow PRINCIPAL put|access|put,access SECRET...'", path,
+		         lineno);
+		return -1;
+	}
+	for (size_t i = 3; i < n; i++) {
+		if (strcmp(w[i], "*") != 0 && coffer_name_check(w[i], strlen(w[i])) != COFFER_OK) {
+			snprintf(err, errlen, "%s:%d: bad secret name", path, lineno);
+			return -1;
+		}
+		if (grant_add(t, w[1], w[i], perms) != 0) {
+			snprintf(err, errlen, "%s:%d: too many grants", path, lineno);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+typedef int (*line_fn)(pol_table *t, char *line, char *err, size_t errlen, const char *path,
+                       int lineno);
+
+static int each_line(pol_table *t, const char *path, line_fn fn, char *err, size_t errlen)
+{
+	char line[4096];
+	int lineno = 0, rv = 0;
+	FILE *f = fopen(path, "re");
+	if (f == NULL) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	pthread_rwlock_wrlock(&t->lock);
+	while (rv == 0 && fgets(line, sizeof(line), f) != NULL) {
+		lineno++;
+		line[strcspn(line, "\r\n")] = '\0';
+		rv = fn(t, line, err, errlen, path, lineno);
+	}
+	pthread_rwlock_unlock(&t->lock);
+	sodium_memzero(line, sizeof(line)); /* token files hold secrets */
+	fclose(f);
+	return rv;
+}
+
+int pol_load_file(pol_table *t, const char *path, char *err, size_t errlen)
+{
+	return each_line(t, path, policy_line, err, errlen);
+}
+
+static int token_line(pol_table *t, char *line, char *err, size_t errlen, const char *path,
+                      int lineno)
+{
+	char *w[3];
+	size_t n = split_words(line, w, 3);
+	if (n == 0)
+		return 0;
+	if (n != 2 || !pol_principal_ok(w[0], strlen(w[0])) || strlen(w[1]) < 16) {
+		snprintf(err, errlen, "%s:%d: expected 'PRINCIPAL TOKEN' (token of 16+ chars)",
+		         path, lineno);
+		return -1;
+	}
+	if (t->n_tokens >= POL_MAX_TOKENS) {
+		snprintf(err, errlen, "%s:%d: too many tokens", path, lineno);
+		return -1;
+	}
+	if (t->n_tokens == t->cap_tokens) {
+		size_t cap = t->cap_tokens ? t->cap_tokens * 2 : 8;
+		token *nt = calloc(cap, sizeof(*nt));
+		if (nt == NULL)
+			return -1;
+		if (t->tokens != NULL) {
+			memcpy(nt, t->tokens, t->n_tokens * sizeof(*nt));
+			sodium_memzero(t->tokens, t->cap_tokens * sizeof(*nt));
+			free(t->tokens);
+		}
+		t->tokens = nt;
+		t->cap_tokens = cap;
+	}
+	token *tk = &t->tokens[t->n_tokens++];
+	snprintf(tk->principal, sizeof(tk->principal), "%s", w[0]);
+	crypto_generichash(tk->hash, HASH_LEN, (const unsigned char *)w[1], strlen(w[1]), t->key,
+	                   sizeof(t->key));
+	return 0;
+}
+
+int pol_load_tokens(pol_table *t, const char *path, char *err, size_t errlen)
+{
+	size_t before = t->n_tokens;
+	if (each_line(t, path, token_line, err, errlen) != 0)
+		return -1;
+	return (int)(t->n_tokens - before);
+}
+
+size_t pol_token_count(const pol_table *t)
+{
+	return t->n_tokens;
+}
+
+int pol_token_principal(pol_table *t, const char *tok, size_t len, char *out, size_t outlen)
+{
+	unsigned char h[HASH_LEN];
+	int found = -1;
+	crypto_generichash(h, HASH_LEN, (const unsigned char *)tok, len, t->key, sizeof(t->key));
+	pthread_rwlock_rdlock(&t->lock);
+	/* Compare against every entry, so the time does not tell which one matched. */
+	for (size_t i = 0; i < t->n_tokens; i++)
+		if (sodium_memcmp(h, t->tokens[i].hash, HASH_LEN) == 0 && found < 0)
+			found = (int)i;
+	if (found >= 0)
+		snprintf(out, outlen, "%s", t->tokens[found].principal);
+	pthread_rwlock_unlock(&t->lock);
+	return found >= 0 ? 0 : -1;
+}
+
+int pol_declare(pol_table *t, const char *principal, const char *secret, unsigned perms)
+{
+	if (!t->dev || perms == 0)
+		return 0;
+	pthread_rwlock_wrlock(&t->lock);
+	int rv = grant_add(t, principal, secret, perms);
+	pthread_rwlock_unlock(&t->lock);
+	return rv == 0 ? 1 : 0;
+}
+
+pol_verdict pol_check(pol_table *t, const char *principal, const char *secret, unsigned perm)
+{
+	pol_verdict v = POL_UNKNOWN;
+	pthread_rwlock_rdlock(&t->lock);
+	for (size_t i = 0; i < t->n_grants; i++) {
+		const grant *g = &t->grants[i];
+		if (strcmp(g->principal, principal) != 0)
+			continue;
+		if (strcmp(g->secret, secret) != 0 && strcmp(g->secret, "*") != 0)
+			continue;
+		if (g->perms & perm) {
+			v = POL_ALLOW;
+			break;
+		}
+		v = POL_DENY;
+	}
+	pthread_rwlock_unlock(&t->lock);
+	/* With a policy file nothing more is coming: unknown means no. */
+	if (v == POL_UNKNOWN && !t->dev)
+		v = POL_DENY;
+	return v;
+}

@@ -1,0 +1,579 @@
+/*
+ * service.c -- Put, Access and Declare on top of libcoffer (see service.h).
+ */
+#include "service.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <sodium.h>
+
+#include "wire.h"
+
+#define BATCH_MAX 256 /* puts in one group commit */
+#define RETRY_MS  10  /* how often a call waiting for its policy looks again */
+
+static const char *const method_names[] = {"Unknown", "Put", "Access", "Declare"};
+
+static uint64_t now_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+/* Per-call state the service keeps while a call is in its hands. */
+typedef struct svc_req {
+	svc_worker *w;
+	gs_call *call;
+	char principal[POL_PRINCIPAL_MAX];
+	uint64_t start_us;
+	uint64_t wait_until_us; /* 0 until the call first waits for a policy */
+} svc_req;
+
+struct svc_put_job {
+	svc_put_job *next;
+	svc_req *req;
+	char name[COFFER_NAME_MAX + 1];
+	uint8_t *value;
+	size_t len;
+	int rc;
+	char version[COFFER_VERSION_MAX];
+	char errmsg[256];
+};
+
+struct svc_committer {
+	pthread_t thread;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	svc_put_job *head, *tail;
+	int stop;
+	coffer_store *st;
+};
+
+/* --- logging ------------------------------------------------------------------------------- */
+
+void svc_log_flush(svc_worker *w)
+{
+	size_t off = 0;
+	while (off < w->loglen) {
+		ssize_t n = write(STDERR_FILENO, w->logbuf + off, w->loglen - off);
+		if (n <= 0)
+			break;
+		off += (size_t)n;
+	}
+	w->loglen = 0;
+}
+
+/* One line per request; names are printed only once validated, values never. */
+static void log_req(svc_req *r, gs_method m, const char *secret, const char *version, int status)
+{
+	svc_worker *w = r->w;
+	if (w->sh->quiet)
+		return;
+	if (sizeof(w->logbuf) - w->loglen < 512)
+		svc_log_flush(w);
+	if (secret == NULL || coffer_name_check(secret, strlen(secret)) != COFFER_OK)
+		secret = "-";
+	if (version == NULL || version[0] == '\0' || strlen(version) >= COFFER_VERSION_MAX ||
+	    strspn(version, "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ") !=
+	        strlen(version))
+		version = "-";
+	int n = snprintf(w->logbuf + w->loglen, sizeof(w->logbuf) - w->loglen,
+	                 "coffer: %s principal=%s secret=%s version=%s status=%d us=%llu\n",
+	                 method_names[m], r->principal, secret, version, status,
+	                 (unsigned long long)(now_us() - r->start_us));
+	if (n > 0 && (size_t)n < sizeof(w->logbuf) - w->loglen)
+		w->loglen += (size_t)n;
+}
+
+/* --- answering ----------------------------------------------------------------------------- */
+
+static void req_done(svc_req *r)
+{
+	r->w->inflight--;
+	free(r);
+}
+
+static void reply_error(svc_req *r, gs_method m, const char *secret, const char *version,
+                        int status, const char *msg)
+{
+	log_req(r, m, secret, version, status);
+	/* The cause travels as grpc-status-details-bin; the SDK shows it as the error's Details. */
+	gs_call_reply(r->call, status, msg, msg, NULL, 0);
+	req_done(r);
+}
+
+/* Map a coffer error to gRPC, never passing on detail for key or integrity failures. */
+static void reply_coffer_error(svc_req *r, gs_method m, const char *secret, const char *version,
+                               int rc, const char *detail)
+{
+	int status = coffer_grpc_status(rc);
+	const char *msg = detail != NULL && detail[0] != '\0' ? detail : coffer_strerror(rc);
+	if (status == GS_INTERNAL)
+		msg = coffer_strerror(rc);
+	reply_error(r, m, secret, version, status, msg);
+}
+
+/* --- permissions --------------------------------------------------------------------------- */
+
+static void retry_cb(evutil_socket_t fd, short what, void *arg);
+
+/*
+ * 1: allowed. 0: answered (denied) or parked to look again later. In development a data call can
+ * overtake its own policy Declare (the SDK does not wait for it), so it waits a little for it.
+ */
+static int permitted(svc_req *r, gs_method m, const char *secret, unsigned perm)
+{
+	char msg[COFFER_NAME_MAX + 128];
+	pol_verdict v = pol_check(r->w->sh->pol, r->principal, secret, perm);
+	if (v == POL_ALLOW)
+		return 1;
+	if (v == POL_UNKNOWN) {
+		uint64_t now = now_us();
+		if (r->wait_until_us == 0)
+			r->wait_until_us = now + (uint64_t)r->w->sh->policy_wait_ms * 1000u;
+		if (now < r->wait_until_us) {
+			struct timeval tv = {0, RETRY_MS * 1000};
+			if (event_base_once(r->w->base, -1, EV_TIMEOUT, retry_cb, r, &tv) == 0)
+				return 0;
+		}
+	}
+	snprintf(msg, sizeof(msg), "service '%s' is not allowed to %s secret '%s'", r->principal,
+	         perm == WIRE_PERM_PUT ? "put" : "access", secret);
+	reply_error(r, m, secret, NULL, GS_PERMISSION_DENIED, msg);
+	return 0;
+}
+
+static int name_ok(svc_req *r, gs_method m, const char *name)
+{
+	char msg[128];
+	if (name[0] == '\0') {
+		reply_error(r, m, NULL, NULL, GS_INVALID_ARGUMENT, "secret name is required");
+		return 0;
+	}
+	if (coffer_name_check(name, strlen(name)) != COFFER_OK) {
+		snprintf(
+		    msg, sizeof(msg),
+		    "invalid secret name: use 1-%d bytes of A-Z a-z 0-9 . _ -, starting with a "
+		    "letter or digit",
+		    COFFER_NAME_MAX);
+		reply_error(r, m, NULL, NULL, GS_INVALID_ARGUMENT, msg);
+		return 0;
+	}
+	return 1;
+}
+
+/* --- Put ----------------------------------------------------------------------------------- */
+
+static void committer_push(svc_committer *c, svc_put_job *j)
+{
+	pthread_mutex_lock(&c->mu);
+	j->next = NULL;
+	if (c->tail != NULL)
+		c->tail->next = j;
+	else
+		c->head = j;
+	c->tail = j;
+	pthread_cond_signal(&c->cv);
+	pthread_mutex_unlock(&c->mu);
+}
+
+static void handle_put(svc_req *r)
+{
+	wire_secret_req q;
+	size_t blen;
+	const uint8_t *body = gs_call_body(r->call, &blen);
+	char msg[160];
+
+	if (wire_decode_put(body, blen, &q) != 0) {
+		reply_error(r, GS_M_PUT, NULL, NULL, GS_INVALID_ARGUMENT,
+		            "malformed SecretPutRequest");
+		return;
+	}
+	if (!name_ok(r, GS_M_PUT, q.name))
+		goto out;
+	if (q.value_len == 0) {
+		reply_error(r, GS_M_PUT, q.name, NULL, GS_INVALID_ARGUMENT,
+		            "secret value must not be empty");
+		goto out;
+	}
+	if (q.value_len > r->w->sh->max_value) {
+		snprintf(msg, sizeof(msg),
+		         "secret value of %zu bytes is over the limit of %zu bytes", q.value_len,
+		         r->w->sh->max_value);
+		reply_error(r, GS_M_PUT, q.name, NULL, GS_INVALID_ARGUMENT, msg);
+		goto out;
+	}
+	if (!permitted(r, GS_M_PUT, q.name, WIRE_PERM_PUT))
+		goto out;
+	svc_put_job *j = calloc(1, sizeof(*j));
+	uint8_t *val = j != NULL ? malloc(q.value_len) : NULL;
+	if (val == NULL) {
+		free(j);
+		reply_error(r, GS_M_PUT, q.name, NULL, GS_RESOURCE_EXHAUSTED, "out of memory");
+		goto out;
+	}
+	memcpy(val, q.value, q.value_len);
+	snprintf(j->name, sizeof(j->name), "%s", q.name);
+	j->value = val;
+	j->len = q.value_len;
+	j->req = r;
+	committer_push(r->w->sh->committer, j);
+out:
+	wire_secret_req_free(&q);
+}
+
+static void put_answer(svc_put_job *j)
+{
+	svc_req *r = j->req;
+	if (j->rc != COFFER_OK) {
+		reply_coffer_error(r, GS_M_PUT, j->name, NULL, j->rc, j->errmsg);
+		return;
+	}
+	uint8_t *out = NULL;
+	size_t olen = 0;
+	if (wire_encode_put_resp(j->name, j->version, &out, &olen) != 0) {
+		reply_error(r, GS_M_PUT, j->name, j->version, GS_RESOURCE_EXHAUSTED,
+		            "out of memory");
+		return;
+	}
+	log_req(r, GS_M_PUT, j->name, j->version, GS_OK);
+	gs_call_reply(r->call, GS_OK, NULL, NULL, out, olen);
+	free(out);
+	req_done(r);
+}
+
+/* The committer said some puts are done: answer them on this, their own, thread. */
+static void wake_cb(evutil_socket_t fd, short what, void *arg)
+{
+	svc_worker *w = arg;
+	pthread_mutex_lock(&w->mu);
+	svc_put_job *j = w->done;
+	w->done = NULL;
+	pthread_mutex_unlock(&w->mu);
+	while (j != NULL) {
+		svc_put_job *next = j->next;
+		put_answer(j);
+		free(j);
+		j = next;
+	}
+	svc_log_flush(w);
+}
+
+/* --- Access -------------------------------------------------------------------------------- */
+
+static void access_answer(svc_req *r, const char *name, coffer_value *v)
+{
+	size_t vlen, olen = 0;
+	const uint8_t *data = coffer_value_data(v, &vlen);
+	const char *ver = coffer_value_version(v);
+	uint8_t *out = NULL;
+
+	if (wire_encode_access_resp(name, ver, data, vlen, &out, &olen) != 0) {
+		reply_error(r, GS_M_ACCESS, name, ver, GS_RESOURCE_EXHAUSTED, "out of memory");
+		return;
+	}
+	log_req(r, GS_M_ACCESS, name, ver, GS_OK);
+	gs_call_reply(r->call, GS_OK, NULL, NULL, out, olen);
+	sodium_memzero(out, olen);
+	free(out);
+	req_done(r);
+}
+
+static void handle_access(svc_req *r)
+{
+	wire_secret_req q;
+	size_t blen;
+	const uint8_t *body = gs_call_body(r->call, &blen);
+	coffer_secret *sec = NULL;
+	coffer_value *v = NULL;
+
+	if (wire_decode_access(body, blen, &q) != 0) {
+		reply_error(r, GS_M_ACCESS, NULL, NULL, GS_INVALID_ARGUMENT,
+		            "malformed SecretAccessRequest");
+		return;
+	}
+	if (!name_ok(r, GS_M_ACCESS, q.name))
+		goto out;
+	if (q.version[0] == '\0') {
+		reply_error(r, GS_M_ACCESS, q.name, NULL, GS_INVALID_ARGUMENT,
+		            "secret version is required ('latest' or a version id)");
+		goto out;
+	}
+	if (!permitted(r, GS_M_ACCESS, q.name, WIRE_PERM_ACCESS))
+		goto out;
+	int rc = coffer_secret_ref(r->w->st, q.name, COFFER_ACCESS, &sec);
+	if (rc == COFFER_OK)
+		rc = coffer_access(sec, q.version, &v);
+	if (rc != COFFER_OK)
+		reply_coffer_error(r, GS_M_ACCESS, q.name, q.version, rc, coffer_errmsg(r->w->st));
+	else
+		access_answer(r, q.name, v);
+	coffer_value_free(v);
+	coffer_secret_free(sec);
+out:
+	wire_secret_req_free(&q);
+}
+
+/* --- Declare ------------------------------------------------------------------------------- */
+
+static void declare_policy(svc_req *r, const wire_declare *d)
+{
+	svc_worker *w = r->w;
+	for (size_t i = 0; i < d->n_principals; i++) {
+		/* The SDK names itself with an empty service name; another name grants nothing. */
+		const char *p = d->principals[i];
+		if (p[0] != '\0' && strcmp(p, r->principal) != 0)
+			continue;
+		for (size_t k = 0; k < d->n_secrets; k++) {
+			const char *s = d->secrets[k];
+			if (coffer_name_check(s, strlen(s)) != COFFER_OK)
+				continue;
+			if (!pol_declare(w->sh->pol, r->principal, s, d->perms) && !w->sh->quiet) {
+				char line[COFFER_NAME_MAX + 160];
+				int n = snprintf(line, sizeof(line),
+				                 "coffer: policy declared by '%s' for secret '%s' "
+				                 "grants nothing (the policy file rules)\n",
+				                 r->principal, s);
+				if (n > 0 && sizeof(w->logbuf) - w->loglen > (size_t)n) {
+					memcpy(w->logbuf + w->loglen, line, (size_t)n);
+					w->loglen += (size_t)n;
+				}
+			}
+		}
+	}
+}
+
+static void handle_declare(svc_req *r)
+{
+	wire_declare d;
+	size_t blen;
+	const uint8_t *body = gs_call_body(r->call, &blen);
+	uint8_t *out = NULL;
+	size_t olen = 0;
+
+	if (wire_decode_declare(body, blen, &d) != 0) {
+		reply_error(r, GS_M_DECLARE, NULL, NULL, GS_INVALID_ARGUMENT,
+		            "malformed ResourceDeclareRequest");
+		return;
+	}
+	if (d.kind == WIRE_DECL_POLICY)
+		declare_policy(r, &d);
+	/* Declare answers OK whatever it declared: a failed Declare crashes the caller's process.
+	 */
+	if (wire_encode_declare_resp(&out, &olen) != 0) {
+		reply_error(r, GS_M_DECLARE, NULL, NULL, GS_RESOURCE_EXHAUSTED, "out of memory");
+	} else {
+		log_req(r, GS_M_DECLARE, d.kind == WIRE_DECL_SECRET ? d.name : NULL, NULL, GS_OK);
+		gs_call_reply(r->call, GS_OK, NULL, NULL, out, olen);
+		req_done(r);
+	}
+	free(out);
+	wire_declare_free(&d);
+}
+
+/* --- dispatch ------------------------------------------------------------------------------ */
+
+static void dispatch(svc_req *r)
+{
+	switch (gs_call_method(r->call)) {
+	case GS_M_PUT:
+		handle_put(r);
+		break;
+	case GS_M_ACCESS:
+		handle_access(r);
+		break;
+	case GS_M_DECLARE:
+		handle_declare(r);
+		break;
+	default:
+		reply_error(r, GS_M_UNKNOWN, NULL, NULL, GS_UNIMPLEMENTED, "unknown method");
+	}
+}
+
+static void retry_cb(evutil_socket_t fd, short what, void *arg)
+{
+	svc_req *r = arg;
+	svc_worker *w = r->w; /* r may be freed by dispatch() */
+	if (!gs_call_alive(r->call)) {
+		gs_call_abandon(r->call);
+		req_done(r);
+		return;
+	}
+	dispatch(r);
+	svc_log_flush(w);
+}
+
+/* Who is calling: the listener's service, or the owner of a valid bearer token. */
+static int authenticate(svc_req *r, const char *principal, int need_token)
+{
+	size_t tlen = 0;
+	const char *tok = gs_call_bearer(r->call, &tlen);
+	if (tok == NULL) {
+		if (need_token) {
+			reply_error(r, gs_call_method(r->call), NULL, NULL, GS_UNAUTHENTICATED,
+			            "this listener requires 'authorization: Bearer <token>'");
+			return 0;
+		}
+		snprintf(r->principal, sizeof(r->principal), "%s", principal);
+		return 1;
+	}
+	if (tlen == 0 || pol_token_principal(r->w->sh->pol, tok, tlen, r->principal,
+	                                     sizeof(r->principal)) != 0) {
+		snprintf(r->principal, sizeof(r->principal), "-");
+		reply_error(r, gs_call_method(r->call), NULL, NULL, GS_UNAUTHENTICATED,
+		            "invalid bearer token");
+		return 0;
+	}
+	return 1;
+}
+
+void svc_handle(svc_worker *w, gs_call *call, const char *principal, int need_token)
+{
+	svc_req *r = calloc(1, sizeof(*r));
+	if (r == NULL) {
+		gs_call_reply(call, GS_RESOURCE_EXHAUSTED, "out of memory", NULL, NULL, 0);
+		return;
+	}
+	r->w = w;
+	r->call = call;
+	r->start_us = now_us();
+	w->inflight++;
+	if (authenticate(r, principal, need_token))
+		dispatch(r);
+}
+
+/* --- worker set-up ------------------------------------------------------------------------- */
+
+int svc_worker_init(svc_worker *w, svc_shared *sh, coffer_store *st, struct event_base *base)
+{
+	memset(w, 0, sizeof(*w));
+	w->sh = sh;
+	w->st = st;
+	w->base = base;
+	if (pthread_mutex_init(&w->mu, NULL) != 0)
+		return -1;
+	w->wake = event_new(base, -1, 0, wake_cb, w);
+	return w->wake != NULL ? 0 : -1;
+}
+
+void svc_worker_fini(svc_worker *w)
+{
+	if (w->wake != NULL)
+		event_free(w->wake);
+	pthread_mutex_destroy(&w->mu);
+	svc_log_flush(w);
+}
+
+/* --- the committer ------------------------------------------------------------------------- */
+
+static void job_post(svc_put_job *j)
+{
+	svc_worker *w = j->req->w;
+	sodium_memzero(j->value, j->len);
+	free(j->value);
+	j->value = NULL;
+	pthread_mutex_lock(&w->mu);
+	j->next = w->done;
+	w->done = j;
+	pthread_mutex_unlock(&w->mu);
+	event_active(w->wake, 0, 0);
+}
+
+/* Commit a batch of puts in one transaction and hand each answer back to its worker. */
+static void commit_batch(svc_committer *c, svc_put_job **jobs, size_t n)
+{
+	coffer_put_item items[BATCH_MAX];
+	size_t k = 0;
+	for (size_t i = 0; i < n; i++) {
+		coffer_secret *sec = NULL;
+		jobs[i]->rc = coffer_secret_ref(c->st, jobs[i]->name, COFFER_PUT, &sec);
+		if (jobs[i]->rc != COFFER_OK) {
+			snprintf(jobs[i]->errmsg, sizeof(jobs[i]->errmsg), "%s",
+			         coffer_errmsg(c->st));
+			continue;
+		}
+		memset(&items[k], 0, sizeof(items[k]));
+		items[k].secret = sec;
+		items[k].value = jobs[i]->value;
+		items[k].len = jobs[i]->len;
+		k++;
+	}
+	int brc = coffer_put_batch(c->st, items, k);
+	for (size_t i = 0, it = 0; i < n; i++) {
+		svc_put_job *j = jobs[i];
+		if (j->rc == COFFER_OK) {
+			coffer_put_item *item = &items[it++];
+			j->rc = item->rc;
+			if (j->rc == COFFER_OK)
+				snprintf(j->version, sizeof(j->version), "%s", item->version);
+			else if (brc != COFFER_OK)
+				snprintf(j->errmsg, sizeof(j->errmsg), "%s", coffer_errmsg(c->st));
+			coffer_secret_free(item->secret);
+		}
+		job_post(j);
+	}
+}
+
+static void *committer_main(void *arg)
+{
+	svc_committer *c = arg;
+	svc_put_job *batch[BATCH_MAX];
+	for (;;) {
+		size_t n = 0;
+		pthread_mutex_lock(&c->mu);
+		while (c->head == NULL && !c->stop)
+			pthread_cond_wait(&c->cv, &c->mu);
+		if (c->head == NULL && c->stop) {
+			pthread_mutex_unlock(&c->mu);
+			break;
+		}
+		/* Everything that queued up while the last commit ran goes into this one. */
+		while (c->head != NULL && n < BATCH_MAX) {
+			batch[n++] = c->head;
+			c->head = c->head->next;
+		}
+		if (c->head == NULL)
+			c->tail = NULL;
+		pthread_mutex_unlock(&c->mu);
+		commit_batch(c, batch, n);
+	}
+	return NULL;
+}
+
+svc_committer *svc_committer_start(coffer_store *st, char *err, size_t errlen)
+{
+	svc_committer *c = calloc(1, sizeof(*c));
+	if (c == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	c->st = st;
+	pthread_mutex_init(&c->mu, NULL);
+	pthread_cond_init(&c->cv, NULL);
+	if (pthread_create(&c->thread, NULL, committer_main, c) != 0) {
+		snprintf(err, errlen, "cannot start the committer thread");
+		free(c);
+		return NULL;
+	}
+	return c;
+}
+
+void svc_committer_stop(svc_committer *c)
+{
+	if (c == NULL)
+		return;
+	pthread_mutex_lock(&c->mu);
+	c->stop = 1;
+	pthread_cond_signal(&c->cv);
+	pthread_mutex_unlock(&c->mu);
+	pthread_join(c->thread, NULL);
+	pthread_mutex_destroy(&c->mu);
+	pthread_cond_destroy(&c->cv);
+	free(c);
+}

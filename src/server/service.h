@@ -1,0 +1,65 @@
+/*
+ * service.h -- the Nitric services (SecretManager Put/Access, Resources Declare) on libcoffer.
+ *
+ * Access runs on the worker thread that received it, on that worker's own store handle. Put goes
+ * to one committer thread that gathers every put waiting at that moment into one durable
+ * transaction (coffer_put_batch), so throughput grows with the number of clients in flight; the
+ * answers come back to each worker through its completion queue.
+ */
+#ifndef COFFER_SERVER_SERVICE_H
+#define COFFER_SERVER_SERVICE_H
+
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "coffer.h"
+#include "grpc.h"
+#include "policy.h"
+
+struct event_base;
+struct event;
+
+typedef struct svc_put_job svc_put_job;
+typedef struct svc_committer svc_committer;
+
+/* What every worker shares. */
+typedef struct svc_shared {
+	pol_table *pol;
+	svc_committer *committer;
+	size_t max_value;        /* bytes, the store's limit */
+	unsigned policy_wait_ms; /* how long a data call waits for its policy in development */
+	int quiet;               /* no per-request log lines (benchmarks) */
+} svc_shared;
+
+/* One worker thread's service state. */
+typedef struct svc_worker {
+	svc_shared *sh;
+	coffer_store *st; /* this thread's own handle, for Access */
+	struct event_base *base;
+	struct event *wake; /* activated by the committer when puts are done */
+	pthread_mutex_t mu;
+	svc_put_job *done; /* finished puts waiting to be answered on this thread */
+	size_t inflight;   /* calls this worker still has to answer */
+	char logbuf[8192];
+	size_t loglen;
+} svc_worker;
+
+/* Set up / tear down a worker's service state (wake event on `base`). 0 or -1. */
+int svc_worker_init(svc_worker *w, svc_shared *sh, coffer_store *st, struct event_base *base);
+void svc_worker_fini(svc_worker *w);
+
+/*
+ * Handle a complete request. `principal` is the listener's service; `need_token` says the
+ * listener demands a bearer token. The call is answered now or later on this thread.
+ */
+void svc_handle(svc_worker *w, gs_call *call, const char *principal, int need_token);
+
+/* Write buffered log lines to stderr (one write). */
+void svc_log_flush(svc_worker *w);
+
+/* The committer thread: start on its own store handle; stop after the queue is empty. */
+svc_committer *svc_committer_start(coffer_store *st, char *err, size_t errlen);
+void svc_committer_stop(svc_committer *c);
+
+#endif

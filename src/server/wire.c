@@ -1,0 +1,286 @@
+/*
+ * wire.c -- decode the Nitric requests coffer serves and encode its answers (protobuf-c).
+ */
+#include "wire.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "google/protobuf/any.pb-c.h"
+#include "google/protobuf/struct.pb-c.h"
+#include "google/rpc/status.pb-c.h"
+#include "nitric/proto/resources/v1/resources.pb-c.h"
+#include "nitric/proto/secrets/v1/secrets.pb-c.h"
+
+typedef Nitric__Proto__Secrets__V1__Secret PbSecret;
+typedef Nitric__Proto__Secrets__V1__SecretVersion PbSecretVersion;
+typedef Nitric__Proto__Secrets__V1__SecretPutRequest PbPutReq;
+typedef Nitric__Proto__Secrets__V1__SecretPutResponse PbPutResp;
+typedef Nitric__Proto__Secrets__V1__SecretAccessRequest PbAccessReq;
+typedef Nitric__Proto__Secrets__V1__SecretAccessResponse PbAccessResp;
+typedef Nitric__Proto__Resources__V1__ResourceDeclareRequest PbDeclareReq;
+typedef Nitric__Proto__Resources__V1__ResourceIdentifier PbResId;
+typedef Nitric__Proto__Resources__V1__PolicyResource PbPolicy;
+
+/*
+ * protobuf-c turns a proto3 string into a C string, so a name like "api-key\0x" would silently
+ * become "api-key". To refuse such names instead, we walk the raw bytes along the known path of
+ * each string field and look for a NUL ourselves.
+ */
+static int read_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
+{
+	uint64_t r = 0;
+	for (int shift = 0; shift < 64 && *p < end; shift += 7) {
+		uint8_t b = *(*p)++;
+		r |= (uint64_t)(b & 0x7f) << shift;
+		if (!(b & 0x80)) {
+			*v = r;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+/* Skip one field's payload given its wire type; for type 2 return the payload. */
+static int next_field(const uint8_t **p, const uint8_t *end, uint32_t *fieldno, const uint8_t **ld,
+                      size_t *ldlen)
+{
+	uint64_t key, v;
+	if (read_varint(p, end, &key) != 0)
+		return -1;
+	*fieldno = (uint32_t)(key >> 3);
+	*ld = NULL;
+	switch (key & 7) {
+	case 0:
+		return read_varint(p, end, &v);
+	case 1:
+		if (end - *p < 8)
+			return -1;
+		*p += 8;
+		return 0;
+	case 5:
+		if (end - *p < 4)
+			return -1;
+		*p += 4;
+		return 0;
+	case 2:
+		if (read_varint(p, end, &v) != 0 || v > (uint64_t)(end - *p))
+			return -1;
+		*ld = *p;
+		*ldlen = (size_t)v;
+		*p += v;
+		return 0;
+	default:
+		return -1; /* groups are not used by this contract */
+	}
+}
+
+/* 1 if any occurrence of the string at `path` (field numbers, depth n) holds a NUL byte. */
+static int path_has_nul(const uint8_t *buf, size_t len, const uint32_t *path, size_t n)
+{
+	const uint8_t *p = buf, *end = buf + len;
+	while (p < end) {
+		uint32_t f;
+		const uint8_t *ld;
+		size_t ldlen = 0;
+		if (next_field(&p, end, &f, &ld, &ldlen) != 0)
+			return 1;
+		if (f != path[0] || ld == NULL)
+			continue;
+		if (n == 1 ? memchr(ld, 0, ldlen) != NULL
+		           : path_has_nul(ld, ldlen, path + 1, n - 1))
+			return 1;
+	}
+	return 0;
+}
+
+int wire_decode_put(const uint8_t *buf, size_t len, wire_secret_req *out)
+{
+	static const uint32_t name_path[] = {1, 1};
+	PbPutReq *m = nitric__proto__secrets__v1__secret_put_request__unpack(NULL, len, buf);
+	if (m == NULL)
+		return -1;
+	if (path_has_nul(buf, len, name_path, 2)) {
+		nitric__proto__secrets__v1__secret_put_request__free_unpacked(m, NULL);
+		return -1;
+	}
+	memset(out, 0, sizeof(*out));
+	out->msg = m;
+	out->name = m->secret != NULL ? m->secret->name : "";
+	out->version = "";
+	out->value = m->value.data;
+	out->value_len = m->value.len;
+	return 0;
+}
+
+int wire_decode_access(const uint8_t *buf, size_t len, wire_secret_req *out)
+{
+	static const uint32_t name_path[] = {1, 1, 1};
+	static const uint32_t version_path[] = {1, 2};
+	PbAccessReq *m = nitric__proto__secrets__v1__secret_access_request__unpack(NULL, len, buf);
+	if (m == NULL)
+		return -1;
+	if (path_has_nul(buf, len, name_path, 3) || path_has_nul(buf, len, version_path, 2)) {
+		nitric__proto__secrets__v1__secret_access_request__free_unpacked(m, NULL);
+		return -1;
+	}
+	memset(out, 0, sizeof(*out));
+	out->msg = m;
+	out->name = "";
+	out->version = "";
+	if (m->secret_version != NULL) {
+		out->version = m->secret_version->version;
+		if (m->secret_version->secret != NULL)
+			out->name = m->secret_version->secret->name;
+	}
+	return 0;
+}
+
+void wire_secret_req_free(wire_secret_req *r)
+{
+	if (r == NULL || r->msg == NULL)
+		return;
+	ProtobufCMessage *m = r->msg;
+	/* A put request holds the value: wipe it before protobuf-c frees it. */
+	if (m->descriptor == &nitric__proto__secrets__v1__secret_put_request__descriptor) {
+		PbPutReq *put = r->msg;
+		if (put->value.data != NULL)
+			sodium_memzero(put->value.data, put->value.len);
+	}
+	protobuf_c_message_free_unpacked(m, NULL);
+	r->msg = NULL;
+}
+
+static void declare_policy(const PbPolicy *pol, wire_declare *out)
+{
+	for (size_t i = 0; i < pol->n_principals && out->n_principals < WIRE_DECL_MAX_ITEMS; i++) {
+		const PbResId *id = pol->principals[i];
+		if (id != NULL && id->type == NITRIC__PROTO__RESOURCES__V1__RESOURCE_TYPE__Service)
+			out->principals[out->n_principals++] = id->name;
+	}
+	for (size_t i = 0; i < pol->n_resources && out->n_secrets < WIRE_DECL_MAX_ITEMS; i++) {
+		const PbResId *id = pol->resources[i];
+		if (id != NULL && id->type == NITRIC__PROTO__RESOURCES__V1__RESOURCE_TYPE__Secret)
+			out->secrets[out->n_secrets++] = id->name;
+	}
+	for (size_t i = 0; i < pol->n_actions; i++) {
+		if (pol->actions[i] == NITRIC__PROTO__RESOURCES__V1__ACTION__SecretPut)
+			out->perms |= WIRE_PERM_PUT;
+		else if (pol->actions[i] == NITRIC__PROTO__RESOURCES__V1__ACTION__SecretAccess)
+			out->perms |= WIRE_PERM_ACCESS;
+	}
+}
+
+int wire_decode_declare(const uint8_t *buf, size_t len, wire_declare *out)
+{
+	PbDeclareReq *m =
+	    nitric__proto__resources__v1__resource_declare_request__unpack(NULL, len, buf);
+	if (m == NULL)
+		return -1;
+	memset(out, 0, sizeof(*out));
+	out->msg = m;
+	out->name = m->id != NULL ? m->id->name : "";
+	if (m->config_case ==
+	    NITRIC__PROTO__RESOURCES__V1__RESOURCE_DECLARE_REQUEST__CONFIG_SECRET) {
+		out->kind = WIRE_DECL_SECRET;
+	} else if (m->config_case ==
+	               NITRIC__PROTO__RESOURCES__V1__RESOURCE_DECLARE_REQUEST__CONFIG_POLICY &&
+	           m->policy != NULL) {
+		out->kind = WIRE_DECL_POLICY;
+		declare_policy(m->policy, out);
+	}
+	return 0;
+}
+
+void wire_declare_free(wire_declare *d)
+{
+	if (d == NULL || d->msg == NULL)
+		return;
+	protobuf_c_message_free_unpacked(d->msg, NULL);
+	d->msg = NULL;
+}
+
+static int pack_new(const ProtobufCMessage *m, uint8_t **out, size_t *outlen)
+{
+	size_t n = protobuf_c_message_get_packed_size(m);
+	/* One spare byte so that an empty message still gets a distinct non-NULL buffer. */
+	uint8_t *b = malloc(n + 1);
+	if (b == NULL)
+		return -1;
+	protobuf_c_message_pack(m, b);
+	*out = b;
+	*outlen = n;
+	return 0;
+}
+
+int wire_encode_put_resp(const char *name, const char *version, uint8_t **out, size_t *outlen)
+{
+	PbSecret sec = NITRIC__PROTO__SECRETS__V1__SECRET__INIT;
+	PbSecretVersion sv = NITRIC__PROTO__SECRETS__V1__SECRET_VERSION__INIT;
+	PbPutResp resp = NITRIC__PROTO__SECRETS__V1__SECRET_PUT_RESPONSE__INIT;
+	sec.name = (char *)name;
+	sv.secret = &sec;
+	sv.version = (char *)version;
+	resp.secret_version = &sv;
+	return pack_new(&resp.base, out, outlen);
+}
+
+int wire_encode_access_resp(const char *name, const char *version, const uint8_t *value,
+                            size_t vlen, uint8_t **out, size_t *outlen)
+{
+	PbSecret sec = NITRIC__PROTO__SECRETS__V1__SECRET__INIT;
+	PbSecretVersion sv = NITRIC__PROTO__SECRETS__V1__SECRET_VERSION__INIT;
+	PbAccessResp resp = NITRIC__PROTO__SECRETS__V1__SECRET_ACCESS_RESPONSE__INIT;
+	sec.name = (char *)name;
+	sv.secret = &sec;
+	sv.version = (char *)version;
+	resp.secret_version = &sv;
+	resp.value.data = (uint8_t *)value;
+	resp.value.len = vlen;
+	return pack_new(&resp.base, out, outlen);
+}
+
+int wire_encode_declare_resp(uint8_t **out, size_t *outlen)
+{
+	Nitric__Proto__Resources__V1__ResourceDeclareResponse resp =
+	    NITRIC__PROTO__RESOURCES__V1__RESOURCE_DECLARE_RESPONSE__INIT;
+	return pack_new(&resp.base, out, outlen);
+}
+
+int wire_status_details_b64(int code, const char *message, const char *cause, char *out,
+                            size_t outlen)
+{
+	Google__Protobuf__Value val = GOOGLE__PROTOBUF__VALUE__INIT;
+	Google__Protobuf__Struct__FieldsEntry entry = GOOGLE__PROTOBUF__STRUCT__FIELDS_ENTRY__INIT;
+	Google__Protobuf__Struct__FieldsEntry *entries[1] = {&entry};
+	Google__Protobuf__Struct st = GOOGLE__PROTOBUF__STRUCT__INIT;
+	Google__Protobuf__Any any = GOOGLE__PROTOBUF__ANY__INIT;
+	Google__Protobuf__Any *anys[1] = {&any};
+	Google__Rpc__Status status = GOOGLE__RPC__STATUS__INIT;
+	uint8_t inner[1024], outer[2048];
+
+	val.kind_case = GOOGLE__PROTOBUF__VALUE__KIND_STRING_VALUE;
+	val.string_value = (char *)cause;
+	entry.key = "cause";
+	entry.value = &val;
+	st.n_fields = 1;
+	st.fields = entries;
+	if (protobuf_c_message_get_packed_size(&st.base) > sizeof(inner))
+		return -1;
+	any.type_url = "type.googleapis.com/google.protobuf.Struct";
+	any.value.data = inner;
+	any.value.len = protobuf_c_message_pack(&st.base, inner);
+	status.code = code;
+	status.message = (char *)message;
+	status.n_details = 1;
+	status.details = anys;
+	if (protobuf_c_message_get_packed_size(&status.base) > sizeof(outer))
+		return -1;
+	size_t n = protobuf_c_message_pack(&status.base, outer);
+	if (sodium_base64_ENCODED_LEN(n, sodium_base64_VARIANT_ORIGINAL_NO_PADDING) > outlen)
+		return -1;
+	sodium_bin2base64(out, outlen, outer, n, sodium_base64_VARIANT_ORIGINAL_NO_PADDING);
+	return 0;
+}

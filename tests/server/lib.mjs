@@ -1,0 +1,135 @@
+// Shared helpers for the coffer serve tests: start a server on a free port with its own temporary
+// store, run Node programs against it, tiny test runner. Node built-ins only.
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { createRequire } from 'node:module';
+
+export const COFFER = process.env.COFFER_BIN;
+export const CACHE = process.env.COFFER_NODE_CACHE;
+export const HERE = path.dirname(new URL(import.meta.url).pathname);
+
+if (!COFFER) throw new Error('COFFER_BIN is not set');
+
+// A require() that finds the npm packages installed in the cache folder.
+export function cacheRequire() {
+  if (!CACHE) throw new Error('COFFER_NODE_CACHE is not set');
+  return createRequire(path.join(CACHE, 'package.json'));
+}
+
+const cleanEnv = () => {
+  const env = { ...process.env };
+  delete env.COFFER_MASTER_KEY;
+  delete env.COFFER_PASSPHRASE;
+  delete env.COFFER_KEY_FILE;
+  delete env.COFFER_STORE;
+  return env;
+};
+
+export function tmpDir(tag) {
+  return fs.mkdtempSync(path.join(os.tmpdir(), `coffer-${tag}-`));
+}
+
+export class Server {
+  constructor(proc) {
+    this.proc = proc;
+    this.ports = {};
+    this.stdout = '';
+    this.stderr = '';
+    this.exited = new Promise((resolve) => proc.on('exit', (code, sig) => resolve({ code, sig })));
+  }
+  addr(service = 'default') {
+    return `127.0.0.1:${this.ports[service]}`;
+  }
+  port(service = 'default') {
+    return this.ports[service];
+  }
+  async stop(signal = 'SIGTERM') {
+    this.proc.kill(signal);
+    return this.exited;
+  }
+  alive() {
+    return this.proc.exitCode === null && this.proc.signalCode === null;
+  }
+}
+
+// Start `coffer --store STORE serve ARGS...`; resolves once every listener is announced.
+export function startServer(store, args = ['--listen', '127.0.0.1:0']) {
+  const proc = spawn(COFFER, ['--store', store, 'serve', ...args], {
+    env: cleanEnv(),
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const srv = new Server(proc);
+  proc.stderr.on('data', (d) => {
+    srv.stderr += d;
+  });
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`server did not start:\n${srv.stderr}`)), 30000);
+    proc.stdout.on('data', (d) => {
+      srv.stdout += d;
+      for (const m of srv.stdout.matchAll(/listening on \S+:(\d+) \(service ([^)]+)\)/g))
+        srv.ports[m[2]] = Number(m[1]);
+      if (/^coffer: store /m.test(srv.stdout)) {
+        clearTimeout(timer);
+        resolve(srv);
+      }
+    });
+    proc.on('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`server exited with ${code} before listening:\n${srv.stderr}`));
+    });
+  });
+}
+
+// Run a command to completion; stdout as a Buffer.
+export function run(cmd, args, opts = {}) {
+  return new Promise((resolve) => {
+    const p = spawn(cmd, args, { env: { ...cleanEnv(), ...(opts.env || {}) }, cwd: opts.cwd });
+    const out = [];
+    let err = '';
+    p.stdout.on('data', (d) => out.push(d));
+    p.stderr.on('data', (d) => {
+      err += d;
+    });
+    p.on('exit', (code) => resolve({ code, stdout: Buffer.concat(out), stderr: err }));
+  });
+}
+
+// Run a JavaScript program as a user would: in its own folder, packages from the cache.
+export async function runProgram(file, env) {
+  const dir = tmpDir('prog');
+  fs.symlinkSync(path.join(CACHE, 'node_modules'), path.join(dir, 'node_modules'));
+  const dest = path.join(dir, path.basename(file));
+  fs.copyFileSync(file, dest);
+  const r = await run(process.execPath, [dest], { env, cwd: dir });
+  fs.rmSync(dir, { recursive: true, force: true });
+  return r;
+}
+
+export function check(cond, msg) {
+  if (!cond) throw new Error(`check failed: ${msg}`);
+}
+
+export function eq(actual, expected, msg) {
+  if (actual !== expected)
+    throw new Error(`${msg}: expected ${JSON.stringify(expected)}, got ${JSON.stringify(actual)}`);
+}
+
+// Run named async tests in order; print a TAP-like line each and the closing count line.
+export async function main(tests) {
+  let passed = 0;
+  let failed = 0;
+  for (const [name, fn] of tests) {
+    try {
+      await fn();
+      console.log(`ok - ${name}`);
+      passed++;
+    } catch (e) {
+      console.log(`not ok - ${name}\n  ${String(e.stack || e).replace(/\n/g, '\n  ')}`);
+      failed++;
+    }
+  }
+  console.log(`${passed} passed, ${failed} failed`);
+  process.exit(failed === 0 ? 0 : 1);
+}
