@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# The seed's workflow through the CLI, bad input with clear errors and exit codes, and proof
+# that a refused command changes nothing in the store.
+COFFER=${1:?usage: test_cli.sh path/to/coffer}
+. "$(dirname "$0")/lib.sh"
+C() { "$COFFER" "$@"; }
+
+# --- help and usage ----------------------------------------------------------
+expect_rc 0 "--help exits 0" C --help
+grep -q 'usage: coffer' "$WORK/out" && pass "--help prints usage" || fail "--help prints usage"
+expect_rc 0 "--version exits 0" C --version
+expect_rc 2 "no command is a usage error" C
+expect_rc 2 "unknown command is a usage error" C frobnicate
+expect_err_has "unknown command 'frobnicate'" "unknown command is named"
+expect_rc 2 "unknown option is a usage error" C list --bogus
+expect_rc 2 "put without a name is a usage error" C put
+
+# --- the seed's workflow -----------------------------------------------------
+expect_rc 0 "init creates the store" C init
+expect_err_has "created store" "init says it created the store"
+expect_err_has "created master key file" "init says it created the key file"
+expect_eq 700 "$(stat -c %a "$COFFER_STORE")" "store folder is 0700"
+expect_eq 600 "$(stat -c %a "$COFFER_STORE/master.key")" "key file is 0600"
+expect_eq 600 "$(stat -c %a "$COFFER_STORE/coffer.db")" "database is 0600"
+expect_rc 0 "init again is harmless" C init
+expect_err_has "already initialized" "init again says so"
+
+expect_eq 1 "$(C put db.password bleak_dearest_hanged_reigns 2>/dev/null)" "first put is version 1"
+expect_eq 2 "$(printf %s crummy_goofed_caddy_radiant | C put db.password 2>/dev/null)" "second put (stdin) is version 2"
+expect_eq crummy_goofed_caddy_radiant "$(C access db.password)" "access defaults to latest"
+expect_eq crummy_goofed_caddy_radiant "$(C access db.password@latest)" "access @latest"
+expect_eq crummy_goofed_caddy_radiant "$(C access db.password@LATEST)" "latest in any case"
+expect_eq bleak_dearest_hanged_reigns "$(C access db.password@1)" "version 1 keeps the first value"
+expect_eq 2 "$(C versions db.password | tail -n +2 | wc -l)" "versions lists two"
+C versions db.password --json >"$WORK/v.json"
+python3 -c 'import json,sys; v=json.load(open(sys.argv[1])); assert [x["version"] for x in v]==["1","2"], v; assert all(x["state"]=="enabled" and x["size"]==27 for x in v)' "$WORK/v.json" \
+	&& pass "versions --json is valid JSON with both versions" || fail "versions --json"
+C list --json >"$WORK/l.json"
+python3 -c 'import json,sys; v=json.load(open(sys.argv[1])); assert v==[{"name":"db.password","versions":2}], v' "$WORK/l.json" \
+	&& pass "list --json" || fail "list --json"
+
+# --- binary safety -----------------------------------------------------------
+printf 'a\0b\377\376\0' >"$WORK/bin"
+expect_eq 1 "$(C put bin --file "$WORK/bin" 2>/dev/null)" "binary value from --file"
+C access bin >"$WORK/bin.out"
+cmp -s "$WORK/bin" "$WORK/bin.out" && pass "NUL and invalid UTF-8 round-trip exactly" || fail "binary round-trip"
+printf 'x\0y' | C put bin >/dev/null 2>&1
+expect_eq "780079" "$(C access bin | od -An -tx1 | tr -d ' \n')" "binary value from stdin, no newline added"
+head -c 65536 /dev/urandom >"$WORK/max"
+expect_rc 0 "a value of exactly 64 KiB is accepted" C put big --file "$WORK/max"
+C access big >"$WORK/max.out"
+cmp -s "$WORK/max" "$WORK/max.out" && pass "64 KiB value round-trips" || fail "64 KiB round-trip"
+
+# --- bad input: clear error, distinct exit code, nothing changed ---------------
+snapshot() { C list --json; C versions db.password --json; }
+before=$(snapshot)
+head -c 65537 /dev/urandom >"$WORK/over"
+expect_rc 2 "a value over 64 KiB is refused" C put db.password --file "$WORK/over"
+expect_err_has "over the limit of 65536 bytes" "the limit is named"
+expect_rc 2 "an empty value is refused" C put db.password ""
+expect_err_has "empty value" "empty value is explained"
+printf '' | C put db.password >/dev/null 2>"$WORK/err"; rc=$?
+expect_eq 2 "$rc" "an empty stdin is refused"
+long=$(printf 'n%.0s' $(seq 256))
+for bad in "a/b" "a b" ".." ".env" "a'b" 'a"b' "../etc/passwd" "$long" "caf$(printf '\303\251')" "x;--" "a%b" 'a\b'; do
+	expect_rc 2 "name '${bad:0:20}' is refused" C put "$bad" value
+done
+expect_err_has "invalid secret name" "a bad name is explained"
+for v in 0 -1 abc 99999999999999999999 01 ""; do
+	expect_rc 2 "version '$v' is refused" C access "db.password@$v"
+done
+expect_err_has "invalid version id" "a bad version is explained"
+expect_rc 3 "a version that does not exist is not-found" C access db.password@3
+expect_err_has "secret 'db.password' version '3' not found" "not-found names secret and version"
+expect_rc 3 "an unknown secret is not-found" C access nosuch
+expect_rc 3 "versions of an unknown secret is not-found" C versions nosuch
+expect_rc 1 "an unreadable --file is an error" C put x --file "$WORK/does-not-exist"
+after=$(snapshot)
+expect_eq "$before" "$after" "refused commands changed nothing"
+
+# --- keys ----------------------------------------------------------------------
+chmod 644 "$COFFER_STORE/master.key"
+expect_rc 5 "a group/world-readable key file is refused" C access db.password
+expect_err_has "chmod 600" "the key-file error says how to fix it"
+chmod 600 "$COFFER_STORE/master.key"
+expect_rc 5 "a wrong COFFER_MASTER_KEY is refused" env COFFER_MASTER_KEY=ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8= "$COFFER" access db.password
+expect_err_has "wrong master key" "wrong key is explained"
+expect_rc 5 "a malformed COFFER_MASTER_KEY is refused" env COFFER_MASTER_KEY=nope "$COFFER" list
+grep -q bleak_dearest "$WORK/err" "$WORK/out" && fail "error output leaks a value" || pass "no value in error output"
+
+# --- other store folders --------------------------------------------------------
+expect_rc 0 "--store names another store" C --store "$WORK/other" put k v
+expect_eq v "$(C --store "$WORK/other" access k)" "--store reads it back"
+expect_rc 3 "the other store does not leak into the default" C access k
+echo notadir >"$WORK/file"
+expect_rc 2 "a store path that is a file is refused" C --store "$WORK/file" list
+expect_rc 2 "an unknown URL scheme is refused" C --store "ftp://x/y" list
+finish

@@ -1,0 +1,484 @@
+/*
+ * The conformance suite: the seed's semantics and every bad input, through the public API only,
+ * against whatever store COFFER_TEST_STORE names (default: a fresh SQLite folder). The same
+ * binary runs against every backend.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+#include <pthread.h>
+
+#include "../testutil.h"
+
+static char tmpdir[4096];
+static char location[4200];
+static char prefix[32]; /* makes names unique per run, so a shared database can be reused */
+
+static coffer_store *open_store(void)
+{
+	coffer_options o = {.master_key_b64 = TEST_MASTER_KEY, .flags = COFFER_OPEN_NO_ENV};
+	coffer_store *st = NULL;
+	char err[512];
+	int rc = coffer_open(&st, location, &o, err, sizeof err);
+	if (rc != COFFER_OK)
+		fail_msg("coffer_open(%s): %s", location, err);
+	return st;
+}
+
+static void name(char *buf, size_t len, const char *base)
+{
+	snprintf(buf, len, "%s%s", prefix, base);
+}
+
+static coffer_secret *ref(coffer_store *st, const char *base, unsigned perms)
+{
+	char n[300];
+	name(n, sizeof n, base);
+	coffer_secret *s = NULL;
+	assert_int_equal(coffer_secret_ref(st, n, perms, &s), COFFER_OK);
+	return s;
+}
+
+static void put_ok(coffer_secret *s, const void *v, size_t len, const char *want_version)
+{
+	char ver[COFFER_VERSION_MAX] = "";
+	assert_int_equal(coffer_put(s, v, len, ver), COFFER_OK);
+	if (want_version != NULL)
+		assert_string_equal(ver, want_version);
+}
+
+static void access_is(coffer_secret *s, const char *version, const void *want, size_t want_len,
+                      const char *want_version)
+{
+	coffer_value *v = NULL;
+	int rc = coffer_access(s, version, &v);
+	if (rc != COFFER_OK)
+		fail_msg("access %s: %s", version, coffer_strerror(rc));
+	size_t len = 0;
+	const void *d = coffer_value_data(v, &len);
+	assert_int_equal(len, want_len);
+	assert_memory_equal(d, want, want_len);
+	assert_string_equal(coffer_value_version(v), want_version);
+	coffer_value_free(v);
+}
+
+/* put twice: latest is 2, version 1 still holds the first value (the seed). */
+static void test_seed_workflow(void **state)
+{
+	coffer_store *st = open_store();
+	coffer_secret *s = ref(st, "db.password", COFFER_PUT | COFFER_ACCESS);
+	put_ok(s, "bleak_dearest_hanged_reigns", 27, "1");
+	put_ok(s, "crummy_goofed_caddy_radiant", 27, "2");
+	access_is(s, "latest", "crummy_goofed_caddy_radiant", 27, "2");
+	access_is(s, "LaTeSt", "crummy_goofed_caddy_radiant", 27, "2");
+	access_is(s, "1", "bleak_dearest_hanged_reigns", 27, "1");
+	access_is(s, "2", "crummy_goofed_caddy_radiant", 27, "2");
+	coffer_secret_free(s);
+	coffer_close(st);
+	/* Reopened: still there. */
+	st = open_store();
+	s = ref(st, "db.password", COFFER_ACCESS);
+	access_is(s, "latest", "crummy_goofed_caddy_radiant", 27, "2");
+	access_is(s, "1", "bleak_dearest_hanged_reigns", 27, "1");
+	coffer_secret_free(s);
+	coffer_close(st);
+}
+
+static void test_binary_values(void **state)
+{
+	coffer_store *st = open_store();
+	coffer_secret *s = ref(st, "binary", COFFER_PUT | COFFER_ACCESS);
+	const unsigned char nul[] = {0x00, 'a', 0x00, 0x00, 'b', 0x00};
+	const unsigned char bad_utf8[] = {0xff, 0xfe, 0xc3, 0x28, 0xa0,
+	                                  0xa1, 0xed, 0xa0, 0x80, 0x00};
+	const unsigned char one[] = {0x00};
+	put_ok(s, nul, sizeof nul, "1");
+	put_ok(s, bad_utf8, sizeof bad_utf8, "2");
+	put_ok(s, one, 1, "3");
+	access_is(s, "1", nul, sizeof nul, "1");
+	access_is(s, "2", bad_utf8, sizeof bad_utf8, "2");
+	access_is(s, "latest", one, 1, "3");
+	coffer_secret_free(s);
+	coffer_close(st);
+}
+
+/* A fingerprint of everything visible: names, version counts and each version's size. */
+typedef struct fp {
+	char buf[1 << 16];
+	size_t n;
+} fp;
+
+static int fp_name(void *ctx, const char *nm, size_t nv)
+{
+	fp *f = ctx;
+	f->n += (size_t)snprintf(f->buf + f->n, sizeof f->buf - f->n, "%s:%zu;", nm, nv);
+	return f->n < sizeof f->buf - 1 ? 0 : 1;
+}
+
+static void fingerprint(coffer_store *st, fp *f)
+{
+	f->n = 0;
+	f->buf[0] = '\0';
+	assert_int_equal(coffer_list_secrets(st, fp_name, f), COFFER_OK);
+}
+
+static void test_bad_names(void **state)
+{
+	static const char *const bad[] = {
+	    "",     "a/b",  "a b", " a",   "..",   ".env",   "-a",          "_a",
+	    "a'b",  "a\"b", "a%b", "a\\b", "a;--", "x;DROP", "caf\xc3\xa9", "\xf0\x9f\x94\x91key",
+	    "a\tb", "a\nb", "a@b", "a:b",  "*",    "a?",
+	};
+	coffer_store *st = open_store();
+	fp before, after;
+	fingerprint(st, &before);
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		coffer_secret *s = (coffer_secret *)1;
+		assert_int_equal(coffer_secret_ref(st, bad[i], COFFER_PUT | COFFER_ACCESS, &s),
+		                 COFFER_EINVAL);
+		assert_ptr_equal(s, (coffer_secret *)1); /* out-parameter untouched */
+		assert_non_null(strstr(coffer_errmsg(st), "invalid secret name"));
+		assert_int_equal(coffer_name_check(bad[i], strlen(bad[i])), COFFER_EINVAL);
+	}
+	/* An embedded NUL: the length says 3, the bytes say "a\0b". */
+	assert_int_equal(coffer_name_check("a\0b", 3), COFFER_EINVAL);
+	/* 255 bytes accepted, 256 refused. */
+	char longname[258];
+	memset(longname, 'k', sizeof longname);
+	longname[255] = '\0';
+	assert_int_equal(coffer_name_check(longname, 255), COFFER_OK);
+	longname[255] = 'k';
+	longname[256] = '\0';
+	coffer_secret *s = NULL;
+	assert_int_equal(coffer_secret_ref(st, longname, COFFER_PUT, &s), COFFER_EINVAL);
+	assert_int_equal(coffer_secret_ref(st, NULL, COFFER_PUT, &s), COFFER_EINVAL);
+	fingerprint(st, &after);
+	assert_string_equal(before.buf, after.buf);
+	coffer_close(st);
+}
+
+static void test_bad_values(void **state)
+{
+	coffer_store *st = open_store();
+	coffer_secret *s = ref(st, "limits", COFFER_PUT | COFFER_ACCESS);
+	fp before, after;
+	fingerprint(st, &before);
+	char ver[COFFER_VERSION_MAX] = "untouched";
+	assert_int_equal(coffer_put(s, "", 0, ver), COFFER_EINVAL);
+	assert_non_null(strstr(coffer_errmsg(st), "empty value"));
+	assert_int_equal(coffer_put(s, NULL, 5, ver), COFFER_EINVAL);
+	unsigned char *big = malloc(COFFER_VALUE_DEFAULT_MAX + 1);
+	assert_non_null(big);
+	for (size_t i = 0; i <= COFFER_VALUE_DEFAULT_MAX; i++)
+		big[i] = (unsigned char)(i * 31 + 7);
+	assert_int_equal(coffer_put(s, big, COFFER_VALUE_DEFAULT_MAX + 1, ver), COFFER_ETOOBIG);
+	assert_non_null(strstr(coffer_errmsg(st), "65536"));
+	assert_string_equal(ver, "untouched");
+	fingerprint(st, &after);
+	assert_string_equal(before.buf, after.buf);
+	/* Exactly at the limit: accepted and read back whole. */
+	put_ok(s, big, COFFER_VALUE_DEFAULT_MAX, "1");
+	access_is(s, "latest", big, COFFER_VALUE_DEFAULT_MAX, "1");
+	free(big);
+	coffer_secret_free(s);
+	coffer_close(st);
+}
+
+static void test_bad_versions(void **state)
+{
+	static const char *const bad[] = {
+	    "0",   "-1",  "abc",     "99999999999999999999", "", " 1", "1 ", "01", "+1",
+	    "1.0", "0x1", "latest1", "9223372036854775808"};
+	coffer_store *st = open_store();
+	coffer_secret *s = ref(st, "versions", COFFER_PUT | COFFER_ACCESS);
+	put_ok(s, "v1", 2, "1");
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		coffer_value *v = (coffer_value *)1;
+		assert_int_equal(coffer_access(s, bad[i], &v), COFFER_EINVAL);
+		assert_ptr_equal(v, (coffer_value *)1);
+		assert_non_null(strstr(coffer_errmsg(st), "invalid version id"));
+	}
+	coffer_value *v = NULL;
+	assert_int_equal(coffer_access(s, NULL, &v), COFFER_EINVAL);
+	assert_int_equal(coffer_access(s, "2", &v), COFFER_ENOTFOUND);
+	assert_non_null(strstr(coffer_errmsg(st), "version '2' not found"));
+	assert_int_equal(coffer_access(s, "9223372036854775807", &v), COFFER_ENOTFOUND);
+	coffer_secret *missing = ref(st, "never-put", COFFER_ACCESS);
+	assert_int_equal(coffer_access(missing, "latest", &v), COFFER_ENOTFOUND);
+	assert_non_null(strstr(coffer_errmsg(st), "never-put"));
+	assert_int_equal(coffer_access(missing, "1", &v), COFFER_ENOTFOUND);
+	assert_null(v);
+	coffer_secret_free(missing);
+	coffer_secret_free(s);
+	coffer_close(st);
+}
+
+static void test_permissions(void **state)
+{
+	coffer_store *st = open_store();
+	coffer_secret *rw = ref(st, "perm", COFFER_PUT | COFFER_ACCESS);
+	coffer_secret *ro = ref(st, "perm", COFFER_ACCESS);
+	coffer_secret *wo = ref(st, "perm", COFFER_PUT);
+	put_ok(rw, "one", 3, "1");
+	char ver[COFFER_VERSION_MAX];
+	assert_int_equal(coffer_put(ro, "two", 3, ver), COFFER_EPERM);
+	assert_non_null(strstr(coffer_errmsg(st), "may not put"));
+	coffer_value *v = NULL;
+	assert_int_equal(coffer_access(wo, "latest", &v), COFFER_EPERM);
+	assert_non_null(strstr(coffer_errmsg(st), "may not access"));
+	assert_null(v);
+	assert_int_equal(coffer_list_versions(wo, NULL, NULL), COFFER_EMISUSE);
+	put_ok(wo, "two", 3, "2");
+	access_is(ro, "latest", "two", 3, "2");
+	coffer_secret *s = NULL;
+	assert_int_equal(coffer_secret_ref(st, "x", 0, &s), COFFER_EINVAL);
+	assert_int_equal(coffer_secret_ref(st, "x", 0x80, &s), COFFER_EINVAL);
+	coffer_secret_free(rw);
+	coffer_secret_free(ro);
+	coffer_secret_free(wo);
+	coffer_close(st);
+}
+
+static int count_versions(void *ctx, const coffer_version_info *vi)
+{
+	size_t *n = ctx;
+	(*n)++;
+	assert_int_equal(atoi(vi->version), (int)*n); /* oldest first, 1..n */
+	assert_int_equal(vi->state, COFFER_STATE_ENABLED);
+	assert_true(vi->created_unix_ms > 1600000000000LL);
+	assert_int_equal(vi->size, 5);
+	return 0;
+}
+
+typedef struct seen {
+	char names[8][300];
+	size_t nv[8];
+	int n;
+} seen;
+
+static int collect(void *ctx, const char *nm, size_t nv)
+{
+	seen *s = ctx;
+	if (strncmp(nm, prefix, strlen(prefix)) == 0 && strstr(nm, "list") != NULL && s->n < 8) {
+		snprintf(s->names[s->n], sizeof s->names[0], "%s", nm);
+		s->nv[s->n++] = nv;
+	}
+	return 0;
+}
+
+/* Listing, and names that differ only where '_' or '.' stands are matched exactly. */
+static void test_listing_and_exact_names(void **state)
+{
+	coffer_store *st = open_store();
+	coffer_secret *a = ref(st, "list.a_b", COFFER_PUT | COFFER_ACCESS);
+	coffer_secret *b = ref(st, "list.aXb", COFFER_PUT | COFFER_ACCESS);
+	coffer_secret *c = ref(st, "listXa_b", COFFER_ACCESS);
+	coffer_secret *d = ref(st, "list.a.b", COFFER_ACCESS);
+	for (int i = 0; i < 3; i++)
+		put_ok(a, "aaaaa", 5, NULL);
+	put_ok(b, "bbbbb", 5, "1");
+	access_is(a, "latest", "aaaaa", 5, "3");
+	access_is(b, "latest", "bbbbb", 5, "1");
+	coffer_value *v = NULL;
+	assert_int_equal(coffer_access(c, "latest", &v), COFFER_ENOTFOUND);
+	assert_int_equal(coffer_access(d, "latest", &v), COFFER_ENOTFOUND);
+	size_t n = 0;
+	assert_int_equal(coffer_list_versions(a, count_versions, &n), COFFER_OK);
+	assert_int_equal(n, 3);
+	assert_int_equal(coffer_list_versions(c, count_versions, &n), COFFER_ENOTFOUND);
+	seen s = {0};
+	assert_int_equal(coffer_list_secrets(st, collect, &s), COFFER_OK);
+	assert_int_equal(s.n, 2);
+	char want[300];
+	name(want, sizeof want, "list.aXb"); /* byte order: 'X' (0x58) < '_' (0x5f) */
+	assert_string_equal(s.names[0], want);
+	assert_int_equal(s.nv[0], 1);
+	name(want, sizeof want, "list.a_b");
+	assert_string_equal(s.names[1], want);
+	assert_int_equal(s.nv[1], 3);
+	coffer_secret_free(a);
+	coffer_secret_free(b);
+	coffer_secret_free(c);
+	coffer_secret_free(d);
+	coffer_close(st);
+}
+
+/* Two handles on one store (as two processes would be): a put through one is seen as latest
+ * through the other at once, through its cache. */
+static void test_cache_coherence(void **state)
+{
+	coffer_store *s1 = open_store(), *s2 = open_store();
+	coffer_secret *w = ref(s1, "coherent", COFFER_PUT);
+	coffer_secret *r = ref(s2, "coherent", COFFER_ACCESS);
+	char val[32];
+	for (int i = 1; i <= 50; i++) {
+		char ver[8];
+		int len = snprintf(val, sizeof val, "value-%d", i);
+		snprintf(ver, sizeof ver, "%d", i);
+		put_ok(w, val, (size_t)len, ver);
+		access_is(r, "latest", val, (size_t)len, ver);
+		access_is(r, "latest", val, (size_t)len, ver); /* a cache hit now */
+	}
+	coffer_secret_free(w);
+	coffer_secret_free(r);
+	coffer_close(s1);
+	coffer_close(s2);
+}
+
+static void test_batch(void **state)
+{
+	coffer_store *st = open_store();
+	coffer_secret *a = ref(st, "batch.a", COFFER_PUT | COFFER_ACCESS);
+	coffer_secret *b = ref(st, "batch.b", COFFER_PUT | COFFER_ACCESS);
+	coffer_secret *ro = ref(st, "batch.a", COFFER_ACCESS);
+	coffer_put_item it[5] = {
+	    {.secret = a, .value = "a1", .len = 2}, {.secret = b, .value = "b1", .len = 2},
+	    {.secret = a, .value = "a2", .len = 2}, {.secret = ro, .value = "no", .len = 2},
+	    {.secret = a, .value = "", .len = 0},
+	};
+	assert_int_equal(coffer_put_batch(st, it, 5), COFFER_OK);
+	assert_int_equal(it[0].rc, COFFER_OK);
+	assert_string_equal(it[0].version, "1");
+	assert_string_equal(it[1].version, "1");
+	assert_string_equal(it[2].version, "2");
+	assert_int_equal(it[3].rc, COFFER_EPERM);
+	assert_int_equal(it[4].rc, COFFER_EINVAL);
+	access_is(a, "latest", "a2", 2, "2");
+	access_is(a, "1", "a1", 2, "1");
+	access_is(b, "latest", "b1", 2, "1");
+	assert_int_equal(coffer_put_batch(st, NULL, 0), COFFER_OK);
+	coffer_secret_free(a);
+	coffer_secret_free(b);
+	coffer_secret_free(ro);
+	coffer_close(st);
+}
+
+#define THREADS         8
+#define PUTS_PER_THREAD 25
+
+static void *putter(void *arg)
+{
+	coffer_store *st = open_store(); /* one handle per thread, like one per process */
+	coffer_secret *s = ref(st, "concurrent", COFFER_PUT);
+	long *versions = arg;
+	for (int i = 0; i < PUTS_PER_THREAD; i++) {
+		char ver[COFFER_VERSION_MAX], val[32];
+		int n = snprintf(val, sizeof val, "t%ld-%d", versions[0], i);
+		int rc = coffer_put(s, val, (size_t)n, ver);
+		versions[1 + i] = rc == COFFER_OK ? strtol(ver, NULL, 10) : -1;
+	}
+	coffer_secret_free(s);
+	coffer_close(st);
+	return NULL;
+}
+
+/* Concurrent puts to one secret: every put acknowledged, ids unique and gapless, and each
+ * version holds the value its putter wrote. */
+static void test_concurrent_puts(void **state)
+{
+	pthread_t th[THREADS];
+	static long v[THREADS][1 + PUTS_PER_THREAD];
+	for (long t = 0; t < THREADS; t++) {
+		v[t][0] = t;
+		assert_int_equal(pthread_create(&th[t], NULL, putter, v[t]), 0);
+	}
+	for (int t = 0; t < THREADS; t++)
+		pthread_join(th[t], NULL);
+	static int seen_ver[THREADS * PUTS_PER_THREAD + 1];
+	coffer_store *st = open_store();
+	coffer_secret *s = ref(st, "concurrent", COFFER_ACCESS);
+	for (int t = 0; t < THREADS; t++)
+		for (int i = 0; i < PUTS_PER_THREAD; i++) {
+			long ver = v[t][1 + i];
+			assert_true(ver >= 1 && ver <= THREADS * PUTS_PER_THREAD);
+			assert_int_equal(seen_ver[ver], 0);
+			seen_ver[ver] = 1;
+			char want[32], vs[24];
+			int n = snprintf(want, sizeof want, "t%d-%d", t, i);
+			snprintf(vs, sizeof vs, "%ld", ver);
+			access_is(s, vs, want, (size_t)n, vs);
+		}
+	char last[24];
+	snprintf(last, sizeof last, "%d", THREADS * PUTS_PER_THREAD);
+	coffer_value *val = NULL;
+	assert_int_equal(coffer_access(s, "latest", &val), COFFER_OK);
+	assert_string_equal(coffer_value_version(val), last);
+	coffer_value_free(val);
+	coffer_secret_free(s);
+	coffer_close(st);
+}
+
+static void test_wrong_master_key(void **state)
+{
+	coffer_store *st = open_store(); /* make sure the store exists */
+	coffer_close(st);
+	coffer_options o = {.master_key_b64 = TEST_OTHER_KEY, .flags = COFFER_OPEN_NO_ENV};
+	char err[512];
+	st = (coffer_store *)1;
+	assert_int_equal(coffer_open(&st, location, &o, err, sizeof err), COFFER_EKEY);
+	assert_ptr_equal(st, (coffer_store *)1);
+	assert_non_null(strstr(err, "wrong master key"));
+	o.master_key_b64 = "not base64!";
+	assert_int_equal(coffer_open(&st, location, &o, err, sizeof err), COFFER_EKEY);
+	assert_non_null(strstr(err, "base64"));
+	o.master_key_b64 = "AQID"; /* valid base64, 3 bytes */
+	assert_int_equal(coffer_open(&st, location, &o, err, sizeof err), COFFER_EKEY);
+}
+
+static void test_open_errors(void **state)
+{
+	coffer_store *st = NULL;
+	char err[512];
+	coffer_options o = {.master_key_b64 = TEST_MASTER_KEY, .flags = COFFER_OPEN_NO_ENV};
+	assert_int_equal(coffer_open(&st, "nosuch://x", &o, err, sizeof err), COFFER_EINVAL);
+	assert_non_null(strstr(err, "unknown store scheme"));
+	o.max_value = COFFER_VALUE_HARD_MAX + 1;
+	assert_int_equal(coffer_open(&st, location, &o, err, sizeof err), COFFER_EINVAL);
+	assert_null(st);
+	assert_int_equal(coffer_open(NULL, location, &o, err, sizeof err), COFFER_EMISUSE);
+	/* free/close of NULL are no-ops */
+	coffer_close(NULL);
+	coffer_secret_free(NULL);
+	coffer_value_free(NULL);
+	assert_string_equal(coffer_strerror(COFFER_ENOTFOUND), "not found");
+	assert_string_equal(coffer_strerror(12345), "unknown error");
+	assert_int_equal(coffer_grpc_status(COFFER_EPERM), 7);
+	assert_int_equal(coffer_exit_code(COFFER_ENOTFOUND), 3);
+}
+
+int main(void)
+{
+	const char *loc = getenv("COFFER_TEST_STORE");
+	unsigned seed = (unsigned)getpid();
+	snprintf(prefix, sizeof prefix, "r%u.", seed);
+	printf("# conformance: names prefixed '%s'\n", prefix);
+	if (loc != NULL && loc[0] != '\0') {
+		snprintf(location, sizeof location, "%s", loc);
+	} else {
+		test_tmpdir(tmpdir, sizeof tmpdir);
+		snprintf(location, sizeof location, "%s/store", tmpdir);
+	}
+	printf("# conformance: store %s\n",
+	       strncmp(location, "postgres", 8) == 0 ? "postgres" : location);
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_seed_workflow),
+	    cmocka_unit_test(test_binary_values),
+	    cmocka_unit_test(test_bad_names),
+	    cmocka_unit_test(test_bad_values),
+	    cmocka_unit_test(test_bad_versions),
+	    cmocka_unit_test(test_permissions),
+	    cmocka_unit_test(test_listing_and_exact_names),
+	    cmocka_unit_test(test_cache_coherence),
+	    cmocka_unit_test(test_batch),
+	    cmocka_unit_test(test_concurrent_puts),
+	    cmocka_unit_test(test_wrong_master_key),
+	    cmocka_unit_test(test_open_errors),
+	};
+	int failed = cmocka_run_group_tests(tests, NULL, NULL);
+	if (tmpdir[0] != '\0')
+		test_rmrf(tmpdir);
+	return failed;
+}
