@@ -1,0 +1,190 @@
+/*
+ * Embedded benchmarks, each printed beside a raw SQLite baseline measured in the same process
+ * (same machine, same run, same pragmas), as a ratio. Rounds alternate between coffer and the
+ * baseline and the median of each is reported, because this machine is shared and noisy.
+ *
+ *   access(latest) vs a prepared point lookup of a comparable row (name -> value blob)
+ *   durable put    vs a durable single-row insert (BEGIN IMMEDIATE; INSERT; COMMIT)
+ *
+ * usage: bench_embedded [--quick]
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <sqlite3.h>
+
+#include "coffer.h"
+
+#define VALUE_LEN 32
+#define ROUNDS 5
+
+static double now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void die(const char *what, const char *why)
+{
+	fprintf(stderr, "bench: %s: %s\n", what, why);
+	exit(1);
+}
+
+typedef struct raw {
+	sqlite3 *db;
+	sqlite3_stmt *get, *ins;
+} raw;
+
+static void raw_open(raw *r, const char *path)
+{
+	if (sqlite3_open(path, &r->db) != SQLITE_OK)
+		die("sqlite open", sqlite3_errmsg(r->db));
+	sqlite3_exec(r->db,
+		     "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA secure_delete=ON;"
+		     "CREATE TABLE IF NOT EXISTS kv(name TEXT PRIMARY KEY, value BLOB NOT NULL);"
+		     "CREATE TABLE IF NOT EXISTS log(name TEXT, n INTEGER, value BLOB, "
+		     "PRIMARY KEY(name, n)) WITHOUT ROWID;",
+		     NULL, NULL, NULL);
+	sqlite3_busy_timeout(r->db, 10000);
+	unsigned char v[VALUE_LEN + 41];
+	memset(v, 'v', sizeof v);
+	sqlite3_stmt *st;
+	sqlite3_prepare_v2(r->db, "INSERT OR REPLACE INTO kv VALUES('bench.latest', ?1)", -1, &st,
+			   NULL);
+	sqlite3_bind_blob(st, 1, v, sizeof v, SQLITE_TRANSIENT); /* same size as a sealed row */
+	sqlite3_step(st);
+	sqlite3_finalize(st);
+	if (sqlite3_prepare_v2(r->db, "SELECT value FROM kv WHERE name = ?1", -1, &r->get, NULL) ||
+	    sqlite3_prepare_v2(r->db, "INSERT INTO log VALUES(?1, ?2, ?3)", -1, &r->ins, NULL))
+		die("sqlite prepare", sqlite3_errmsg(r->db));
+}
+
+static double raw_lookups(raw *r, long n)
+{
+	unsigned char sink = 0;
+	double t0 = now_s();
+	for (long i = 0; i < n; i++) {
+		sqlite3_bind_text(r->get, 1, "bench.latest", 12, SQLITE_STATIC);
+		if (sqlite3_step(r->get) != SQLITE_ROW)
+			die("raw lookup", sqlite3_errmsg(r->db));
+		sink ^= ((const unsigned char *)sqlite3_column_blob(r->get, 0))[0];
+		sqlite3_reset(r->get);
+	}
+	double dt = now_s() - t0;
+	return sink == 255 ? 0 : (double)n / dt;
+}
+
+static double raw_inserts(raw *r, long n, long *seq)
+{
+	unsigned char v[VALUE_LEN + 41];
+	memset(v, 'w', sizeof v);
+	double t0 = now_s();
+	for (long i = 0; i < n; i++) {
+		sqlite3_exec(r->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+		sqlite3_bind_text(r->ins, 1, "bench.put", 9, SQLITE_STATIC);
+		sqlite3_bind_int64(r->ins, 2, ++*seq);
+		sqlite3_bind_blob(r->ins, 3, v, sizeof v, SQLITE_STATIC);
+		if (sqlite3_step(r->ins) != SQLITE_DONE)
+			die("raw insert", sqlite3_errmsg(r->db));
+		sqlite3_reset(r->ins);
+		if (sqlite3_exec(r->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+			die("raw commit", sqlite3_errmsg(r->db));
+	}
+	return (double)n / (now_s() - t0);
+}
+
+static double coffer_accesses(coffer_secret *s, long n)
+{
+	unsigned char sink = 0;
+	double t0 = now_s();
+	for (long i = 0; i < n; i++) {
+		coffer_value *v = NULL;
+		if (coffer_access(s, "latest", &v) != COFFER_OK)
+			die("coffer access", "failed");
+		sink ^= ((const unsigned char *)coffer_value_data(v, NULL))[0];
+		coffer_value_free(v);
+	}
+	double dt = now_s() - t0;
+	return sink == 255 ? 0 : (double)n / dt;
+}
+
+static double coffer_puts(coffer_secret *s, long n)
+{
+	unsigned char v[VALUE_LEN];
+	memset(v, 'p', sizeof v);
+	double t0 = now_s();
+	for (long i = 0; i < n; i++)
+		if (coffer_put(s, v, sizeof v, NULL) != COFFER_OK)
+			die("coffer put", "failed");
+	return (double)n / (now_s() - t0);
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return x < y ? -1 : x > y;
+}
+
+static double median(double *v, int n)
+{
+	qsort(v, (size_t)n, sizeof *v, cmp_double);
+	return v[n / 2];
+}
+
+static void report(const char *what, const char *base, double *c, double *b, int n)
+{
+	double mc = median(c, n), mb = median(b, n);
+	printf("%-16s coffer %12.0f ops/s   %-22s %12.0f ops/s   ratio %.2fx\n", what, mc, base, mb,
+	       mc / mb);
+}
+
+int main(int argc, char **argv)
+{
+	int quick = argc > 1 && strcmp(argv[1], "--quick") == 0;
+	long nget = quick ? 2000 : 200000, nput = quick ? 20 : 300;
+	char dir[] = "/tmp/coffer-bench-XXXXXX", path[256], err[512];
+	if (mkdtemp(dir) == NULL)
+		die("mkdtemp", "failed");
+	snprintf(path, sizeof path, "%s/raw.db", dir);
+	raw r = {0};
+	raw_open(&r, path);
+	snprintf(path, sizeof path, "%s/store", dir);
+	coffer_options o = {.master_key_b64 = "AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyA=",
+			    .flags = COFFER_OPEN_NO_ENV};
+	coffer_store *st = NULL;
+	coffer_secret *s = NULL, *p = NULL;
+	if (coffer_open(&st, path, &o, err, sizeof err) != COFFER_OK)
+		die("coffer open", err);
+	if (coffer_secret_ref(st, "bench.latest", COFFER_PUT | COFFER_ACCESS, &s) != COFFER_OK ||
+	    coffer_secret_ref(st, "bench.put", COFFER_PUT, &p) != COFFER_OK)
+		die("coffer ref", coffer_errmsg(st));
+	unsigned char v[VALUE_LEN];
+	memset(v, 'v', sizeof v);
+	if (coffer_put(s, v, sizeof v, NULL) != COFFER_OK)
+		die("coffer put", coffer_errmsg(st));
+	printf("# embedded benchmark: %d-byte values, %d alternating rounds, medians; %s\n",
+	       VALUE_LEN, ROUNDS, quick ? "quick (smoke) run" : "full run");
+	double ca[ROUNDS], ra[ROUNDS], cp[ROUNDS], rp[ROUNDS];
+	long seq = 0;
+	for (int i = 0; i < ROUNDS; i++) {
+		ra[i] = raw_lookups(&r, nget);
+		ca[i] = coffer_accesses(s, nget);
+	}
+	report("access(latest)", "raw sqlite lookup", ca, ra, ROUNDS);
+	for (int i = 0; i < ROUNDS; i++) {
+		rp[i] = raw_inserts(&r, nput, &seq);
+		cp[i] = coffer_puts(p, nput);
+	}
+	report("durable put", "raw sqlite insert", cp, rp, ROUNDS);
+	coffer_secret_free(s);
+	coffer_secret_free(p);
+	coffer_close(st);
+	sqlite3_finalize(r.get);
+	sqlite3_finalize(r.ins);
+	sqlite3_close(r.db);
+	snprintf(path, sizeof path, "rm -rf '%s'", dir);
+	return system(path) == 0 ? 0 : 1;
+}
