@@ -211,7 +211,12 @@ static int open_steps(opening *o, const char *location)
 	const char *rest = NULL;
 	st->ops = store_lookup(location, &rest);
 	if (st->ops == NULL) {
-		snprintf(o->err, o->errlen, "unknown store scheme in '%.200s'", location);
+		/* Only the scheme is echoed: the rest of a URL may hold a password. */
+		int n = (int)(strstr(location, "://") - location);
+		snprintf(
+		    o->err, o->errlen,
+		    "unknown store scheme '%.*s': use a folder path, sqlite:DIR or postgres://",
+		    n > 32 ? 32 : n, location);
 		return COFFER_EINVAL;
 	}
 	o->location = rest;
