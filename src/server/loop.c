@@ -324,11 +324,10 @@ int srv_run(srv_config *cfg)
 	int sig = 0, rv = 0;
 	unsigned started = 0;
 
-	/* Only the main thread takes SIGTERM/SIGINT: block them before any thread starts. */
+	/* Blocked since start-up (srv_block_signals): only sigwait() below takes them. */
 	sigemptyset(&set);
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
-	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	for (unsigned i = 0; i < cfg->threads; i++) {
 		if (worker_init(&workers[i], cfg, i) != 0) {
 			rv = -1;
@@ -351,6 +350,15 @@ int srv_run(srv_config *cfg)
 	for (unsigned i = 0; i < cfg->threads; i++)
 		worker_fini(&workers[i]);
 	return rv;
+}
+
+void srv_block_signals(void)
+{
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
 }
 
 /* --- binding ------------------------------------------------------------------------------- */

@@ -38,6 +38,12 @@ typedef struct srv_config {
 /* Bind every listener (n sockets each, SO_REUSEPORT); fills bound_port. 0 or -1 with err. */
 int srv_bind(srv_config *cfg, char *err, size_t errlen);
 
+/*
+ * Block SIGTERM and SIGINT in this thread and every thread it starts, before the listening
+ * address is announced, so that a signal sent right after start-up is a drain, not a kill.
+ */
+void srv_block_signals(void);
+
 /* Run the workers until SIGTERM or SIGINT, then drain. Returns 0 or -1. */
 int srv_run(srv_config *cfg);
 

@@ -332,6 +332,7 @@ int coffer_serve_main(int argc, char **argv)
 	int rc;
 
 	harden();
+	srv_block_signals();
 	memset(&o, 0, sizeof(o));
 	memset(&sh, 0, sizeof(sh));
 	o.cfg.sh = &sh;

@@ -1,0 +1,208 @@
+// Acceptance 2: a client that is not Nitric's (@grpc/grpc-js, the repo's .proto files loaded at
+// run time) calls every method with valid and invalid requests and checks codes and messages.
+import fs from 'node:fs';
+import path from 'node:path';
+import { HERE, cacheRequire, check, eq, main, startServer, tmpDir } from './lib.mjs';
+
+const require = cacheRequire();
+const grpc = require('@grpc/grpc-js');
+const protoLoader = require('@grpc/proto-loader');
+const protobuf = require('protobufjs');
+
+const PROTO = path.resolve(HERE, '..', '..', 'proto');
+const def = protoLoader.loadSync(
+  ['nitric/proto/secrets/v1/secrets.proto', 'nitric/proto/resources/v1/resources.proto'],
+  { includeDirs: [PROTO], keepCase: true, longs: String, enums: Number, defaults: true },
+);
+const pkg = grpc.loadPackageDefinition(def);
+const SecretManager = pkg.nitric.proto.secrets.v1.SecretManager;
+const Resources = pkg.nitric.proto.resources.v1.Resources;
+const statusRoot = protobuf.loadSync([
+  path.join(PROTO, 'google/rpc/status.proto'),
+  path.join(PROTO, 'google/protobuf/struct.proto'),
+]);
+const Status = statusRoot.lookupType('google.rpc.Status');
+const Struct = statusRoot.lookupType('google.protobuf.Struct');
+
+const T = { Service: 1, Policy: 7, Secret: 8, Bucket: 2 };
+const A = { SecretPut: 400, SecretAccess: 401 };
+
+function clients(addr, token) {
+  const creds = grpc.credentials.createInsecure();
+  const c = { sm: new SecretManager(addr, creds), res: new Resources(addr, creds), raw: new grpc.Client(addr, creds) };
+  c.md = () => {
+    const m = new grpc.Metadata();
+    if (token) m.set('authorization', `Bearer ${token}`);
+    return m;
+  };
+  return c;
+}
+
+function call(c, svc, method, req) {
+  return new Promise((resolve) => {
+    c[svc][method](req, c.md(), (err, resp) => resolve({ err, resp }));
+  });
+}
+
+async function ok(c, svc, method, req) {
+  const { err, resp } = await call(c, svc, method, req);
+  if (err) throw new Error(`${method} failed: ${err.code} ${err.details}`);
+  return resp;
+}
+
+async function fails(c, svc, method, req, code, re) {
+  const { err } = await call(c, svc, method, req);
+  check(err, `${method} should fail with ${code}`);
+  eq(err.code, code, `${method} status (${err.details})`);
+  if (re) check(re.test(err.details), `${method} message ${JSON.stringify(err.details)} !~ ${re}`);
+  return err;
+}
+
+const declareSecret = (c, name) =>
+  ok(c, 'res', 'Declare', { id: { type: T.Secret, name }, secret: {} });
+const declarePolicy = (c, names, actions) =>
+  ok(c, 'res', 'Declare', {
+    id: { type: T.Policy, name: '' },
+    policy: {
+      principals: [{ type: T.Service, name: '' }],
+      actions,
+      resources: names.map((name) => ({ type: T.Secret, name })),
+    },
+  });
+
+const put = (name, value) => ({ secret: { name }, value: Buffer.from(value) });
+const acc = (name, version) => ({ secret_version: { secret: { name }, version } });
+
+const dir = tmpDir('grpcjs');
+let srv, c;
+
+await main([
+  ['start', async () => {
+    srv = await startServer(path.join(dir, 'store'), ['--listen', '127.0.0.1:0', '--policy-wait', '300']);
+    c = clients(srv.addr());
+  }],
+  ['Declare: secret, policy and other resources answer OK', async () => {
+    await declareSecret(c, 'api-key');
+    await declarePolicy(c, ['api-key', 'db.password'], [A.SecretPut, A.SecretAccess]);
+    await ok(c, 'res', 'Declare', { id: { type: T.Bucket, name: 'files' }, bucket: {} });
+    await ok(c, 'res', 'Declare', {}); // nothing at all
+    await declarePolicy(c, ['ro'], [A.SecretAccess]);
+  }],
+  ['Put answers the new id; Access resolves latest to the real id', async () => {
+    const p1 = await ok(c, 'sm', 'Put', put('api-key', 'one'));
+    eq(p1.secret_version.version, '1', 'first version');
+    eq(p1.secret_version.secret.name, 'api-key', 'name echoed');
+    const p2 = await ok(c, 'sm', 'Put', put('api-key', 'two'));
+    eq(p2.secret_version.version, '2', 'second version');
+    const a = await ok(c, 'sm', 'Access', acc('api-key', 'latest'));
+    eq(a.secret_version.version, '2', 'latest is 2');
+    eq(Buffer.from(a.value).toString(), 'two', 'latest value');
+    const b = await ok(c, 'sm', 'Access', acc('api-key', 'LATEST'));
+    eq(b.secret_version.version, '2', 'latest in any case');
+    const d = await ok(c, 'sm', 'Access', acc('api-key', '1'));
+    eq(Buffer.from(d.value).toString(), 'one', 'version 1 value');
+  }],
+  ['Put refuses bad input with INVALID_ARGUMENT', async () => {
+    await fails(c, 'sm', 'Put', put('api-key', ''), 3, /empty/);
+    await fails(c, 'sm', 'Put', { value: Buffer.from('x') }, 3, /name is required/);
+    for (const bad of ['../x', 'a/b', 'has space', '.env', 'é', 'x'.repeat(256)])
+      await fails(c, 'sm', 'Put', put(bad, 'x'), 3, /invalid secret name/);
+    await fails(c, 'sm', 'Put', put('api-key', 'x'.repeat(65537)), 3, /65536/);
+    const at = await ok(c, 'sm', 'Put', put('api-key', 'y'.repeat(65536)));
+    eq(at.secret_version.version, '3', 'a value exactly at the limit is accepted');
+  }],
+  ['Access errors: NOT_FOUND names secret and version, bad versions INVALID_ARGUMENT', async () => {
+    await fails(c, 'sm', 'Access', acc('api-key', '999'), 5, /api-key.*999|999.*api-key/);
+    await fails(c, 'sm', 'Access', acc('db.password', 'latest'), 5, /db\.password/);
+    await fails(c, 'sm', 'Access', acc('api-key', ''), 3, /version is required/);
+    for (const v of ['abc', '-1', '0', '99999999999999999999'])
+      await fails(c, 'sm', 'Access', acc('api-key', v), 3);
+    await fails(c, 'sm', 'Access', acc('', 'latest'), 3, /name is required/);
+  }],
+  ['errors carry grpc-status-details-bin: google.rpc.Status with Struct{cause}', async () => {
+    const err = await fails(c, 'sm', 'Access', acc('api-key', '999'), 5);
+    const bin = err.metadata.get('grpc-status-details-bin')[0];
+    check(Buffer.isBuffer(bin), 'details trailer present');
+    const st = Status.decode(bin);
+    eq(st.code, 5, 'status code in details');
+    eq(st.details[0].type_url || st.details[0].typeUrl, 'type.googleapis.com/google.protobuf.Struct', 'Any type');
+    const s = Struct.toObject(Struct.decode(st.details[0].value));
+    check(/999/.test(s.fields.cause.stringValue), `cause ${JSON.stringify(s)}`);
+  }],
+  ['permissions: access-only secret refuses put; undeclared secret is denied', async () => {
+    await fails(c, 'sm', 'Put', put('ro', 'x'), 7, /not allowed to put secret 'ro'/);
+    await fails(c, 'sm', 'Put', put('never-declared', 'x'), 7, /not allowed/);
+    await fails(c, 'sm', 'Access', acc('never-declared', 'latest'), 7);
+  }],
+  ['unknown method is UNIMPLEMENTED', async () => {
+    const err = await new Promise((resolve) =>
+      c.raw.makeUnaryRequest('/nitric.proto.secrets.v1.SecretManager/Destroy', (x) => x, (x) => x,
+        Buffer.alloc(0), (e) => resolve(e)));
+    eq(err.code, 12, 'status');
+    check(/Destroy/.test(err.details), err.details);
+    const err2 = await new Promise((resolve) =>
+      c.raw.makeUnaryRequest('/nitric.proto.kvstore.v1.KvStore/Get', (x) => x, (x) => x,
+        Buffer.alloc(0), (e) => resolve(e)));
+    eq(err2.code, 12, 'other service');
+  }],
+  ['garbage protobuf is INVALID_ARGUMENT, nothing stored', async () => {
+    for (const m of ['Put', 'Access', 'Declare']) {
+      const path_ = m === 'Declare' ? '/nitric.proto.resources.v1.Resources/Declare'
+        : `/nitric.proto.secrets.v1.SecretManager/${m}`;
+      const err = await new Promise((resolve) =>
+        c.raw.makeUnaryRequest(path_, (x) => x, (x) => x, Buffer.from([0x0a, 0xff, 0xff, 0x01]),
+          (e) => resolve(e)));
+      eq(err && err.code, 3, `${m} garbage`);
+    }
+    const a = await ok(c, 'sm', 'Access', acc('api-key', 'latest'));
+    eq(a.secret_version.version, '3', 'nothing new stored');
+  }],
+  ['stop', async () => {
+    eq((await srv.stop()).code, 0, 'exit code');
+  }],
+  ['bearer tokens name the principal; a bad token is UNAUTHENTICATED', async () => {
+    const tokens = path.join(dir, 'tokens');
+    fs.writeFileSync(tokens, 'ci 0123456789abcdef0123456789abcdef\n', { mode: 0o600 });
+    const s = await startServer(path.join(dir, 'store'), ['--listen', '127.0.0.1:0', '--tokens', tokens]);
+    try {
+      const good = clients(s.addr(), '0123456789abcdef0123456789abcdef');
+      await declarePolicy(good, ['api-key'], [A.SecretAccess]);
+      const a = await ok(good, 'sm', 'Access', acc('api-key', '2'));
+      eq(Buffer.from(a.value).toString(), 'two', 'token holder reads');
+      const bad = clients(s.addr(), '0123456789abcdef0123456789abcdeX');
+      await fails(bad, 'sm', 'Access', acc('api-key', '2'), 16, /invalid bearer token/);
+      check(/principal=ci /.test(s.stderr), 'logged as the token principal');
+      check(!s.stderr.includes('0123456789abcdef'), 'token never logged');
+    } finally {
+      await s.stop();
+    }
+  }],
+  ['with --policy the operator rules: a Declare beyond it grants nothing', async () => {
+    const pol = path.join(dir, 'policy');
+    fs.writeFileSync(pol, '# grants\nallow default access api-key\nallow default put,access scratch\n');
+    const s = await startServer(path.join(dir, 'store'), ['--listen', '127.0.0.1:0', '--policy', pol]);
+    try {
+      const k = clients(s.addr());
+      await declarePolicy(k, ['api-key', 'other'], [A.SecretPut, A.SecretAccess]); // answered OK
+      await fails(k, 'sm', 'Put', put('api-key', 'x'), 7);
+      await fails(k, 'sm', 'Access', acc('other', 'latest'), 7);
+      const a = await ok(k, 'sm', 'Access', acc('api-key', '1'));
+      eq(Buffer.from(a.value).toString(), 'one', 'granted access');
+      const p = await ok(k, 'sm', 'Put', put('scratch', 'z'));
+      eq(p.secret_version.version, '1', 'granted put');
+      check(/grants nothing/.test(s.stderr), 'the ignored declaration is logged');
+    } finally {
+      await s.stop();
+    }
+  }],
+  ['a non-loopback listener without TLS and tokens is refused', async () => {
+    let failed = false;
+    try {
+      const s = await startServer(path.join(dir, 'store'), ['--listen', '0.0.0.0:0']);
+      await s.stop();
+    } catch (e) {
+      failed = /refusing to listen/.test(e.message);
+    }
+    check(failed, 'refused with a clear message');
+  }],
+]);

@@ -1,0 +1,109 @@
+/*
+ * test_policy.c -- grants (development and policy-file modes) and bearer tokens.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <sodium.h>
+
+#include "policy.h"
+#include "wire.h"
+
+static char *write_tmp(const char *text)
+{
+	static char path[64];
+	snprintf(path, sizeof(path), "/tmp/coffer-policy-XXXXXX");
+	int fd = mkstemp(path);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+	close(fd);
+	return path;
+}
+
+static void test_dev_declares_grant(void **state)
+{
+	pol_table *t = pol_new(1);
+	assert_int_equal(pol_check(t, "svc", "k", WIRE_PERM_PUT), POL_UNKNOWN);
+	assert_int_equal(pol_declare(t, "svc", "k", WIRE_PERM_ACCESS), 1);
+	assert_int_equal(pol_check(t, "svc", "k", WIRE_PERM_ACCESS), POL_ALLOW);
+	assert_int_equal(pol_check(t, "svc", "k", WIRE_PERM_PUT), POL_DENY);
+	assert_int_equal(pol_check(t, "other", "k", WIRE_PERM_ACCESS), POL_UNKNOWN);
+	assert_int_equal(pol_declare(t, "svc", "k", WIRE_PERM_PUT), 1);
+	assert_int_equal(pol_check(t, "svc", "k", WIRE_PERM_PUT), POL_ALLOW);
+	pol_free(t);
+}
+
+static void test_policy_file_rules(void **state)
+{
+	char err[256];
+	pol_table *t = pol_new(0);
+	char *p = write_tmp("# ops\nallow svc access k other\n\nallow admin put,access *\n");
+	assert_int_equal(pol_load_file(t, p, err, sizeof(err)), 0);
+	unlink(p);
+	assert_int_equal(pol_check(t, "svc", "k", WIRE_PERM_ACCESS), POL_ALLOW);
+	assert_int_equal(pol_check(t, "svc", "other", WIRE_PERM_ACCESS), POL_ALLOW);
+	assert_int_equal(pol_check(t, "svc", "k", WIRE_PERM_PUT), POL_DENY);
+	assert_int_equal(pol_check(t, "svc", "nope", WIRE_PERM_ACCESS), POL_DENY);
+	assert_int_equal(pol_check(t, "admin", "anything", WIRE_PERM_PUT), POL_ALLOW);
+	/* A Declare grants nothing here. */
+	assert_int_equal(pol_declare(t, "svc", "k", WIRE_PERM_PUT), 0);
+	assert_int_equal(pol_check(t, "svc", "k", WIRE_PERM_PUT), POL_DENY);
+	pol_free(t);
+
+	t = pol_new(0);
+	p = write_tmp("allow svc delete k\n");
+	assert_int_equal(pol_load_file(t, p, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, ":1:"));
+	unlink(p);
+	p = write_tmp("allow svc put ../etc\n");
+	assert_int_equal(pol_load_file(t, p, err, sizeof(err)), -1);
+	unlink(p);
+	pol_free(t);
+}
+
+static void test_tokens(void **state)
+{
+	char err[256], who[POL_PRINCIPAL_MAX];
+	pol_table *t = pol_new(1);
+	char *p = write_tmp("ci 0123456789abcdef0123\nops ffffffffffffffffffff\n");
+	assert_int_equal(pol_load_tokens(t, p, err, sizeof(err)), 2);
+	unlink(p);
+	assert_int_equal(pol_token_principal(t, "0123456789abcdef0123", 20, who, sizeof(who)), 0);
+	assert_string_equal(who, "ci");
+	assert_int_equal(pol_token_principal(t, "ffffffffffffffffffff", 20, who, sizeof(who)), 0);
+	assert_string_equal(who, "ops");
+	assert_int_equal(pol_token_principal(t, "0123456789abcdef012", 19, who, sizeof(who)), -1);
+	assert_int_equal(pol_token_principal(t, "", 0, who, sizeof(who)), -1);
+	p = write_tmp("ci short\n");
+	assert_int_equal(pol_load_tokens(t, p, err, sizeof(err)), -1);
+	unlink(p);
+	pol_free(t);
+}
+
+static void test_principal_names(void **state)
+{
+	assert_true(pol_principal_ok("billing-api", 11));
+	assert_false(pol_principal_ok("", 0));
+	assert_false(pol_principal_ok("a b", 3));
+	assert_false(pol_principal_ok("a/b", 3));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_dev_declares_grant),
+	    cmocka_unit_test(test_policy_file_rules),
+	    cmocka_unit_test(test_tokens),
+	    cmocka_unit_test(test_principal_names),
+	};
+	if (sodium_init() < 0)
+		return 1;
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
