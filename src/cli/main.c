@@ -280,18 +280,24 @@ static int write_all(int fd, const unsigned char *p, size_t n)
 	return 0;
 }
 
+/* Split "NAME[@VERSION]" into name (bounded copy) and version ("latest" by default). */
+static const char *split_ref(const char *ref, char name[COFFER_NAME_MAX + 2])
+{
+	const char *at = strchr(ref, '@');
+	size_t n = at != NULL ? (size_t)(at - ref) : strlen(ref);
+	if (n > COFFER_NAME_MAX + 1)
+		n = COFFER_NAME_MAX + 1; /* still invalid (too long): the library says so */
+	memcpy(name, ref, n);
+	name[n] = '\0';
+	return at != NULL ? at + 1 : "latest";
+}
+
 static int cmd_access(cli *c)
 {
 	if (c->nargs != 1)
 		return usage_error("usage: coffer access NAME[@VERSION]");
 	char name[COFFER_NAME_MAX + 2];
-	const char *at = strchr(c->args[0], '@');
-	const char *version = at != NULL ? at + 1 : "latest";
-	size_t n = at != NULL ? (size_t)(at - c->args[0]) : strlen(c->args[0]);
-	if (n >= sizeof name)
-		n = sizeof name - 1; /* still invalid (too long): the library says so */
-	memcpy(name, c->args[0], n);
-	name[n] = '\0';
+	const char *version = split_ref(c->args[0], name);
 	coffer_secret *sec = NULL;
 	int rc = secret_open(c, name, COFFER_ACCESS, &sec);
 	coffer_value *v = NULL;
@@ -398,6 +404,87 @@ static int cmd_init(cli *c)
 	return rc;
 }
 
+#define RUN_MAX_ENV 64
+
+/* Read one secret into the environment variable `var`. */
+static int run_setenv(cli *c, const char *var, const char *ref)
+{
+	char name[COFFER_NAME_MAX + 2];
+	const char *version = split_ref(ref, name);
+	coffer_secret *sec = NULL;
+	coffer_value *v = NULL;
+	int r = coffer_secret_ref(c->st, name, COFFER_ACCESS, &sec);
+	if (r == COFFER_OK)
+		r = coffer_access(sec, version, &v);
+	int rc = r == COFFER_OK ? 0 : fail(c, r);
+	size_t len = 0;
+	const char *data = coffer_value_data(v, &len);
+	if (rc == 0 && memchr(data, '\0', len) != NULL) {
+		fprintf(stderr,
+		        "coffer: error: secret '%s' holds a NUL byte and cannot be an "
+		        "environment variable\n",
+		        name);
+		rc = 2;
+	}
+	if (rc == 0 && setenv(var, data, 1) != 0) {
+		fprintf(stderr, "coffer: error: cannot set %s: %s\n", var, strerror(errno));
+		rc = 1;
+	}
+	coffer_value_free(v);
+	coffer_secret_free(sec);
+	return rc;
+}
+
+static int valid_var(const char *s, size_t n)
+{
+	if (n == 0 || (s[0] >= '0' && s[0] <= '9'))
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (!((s[i] >= 'A' && s[i] <= 'Z') || (s[i] >= 'a' && s[i] <= 'z') ||
+		      (s[i] >= '0' && s[i] <= '9') || s[i] == '_'))
+			return 0;
+	return 1;
+}
+
+/* coffer run --env VAR=NAME[@VERSION]... [--] CMD [ARGS]: exec CMD with the secrets set. */
+static int cmd_run(cli *c, int argc, char **argv)
+{
+	const char *specs[RUN_MAX_ENV];
+	int nspecs = 0, i = 1;
+	for (; i < argc && argv[i][0] == '-'; i++) {
+		if (strcmp(argv[i], "--") == 0) {
+			i++;
+			break;
+		}
+		if (strcmp(argv[i], "--env") != 0 || i + 1 >= argc || nspecs == RUN_MAX_ENV)
+			return usage_error("usage: coffer run --env VAR=NAME[@VERSION]... [--] CMD "
+			                   "[ARGS] (at most %d --env)",
+			                   RUN_MAX_ENV);
+		specs[nspecs++] = argv[++i];
+	}
+	if (i >= argc || nspecs == 0)
+		return usage_error("usage: coffer run --env VAR=NAME[@VERSION]... [--] CMD [ARGS]");
+	for (int k = 0; k < nspecs; k++) {
+		const char *eq = strchr(specs[k], '=');
+		if (eq == NULL || !valid_var(specs[k], (size_t)(eq - specs[k])))
+			return usage_error("--env wants VAR=NAME[@VERSION], got '%.60s'", specs[k]);
+	}
+	int rc = open_store(c);
+	for (int k = 0; k < nspecs && rc == 0; k++) {
+		char var[256];
+		const char *eq = strchr(specs[k], '=');
+		snprintf(var, sizeof var, "%.*s", (int)(eq - specs[k]), specs[k]);
+		rc = run_setenv(c, var, eq + 1);
+	}
+	coffer_close(c->st);
+	c->st = NULL;
+	if (rc != 0)
+		return rc;
+	execvp(argv[i], argv + i);
+	fprintf(stderr, "coffer: error: cannot run '%s': %s\n", argv[i], strerror(errno));
+	return errno == ENOENT ? 127 : 126;
+}
+
 /* Parse options among argv[from..argc); the first non-option (when *cmd_index < 0) is the
  * command, the rest are its arguments. "--" ends options. Returns -1 after printing help. */
 static int parse_args(cli *c, int argc, char **argv, int from, int stop_at_cmd, int *cmd_index)
@@ -483,6 +570,8 @@ int main(int argc, char **argv)
 		return coffer_serve_main(argc - cmd, argv + cmd);
 	}
 #endif
+	if (strcmp(argv[cmd], "run") == 0)
+		return cmd_run(&c, argc - cmd, argv + cmd);
 	rc = parse_args(&c, argc, argv, cmd + 1, 0, &cmd);
 	if (rc != 0)
 		return rc < 0 ? 0 : rc;

@@ -78,6 +78,15 @@ expect_rc 1 "an unreadable --file is an error" C put x --file "$WORK/does-not-ex
 after=$(snapshot)
 expect_eq "$before" "$after" "refused commands changed nothing"
 
+# --- run: secrets into a child's environment -----------------------------------------
+expect_eq "[crummy_goofed_caddy_radiant] [bleak_dearest_hanged_reigns]" \
+	"$(C run --env DB=db.password --env OLD=db.password@1 -- sh -c 'echo "[$DB] [$OLD]"')" "run sets the variables"
+expect_rc 3 "run with an unknown secret is not-found" C run --env X=nosuch -- true
+expect_rc 2 "run with a bad variable name is a usage error" C run --env 1X=db.password -- true
+expect_rc 2 "run refuses a value holding NUL" C run --env X=bin -- true
+expect_rc 127 "run of a missing command says so" C run --env X=db.password -- /nonexistent/cmd
+expect_rc 7 "run passes the child's exit code" C run --env X=db.password -- sh -c 'exit 7'
+
 # --- keys ----------------------------------------------------------------------
 chmod 644 "$COFFER_STORE/master.key"
 expect_rc 5 "a group/world-readable key file is refused" C access db.password
