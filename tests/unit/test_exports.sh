@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# libcoffer.so exports exactly the functions coffer.h declares: nothing internal leaks out as
+# API, and nothing declared is missing.
+set -u
+so=${1:?usage: test_exports.sh libcoffer.so coffer.h}
+hdr=${2:?}
+declared=$(grep -A1 '^COFFER_API' "$hdr" | tr '\n' ' ' | grep -o 'coffer_[a-z_]*(' | tr -d '(' | sort -u)
+exported=$(nm -D --defined-only "$so" | awk '$2 == "T" {print $3}' | sort -u)
+if [ "$declared" = "$exported" ]; then
+	echo "exports match the header: $(echo "$exported" | wc -l) functions"
+	echo "1 passed, 0 failed"
+else
+	diff <(echo "$declared") <(echo "$exported")
+	echo "0 passed, 1 failed"
+	exit 1
+fi
