@@ -2,7 +2,7 @@
 // run time) calls every method with valid and invalid requests and checks codes and messages.
 import fs from 'node:fs';
 import path from 'node:path';
-import { HERE, cacheRequire, check, eq, main, startServer, tmpDir } from './lib.mjs';
+import { HERE, cacheRequire, check, eq, main, run, startServer, tmpDir } from './lib.mjs';
 
 const require = cacheRequire();
 const grpc = require('@grpc/grpc-js');
@@ -27,8 +27,8 @@ const Struct = statusRoot.lookupType('google.protobuf.Struct');
 const T = { Service: 1, Policy: 7, Secret: 8, Bucket: 2 };
 const A = { SecretPut: 400, SecretAccess: 401 };
 
-function clients(addr, token) {
-  const creds = grpc.credentials.createInsecure();
+function clients(addr, token, rootCert) {
+  const creds = rootCert ? grpc.credentials.createSsl(rootCert) : grpc.credentials.createInsecure();
   const c = { sm: new SecretManager(addr, creds), res: new Resources(addr, creds), raw: new grpc.Client(addr, creds) };
   c.md = () => {
     const m = new grpc.Metadata();
@@ -204,5 +204,45 @@ await main([
       failed = /refusing to listen/.test(e.message);
     }
     check(failed, 'refused with a clear message');
+  }],
+  ['TLS (ALPN h2) with tokens: a non-loopback listener is allowed and demands a token', async () => {
+    const cert = path.join(dir, 'cert.pem');
+    const key = path.join(dir, 'key.pem');
+    const gen = await run('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256',
+      '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=localhost',
+      '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1']);
+    eq(gen.code, 0, `openssl (${gen.stderr})`);
+    const tokens = path.join(dir, 'tokens2');
+    fs.writeFileSync(tokens, 'ops tls-token-0123456789abcdef\n', { mode: 0o600 });
+    // 0.0.0.0 is not loopback; the test still only connects to 127.0.0.1.
+    const s = await startServer(path.join(dir, 'store'), ['--listen', '0.0.0.0:0', '--tls-cert', cert,
+      '--tls-key', key, '--tokens', tokens]);
+    try {
+      check(/ tls$/m.test(s.stdout), 'announced as TLS');
+      const root = fs.readFileSync(cert);
+      const anon = clients(`127.0.0.1:${s.port()}`, null, root);
+      await fails(anon, 'sm', 'Access', acc('api-key', '1'), 16, /requires/);
+      const ops = clients(`127.0.0.1:${s.port()}`, 'tls-token-0123456789abcdef', root);
+      await declarePolicy(ops, ['api-key'], [A.SecretAccess]);
+      const a = await ok(ops, 'sm', 'Access', acc('api-key', '1'));
+      eq(Buffer.from(a.value).toString(), 'one', 'read over TLS');
+      const plain = clients(`127.0.0.1:${s.port()}`, 'tls-token-0123456789abcdef');
+      const { err } = await call(plain, 'sm', 'Access', acc('api-key', '1'));
+      check(err && err.code === 14, 'plaintext h2c to a TLS port fails');
+    } finally {
+      eq((await s.stop()).code, 0, 'exit code');
+    }
+  }],
+  ['SIGTERM drains: a call in flight is answered before the server exits 0', async () => {
+    const s = await startServer(path.join(dir, 'store'), ['--listen', '127.0.0.1:0', '--policy-wait', '5000']);
+    const k = clients(s.addr());
+    await declareSecret(k, 'late'); // the connection is up
+    // No policy for 'late': the put waits for one (up to 5 s) while the server is told to stop.
+    const pending = call(k, 'sm', 'Put', put('late', 'x'));
+    await new Promise((r) => setTimeout(r, 500));
+    const exited = s.stop('SIGTERM');
+    const { err } = await pending;
+    check(err && err.code === 7, `in-flight call answered (${err && err.code} ${err && err.details})`);
+    eq((await exited).code, 0, 'exit code after drain');
   }],
 ]);

@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# coffer serve vs redis, in one run, on loopback (issue 3, acceptance 5):
+#   - Access of one secret with h2load (gRPC body prepared once) and GET of one key with
+#     redis-benchmark against a redis-server started here, with the same requests in flight;
+#     both throughputs, their ratio (target: coffer >= 0.5x redis) and coffer's p50/p99 latency;
+#   - Put throughput with 1 and with 50 requests in flight (group commit should make the second
+#     much higher);
+#   - the server's RSS idle and under load.
+# Usage: bench/server_bench.sh [REQUESTS]   (env COFFER_BUILD: a built tree to use; INFLIGHT: 50)
+set -euo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+n=${1:-200000}
+inflight=${INFLIGHT:-50}
+puts1=${PUTS1:-2000}
+puts50=${PUTS50:-20000}
+
+need=()
+command -v h2load >/dev/null || need+=(nghttp2-client)
+command -v redis-server >/dev/null || need+=(redis-server)
+command -v redis-benchmark >/dev/null || need+=(redis-tools)
+if [ ${#need[@]} -gt 0 ]; then
+	echo "installing ${need[*]}" >&2
+	apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+build=${COFFER_BUILD:-$top/build-bench}
+if [ -z "${COFFER_BUILD:-}" ]; then
+	cmake -S "$top" -B "$build" -DCMAKE_BUILD_TYPE=Release >/dev/null
+	cmake --build "$build" -j"$(nproc)" --target coffer_cli >/dev/null
+fi
+coffer=$build/src/cli/coffer
+
+work=$(mktemp -d /tmp/coffer-bench.XXXXXX)
+srv_pid=
+redis_pid=
+cleanup() {
+	[ -n "$srv_pid" ] && kill "$srv_pid" 2>/dev/null && wait "$srv_pid" 2>/dev/null
+	[ -n "$redis_pid" ] && kill "$redis_pid" 2>/dev/null && wait "$redis_pid" 2>/dev/null
+	rm -rf "$work"
+}
+trap cleanup EXIT
+
+# One secret of 32 bytes, stored before the server starts.
+value=bleak_dearest_hanged_reigns_0123
+env -u COFFER_MASTER_KEY -u COFFER_PASSPHRASE -u COFFER_KEY_FILE \
+	"$coffer" --store "$work/store" put bench-key "$value" >/dev/null 2>&1
+echo "allow default put,access *" >"$work/policy"
+
+# gRPC bodies, prepared once: 5-byte prefix + protobuf.
+# SecretAccessRequest{secret_version{secret{name:"bench-key"}, version:"latest"}}
+printf '\x00\x00\x00\x00\x17\x0a\x15\x0a\x0b\x0a\x09bench-key\x12\x06latest' >"$work/access.bin"
+# SecretPutRequest{secret{name:"bench-put"}, value: 32 bytes}
+printf '\x00\x00\x00\x00\x2f\x0a\x0b\x0a\x09bench-put\x12\x20%s' "$value" >"$work/put.bin"
+
+env -u COFFER_MASTER_KEY -u COFFER_PASSPHRASE -u COFFER_KEY_FILE \
+	"$coffer" --store "$work/store" serve --listen 127.0.0.1:0 --policy "$work/policy" \
+	>"$work/serve.out" 2>"$work/serve.log" &
+srv_pid=$!
+for _ in $(seq 100); do
+	grep -q '^coffer: store' "$work/serve.out" 2>/dev/null && break
+	sleep 0.1
+done
+port=$(sed -n 's/.*listening on 127.0.0.1:\([0-9]*\) .*/\1/p' "$work/serve.out")
+[ -n "$port" ] || { echo "coffer serve did not start" >&2; cat "$work/serve.log" >&2; exit 1; }
+base=http://127.0.0.1:$port/nitric.proto.secrets.v1.SecretManager
+hdrs=(-H 'content-type: application/grpc' -H 'te: trailers')
+rss() { awk '/VmRSS/ {print $2}' "/proc/$srv_pid/status"; }
+
+# Sanity: the prepared Access really succeeds (grpc-status 0 and the value in the answer).
+check=$(nghttp -v "${hdrs[@]}" -d "$work/access.bin" "$base/Access" 2>&1 | tr -d '\0' || true)
+grep -q 'grpc-status: 0' <<<"$check" || { echo "Access sanity check failed:" >&2; echo "$check" >&2; exit 1; }
+
+rss_idle=$(rss)
+h2() { # h2load over h2c, one stream per connection: $1 requests, $2 connections, $3 body, $4 path
+	h2load -n "$1" -c "$2" -m 1 "${hdrs[@]}" -d "$3" --log-file="$work/h2.log" "$base/$4" 2>&1
+}
+rps_of() { sed -n 's/^finished in .*, \([0-9.]*\) req\/s.*/\1/p'; }
+pct() { # percentile $1 of the per-request durations (microseconds, column 3) in the h2load log
+	cut -f3 "$work/h2.log" | sort -n | awk -v p="$1" '{a[NR]=$1} END {i=int(NR*p/100); if (i<1) i=1; print a[i]}'
+}
+
+h2 $((n / 10)) "$inflight" "$work/access.bin" Access >/dev/null # warm-up
+out=$(h2 "$n" "$inflight" "$work/access.bin" Access)
+coffer_rps=$(rps_of <<<"$out")
+ok=$(sed -n 's/^status codes: \([0-9]*\) 2xx.*/\1/p' <<<"$out")
+p50=$(pct 50)
+p99=$(pct 99)
+rss_load=$(rss)
+
+redis_port=$((20000 + RANDOM % 20000))
+redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no >/dev/null 2>&1 &
+redis_pid=$!
+for _ in $(seq 50); do redis-cli -p "$redis_port" ping >/dev/null 2>&1 && break; sleep 0.1; done
+redis-cli -p "$redis_port" set bench-key "$value" >/dev/null
+redis-benchmark -p "$redis_port" -c "$inflight" -n $((n / 10)) -q GET bench-key >/dev/null # warm-up
+rout=$(redis-benchmark -p "$redis_port" -c "$inflight" -n "$n" --csv GET bench-key)
+redis_rps=$(tail -n 1 <<<"$rout" | cut -d, -f2 | tr -d '"')
+
+put1=$(h2 "$puts1" 1 "$work/put.bin" Put | rps_of)
+put50=$(h2 "$puts50" "$inflight" "$work/put.bin" Put | rps_of)
+rss_after=$(rss)
+
+ratio=$(awk -v a="$coffer_rps" -v b="$redis_rps" 'BEGIN {printf "%.2f", a / b}')
+gain=$(awk -v a="$put50" -v b="$put1" 'BEGIN {printf "%.1f", a / b}')
+cat <<EOF
+coffer serve Access (h2load, $inflight in flight, $n requests): $coffer_rps req/s ($ok 2xx), p50 ${p50} us, p99 ${p99} us
+redis GET (redis-benchmark, $inflight in flight, $n requests): $redis_rps req/s
+ratio coffer/redis: ${ratio}x (target >= 0.5x: $(awk -v r="$ratio" 'BEGIN {print (r >= 0.5) ? "met" : "NOT met"}'))
+coffer serve Put, 1 in flight: $put1 req/s; $inflight in flight: $put50 req/s (${gain}x, group commit)
+coffer serve RSS: idle ${rss_idle} KiB, after Access load ${rss_load} KiB, after Put load ${rss_after} KiB
+EOF
