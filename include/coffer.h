@@ -102,8 +102,9 @@ typedef struct coffer_value coffer_value;
 
 /* Flags for coffer_options.flags. */
 #define COFFER_OPEN_NO_CREATE 0x1u /* fail with COFFER_ENOTFOUND if the store does not exist */
-#define COFFER_OPEN_NO_ENV    0x2u /* ignore COFFER_MASTER_KEY / COFFER_KEY_FILE / COFFER_PASSPHRASE \
-	                            */
+#define COFFER_OPEN_NO_ENV                                                                         \
+	0x2u /* ignore COFFER_MASTER_KEY / COFFER_KEY_FILE / COFFER_PASSPHRASE                     \
+	      */
 
 /*
  * Options for coffer_open(). Zero-initialize, then set what you need; NULL options means all
@@ -256,6 +257,37 @@ COFFER_API int coffer_list_secrets(coffer_store *st,
 COFFER_API int coffer_list_versions(coffer_secret *sec,
                                     int (*cb)(void *ctx, const coffer_version_info *info),
                                     void *ctx);
+
+/*
+ * Key rotation.
+ *
+ * coffer_rotate_data_key: add a fresh data key to the store's keyring (sealed under the master
+ * key); every process sealing new values from then on uses it, and old values keep the key that
+ * sealed them until coffer_reencrypt(). Writes the new key id to *key_id when not NULL.
+ * Returns COFFER_OK, COFFER_EMISUSE (backend without rotation), COFFER_EBUSY, COFFER_EIO,
+ * COFFER_ENOMEM.
+ */
+COFFER_API int coffer_rotate_data_key(coffer_store *st, uint32_t *key_id) COFFER_MUST_CHECK;
+
+/*
+ * Re-seal every version not sealed with the newest data key, in transactions of bounded size
+ * (an interrupted pass can simply be run again). *count (when not NULL) receives the number of
+ * versions moved. Returns as coffer_rotate_data_key(), plus COFFER_EINTEGRITY if a stored value
+ * fails to open (the pass stops there; coffer_errmsg() names the version).
+ */
+COFFER_API int coffer_reencrypt(coffer_store *st, size_t *count) COFFER_MUST_CHECK;
+
+/*
+ * Re-seal the keyring under a new master key, taken from new_key->master_key_b64, else
+ * ->passphrase (with the store's Argon2id salt), else ->key_file (created 0600 with a fresh key
+ * if it does not exist). The environment is not consulted. Values are not touched. From then
+ * on the store opens only with the new key; this handle keeps working. On failure the store is
+ * unchanged and errbuf (if not NULL) says why.
+ * Returns COFFER_OK, COFFER_EINVAL (no new key given), COFFER_EKEY (unusable new key),
+ * COFFER_EMISUSE, COFFER_EBUSY, COFFER_EIO, COFFER_ENOMEM.
+ */
+COFFER_API int coffer_rotate_master_key(coffer_store *st, const coffer_options *new_key,
+                                        char *errbuf, size_t errlen) COFFER_MUST_CHECK;
 
 #ifdef __cplusplus
 }

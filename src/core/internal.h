@@ -47,7 +47,8 @@ struct coffer_store {
 	uint8_t store_id[STORE_ID_LEN];
 	core_data_key keys[CORE_KEYRING_MAX];
 	size_t nkeys;
-	size_t newest; /* index in keys of the key new values are sealed with */
+	size_t newest;     /* index in keys of the key new values are sealed with */
+	crypto_key master; /* sodium_mprotect_noaccess except while rotating or loading keys */
 	size_t max_value;
 	unsigned created;
 	core_cache *cache;
@@ -75,6 +76,10 @@ void core_version_format(uint64_t v, char out[COFFER_VERSION_MAX]);
 void core_set_err(coffer_store *st, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void core_set_backend_err(coffer_store *st, int rc);
 const crypto_key *core_key_by_id(const coffer_store *st, uint32_t id);
+/* Load the data keys not loaded yet, opening them with master. */
+int core_keyring_load(coffer_store *st, const crypto_key *master, char *err, size_t errlen);
+/* A data key by id; if unknown, reload the keyring (another process may have rotated). */
+const crypto_key *core_key_find(coffer_store *st, uint32_t id);
 
 /* cache.c */
 core_cache *core_cache_new(void);

@@ -175,7 +175,7 @@ int coffer_put(coffer_secret *sec, const void *value, size_t len,
 static int open_row(coffer_store *st, const coffer_secret *sec, uint64_t version, uint32_t key_id,
                     const uint8_t *sealed, size_t sealed_len, coffer_value **out)
 {
-	const crypto_key *key = core_key_by_id(st, key_id);
+	const crypto_key *key = core_key_find(st, key_id);
 	size_t cap = sealed_len >= CRYPTO_OVERHEAD ? sealed_len - CRYPTO_OVERHEAD : 0;
 	coffer_value *v = key == NULL ? NULL : malloc(sizeof *v + cap + 1);
 	int rc = key == NULL ? COFFER_EINTEGRITY : v == NULL ? COFFER_ENOMEM : COFFER_OK;

@@ -114,20 +114,29 @@ static int master_resolve(opening *o, const store_boot *hdr, int new_store)
 	return master_from_file(o, new_store);
 }
 
+typedef struct keyring_ctx {
+	coffer_store *st;
+	const crypto_key *master;
+	char *err;
+	size_t errlen;
+} keyring_ctx;
+
 static int key_loaded(void *ctx, uint32_t id, const uint8_t *sealed, size_t len)
 {
-	opening *o = ctx;
-	coffer_store *st = o->st;
+	keyring_ctx *kc = ctx;
+	coffer_store *st = kc->st;
+	if (core_key_by_id(st, id) != NULL)
+		return COFFER_OK; /* a reload: this one is known already */
 	if (st->nkeys == CORE_KEYRING_MAX) {
-		snprintf(o->err, o->errlen, "keyring holds more than %d keys", CORE_KEYRING_MAX);
+		snprintf(kc->err, kc->errlen, "keyring holds more than %d keys", CORE_KEYRING_MAX);
 		return COFFER_ECORRUPT;
 	}
 	core_data_key *k = &st->keys[st->nkeys];
-	int rc = crypto_open_key(&o->master, st->store_id, id, sealed, len, &k->key);
+	int rc = crypto_open_key(kc->master, st->store_id, id, sealed, len, &k->key);
 	if (rc == COFFER_ENOMEM)
 		return rc;
 	if (rc != COFFER_OK) {
-		snprintf(o->err, o->errlen,
+		snprintf(kc->err, kc->errlen,
 		         "wrong master key: it cannot open this store's keyring (key %u)",
 		         (unsigned)id);
 		return COFFER_EKEY;
@@ -139,14 +148,16 @@ static int key_loaded(void *ctx, uint32_t id, const uint8_t *sealed, size_t len)
 	return COFFER_OK;
 }
 
-static int keyring_load(opening *o)
+int core_keyring_load(coffer_store *st, const crypto_key *master, char *err, size_t errlen)
 {
-	int rc = o->st->ops->keys_load(o->st->be, key_loaded, o);
-	if (rc == COFFER_OK && o->st->nkeys == 0) {
-		snprintf(o->err, o->errlen, "store has no data keys");
+	keyring_ctx kc = {st, master, err, errlen};
+	err[0] = '\0';
+	int rc = st->ops->keys_load(st->be, key_loaded, &kc);
+	if (rc == COFFER_OK && st->nkeys == 0) {
+		snprintf(err, errlen, "store has no data keys");
 		rc = COFFER_ECORRUPT;
-	} else if (rc != COFFER_OK && o->err[0] == '\0') {
-		snprintf(o->err, o->errlen, "%s", o->st->ops->errmsg(o->st->be));
+	} else if (rc != COFFER_OK && err[0] == '\0') {
+		snprintf(err, errlen, "%s", st->ops->errmsg(st->be));
 	}
 	return rc;
 }
@@ -199,9 +210,16 @@ static int open_keys(opening *o)
 		snprintf(o->err, o->errlen, "%s", o->st->ops->errmsg(o->st->be));
 	if (rc == COFFER_OK) {
 		memcpy(o->st->store_id, hdr.store_id, STORE_ID_LEN);
-		rc = keyring_load(o);
+		rc = core_keyring_load(o->st, &o->master, o->err, o->errlen);
 	}
-	crypto_key_free(&o->master); /* only the data keys stay in memory */
+	if (rc == COFFER_OK) {
+		/* Kept for key rotation and for loading keys other processes add; locked away
+		 * (no access at all) while not in use. */
+		o->st->master = o->master;
+		o->master.k = NULL;
+		sodium_mprotect_noaccess(o->st->master.k);
+	}
+	crypto_key_free(&o->master);
 	return rc;
 }
 
@@ -278,6 +296,7 @@ void coffer_close(coffer_store *st)
 		return;
 	for (size_t i = 0; i < st->nkeys; i++)
 		crypto_key_free(&st->keys[i].key);
+	crypto_key_free(&st->master); /* sodium_free lifts the protection, then wipes */
 	core_cache_free(st->cache);
 	if (st->be != NULL)
 		st->ops->close(st->be);

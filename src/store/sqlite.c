@@ -448,6 +448,8 @@ static int put_one(sqlite_store *s, store_put *it, size_t i, store_seal_fn seal,
 	return rc;
 }
 
+static int bump_gen(sqlite_store *s);
+
 static int sq_put(store *h, store_put *items, size_t n, store_seal_fn seal, void *ctx)
 {
 	sqlite_store *s = S(h);
@@ -457,15 +459,8 @@ static int sq_put(store *h, store_put *items, size_t n, store_seal_fn seal, void
 	int64_t now = now_ms();
 	for (size_t i = 0; i < n && rc == COFFER_OK; i++)
 		rc = put_one(s, &items[i], i, seal, ctx, now);
-	if (rc == COFFER_OK) {
-		sqlite3_stmt *q = s->q[Q_BUMP_GEN];
-		int src = sqlite3_step(q);
-		if (src == SQLITE_ROW)
-			gen_store(s, (uint64_t)sqlite3_column_int64(q, 0)); /* before COMMIT */
-		else
-			rc = fail(s, src, "bump generation");
-		sqlite3_reset(q);
-	}
+	if (rc == COFFER_OK)
+		rc = bump_gen(s);
 	if (rc == COFFER_OK)
 		rc = exec(s, "COMMIT", "commit");
 	if (rc != COFFER_OK)
@@ -568,6 +563,199 @@ static int sq_list_versions(store *h, const char *name, size_t name_len, store_r
 	return rc;
 }
 
+static int sq_keys_add(store *h, uint32_t key_id, const uint8_t *sealed, size_t len)
+{
+	sqlite_store *s = S(h);
+	sqlite3_stmt *q = NULL;
+	int src = sqlite3_prepare_v2(
+	    s->db, "INSERT INTO keyring(id, sealed, created_ms) VALUES(?1, ?2, ?3)", -1, &q, NULL);
+	if (src == SQLITE_OK) {
+		sqlite3_bind_int64(q, 1, key_id);
+		sqlite3_bind_blob(q, 2, sealed, (int)len, SQLITE_STATIC);
+		sqlite3_bind_int64(q, 3, now_ms());
+		src = sqlite3_step(q);
+	}
+	sqlite3_finalize(q);
+	if ((src & 0xff) == SQLITE_CONSTRAINT) {
+		snprintf(s->err, sizeof s->err, "data key %u exists already", (unsigned)key_id);
+		return COFFER_EBUSY;
+	}
+	return src == SQLITE_DONE ? COFFER_OK : fail(s, src, "add data key");
+}
+
+/* Bump the generation inside the open write transaction and publish it. */
+static int bump_gen(sqlite_store *s)
+{
+	sqlite3_stmt *q = s->q[Q_BUMP_GEN];
+	int src = sqlite3_step(q);
+	int rc = src == SQLITE_ROW ? COFFER_OK : fail(s, src, "bump generation");
+	if (rc == COFFER_OK)
+		gen_store(s, (uint64_t)sqlite3_column_int64(q, 0)); /* before COMMIT */
+	sqlite3_reset(q);
+	return rc;
+}
+
+typedef struct sealed_key {
+	int64_t id;
+	uint8_t sealed[STORE_SEALED_KEY_MAX];
+	size_t len;
+} sealed_key;
+
+static int sq_keys_reseal(store *h,
+                          int (*cb)(void *ctx, uint32_t key_id, const uint8_t *sealed, size_t len,
+                                    uint8_t *out, size_t *out_len),
+                          void *ctx)
+{
+	sqlite_store *s = S(h);
+	sealed_key keys[64];
+	size_t n = 0;
+	int src = SQLITE_OK, rc = exec(s, "BEGIN IMMEDIATE", "begin");
+	sqlite3_stmt *q = s->q[Q_KEYS];
+	while (rc == COFFER_OK && (src = sqlite3_step(q)) == SQLITE_ROW) {
+		size_t len = (size_t)sqlite3_column_bytes(q, 1);
+		if (n == 64 || len > STORE_SEALED_KEY_MAX) {
+			snprintf(s->err, sizeof s->err, "keyring is larger than supported");
+			rc = COFFER_ECORRUPT;
+			break;
+		}
+		keys[n].id = sqlite3_column_int64(q, 0);
+		uint8_t old[STORE_SEALED_KEY_MAX];
+		memcpy(old, sqlite3_column_blob(q, 1), len);
+		rc = cb(ctx, (uint32_t)keys[n].id, old, len, keys[n].sealed, &keys[n].len);
+		n++;
+	}
+	if (rc == COFFER_OK && src != SQLITE_DONE)
+		rc = fail(s, src, "read keyring");
+	sqlite3_reset(q);
+	for (size_t i = 0; i < n && rc == COFFER_OK; i++) {
+		q = NULL;
+		src = sqlite3_prepare_v2(s->db, "UPDATE keyring SET sealed = ?2 WHERE id = ?1", -1,
+		                         &q, NULL);
+		if (src == SQLITE_OK) {
+			sqlite3_bind_int64(q, 1, keys[i].id);
+			sqlite3_bind_blob(q, 2, keys[i].sealed, (int)keys[i].len, SQLITE_STATIC);
+			src = sqlite3_step(q);
+		}
+		sqlite3_finalize(q);
+		if (src != SQLITE_DONE)
+			rc = fail(s, src, "reseal data key");
+	}
+	if (rc == COFFER_OK)
+		rc = bump_gen(s);
+	if (rc == COFFER_OK)
+		rc = exec(s, "COMMIT", "commit");
+	if (rc != COFFER_OK)
+		rollback(s);
+	return rc;
+}
+
+#define RESEAL_BATCH 256
+
+typedef int (*reseal_cb)(void *, const char *, size_t, const store_row *, uint32_t *, uint8_t **,
+                         size_t *);
+
+/* Re-seal one row, identified by (secret_id, version), inside the open transaction. */
+static int reseal_row(sqlite_store *s, sqlite3_stmt *get, sqlite3_stmt *upd, int64_t sid,
+                      int64_t ver, reseal_cb cb, void *ctx)
+{
+	sqlite3_bind_int64(get, 1, sid);
+	sqlite3_bind_int64(get, 2, ver);
+	int src = sqlite3_step(get);
+	int rc = src == SQLITE_ROW ? COFFER_OK : fail(s, src, "read version to re-encrypt");
+	uint8_t *out = NULL;
+	size_t out_len = 0;
+	uint32_t kid = 0;
+	if (rc == COFFER_OK) {
+		store_row row = {.version = (uint64_t)ver,
+		                 .key_id = (uint32_t)sqlite3_column_int64(get, 1),
+		                 .sealed = (uint8_t *)sqlite3_column_blob(get, 2),
+		                 .sealed_len = (size_t)sqlite3_column_bytes(get, 2)};
+		rc = cb(ctx, (const char *)sqlite3_column_text(get, 0),
+		        (size_t)sqlite3_column_bytes(get, 0), &row, &kid, &out, &out_len);
+	}
+	sqlite3_reset(get);
+	if (rc == COFFER_OK) {
+		sqlite3_bind_int64(upd, 1, sid);
+		sqlite3_bind_int64(upd, 2, ver);
+		sqlite3_bind_int64(upd, 3, kid);
+		sqlite3_bind_blob(upd, 4, out, (int)out_len, SQLITE_STATIC);
+		src = sqlite3_step(upd);
+		sqlite3_reset(upd);
+		if (src != SQLITE_DONE)
+			rc = fail(s, src, "re-encrypt version");
+	}
+	free(out);
+	return rc;
+}
+
+/* One batch of the re-encrypt pass: up to RESEAL_BATCH rows, one transaction. The ids are
+ * collected first, so no row is updated under an open SELECT of the same table. */
+static int reseal_batch(sqlite_store *s, uint32_t keep, reseal_cb cb, void *ctx, size_t *done)
+{
+	int64_t ids[RESEAL_BATCH][2];
+	size_t n = 0;
+	sqlite3_stmt *sel = NULL, *get = NULL, *upd = NULL;
+	int src = sqlite3_prepare_v2(s->db,
+	                             "SELECT secret_id, version FROM versions WHERE key_id <> ?1 "
+	                             "AND sealed IS NOT NULL LIMIT ?2",
+	                             -1, &sel, NULL);
+	if (src == SQLITE_OK) {
+		sqlite3_bind_int64(sel, 1, keep);
+		sqlite3_bind_int(sel, 2, RESEAL_BATCH);
+		while (n < RESEAL_BATCH && (src = sqlite3_step(sel)) == SQLITE_ROW) {
+			ids[n][0] = sqlite3_column_int64(sel, 0);
+			ids[n][1] = sqlite3_column_int64(sel, 1);
+			n++;
+		}
+		src = src == SQLITE_ROW ? SQLITE_DONE : src;
+	}
+	sqlite3_finalize(sel);
+	if (src == SQLITE_DONE)
+		src =
+		    sqlite3_prepare_v2(s->db,
+		                       "SELECT s.name, v.key_id, v.sealed FROM versions v JOIN "
+		                       "secrets s ON s.id = v.secret_id WHERE v.secret_id = ?1 AND "
+		                       "v.version = ?2",
+		                       -1, &get, NULL);
+	if (src == SQLITE_OK)
+		src = sqlite3_prepare_v2(s->db,
+		                         "UPDATE versions SET key_id = ?3, sealed = ?4 WHERE "
+		                         "secret_id = ?1 AND version = ?2",
+		                         -1, &upd, NULL);
+	int rc = src == SQLITE_OK || src == SQLITE_DONE ? COFFER_OK : fail(s, src, "re-encrypt");
+	for (size_t i = 0; i < n && rc == COFFER_OK; i++)
+		rc = reseal_row(s, get, upd, ids[i][0], ids[i][1], cb, ctx);
+	sqlite3_finalize(get);
+	sqlite3_finalize(upd);
+	if (rc == COFFER_OK)
+		*done = n;
+	return rc;
+}
+
+static int sq_reseal_values(store *h, uint32_t keep, reseal_cb cb, void *ctx, size_t *moved)
+{
+	sqlite_store *s = S(h);
+	int rc = COFFER_OK;
+	*moved = 0;
+	for (;;) {
+		size_t done = 0;
+		rc = exec(s, "BEGIN IMMEDIATE", "begin");
+		if (rc == COFFER_OK)
+			rc = reseal_batch(s, keep, cb, ctx, &done);
+		if (rc == COFFER_OK && done > 0)
+			rc = bump_gen(s);
+		if (rc == COFFER_OK)
+			rc = exec(s, "COMMIT", "commit");
+		if (rc != COFFER_OK) {
+			rollback(s);
+			return rc;
+		}
+		*moved += done;
+		if (done < RESEAL_BATCH)
+			return COFFER_OK;
+	}
+}
+
 const store_ops sqlite_store_ops = {
     .scheme = "sqlite",
     .open = sq_open,
@@ -581,4 +769,7 @@ const store_ops sqlite_store_ops = {
     .generation = sq_generation,
     .list_secrets = sq_list_secrets,
     .list_versions = sq_list_versions,
+    .keys_add = sq_keys_add,
+    .keys_reseal = sq_keys_reseal,
+    .reseal_values = sq_reseal_values,
 };

@@ -129,6 +129,37 @@ typedef struct store_ops {
 	 * COFFER_ENOTFOUND if the secret does not exist. */
 	int (*list_versions)(store *s, const char *name, size_t name_len, store_row_cb cb,
 	                     void *ctx);
+
+	/*
+	 * Key rotation. These three may be NULL in a backend that does not support rotation (the
+	 * core then answers COFFER_EMISUSE with a message).
+	 *
+	 * keys_add: insert one sealed data key; COFFER_EBUSY if that id exists already (another
+	 * process rotated at the same time: the core reloads and retries).
+	 */
+	int (*keys_add)(store *s, uint32_t key_id, const uint8_t *sealed, size_t len);
+
+	/*
+	 * keys_reseal: in ONE transaction, replace the sealed form of every data key (master-key
+	 * rotation). Calls cb for each key in the store; cb writes the new sealed key (at most
+	 * STORE_SEALED_KEY_MAX bytes) into out. Bumps the generation.
+	 */
+	int (*keys_reseal)(store *s,
+	                   int (*cb)(void *ctx, uint32_t key_id, const uint8_t *sealed, size_t len,
+	                             uint8_t *out, size_t *out_len),
+	                   void *ctx);
+
+	/*
+	 * reseal_values: move every version whose key_id differs from keep_key_id to a new sealed
+	 * form made by cb (the re-encrypt pass after a data-key rotation), in transactions of a
+	 * bounded number of rows, bumping the generation in each. *moved counts the rows. cb gets
+	 * the row (name, version, key_id, sealed) and returns a malloc'd blob and its key id.
+	 */
+	int (*reseal_values)(store *s, uint32_t keep_key_id,
+	                     int (*cb)(void *ctx, const char *name, size_t name_len,
+	                               const store_row *row, uint32_t *new_key_id, uint8_t **sealed,
+	                               size_t *sealed_len),
+	                     void *ctx, size_t *moved);
 } store_ops;
 
 /*

@@ -97,6 +97,27 @@ expect_err_has "wrong master key" "wrong key is explained"
 expect_rc 5 "a malformed COFFER_MASTER_KEY is refused" env COFFER_MASTER_KEY=nope "$COFFER" list
 grep -q bleak_dearest "$WORK/err" "$WORK/out" && fail "error output leaks a value" || pass "no value in error output"
 
+# --- key rotation ----------------------------------------------------------------
+expect_rc 0 "rotate-key adds a data key and re-encrypts" C rotate-key
+expect_err_has "versions re-encrypted under data key 2" "rotate-key reports what it did"
+expect_eq bleak_dearest_hanged_reigns "$(C access db.password@1)" "old versions readable after rotate-key"
+old_key=$(cat "$COFFER_STORE/master.key")
+expect_rc 0 "rekey replaces the default key file in place" C rekey
+[ "$(cat "$COFFER_STORE/master.key")" != "$old_key" ] && pass "the key file holds a new key" || fail "key file unchanged"
+expect_eq 600 "$(stat -c %a "$COFFER_STORE/master.key")" "the new key file is 0600"
+expect_eq crummy_goofed_caddy_radiant "$(C access db.password)" "readable with the new key"
+printf '%s\n' "$old_key" >"$WORK/old.key"; chmod 600 "$WORK/old.key"
+expect_rc 5 "the old master key no longer opens the store" C --key-file "$WORK/old.key" list
+expect_rc 0 "rekey to a new key file elsewhere" C rekey --new-key-file "$WORK/elsewhere.key"
+expect_eq crummy_goofed_caddy_radiant "$(C --key-file "$WORK/elsewhere.key" access db.password)" "opens with --key-file"
+expect_rc 5 "the default key file no longer opens it" C list
+cp "$WORK/elsewhere.key" "$COFFER_STORE/master.key.new"
+expect_rc 5 "a leftover master.key.new gets a hint" C list
+expect_err_has "interrupted 'coffer rekey'" "the hint names the leftover file"
+mv "$COFFER_STORE/master.key.new" "$COFFER_STORE/master.key"
+expect_rc 0 "moving the new key into place restores access" C list
+expect_rc 2 "rekey with a key from the environment needs --new-key-file" env COFFER_MASTER_KEY=AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyA= "$COFFER" rekey
+
 # --- other store folders --------------------------------------------------------
 expect_rc 0 "--store names another store" C --store "$WORK/other" put k v
 expect_eq v "$(C --store "$WORK/other" access k)" "--store reads it back"

@@ -411,6 +411,94 @@ static void test_concurrent_puts(void **state)
 	coffer_close(st);
 }
 
+static coffer_store *open_key(const char *b64, const char *pass, const char *file, int want)
+{
+	coffer_options o = {.master_key_b64 = b64,
+	                    .passphrase = pass,
+	                    .key_file = file,
+	                    .flags = COFFER_OPEN_NO_ENV};
+	coffer_store *st = NULL;
+	char err[512];
+	int rc = coffer_open(&st, location, &o, err, sizeof err);
+	if (rc != want)
+		fail_msg("open: want %d, got %d: %s", want, rc, err);
+	if (want == COFFER_EKEY)
+		assert_non_null(strstr(err, "wrong master key"));
+	return st;
+}
+
+static void rotate_master(coffer_store *st, const char *b64, const char *pass, const char *file)
+{
+	coffer_options o = {.master_key_b64 = b64, .passphrase = pass, .key_file = file};
+	char err[512];
+	int rc = coffer_rotate_master_key(st, &o, err, sizeof err);
+	if (rc != COFFER_OK)
+		fail_msg("rotate master: %s", err);
+}
+
+/* Data-key rotation, the re-encrypt pass, and master-key rotation (key, passphrase, key file),
+ * with a second handle that must learn the new data key by itself. */
+static void test_key_rotation(void **state)
+{
+	coffer_store *s1 = open_store(), *s2 = open_store();
+	coffer_secret *w = ref(s1, "rotate", COFFER_PUT | COFFER_ACCESS);
+	coffer_secret *r = ref(s2, "rotate", COFFER_PUT | COFFER_ACCESS);
+	put_ok(w, "v1", 2, "1");
+	put_ok(w, "v2", 2, "2");
+	uint32_t k1 = 0, k2 = 0;
+	assert_int_equal(coffer_rotate_data_key(s1, &k1), COFFER_OK);
+	put_ok(w, "v3", 2, "3");
+	access_is(r, "latest", "v3", 2, "3"); /* s2 loads the new key on its own */
+	assert_int_equal(coffer_rotate_data_key(s2, &k2), COFFER_OK);
+	assert_true(k2 > k1);
+	put_ok(r, "v4", 2, "4");
+	access_is(w, "latest", "v4", 2, "4");
+	size_t moved = 0;
+	assert_int_equal(coffer_reencrypt(s1, &moved), COFFER_OK);
+	assert_true(moved >= 3); /* v1..v3 at least (other secrets of this store too) */
+	assert_int_equal(coffer_reencrypt(s2, &moved), COFFER_OK);
+	assert_int_equal(moved, 0);
+	access_is(r, "1", "v1", 2, "1");
+	access_is(r, "2", "v2", 2, "2");
+
+	/* Master key: a new base64 key. */
+	rotate_master(s1, TEST_OTHER_KEY, NULL, NULL);
+	open_key(TEST_MASTER_KEY, NULL, NULL, COFFER_EKEY);
+	coffer_store *s3 = open_key(TEST_OTHER_KEY, NULL, NULL, COFFER_OK);
+	coffer_secret *t = ref(s3, "rotate", COFFER_ACCESS);
+	access_is(t, "1", "v1", 2, "1");
+	access_is(t, "latest", "v4", 2, "4");
+	put_ok(w, "v5", 2, "5"); /* the rotating handle keeps working */
+	/* Then a passphrase, then a key file created on the way, then back. */
+	rotate_master(s1, NULL, "rotate me please", NULL);
+	open_key(TEST_OTHER_KEY, NULL, NULL, COFFER_EKEY);
+	coffer_close(open_key(NULL, "rotate me please", NULL, COFFER_OK));
+	char kf[4300];
+	snprintf(kf, sizeof kf, "%s/rotated-%s.key", tmpdir[0] ? tmpdir : "/tmp", prefix);
+	rotate_master(s1, NULL, NULL, kf);
+	coffer_close(open_key(NULL, NULL, kf, COFFER_OK));
+	unlink(kf);
+	rotate_master(s1, TEST_MASTER_KEY, NULL, NULL);
+	coffer_store *s4 = open_store();
+	coffer_secret *u = ref(s4, "rotate", COFFER_ACCESS);
+	access_is(u, "latest", "v5", 2, "5");
+	access_is(t, "latest", "v5", 2, "5"); /* open handles keep their data keys */
+
+	coffer_options none = {0};
+	char err[256];
+	assert_int_equal(coffer_rotate_master_key(s1, &none, err, sizeof err), COFFER_EINVAL);
+	coffer_options bad = {.master_key_b64 = "short"};
+	assert_int_equal(coffer_rotate_master_key(s1, &bad, err, sizeof err), COFFER_EKEY);
+	coffer_secret_free(u);
+	coffer_secret_free(t);
+	coffer_secret_free(w);
+	coffer_secret_free(r);
+	coffer_close(s4);
+	coffer_close(s3);
+	coffer_close(s2);
+	coffer_close(s1);
+}
+
 static void test_wrong_master_key(void **state)
 {
 	coffer_store *st = open_store(); /* make sure the store exists */
@@ -474,6 +562,7 @@ int main(void)
 	    cmocka_unit_test(test_cache_coherence),
 	    cmocka_unit_test(test_batch),
 	    cmocka_unit_test(test_concurrent_puts),
+	    cmocka_unit_test(test_key_rotation),
 	    cmocka_unit_test(test_wrong_master_key),
 	    cmocka_unit_test(test_open_errors),
 	};
