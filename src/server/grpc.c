@@ -54,6 +54,7 @@ struct gs_call {
 	uint8_t *resp;
 	size_t resp_len, resp_off;
 	void *owner_data;
+	uint64_t started_ms; /* first tick that saw the request (0: none yet) */
 };
 
 struct gs_conn {
@@ -615,6 +616,16 @@ int gs_conn_tick(gs_conn *c, uint64_t now_ms)
 		}
 	} else {
 		c->hdr_since_ms = 0;
+	}
+	/* Requests still arriving (a body trickled byte by byte) get a deadline too. */
+	for (gs_call *call = c->calls; call != NULL; call = call->next) {
+		if (call->owned || call->replied || call->stream_closed)
+			continue;
+		if (call->started_ms == 0)
+			call->started_ms = now_ms;
+		else if (now_ms - call->started_ms >= c->lim.idle_timeout_ms)
+			layer_error(call, "200", GS_DEADLINE_EXCEEDED,
+			            "request not received in time");
 	}
 	/* Idle timeout: nothing in flight and nothing heard. */
 	if (c->n_streams == 0 && c->n_owned == 0 &&

@@ -20,6 +20,7 @@ enum {
 	GS_OK = 0,
 	GS_UNKNOWN = 2,
 	GS_INVALID_ARGUMENT = 3,
+	GS_DEADLINE_EXCEEDED = 4,
 	GS_NOT_FOUND = 5,
 	GS_PERMISSION_DENIED = 7,
 	GS_RESOURCE_EXHAUSTED = 8,
@@ -48,7 +49,8 @@ typedef struct gs_limits {
 	uint32_t max_message;       /* bytes of one gRPC message; 0: GS_MAX_MESSAGE */
 	uint32_t max_conn_buffered; /* request bytes buffered per connection; 0: 8 MiB */
 	uint32_t header_timeout_ms; /* preface or a header block left incomplete this long: close */
-	uint32_t idle_timeout_ms;   /* nothing in flight and nothing received this long: close */
+	uint32_t idle_timeout_ms;   /* nothing in flight and nothing received this long: close;
+	                               also how long a request may take to arrive (slow bodies) */
 	uint32_t rst_burst;         /* Rapid Reset: RST_STREAM frames allowed in a burst */
 	uint32_t rst_rate;          /* ... and regained per second */
 } gs_limits;
@@ -92,7 +94,9 @@ int gs_conn_done(const gs_conn *c);
 void gs_conn_shutdown(gs_conn *c);
 
 /*
- * Time passes: `now_ms` is a monotonic clock. Applies the header-read and idle timeouts. Returns 1
+ * Time passes: `now_ms` is a monotonic clock. Applies the header-read and idle timeouts, and
+ * answers DEADLINE_EXCEEDED to a request whose body is still arriving after the idle timeout.
+ * Returns 1
  * when the connection should be closed (after writing what gs_conn_send() yields).
  */
 int gs_conn_tick(gs_conn *c, uint64_t now_ms);

@@ -59,6 +59,10 @@ await main([
     await stillServing();
     rssStart = rssKiB(srv.proc.pid);
   }],
+  ['core dumps are off', async () => {
+    const limits = fs.readFileSync(`/proc/${srv.proc.pid}/limits`, 'utf8');
+    check(/^Max core file size\s+0\s+0\s/m.test(limits), 'RLIMIT_CORE is 0');
+  }],
   ['Rapid Reset: 2000 open-and-reset streams are cut short by a GOAWAY', async () => {
     const c = await rawOpen();
     const hb = grpcHeaders(ACCESS);

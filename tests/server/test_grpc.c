@@ -348,6 +348,21 @@ static void test_timeouts(void **state)
 	assert_int_equal(gs_conn_tick(h.srv, 60000), 0);
 	assert_int_equal(gs_conn_tick(h.srv, 1000 + 120000), 1);
 	harness_fini(&h);
+
+	/* A request whose body never comes: DEADLINE_EXCEEDED after the idle timeout. */
+	harness_init(&h);
+	nghttp2_nv hdrs[] = {HDR(":method", "POST"), HDR(":scheme", "http"), HDR(":path", PUT_PATH),
+	                     HDR(":authority", "x"), HDR("content-type", "application/grpc")};
+	assert_true(nghttp2_submit_headers(h.cli, NGHTTP2_FLAG_NONE, -1, NULL, hdrs, 5, NULL) > 0);
+	pump(&h);
+	assert_int_equal(gs_conn_tick(h.srv, 1000), 0);
+	assert_int_equal(gs_conn_tick(h.srv, 1000 + 119999), 0);
+	assert_int_equal(h.s.grpc_status[0], '\0');
+	assert_int_equal(gs_conn_tick(h.srv, 1000 + 120000), 0);
+	pump(&h);
+	assert_string_equal(h.s.grpc_status, "4");
+	assert_int_equal(h.calls, 0);
+	harness_fini(&h);
 }
 
 static void test_wire_nul_and_details(void **state)
