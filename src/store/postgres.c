@@ -30,6 +30,7 @@
  *    committed, and seal() is called once per item as store.h promises); a connection lost later
  *    is COFFER_EUNAVAIL, and never a silent second write.
  */
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,6 +46,7 @@
 #define PG_MAX_STALE_MS   1000 /* longest time a generation is trusted without a table read */
 #define PG_RETRY_PAUSE_MS 200  /* after a failed reconnect, fail fast for this long */
 #define PG_PAGE_ROWS      512  /* rows per page of a listing */
+#define PG_RESEAL_ROWS    256  /* rows per transaction of the re-encrypt pass */
 #define PG_STR_(x)        #x
 #define PG_STR(x)         PG_STR_(x)
 #define PG_ERR_MAX        512
@@ -62,6 +64,8 @@ typedef struct pg_store {
 	int64_t checked_ms; /* monotonic time when gen was last read from the table */
 	int64_t failed_ms;  /* monotonic time of the last failed reconnect, 0 if none */
 	int lost;           /* the last failure was a lost connection */
+	int doomed;         /* the server announced it is closing this session */
+	uint64_t *shared;   /* the generation shared by this process's handles on the store */
 	char err[PG_ERR_MAX];
 } pg_store;
 
@@ -81,6 +85,12 @@ enum {
 	ST_READ_HEADER,
 	ST_LIST_SECRETS,
 	ST_LIST_VERSIONS,
+	ST_KEY_ADD,
+	ST_KEY_SAME,
+	ST_KEYS_LOCK,
+	ST_KEY_UPDATE,
+	ST_RESEAL_SELECT,
+	ST_RESEAL_UPDATE,
 	ST_COUNT
 };
 
@@ -97,7 +107,7 @@ typedef struct pg_stmt {
 #define GEN_SUBSELECT "(SELECT gen FROM coffer_meta WHERE id = 1)"
 
 static const pg_stmt stmts[ST_COUNT] = {
-    [ST_GEN] = {"coffer_gen", "SELECT gen FROM coffer_meta WHERE id = 1", 0, {0}},
+    [ST_GEN] = {"coffer_gen", "SELECT gen, instance FROM coffer_meta WHERE id = 1", 0, {0}},
     /* The generation comes from the same statement, hence the same snapshot, as the row. */
     [ST_GET_LATEST] = {"coffer_get_latest",
                        "SELECT " ROW_COLUMNS ", v.sealed, " GEN_SUBSELECT ROW_FROM
@@ -158,6 +168,36 @@ static const pg_stmt stmts[ST_COUNT] = {
                           " AND v.version > $2 ORDER BY v.version LIMIT " PG_STR(PG_PAGE_ROWS),
                           2,
                           {OID_TEXT, OID_INT8}},
+    [ST_KEY_ADD] = {"coffer_key_add",
+                    "INSERT INTO coffer_keys (key_id, sealed) VALUES ($1, $2) "
+                    "ON CONFLICT (key_id) DO NOTHING RETURNING key_id",
+                    2,
+                    {OID_INT8, OID_BYTEA}},
+    /* After a conflict: is it our own key, added by an attempt whose reply was lost? */
+    [ST_KEY_SAME] = {"coffer_key_same",
+                     "SELECT sealed = $2 FROM coffer_keys WHERE key_id = $1",
+                     2,
+                     {OID_INT8, OID_BYTEA}},
+    [ST_KEYS_LOCK] = {"coffer_keys_lock",
+                      "SELECT key_id, sealed FROM coffer_keys ORDER BY key_id FOR UPDATE",
+                      0,
+                      {0}},
+    [ST_KEY_UPDATE] = {"coffer_key_update",
+                       "UPDATE coffer_keys SET sealed = $2 WHERE key_id = $1",
+                       2,
+                       {OID_INT8, OID_BYTEA}},
+    [ST_RESEAL_SELECT] = {"coffer_reseal_select",
+                          "SELECT s.name, v.secret_id, v.version, v.key_id, v.sealed "
+                          "FROM coffer_versions v JOIN coffer_secrets s ON s.id = v.secret_id "
+                          "WHERE v.key_id <> $1 ORDER BY v.secret_id, v.version "
+                          "LIMIT " PG_STR(PG_RESEAL_ROWS) " FOR UPDATE OF v",
+                          1,
+                          {OID_INT8}},
+    [ST_RESEAL_UPDATE] = {"coffer_reseal_update",
+                          "UPDATE coffer_versions SET key_id = $3, sealed = $4 "
+                          "WHERE secret_id = $1 AND version = $2",
+                          4,
+                          {OID_INT8, OID_INT8, OID_INT8, OID_BYTEA}},
 };
 
 /* Schema version 1. No user data in DDL, so it runs as plain text. */
@@ -165,7 +205,9 @@ static const char schema_v1[] =
     "CREATE TABLE coffer_meta ("
     " id integer PRIMARY KEY CHECK (id = 1),"
     " schema_version integer NOT NULL,"
-    " gen bigint NOT NULL);"
+    " gen bigint NOT NULL,"
+    /* Names this store (tables may be dropped and made again: a new instance). */
+    " instance text NOT NULL DEFAULT md5(random()::text || clock_timestamp()::text));"
     "CREATE TABLE coffer_header ("
     " id integer PRIMARY KEY CHECK (id = 1),"
     " store_id bytea NOT NULL,"
@@ -350,6 +392,47 @@ static void rollback(pg_store *s)
 		PQclear(PQexec(s->conn, "ROLLBACK"));
 }
 
+/*
+ * Handles of one process on the same store share the newest generation any of them has seen, so
+ * a put through one handle is seen at once through the others (read-your-writes inside a
+ * process, as with SQLite); other processes learn it by NOTIFY. A shared value only ever rises,
+ * and a higher token can only cause cache misses, never a stale hit.
+ */
+#define PG_SHARED_MAX 64 /* distinct stores per process that share; beyond, a handle is alone */
+
+static struct {
+	char instance[33];
+	uint64_t gen;
+} shared_gens[PG_SHARED_MAX];
+static size_t nshared;
+static pthread_mutex_t shared_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static uint64_t *shared_slot(const char *instance, size_t len)
+{
+	uint64_t *slot = NULL;
+	if (len == 0 || len >= sizeof shared_gens[0].instance)
+		return NULL;
+	pthread_mutex_lock(&shared_mu);
+	for (size_t i = 0; i < nshared && slot == NULL; i++)
+		if (strlen(shared_gens[i].instance) == len &&
+		    memcmp(shared_gens[i].instance, instance, len) == 0)
+			slot = &shared_gens[i].gen;
+	if (slot == NULL && nshared < PG_SHARED_MAX) {
+		memcpy(shared_gens[nshared].instance, instance, len);
+		slot = &shared_gens[nshared++].gen;
+	}
+	pthread_mutex_unlock(&shared_mu);
+	return slot;
+}
+
+static void shared_raise(uint64_t *slot, uint64_t gen)
+{
+	uint64_t cur = __atomic_load_n(slot, __ATOMIC_ACQUIRE);
+	while (cur < gen &&
+	       !__atomic_compare_exchange_n(slot, &cur, gen, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+		;
+}
+
 /* The token for the core: the session epoch in the high bits, so a reconnect changes it. */
 static uint64_t token(const pg_store *s, uint64_t gen)
 {
@@ -360,8 +443,31 @@ static void learn_gen(pg_store *s, uint64_t gen, int from_table)
 {
 	if (gen > s->gen)
 		s->gen = gen;
+	if (s->shared != NULL)
+		shared_raise(s->shared, gen);
 	if (from_table)
 		s->checked_ms = now_ms();
+}
+
+/* The newest generation this handle knows of, its own or another handle's. */
+static uint64_t newest_gen(const pg_store *s)
+{
+	uint64_t g = s->shared != NULL ? __atomic_load_n(s->shared, __ATOMIC_ACQUIRE) : 0;
+	return g > s->gen ? g : s->gen;
+}
+
+/*
+ * libpq would print notices on stderr; a library never prints. A FATAL one arriving while the
+ * session is idle (pg_terminate_backend, a shutdown) means the session is gone, though the
+ * socket may not show it yet: remember it so generation() reconnects instead of trusting
+ * notifications that will never come.
+ */
+static void on_notice(void *arg, const PGresult *r)
+{
+	pg_store *s = arg;
+	const char *sev = PQresultErrorField(r, PG_DIAG_SEVERITY_NONLOCALIZED);
+	if (sev != NULL && (strcmp(sev, "FATAL") == 0 || strcmp(sev, "PANIC") == 0))
+		s->doomed = 1;
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -376,6 +482,8 @@ static int load_gen(pg_store *s)
 		set_err(s, "the coffer_meta table of this database is damaged");
 		rc = COFFER_ECORRUPT;
 	}
+	if (rc == COFFER_OK && s->shared == NULL)
+		s->shared = shared_slot(PQgetvalue(r, 0, 1), (size_t)PQgetlength(r, 0, 1));
 	if (rc == COFFER_OK)
 		learn_gen(s, gen, 1);
 	PQclear(r);
@@ -385,6 +493,7 @@ static int load_gen(pg_store *s)
 /* What every new session needs: LISTEN, the prepared statements, the current generation. */
 static int session_setup(pg_store *s)
 {
+	s->doomed = 0;
 	int rc = exec_cmd(s, "LISTEN " PG_CHANNEL, "LISTEN");
 	for (int i = 0; rc == COFFER_OK && i < ST_COUNT; i++) {
 		PGresult *r = PQprepare(s->conn, stmts[i].name, stmts[i].sql, stmts[i].nparams,
@@ -424,7 +533,7 @@ static int reconnect(pg_store *s)
 static int ensure_conn(pg_store *s)
 {
 	s->lost = 0;
-	if (PQstatus(s->conn) == CONNECTION_OK)
+	if (PQstatus(s->conn) == CONNECTION_OK && !s->doomed)
 		return COFFER_OK;
 	return reconnect(s);
 }
@@ -432,7 +541,14 @@ static int ensure_conn(pg_store *s)
 /* Read the schema version, or 0 if this database has no coffer store. */
 static int schema_version(pg_store *s, int *version)
 {
-	PGresult *r = PQexec(s->conn, "SELECT to_regclass('coffer_meta') IS NOT NULL");
+	/* A scan of pg_class, not to_regclass(): under the schema lock the lookup must see a table
+	 * that another opener committed while we waited, and the syscache (which to_regclass
+	 * uses) may still hold a negative entry from before; locking pg_class makes the session
+	 * accept pending invalidations. */
+	PGresult *r = PQexec(s->conn, "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_class c "
+	                              "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+	                              "WHERE c.relname = 'coffer_meta' "
+	                              "AND n.nspname = ANY (current_schemas(false)))");
 	int rc = res_rc(s, r, PGRES_TUPLES_OK, "looking for the coffer schema");
 	int exists = rc == COFFER_OK && PQntuples(r) == 1 && PQgetvalue(r, 0, 0)[0] == 't';
 	PQclear(r);
@@ -576,6 +692,7 @@ static int pg_open(const char *location, unsigned flags, store **out, char *err,
 		free(s);
 		return COFFER_ENOMEM;
 	}
+	PQsetNoticeReceiver(s->conn, on_notice, s);
 	if (PQstatus(s->conn) != CONNECTION_OK) {
 		char line[256];
 		copy_line(line, sizeof line, PQerrorMessage(s->conn));
@@ -896,21 +1013,10 @@ static int commit(pg_store *s)
 	return rc;
 }
 
-/*
- * One attempt. *sealing is set once seal() has been called: from then on the attempt may not be
- * repeated (store.h: seal is called once per item).
- */
-static int put_once(pg_store *s, put_slot *slots, put_slot *const *byidx, size_t n,
-                    store_seal_fn seal, void *ctx, int *sealing)
+/* Finish a write transaction: bump and announce the generation, COMMIT, or roll back. */
+static int finish_write(pg_store *s, int rc)
 {
 	uint64_t gen = 0;
-	int rc = exec_cmd(s, "BEGIN", "BEGIN");
-	if (rc == COFFER_OK)
-		rc = reserve(s, slots, n);
-	if (rc == COFFER_OK) {
-		*sealing = 1;
-		rc = seal_all(s, byidx, n, seal, ctx);
-	}
 	if (rc == COFFER_OK)
 		rc = bump_gen(s, &gen);
 	if (rc != COFFER_OK) {
@@ -922,8 +1028,26 @@ static int put_once(pg_store *s, put_slot *slots, put_slot *const *byidx, size_t
 	}
 	rc = commit(s);
 	if (rc == COFFER_OK)
-		learn_gen(s, gen, 0); /* our own write: a reader here must not see the old tag */
+		learn_gen(s, gen, 0);
 	return rc;
+}
+
+/*
+ * One attempt. *sealing is set once seal() has been called: from then on the attempt may not be
+ * repeated (store.h: seal is called once per item).
+ */
+static int put_once(pg_store *s, put_slot *slots, put_slot *const *byidx, size_t n,
+                    store_seal_fn seal, void *ctx, int *sealing)
+{
+	int rc = exec_cmd(s, "BEGIN", "BEGIN");
+	if (rc != COFFER_OK)
+		return rc;
+	rc = reserve(s, slots, n);
+	if (rc == COFFER_OK) {
+		*sealing = 1;
+		rc = seal_all(s, byidx, n, seal, ctx);
+	}
+	return finish_write(s, rc);
 }
 
 static int pg_put(store *st, store_put *items, size_t n, store_seal_fn seal, void *ctx)
@@ -1075,7 +1199,7 @@ static int pg_generation(store *st, uint64_t *gen)
 	int rc = ensure_conn(s);
 	if (rc != COFFER_OK)
 		return rc;
-	if (!drain(s) && (rc = reconnect(s)) != COFFER_OK)
+	if ((!drain(s) || s->doomed) && (rc = reconnect(s)) != COFFER_OK)
 		return rc;
 	if (now_ms() - s->checked_ms >= PG_MAX_STALE_MS) {
 		rc = load_gen(s);
@@ -1084,7 +1208,7 @@ static int pg_generation(store *st, uint64_t *gen)
 		if (rc != COFFER_OK)
 			return rc;
 	}
-	*gen = token(s, s->gen);
+	*gen = token(s, newest_gen(s));
 	return COFFER_OK;
 }
 
@@ -1206,6 +1330,195 @@ static int pg_list_versions(store *st, const char *name, size_t name_len, store_
 	return rc;
 }
 
+/* ---------------------------------------------------------------------------------------- */
+/* Key rotation                                                                               */
+
+static int key_add_once(pg_store *s, const uint8_t id[8], const uint8_t *sealed, size_t len)
+{
+	const char *v[2] = {(const char *)id, (const char *)sealed};
+	const int l[2] = {8, (int)len};
+	PGresult *r = run(s, ST_KEY_ADD, v, l);
+	int rc = res_rc(s, r, PGRES_TUPLES_OK, "adding a data key");
+	int added = rc == COFFER_OK && PQntuples(r) == 1;
+	PQclear(r);
+	if (rc != COFFER_OK || added)
+		return rc;
+	r = run(s, ST_KEY_SAME, v, l);
+	rc = res_rc(s, r, PGRES_TUPLES_OK, "adding a data key");
+	int ours = rc == COFFER_OK && PQntuples(r) == 1 && PQgetlength(r, 0, 0) == 1 &&
+	           PQgetvalue(r, 0, 0)[0] == 1;
+	PQclear(r);
+	if (rc == COFFER_OK && !ours) {
+		set_err(s, "data key %llu exists already",
+		        (unsigned long long)get_be((const char *)id, 8));
+		rc = COFFER_EBUSY; /* another process rotated at the same time */
+	}
+	return rc;
+}
+
+/* Insert-if-absent, and a key found equal to ours counts as added: so a retry is safe. */
+static int pg_keys_add(store *st, uint32_t key_id, const uint8_t *sealed, size_t len)
+{
+	pg_store *s = (pg_store *)st;
+	uint8_t id[8];
+	put_be64(id, key_id);
+	if (len == 0 || len > STORE_SEALED_KEY_MAX) {
+		set_err(s, "bad sealed key length");
+		return COFFER_EMISUSE;
+	}
+	int rc = ensure_conn(s);
+	if (rc == COFFER_OK)
+		rc = key_add_once(s, id, sealed, len);
+	if (rc == COFFER_EUNAVAIL && s->lost && reconnect(s) == COFFER_OK)
+		rc = key_add_once(s, id, sealed, len);
+	return rc;
+}
+
+typedef int (*rekey_fn)(void *ctx, uint32_t key_id, const uint8_t *sealed, size_t len, uint8_t *out,
+                        size_t *out_len);
+
+static int update_key(pg_store *s, uint64_t key_id, const uint8_t *sealed, size_t len)
+{
+	uint8_t id[8];
+	put_be64(id, key_id);
+	const char *v[2] = {(const char *)id, (const char *)sealed};
+	const int l[2] = {8, (int)len};
+	PGresult *r = run(s, ST_KEY_UPDATE, v, l);
+	int rc = res_rc(s, r, PGRES_COMMAND_OK, "re-sealing a data key");
+	PQclear(r);
+	return rc;
+}
+
+/* Inside the open transaction: lock the keyring, re-seal every key through cb. */
+static int reseal_keys(pg_store *s, rekey_fn cb, void *ctx)
+{
+	PGresult *r = run(s, ST_KEYS_LOCK, NULL, NULL);
+	int rc = res_rc(s, r, PGRES_TUPLES_OK, "locking the keyring");
+	for (int i = 0; rc == COFFER_OK && i < PQntuples(r); i++) {
+		uint64_t id;
+		uint8_t out[STORE_SEALED_KEY_MAX];
+		size_t out_len = 0;
+		if (!col_uint(r, i, 0, 8, &id) || id > UINT32_MAX) {
+			set_err(s, "the keyring in this database is damaged");
+			rc = COFFER_ECORRUPT;
+			break;
+		}
+		rc = cb(ctx, (uint32_t)id, (const uint8_t *)PQgetvalue(r, i, 1),
+		        (size_t)PQgetlength(r, i, 1), out, &out_len);
+		if (rc == COFFER_OK && (out_len == 0 || out_len > STORE_SEALED_KEY_MAX)) {
+			set_err(s, "bad sealed key length");
+			rc = COFFER_EMISUSE;
+		}
+		if (rc == COFFER_OK)
+			rc = update_key(s, id, out, out_len);
+	}
+	PQclear(r);
+	return rc;
+}
+
+/* One transaction for the whole keyring: a master-key rotation is all or nothing. */
+static int pg_keys_reseal(store *st, rekey_fn cb, void *ctx)
+{
+	pg_store *s = (pg_store *)st;
+	int rc = ensure_conn(s);
+	if (rc == COFFER_OK)
+		rc = exec_cmd(s, "BEGIN", "BEGIN");
+	if (rc == COFFER_EUNAVAIL && s->lost && reconnect(s) == COFFER_OK)
+		rc = exec_cmd(s, "BEGIN", "BEGIN");
+	if (rc != COFFER_OK)
+		return rc;
+	return finish_write(s, reseal_keys(s, cb, ctx));
+}
+
+typedef int (*reseal_fn)(void *ctx, const char *name, size_t name_len, const store_row *row,
+                         uint32_t *new_key_id, uint8_t **sealed, size_t *sealed_len);
+
+static int write_resealed(pg_store *s, uint64_t sid, uint64_t ver, uint32_t kid,
+                          const uint8_t *sealed, size_t len)
+{
+	uint8_t b[3][8];
+	put_be64(b[0], sid);
+	put_be64(b[1], ver);
+	put_be64(b[2], kid);
+	const char *v[4] = {(const char *)b[0], (const char *)b[1], (const char *)b[2],
+	                    (const char *)sealed};
+	const int l[4] = {8, 8, 8, (int)len};
+	PGresult *r = run(s, ST_RESEAL_UPDATE, v, l);
+	int rc = res_rc(s, r, PGRES_COMMAND_OK, "re-encrypting a version");
+	PQclear(r);
+	return rc;
+}
+
+/* Re-seal row i of a locked batch through cb and write it back. */
+static int reseal_one_row(pg_store *s, const PGresult *r, int i, reseal_fn cb, void *ctx)
+{
+	uint64_t sid, ver, kid;
+	if (!col_uint(r, i, 1, 8, &sid) || !col_uint(r, i, 2, 8, &ver) ||
+	    !col_uint(r, i, 3, 8, &kid) || kid > UINT32_MAX) {
+		set_err(s, "a version row in this database is damaged");
+		return COFFER_ECORRUPT;
+	}
+	store_row row = {.version = ver,
+	                 .key_id = (uint32_t)kid,
+	                 .sealed = (uint8_t *)PQgetvalue(r, i, 4),
+	                 .sealed_len = (size_t)PQgetlength(r, i, 4)};
+	uint32_t new_kid = 0;
+	uint8_t *out = NULL;
+	size_t out_len = 0;
+	int rc = cb(ctx, PQgetvalue(r, i, 0), (size_t)PQgetlength(r, i, 0), &row, &new_kid, &out,
+	            &out_len);
+	if (rc == COFFER_OK && (out == NULL || out_len == 0 || out_len > INT32_MAX)) {
+		set_err(s, "the sealed value is empty or too large");
+		rc = COFFER_EMISUSE;
+	}
+	if (rc == COFFER_OK)
+		rc = write_resealed(s, sid, ver, new_kid, out, out_len);
+	free(out);
+	return rc;
+}
+
+/* One transaction of the re-encrypt pass: lock up to PG_RESEAL_ROWS rows, re-seal, commit. */
+static int reseal_batch(pg_store *s, uint32_t keep, reseal_fn cb, void *ctx, size_t *done)
+{
+	uint8_t k[8];
+	put_be64(k, keep);
+	const char *v[1] = {(const char *)k};
+	const int l[1] = {8};
+	int rc = exec_cmd(s, "BEGIN", "BEGIN");
+	if (rc != COFFER_OK)
+		return rc;
+	PGresult *r = run(s, ST_RESEAL_SELECT, v, l);
+	rc = res_rc(s, r, PGRES_TUPLES_OK, "selecting versions to re-encrypt");
+	int n = rc == COFFER_OK ? PQntuples(r) : 0;
+	for (int i = 0; rc == COFFER_OK && i < n; i++)
+		rc = reseal_one_row(s, r, i, cb, ctx);
+	PQclear(r);
+	if (rc == COFFER_OK && n == 0) {
+		rollback(s); /* nothing to move: no generation bump */
+		*done = 0;
+		return COFFER_OK;
+	}
+	rc = finish_write(s, rc);
+	if (rc == COFFER_OK)
+		*done = (size_t)n;
+	return rc;
+}
+
+/* Batches until no row is left under another key. A committed batch stays done if a later
+ * one fails; running the pass again finishes the work. */
+static int pg_reseal_values(store *st, uint32_t keep, reseal_fn cb, void *ctx, size_t *moved)
+{
+	pg_store *s = (pg_store *)st;
+	int rc = ensure_conn(s);
+	*moved = 0;
+	for (size_t done = PG_RESEAL_ROWS; rc == COFFER_OK && done == PG_RESEAL_ROWS;) {
+		rc = reseal_batch(s, keep, cb, ctx, &done);
+		if (rc == COFFER_OK)
+			*moved += done;
+	}
+	return rc;
+}
+
 const store_ops postgres_store_ops = {
     .scheme = "postgres",
     .open = pg_open,
@@ -1219,4 +1532,7 @@ const store_ops postgres_store_ops = {
     .generation = pg_generation,
     .list_secrets = pg_list_secrets,
     .list_versions = pg_list_versions,
+    .keys_add = pg_keys_add,
+    .keys_reseal = pg_keys_reseal,
+    .reseal_values = pg_reseal_values,
 };

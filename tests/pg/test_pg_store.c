@@ -1,0 +1,923 @@
+/*
+ * The PostgreSQL backend through store_ops, against the throwaway server of pg_server.sh
+ * (COFFER_PG_STATE names its state file; the admin URL is in STATE.url). Each test makes its own
+ * database. What the conformance suite cannot see from the public API is checked here: schema
+ * creation races, version reservation across processes, generation tokens and NOTIFY,
+ * reconnects at every point of a put, paging, and a crash of the server during a stream of puts
+ * (run alone, as `test_pg_store crash`, because it stops the shared server).
+ *
+ * Deterministic: fixed seeds (printed), no sleeps that decide an outcome; waits are bounded polls.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <libpq-fe.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "store/store.h"
+
+extern const store_ops postgres_store_ops;
+static const store_ops *ops = &postgres_store_ops;
+
+static char admin_url[1024];
+static char url[1024]; /* the current test's database */
+static char dbname[64];
+
+/* ------------------------------------------------------------------------------------------ */
+/* Helpers                                                                                    */
+
+static void sleep_ms(int ms)
+{
+	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+	nanosleep(&ts, NULL);
+}
+
+static void read_admin_url(void)
+{
+	const char *state = getenv("COFFER_PG_STATE");
+	char path[1024];
+	if (state == NULL) {
+		fprintf(stderr, "COFFER_PG_STATE is not set: run through ctest\n");
+		exit(1);
+	}
+	snprintf(path, sizeof path, "%s.url", state);
+	FILE *f = fopen(path, "r");
+	if (f == NULL || fgets(admin_url, sizeof admin_url, f) == NULL) {
+		fprintf(stderr, "cannot read %s\n", path);
+		exit(1);
+	}
+	fclose(f);
+	admin_url[strcspn(admin_url, "\n")] = '\0';
+}
+
+/* Run one SQL command on `u`; returns the first value of the first row (static) or "". */
+static const char *sql1(const char *u, const char *q, const char *param)
+{
+	static char out[256];
+	PGconn *c = PQconnectdb(u);
+	assert_int_equal(PQstatus(c), CONNECTION_OK);
+	PGresult *r = PQexecParams(c, q, param != NULL, NULL, &param, NULL, NULL, 0);
+	ExecStatusType st = PQresultStatus(r);
+	if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK)
+		fail_msg("%s: %s", q, PQresultErrorMessage(r));
+	snprintf(out, sizeof out, "%s",
+	         st == PGRES_TUPLES_OK && PQntuples(r) > 0 ? PQgetvalue(r, 0, 0) : "");
+	PQclear(r);
+	PQfinish(c);
+	return out;
+}
+
+/* A fresh database for this test; url receives its URL. */
+static void fresh_db(const char *name)
+{
+	char q[200];
+	snprintf(dbname, sizeof dbname, "pgt_%s", name);
+	PGconn *c = PQconnectdb(admin_url);
+	assert_int_equal(PQstatus(c), CONNECTION_OK);
+	snprintf(q, sizeof q, "DROP DATABASE IF EXISTS %s WITH (FORCE)", dbname);
+	PQclear(PQexec(c, "SET client_min_messages = warning"));
+	/* An autovacuum worker of an earlier run may hold the database for a moment. */
+	PGresult *r = NULL;
+	for (int i = 0; i < 50; i++) {
+		PQclear(r);
+		r = PQexec(c, q);
+		if (PQresultStatus(r) == PGRES_COMMAND_OK)
+			break;
+		sleep_ms(200);
+	}
+	if (PQresultStatus(r) != PGRES_COMMAND_OK)
+		fail_msg("%s: %s", q, PQresultErrorMessage(r));
+	PQclear(r);
+	snprintf(q, sizeof q, "CREATE DATABASE %s", dbname);
+	r = PQexec(c, q);
+	assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
+	PQclear(r);
+	PQfinish(c);
+	const char *slash = strrchr(admin_url, '/');
+	assert_non_null(slash);
+	snprintf(url, sizeof url, "%.*s/%s", (int)(slash - admin_url), admin_url, dbname);
+}
+
+/* Terminate every coffer session on the test database, and wait until they are gone. */
+static int kill_sessions(void)
+{
+	const char *n = sql1(admin_url,
+	                     "SELECT count(pg_terminate_backend(pid, 10000)) FROM pg_stat_activity "
+	                     "WHERE datname = $1 AND application_name = 'coffer'",
+	                     dbname);
+	return (int)strtol(n, NULL, 10);
+}
+
+static store *open_ok(void)
+{
+	store *s = NULL;
+	char err[512] = "";
+	int rc = ops->open(url, STORE_OPEN_CREATE, &s, err, sizeof err);
+	if (rc != COFFER_OK)
+		fail_msg("open: %s (%d)", err, rc);
+	return s;
+}
+
+static store_boot make_boot(uint8_t tag)
+{
+	store_boot b;
+	memset(&b, 0, sizeof b);
+	memset(b.store_id, tag, sizeof b.store_id);
+	memset(b.kdf_salt, tag ^ 0x5a, sizeof b.kdf_salt);
+	b.kdf_opslimit = 3;
+	b.kdf_memlimit = (uint64_t)1 << 26;
+	b.first_key_id = 1;
+	b.sealed_key_len = 72;
+	memset(b.sealed_key, tag ^ 0xa5, b.sealed_key_len);
+	return b;
+}
+
+/* The seal callback of the tests: the blob is the value itself, key id 7. */
+typedef struct sealer {
+	const char *const *values;
+	size_t calls;
+	size_t order[4096]; /* index of each call */
+	uint64_t versions[4096];
+	size_t fail_at; /* fail this call index (SIZE_MAX: never) */
+	int kill_at;    /* kill our session during this call (-1: never) */
+} sealer;
+
+static int seal_cb(void *ctx, size_t i, uint64_t version, uint32_t *key_id, uint8_t **sealed,
+                   size_t *len)
+{
+	sealer *z = ctx;
+	size_t call = z->calls++;
+	if (call < 4096) {
+		z->order[call] = i;
+		z->versions[call] = version;
+	}
+	if (z->kill_at >= 0 && (size_t)z->kill_at == call)
+		assert_true(kill_sessions() >= 1);
+	if (call == z->fail_at)
+		return COFFER_EINTEGRITY;
+	size_t n = strlen(z->values[i]);
+	*sealed = malloc(n);
+	memcpy(*sealed, z->values[i], n);
+	*len = n;
+	*key_id = 7;
+	return COFFER_OK;
+}
+
+static sealer new_sealer(const char *const *values)
+{
+	sealer z;
+	memset(&z, 0, sizeof z);
+	z.values = values;
+	z.fail_at = SIZE_MAX;
+	z.kill_at = -1;
+	return z;
+}
+
+/* Put one value; returns its version (fails the test on error). */
+static uint64_t put1(store *s, const char *name, const char *value)
+{
+	const char *vals[1] = {value};
+	sealer z = new_sealer(vals);
+	store_put it = {name, strlen(name), 0};
+	int rc = ops->put(s, &it, 1, seal_cb, &z);
+	if (rc != COFFER_OK)
+		fail_msg("put %s: %s", name, ops->errmsg(s));
+	assert_int_equal(z.calls, 1);
+	return it.version;
+}
+
+/* Expect `name`@version (0: latest) to hold `value` at `want_version`. */
+static void get_is(store *s, const char *name, uint64_t version, const char *value,
+                   uint64_t want_version)
+{
+	store_row row;
+	int rc = ops->get(s, name, strlen(name), version, &row);
+	if (rc != COFFER_OK)
+		fail_msg("get %s@%llu: %s", name, (unsigned long long)version, ops->errmsg(s));
+	assert_int_equal(row.version, want_version);
+	assert_int_equal(row.key_id, 7);
+	assert_int_equal(row.state, COFFER_STATE_ENABLED);
+	assert_true(row.created_ms > 1600000000000LL);
+	assert_int_equal(row.sealed_len, strlen(value));
+	assert_memory_equal(row.sealed, value, row.sealed_len);
+	free(row.sealed);
+}
+
+static void get_missing(store *s, const char *name, uint64_t version)
+{
+	store_row row;
+	assert_int_equal(ops->get(s, name, strlen(name), version, &row), COFFER_ENOTFOUND);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Open, schema, bootstrap                                                                    */
+
+static void test_open_and_errors(void **state)
+{
+	store *s = NULL;
+	char err[512];
+	fresh_db("open");
+	assert_int_equal(ops->open(url, 0, &s, err, sizeof err), COFFER_ENOTFOUND);
+	assert_null(s);
+	assert_non_null(strstr(err, "no coffer store"));
+	s = open_ok();
+	store_boot b;
+	int created = 5;
+	assert_int_equal(ops->bootstrap(s, NULL, &b, &created), COFFER_ENOTFOUND);
+	assert_int_equal(created, 5);
+	char path[64];
+	assert_int_equal(ops->default_key_file(url, path, sizeof path), COFFER_ENOTFOUND);
+	ops->close(s);
+	s = NULL;
+	assert_int_equal(ops->open(url, 0, &s, err, sizeof err), COFFER_OK); /* exists now */
+	ops->close(s);
+	ops->close(NULL);
+
+	/* No message ever shows a password: malformed URL, wrong password, missing database. */
+	s = NULL;
+	assert_int_equal(ops->open("postgresql://u:Sekr%zzEt@localhost/x", 0, &s, err, sizeof err),
+	                 COFFER_EINVAL);
+	assert_null(strstr(err, "Sekr"));
+	char bad[1100];
+	const char *at = strchr(admin_url + strlen("postgresql://"), '@');
+	snprintf(bad, sizeof bad, "postgresql://coffer:WrongPw1234%s", at);
+	assert_int_equal(ops->open(bad, 0, &s, err, sizeof err), COFFER_EUNAVAIL);
+	assert_null(strstr(err, "WrongPw1234"));
+	assert_non_null(strstr(err, "cannot connect"));
+	char nodb[1100];
+	snprintf(nodb, sizeof nodb, "%.*s/pgt_no_such_db", (int)(strrchr(url, '/') - url), url);
+	assert_int_equal(ops->open(nodb, 0, &s, err, sizeof err), COFFER_EUNAVAIL);
+	assert_null(strstr(err, "coffer-test-Pw7q"));
+	assert_int_equal(
+	    ops->open("postgresql://coffer:Pw9876@127.0.0.1:1/x", 0, &s, err, sizeof err),
+	    COFFER_EUNAVAIL);
+	assert_null(strstr(err, "Pw9876"));
+	assert_null(s);
+}
+
+#define OPENERS 6
+
+/* Six processes open a fresh database and bootstrap at once: one schema, one header. */
+static void test_concurrent_create(void **state)
+{
+	int fds[2];
+	pid_t pids[OPENERS];
+	fresh_db("race");
+	assert_int_equal(pipe(fds), 0);
+	for (int i = 0; i < OPENERS; i++) {
+		pids[i] = fork();
+		assert_true(pids[i] >= 0);
+		if (pids[i] == 0) {
+			store *s = NULL;
+			char err[512], line[16];
+			store_boot p = make_boot((uint8_t)(0x10 + i)), got;
+			int created = 0;
+			int rc = ops->open(url, STORE_OPEN_CREATE, &s, err, sizeof err);
+			if (rc == COFFER_OK)
+				rc = ops->bootstrap(s, &p, &got, &created);
+			if (rc != COFFER_OK)
+				fprintf(stderr, "opener %d: %s\n", i,
+				        s != NULL ? ops->errmsg(s) : err);
+			int n = snprintf(line, sizeof line, "%d %d %02x\n", rc, created,
+			                 rc == COFFER_OK ? got.store_id[0] : 0);
+			ssize_t w = write(fds[1], line, (size_t)n);
+			ops->close(s);
+			_exit(w == n ? 0 : 1);
+		}
+	}
+	close(fds[1]);
+	char buf[512];
+	size_t len = 0;
+	ssize_t r;
+	while ((r = read(fds[0], buf + len, sizeof buf - 1 - len)) > 0)
+		len += (size_t)r;
+	buf[len] = '\0';
+	close(fds[0]);
+	for (int i = 0; i < OPENERS; i++) {
+		int status;
+		assert_int_equal(waitpid(pids[i], &status, 0), pids[i]);
+		assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	}
+	int creators = 0;
+	unsigned first = 0;
+	char *line = buf;
+	for (int i = 0; i < OPENERS; i++) {
+		int rc, created;
+		unsigned id;
+		assert_int_equal(sscanf(line, "%d %d %x", &rc, &created, &id), 3);
+		assert_int_equal(rc, COFFER_OK);
+		creators += created;
+		if (i == 0)
+			first = id;
+		assert_int_equal(id, first); /* everyone sees the same header */
+		line = strchr(line, '\n') + 1;
+	}
+	assert_int_equal(creators, 1);
+}
+
+static int key_seen(void *ctx, uint32_t id, const uint8_t *sealed, size_t len)
+{
+	store_boot *want = ctx;
+	assert_int_equal(id, want->first_key_id);
+	assert_int_equal(len, want->sealed_key_len);
+	assert_memory_equal(sealed, want->sealed_key, len);
+	want->first_key_id = 0; /* seen once */
+	return COFFER_OK;
+}
+
+static void test_bootstrap_and_keys(void **state)
+{
+	fresh_db("boot");
+	store *s = open_ok();
+	store_boot a = make_boot(0xa1), b = make_boot(0xb2), got;
+	int created = -1;
+	assert_int_equal(ops->bootstrap(s, &a, &got, &created), COFFER_OK);
+	assert_int_equal(created, 1);
+	assert_memory_equal(&got, &a, sizeof a);
+	assert_int_equal(ops->bootstrap(s, &b, &got, &created), COFFER_OK);
+	assert_int_equal(created, 0);
+	assert_memory_equal(got.store_id, a.store_id, STORE_ID_LEN);
+	assert_memory_equal(got.kdf_salt, a.kdf_salt, STORE_SALT_LEN);
+	assert_int_equal(got.kdf_memlimit, a.kdf_memlimit);
+	assert_int_equal(ops->bootstrap(s, NULL, &got, &created), COFFER_OK);
+	assert_memory_equal(got.sealed_key, a.sealed_key, a.sealed_key_len);
+	store_boot want = a;
+	assert_int_equal(ops->keys_load(s, key_seen, &want), COFFER_OK);
+	assert_int_equal(want.first_key_id, 0);
+	ops->close(s);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Versions                                                                                   */
+
+static void test_put_get(void **state)
+{
+	fresh_db("putget");
+	store *s = open_ok();
+	assert_int_equal(put1(s, "db.password", "bleak_dearest_hanged_reigns"), 1);
+	assert_int_equal(put1(s, "db.password", "crummy_goofed_caddy_radiant"), 2);
+	get_is(s, "db.password", 0, "crummy_goofed_caddy_radiant", 2);
+	get_is(s, "db.password", 1, "bleak_dearest_hanged_reigns", 1);
+	get_missing(s, "db.password", 3);
+	get_missing(s, "nosuch", 0);
+	get_missing(s, "nosuch", 1);
+
+	/* Names are matched exactly: no pattern, no case folding, no trimming. */
+	put1(s, "a_b", "underscore");
+	put1(s, "a.b", "dot");
+	get_is(s, "a_b", 0, "underscore", 1);
+	get_is(s, "a.b", 0, "dot", 1);
+	get_missing(s, "aXb", 0);
+	get_missing(s, "a%", 0);
+	get_missing(s, "A_B", 0);
+	get_missing(s, "a_b ", 0);
+	/* The core refuses such names, but the backend alone must still treat them as data. */
+	const char *odd[] = {"it's", "x;--", "back\\slash", "50%", "a_%", "\"q\""};
+	for (size_t i = 0; i < sizeof odd / sizeof odd[0]; i++) {
+		assert_int_equal(put1(s, odd[i], odd[i]), 1);
+		get_is(s, odd[i], 0, odd[i], 1);
+	}
+	get_missing(s, "a_b%", 0);
+	ops->close(s);
+}
+
+/* Items of one batch naming the same secret get consecutive versions in array order, and
+ * seal() is called once per item, in array order. */
+static void test_batch_order(void **state)
+{
+	fresh_db("batch");
+	store *s = open_ok();
+	put1(s, "y", "y1");
+	const char *vals[4] = {"x1", "y2", "x2", "x3"};
+	store_put it[4] = {{"x", 1, 0}, {"y", 1, 0}, {"x", 1, 0}, {"x", 1, 0}};
+	sealer z = new_sealer(vals);
+	assert_int_equal(ops->put(s, it, 4, seal_cb, &z), COFFER_OK);
+	assert_int_equal(z.calls, 4);
+	const uint64_t want[4] = {1, 2, 2, 3};
+	for (size_t i = 0; i < 4; i++) {
+		assert_int_equal(z.order[i], i);
+		assert_int_equal(z.versions[i], want[i]);
+		assert_int_equal(it[i].version, want[i]);
+	}
+	get_is(s, "x", 0, "x3", 3);
+	get_is(s, "x", 2, "x2", 2);
+	get_is(s, "y", 0, "y2", 2);
+	assert_int_equal(ops->put(s, it, 0, seal_cb, &z), COFFER_OK);
+	ops->close(s);
+}
+
+/* A failing seal() rolls the whole batch back, and the next put leaves no gap. */
+static void test_seal_failure(void **state)
+{
+	fresh_db("sealfail");
+	store *s = open_ok();
+	put1(s, "x", "x1");
+	const char *vals[2] = {"x2", "new1"};
+	store_put it[2] = {{"x", 1, 0}, {"new", 3, 0}};
+	sealer z = new_sealer(vals);
+	z.fail_at = 1;
+	assert_int_equal(ops->put(s, it, 2, seal_cb, &z), COFFER_EINTEGRITY);
+	assert_int_equal(it[0].version, 0); /* out-parameters untouched on failure */
+	get_is(s, "x", 0, "x1", 1);
+	get_missing(s, "new", 0);
+	assert_int_equal(put1(s, "x", "x2"), 2);
+	assert_int_equal(put1(s, "new", "new1"), 1);
+	ops->close(s);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Generation tokens                                                                          */
+
+static uint64_t gen_of(store *s)
+{
+	uint64_t g = 0;
+	assert_int_equal(ops->generation(s, &g), COFFER_OK);
+	return g;
+}
+
+static uint64_t tag_of(store *s, const char *name)
+{
+	store_row row;
+	assert_int_equal(ops->get(s, name, strlen(name), 0, &row), COFFER_OK);
+	free(row.sealed);
+	return row.gen;
+}
+
+/* Poll (bounded) until the token differs from `tag`; returns the number of polls. */
+static int wait_token_change(store *s, uint64_t tag)
+{
+	for (int i = 0; i < 3000; i++) {
+		if (gen_of(s) != tag)
+			return i;
+		sleep_ms(10);
+	}
+	fail_msg("generation token unchanged after 30 s");
+	return -1;
+}
+
+static void test_generation(void **state)
+{
+	fresh_db("gen");
+	store *a = open_ok(), *b = open_ok();
+	put1(a, "g", "g1");
+	/* Quiet store: the token equals the tag of a fresh read, and stays equal (cache hits). */
+	uint64_t tag = tag_of(a, "g");
+	assert_int_equal(gen_of(a), tag);
+	assert_int_equal(gen_of(a), tag);
+	/* A write through another handle of this process is seen at once. */
+	put1(b, "g", "g2");
+	assert_int_not_equal(gen_of(a), tag);
+	tag = tag_of(a, "g");
+	assert_int_equal(gen_of(a), tag);
+	/* A write by another process is seen through NOTIFY (the poll is bounded; its count is
+	 * printed, not judged). */
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		store *c = NULL;
+		char err[256];
+		int rc = ops->open(url, 0, &c, err, sizeof err);
+		const char *vals[1] = {"g3"};
+		sealer z = new_sealer(vals);
+		store_put it = {"g", 1, 0};
+		if (rc == COFFER_OK)
+			rc = ops->put(c, &it, 1, seal_cb, &z);
+		ops->close(c);
+		_exit(rc == COFFER_OK && it.version == 3 ? 0 : 1);
+	}
+	int status;
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	int polls = wait_token_change(a, tag);
+	printf("# NOTIFY from another process seen after %d extra polls\n", polls);
+	get_is(a, "g", 0, "g3", 3);
+	/* A reconnect changes the token even though nothing was written. */
+	tag = tag_of(a, "g");
+	assert_int_equal(gen_of(a), tag);
+	assert_true(kill_sessions() >= 2);
+	assert_int_not_equal(gen_of(a), tag);
+	get_is(b, "g", 0, "g3", 3);
+	ops->close(a);
+	ops->close(b);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Reconnects                                                                                 */
+
+static int count_names(void *ctx, const char *name, size_t n)
+{
+	(*(size_t *)ctx)++;
+	return 0;
+}
+
+static void test_reconnect(void **state)
+{
+	fresh_db("reconn");
+	store *s = open_ok();
+	put1(s, "r", "r1");
+	/* Idempotent reads are retried once after a reconnect. */
+	assert_int_equal(kill_sessions(), 1);
+	get_is(s, "r", 0, "r1", 1);
+	assert_int_equal(kill_sessions(), 1);
+	size_t names = 0;
+	assert_int_equal(ops->list_secrets(s, count_names, &names), COFFER_OK);
+	assert_int_equal(names, 1);
+	assert_int_equal(kill_sessions(), 1);
+	store_boot got;
+	int created;
+	assert_int_equal(ops->bootstrap(s, NULL, &got, &created), COFFER_ENOTFOUND);
+
+	/* A put that finds the connection dead before sealing anything is retried: the dead
+	 * session's transaction cannot have committed. seal() still runs once per item. */
+	assert_int_equal(kill_sessions(), 1);
+	assert_int_equal(put1(s, "r", "r2"), 2);
+
+	/* Connection lost after sealing: not retried, COFFER_EUNAVAIL, and nothing written. */
+	const char *vals[1] = {"r3"};
+	sealer z = new_sealer(vals);
+	z.kill_at = 0;
+	store_put it = {"r", 1, 0};
+	assert_int_equal(ops->put(s, &it, 1, seal_cb, &z), COFFER_EUNAVAIL);
+	assert_int_equal(z.calls, 1);
+	assert_non_null(strstr(ops->errmsg(s), "nothing was written"));
+	assert_null(strstr(ops->errmsg(s), "coffer-test-Pw7q"));
+	get_is(s, "r", 0, "r2", 2);
+	assert_int_equal(put1(s, "r", "r3"), 3); /* no gap */
+	ops->close(s);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Listings                                                                                   */
+
+#define MANY 1100
+
+typedef struct names_seen {
+	char last[300];
+	size_t n;
+	size_t stop_after;
+} names_seen;
+
+static int name_cb(void *ctx, const char *name, size_t nversions)
+{
+	names_seen *w = ctx;
+	if (w->n > 0)
+		assert_true(strcmp(w->last, name) < 0); /* byte order, strictly */
+	snprintf(w->last, sizeof w->last, "%s", name);
+	w->n++;
+	assert_int_equal(nversions, strcmp(name, "multi") == 0 ? 600 : 1);
+	return w->n == w->stop_after ? 42 : 0;
+}
+
+typedef struct rows_seen {
+	uint64_t next;
+} rows_seen;
+
+static int row_cb(void *ctx, const store_row *row)
+{
+	rows_seen *w = ctx;
+	assert_int_equal(row->version, w->next);
+	assert_null(row->sealed);
+	char want[16];
+	assert_int_equal(row->sealed_len, (size_t)snprintf(want, sizeof want, "m%llu",
+	                                                   (unsigned long long)row->version));
+	w->next++;
+	return 0;
+}
+
+static void test_listing(void **state)
+{
+	static char names[MANY][16];
+	static char vals[600][16];
+	static const char *v[MANY];
+	static store_put it[MANY];
+	fresh_db("list");
+	store *s = open_ok();
+	for (int i = 0; i < MANY; i++) {
+		snprintf(names[i], sizeof names[i], "%c%04d", i % 2 ? 'n' : 'N', MANY - i);
+		v[i] = names[i];
+		it[i] = (store_put){names[i], strlen(names[i]), 0};
+	}
+	sealer z = new_sealer(v);
+	assert_int_equal(ops->put(s, it, MANY, seal_cb, &z), COFFER_OK);
+	for (int i = 0; i < 600; i++) {
+		snprintf(vals[i], sizeof vals[i], "m%d", i + 1);
+		v[i] = vals[i];
+		it[i] = (store_put){"multi", 5, 0};
+	}
+	z = new_sealer(v);
+	assert_int_equal(ops->put(s, it, 600, seal_cb, &z), COFFER_OK);
+	assert_int_equal(it[599].version, 600);
+	names_seen w = {.stop_after = SIZE_MAX};
+	assert_int_equal(ops->list_secrets(s, name_cb, &w), COFFER_OK);
+	assert_int_equal(w.n, MANY + 1);
+	assert_string_equal(w.last, "n1099");
+	names_seen stop = {.stop_after = 700};
+	assert_int_equal(ops->list_secrets(s, name_cb, &stop), 42);
+	assert_int_equal(stop.n, 700);
+	rows_seen r = {1};
+	assert_int_equal(ops->list_versions(s, "multi", 5, row_cb, &r), COFFER_OK);
+	assert_int_equal(r.next, 601);
+	assert_int_equal(ops->list_versions(s, "mult", 4, row_cb, &r), COFFER_ENOTFOUND);
+	assert_non_null(strstr(ops->errmsg(s), "not found"));
+	ops->close(s);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Many processes, one database                                                               */
+
+#define WRITERS  6
+#define BATCHES  40
+#define NSECRETS 3
+
+/* xorshift32: a fixed, printed seed per process. */
+static uint32_t next_rand(uint32_t *x)
+{
+	*x ^= *x << 13;
+	*x ^= *x >> 17;
+	*x ^= *x << 5;
+	return *x;
+}
+
+static const char *const secret_names[NSECRETS] = {"shared.a", "shared.b", "shared.c"};
+
+/* One writer process: batches of 1-4 puts over the shared secrets, in random order; logs each
+ * acknowledged put as "secret version value"; checks its reads of latest never go back. */
+static int writer(int w, int fd)
+{
+	uint32_t seed = 0x9e3779b9u ^ (uint32_t)(w + 1) * 2654435761u;
+	store *s = NULL;
+	char err[256];
+	uint64_t seen[NSECRETS] = {0};
+	if (ops->open(url, 0, &s, err, sizeof err) != COFFER_OK)
+		return 1;
+	for (int b = 0; b < BATCHES; b++) {
+		char vbuf[4][32];
+		const char *vals[4];
+		store_put it[4];
+		size_t n = 1 + next_rand(&seed) % 4;
+		int which[4];
+		for (size_t i = 0; i < n; i++) {
+			which[i] = (int)(next_rand(&seed) % NSECRETS);
+			snprintf(vbuf[i], sizeof vbuf[i], "w%d-b%d-i%zu", w, b, i);
+			vals[i] = vbuf[i];
+			it[i] =
+			    (store_put){secret_names[which[i]], strlen(secret_names[which[i]]), 0};
+		}
+		sealer z = new_sealer(vals);
+		if (ops->put(s, it, n, seal_cb, &z) != COFFER_OK)
+			return 2;
+		for (size_t i = 0; i < n; i++) {
+			char line[96];
+			int len = snprintf(line, sizeof line, "%d %llu %s\n", which[i],
+			                   (unsigned long long)it[i].version, vals[i]);
+			if (write(fd, line, (size_t)len) != len)
+				return 3;
+		}
+		int k = (int)(next_rand(&seed) % NSECRETS);
+		store_row row;
+		if (ops->get(s, secret_names[k], strlen(secret_names[k]), 0, &row) == COFFER_OK) {
+			free(row.sealed);
+			if (row.version < seen[k])
+				return 4; /* latest went backwards */
+			seen[k] = row.version;
+		}
+	}
+	ops->close(s);
+	return 0;
+}
+
+static void test_many_writers(void **state)
+{
+	fresh_db("many");
+	store *s = open_ok();
+	char logpath[] = "/tmp/coffer-pgtest-XXXXXX";
+	int fd = mkstemp(logpath);
+	assert_true(fd >= 0);
+	printf("# %d writer processes, seeds 0x9e3779b9 ^ (w+1)*2654435761\n", WRITERS);
+	pid_t pids[WRITERS];
+	for (int w = 0; w < WRITERS; w++) {
+		pids[w] = fork();
+		assert_true(pids[w] >= 0);
+		if (pids[w] == 0)
+			_exit(writer(w, fd));
+	}
+	for (int w = 0; w < WRITERS; w++) {
+		int status;
+		assert_int_equal(waitpid(pids[w], &status, 0), pids[w]);
+		if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+			fail_msg("writer %d failed (status %d)", w, status);
+	}
+	FILE *f = fopen(logpath, "r");
+	assert_non_null(f);
+	static char seen[NSECRETS][WRITERS * BATCHES * 4 + 1];
+	uint64_t max[NSECRETS] = {0};
+	int which;
+	unsigned long long ver;
+	char val[32];
+	size_t acked = 0;
+	while (fscanf(f, "%d %llu %31s", &which, &ver, val) == 3) {
+		assert_true(which >= 0 && which < NSECRETS);
+		assert_true(ver >= 1 && ver <= WRITERS * BATCHES * 4);
+		assert_int_equal(seen[which][ver], 0); /* unique */
+		seen[which][ver] = 1;
+		if (ver > max[which])
+			max[which] = ver;
+		get_is(s, secret_names[which], ver, val, ver); /* exact value */
+		acked++;
+	}
+	fclose(f);
+	unlink(logpath);
+	close(fd);
+	for (int k = 0; k < NSECRETS; k++) {
+		for (uint64_t v = 1; v <= max[k]; v++)
+			assert_int_equal(seen[k][v], 1); /* gapless */
+		store_row row;
+		assert_int_equal(ops->get(s, secret_names[k], 8, 0, &row), COFFER_OK);
+		assert_int_equal(row.version, max[k]);
+		free(row.sealed);
+	}
+	printf("# %zu puts acknowledged and verified\n", acked);
+	ops->close(s);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* A crash of the server during a stream of puts (acceptance 3)                               */
+
+static volatile sig_atomic_t stop_stream;
+
+static void on_term(int sig)
+{
+	stop_stream = 1;
+}
+
+/* The streaming process: one handle, never reopened; logs "ok secret version seq",
+ * "unknown seq" (COFFER_EUNAVAIL) or "err rc seq". */
+static int streamer(int fd)
+{
+	store *s = NULL;
+	char err[256];
+	signal(SIGTERM, on_term);
+	if (ops->open(url, 0, &s, err, sizeof err) != COFFER_OK)
+		return 1;
+	for (unsigned seq = 0; !stop_stream; seq++) {
+		char val[32], line[96];
+		const char *vals[1] = {val};
+		int k = (int)(seq % NSECRETS);
+		snprintf(val, sizeof val, "seq-%u", seq);
+		sealer z = new_sealer(vals);
+		store_put it = {secret_names[k], strlen(secret_names[k]), 0};
+		int rc = ops->put(s, &it, 1, seal_cb, &z);
+		int len;
+		if (rc == COFFER_OK)
+			len = snprintf(line, sizeof line, "ok %d %llu %u\n", k,
+			               (unsigned long long)it.version, seq);
+		else if (rc == COFFER_EUNAVAIL)
+			len = snprintf(line, sizeof line, "unknown %u\n", seq);
+		else
+			len = snprintf(line, sizeof line, "err %d %u\n", rc, seq);
+		if (write(fd, line, (size_t)len) != len)
+			return 3;
+		if (rc != COFFER_OK)
+			sleep_ms(20); /* the server is down: do not spin */
+	}
+	ops->close(s);
+	return 0;
+}
+
+/* Count log lines starting with `kind`. */
+static int count_lines(const char *path, const char *kind)
+{
+	FILE *f = fopen(path, "r");
+	char line[128];
+	int n = 0;
+	if (f == NULL)
+		return 0;
+	while (fgets(line, sizeof line, f) != NULL)
+		n += strncmp(line, kind, strlen(kind)) == 0 && strchr(line, '\n') != NULL;
+	fclose(f);
+	return n;
+}
+
+static void wait_lines(const char *path, const char *kind, int want)
+{
+	for (int i = 0; i < 12000; i++) { /* at most 120 s */
+		if (count_lines(path, kind) >= want)
+			return;
+		sleep_ms(10);
+	}
+	fail_msg("stream: fewer than %d '%s' lines after 120 s", want, kind);
+}
+
+static void server_cmd(const char *what)
+{
+	char cmd[2200];
+	snprintf(cmd, sizeof cmd, "'%s' %s '%s'", getenv("COFFER_PG_SCRIPT"), what,
+	         getenv("COFFER_PG_STATE"));
+	assert_int_equal(system(cmd), 0);
+}
+
+static void verify_stream(store *s, const char *path)
+{
+	FILE *f = fopen(path, "r");
+	char line[128];
+	int ok = 0, unknown = 0;
+	assert_non_null(f);
+	while (fgets(line, sizeof line, f) != NULL) {
+		int k;
+		unsigned long long ver;
+		unsigned seq;
+		char val[32];
+		if (sscanf(line, "ok %d %llu %u", &k, &ver, &seq) == 3) {
+			snprintf(val, sizeof val, "seq-%u", seq);
+			get_is(s, secret_names[k], ver, val, ver); /* every acknowledged put */
+			ok++;
+		} else if (strncmp(line, "unknown", 7) == 0) {
+			unknown++;
+		} else if (strncmp(line, "err", 3) == 0) {
+			fail_msg("stream: unexpected error: %s", line);
+		}
+	}
+	fclose(f);
+	printf("# crash stream: %d acknowledged puts verified, %d unavailable\n", ok, unknown);
+}
+
+/* Versions of each secret are 1..last with no gap, whatever was acknowledged or not. */
+static int gapless_cb(void *ctx, const store_row *row)
+{
+	uint64_t *next = ctx;
+	assert_int_equal(row->version, *next);
+	(*next)++;
+	return 0;
+}
+
+static void test_crash_during_puts(void **state)
+{
+	fresh_db("crash");
+	store *s = open_ok();
+	for (int k = 0; k < NSECRETS; k++)
+		put1(s, secret_names[k], "first");
+	ops->close(s);
+	char path[] = "/tmp/coffer-pgcrash-XXXXXX";
+	int fd = mkstemp(path);
+	assert_true(fd >= 0);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0)
+		_exit(streamer(fd));
+	wait_lines(path, "ok", 100);
+	server_cmd("crash"); /* pg_ctl stop -m immediate */
+	wait_lines(path, "unknown", 3);
+	server_cmd("restart");
+	int before = count_lines(path, "ok");
+	wait_lines(path, "ok", before + 100); /* the same handle recovered by itself */
+	kill(pid, SIGTERM);
+	int status;
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	close(fd);
+	s = open_ok();
+	verify_stream(s, path);
+	for (int k = 0; k < NSECRETS; k++) {
+		uint64_t next = 1;
+		assert_int_equal(ops->list_versions(s, secret_names[k], strlen(secret_names[k]),
+		                                    gapless_cb, &next),
+		                 COFFER_OK);
+	}
+	ops->close(s);
+	unlink(path);
+}
+
+int main(int argc, char **argv)
+{
+	read_admin_url();
+	setvbuf(stdout, NULL, _IONBF, 0);
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_open_and_errors),
+	    cmocka_unit_test(test_concurrent_create),
+	    cmocka_unit_test(test_bootstrap_and_keys),
+	    cmocka_unit_test(test_put_get),
+	    cmocka_unit_test(test_batch_order),
+	    cmocka_unit_test(test_seal_failure),
+	    cmocka_unit_test(test_generation),
+	    cmocka_unit_test(test_reconnect),
+	    cmocka_unit_test(test_listing),
+	    cmocka_unit_test(test_many_writers),
+	};
+	const struct CMUnitTest crash[] = {
+	    cmocka_unit_test(test_crash_during_puts),
+	};
+	if (argc > 1 && strcmp(argv[1], "crash") == 0)
+		return cmocka_run_group_tests_name("pg_crash", crash, NULL, NULL);
+	return cmocka_run_group_tests_name("pg_store", tests, NULL, NULL);
+}
