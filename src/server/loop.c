@@ -35,13 +35,25 @@
 typedef struct srv_worker srv_worker;
 typedef struct srv_conn srv_conn;
 
+/*
+ * A connection does its I/O in one of two ways. Plaintext h2c (the common, local case) reads and
+ * writes the socket itself: one recv() per readable event and one writev() per batch of answers,
+ * with a write event only while the kernel pushes back. TLS goes through a libevent OpenSSL
+ * bufferevent.
+ */
 struct srv_conn {
 	srv_worker *w;
 	const srv_listen *l;
-	struct bufferevent *bev;
 	gs_conn *g;
 	srv_conn *prev, *next;
 	int closing;
+	/* TLS */
+	struct bufferevent *bev;
+	/* plaintext */
+	evutil_socket_t fd;
+	struct event *rev, *wev;
+	struct evbuffer *out;
+	int reading;
 };
 
 struct srv_worker {
@@ -52,6 +64,7 @@ struct srv_worker {
 	struct evconnlistener *lev[SRV_MAX_LISTEN];
 	struct event *tick, *drain;
 	svc_worker svc;
+	uint8_t rbuf[64 * 1024];
 	srv_conn *conns;
 	unsigned n_conns;
 	int draining;
@@ -78,14 +91,64 @@ static void conn_free(srv_conn *sc)
 		sc->next->prev = sc->prev;
 	w->n_conns--;
 	gs_conn_free(sc->g);
-	bufferevent_free(sc->bev);
+	if (sc->bev != NULL) {
+		bufferevent_free(sc->bev);
+	} else {
+		if (sc->rev != NULL)
+			event_free(sc->rev);
+		if (sc->wev != NULL)
+			event_free(sc->wev);
+		if (sc->out != NULL)
+			evbuffer_free(sc->out);
+		close(sc->fd);
+	}
 	free(sc);
 }
 
-/* Move what the protocol layer has to say into the socket's output buffer. */
+static struct evbuffer *conn_out(srv_conn *sc)
+{
+	return sc->bev != NULL ? bufferevent_get_output(sc->bev) : sc->out;
+}
+
+static void conn_reading(srv_conn *sc, int on)
+{
+	if (sc->bev != NULL) {
+		if (on)
+			bufferevent_enable(sc->bev, EV_READ);
+		else
+			bufferevent_disable(sc->bev, EV_READ);
+	} else if (on != sc->reading) {
+		if (on)
+			event_add(sc->rev, NULL);
+		else
+			event_del(sc->rev);
+	}
+	sc->reading = on;
+}
+
+/* Plaintext: write what is pending now; ask for a write event only if the kernel pushed back. */
+static void plain_write(srv_conn *sc)
+{
+	while (evbuffer_get_length(sc->out) > 0) {
+		int n = evbuffer_write(sc->out, sc->fd);
+		if (n > 0)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+			event_add(sc->wev, NULL);
+			return;
+		}
+		/* The peer is gone: drop what cannot be delivered. */
+		evbuffer_drain(sc->out, evbuffer_get_length(sc->out));
+		sc->closing = 1;
+		break;
+	}
+	event_del(sc->wev);
+}
+
+/* Move what the protocol layer has to say into the output, and start writing it. */
 static void conn_flush(srv_conn *sc)
 {
-	struct evbuffer *out = bufferevent_get_output(sc->bev);
+	struct evbuffer *out = conn_out(sc);
 	for (;;) {
 		const uint8_t *data;
 		ssize_t n = gs_conn_send(sc->g, &data);
@@ -101,14 +164,18 @@ static void conn_flush(srv_conn *sc)
 	}
 	if (gs_conn_done(sc->g))
 		sc->closing = 1;
+	if (sc->bev == NULL)
+		plain_write(sc);
 	if (sc->closing)
-		bufferevent_disable(sc->bev, EV_READ);
+		conn_reading(sc, 0);
+	else if (evbuffer_get_length(out) > OUT_HIGH)
+		conn_reading(sc, 0); /* a peer that does not read its answers is not read from */
 }
 
 /* Close when finished and everything has been written. Returns 1 if the conn was freed. */
 static int conn_maybe_close(srv_conn *sc)
 {
-	if (sc->closing && evbuffer_get_length(bufferevent_get_output(sc->bev)) == 0) {
+	if (sc->closing && evbuffer_get_length(conn_out(sc)) == 0) {
 		conn_free(sc);
 		return 1;
 	}
@@ -125,61 +192,103 @@ static void on_output(void *ud)
 {
 	srv_conn *sc = ud;
 	conn_flush(sc);
+	conn_maybe_close(sc);
 }
 
-static void read_cb(struct bufferevent *bev, void *arg)
+/* Bytes arrived: through the protocol layer, answers out, one log write for the batch. */
+static void conn_input(srv_conn *sc, const uint8_t *data, size_t len)
+{
+	if (!sc->closing && gs_conn_recv(sc->g, data, len) != 0)
+		sc->closing = 1;
+}
+
+static void conn_after_input(srv_conn *sc)
+{
+	conn_flush(sc);
+	conn_maybe_close(sc);
+}
+
+static void plain_read_cb(evutil_socket_t fd, short what, void *arg)
+{
+	srv_conn *sc = arg;
+	srv_worker *w = sc->w;
+	ssize_t n = recv(fd, w->rbuf, sizeof(w->rbuf), 0);
+	if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
+		conn_free(sc); /* the peer closed or failed: nobody to answer */
+		return;
+	}
+	if (n > 0)
+		conn_input(sc, w->rbuf, (size_t)n);
+	conn_after_input(sc);
+}
+
+static void plain_write_cb(evutil_socket_t fd, short what, void *arg)
+{
+	srv_conn *sc = arg;
+	plain_write(sc);
+	if (conn_maybe_close(sc))
+		return;
+	if (!sc->closing && evbuffer_get_length(sc->out) <= OUT_HIGH / 4)
+		conn_reading(sc, 1);
+}
+
+static void tls_read_cb(struct bufferevent *bev, void *arg)
 {
 	srv_conn *sc = arg;
 	struct evbuffer *in = bufferevent_get_input(bev);
 	struct evbuffer_iovec vec[8];
-	int fail = 0;
 
-	while (!fail && evbuffer_get_length(in) > 0) {
+	while (evbuffer_get_length(in) > 0) {
 		int nv = evbuffer_peek(in, -1, NULL, vec, 8);
 		size_t used = 0;
-		for (int i = 0; i < nv && i < 8 && !fail; i++) {
-			fail = gs_conn_recv(sc->g, vec[i].iov_base, vec[i].iov_len) != 0;
+		for (int i = 0; i < nv && i < 8; i++) {
+			conn_input(sc, vec[i].iov_base, vec[i].iov_len);
 			used += vec[i].iov_len;
 		}
 		evbuffer_drain(in, used);
 	}
-	if (fail)
-		sc->closing = 1;
-	conn_flush(sc);
-	svc_log_flush(&sc->w->svc);
-	if (evbuffer_get_length(bufferevent_get_output(bev)) > OUT_HIGH)
-		bufferevent_disable(bev, EV_READ);
-	conn_maybe_close(sc);
+	conn_after_input(sc);
 }
 
-static void write_cb(struct bufferevent *bev, void *arg)
+static void tls_write_cb(struct bufferevent *bev, void *arg)
 {
 	srv_conn *sc = arg;
 	if (conn_maybe_close(sc))
 		return;
 	if (!sc->closing)
-		bufferevent_enable(bev, EV_READ);
+		conn_reading(sc, 1);
 }
 
-static void event_cb(struct bufferevent *bev, short what, void *arg)
+static void tls_event_cb(struct bufferevent *bev, short what, void *arg)
 {
 	srv_conn *sc = arg;
 	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT))
 		conn_free(sc);
 }
 
-static struct bufferevent *bev_new(srv_worker *w, evutil_socket_t fd)
+static int conn_io_tls(srv_worker *w, srv_conn *sc, evutil_socket_t fd)
 {
-	if (w->cfg->tls == NULL)
-		return bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE);
 	SSL *ssl = SSL_new(w->cfg->tls);
 	if (ssl == NULL)
-		return NULL;
-	struct bufferevent *bev = bufferevent_openssl_socket_new(
-	    w->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
-	if (bev == NULL)
+		return -1;
+	sc->bev = bufferevent_openssl_socket_new(w->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
+	                                         BEV_OPT_CLOSE_ON_FREE);
+	if (sc->bev == NULL) {
 		SSL_free(ssl);
-	return bev;
+		return -1;
+	}
+	bufferevent_setcb(sc->bev, tls_read_cb, tls_write_cb, tls_event_cb, sc);
+	bufferevent_enable(sc->bev, EV_READ | EV_WRITE);
+	return 0;
+}
+
+static int conn_io_plain(srv_worker *w, srv_conn *sc, evutil_socket_t fd)
+{
+	sc->fd = fd;
+	sc->out = evbuffer_new();
+	sc->rev = event_new(w->base, fd, EV_READ | EV_PERSIST, plain_read_cb, sc);
+	sc->wev = event_new(w->base, fd, EV_WRITE | EV_PERSIST, plain_write_cb, sc);
+	return sc->out != NULL && sc->rev != NULL && sc->wev != NULL ? 0 : -1;
 }
 
 static void accept_cb(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *sa,
@@ -198,28 +307,27 @@ static void accept_cb(struct evconnlistener *lev, evutil_socket_t fd, struct soc
 	}
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	srv_conn *sc = calloc(1, sizeof(*sc));
-	struct bufferevent *bev = sc != NULL ? bev_new(w, fd) : NULL;
-	gs_conn_cb cb = {on_call, on_output, sc};
-	gs_conn *g = bev != NULL ? gs_conn_new(&w->cfg->limits, &cb) : NULL;
-	if (g == NULL) {
-		if (bev != NULL)
-			bufferevent_free(bev);
-		else
-			close(fd);
-		free(sc);
+	if (sc == NULL) {
+		close(fd);
 		return;
 	}
 	sc->w = w;
 	sc->l = l;
-	sc->bev = bev;
-	sc->g = g;
+	sc->fd = fd;
+	gs_conn_cb cb = {on_call, on_output, sc};
+	sc->g = gs_conn_new(&w->cfg->limits, &cb);
+	/* Linked first, so that conn_free() can undo any partial set-up below. */
 	sc->next = w->conns;
 	if (w->conns != NULL)
 		w->conns->prev = sc;
 	w->conns = sc;
 	w->n_conns++;
-	bufferevent_setcb(bev, read_cb, write_cb, event_cb, sc);
-	bufferevent_enable(bev, EV_READ | EV_WRITE);
+	int rc = w->cfg->tls != NULL ? conn_io_tls(w, sc, fd) : conn_io_plain(w, sc, fd);
+	if (rc != 0 || sc->g == NULL) {
+		conn_free(sc); /* closes fd itself, or through the bufferevent that took it */
+		return;
+	}
+	conn_reading(sc, 1);
 	conn_flush(sc); /* our SETTINGS go first */
 }
 
@@ -285,7 +393,7 @@ static int worker_init(srv_worker *w, srv_config *cfg, unsigned idx)
 	w->cfg = cfg;
 	w->idx = idx;
 	w->base = event_base_new();
-	if (w->base == NULL)
+	if (w->base == NULL || event_base_priority_init(w->base, SVC_PRIORITIES) != 0)
 		return -1;
 	if (svc_worker_init(&w->svc, cfg->sh, cfg->stores[idx], w->base) != 0)
 		return -1;

@@ -69,6 +69,25 @@ void svc_log_flush(svc_worker *w)
 	w->loglen = 0;
 }
 
+/*
+ * Lines are written once per loop iteration, after every ready connection was served: the flush
+ * event has the lowest priority, so one write() carries the lines of a whole batch.
+ */
+static void log_later(svc_worker *w)
+{
+	if (w->logev != NULL && !w->log_scheduled) {
+		w->log_scheduled = 1;
+		event_active(w->logev, 0, 0);
+	}
+}
+
+static void log_cb(evutil_socket_t fd, short what, void *arg)
+{
+	svc_worker *w = arg;
+	w->log_scheduled = 0;
+	svc_log_flush(w);
+}
+
 /* One line per request; names are printed only once validated, values never. */
 static void log_req(svc_req *r, gs_method m, const char *secret, const char *version, int status)
 {
@@ -89,6 +108,7 @@ static void log_req(svc_req *r, gs_method m, const char *secret, const char *ver
 	                 (unsigned long long)(now_us() - r->start_us));
 	if (n > 0 && (size_t)n < sizeof(w->logbuf) - w->loglen)
 		w->loglen += (size_t)n;
+	log_later(w);
 }
 
 /* --- answering ----------------------------------------------------------------------------- */
@@ -262,7 +282,6 @@ static void wake_cb(evutil_socket_t fd, short what, void *arg)
 		free(j);
 		j = next;
 	}
-	svc_log_flush(w);
 }
 
 /* --- Access -------------------------------------------------------------------------------- */
@@ -343,6 +362,7 @@ static void declare_policy(svc_req *r, const wire_declare *d)
 				if (n > 0 && sizeof(w->logbuf) - w->loglen > (size_t)n) {
 					memcpy(w->logbuf + w->loglen, line, (size_t)n);
 					w->loglen += (size_t)n;
+					log_later(w);
 				}
 			}
 		}
@@ -406,7 +426,7 @@ static void retry_cb(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 	dispatch(r);
-	svc_log_flush(w);
+	(void)w;
 }
 
 /* Who is calling: the listener's service, or the owner of a valid bearer token. */
@@ -459,13 +479,18 @@ int svc_worker_init(svc_worker *w, svc_shared *sh, coffer_store *st, struct even
 	if (pthread_mutex_init(&w->mu, NULL) != 0)
 		return -1;
 	w->wake = event_new(base, -1, 0, wake_cb, w);
-	return w->wake != NULL ? 0 : -1;
+	w->logev = event_new(base, -1, 0, log_cb, w);
+	if (w->wake == NULL || w->logev == NULL)
+		return -1;
+	return event_priority_set(w->logev, SVC_PRIO_LOG);
 }
 
 void svc_worker_fini(svc_worker *w)
 {
 	if (w->wake != NULL)
 		event_free(w->wake);
+	if (w->logev != NULL)
+		event_free(w->logev);
 	pthread_mutex_destroy(&w->mu);
 	svc_log_flush(w);
 }

@@ -37,13 +37,19 @@ typedef struct svc_worker {
 	svc_shared *sh;
 	coffer_store *st; /* this thread's own handle, for Access */
 	struct event_base *base;
-	struct event *wake; /* activated by the committer when puts are done */
+	struct event *wake;  /* activated by the committer when puts are done */
+	struct event *logev; /* writes the buffered log lines at the end of a loop iteration */
 	pthread_mutex_t mu;
 	svc_put_job *done; /* finished puts waiting to be answered on this thread */
 	size_t inflight;   /* calls this worker still has to answer */
 	char logbuf[8192];
 	size_t loglen;
+	int log_scheduled;
 } svc_worker;
+
+/* Event priorities: `base` must have SVC_PRIORITIES; I/O uses the default (middle) one. */
+#define SVC_PRIORITIES 3
+#define SVC_PRIO_LOG   2
 
 /* Set up / tear down a worker's service state (wake event on `base`). 0 or -1. */
 int svc_worker_init(svc_worker *w, svc_shared *sh, coffer_store *st, struct event_base *base);
