@@ -1,0 +1,132 @@
+#!/usr/bin/env bash
+# pg_bench.sh -- coffer serve on PostgreSQL beside SQLite, in one run (issue 4, acceptance 5):
+# Access (latest of one secret) and Put (new versions of one secret) throughput with h2load,
+# through one server and through two servers sharing one store, for:
+#   sqlite     a store folder (two servers: two processes on the same folder)
+#   postgres   a throwaway PostgreSQL started here (tests/pg/pg_server.sh), default settings
+#              (fsync on, synchronous_commit on: a put is durable when acknowledged, as on SQLite)
+# With two servers, the load is split evenly (half the requests and connections each) and run at
+# the same time; the figure is the sum of both servers' rates.
+#
+# Usage: bench/pg_bench.sh [ACCESS_REQUESTS]   env: COFFER_BUILD (a built tree), INFLIGHT (50),
+#                                              PUTS (total puts per run, 10000)
+# Every process (servers, PostgreSQL, h2load) shares this machine's cores: read the two-server
+# rows as "what one more server costs or gains here", not as a cluster figure.
+set -euo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+n=${1:-100000}
+inflight=${INFLIGHT:-50}
+puts=${PUTS:-10000}
+pgctl="$top/tests/pg/pg_server.sh"
+
+if ! command -v h2load >/dev/null; then
+	echo "installing nghttp2-client" >&2
+	apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nghttp2-client >/dev/null
+fi
+
+build=${COFFER_BUILD:-$top/build-bench}
+if [ -z "${COFFER_BUILD:-}" ]; then
+	cmake -S "$top" -B "$build" -DCMAKE_BUILD_TYPE=Release >/dev/null
+	cmake --build "$build" -j"$(nproc)" --target coffer_cli >/dev/null
+fi
+coffer=$build/src/cli/coffer
+
+work=$(mktemp -d /tmp/coffer-pgbench.XXXXXX)
+chmod 755 "$work"
+pids=()
+stop_servers() {
+	local p
+	for p in "${pids[@]}"; do kill "$p" 2>/dev/null && wait "$p" 2>/dev/null || true; done
+	pids=()
+}
+cleanup() {
+	stop_servers
+	"$pgctl" stop "$work/pg.state" >/dev/null 2>&1 || true
+	rm -rf "$work"
+}
+trap cleanup EXIT
+
+# A fixed master key for every store of this run (no key file beside a database).
+export COFFER_MASTER_KEY=AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyA=
+unset COFFER_PASSPHRASE COFFER_KEY_FILE COFFER_STORE
+
+"$pgctl" start "$work/pg.state" >/dev/null
+echo "allow default put,access *" >"$work/policy"
+value=bleak_dearest_hanged_reigns_0123
+# gRPC bodies (5-byte prefix + protobuf), as in server_bench.sh.
+printf '\x00\x00\x00\x00\x17\x0a\x15\x0a\x0b\x0a\x09bench-key\x12\x06latest' >"$work/access.bin"
+printf '\x00\x00\x00\x00\x2f\x0a\x0b\x0a\x09bench-put\x12\x20%s' "$value" >"$work/put.bin"
+hdrs=(-H 'content-type: application/grpc' -H 'te: trailers')
+
+# Start one `coffer serve` on STORE; prints its port.
+start_server() {
+	local store=$1 tag=$2 port=
+	"$coffer" --store "$store" serve --listen 127.0.0.1:0 --policy "$work/policy" --quiet \
+		>"$work/serve.$tag.out" 2>"$work/serve.$tag.log" &
+	pids+=($!)
+	for _ in $(seq 300); do
+		grep -q '^coffer: store' "$work/serve.$tag.out" 2>/dev/null && break
+		sleep 0.1
+	done
+	port=$(sed -n 's/.*listening on 127.0.0.1:\([0-9]*\) .*/\1/p' "$work/serve.$tag.out")
+	[ -n "$port" ] || { echo "coffer serve did not start" >&2; cat "$work/serve.$tag.log" >&2; exit 1; }
+	echo "$port"
+}
+
+# Run h2load against every port at once, splitting REQUESTS and CONNECTIONS evenly; prints the
+# summed rate and the number of 2xx answers.
+load() {
+	local requests=$1 conns=$2 body=$3 method=$4
+	shift 4
+	local k=$# i=0 port
+	for port in "$@"; do
+		h2load -n $((requests / k)) -c $((conns / k)) -m 1 "${hdrs[@]}" -d "$body" \
+			"http://127.0.0.1:$port/nitric.proto.secrets.v1.SecretManager/$method" \
+			>"$work/h2.$i.out" 2>&1 &
+		i=$((i + 1))
+	done
+	wait_h2 "$k"
+	local rps=0 ok=0 r o
+	for i in $(seq 0 $((k - 1))); do
+		r=$(sed -n 's/^finished in .*, \([0-9.]*\) req\/s.*/\1/p' "$work/h2.$i.out")
+		o=$(sed -n 's/^status codes: \([0-9]*\) 2xx.*/\1/p' "$work/h2.$i.out")
+		rps=$(awk -v a="$rps" -v b="${r:-0}" 'BEGIN {printf "%.0f", a + b}')
+		ok=$((ok + ${o:-0}))
+	done
+	echo "$rps $ok"
+}
+
+# Wait for the h2load jobs (and only them: the servers are jobs too).
+wait_h2() {
+	local p
+	for p in $(jobs -p); do
+		case " ${pids[*]} " in *" $p "*) ;; *) wait "$p" ;; esac
+	done
+}
+
+# One row: STORE through COUNT servers.
+measure() {
+	local label=$1 store=$2 count=$3 ports=() i
+	"$coffer" --store "$store" put bench-key "$value" >/dev/null 2>&1
+	for i in $(seq "$count"); do ports+=("$(start_server "$store" "$label$i")"); done
+	load $((n / 10)) "$inflight" "$work/access.bin" Access "${ports[@]}" >/dev/null # warm-up
+	read -r access access_ok < <(load "$n" "$inflight" "$work/access.bin" Access "${ports[@]}")
+	read -r put put_ok < <(load "$puts" "$inflight" "$work/put.bin" Put "${ports[@]}")
+	stop_servers
+	printf '%-10s %7s %14s %10s %14s %10s\n' "$label" "$count" "$access" "$access_ok" "$put" "$put_ok"
+	eval "res_${label}_${count}_access=$access; res_${label}_${count}_put=$put"
+}
+
+echo "coffer serve on PostgreSQL vs SQLite: h2load, $inflight connections in flight in total,"
+echo "$n Access (latest of one secret) and $puts Put (to one secret) per row; $(nproc) cores"
+printf '%-10s %7s %14s %10s %14s %10s\n' store servers "access req/s" "access ok" "put req/s" "put ok"
+measure sqlite "$work/sqlite" 1
+measure sqlite "$work/sqlite" 2
+pgurl=$("$pgctl" newdb "$work/pg.state" bench)
+measure postgres "$pgurl" 1
+measure postgres "$pgurl" 2
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", (b > 0) ? a / b : 0}'; }
+echo "postgres/sqlite, one server: access $(ratio "$res_postgres_1_access" "$res_sqlite_1_access")x," \
+	"put $(ratio "$res_postgres_1_put" "$res_sqlite_1_put")x"
+echo "two servers/one server on postgres: access $(ratio "$res_postgres_2_access" "$res_postgres_1_access")x," \
+	"put $(ratio "$res_postgres_2_put" "$res_postgres_1_put")x"
