@@ -100,7 +100,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			return 0;
 		init = 1;
 	}
-	gs_conn_cb cb = {on_call, NULL, NULL};
+	gs_conn_cb cb = {.on_call = on_call};
 	gs_conn *c = gs_conn_new(NULL, &cb);
 	if (c == NULL)
 		return 0;

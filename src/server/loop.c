@@ -188,6 +188,12 @@ static void on_call(void *ud, gs_call *call)
 	svc_handle(&sc->w->svc, call, sc->l->principal, sc->l->need_token);
 }
 
+static void on_refused(void *ud, const gs_call *call, int status)
+{
+	srv_conn *sc = ud;
+	svc_log_refused(&sc->w->svc, call, sc->l->principal, status);
+}
+
 static void on_output(void *ud)
 {
 	srv_conn *sc = ud;
@@ -314,7 +320,8 @@ static void accept_cb(struct evconnlistener *lev, evutil_socket_t fd, struct soc
 	sc->w = w;
 	sc->l = l;
 	sc->fd = fd;
-	gs_conn_cb cb = {on_call, on_output, sc};
+	gs_conn_cb cb = {
+	    .on_call = on_call, .on_output = on_output, .ud = sc, .on_refused = on_refused};
 	sc->g = gs_conn_new(&w->cfg->limits, &cb);
 	/* Linked first, so that conn_free() can undo any partial set-up below. */
 	sc->next = w->conns;

@@ -111,6 +111,16 @@ static void log_req(svc_req *r, gs_method m, const char *secret, const char *ver
 	log_later(w);
 }
 
+void svc_log_refused(svc_worker *w, const gs_call *call, const char *principal, int status)
+{
+	svc_req r;
+	memset(&r, 0, sizeof(r));
+	r.w = w;
+	r.start_us = now_us(); /* refused as soon as seen: no measurable service time */
+	snprintf(r.principal, sizeof(r.principal), "%s", principal);
+	log_req(&r, gs_call_method(call), NULL, NULL, status);
+}
+
 /* --- answering ----------------------------------------------------------------------------- */
 
 static void req_done(svc_req *r)

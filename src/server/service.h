@@ -61,6 +61,9 @@ void svc_worker_fini(svc_worker *w);
  */
 void svc_handle(svc_worker *w, gs_call *call, const char *principal, int need_token);
 
+/* Log a request the protocol layer answered itself (its own line, like any request). */
+void svc_log_refused(svc_worker *w, const gs_call *call, const char *principal, int status);
+
 /* Write buffered log lines to stderr (one write). */
 void svc_log_flush(svc_worker *w);
 

@@ -79,6 +79,23 @@ await main([
     c.close();
     await stillServing();
   }],
+  ['more than 100 concurrent streams: the 101st is refused', async () => {
+    const c = await rawOpen();
+    // Wait for the server's SETTINGS (max 100 streams) to be acknowledged, as the RFC wants.
+    check(await c.until(() => c.frames.some((f) => f.type === T.SETTINGS && (f.flags & F.ACK))), 'SETTINGS ACK');
+    const settings = c.frames.find((f) => f.type === T.SETTINGS && !(f.flags & F.ACK)).payload;
+    let advertised = null;
+    for (let i = 0; i + 6 <= settings.length; i += 6)
+      if (settings.readUInt16BE(i) === 3) advertised = settings.readUInt32BE(i + 2);
+    eq(advertised, 100, 'SETTINGS_MAX_CONCURRENT_STREAMS');
+    const frames = [];
+    for (let i = 0; i < 150; i++) frames.push(frame(T.HEADERS, F.END_HEADERS, 1 + 2 * i, grpcHeaders(ACCESS)));
+    c.write(Buffer.concat(frames));
+    check(await c.until(() => c.goaway() !== null || c.rst(201) !== null), 'refused');
+    check(c.rst(199) === null, 'the 100th stream was accepted');
+    c.close();
+    await stillServing();
+  }],
   ['CONTINUATION flood: connection torn down', async () => {
     const c = await rawOpen();
     const frames = [frame(T.HEADERS, 0, 1, grpcHeaders(ACCESS))];

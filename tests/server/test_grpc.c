@@ -117,7 +117,7 @@ static void harness_init(harness *h)
 {
 	nghttp2_session_callbacks *cbs;
 	memset(h, 0, sizeof(*h));
-	gs_conn_cb cb = {on_call, NULL, h};
+	gs_conn_cb cb = {.on_call = on_call, .ud = h};
 	h->srv = gs_conn_new(NULL, &cb);
 	assert_non_null(h->srv);
 	assert_int_equal(nghttp2_session_callbacks_new(&cbs), 0);

@@ -88,6 +88,8 @@ await main([
     const r2 = await request(grpcMsg(putReq('wire', 'v')), { 'content-type': 'application/grpcx' });
     eq(r2.status, 415, 'prefix-only match refused');
   }],
+  ['unknown method: UNIMPLEMENTED', () =>
+    expectGrpc(request(grpcMsg(Buffer.alloc(0)), { ':path': '/nitric.proto.secrets.v1.SecretManager/Destroy' }), 12, /Destroy/)],
   ['GET: HTTP 405', async () => {
     const r = await new Promise((resolve) => {
       const req = session.request({ ':method': 'GET', ':path': PUT });
@@ -130,6 +132,12 @@ await main([
     check(await c.until(() => c.goaway() !== null || c.closed), 'GOAWAY or close');
     c.close();
     await stillServing();
+  }],
+  ['requests this layer refused are logged too, never with a value', async () => {
+    check(/coffer: Unknown principal=default secret=- version=- status=12 /.test(srv.stderr), 'unknown method');
+    check(/coffer: Put principal=default secret=- version=- status=8 /.test(srv.stderr), 'oversize');
+    check(/coffer: Put principal=default secret=- version=- status=13 /.test(srv.stderr), 'truncated');
+    check(!srv.stderr.includes('kept'), 'no value in the log');
   }],
   ['nothing was stored by the bad requests', async () => {
     const r = await request(grpcMsg(accessReq('wire', 'latest')), { ':path': ACCESS });
