@@ -50,7 +50,10 @@
 #define PG_STR_(x)        #x
 #define PG_STR(x)         PG_STR_(x)
 #define PG_ERR_MAX        512
-#define PG_GEN_BITS       48
+/* Upserts rely on READ COMMITTED (ON CONFLICT DO UPDATE re-reads the newest row there; under
+ * REPEATABLE READ concurrent puts would fail), whatever the database's default. */
+#define PG_BEGIN    "BEGIN ISOLATION LEVEL READ COMMITTED"
+#define PG_GEN_BITS 48
 
 /* Type OIDs of the parameters we send (stable since PostgreSQL 7; not in libpq's headers). */
 #define OID_BYTEA 17
@@ -333,6 +336,8 @@ static int sqlstate_rc(const char *state)
 		return COFFER_EBUSY; /* serialization failure, deadlock, lock not available */
 	if (strcmp(state, "53200") == 0)
 		return COFFER_ENOMEM;
+	if (strcmp(state, "25006") == 0)
+		return COFFER_EUNAVAIL; /* a read-only server: a standby, or the old primary */
 	if (strcmp(state, "42P01") == 0 || strcmp(state, "42703") == 0)
 		return COFFER_ECORRUPT; /* our tables or columns are gone */
 	return COFFER_EIO;
@@ -358,6 +363,12 @@ static int res_rc(pg_store *s, const PGresult *r, ExecStatusType want, const cha
 	              : PQerrorMessage(s->conn));
 	rc = sqlstate_rc(state);
 	s->lost = PQstatus(s->conn) != CONNECTION_OK || rc == COFFER_EUNAVAIL;
+	if (s->lost && state != NULL && strcmp(state, "25006") == 0) {
+		/* Treated as lost, so the next attempt reconnects (a multi-host URL with
+		 * target_session_attrs=read-write then finds the new primary). */
+		set_err(s, "PostgreSQL refused a write during %s: the server is read-only", what);
+		return COFFER_EUNAVAIL;
+	}
 	if (s->lost) {
 		set_err(s, "lost the connection to PostgreSQL during %s: %s", what, line);
 		return COFFER_EUNAVAIL;
@@ -617,7 +628,7 @@ static int schema_ensure(pg_store *s, int create)
 		set_err(s, "this database holds no coffer store");
 		return COFFER_ENOTFOUND;
 	}
-	if ((rc = exec_cmd(s, "BEGIN", "BEGIN")) != COFFER_OK)
+	if ((rc = exec_cmd(s, PG_BEGIN, "BEGIN")) != COFFER_OK)
 		return rc;
 	/* The key is an arbitrary constant ("coffer" in ASCII) shared by every coffer. */
 	rc = exec_cmd(s, "DO $$ BEGIN PERFORM pg_advisory_xact_lock(109227237434738); END $$",
@@ -803,7 +814,7 @@ static int bootstrap_once(pg_store *s, const store_boot *p, store_boot *actual, 
 {
 	store_boot got;
 	int made = 0;
-	int rc = exec_cmd(s, "BEGIN", "BEGIN");
+	int rc = exec_cmd(s, PG_BEGIN, "BEGIN");
 	if (rc == COFFER_OK)
 		rc = insert_header(s, p, &made);
 	if (rc == COFFER_OK)
@@ -1021,9 +1032,11 @@ static int finish_write(pg_store *s, int rc)
 		rc = bump_gen(s, &gen);
 	if (rc != COFFER_OK) {
 		rollback(s);
-		if (rc == COFFER_EUNAVAIL && s->lost)
-			set_err(s, "lost the connection to PostgreSQL before COMMIT: nothing was "
-			           "written");
+		if (rc == COFFER_EUNAVAIL && s->lost) {
+			char why[PG_ERR_MAX];
+			memcpy(why, s->err, sizeof why);
+			set_err(s, "%.400s (before COMMIT: nothing was written)", why);
+		}
 		return rc;
 	}
 	rc = commit(s);
@@ -1039,7 +1052,7 @@ static int finish_write(pg_store *s, int rc)
 static int put_once(pg_store *s, put_slot *slots, put_slot *const *byidx, size_t n,
                     store_seal_fn seal, void *ctx, int *sealing)
 {
-	int rc = exec_cmd(s, "BEGIN", "BEGIN");
+	int rc = exec_cmd(s, PG_BEGIN, "BEGIN");
 	if (rc != COFFER_OK)
 		return rc;
 	rc = reserve(s, slots, n);
@@ -1422,9 +1435,9 @@ static int pg_keys_reseal(store *st, rekey_fn cb, void *ctx)
 	pg_store *s = (pg_store *)st;
 	int rc = ensure_conn(s);
 	if (rc == COFFER_OK)
-		rc = exec_cmd(s, "BEGIN", "BEGIN");
+		rc = exec_cmd(s, PG_BEGIN, "BEGIN");
 	if (rc == COFFER_EUNAVAIL && s->lost && reconnect(s) == COFFER_OK)
-		rc = exec_cmd(s, "BEGIN", "BEGIN");
+		rc = exec_cmd(s, PG_BEGIN, "BEGIN");
 	if (rc != COFFER_OK)
 		return rc;
 	return finish_write(s, reseal_keys(s, cb, ctx));
@@ -1484,7 +1497,7 @@ static int reseal_batch(pg_store *s, uint32_t keep, reseal_fn cb, void *ctx, siz
 	put_be64(k, keep);
 	const char *v[1] = {(const char *)k};
 	const int l[1] = {8};
-	int rc = exec_cmd(s, "BEGIN", "BEGIN");
+	int rc = exec_cmd(s, PG_BEGIN, "BEGIN");
 	if (rc != COFFER_OK)
 		return rc;
 	PGresult *r = run(s, ST_RESEAL_SELECT, v, l);

@@ -264,6 +264,37 @@ static void test_open_and_errors(void **state)
 	    COFFER_EUNAVAIL);
 	assert_null(strstr(err, "Pw9876"));
 	assert_null(s);
+
+	/* A store of a newer schema than this coffer knows is refused, not damaged. */
+	sql1(url, "UPDATE coffer_meta SET schema_version = 2", NULL);
+	assert_int_equal(ops->open(url, STORE_OPEN_CREATE, &s, err, sizeof err), COFFER_ECORRUPT);
+	assert_non_null(strstr(err, "upgrade coffer"));
+	sql1(url, "UPDATE coffer_meta SET schema_version = 1", NULL);
+}
+
+/* A read-only server (a standby, a demoted primary): puts fail as unavailable, reads work. */
+static void test_read_only_server(void **state)
+{
+	fresh_db("readonly");
+	store *s = open_ok();
+	assert_int_equal(put1(s, "ro", "ro1"), 1);
+	char q[256];
+	snprintf(q, sizeof q, "ALTER DATABASE %s SET default_transaction_read_only = on", dbname);
+	sql1(admin_url, q, NULL);
+	assert_true(kill_sessions() >= 1); /* new sessions get the setting */
+	const char *vals[1] = {"ro2"};
+	sealer z = new_sealer(vals);
+	store_put it = {"ro", 2, 0};
+	assert_int_equal(ops->put(s, &it, 1, seal_cb, &z), COFFER_EUNAVAIL);
+	assert_non_null(strstr(ops->errmsg(s), "read-only"));
+	assert_non_null(strstr(ops->errmsg(s), "nothing was written"));
+	assert_int_equal(z.calls, 0);
+	get_is(s, "ro", 0, "ro1", 1);
+	snprintf(q, sizeof q, "ALTER DATABASE %s SET default_transaction_read_only = off", dbname);
+	sql1(admin_url, q, NULL);
+	assert_true(kill_sessions() >= 1);
+	assert_int_equal(put1(s, "ro", "ro2"), 2); /* back to normal without reopening */
+	ops->close(s);
 }
 
 #define OPENERS 6
@@ -700,6 +731,11 @@ static int writer(int w, int fd)
 static void test_many_writers(void **state)
 {
 	fresh_db("many");
+	/* The backend must not depend on the database's default isolation level. */
+	char q[256];
+	snprintf(q, sizeof q,
+	         "ALTER DATABASE %s SET default_transaction_isolation = 'repeatable read'", dbname);
+	sql1(admin_url, q, NULL);
 	store *s = open_ok();
 	char logpath[] = "/tmp/coffer-pgtest-XXXXXX";
 	int fd = mkstemp(logpath);
@@ -1039,17 +1075,12 @@ int main(int argc, char **argv)
 	read_admin_url();
 	setvbuf(stdout, NULL, _IONBF, 0);
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_open_and_errors),
-	    cmocka_unit_test(test_concurrent_create),
-	    cmocka_unit_test(test_bootstrap_and_keys),
-	    cmocka_unit_test(test_put_get),
-	    cmocka_unit_test(test_batch_order),
-	    cmocka_unit_test(test_seal_failure),
-	    cmocka_unit_test(test_generation),
-	    cmocka_unit_test(test_reconnect),
-	    cmocka_unit_test(test_listing),
-	    cmocka_unit_test(test_many_writers),
-	    cmocka_unit_test(test_dump_has_no_plaintext),
+	    cmocka_unit_test(test_open_and_errors),   cmocka_unit_test(test_read_only_server),
+	    cmocka_unit_test(test_concurrent_create), cmocka_unit_test(test_bootstrap_and_keys),
+	    cmocka_unit_test(test_put_get),           cmocka_unit_test(test_batch_order),
+	    cmocka_unit_test(test_seal_failure),      cmocka_unit_test(test_generation),
+	    cmocka_unit_test(test_reconnect),         cmocka_unit_test(test_listing),
+	    cmocka_unit_test(test_many_writers),      cmocka_unit_test(test_dump_has_no_plaintext),
 	};
 	const struct CMUnitTest crash[] = {
 	    cmocka_unit_test(test_crash_during_puts),
