@@ -58,6 +58,7 @@ typedef struct cli {
 	const char *key_file;
 	int json;
 	const char *file;
+	const char *new_key_file;
 	const char *args[3];
 	int nargs;
 	coffer_store *st;
@@ -94,16 +95,45 @@ static const char *redacted(const char *loc, char *buf, size_t len)
 	return buf;
 }
 
+static const char *store_location(const cli *c)
+{
+	const char *loc = c->store != NULL ? c->store : getenv("COFFER_STORE");
+	return loc == NULL || loc[0] == '\0' ? "./.coffer" : loc;
+}
+
+/* The folder of a local (SQLite) store, or NULL for a URL store. */
+static const char *local_dir(const cli *c)
+{
+	const char *loc = store_location(c);
+	if (strncmp(loc, "sqlite:", 7) == 0)
+		return loc + 7 + (strncmp(loc + 7, "//", 2) == 0 ? 2 : 0);
+	return strstr(loc, "://") == NULL ? loc : NULL;
+}
+
+/* After "wrong master key": point at the key an interrupted `coffer rekey` left behind. */
+static void rekey_hint(const cli *c)
+{
+	char path[4096];
+	const char *dir = local_dir(c);
+	if (dir != NULL &&
+	    snprintf(path, sizeof path, "%s/master.key.new", dir) < (int)sizeof path &&
+	    access(path, F_OK) == 0)
+		fprintf(stderr,
+		        "coffer: hint: an interrupted 'coffer rekey' left %s; if the store opens "
+		        "with --key-file %s, move that file to %s/master.key\n",
+		        path, path, dir);
+}
+
 static int open_store(cli *c)
 {
 	char err[1024];
 	coffer_options o = {.key_file = c->key_file};
-	const char *loc = c->store != NULL ? c->store : getenv("COFFER_STORE");
-	if (loc == NULL || loc[0] == '\0')
-		loc = "./.coffer";
+	const char *loc = store_location(c);
 	int rc = coffer_open(&c->st, loc, &o, err, sizeof err);
 	if (rc != COFFER_OK) {
 		fprintf(stderr, "coffer: error: %s\n", err);
+		if (rc == COFFER_EKEY)
+			rekey_hint(c);
 		return coffer_exit_code(rc);
 	}
 	unsigned cr = coffer_created(c->st);
@@ -394,6 +424,75 @@ static int cmd_list(cli *c)
 	return 0;
 }
 
+static int cmd_rotate_key(cli *c)
+{
+	if (c->nargs != 0)
+		return usage_error("usage: coffer rotate-key");
+	int rc = open_store(c);
+	uint32_t id = 0;
+	size_t moved = 0;
+	if (rc == 0 && (rc = coffer_rotate_data_key(c->st, &id)) != COFFER_OK)
+		return fail(c, rc);
+	if (rc == 0)
+		fprintf(stderr, "coffer: new data key %u; re-encrypting old versions...\n",
+		        (unsigned)id);
+	if (rc == 0 && (rc = coffer_reencrypt(c->st, &moved)) != COFFER_OK)
+		return fail(c, rc);
+	if (rc == 0)
+		fprintf(stderr, "coffer: %zu versions re-encrypted under data key %u\n", moved,
+		        (unsigned)id);
+	return rc;
+}
+
+/* Without --new-key-file, a local store using its default key file gets a new one in place:
+ * master.key.new is created and used, then renamed over master.key. */
+static int cmd_rekey(cli *c)
+{
+	if (c->nargs != 0)
+		return usage_error("usage: coffer rekey [--new-key-file FILE]");
+	char tmp[4096], dst[4096], err[1024];
+	const char *dir = local_dir(c);
+	const char *target = c->new_key_file;
+	int in_place = target == NULL;
+	if (in_place && (dir == NULL || c->key_file != NULL || getenv("COFFER_KEY_FILE") ||
+	                 getenv("COFFER_MASTER_KEY") || getenv("COFFER_PASSPHRASE"))) {
+		fprintf(stderr, "coffer: error: this store does not use its default key file; "
+		                "give --new-key-file FILE\n");
+		return EXIT_USAGE;
+	}
+	if (in_place) {
+		snprintf(tmp, sizeof tmp, "%s/master.key.new", dir);
+		snprintf(dst, sizeof dst, "%s/master.key", dir);
+		if (access(tmp, F_OK) == 0) {
+			fprintf(stderr,
+			        "coffer: error: %s exists (an interrupted rekey?); see which "
+			        "key opens the store, then remove or move it\n",
+			        tmp);
+			return 1;
+		}
+		target = tmp;
+	}
+	int rc = open_store(c);
+	if (rc != 0)
+		return rc;
+	coffer_options o = {.key_file = target};
+	int r = coffer_rotate_master_key(c->st, &o, err, sizeof err);
+	if (r != COFFER_OK) {
+		fprintf(stderr, "coffer: error: %s\n", err);
+		return coffer_exit_code(r);
+	}
+	if (in_place && rename(tmp, dst) != 0) {
+		fprintf(stderr,
+		        "coffer: error: the store now opens with %s, but moving it to %s "
+		        "failed: %s\n",
+		        tmp, dst, strerror(errno));
+		return 1;
+	}
+	fprintf(stderr, "coffer: master key rotated; the store now opens with %s\n",
+	        in_place ? dst : target);
+	return 0;
+}
+
 static int cmd_init(cli *c)
 {
 	if (c->nargs != 0)
@@ -517,6 +616,8 @@ static int parse_args(cli *c, int argc, char **argv, int from, int stop_at_cmd, 
 			c->key_file = argv[++i];
 		} else if (strcmp(a, "--file") == 0 && has_val && *cmd_index >= 0) {
 			c->file = argv[++i];
+		} else if (strcmp(a, "--new-key-file") == 0 && has_val && *cmd_index >= 0) {
+			c->new_key_file = argv[++i];
 		} else if (strcmp(a, "--json") == 0 && *cmd_index >= 0) {
 			c->json = 1;
 		} else {
@@ -539,11 +640,9 @@ static int dispatch(cli *c, const char *cmd)
 	static const struct {
 		const char *name;
 		int (*fn)(cli *);
-	} cmds[] = {{"put", cmd_put},
-	            {"access", cmd_access},
-	            {"versions", cmd_versions},
-	            {"list", cmd_list},
-	            {"init", cmd_init}};
+	} cmds[] = {{"put", cmd_put},    {"access", cmd_access}, {"versions", cmd_versions},
+	            {"list", cmd_list},  {"init", cmd_init},     {"rotate-key", cmd_rotate_key},
+	            {"rekey", cmd_rekey}};
 	for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
 		if (strcmp(cmd, cmds[i].name) == 0)
 			return cmds[i].fn(c);
