@@ -37,7 +37,8 @@ export class Server {
     this.ports = {};
     this.stdout = '';
     this.stderr = '';
-    this.exited = new Promise((resolve) => proc.on('exit', (code, sig) => resolve({ code, sig })));
+    // 'close', not 'exit': by then everything the server wrote to stdout/stderr has been read.
+    this.exited = new Promise((resolve) => proc.on('close', (code, sig) => resolve({ code, sig })));
   }
   addr(service = 'default') {
     return `127.0.0.1:${this.ports[service]}`;
@@ -75,7 +76,7 @@ export function startServer(store, args = ['--listen', '127.0.0.1:0']) {
         resolve(srv);
       }
     });
-    proc.on('exit', (code) => {
+    proc.on('close', (code) => {
       clearTimeout(timer);
       reject(new Error(`server exited with ${code} before listening:\n${srv.stderr}`));
     });
@@ -92,7 +93,7 @@ export function run(cmd, args, opts = {}) {
     p.stderr.on('data', (d) => {
       err += d;
     });
-    p.on('exit', (code) => resolve({ code, stdout: Buffer.concat(out), stderr: err }));
+    p.on('close', (code) => resolve({ code, stdout: Buffer.concat(out), stderr: err }));
   });
 }
 

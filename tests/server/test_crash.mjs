@@ -23,7 +23,7 @@ async function round() {
   });
   let buf = '';
   let n = 0;
-  const done = new Promise((resolve) => client.on('exit', resolve));
+  const done = new Promise((resolve) => client.on('close', resolve));
   client.stdout.on('data', (d) => {
     buf += d;
     const parts = buf.split('\n');

@@ -40,6 +40,10 @@ await main([
     // The reader's own access grant lets it read what the default service stored.
     eq(out[1], 'access 1 bleak_dearest_hanged_reigns', 'access still works');
   }],
+  ['SIGTERM drains and exits 0', async () => {
+    const { code } = await srv.stop('SIGTERM');
+    eq(code, 0, 'exit code');
+  }],
   ['the server logs each request without values', async () => {
     check(/coffer: Put principal=default secret=api-key version=1 status=0 us=\d+/.test(srv.stderr),
       'a Put log line');
@@ -47,10 +51,6 @@ await main([
       'the denied put is logged');
     check(!srv.stderr.includes('bleak_dearest') && !srv.stderr.includes('crummy_goofed'),
       'no value in the log');
-  }],
-  ['SIGTERM drains and exits 0', async () => {
-    const { code } = await srv.stop('SIGTERM');
-    eq(code, 0, 'exit code');
   }],
   ['values were stored encrypted and read back with the CLI', async () => {
     const a = await run(COFFER, ['--store', store, 'access', 'api-key@1']);
