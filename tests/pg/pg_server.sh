@@ -56,6 +56,8 @@ psql_admin() { as_pg "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h "$PG_TMP" -p "$P
 
 start() {
 	local state=$1 bindir tmp port pw
+	# A server left by an interrupted run (or a repeated start) is stopped first, not leaked.
+	[ -f "$state" ] && stop "$state" >/dev/null
 	ensure_installed
 	bindir=$(find_bindir)
 	tmp=$(mktemp -d /tmp/coffer-pg.XXXXXX)
