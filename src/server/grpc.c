@@ -15,6 +15,7 @@
 #include <nghttp2/nghttp2.h>
 #include <sodium.h>
 
+#include "wipe.h"
 #include "wire.h"
 
 #define PATH_MAX_LEN 128
@@ -507,7 +508,8 @@ static int session_new(gs_conn *c)
 	nghttp2_option_set_max_continuations(opt, GS_MAX_CONTINUATIONS);
 	nghttp2_option_set_max_outbound_ack(opt, 1000);
 	nghttp2_option_set_max_settings(opt, 32);
-	rv = nghttp2_session_server_new2(&c->h2, cbs, c, opt);
+	/* nghttp2's frame buffers carry values: its allocations are wiped when freed. */
+	rv = nghttp2_session_server_new3(&c->h2, cbs, c, opt, (nghttp2_mem *)wipe_nghttp2_mem());
 	nghttp2_option_del(opt);
 	nghttp2_session_callbacks_del(cbs);
 	return rv == 0 ? 0 : -1;

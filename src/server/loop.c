@@ -27,6 +27,7 @@
 #include <event2/listener.h>
 #include <event2/thread.h>
 #include <openssl/err.h>
+#include <sodium.h>
 
 #define TICK_MS      250
 #define OUT_HIGH     (4u * 1024u * 1024u) /* stop reading a peer that does not read its answers */
@@ -223,8 +224,10 @@ static void plain_read_cb(evutil_socket_t fd, short what, void *arg)
 		conn_free(sc); /* the peer closed or failed: nobody to answer */
 		return;
 	}
-	if (n > 0)
+	if (n > 0) {
 		conn_input(sc, w->rbuf, (size_t)n);
+		sodium_memzero(w->rbuf, (size_t)n); /* it may have held a value being put */
+	}
 	conn_after_input(sc);
 }
 

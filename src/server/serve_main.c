@@ -18,6 +18,7 @@
 
 #include "coffer.h"
 #include "loop.h"
+#include "wipe.h"
 
 static const char usage_text[] =
     "usage: coffer serve [options]\n"
@@ -336,6 +337,7 @@ int coffer_serve_main(int argc, char **argv)
 
 	harden();
 	srv_block_signals();
+	wipe_install_global();
 	memset(&o, 0, sizeof(o));
 	memset(&sh, 0, sizeof(sh));
 	o.cfg.sh = &sh;
