@@ -423,6 +423,8 @@ static int worker_init(srv_worker *w, srv_config *cfg, unsigned idx)
 
 static void worker_fini(srv_worker *w)
 {
+	if (w->cfg == NULL)
+		return; /* never initialized (an earlier worker failed to start) */
 	for (size_t i = 0; i < w->cfg->n_listen; i++)
 		if (w->lev[i] != NULL)
 			evconnlistener_free(w->lev[i]);
@@ -465,6 +467,13 @@ int srv_run(srv_config *cfg)
 		event_active(workers[i].drain, 0, 0);
 	for (unsigned i = 0; i < started; i++)
 		pthread_join(workers[i].thread, NULL);
+	/*
+	 * Puts still being committed (only after the drain deadline) post their answers to the
+	 * workers' queues: stop the committer before those queues go, then let each worker free
+	 * what is left in its queue.
+	 */
+	svc_committer_stop(cfg->sh->committer);
+	cfg->sh->committer = NULL;
 	for (unsigned i = 0; i < cfg->threads; i++)
 		worker_fini(&workers[i]);
 	return rv;

@@ -497,6 +497,10 @@ int svc_worker_init(svc_worker *w, svc_shared *sh, coffer_store *st, struct even
 
 void svc_worker_fini(svc_worker *w)
 {
+	/* Answers the committer posted after this worker's loop ended: their connections are gone,
+	 * so answering only frees them. */
+	if (w->wake != NULL)
+		wake_cb(-1, 0, w);
 	if (w->wake != NULL)
 		event_free(w->wake);
 	if (w->logev != NULL)
