@@ -52,25 +52,32 @@ printf '\x00\x00\x00\x00\x17\x0a\x15\x0a\x0b\x0a\x09bench-key\x12\x06latest' >"$
 # SecretPutRequest{secret{name:"bench-put"}, value: 32 bytes}
 printf '\x00\x00\x00\x00\x2f\x0a\x0b\x0a\x09bench-put\x12\x20%s' "$value" >"$work/put.bin"
 
-env -u COFFER_MASTER_KEY -u COFFER_PASSPHRASE -u COFFER_KEY_FILE \
-	"$coffer" --store "$work/store" serve --listen 127.0.0.1:0 --policy "$work/policy" \
-	>"$work/serve.out" 2>"$work/serve.log" &
-srv_pid=$!
-for _ in $(seq 100); do
-	grep -q '^coffer: store' "$work/serve.out" 2>/dev/null && break
-	sleep 0.1
-done
-port=$(sed -n 's/.*listening on 127.0.0.1:\([0-9]*\) .*/\1/p' "$work/serve.out")
-[ -n "$port" ] || { echo "coffer serve did not start" >&2; cat "$work/serve.log" >&2; exit 1; }
-base=http://127.0.0.1:$port/nitric.proto.secrets.v1.SecretManager
 hdrs=(-H 'content-type: application/grpc' -H 'te: trailers')
+
+# Start coffer serve with $1 worker threads; sets srv_pid and base.
+start_server() {
+	env -u COFFER_MASTER_KEY -u COFFER_PASSPHRASE -u COFFER_KEY_FILE \
+		"$coffer" --store "$work/store" serve --listen 127.0.0.1:0 --policy "$work/policy" \
+		--threads "$1" >"$work/serve.out" 2>"$work/serve.log" &
+	srv_pid=$!
+	for _ in $(seq 100); do
+		grep -q '^coffer: store' "$work/serve.out" 2>/dev/null && break
+		sleep 0.1
+	done
+	local port
+	port=$(sed -n 's/.*listening on 127.0.0.1:\([0-9]*\) .*/\1/p' "$work/serve.out")
+	[ -n "$port" ] || { echo "coffer serve did not start" >&2; cat "$work/serve.log" >&2; exit 1; }
+	base=http://127.0.0.1:$port/nitric.proto.secrets.v1.SecretManager
+	# Sanity: the prepared Access really succeeds (grpc-status 0).
+	local check
+	check=$(nghttp -v "${hdrs[@]}" -d "$work/access.bin" "$base/Access" 2>&1 | tr -d '\0' || true)
+	grep -q 'grpc-status: 0' <<<"$check" || { echo "Access sanity check failed:" >&2; echo "$check" >&2; exit 1; }
+}
+stop_server() {
+	kill "$srv_pid" && wait "$srv_pid" || true
+	srv_pid=
+}
 rss() { awk '/VmRSS/ {print $2}' "/proc/$srv_pid/status"; }
-
-# Sanity: the prepared Access really succeeds (grpc-status 0 and the value in the answer).
-check=$(nghttp -v "${hdrs[@]}" -d "$work/access.bin" "$base/Access" 2>&1 | tr -d '\0' || true)
-grep -q 'grpc-status: 0' <<<"$check" || { echo "Access sanity check failed:" >&2; echo "$check" >&2; exit 1; }
-
-rss_idle=$(rss)
 h2() { # h2load over h2c, one stream per connection: $1 requests, $2 connections, $3 body, $4 path
 	h2load -n "$1" -c "$2" -m 1 "${hdrs[@]}" -d "$3" --log-file="$work/h2.log" "$base/$4" 2>&1
 }
@@ -78,34 +85,54 @@ rps_of() { sed -n 's/^finished in .*, \([0-9.]*\) req\/s.*/\1/p'; }
 pct() { # percentile $1 of the per-request durations (microseconds, column 3) in the h2load log
 	cut -f3 "$work/h2.log" | sort -n | awk -v p="$1" '{a[NR]=$1} END {i=int(NR*p/100); if (i<1) i=1; print a[i]}'
 }
-
-h2 $((n / 10)) "$inflight" "$work/access.bin" Access >/dev/null # warm-up
-out=$(h2 "$n" "$inflight" "$work/access.bin" Access)
-coffer_rps=$(rps_of <<<"$out")
-ok=$(sed -n 's/^status codes: \([0-9]*\) 2xx.*/\1/p' <<<"$out")
-p50=$(pct 50)
-p99=$(pct 99)
-rss_load=$(rss)
+best() { awk -v a="$1" -v b="$2" 'BEGIN {print (a > b) ? a : b}'; }
 
 redis_port=$((20000 + RANDOM % 20000))
-redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no >/dev/null 2>&1 &
+redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no >/dev/null 2>&1 &
 redis_pid=$!
 for _ in $(seq 50); do redis-cli -p "$redis_port" ping >/dev/null 2>&1 && break; sleep 0.1; done
 redis-cli -p "$redis_port" set bench-key "$value" >/dev/null
-redis-benchmark -p "$redis_port" -c "$inflight" -n $((n / 10)) -q GET bench-key >/dev/null # warm-up
-rout=$(redis-benchmark -p "$redis_port" -c "$inflight" -n "$n" --csv GET bench-key)
-redis_rps=$(tail -n 1 <<<"$rout" | cut -d, -f2 | tr -d '"')
+redis_get() {
+	redis-benchmark -p "$redis_port" -c "$inflight" -n "$1" --csv GET bench-key | tail -n 1 | cut -d, -f2 | tr -d '"'
+}
 
+# redis-server serves from one thread, and the load generator needs the machine's other core:
+# the comparison runs coffer serve with one worker thread too (SERVER_THREADS to change it).
+threads=${SERVER_THREADS:-1}
+start_server "$threads"
+rss_idle=$(rss)
+h2 $((n / 10)) "$inflight" "$work/access.bin" Access >/dev/null # warm-up
+redis_get $((n / 10)) >/dev/null
+# Two alternating rounds, best of each: the machine is shared and noisy.
+coffer_rps=0 redis_rps=0 p50= p99= ok=
+for round in 1 2; do
+	out=$(h2 "$n" "$inflight" "$work/access.bin" Access)
+	r=$(rps_of <<<"$out")
+	if [ "$(best "$r" "$coffer_rps")" = "$r" ]; then
+		coffer_rps=$r
+		ok=$(sed -n 's/^status codes: \([0-9]*\) 2xx.*/\1/p' <<<"$out")
+		p50=$(pct 50)
+		p99=$(pct 99)
+	fi
+	redis_rps=$(best "$(redis_get "$n")" "$redis_rps")
+done
+rss_load=$(rss)
 put1=$(h2 "$puts1" 1 "$work/put.bin" Put | rps_of)
 put50=$(h2 "$puts50" "$inflight" "$work/put.bin" Put | rps_of)
 rss_after=$(rss)
+stop_server
+
+# The same Access load on the default configuration (one worker thread per core).
+start_server "$(nproc)"
+coffer_default=$(h2 "$n" "$inflight" "$work/access.bin" Access | rps_of)
+stop_server
 
 ratio=$(awk -v a="$coffer_rps" -v b="$redis_rps" 'BEGIN {printf "%.2f", a / b}')
 gain=$(awk -v a="$put50" -v b="$put1" 'BEGIN {printf "%.1f", a / b}')
-cat <<EOF
-coffer serve Access (h2load, $inflight in flight, $n requests): $coffer_rps req/s ($ok 2xx), p50 ${p50} us, p99 ${p99} us
-redis GET (redis-benchmark, $inflight in flight, $n requests): $redis_rps req/s
-ratio coffer/redis: ${ratio}x (target >= 0.5x: $(awk -v r="$ratio" 'BEGIN {print (r >= 0.5) ? "met" : "NOT met"}'))
-coffer serve Put, 1 in flight: $put1 req/s; $inflight in flight: $put50 req/s (${gain}x, group commit)
-coffer serve RSS: idle ${rss_idle} KiB, after Access load ${rss_load} KiB, after Put load ${rss_after} KiB
-EOF
+met=$(awk -v r="$ratio" 'BEGIN {print (r >= 0.5) ? "met" : "NOT met"}')
+echo "coffer serve Access (h2load, $inflight in flight, $n requests, $threads worker thread): $coffer_rps req/s ($ok 2xx), p50 ${p50} us, p99 ${p99} us"
+echo "redis GET (redis-benchmark, $inflight in flight, $n requests): $redis_rps req/s"
+echo "ratio coffer/redis: ${ratio}x (target >= 0.5x: $met)"
+echo "coffer serve Access with the default $(nproc) worker threads (sharing the cores with h2load): $coffer_default req/s"
+echo "coffer serve Put, 1 in flight: $put1 req/s; $inflight in flight: $put50 req/s (${gain}x, group commit)"
+echo "coffer serve RSS: idle ${rss_idle} KiB, after Access load ${rss_load} KiB, after Put load ${rss_after} KiB"
