@@ -17,6 +17,8 @@ if ! command -v npm >/dev/null; then
   exit 1
 fi
 cd "$cache"
+# Everything npm keeps stays in the cache folder: no dependence on HOME or a global cache.
+export npm_config_cache="$cache/.npm" npm_config_update_notifier=false
 [ -f package.json ] || echo '{"name":"coffer-server-tests","private":true}' > package.json
 npm install --no-audit --no-fund --loglevel=error \
   @nitric/sdk@1.2.2 @grpc/grpc-js@1.14.7 @grpc/proto-loader@0.8.1
