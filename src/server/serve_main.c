@@ -307,14 +307,20 @@ static int serve(serve_opts *o, pol_table *pol)
 			return 2;
 		}
 	}
+	/* The store first: a wrong key is refused before any socket listens. */
+	if ((rc = open_stores(o, &committer_st)) != 0) {
+		close_stores(o, committer_st);
+		return rc;
+	}
 	if (srv_bind(&o->cfg, err, sizeof(err)) != 0) {
 		fprintf(stderr, "coffer serve: %s\n", err);
+		close_stores(o, committer_st);
 		return 1;
 	}
-	if ((rc = check_exposure(o, pol)) != 0)
+	if ((rc = check_exposure(o, pol)) != 0) {
+		close_stores(o, committer_st);
 		return rc;
-	if ((rc = open_stores(o, &committer_st)) != 0)
-		return rc;
+	}
 	o->cfg.sh->committer = svc_committer_start(committer_st, err, sizeof(err));
 	if (o->cfg.sh->committer == NULL) {
 		fprintf(stderr, "coffer serve: %s\n", err);

@@ -56,9 +56,9 @@ export class Server {
 }
 
 // Start `coffer --store STORE serve ARGS...`; resolves once every listener is announced.
-export function startServer(store, args = ['--listen', '127.0.0.1:0']) {
+export function startServer(store, args = ['--listen', '127.0.0.1:0'], env = {}) {
   const proc = spawn(COFFER, ['--store', store, 'serve', ...args], {
-    env: cleanEnv(),
+    env: { ...cleanEnv(), ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const srv = new Server(proc);

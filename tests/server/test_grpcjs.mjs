@@ -198,6 +198,18 @@ await main([
     }
     check(/grants nothing/.test(s.stderr), 'the ignored declaration is logged');
   }],
+  ['a wrong master key is refused at start, before listening', async () => {
+    let msg = '';
+    try {
+      const s = await startServer(path.join(dir, 'store'), ['--listen', '127.0.0.1:0'],
+        { COFFER_MASTER_KEY: Buffer.alloc(32, 7).toString('base64') });
+      await s.stop();
+    } catch (e) {
+      msg = e.message;
+    }
+    check(/exited with 5/.test(msg), `exit code 5 (key): ${msg}`);
+    check(/cannot open the store/.test(msg) && !/listening on/.test(msg), msg);
+  }],
   ['a non-loopback listener without TLS and tokens is refused', async () => {
     let failed = false;
     try {
