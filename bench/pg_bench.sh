@@ -5,8 +5,8 @@
 #   sqlite     a store folder (two servers: two processes on the same folder)
 #   postgres   a throwaway PostgreSQL started here (tests/pg/pg_server.sh), default settings
 #              (fsync on, synchronous_commit on: a put is durable when acknowledged, as on SQLite)
-# With two servers, the load is split evenly (half the requests and connections each) and run at
-# the same time; the figure is the sum of both servers' rates.
+# The load comes from LOADERS (2) h2load processes at once, spread evenly over the servers; the
+# figure is the sum of their rates.
 #
 # Usage: bench/pg_bench.sh [ACCESS_REQUESTS]   env: COFFER_BUILD (a built tree), INFLIGHT (50),
 #                                              PUTS (total puts per run, 10000)
@@ -73,21 +73,23 @@ start_server() {
 	echo "$port"
 }
 
-# Run h2load against every port at once, splitting REQUESTS and CONNECTIONS evenly; prints the
-# summed rate and the number of 2xx answers.
+# Run LOADERS h2load processes at once, loader i against port i mod (number of ports), each with
+# an even share of REQUESTS and CONNECTIONS; prints the summed rate and the number of 2xx answers.
+# The number of client processes is the same for one and two servers, so the client side is not
+# what differs between the rows.
+loaders=${LOADERS:-2}
 load() {
 	local requests=$1 conns=$2 body=$3 method=$4
 	shift 4
-	local k=$# i=0 port
-	for port in "$@"; do
-		h2load -n $((requests / k)) -c $((conns / k)) -m 1 "${hdrs[@]}" -d "$body" \
-			"http://127.0.0.1:$port/nitric.proto.secrets.v1.SecretManager/$method" \
+	local ports=("$@") i
+	for i in $(seq 0 $((loaders - 1))); do
+		h2load -n $((requests / loaders)) -c $((conns / loaders)) -m 1 "${hdrs[@]}" -d "$body" \
+			"http://127.0.0.1:${ports[i % ${#ports[@]}]}/nitric.proto.secrets.v1.SecretManager/$method" \
 			>"$work/h2.$i.out" 2>&1 &
-		i=$((i + 1))
 	done
-	wait_h2 "$k"
+	wait_h2
 	local rps=0 ok=0 r o
-	for i in $(seq 0 $((k - 1))); do
+	for i in $(seq 0 $((loaders - 1))); do
 		r=$(sed -n 's/^finished in .*, \([0-9.]*\) req\/s.*/\1/p' "$work/h2.$i.out")
 		o=$(sed -n 's/^status codes: \([0-9]*\) 2xx.*/\1/p' "$work/h2.$i.out")
 		rps=$(awk -v a="$rps" -v b="${r:-0}" 'BEGIN {printf "%.0f", a + b}')
@@ -117,7 +119,7 @@ measure() {
 	eval "res_${label}_${count}_access=$access; res_${label}_${count}_put=$put"
 }
 
-echo "coffer serve on PostgreSQL vs SQLite: h2load, $inflight connections in flight in total,"
+echo "coffer serve on PostgreSQL vs SQLite: $loaders h2load processes, $inflight connections in total,"
 echo "$n Access (latest of one secret) and $puts Put (to one secret) per row; $(nproc) cores"
 printf '%-10s %7s %14s %10s %14s %10s\n' store servers "access req/s" "access ok" "put req/s" "put ok"
 measure sqlite "$work/sqlite" 1
