@@ -32,6 +32,7 @@
 #define TICK_MS      250
 #define OUT_HIGH     (4u * 1024u * 1024u) /* stop reading a peer that does not read its answers */
 #define DRAIN_MAX_MS 10000
+#define LINGER_MS    2000
 
 typedef struct srv_worker srv_worker;
 typedef struct srv_conn srv_conn;
@@ -55,6 +56,8 @@ struct srv_conn {
 	struct event *rev, *wev;
 	struct evbuffer *out;
 	int reading;
+	int lingering; /* closed for writing, draining the peer's last bytes until linger_until */
+	uint64_t linger_until;
 };
 
 struct srv_worker {
@@ -176,11 +179,28 @@ static void conn_flush(srv_conn *sc)
 /* Close when finished and everything has been written. Returns 1 if the conn was freed. */
 static int conn_maybe_close(srv_conn *sc)
 {
-	if (sc->closing && evbuffer_get_length(conn_out(sc)) == 0) {
+	if (sc->lingering) {
+		if (mono_ms() < sc->linger_until)
+			return 0;
 		conn_free(sc);
 		return 1;
 	}
-	return 0;
+	if (!sc->closing || evbuffer_get_length(conn_out(sc)) != 0)
+		return 0;
+	if (sc->bev == NULL) {
+		/*
+		 * Lingering close: stop sending but read (and drop) for a moment. Closing with the
+		 * peer's data unread would make the kernel answer with a RST, which can destroy the
+		 * GOAWAY still on its way to the peer, and with it the reason for the close.
+		 */
+		shutdown(sc->fd, SHUT_WR);
+		sc->lingering = 1;
+		sc->linger_until = mono_ms() + LINGER_MS;
+		conn_reading(sc, 1);
+		return 0;
+	}
+	conn_free(sc);
+	return 1;
 }
 
 static void on_call(void *ud, gs_call *call)
@@ -222,6 +242,11 @@ static void plain_read_cb(evutil_socket_t fd, short what, void *arg)
 	ssize_t n = recv(fd, w->rbuf, sizeof(w->rbuf), 0);
 	if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
 		conn_free(sc); /* the peer closed or failed: nobody to answer */
+		return;
+	}
+	if (sc->lingering) {
+		if (n > 0)
+			sodium_memzero(w->rbuf, (size_t)n);
 		return;
 	}
 	if (n > 0) {
@@ -358,9 +383,11 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
 	srv_conn *sc = w->conns;
 	while (sc != NULL) {
 		srv_conn *next = sc->next;
-		if (gs_conn_tick(sc->g, now))
-			sc->closing = 1;
-		conn_flush(sc);
+		if (!sc->lingering) {
+			if (gs_conn_tick(sc->g, now))
+				sc->closing = 1;
+			conn_flush(sc);
+		}
 		conn_maybe_close(sc);
 		sc = next;
 	}
