@@ -136,6 +136,18 @@ await main([
     await stillServing();
     c.close();
   }],
+  ['PING flood from a peer that never reads: the server stops reading, memory bounded', async () => {
+    const c = await rawOpen();
+    c.sock.pause(); // never read the PING ACKs
+    const ping = frame(T.PING, 0, 0, Buffer.alloc(8));
+    const batch = Buffer.concat(Array(1000).fill(ping));
+    for (let i = 0; i < 400; i++) c.write(batch); // 400,000 PINGs, 6.8 MB
+    await new Promise((r) => setTimeout(r, 1000));
+    await stillServing();
+    const rss = rssKiB(srv.proc.pid);
+    check(rss - rssStart < 100 * 1024, `RSS grew by ${rss - rssStart} KiB`);
+    c.close();
+  }],
   ['50 idle connections are closed by the timeouts while others are served', async () => {
     const silent = [];
     const afterPreface = [];
