@@ -27,8 +27,17 @@ const cleanEnv = () => {
   return env;
 };
 
+// Temporary folders are removed when the test process exits (COFFER_KEEP_TMP=1 keeps them).
+const tmpDirs = [];
+process.on('exit', () => {
+  if (process.env.COFFER_KEEP_TMP) return;
+  for (const d of tmpDirs) fs.rmSync(d, { recursive: true, force: true });
+});
+
 export function tmpDir(tag) {
-  return fs.mkdtempSync(path.join(os.tmpdir(), `coffer-${tag}-`));
+  const d = fs.mkdtempSync(path.join(os.tmpdir(), `coffer-${tag}-`));
+  tmpDirs.push(d);
+  return d;
 }
 
 export class Server {
