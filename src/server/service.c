@@ -173,8 +173,9 @@ static int permitted(svc_req *r, gs_method m, const char *secret, unsigned perm)
 				return 0;
 		}
 	}
-	snprintf(msg, sizeof(msg), "service '%s' is not allowed to %s secret '%s'", r->principal,
-	         perm == WIRE_PERM_PUT ? "put" : "access", secret);
+	snprintf(msg, sizeof(msg), "service '%s' is not allowed to %s secret '%s'%s", r->principal,
+	         perm == WIRE_PERM_PUT ? "put" : "access", secret,
+	         v == POL_UNKNOWN ? " (no policy declared for it)" : "");
 	reply_error(r, m, secret, NULL, GS_PERMISSION_DENIED, msg);
 	return 0;
 }

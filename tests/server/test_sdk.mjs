@@ -40,6 +40,12 @@ await main([
     // The reader's own access grant lets it read what the default service stored.
     eq(out[1], 'access 1 bleak_dearest_hanged_reigns', 'access still works');
   }],
+  ['90 concurrent puts from one connection: distinct versions, exact values', async () => {
+    const out = lines(await runProgram(prog('concurrent.mjs'), sdkEnv()));
+    eq(out[0], 'distinct 90 min 1 max 90', 'versions');
+    eq(out[1], 'mismatches 0', 'values');
+    eq(out[2], 'latest 90', 'latest');
+  }],
   ['SIGTERM drains and exits 0', async () => {
     const { code } = await srv.stop('SIGTERM');
     eq(code, 0, 'exit code');
