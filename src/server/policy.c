@@ -11,13 +11,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <sodium.h>
 
 #include "coffer.h"
 #include "wire.h"
 
-#define POL_MAX_GRANTS 100000 /* a ceiling on a table that clients can grow in development */
+#define POL_MAX_GRANTS 10000 /* a ceiling on a table that clients can grow in development */
 #define POL_MAX_TOKENS 10000
 #define HASH_LEN       crypto_generichash_BYTES
 
@@ -246,6 +247,14 @@ static int token_line(pol_table *t, char *line, char *err, size_t errlen, const 
 int pol_load_tokens(pol_table *t, const char *path, char *err, size_t errlen)
 {
 	size_t before = t->n_tokens;
+	struct stat st;
+	/* Tokens are secrets: refuse a file others can read, as the core refuses such a key file.
+	 */
+	if (stat(path, &st) == 0 && (st.st_mode & 077) != 0) {
+		snprintf(err, errlen, "%s: readable by group or others (mode %03o); chmod 600 it",
+		         path, (unsigned)(st.st_mode & 0777));
+		return -1;
+	}
 	if (each_line(t, path, token_line, err, errlen) != 0)
 		return -1;
 	return (int)(t->n_tokens - before);

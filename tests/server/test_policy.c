@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -83,6 +84,11 @@ static void test_tokens(void **state)
 	assert_int_equal(pol_token_principal(t, "", 0, who, sizeof(who)), -1);
 	p = write_tmp("ci short\n");
 	assert_int_equal(pol_load_tokens(t, p, err, sizeof(err)), -1);
+	unlink(p);
+	p = write_tmp("ci 0123456789abcdef0123\n");
+	assert_int_equal(chmod(p, 0644), 0);
+	assert_int_equal(pol_load_tokens(t, p, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "chmod 600"));
 	unlink(p);
 	pol_free(t);
 }
