@@ -21,6 +21,8 @@
  *    for PG_MAX_STALE_MS, the call reads it (one round trip). So a cached row is trusted at most
  *    PG_MAX_STALE_MS (+ one round trip) after another server's write committed, and usually only
  *    for the delivery time of one notification (well under a millisecond on a LAN).
+ *    Handles of one process on one store also share the newest generation any of them saw, so
+ *    a put through one handle is seen at once through the others.
  *  - The token handed out is (session epoch << 48 | generation). The epoch changes at every
  *    reconnect, so nothing cached before an outage (maybe a failover to a replica that lost
  *    commits) is trusted after it.
