@@ -18,7 +18,7 @@
 #include "coffer.h"
 
 #define VALUE_LEN 32
-#define ROUNDS 5
+#define ROUNDS    5
 
 static double now_s(void)
 {
@@ -43,17 +43,17 @@ static void raw_open(raw *r, const char *path)
 	if (sqlite3_open(path, &r->db) != SQLITE_OK)
 		die("sqlite open", sqlite3_errmsg(r->db));
 	sqlite3_exec(r->db,
-		     "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA secure_delete=ON;"
-		     "CREATE TABLE IF NOT EXISTS kv(name TEXT PRIMARY KEY, value BLOB NOT NULL);"
-		     "CREATE TABLE IF NOT EXISTS log(name TEXT, n INTEGER, value BLOB, "
-		     "PRIMARY KEY(name, n)) WITHOUT ROWID;",
-		     NULL, NULL, NULL);
+	             "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA secure_delete=ON;"
+	             "CREATE TABLE IF NOT EXISTS kv(name TEXT PRIMARY KEY, value BLOB NOT NULL);"
+	             "CREATE TABLE IF NOT EXISTS log(name TEXT, n INTEGER, value BLOB, "
+	             "PRIMARY KEY(name, n)) WITHOUT ROWID;",
+	             NULL, NULL, NULL);
 	sqlite3_busy_timeout(r->db, 10000);
 	unsigned char v[VALUE_LEN + 41];
 	memset(v, 'v', sizeof v);
 	sqlite3_stmt *st;
 	sqlite3_prepare_v2(r->db, "INSERT OR REPLACE INTO kv VALUES('bench.latest', ?1)", -1, &st,
-			   NULL);
+	                   NULL);
 	sqlite3_bind_blob(st, 1, v, sizeof v, SQLITE_TRANSIENT); /* same size as a sealed row */
 	sqlite3_step(st);
 	sqlite3_finalize(st);
@@ -153,7 +153,7 @@ int main(int argc, char **argv)
 	raw_open(&r, path);
 	snprintf(path, sizeof path, "%s/store", dir);
 	coffer_options o = {.master_key_b64 = "AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyA=",
-			    .flags = COFFER_OPEN_NO_ENV};
+	                    .flags = COFFER_OPEN_NO_ENV};
 	coffer_store *st = NULL;
 	coffer_secret *s = NULL, *p = NULL;
 	if (coffer_open(&st, path, &o, err, sizeof err) != COFFER_OK)
