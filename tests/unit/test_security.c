@@ -58,7 +58,7 @@ static void load_files(const char *d, blob *files, int *nfiles)
 	assert_non_null(dp);
 	*nfiles = 0;
 	while ((e = readdir(dp)) != NULL && *nfiles < 16) {
-		char path[4400];
+		char path[4400 + 256];
 		struct stat st;
 		snprintf(path, sizeof path, "%s/%s", d, e->d_name);
 		if (stat(path, &st) != 0 || !S_ISREG(st.st_mode))
