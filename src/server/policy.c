@@ -184,13 +184,15 @@ typedef int (*line_fn)(pol_table *t, char *line, char *err, size_t errlen, const
 
 static int each_line(pol_table *t, const char *path, line_fn fn, char *err, size_t errlen)
 {
-	char line[4096];
+	char line[4096], iobuf[BUFSIZ];
 	int lineno = 0, rv = 0;
 	FILE *f = fopen(path, "re");
 	if (f == NULL) {
 		snprintf(err, errlen, "%s: %s", path, strerror(errno));
 		return -1;
 	}
+	/* Our own stdio buffer, so that the token file's bytes can be wiped after reading. */
+	setvbuf(f, iobuf, _IOFBF, sizeof(iobuf));
 	pthread_rwlock_wrlock(&t->lock);
 	while (rv == 0 && fgets(line, sizeof(line), f) != NULL) {
 		lineno++;
@@ -198,8 +200,9 @@ static int each_line(pol_table *t, const char *path, line_fn fn, char *err, size
 		rv = fn(t, line, err, errlen, path, lineno);
 	}
 	pthread_rwlock_unlock(&t->lock);
-	sodium_memzero(line, sizeof(line)); /* token files hold secrets */
 	fclose(f);
+	sodium_memzero(line, sizeof(line)); /* token files hold secrets */
+	sodium_memzero(iobuf, sizeof(iobuf));
 	return rv;
 }
 
