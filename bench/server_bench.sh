@@ -117,6 +117,12 @@ for round in 1 2; do
 	redis_rps=$(best "$(redis_get "$n")" "$redis_rps")
 done
 rss_load=$(rss)
+# Soak: more rounds of the same load; the RSS after each should stay flat.
+soak=
+for round in 1 2 3; do
+	h2 "$n" "$inflight" "$work/access.bin" Access >/dev/null
+	soak="$soak $(rss)"
+done
 put1=$(h2 "$puts1" 1 "$work/put.bin" Put | rps_of)
 put50=$(h2 "$puts50" "$inflight" "$work/put.bin" Put | rps_of)
 rss_after=$(rss)
@@ -135,4 +141,4 @@ echo "redis GET (redis-benchmark, $inflight in flight, $n requests): $redis_rps 
 echo "ratio coffer/redis: ${ratio}x (target >= 0.5x: $met)"
 echo "coffer serve Access with the default $(nproc) worker threads (sharing the cores with h2load): $coffer_default req/s"
 echo "coffer serve Put, 1 in flight: $put1 req/s; $inflight in flight: $put50 req/s (${gain}x, group commit)"
-echo "coffer serve RSS: idle ${rss_idle} KiB, after Access load ${rss_load} KiB, after Put load ${rss_after} KiB"
+echo "coffer serve RSS: idle ${rss_idle} KiB, after Access load ${rss_load} KiB, after 3 more rounds (soak):${soak} KiB, after Put load ${rss_after} KiB"
