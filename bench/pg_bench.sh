@@ -9,7 +9,7 @@
 # figure is the sum of their rates.
 #
 # Usage: bench/pg_bench.sh [ACCESS_REQUESTS]   env: COFFER_BUILD (a built tree), INFLIGHT (50),
-#                                              PUTS (total puts per run, 10000)
+#                                              PUTS (total puts per run, 10000), ROUNDS (2)
 # Every process (servers, PostgreSQL, h2load) shares this machine's cores: read the two-server
 # rows as "what one more server costs or gains here", not as a cluster figure.
 set -euo pipefail
@@ -106,29 +106,42 @@ wait_h2() {
 	done
 }
 
-# One row: STORE through COUNT servers.
+rounds=${ROUNDS:-2}
+
+# One measurement of STORE through COUNT servers; keeps the best of the rounds in res_*.
+declare -A res ok
 measure() {
-	local label=$1 store=$2 count=$3 ports=() i
+	local label=$1 store=$2 count=$3 ports=() i a ao p po key
 	"$coffer" --store "$store" put bench-key "$value" >/dev/null 2>&1
 	for i in $(seq "$count"); do ports+=("$(start_server "$store" "$label$i")"); done
 	load $((n / 10)) "$inflight" "$work/access.bin" Access "${ports[@]}" >/dev/null # warm-up
-	read -r access access_ok < <(load "$n" "$inflight" "$work/access.bin" Access "${ports[@]}")
-	read -r put put_ok < <(load "$puts" "$inflight" "$work/put.bin" Put "${ports[@]}")
+	read -r a ao < <(load "$n" "$inflight" "$work/access.bin" Access "${ports[@]}")
+	read -r p po < <(load "$puts" "$inflight" "$work/put.bin" Put "${ports[@]}")
 	stop_servers
-	printf '%-10s %7s %14s %10s %14s %10s\n' "$label" "$count" "$access" "$access_ok" "$put" "$put_ok"
-	eval "res_${label}_${count}_access=$access; res_${label}_${count}_put=$put"
+	key="$label $count"
+	[ "${res[$key access]:-0}" -ge "$a" ] || res[$key access]=$a
+	[ "${res[$key put]:-0}" -ge "$p" ] || res[$key put]=$p
+	ok[$key]="$((${ok[$key]:-0} + ao + po))"
+	echo "  round $round: $label x$count: access $a req/s ($ao ok), put $p req/s ($po ok)" >&2
 }
 
 echo "coffer serve on PostgreSQL vs SQLite: $loaders h2load processes, $inflight connections in total,"
-echo "$n Access (latest of one secret) and $puts Put (to one secret) per row; $(nproc) cores"
-printf '%-10s %7s %14s %10s %14s %10s\n' store servers "access req/s" "access ok" "put req/s" "put ok"
-measure sqlite "$work/sqlite" 1
-measure sqlite "$work/sqlite" 2
+echo "$n Access (latest of one secret) and $puts Put (to one secret) per run; $(nproc) cores;"
+echo "rows alternate between the stores, best of $rounds rounds (the machine is shared and noisy)"
 pgurl=$("$pgctl" newdb "$work/pg.state" bench)
-measure postgres "$pgurl" 1
-measure postgres "$pgurl" 2
+for round in $(seq "$rounds"); do
+	measure sqlite "$work/sqlite" 1
+	measure postgres "$pgurl" 1
+	measure sqlite "$work/sqlite" 2
+	measure postgres "$pgurl" 2
+done
+printf '%-10s %7s %14s %14s %12s\n' store servers "access req/s" "put req/s" "answers ok"
+for key in "sqlite 1" "sqlite 2" "postgres 1" "postgres 2"; do
+	printf '%-10s %7s %14s %14s %12s\n' ${key} "${res[$key access]}" "${res[$key put]}" \
+		"${ok[$key]}/$(((n + puts) * rounds))"
+done
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", (b > 0) ? a / b : 0}'; }
-echo "postgres/sqlite, one server: access $(ratio "$res_postgres_1_access" "$res_sqlite_1_access")x," \
-	"put $(ratio "$res_postgres_1_put" "$res_sqlite_1_put")x"
-echo "two servers/one server on postgres: access $(ratio "$res_postgres_2_access" "$res_postgres_1_access")x," \
-	"put $(ratio "$res_postgres_2_put" "$res_postgres_1_put")x"
+echo "postgres/sqlite, one server: access $(ratio "${res[postgres 1 access]}" "${res[sqlite 1 access]}")x," \
+	"put $(ratio "${res[postgres 1 put]}" "${res[sqlite 1 put]}")x"
+echo "two servers/one server on postgres: access $(ratio "${res[postgres 2 access]}" "${res[postgres 1 access]}")x," \
+	"put $(ratio "${res[postgres 2 put]}" "${res[postgres 1 put]}")x"
