@@ -508,6 +508,15 @@ static int session_setup(pg_store *s)
 {
 	s->doomed = 0;
 	int rc = exec_cmd(s, "LISTEN " PG_CHANNEL, "LISTEN");
+	/* A write stuck behind someone else's lock (a maintenance ALTER, a forgotten session)
+	 * fails as busy after 10 s instead of hanging every put; a lock_timeout given in the
+	 * URL (options=-c lock_timeout=...) is kept. */
+	if (rc == COFFER_OK) {
+		PGresult *r = PQexec(s->conn, "SELECT set_config('lock_timeout', '10s', false) "
+		                              "WHERE current_setting('lock_timeout') = '0'");
+		rc = res_rc(s, r, PGRES_TUPLES_OK, "setting lock_timeout");
+		PQclear(r);
+	}
 	for (int i = 0; rc == COFFER_OK && i < ST_COUNT; i++) {
 		PGresult *r = PQprepare(s->conn, stmts[i].name, stmts[i].sql, stmts[i].nparams,
 		                        stmts[i].types);

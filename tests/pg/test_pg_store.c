@@ -595,6 +595,36 @@ static void test_reconnect(void **state)
 	ops->close(s);
 }
 
+/* A put stuck behind another session's lock fails as busy (lock_timeout), it does not hang;
+ * the URL's own lock_timeout (300 ms here) is kept. */
+static void test_lock_timeout(void **state)
+{
+	fresh_db("locked");
+	store *s = open_ok();
+	put1(s, "held", "h1");
+	ops->close(s);
+	char u[1200];
+	snprintf(u, sizeof u, "%s?options=-c%%20lock_timeout%%3D300", url);
+	char err[512];
+	assert_int_equal(ops->open(u, 0, &s, err, sizeof err), COFFER_OK);
+	PGconn *c = PQconnectdb(url);
+	assert_int_equal(PQstatus(c), CONNECTION_OK);
+	PQclear(PQexec(c, "BEGIN"));
+	PGresult *r = PQexec(c, "SELECT 1 FROM coffer_secrets WHERE name = 'held' FOR UPDATE");
+	assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+	PQclear(r);
+	const char *vals[1] = {"h2"};
+	sealer z = new_sealer(vals);
+	store_put it = {"held", 4, 0};
+	assert_int_equal(ops->put(s, &it, 1, seal_cb, &z), COFFER_EBUSY);
+	assert_non_null(strstr(ops->errmsg(s), "55P03"));
+	assert_int_equal(z.calls, 0);
+	PQclear(PQexec(c, "ROLLBACK"));
+	PQfinish(c);
+	assert_int_equal(put1(s, "held", "h2"), 2); /* no gap, nothing left behind */
+	ops->close(s);
+}
+
 /* ------------------------------------------------------------------------------------------ */
 /* Listings                                                                                   */
 
@@ -1082,12 +1112,19 @@ int main(int argc, char **argv)
 	read_admin_url();
 	setvbuf(stdout, NULL, _IONBF, 0);
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_open_and_errors),   cmocka_unit_test(test_read_only_server),
-	    cmocka_unit_test(test_concurrent_create), cmocka_unit_test(test_bootstrap_and_keys),
-	    cmocka_unit_test(test_put_get),           cmocka_unit_test(test_batch_order),
-	    cmocka_unit_test(test_seal_failure),      cmocka_unit_test(test_generation),
-	    cmocka_unit_test(test_reconnect),         cmocka_unit_test(test_listing),
-	    cmocka_unit_test(test_many_writers),      cmocka_unit_test(test_dump_has_no_plaintext),
+	    cmocka_unit_test(test_open_and_errors),
+	    cmocka_unit_test(test_read_only_server),
+	    cmocka_unit_test(test_concurrent_create),
+	    cmocka_unit_test(test_bootstrap_and_keys),
+	    cmocka_unit_test(test_put_get),
+	    cmocka_unit_test(test_batch_order),
+	    cmocka_unit_test(test_seal_failure),
+	    cmocka_unit_test(test_generation),
+	    cmocka_unit_test(test_reconnect),
+	    cmocka_unit_test(test_lock_timeout),
+	    cmocka_unit_test(test_listing),
+	    cmocka_unit_test(test_many_writers),
+	    cmocka_unit_test(test_dump_has_no_plaintext),
 	};
 	const struct CMUnitTest crash[] = {
 	    cmocka_unit_test(test_crash_during_puts),
