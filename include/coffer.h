@@ -144,6 +144,13 @@ COFFER_API int coffer_open(coffer_store **out, const char *location, const coffe
 /* Close a store, wiping its keys. All secret handles and values must have been freed. */
 COFFER_API void coffer_close(coffer_store *st);
 
+/*
+ * A store location fit for a message or a log: in a URL, the password (user:PASSWORD@ and any
+ * password=... parameter) becomes "***". Writes into buf (always NUL-terminated, truncated to
+ * len) and returns buf; with buf NULL or len 0, returns "(location)".
+ */
+COFFER_API const char *coffer_location_display(const char *location, char *buf, size_t len);
+
 /* COFFER_CREATED_* bits: what coffer_open() created for this handle (0 if nothing). */
 COFFER_API unsigned coffer_created(const coffer_store *st);
 

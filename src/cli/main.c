@@ -83,18 +83,6 @@ static int fail(cli *c, int rc)
 	return coffer_exit_code(rc);
 }
 
-/* A store location fit for a message: a URL's password is replaced by "***". */
-static const char *redacted(const char *loc, char *buf, size_t len)
-{
-	const char *scheme = strstr(loc, "://");
-	const char *at = scheme != NULL ? strchr(scheme + 3, '@') : NULL;
-	const char *colon = at != NULL ? memchr(scheme + 3, ':', (size_t)(at - scheme - 3)) : NULL;
-	if (colon == NULL)
-		return loc;
-	snprintf(buf, len, "%.*s:***%s", (int)(colon - loc), loc, at);
-	return buf;
-}
-
 static const char *store_location(const cli *c)
 {
 	const char *loc = c->store != NULL ? c->store : getenv("COFFER_STORE");
@@ -138,7 +126,7 @@ static int open_store(cli *c)
 	}
 	unsigned cr = coffer_created(c->st);
 	char shown[1024];
-	loc = redacted(loc, shown, sizeof shown);
+	loc = coffer_location_display(loc, shown, sizeof shown);
 	if (cr & COFFER_CREATED_STORE)
 		fprintf(stderr, "coffer: created store %s\n", loc);
 	if (cr & COFFER_CREATED_KEY_FILE)

@@ -32,6 +32,43 @@ unsigned coffer_created(const coffer_store *st)
 	return st == NULL ? 0 : st->created;
 }
 
+/* Append src[0..n) to buf, which holds *used bytes of len; never overflows, stays NUL-ended. */
+static void append(char *buf, size_t len, size_t *used, const char *src, size_t n)
+{
+	size_t room = len - 1 - *used;
+	n = n < room ? n : room;
+	memcpy(buf + *used, src, n);
+	*used += n;
+	buf[*used] = '\0';
+}
+
+const char *coffer_location_display(const char *loc, char *buf, size_t len)
+{
+	if (buf == NULL || len == 0)
+		return "(location)";
+	if (loc == NULL)
+		loc = "./.coffer";
+	const char *sep = strstr(loc, "://");
+	const char *at = sep != NULL ? strchr(sep + 3, '@') : NULL;
+	const char *colon = at != NULL ? memchr(sep + 3, ':', (size_t)(at - sep - 3)) : NULL;
+	size_t used = 0;
+	buf[0] = '\0';
+	/* Copy, replacing each secret span: the userinfo password and password= values. */
+	for (const char *p = loc; *p != '\0';) {
+		if (p == colon) {
+			append(buf, len, &used, ":***", 4);
+			p = at;
+		} else if (strncmp(p, "password=", 9) == 0 &&
+		           (p == loc || p[-1] == '?' || p[-1] == '&' || p[-1] == ' ')) {
+			append(buf, len, &used, "password=***", 12);
+			p += 9 + strcspn(p + 9, "& ");
+		} else {
+			append(buf, len, &used, p++, 1);
+		}
+	}
+	return buf;
+}
+
 const crypto_key *core_key_by_id(const coffer_store *st, uint32_t id)
 {
 	for (size_t i = 0; i < st->nkeys; i++)
