@@ -47,9 +47,6 @@ void srv_block_signals(void);
 /* Run the workers until SIGTERM or SIGINT, then drain. Returns 0 or -1. */
 int srv_run(srv_config *cfg);
 
-/* The store location fit for printing: a URL's password becomes "***" (serve_main.c). */
-const char *srv_shown_location(const char *loc, char *out, size_t outlen);
-
 /* A TLS context serving only h2 (ALPN). NULL with err on failure. */
 SSL_CTX *srv_tls_new(const char *cert, const char *key, char *err, size_t errlen);
 

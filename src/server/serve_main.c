@@ -278,36 +278,10 @@ static int check_exposure(serve_opts *o, pol_table *pol)
 	return 0;
 }
 
-/*
- * The store location as it may be printed: a URL's password (user:PASSWORD@ or password=...)
- * becomes "***". Logs are read by more people than the database password should be.
- */
-const char *srv_shown_location(const char *loc, char *out, size_t outlen)
-{
-	const char *sep = strstr(loc, "://");
-	const char *at = sep != NULL ? strchr(sep + 3, '@') : NULL;
-	const char *colon = at != NULL ? memchr(sep + 3, ':', (size_t)(at - (sep + 3))) : NULL;
-	const char *pw = strstr(loc, "password=");
-	if (colon != NULL) {
-		snprintf(out, outlen, "%.*s:***%s", (int)(colon - loc), loc, at);
-		loc = out;
-	}
-	if (pw != NULL) {
-		char tmp[1024];
-		pw = strstr(loc, "password=");
-		const char *end = pw + strcspn(pw, "& ");
-		snprintf(tmp, sizeof(tmp), "%.*spassword=***%s", (int)(pw - loc), loc, end);
-		snprintf(out, outlen, "%s", tmp);
-		loc = out;
-	}
-	return loc;
-}
-
 static void announce(serve_opts *o, pol_table *pol)
 {
 	char shown[1024];
-	const char *where =
-	    srv_shown_location(o->store != NULL ? o->store : "./.coffer", shown, sizeof(shown));
+	const char *where = coffer_location_display(o->store, shown, sizeof(shown));
 	unsigned created = coffer_created(o->cfg.stores[0]);
 	if (created & COFFER_CREATED_STORE)
 		fprintf(stderr, "coffer: created store %s\n", where);

@@ -102,21 +102,6 @@ static void test_principal_names(void **state)
 	assert_false(pol_principal_ok("a/b", 3));
 }
 
-static void test_shown_location(void **state)
-{
-	char b[256];
-	assert_string_equal(srv_shown_location("./.coffer", b, sizeof(b)), "./.coffer");
-	assert_string_equal(srv_shown_location("postgres://u:s3cret@db:5432/c", b, sizeof(b)),
-	                    "postgres://u:***@db:5432/c");
-	assert_string_equal(srv_shown_location("postgres://u@db/c", b, sizeof(b)),
-	                    "postgres://u@db/c");
-	assert_string_equal(
-	    srv_shown_location("postgresql://db/c?user=u&password=s3cret&sslmode=require", b,
-	                       sizeof(b)),
-	    "postgresql://db/c?user=u&password=***&sslmode=require");
-	assert_null(strstr(srv_shown_location("postgres://u:p@h/c?password=q", b, sizeof(b)), "q"));
-}
-
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -124,7 +109,6 @@ int main(void)
 	    cmocka_unit_test(test_policy_file_rules),
 	    cmocka_unit_test(test_tokens),
 	    cmocka_unit_test(test_principal_names),
-	    cmocka_unit_test(test_shown_location),
 	};
 	if (sodium_init() < 0)
 		return 1;

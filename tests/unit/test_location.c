@@ -25,6 +25,8 @@ static void test_masks_passwords(void **state)
 	      "postgres://h/db?sslmode=disable&password=***");
 	shows("postgres://a:b@c/d?password=e", "postgres://a:***@c/d?password=***");
 	shows("postgres://user@host/db", "postgres://user@host/db");
+	shows("postgresql://db/c?user=u&password=s3cret&sslmode=require",
+	      "postgresql://db/c?user=u&password=***&sslmode=require");
 	shows("./.coffer", "./.coffer");
 	shows("/srv/my:dir@x", "/srv/my:dir@x"); /* a folder, not a URL: nothing to hide */
 	shows(NULL, "./.coffer");
