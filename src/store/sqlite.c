@@ -132,6 +132,21 @@ static void rollback(sqlite_store *s)
 	(void)sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
 }
 
+static int bump_gen(sqlite_store *s);
+
+/* End the open write transaction: bump (and publish) the generation if asked, then COMMIT;
+ * on any failure, ROLLBACK. Returns the first error. */
+static int finish_write(sqlite_store *s, int rc, int bump)
+{
+	if (rc == COFFER_OK && bump)
+		rc = bump_gen(s);
+	if (rc == COFFER_OK)
+		rc = exec(s, "COMMIT", "commit");
+	if (rc != COFFER_OK)
+		rollback(s);
+	return rc;
+}
+
 static int path_join(char *buf, size_t len, const char *dir, const char *file)
 {
 	return snprintf(buf, len, "%s/%s", dir, file) < (int)len ? COFFER_OK : COFFER_EINVAL;
@@ -236,11 +251,7 @@ static int setup_schema(sqlite_store *s)
 			rc = fail(s, src, "read generation");
 		sqlite3_finalize(st);
 	}
-	if (rc == COFFER_OK)
-		rc = exec(s, "COMMIT", "commit schema");
-	if (rc != COFFER_OK)
-		rollback(s);
-	return rc;
+	return finish_write(s, rc, 0);
 }
 
 static int configure(sqlite_store *s)
@@ -377,19 +388,14 @@ static int sq_bootstrap(store *h, const store_boot *proposal, store_boot *actual
 	if (rc != COFFER_OK)
 		return rc;
 	rc = read_header(s, actual);
-	if (rc == COFFER_ENOTFOUND) {
+	int fresh = rc == COFFER_ENOTFOUND;
+	if (fresh)
 		rc = write_header(s, proposal);
-		if (rc == COFFER_OK)
-			rc = exec(s, "COMMIT", "commit header");
-		if (rc == COFFER_OK) {
-			*actual = *proposal;
-			*created = 1;
-		}
-	} else if (rc == COFFER_OK) {
-		rc = exec(s, "COMMIT", "commit");
+	rc = finish_write(s, rc, 0);
+	if (rc == COFFER_OK && fresh) {
+		*actual = *proposal;
+		*created = 1;
 	}
-	if (rc != COFFER_OK)
-		rollback(s);
 	return rc;
 }
 
@@ -448,8 +454,6 @@ static int put_one(sqlite_store *s, store_put *it, size_t i, store_seal_fn seal,
 	return rc;
 }
 
-static int bump_gen(sqlite_store *s);
-
 static int sq_put(store *h, store_put *items, size_t n, store_seal_fn seal, void *ctx)
 {
 	sqlite_store *s = S(h);
@@ -459,13 +463,7 @@ static int sq_put(store *h, store_put *items, size_t n, store_seal_fn seal, void
 	int64_t now = now_ms();
 	for (size_t i = 0; i < n && rc == COFFER_OK; i++)
 		rc = put_one(s, &items[i], i, seal, ctx, now);
-	if (rc == COFFER_OK)
-		rc = bump_gen(s);
-	if (rc == COFFER_OK)
-		rc = exec(s, "COMMIT", "commit");
-	if (rc != COFFER_OK)
-		rollback(s);
-	return rc;
+	return finish_write(s, rc, 1);
 }
 
 static int sq_get(store *h, const char *name, size_t name_len, uint64_t version, store_row *out)
@@ -640,13 +638,7 @@ static int sq_keys_reseal(store *h,
 		if (src != SQLITE_DONE)
 			rc = fail(s, src, "reseal data key");
 	}
-	if (rc == COFFER_OK)
-		rc = bump_gen(s);
-	if (rc == COFFER_OK)
-		rc = exec(s, "COMMIT", "commit");
-	if (rc != COFFER_OK)
-		rollback(s);
-	return rc;
+	return finish_write(s, rc, 1);
 }
 
 #define RESEAL_BATCH 256
@@ -742,14 +734,8 @@ static int sq_reseal_values(store *h, uint32_t keep, reseal_cb cb, void *ctx, si
 		rc = exec(s, "BEGIN IMMEDIATE", "begin");
 		if (rc == COFFER_OK)
 			rc = reseal_batch(s, keep, cb, ctx, &done);
-		if (rc == COFFER_OK && done > 0)
-			rc = bump_gen(s);
-		if (rc == COFFER_OK)
-			rc = exec(s, "COMMIT", "commit");
-		if (rc != COFFER_OK) {
-			rollback(s);
+		if ((rc = finish_write(s, rc, done > 0)) != COFFER_OK)
 			return rc;
-		}
 		*moved += done;
 		if (done < RESEAL_BATCH)
 			return COFFER_OK;
