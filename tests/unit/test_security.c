@@ -13,6 +13,7 @@
 #include <sqlite3.h>
 #include <sys/stat.h>
 
+#include "../canary.h"
 #include "../testutil.h"
 #include "core/internal.h"
 
@@ -43,9 +44,6 @@ static int teardown(void **state)
 	return 0;
 }
 
-#define CANARIES   1000
-#define CANARY_LEN 24
-
 typedef struct blob {
 	unsigned char *p;
 	size_t n;
@@ -74,36 +72,16 @@ static void load_files(const char *d, blob *files, int *nfiles)
 	closedir(dp);
 }
 
-static int found_anywhere(blob *files, int nfiles, const void *needle, size_t n)
-{
-	for (int i = 0; i < nfiles; i++)
-		if (memmem(files[i].p, files[i].n, needle, n) != NULL)
-			return 1;
-	return 0;
-}
-
-static int scan(const char *d, unsigned char (*canary)[CANARY_LEN])
+static int scan(const char *d, canary_set canary)
 {
 	blob files[16];
 	int nfiles = 0, hits = 0;
 	load_files(d, files, &nfiles);
 	assert_true(nfiles >= 2); /* coffer.db and coffer.gen at least */
-	for (int i = 0; i < CANARIES; i++) {
-		char hex[2 * CANARY_LEN + 1], b64[64];
-		hits += found_anywhere(files, nfiles, canary[i], CANARY_LEN);
-		sodium_bin2hex(hex, sizeof hex, canary[i], CANARY_LEN);
-		hits += found_anywhere(files, nfiles, hex, 2 * CANARY_LEN);
-		for (int j = 0; hex[j]; j++)
-			hex[j] = (char)(hex[j] >= 'a' ? hex[j] - 32 : hex[j]);
-		hits += found_anywhere(files, nfiles, hex, 2 * CANARY_LEN);
-		sodium_bin2base64(b64, sizeof b64, canary[i], CANARY_LEN,
-		                  sodium_base64_VARIANT_ORIGINAL);
-		hits += found_anywhere(files, nfiles, b64, strlen(b64));
-		/* Also a fragment: the first 12 bytes in raw form. */
-		hits += found_anywhere(files, nfiles, canary[i], 12);
-	}
-	for (int i = 0; i < nfiles; i++)
+	for (int i = 0; i < nfiles; i++) {
+		hits += canary_scan(files[i].p, files[i].n, canary);
 		free(files[i].p);
+	}
 	return hits;
 }
 
@@ -111,34 +89,10 @@ static int scan(const char *d, unsigned char (*canary)[CANARY_LEN])
  * raw, as hex or as base64, neither while the store is open (WAL populated) nor after. */
 static void test_canary_scan(void **state)
 {
-	static unsigned char canary[CANARIES][CANARY_LEN];
-	uint32_t seed = 20261126;
-	printf("# canary seed %u\n", seed);
-	for (int i = 0; i < CANARIES; i++)
-		for (int j = 0; j < CANARY_LEN; j++) {
-			seed = seed * 1103515245u + 12345u;
-			canary[i][j] = (unsigned char)('A' + (seed >> 16) % 26);
-		}
+	static canary_set canary;
+	canary_make(canary, 20261126);
 	coffer_store *st = open_with(TEST_MASTER_KEY, NULL);
-	coffer_secret *s[10];
-	for (int i = 0; i < 10; i++) {
-		char name[32];
-		snprintf(name, sizeof name, "canary-%d", i);
-		assert_int_equal(coffer_secret_ref(st, name, COFFER_PUT | COFFER_ACCESS, &s[i]),
-		                 COFFER_OK);
-	}
-	for (int i = 0; i < CANARIES; i += 50) {
-		coffer_put_item it[50];
-		for (int j = 0; j < 50; j++)
-			it[j] = (coffer_put_item){
-			    .secret = s[(i + j) % 10], .value = canary[i + j], .len = CANARY_LEN};
-		assert_int_equal(coffer_put_batch(st, it, 50), COFFER_OK);
-	}
-	/* The canaries are really in there. */
-	coffer_value *v = NULL;
-	assert_int_equal(coffer_access(s[9], "latest", &v), COFFER_OK);
-	assert_memory_equal(coffer_value_data(v, NULL), canary[CANARIES - 1], CANARY_LEN);
-	coffer_value_free(v);
+	assert_int_equal(canary_put_all(st, canary), COFFER_OK);
 	char wal[4400];
 	struct stat sb;
 	snprintf(wal, sizeof wal, "%s/coffer.db-wal", loc);
@@ -155,8 +109,6 @@ static void test_canary_scan(void **state)
 	chmod(probe, 0600);
 	assert_true(scan(loc, canary) >= 1);
 	unlink(probe);
-	for (int i = 0; i < 10; i++)
-		coffer_secret_free(s[i]);
 	coffer_close(st);
 	assert_int_equal(scan(loc, canary), 0);
 }
