@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <unistd.h>
@@ -211,6 +212,25 @@ static int parse_args(serve_opts *o, int argc, char **argv)
 }
 
 /* No core file and no ptrace attach: the process holds keys and plaintext. */
+static int memory_locked;
+
+/*
+ * Keep values out of swap where the system allows it: lock every page as it is faulted in.
+ * Only with an unlimited RLIMIT_MEMLOCK (raised here when privileged): under a finite limit,
+ * MCL_FUTURE would turn allocations past the limit into failures.
+ */
+static void lock_memory(void)
+{
+#if !defined(__SANITIZE_ADDRESS__) && defined(MCL_ONFAULT)
+	/* (Not under ASan, whose shadow memory is far too large to lock.) */
+	struct rlimit ml = {RLIM_INFINITY, RLIM_INFINITY};
+	if (setrlimit(RLIMIT_MEMLOCK, &ml) != 0 && getrlimit(RLIMIT_MEMLOCK, &ml) != 0)
+		return;
+	if (ml.rlim_cur == RLIM_INFINITY && mlockall(MCL_CURRENT | MCL_FUTURE | MCL_ONFAULT) == 0)
+		memory_locked = 1;
+#endif
+}
+
 static void harden(void)
 {
 	struct rlimit rl = {0, 0};
@@ -219,6 +239,7 @@ static void harden(void)
 	/* Not in sanitizer builds: LeakSanitizer attaches to the process with ptrace at exit. */
 	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 #endif
+	lock_memory();
 	signal(SIGPIPE, SIG_IGN);
 }
 
@@ -298,9 +319,12 @@ static void announce(serve_opts *o, pol_table *pol)
 		       v6 ? "]" : "", l->bound_port, l->principal,
 		       o->cfg.tls != NULL ? " tls" : "");
 	}
-	printf("coffer: store %s, %u threads, %s\n", where, o->cfg.threads,
+	printf("coffer: store %s, %u threads, %s, %s\n", where, o->cfg.threads,
 	       pol_dev_mode(pol) ? "development policy (a service's own Declare grants it)"
-	                         : "policy file rules");
+	                         : "policy file rules",
+	       memory_locked
+	           ? "memory locked"
+	           : "memory not locked (RLIMIT_MEMLOCK is limited; keys stay in locked pages)");
 	fflush(stdout);
 }
 
