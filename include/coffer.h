@@ -236,6 +236,18 @@ COFFER_API const char *coffer_value_version(const coffer_value *v);
 /* Wipe and free a value. */
 COFFER_API void coffer_value_free(coffer_value *v);
 
+/*
+ * Destroy one version for good: its ciphertext is deleted from the store and it can never be
+ * read again; its id is never reused, and it stays listed as destroyed. `version` is an id or
+ * "latest" (the newest enabled version, which then becomes the one before it). The real id
+ * destroyed is written to version_out when not NULL. Needs COFFER_PUT.
+ * Returns COFFER_OK, COFFER_EPERM, COFFER_EINVAL (malformed version id), COFFER_ENOTFOUND (no
+ * such enabled version), COFFER_EMISUSE (backend without destroy), COFFER_EBUSY, COFFER_EIO,
+ * COFFER_ENOMEM.
+ */
+COFFER_API int coffer_destroy(coffer_secret *sec, const char *version,
+                              char version_out[COFFER_VERSION_MAX]) COFFER_MUST_CHECK;
+
 /* Version states. */
 #define COFFER_STATE_ENABLED   0
 #define COFFER_STATE_DESTROYED 1

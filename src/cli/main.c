@@ -412,6 +412,24 @@ static int cmd_list(cli *c)
 	return 0;
 }
 
+static int cmd_destroy(cli *c)
+{
+	if (c->nargs != 1 || strchr(c->args[0], '@') == NULL)
+		return usage_error("usage: coffer destroy NAME@VERSION (VERSION: an id or latest)");
+	char name[COFFER_NAME_MAX + 2], ver[COFFER_VERSION_MAX];
+	const char *version = split_ref(c->args[0], name);
+	coffer_secret *sec = NULL;
+	int rc = secret_open(c, name, COFFER_PUT, &sec);
+	if (rc == 0) {
+		int r = coffer_destroy(sec, version, ver);
+		rc = r == COFFER_OK ? 0 : fail(c, r);
+		if (r == COFFER_OK)
+			fprintf(stderr, "coffer: destroyed %s@%s\n", name, ver);
+	}
+	coffer_secret_free(sec);
+	return rc;
+}
+
 static int cmd_rotate_key(cli *c)
 {
 	if (c->nargs != 0)
@@ -632,9 +650,10 @@ static int dispatch(cli *c, const char *cmd)
 	static const struct {
 		const char *name;
 		int (*fn)(cli *);
-	} cmds[] = {{"put", cmd_put},    {"access", cmd_access}, {"versions", cmd_versions},
-	            {"list", cmd_list},  {"init", cmd_init},     {"rotate-key", cmd_rotate_key},
-	            {"rekey", cmd_rekey}};
+	} cmds[] = {{"put", cmd_put},           {"access", cmd_access},
+	            {"versions", cmd_versions}, {"list", cmd_list},
+	            {"init", cmd_init},         {"rotate-key", cmd_rotate_key},
+	            {"destroy", cmd_destroy},   {"rekey", cmd_rekey}};
 	for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
 		if (strcmp(cmd, cmds[i].name) == 0)
 			return cmds[i].fn(c);

@@ -257,6 +257,60 @@ int coffer_access(coffer_secret *sec, const char *version, coffer_value **out)
 	return rc;
 }
 
+static int destroy_locked(coffer_store *st, coffer_secret *sec, uint64_t want, const char *vstr,
+                          uint64_t *done)
+{
+	if (st->ops->destroy == NULL) {
+		core_set_err(st, "the %s backend cannot destroy versions", st->ops->scheme);
+		return COFFER_EMISUSE;
+	}
+	int rc = COFFER_OK;
+	if (want == 0) { /* resolve latest to its real id first */
+		store_row row;
+		memset(&row, 0, sizeof row);
+		rc = st->ops->get(st->be, sec->name, sec->name_len, 0, &row);
+		free(row.sealed);
+		want = row.version;
+	}
+	if (rc == COFFER_OK)
+		rc = st->ops->destroy(st->be, sec->name, sec->name_len, want);
+	if (rc == COFFER_ENOTFOUND)
+		core_set_err(st, "secret '%s' has no enabled version '%s'", sec->name, vstr);
+	else if (rc != COFFER_OK)
+		core_set_backend_err(st, rc);
+	else
+		*done = want;
+	return rc;
+}
+
+int coffer_destroy(coffer_secret *sec, const char *version, char version_out[COFFER_VERSION_MAX])
+{
+	if (sec == NULL)
+		return COFFER_EMISUSE;
+	coffer_store *st = sec->st;
+	uint64_t want = 0, done = 0;
+	int rc;
+	pthread_mutex_lock(&st->mu);
+	if (!(sec->perms & COFFER_PUT)) {
+		core_set_err(st, "permission denied: this handle to secret '%s' may not destroy",
+		             sec->name);
+		rc = COFFER_EPERM;
+	} else if (core_version_parse(version, &want) != COFFER_OK) {
+		char buf[40];
+		core_set_err(st,
+		             "invalid version id '%s' for secret '%s': use 'latest' or a decimal "
+		             "id from 1",
+		             printable(version, buf, sizeof buf), sec->name);
+		rc = COFFER_EINVAL;
+	} else {
+		rc = destroy_locked(st, sec, want, version, &done);
+	}
+	pthread_mutex_unlock(&st->mu);
+	if (rc == COFFER_OK && version_out != NULL)
+		core_version_format(done, version_out);
+	return rc;
+}
+
 const void *coffer_value_data(const coffer_value *v, size_t *len)
 {
 	if (v == NULL) {

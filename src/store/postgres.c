@@ -96,6 +96,7 @@ enum {
 	ST_KEY_UPDATE,
 	ST_RESEAL_SELECT,
 	ST_RESEAL_UPDATE,
+	ST_DESTROY,
 	ST_COUNT
 };
 
@@ -121,7 +122,7 @@ static const pg_stmt stmts[ST_COUNT] = {
                        {OID_TEXT}},
     [ST_GET_VERSION] = {"coffer_get_version",
                         "SELECT " ROW_COLUMNS ", v.sealed, " GEN_SUBSELECT ROW_FROM
-                        " AND v.version = $2",
+                        " AND v.version = $2 AND v.state = 0",
                         2,
                         {OID_TEXT, OID_INT8}},
     /* Reserves $2 versions and locks the secret's row until commit. */
@@ -194,7 +195,8 @@ static const pg_stmt stmts[ST_COUNT] = {
     [ST_RESEAL_SELECT] = {"coffer_reseal_select",
                           "SELECT s.name, v.secret_id, v.version, v.key_id, v.sealed "
                           "FROM coffer_versions v JOIN coffer_secrets s ON s.id = v.secret_id "
-                          "WHERE v.key_id <> $1 ORDER BY v.secret_id, v.version "
+                          "WHERE v.key_id <> $1 AND v.state = 0 "
+                          "ORDER BY v.secret_id, v.version "
                           "LIMIT " PG_STR(PG_RESEAL_ROWS) " FOR UPDATE OF v",
                           1,
                           {OID_INT8}},
@@ -203,6 +205,13 @@ static const pg_stmt stmts[ST_COUNT] = {
                           "WHERE secret_id = $1 AND version = $2",
                           4,
                           {OID_INT8, OID_INT8, OID_INT8, OID_BYTEA}},
+    /* The ciphertext goes (sealed is NOT NULL: an empty bytea); the id stays taken. */
+    [ST_DESTROY] = {"coffer_destroy",
+                    "UPDATE coffer_versions v SET state = 1, sealed = ''::bytea "
+                    "FROM coffer_secrets s WHERE s.id = v.secret_id AND s.name = $1 "
+                    "AND v.version = $2 AND v.state = 0",
+                    2,
+                    {OID_TEXT, OID_INT8}},
 };
 
 /* Schema version 1. No user data in DDL, so it runs as plain text. */
@@ -1454,6 +1463,37 @@ static int pg_keys_reseal(store *st, rekey_fn cb, void *ctx)
 	return finish_write(s, reseal_keys(s, cb, ctx));
 }
 
+/* Inside the open transaction: destroy one enabled version. */
+static int destroy_row(pg_store *s, const char *name, size_t name_len, uint64_t version)
+{
+	uint8_t ver[8];
+	put_be64(ver, version);
+	const char *v[2] = {name, (const char *)ver};
+	const int l[2] = {(int)name_len, 8};
+	PGresult *r = run(s, ST_DESTROY, v, l);
+	int rc = res_rc(s, r, PGRES_COMMAND_OK, "destroying a version");
+	if (rc == COFFER_OK && strcmp(PQcmdTuples(r), "1") != 0) {
+		set_err(s, "not found");
+		rc = COFFER_ENOTFOUND;
+	}
+	PQclear(r);
+	return rc;
+}
+
+/* Dead tuples keep the old ciphertext until VACUUM reclaims them (docs/postgres.md). */
+static int pg_destroy(store *st, const char *name, size_t name_len, uint64_t version)
+{
+	pg_store *s = (pg_store *)st;
+	int rc = ensure_conn(s);
+	if (rc == COFFER_OK)
+		rc = exec_cmd(s, PG_BEGIN, "BEGIN");
+	if (rc == COFFER_EUNAVAIL && s->lost && reconnect(s) == COFFER_OK)
+		rc = exec_cmd(s, PG_BEGIN, "BEGIN");
+	if (rc != COFFER_OK)
+		return rc;
+	return finish_write(s, destroy_row(s, name, name_len, version));
+}
+
 typedef int (*reseal_fn)(void *ctx, const char *name, size_t name_len, const store_row *row,
                          uint32_t *new_key_id, uint8_t **sealed, size_t *sealed_len);
 
@@ -1559,4 +1599,5 @@ const store_ops postgres_store_ops = {
     .keys_add = pg_keys_add,
     .keys_reseal = pg_keys_reseal,
     .reseal_values = pg_reseal_values,
+    .destroy = pg_destroy,
 };

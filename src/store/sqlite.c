@@ -742,6 +742,41 @@ static int sq_reseal_values(store *h, uint32_t keep, reseal_cb cb, void *ctx, si
 	}
 }
 
+/* secure_delete zeroes the freed ciphertext in the database pages; the checkpoint then moves
+ * the pages home and truncates the WAL, so older page images do not linger there either (best
+ * effort: a reader elsewhere may hold the WAL for now, and a later checkpoint finishes it). */
+static int sq_destroy(store *h, const char *name, size_t name_len, uint64_t version)
+{
+	sqlite_store *s = S(h);
+	sqlite3_stmt *q = NULL;
+	int rc = exec(s, "BEGIN IMMEDIATE", "begin");
+	if (rc != COFFER_OK)
+		return rc;
+	int src =
+	    sqlite3_prepare_v2(s->db,
+	                       "UPDATE versions SET state = 1, sealed = NULL WHERE secret_id = "
+	                       "(SELECT id FROM secrets WHERE name = ?1) AND version = ?2 AND "
+	                       "state = 0",
+	                       -1, &q, NULL);
+	if (src == SQLITE_OK) {
+		sqlite3_bind_text(q, 1, name, (int)name_len, SQLITE_STATIC);
+		sqlite3_bind_int64(q, 2, (int64_t)version);
+		src = sqlite3_step(q);
+	}
+	sqlite3_finalize(q);
+	if (src != SQLITE_DONE) {
+		rc = fail(s, src, "destroy version");
+	} else if (sqlite3_changes(s->db) != 1) {
+		snprintf(s->err, sizeof s->err, "not found");
+		rc = COFFER_ENOTFOUND;
+	}
+	rc = finish_write(s, rc, 1);
+	if (rc == COFFER_OK)
+		(void)sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL,
+		                                NULL);
+	return rc;
+}
+
 const store_ops sqlite_store_ops = {
     .scheme = "sqlite",
     .open = sq_open,
@@ -758,4 +793,5 @@ const store_ops sqlite_store_ops = {
     .keys_add = sq_keys_add,
     .keys_reseal = sq_keys_reseal,
     .reseal_values = sq_reseal_values,
+    .destroy = sq_destroy,
 };

@@ -160,6 +160,13 @@ typedef struct store_ops {
 	                               const store_row *row, uint32_t *new_key_id, uint8_t **sealed,
 	                               size_t *sealed_len),
 	                     void *ctx, size_t *moved);
+
+	/*
+	 * destroy: mark one enabled version destroyed and drop its ciphertext, in one transaction
+	 * that bumps the generation. Its id stays taken. COFFER_ENOTFOUND if the secret has no
+	 * such enabled version. May be NULL (the core then answers COFFER_EMISUSE).
+	 */
+	int (*destroy)(store *s, const char *name, size_t name_len, uint64_t version);
 } store_ops;
 
 /*

@@ -97,6 +97,17 @@ expect_err_has "wrong master key" "wrong key is explained"
 expect_rc 5 "a malformed COFFER_MASTER_KEY is refused" env COFFER_MASTER_KEY=nope "$COFFER" list
 grep -q bleak_dearest "$WORK/err" "$WORK/out" && fail "error output leaks a value" || pass "no value in error output"
 
+# --- destroy -----------------------------------------------------------------------
+C put doomed first >/dev/null 2>&1; C put doomed second >/dev/null 2>&1
+expect_rc 2 "destroy needs an explicit version" C destroy doomed
+expect_rc 0 "destroy NAME@latest" C destroy doomed@latest
+expect_err_has "destroyed doomed@2" "destroy names the real id"
+expect_eq first "$(C access doomed)" "latest moves back to version 1"
+expect_rc 3 "a destroyed version is not found" C access doomed@2
+expect_rc 3 "destroying it again is not found" C destroy doomed@2
+expect_eq 3 "$(C put doomed third 2>/dev/null)" "the destroyed id is not reused"
+expect_eq "enabled destroyed enabled" "$(C versions doomed | tail -n +2 | awk '{print $4}' | tr '\n' ' ' | sed 's/ $//')" "versions shows the destroyed one"
+
 # --- key rotation ----------------------------------------------------------------
 expect_rc 0 "rotate-key adds a data key and re-encrypts" C rotate-key
 expect_err_has "versions re-encrypted under data key 2" "rotate-key reports what it did"

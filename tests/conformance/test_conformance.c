@@ -411,6 +411,73 @@ static void test_concurrent_puts(void **state)
 	coffer_close(st);
 }
 
+typedef struct states {
+	char list[256];
+	size_t n;
+} states;
+
+static int collect_states(void *ctx, const coffer_version_info *vi)
+{
+	states *st = ctx;
+	st->n +=
+	    (size_t)snprintf(st->list + st->n, sizeof st->list - st->n, "%s%s:%zu ", vi->version,
+	                     vi->state == COFFER_STATE_ENABLED ? "+" : "-", vi->size);
+	return st->n < sizeof st->list - 1 ? 0 : 1;
+}
+
+/* Destroyed versions are gone for good, keep their ids, and latest moves back past them. */
+static void test_destroy(void **state)
+{
+	coffer_store *st = open_store(), *other = open_store();
+	coffer_secret *s = ref(st, "destroy", COFFER_PUT | COFFER_ACCESS);
+	coffer_secret *o = ref(other, "destroy", COFFER_ACCESS);
+	coffer_secret *ro = ref(st, "destroy", COFFER_ACCESS);
+	put_ok(s, "one", 3, "1");
+	put_ok(s, "two", 3, "2");
+	put_ok(s, "three", 5, "3");
+	access_is(o, "latest", "three", 5, "3"); /* cached in the other handle */
+	char ver[COFFER_VERSION_MAX] = "";
+	assert_int_equal(coffer_destroy(s, "2", ver), COFFER_OK);
+	assert_string_equal(ver, "2");
+	coffer_value *v = NULL;
+	assert_int_equal(coffer_access(s, "2", &v), COFFER_ENOTFOUND);
+	assert_int_equal(coffer_destroy(s, "latest", ver), COFFER_OK);
+	assert_string_equal(ver, "3");
+	access_is(o, "latest", "one", 3, "1"); /* the other handle's cache saw it go */
+	access_is(s, "latest", "one", 3, "1");
+	assert_int_equal(coffer_access(o, "3", &v), COFFER_ENOTFOUND);
+	assert_null(v);
+	put_ok(s, "four", 4, "4"); /* ids are never reused */
+	access_is(o, "latest", "four", 4, "4");
+	states sv = {{0}, 0};
+	assert_int_equal(coffer_list_versions(s, collect_states, &sv), COFFER_OK);
+	assert_string_equal(sv.list, "1+:3 2-:0 3-:0 4+:4 ");
+	/* Errors: again, unknown, malformed, without permission, never-put secret. */
+	assert_int_equal(coffer_destroy(s, "2", ver), COFFER_ENOTFOUND);
+	assert_non_null(strstr(coffer_errmsg(st), "no enabled version '2'"));
+	assert_int_equal(coffer_destroy(s, "99", ver), COFFER_ENOTFOUND);
+	assert_int_equal(coffer_destroy(s, "0", ver), COFFER_EINVAL);
+	assert_int_equal(coffer_destroy(s, "abc", ver), COFFER_EINVAL);
+	assert_int_equal(coffer_destroy(ro, "1", ver), COFFER_EPERM);
+	coffer_secret *none = ref(st, "destroy-never", COFFER_PUT);
+	assert_int_equal(coffer_destroy(none, "latest", ver), COFFER_ENOTFOUND);
+	assert_int_equal(coffer_destroy(none, "1", ver), COFFER_ENOTFOUND);
+	access_is(s, "1", "one", 3, "1"); /* nothing else was touched */
+	/* Destroying every version leaves the secret with no latest. */
+	assert_int_equal(coffer_destroy(s, "1", NULL), COFFER_OK);
+	assert_int_equal(coffer_destroy(s, "latest", NULL), COFFER_OK);
+	assert_int_equal(coffer_access(o, "latest", &v), COFFER_ENOTFOUND);
+	assert_int_equal(coffer_destroy(s, "latest", NULL), COFFER_ENOTFOUND);
+	size_t moved = 0; /* the re-encrypt pass passes destroyed rows by */
+	assert_int_equal(coffer_reencrypt(st, &moved), COFFER_OK);
+	coffer_secret_free(none);
+	coffer_secret_free(ro);
+	coffer_secret_free(o);
+	coffer_secret_free(s);
+	coffer_close(other);
+	coffer_close(st);
+}
+
 static coffer_store *open_key(const char *b64, const char *pass, const char *file, int want)
 {
 	coffer_options o = {.master_key_b64 = b64,
@@ -562,6 +629,7 @@ int main(void)
 	    cmocka_unit_test(test_cache_coherence),
 	    cmocka_unit_test(test_batch),
 	    cmocka_unit_test(test_concurrent_puts),
+	    cmocka_unit_test(test_destroy),
 	    cmocka_unit_test(test_key_rotation),
 	    cmocka_unit_test(test_wrong_master_key),
 	    cmocka_unit_test(test_open_errors),

@@ -243,6 +243,49 @@ static void test_tamper_and_swap(void **state)
 	sqlite3_close(db);
 }
 
+/* After destroy, no trace of the version's ciphertext stays in any file of the store folder:
+ * secure_delete zeroes it in the database and the checkpoint drops the WAL's old images. */
+static void test_destroy_leaves_no_ciphertext(void **state)
+{
+	coffer_store *st = open_with(TEST_MASTER_KEY, NULL);
+	/* 20 KiB: the ciphertext spills into overflow pages, which only secure_delete wipes. */
+	static char big[20000];
+	memset(big, 'g', sizeof big - 1);
+	put_value(st, "gone", big);
+	put_value(st, "gone", "the next one");
+	put_value(st, "kept", "unrelated");
+	sqlite3 *db = raw_db();
+	blob b = get_sealed(db, "gone", 1);
+	sqlite3_close(db);
+	coffer_secret *s = NULL;
+	assert_int_equal(coffer_secret_ref(st, "gone", COFFER_PUT, &s), COFFER_OK);
+	/* Before: the ciphertext is there to be found (so the scan below can fail). */
+	blob files[16];
+	int nfiles = 0, before = 0, after = 0;
+	load_files(loc, files, &nfiles);
+	for (int i = 0; i < nfiles; i++) {
+		before += memmem(files[i].p, files[i].n, b.p + 1, 24) != NULL; /* the nonce */
+		before += memmem(files[i].p, files[i].n, b.p + b.n / 2, 32) != NULL;
+		free(files[i].p);
+	}
+	assert_true(before >= 2);
+	assert_int_equal(coffer_destroy(s, "1", NULL), COFFER_OK);
+	coffer_secret_free(s);
+	load_files(loc, files, &nfiles);
+	for (int i = 0; i < nfiles; i++) {
+		after += memmem(files[i].p, files[i].n, b.p + 1, 24) != NULL;
+		after += memmem(files[i].p, files[i].n, b.p + b.n - 16, 16) != NULL; /* the tag */
+		after += memmem(files[i].p, files[i].n, b.p + b.n / 2, 32) != NULL; /* the middle */
+		free(files[i].p);
+	}
+	assert_int_equal(after, 0);
+	assert_int_equal(access_rc("gone", "1", NULL), COFFER_ENOTFOUND);
+	assert_int_equal(access_rc("gone", "latest", "the next one"), COFFER_OK);
+	assert_int_equal(access_rc("kept", "latest", "unrelated"), COFFER_OK);
+	free(b.p);
+	coffer_close(st);
+}
+
 static void test_default_key_file(void **state)
 {
 	coffer_store *st = open_with(NULL, NULL);
@@ -349,6 +392,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_canary_scan, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_tamper_and_swap, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_destroy_leaves_no_ciphertext, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_default_key_file, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_passphrase_store, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_value_wiped_on_free, setup, teardown),
