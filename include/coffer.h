@@ -25,6 +25,9 @@
  *     before it is closed.
  *   - The library never exits, aborts or prints. Out of memory is COFFER_ENOMEM.
  *   - No secret value, key or token ever appears in an error message.
+ *   - Keys live in locked, guarded memory and values are wiped when freed, but a library cannot
+ *     switch off core dumps for its host: a program that handles secrets should (setrlimit
+ *     RLIMIT_CORE 0, prctl PR_SET_DUMPABLE 0), as the coffer CLI and server do.
  */
 #ifndef COFFER_H
 #define COFFER_H
