@@ -201,6 +201,27 @@ static int open_row(coffer_store *st, const coffer_secret *sec, uint64_t version
 	return COFFER_OK;
 }
 
+/* The checks a call on one version makes first: the handle's permission, then the version id
+ * ("latest" gives 0). The caller holds the lock. */
+static int check_call(coffer_secret *sec, unsigned perm, const char *verb, const char *version,
+                      uint64_t *want)
+{
+	if (!(sec->perms & perm)) {
+		core_set_err(sec->st, "permission denied: this handle to secret '%s' may not %s",
+		             sec->name, verb);
+		return COFFER_EPERM;
+	}
+	if (core_version_parse(version, want) != COFFER_OK) {
+		char buf[40];
+		core_set_err(sec->st,
+		             "invalid version id '%s' for secret '%s': use 'latest' or a decimal "
+		             "id from 1",
+		             printable(version, buf, sizeof buf), sec->name);
+		return COFFER_EINVAL;
+	}
+	return COFFER_OK;
+}
+
 static int access_locked(coffer_store *st, coffer_secret *sec, uint64_t want, const char *vstr,
                          coffer_value **out)
 {
@@ -239,20 +260,9 @@ int coffer_access(coffer_secret *sec, const char *version, coffer_value **out)
 	uint64_t want = 0;
 	int rc = COFFER_OK;
 	pthread_mutex_lock(&st->mu);
-	if (!(sec->perms & COFFER_ACCESS)) {
-		core_set_err(st, "permission denied: this handle to secret '%s' may not access",
-		             sec->name);
-		rc = COFFER_EPERM;
-	} else if (core_version_parse(version, &want) != COFFER_OK) {
-		char buf[40];
-		core_set_err(st,
-		             "invalid version id '%s' for secret '%s': use 'latest' or a decimal "
-		             "id from 1",
-		             printable(version, buf, sizeof buf), sec->name);
-		rc = COFFER_EINVAL;
-	} else {
+	rc = check_call(sec, COFFER_ACCESS, "access", version, &want);
+	if (rc == COFFER_OK)
 		rc = access_locked(st, sec, want, version, out);
-	}
 	pthread_mutex_unlock(&st->mu);
 	return rc;
 }
@@ -291,20 +301,9 @@ int coffer_destroy(coffer_secret *sec, const char *version, char version_out[COF
 	uint64_t want = 0, done = 0;
 	int rc;
 	pthread_mutex_lock(&st->mu);
-	if (!(sec->perms & COFFER_PUT)) {
-		core_set_err(st, "permission denied: this handle to secret '%s' may not destroy",
-		             sec->name);
-		rc = COFFER_EPERM;
-	} else if (core_version_parse(version, &want) != COFFER_OK) {
-		char buf[40];
-		core_set_err(st,
-		             "invalid version id '%s' for secret '%s': use 'latest' or a decimal "
-		             "id from 1",
-		             printable(version, buf, sizeof buf), sec->name);
-		rc = COFFER_EINVAL;
-	} else {
+	rc = check_call(sec, COFFER_PUT, "destroy", version, &want);
+	if (rc == COFFER_OK)
 		rc = destroy_locked(st, sec, want, version, &done);
-	}
 	pthread_mutex_unlock(&st->mu);
 	if (rc == COFFER_OK && version_out != NULL)
 		core_version_format(done, version_out);

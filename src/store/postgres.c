@@ -1449,15 +1449,23 @@ static int reseal_keys(pg_store *s, rekey_fn cb, void *ctx)
 	return rc;
 }
 
-/* One transaction for the whole keyring: a master-key rotation is all or nothing. */
-static int pg_keys_reseal(store *st, rekey_fn cb, void *ctx)
+/* BEGIN a write transaction, reconnecting once if the connection was found dead (nothing was
+ * sent yet, so that is always safe). */
+static int begin_write(pg_store *s)
 {
-	pg_store *s = (pg_store *)st;
 	int rc = ensure_conn(s);
 	if (rc == COFFER_OK)
 		rc = exec_cmd(s, PG_BEGIN, "BEGIN");
 	if (rc == COFFER_EUNAVAIL && s->lost && reconnect(s) == COFFER_OK)
 		rc = exec_cmd(s, PG_BEGIN, "BEGIN");
+	return rc;
+}
+
+/* One transaction for the whole keyring: a master-key rotation is all or nothing. */
+static int pg_keys_reseal(store *st, rekey_fn cb, void *ctx)
+{
+	pg_store *s = (pg_store *)st;
+	int rc = begin_write(s);
 	if (rc != COFFER_OK)
 		return rc;
 	return finish_write(s, reseal_keys(s, cb, ctx));
@@ -1484,11 +1492,7 @@ static int destroy_row(pg_store *s, const char *name, size_t name_len, uint64_t 
 static int pg_destroy(store *st, const char *name, size_t name_len, uint64_t version)
 {
 	pg_store *s = (pg_store *)st;
-	int rc = ensure_conn(s);
-	if (rc == COFFER_OK)
-		rc = exec_cmd(s, PG_BEGIN, "BEGIN");
-	if (rc == COFFER_EUNAVAIL && s->lost && reconnect(s) == COFFER_OK)
-		rc = exec_cmd(s, PG_BEGIN, "BEGIN");
+	int rc = begin_write(s);
 	if (rc != COFFER_OK)
 		return rc;
 	return finish_write(s, destroy_row(s, name, name_len, version));
