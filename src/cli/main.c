@@ -41,6 +41,8 @@ static const char usage_text[] =
     "  --store DIR|URL   the store: a folder (SQLite, default ./.coffer, env COFFER_STORE)\n"
     "                    or postgres://user@host/db\n"
     "  --key-file FILE   master key file (env COFFER_KEY_FILE; default DIR/master.key).\n"
+    "  --max-value BYTES largest value put accepts (default 65536, at most 1048576;\n"
+    "                    env COFFER_MAX_VALUE)\n"
     "                    COFFER_MASTER_KEY (base64 of 32 bytes) or COFFER_PASSPHRASE\n"
     "                    (Argon2id) take precedence over key files.\n"
     "  -h, --help        this help\n"
@@ -59,6 +61,7 @@ typedef struct cli {
 	int json;
 	const char *file;
 	const char *new_key_file;
+	size_t max_value; /* 0: the library's default */
 	const char *args[3];
 	int nargs;
 	coffer_store *st;
@@ -115,7 +118,7 @@ static void rekey_hint(const cli *c)
 static int open_store(cli *c)
 {
 	char err[1024];
-	coffer_options o = {.key_file = c->key_file};
+	coffer_options o = {.key_file = c->key_file, .max_value = c->max_value};
 	const char *loc = store_location(c);
 	int rc = coffer_open(&c->st, loc, &o, err, sizeof err);
 	if (rc != COFFER_OK) {
@@ -590,6 +593,18 @@ static int cmd_run(cli *c, int argc, char **argv)
 	return errno == ENOENT ? 127 : 126;
 }
 
+/* A byte count from 1 to COFFER_VALUE_HARD_MAX, decimal digits only. */
+static int parse_size(const char *s, size_t *out)
+{
+	size_t v = 0, i = 0;
+	for (; s[i] >= '0' && s[i] <= '9' && i < 8; i++)
+		v = v * 10 + (size_t)(s[i] - '0');
+	if (i == 0 || s[i] != '\0' || v < 1 || v > COFFER_VALUE_HARD_MAX)
+		return -1;
+	*out = v;
+	return 0;
+}
+
 /* Parse options among argv[from..argc); the first non-option (when *cmd_index < 0) is the
  * command, the rest are its arguments. "--" ends options. Returns -1 after printing help. */
 static int parse_args(cli *c, int argc, char **argv, int from, int stop_at_cmd, int *cmd_index)
@@ -620,6 +635,10 @@ static int parse_args(cli *c, int argc, char **argv, int from, int stop_at_cmd, 
 			c->store = argv[++i];
 		} else if (strcmp(a, "--key-file") == 0 && has_val) {
 			c->key_file = argv[++i];
+		} else if (strcmp(a, "--max-value") == 0 && has_val) {
+			if (parse_size(argv[++i], &c->max_value) != 0)
+				return usage_error("--max-value wants 1 to %d (bytes), got '%.40s'",
+				                   COFFER_VALUE_HARD_MAX, argv[i]);
 		} else if (strcmp(a, "--file") == 0 && has_val && *cmd_index >= 0) {
 			c->file = argv[++i];
 		} else if (strcmp(a, "--new-key-file") == 0 && has_val && *cmd_index >= 0) {
@@ -673,6 +692,8 @@ int main(int argc, char **argv)
 		return usage_error("missing command");
 #ifdef COFFER_WITH_SERVER
 	if (strcmp(argv[cmd], "serve") == 0) {
+		if (c.max_value != 0)
+			return usage_error("give --max-value after 'serve' (coffer serve --help)");
 		if (c.store != NULL)
 			setenv("COFFER_STORE", c.store, 1);
 		if (c.key_file != NULL)
@@ -682,6 +703,10 @@ int main(int argc, char **argv)
 #endif
 	if (strcmp(argv[cmd], "run") == 0)
 		return cmd_run(&c, argc - cmd, argv + cmd);
+	const char *env_max = getenv("COFFER_MAX_VALUE");
+	if (c.max_value == 0 && env_max != NULL && env_max[0] != '\0' &&
+	    parse_size(env_max, &c.max_value) != 0)
+		return usage_error("COFFER_MAX_VALUE wants 1 to %d (bytes)", COFFER_VALUE_HARD_MAX);
 	rc = parse_args(&c, argc, argv, cmd + 1, 0, &cmd);
 	if (rc != 0)
 		return rc < 0 ? 0 : rc;

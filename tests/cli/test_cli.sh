@@ -51,10 +51,20 @@ expect_rc 0 "a value of exactly 64 KiB is accepted" C put big --file "$WORK/max"
 C access big >"$WORK/max.out"
 cmp -s "$WORK/max" "$WORK/max.out" && pass "64 KiB value round-trips" || fail "64 KiB round-trip"
 
+# --- a larger value limit, per invocation ----------------------------------------------
+head -c 65537 /dev/urandom >"$WORK/over"
+expect_rc 0 "--max-value raises the limit for put" C --max-value 70000 put big2 --file "$WORK/over"
+C access big2 >"$WORK/over.out"
+cmp -s "$WORK/over" "$WORK/over.out" && pass "a value over 64 KiB round-trips with --max-value" || fail "big2 round-trip"
+expect_rc 0 "COFFER_MAX_VALUE does the same" env COFFER_MAX_VALUE=70000 "$COFFER" put big2 --file "$WORK/over"
+expect_rc 2 "the default limit still applies without it" C put big2 --file "$WORK/over"
+for bad in 0 1048577 abc -5 12x ""; do
+	expect_rc 2 "--max-value '$bad' is refused" C --max-value "$bad" list
+done
+
 # --- bad input: clear error, distinct exit code, nothing changed ---------------
 snapshot() { C list --json; C versions db.password --json; }
 before=$(snapshot)
-head -c 65537 /dev/urandom >"$WORK/over"
 expect_rc 2 "a value over 64 KiB is refused" C put db.password --file "$WORK/over"
 expect_err_has "over the limit of 65536 bytes" "the limit is named"
 expect_rc 2 "an empty value is refused" C put db.password ""
