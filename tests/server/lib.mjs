@@ -143,3 +143,21 @@ export async function main(tests) {
   console.log(`${passed} passed, ${failed} failed`);
   process.exit(failed === 0 ? 0 : 1);
 }
+
+// One unary gRPC call on an open node:http2 session; resolves with its grpc-status (from the
+// headers of a trailers-only answer or from the trailers), or null if none came.
+export function grpcStatus(session, method, body) {
+  return new Promise((resolve, reject) => {
+    const req = session.request({ ':method': 'POST', ':path': method, 'content-type': 'application/grpc' });
+    let status = null;
+    const take = (h) => {
+      if (h['grpc-status'] !== undefined) status = Number(h['grpc-status']);
+    };
+    req.on('response', take);
+    req.on('trailers', take);
+    req.on('data', () => {});
+    req.on('end', () => resolve(status));
+    req.on('error', reject);
+    req.end(body);
+  });
+}

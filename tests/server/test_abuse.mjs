@@ -4,7 +4,7 @@
 import fs from 'node:fs';
 import http2 from 'node:http2';
 import path from 'node:path';
-import { check, eq, main, startServer, tmpDir } from './lib.mjs';
+import { check, eq, grpcStatus, main, startServer, tmpDir } from './lib.mjs';
 import { F, PREFACE, RawConn, T, accessReq, frame, grpcHeaders, grpcMsg, hpackField, rstFrame, settingsFrame } from './h2raw.mjs';
 
 const ACCESS = '/nitric.proto.secrets.v1.SecretManager/Access';
@@ -17,25 +17,14 @@ function rssKiB(pid) {
 }
 
 // A normal gRPC Access over a fresh connection: must come back NOT_FOUND (the secret is absent).
-function normalCall() {
-  return new Promise((resolve, reject) => {
-    const s = http2.connect(`http://${srv.addr()}`);
-    s.on('error', reject);
-    const req = s.request({ ':method': 'POST', ':path': ACCESS, 'content-type': 'application/grpc' });
-    let status = null;
-    const take = (h) => {
-      if (h['grpc-status'] !== undefined) status = Number(h['grpc-status']);
-    };
-    req.on('response', take);
-    req.on('trailers', take);
-    req.on('data', () => {});
-    req.on('end', () => {
-      s.close();
-      resolve(status);
-    });
-    req.on('error', reject);
-    req.end(grpcMsg(accessReq('abuse', 'latest')));
-  });
+async function normalCall() {
+  const s = http2.connect(`http://${srv.addr()}`);
+  await new Promise((resolve, reject) => s.on('error', reject).on('connect', resolve));
+  try {
+    return await grpcStatus(s, ACCESS, grpcMsg(accessReq('abuse', 'latest')));
+  } finally {
+    s.close();
+  }
 }
 
 async function stillServing() {

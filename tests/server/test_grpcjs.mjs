@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import http2 from 'node:http2';
 import path from 'node:path';
 import { grpcMsg, ld, putReq } from './h2raw.mjs';
-import { HERE, cacheRequire, check, eq, main, run, startServer, tmpDir } from './lib.mjs';
+import { HERE, cacheRequire, check, eq, grpcStatus, main, run, startServer, tmpDir } from './lib.mjs';
 
 const require = cacheRequire();
 const grpc = require('@grpc/grpc-js');
@@ -251,19 +251,7 @@ await main([
   ['SIGTERM drains: a call in flight is answered before the server exits 0', async () => {
     const s = await startServer(path.join(dir, 'store'), ['--listen', '127.0.0.1:0', '--policy-wait', '5000']);
     const session = http2.connect(`http://${s.addr()}`);
-    const unary = (p, body) => new Promise((resolve, reject) => {
-      const req = session.request({ ':method': 'POST', ':path': p, 'content-type': 'application/grpc' });
-      let status = null;
-      const take = (h) => {
-        if (h['grpc-status'] !== undefined) status = Number(h['grpc-status']);
-      };
-      req.on('response', take);
-      req.on('trailers', take);
-      req.on('data', () => {});
-      req.on('end', () => resolve(status));
-      req.on('error', reject);
-      req.end(body);
-    });
+    const unary = (p, body) => grpcStatus(session, p, body);
     // No policy for 'late': the Put waits for one (up to 5 s). A Declare sent after it on the
     // same connection is answered only once the server has read the Put: frames of one
     // connection are handled in order, and the Put's stream id is below the GOAWAY's.
