@@ -11,6 +11,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -182,19 +183,65 @@ static int prepare_dir(const char *dir, unsigned flags, char *err, size_t errlen
 	return COFFER_OK;
 }
 
-/* Create a file 0600 if missing (SQLite gives -wal and -shm the mode of the database). */
+/*
+ * Make sure coffer.db exists (0600, so SQLite gives -wal and -shm that mode too) WITHOUT ever
+ * opening an existing one. SQLite's locks are POSIX advisory locks, which belong to the process:
+ * a close() of ANY descriptor on the database file drops all of them, including the shared lock
+ * another handle of this process holds. The next process to close would then think it is the
+ * last connection, checkpoint and unlink the WAL under that handle, whose later commits land in
+ * a deleted file. So an existing file is only lstat()ed; only a file we create ourselves
+ * (O_EXCL: nobody, this process included, can hold a lock on it yet) is opened and closed.
+ */
 static int precreate(const char *path, unsigned flags, char *err, size_t errlen)
 {
-	int fd = open(path, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0 && errno == ENOENT && (flags & STORE_OPEN_CREATE))
-		fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-	if (fd < 0 && errno == EEXIST)
-		fd = open(path, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0) {
-		snprintf(err, errlen, "cannot open '%s': %s", path, strerror(errno));
-		return errno == ENOENT ? COFFER_ENOTFOUND : COFFER_EIO;
+	struct stat sb;
+	if (lstat(path, &sb) == 0)
+		return COFFER_OK; /* check_store_files() judges what it is */
+	if (errno != ENOENT) {
+		snprintf(err, errlen, "cannot use '%s': %s", path, strerror(errno));
+		return COFFER_EIO;
 	}
-	close(fd);
+	if (!(flags & STORE_OPEN_CREATE)) {
+		snprintf(err, errlen, "'%s' does not exist", path);
+		return COFFER_ENOTFOUND;
+	}
+	int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd >= 0) {
+		close(fd); /* our own new file: no lock of this process lives on it */
+		return COFFER_OK;
+	}
+	if (errno == EEXIST)
+		return COFFER_OK; /* another opener created it first; never open it ourselves */
+	snprintf(err, errlen, "cannot create '%s': %s", path, strerror(errno));
+	return COFFER_EIO;
+}
+
+/* The database, its WAL and shm must each be a regular file (or absent): a symbolic link could
+ * point the store's writes anywhere, so it is refused with a message that says so. */
+static int check_store_files(const char *dir, char *err, size_t errlen)
+{
+	static const char *const names[] = {"coffer.db", "coffer.db-wal", "coffer.db-shm",
+	                                    "coffer.gen"};
+	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+		char path[4096];
+		struct stat sb;
+		if (path_join(path, sizeof path, dir, names[i]) != COFFER_OK)
+			return COFFER_EINVAL;
+		if (lstat(path, &sb) != 0)
+			continue;
+		if (S_ISLNK(sb.st_mode)) {
+			snprintf(
+			    err, errlen,
+			    "'%s' is a symbolic link; coffer refuses a linked database, WAL, shm "
+			    "or generation file (a symlinked store folder or parent is fine)",
+			    path);
+			return COFFER_EINVAL;
+		}
+		if (!S_ISREG(sb.st_mode)) {
+			snprintf(err, errlen, "'%s' is not a regular file", path);
+			return COFFER_EINVAL;
+		}
+	}
 	return COFFER_OK;
 }
 
@@ -287,14 +334,35 @@ static void sq_close(store *h)
 	free(s);
 }
 
+/* The store folder with every symbolic link resolved: SQLite's NOFOLLOW refuses a link anywhere
+ * in the path, and /var/lib style symlinked parents are common. Links are refused only for the
+ * files themselves (check_store_files). */
+static int resolve_dir(const char *dir, unsigned flags, char *out, char *err, size_t errlen)
+{
+	int rc = prepare_dir(dir, flags, err, errlen);
+	if (rc != COFFER_OK)
+		return rc;
+	if (realpath(dir, out) == NULL) { /* out has PATH_MAX bytes */
+		snprintf(err, errlen, "cannot resolve store folder '%s': %s", dir, strerror(errno));
+		return COFFER_EIO;
+	}
+	return COFFER_OK;
+}
+
 static int sq_open(const char *dir, unsigned flags, store **out, char *err, size_t errlen)
 {
-	char path[4096];
-	if (dir[0] == '\0' || path_join(path, sizeof path, dir, "coffer.db") != COFFER_OK) {
+	char real[PATH_MAX], path[PATH_MAX + 16];
+	if (dir[0] == '\0') {
 		snprintf(err, errlen, "invalid store path");
 		return COFFER_EINVAL;
 	}
-	int rc = prepare_dir(dir, flags, err, errlen);
+	int rc = resolve_dir(dir, flags, real, err, errlen);
+	if (rc == COFFER_OK && path_join(path, sizeof path, real, "coffer.db") != COFFER_OK) {
+		snprintf(err, errlen, "store path is too long");
+		rc = COFFER_EINVAL;
+	}
+	if (rc == COFFER_OK)
+		rc = check_store_files(real, err, errlen);
 	if (rc == COFFER_OK)
 		rc = precreate(path, flags, err, errlen);
 	if (rc != COFFER_OK)
@@ -306,7 +374,7 @@ static int sq_open(const char *dir, unsigned flags, store **out, char *err, size
 	    path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_NOFOLLOW, NULL);
 	rc = src == SQLITE_OK ? configure(s) : fail(s, src, "open");
 	if (rc == COFFER_OK)
-		map_gen(s, dir);
+		map_gen(s, real);
 	if (rc != COFFER_OK) {
 		snprintf(err, errlen, "%s", s->err);
 		sq_close((store *)s);
