@@ -42,6 +42,38 @@ static void append(char *buf, size_t len, size_t *used, const char *src, size_t 
 	buf[*used] = '\0';
 }
 
+/* Whether a URL query key, percent-decoded as libpq decodes it, names a connection parameter
+ * that holds a secret (password=, sslpassword=). */
+static int hex_digit(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if ((c | 0x20) >= 'a' && (c | 0x20) <= 'f')
+		return (c | 0x20) - 'a' + 10;
+	return -1;
+}
+
+/* Whether a URL query key, percent-decoded as libpq decodes it, names a connection parameter
+ * that holds a secret (password=, sslpassword=). */
+static int secret_param(const char *key, size_t n)
+{
+	char dec[16];
+	size_t used = 0;
+	for (size_t i = 0; i < n; i++) {
+		int c = (unsigned char)key[i];
+		if (c == '%' && i + 2 < n && hex_digit(key[i + 1]) >= 0 &&
+		    hex_digit(key[i + 2]) >= 0) {
+			c = hex_digit(key[i + 1]) << 4 | hex_digit(key[i + 2]);
+			i += 2;
+		}
+		if (used == sizeof dec - 1)
+			return 0;
+		dec[used++] = (char)c;
+	}
+	dec[used] = '\0';
+	return strcmp(dec, "password") == 0 || strcmp(dec, "sslpassword") == 0;
+}
+
 const char *coffer_location_display(const char *loc, char *buf, size_t len)
 {
 	if (buf == NULL || len == 0)
@@ -49,22 +81,32 @@ const char *coffer_location_display(const char *loc, char *buf, size_t len)
 	if (loc == NULL)
 		loc = "./.coffer";
 	const char *sep = strstr(loc, "://");
-	const char *at = sep != NULL ? strchr(sep + 3, '@') : NULL;
+	const char *query = sep != NULL ? strchr(sep + 3, '?') : NULL;
+	size_t auth_len = sep == NULL ? 0 : strcspn(sep + 3, "/?#");
+	const char *at = sep != NULL ? memrchr(sep + 3, '@', auth_len) : NULL;
 	const char *colon = at != NULL ? memchr(sep + 3, ':', (size_t)(at - sep - 3)) : NULL;
 	size_t used = 0;
 	buf[0] = '\0';
-	/* Copy, replacing each secret span: the userinfo password and password= values. */
-	for (const char *p = loc; *p != '\0';) {
+	/* Up to the query: the userinfo password replaced. */
+	size_t head = query != NULL ? (size_t)(query - loc) : strlen(loc);
+	for (const char *p = loc; p < loc + head;) {
 		if (p == colon) {
 			append(buf, len, &used, ":***", 4);
 			p = at;
-		} else if (strncmp(p, "password=", 9) == 0 &&
-		           (p == loc || p[-1] == '?' || p[-1] == '&' || p[-1] == ' ')) {
-			append(buf, len, &used, "password=***", 12);
-			p += 9 + strcspn(p + 9, "& ");
 		} else {
 			append(buf, len, &used, p++, 1);
 		}
+	}
+	/* The query: each key=value, the value of a secret parameter replaced. */
+	for (const char *p = query; p != NULL && *p != '\0';) {
+		append(buf, len, &used, p, 1); /* '?' or '&' */
+		size_t item = strcspn(p + 1, "&"), key = strcspn(p + 1, "=&");
+		append(buf, len, &used, p + 1, key);
+		if (key < item && secret_param(p + 1, key))
+			append(buf, len, &used, "=***", 4);
+		else
+			append(buf, len, &used, p + 1 + key, item - key);
+		p += 1 + item;
 	}
 	return buf;
 }

@@ -30,6 +30,16 @@ static void test_masks_passwords(void **state)
 	shows("./.coffer", "./.coffer");
 	shows("/srv/my:dir@x", "/srv/my:dir@x"); /* a folder, not a URL: nothing to hide */
 	shows(NULL, "./.coffer");
+	/* libpq's other secret parameter, and keys spelled with percent-escapes (libpq decodes
+	 * them), are masked too; an '@' in the query is not the userinfo's. */
+	shows("postgres://h/db?sslpassword=keypass&sslmode=verify-full",
+	      "postgres://h/db?sslpassword=***&sslmode=verify-full");
+	shows("postgres://h/db?pass%77ord=xyz", "postgres://h/db?pass%77ord=***");
+	shows("postgres://h/db?ssl%70assword=xyz&a=b", "postgres://h/db?ssl%70assword=***&a=b");
+	shows("postgres://u:p%40ss@h/db?application_name=a@b",
+	      "postgres://u:***@h/db?application_name=a@b");
+	shows("postgres://h/db?password", "postgres://h/db?password");
+	shows("postgres://h/db?user=password", "postgres://h/db?user=password");
 }
 
 static void test_bounded(void **state)
