@@ -52,6 +52,7 @@ struct coffer_store {
 	size_t max_value;
 	unsigned created;
 	core_cache *cache;
+	void *kdf_ref; /* the shared passphrase-derived key this handle holds, or NULL */
 	char errmsg[CORE_ERRMSG_MAX];
 };
 
@@ -80,6 +81,13 @@ const crypto_key *core_key_by_id(const coffer_store *st, uint32_t id);
 int core_keyring_load(coffer_store *st, const crypto_key *master, char *err, size_t errlen);
 /* A data key by id; if unknown, reload the keyring (another process may have rotated). */
 const crypto_key *core_key_find(coffer_store *st, uint32_t id);
+
+/* kdf.c: passphrase-derived master keys, derived once per process while in use. */
+#define CORE_PASSPHRASE_MIN 12 /* characters, for a new passphrase */
+int core_kdf_derive(const char *pass, size_t len, const uint8_t salt[STORE_SALT_LEN], uint64_t ops,
+                    uint64_t mem, crypto_key *out, void **ref);
+void core_kdf_release(void *ref);
+extern unsigned long core_kdf_derivations;
 
 /* cache.c */
 core_cache *core_cache_new(void);

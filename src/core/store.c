@@ -127,6 +127,7 @@ typedef struct opening {
 	char *err;
 	size_t errlen;
 	crypto_key master;
+	void *kdf_ref; /* see kdf.c */
 } opening;
 
 static const char *opt_or_env(const char *opt, const char *env, unsigned flags)
@@ -170,6 +171,35 @@ static int master_from_file(opening *o, int new_store)
 	return rc;
 }
 
+/* Characters, not bytes: a UTF-8 passphrase is judged by what the user typed. */
+static size_t utf8_chars(const char *s, size_t n)
+{
+	size_t c = 0;
+	for (size_t i = 0; i < n; i++)
+		c += ((unsigned char)s[i] & 0xC0) != 0x80;
+	return c;
+}
+
+static int master_from_passphrase(opening *o, const char *pass, const store_boot *hdr,
+                                  int new_store)
+{
+	size_t n = strlen(pass);
+	if (new_store && utf8_chars(pass, n) < CORE_PASSPHRASE_MIN) {
+		snprintf(o->err, o->errlen,
+		         "the passphrase is too short: use at least %d characters (a copy of the "
+		         "store lets anyone try short ones offline)",
+		         CORE_PASSPHRASE_MIN);
+		return COFFER_EINVAL;
+	}
+	core_kdf_release(o->kdf_ref); /* a second derivation (lost bootstrap race) */
+	o->kdf_ref = NULL;
+	int rc = core_kdf_derive(pass, n, hdr->kdf_salt, hdr->kdf_opslimit, hdr->kdf_memlimit,
+	                         &o->master, &o->kdf_ref);
+	if (rc != COFFER_OK)
+		snprintf(o->err, o->errlen, "cannot derive the master key from the passphrase");
+	return rc;
+}
+
 static int master_resolve(opening *o, const store_boot *hdr, int new_store)
 {
 	const coffer_options *op = o->opts;
@@ -182,14 +212,8 @@ static int master_resolve(opening *o, const store_boot *hdr, int new_store)
 		return rc;
 	}
 	const char *pass = opt_or_env(op->passphrase, "COFFER_PASSPHRASE", op->flags);
-	if (pass != NULL) {
-		int rc = crypto_key_from_passphrase(&o->master, pass, strlen(pass), hdr->kdf_salt,
-		                                    hdr->kdf_opslimit, hdr->kdf_memlimit);
-		if (rc != COFFER_OK)
-			snprintf(o->err, o->errlen,
-			         "cannot derive the master key from the passphrase");
-		return rc;
-	}
+	if (pass != NULL)
+		return master_from_passphrase(o, pass, hdr, new_store);
 	return master_from_file(o, new_store);
 }
 
@@ -297,7 +321,11 @@ static int open_keys(opening *o)
 		o->st->master = o->master;
 		o->master.k = NULL;
 		sodium_mprotect_noaccess(o->st->master.k);
+		o->st->kdf_ref = o->kdf_ref;
+	} else {
+		core_kdf_release(o->kdf_ref);
 	}
+	o->kdf_ref = NULL;
 	crypto_key_free(&o->master);
 	return rc;
 }
@@ -376,6 +404,7 @@ void coffer_close(coffer_store *st)
 	for (size_t i = 0; i < st->nkeys; i++)
 		crypto_key_free(&st->keys[i].key);
 	crypto_key_free(&st->master); /* sodium_free lifts the protection, then wipes */
+	core_kdf_release(st->kdf_ref);
 	core_cache_free(st->cache);
 	if (st->be != NULL)
 		st->ops->close(st->be);

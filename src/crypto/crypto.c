@@ -160,8 +160,10 @@ int crypto_open_key(const crypto_key *master, const uint8_t *store_id, uint32_t 
 
 void crypto_passphrase_defaults(uint64_t *opslimit, uint64_t *memlimit)
 {
-	*opslimit = crypto_pwhash_OPSLIMIT_INTERACTIVE;
-	*memlimit = crypto_pwhash_MEMLIMIT_INTERACTIVE;
+	/* MODERATE (3 passes, 256 MiB): INTERACTIVE is meant for logins checked online, and a
+	 * copy of a store can be attacked offline. */
+	*opslimit = crypto_pwhash_OPSLIMIT_MODERATE;
+	*memlimit = crypto_pwhash_MEMLIMIT_MODERATE;
 }
 
 int crypto_key_from_passphrase(crypto_key *key, const char *pass, size_t pass_len,
