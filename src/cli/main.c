@@ -115,12 +115,35 @@ static void rekey_hint(const cli *c)
 		        path, path, dir);
 }
 
+extern char **environ;
+
+/*
+ * The master key may come through the environment. Once the store is open it is needed no
+ * more: wipe the bytes of those variables in place (the strings environ points at, which
+ * /proc/PID/environ also shows) and remove them, so neither this process's memory nor a
+ * program started by `coffer run` keeps them. COFFER_KEY_FILE is only a path, but it says where
+ * the key is: it goes too.
+ */
+static void scrub_key_env(void)
+{
+	static const char *const vars[] = {"COFFER_MASTER_KEY", "COFFER_PASSPHRASE",
+	                                   "COFFER_KEY_FILE"};
+	for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++) {
+		size_t n = strlen(vars[i]);
+		for (char **e = environ; e != NULL && *e != NULL; e++)
+			if (strncmp(*e, vars[i], n) == 0 && (*e)[n] == '=')
+				explicit_bzero(*e + n + 1, strlen(*e + n + 1));
+		unsetenv(vars[i]);
+	}
+}
+
 static int open_store(cli *c)
 {
 	char err[1024];
 	coffer_options o = {.key_file = c->key_file, .max_value = c->max_value};
 	const char *loc = store_location(c);
 	int rc = coffer_open(&c->st, loc, &o, err, sizeof err);
+	scrub_key_env();
 	if (rc != COFFER_OK) {
 		fprintf(stderr, "coffer: error: %s\n", err);
 		if (rc == COFFER_EKEY)
