@@ -104,7 +104,10 @@ typedef struct coffer_secret coffer_secret;
 typedef struct coffer_value coffer_value;
 
 /* Flags for coffer_options.flags. */
-#define COFFER_OPEN_NO_CREATE 0x1u /* fail with COFFER_ENOTFOUND if the store does not exist */
+/* Open only an existing store: where there is none (no folder, no database, or one whose
+ * creation never finished), fail with COFFER_ENOTFOUND and create nothing at all (no folder,
+ * file, schema, header or key file). */
+#define COFFER_OPEN_NO_CREATE 0x1u
 #define COFFER_OPEN_NO_ENV                                                                         \
 	0x2u /* ignore COFFER_MASTER_KEY / COFFER_KEY_FILE / COFFER_PASSPHRASE                     \
 	      */

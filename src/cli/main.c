@@ -25,7 +25,8 @@ static const char usage_text[] =
     "An encrypted, versioned secret store (the Nitric Secrets building block).\n"
     "\n"
     "commands:\n"
-    "  init                      create the store and its master key\n"
+    "  init                      create the store and its master key (init and put\n"
+    "                            create a store; the other commands need one)\n"
     "  put NAME [VALUE|-]        store a new version; prints its id. The value comes from\n"
     "      [--file FILE]         the argument, FILE, or standard input (exact bytes; on a\n"
     "                            terminal it is read without echo, up to the newline)\n"
@@ -137,13 +138,23 @@ static void scrub_key_env(void)
 	}
 }
 
-static int open_store(cli *c)
+/* Only init and put (and serve) make a store; every other command needs one to exist. */
+enum { OPEN_EXISTING, OPEN_OR_CREATE };
+
+static int open_store(cli *c, int how)
 {
-	char err[1024];
-	coffer_options o = {.key_file = c->key_file, .max_value = c->max_value};
+	char err[1024], shown[1024];
+	coffer_options o = {.key_file = c->key_file,
+	                    .max_value = c->max_value,
+	                    .flags = how == OPEN_EXISTING ? COFFER_OPEN_NO_CREATE : 0};
 	const char *loc = store_location(c);
 	int rc = coffer_open(&c->st, loc, &o, err, sizeof err);
 	scrub_key_env();
+	if (rc == COFFER_ENOTFOUND && how == OPEN_EXISTING) {
+		fprintf(stderr, "coffer: error: no store at %s (create one with coffer init)\n",
+		        coffer_location_display(loc, shown, sizeof shown));
+		return coffer_exit_code(rc);
+	}
 	if (rc != COFFER_OK) {
 		fprintf(stderr, "coffer: error: %s\n", err);
 		if (rc == COFFER_EKEY)
@@ -151,7 +162,6 @@ static int open_store(cli *c)
 		return coffer_exit_code(rc);
 	}
 	unsigned cr = coffer_created(c->st);
-	char shown[1024];
 	loc = coffer_location_display(loc, shown, sizeof shown);
 	if (cr & COFFER_CREATED_STORE)
 		fprintf(stderr, "coffer: created store %s\n", loc);
@@ -269,9 +279,9 @@ static int read_value(cli *c, const char *name, unsigned char **val, size_t *len
 	return rc == COFFER_OK ? 0 : fail(c, rc);
 }
 
-static int secret_open(cli *c, const char *name, unsigned perms, coffer_secret **sec)
+static int secret_open(cli *c, int how, const char *name, unsigned perms, coffer_secret **sec)
 {
-	int rc = open_store(c);
+	int rc = open_store(c, how);
 	if (rc != 0)
 		return rc;
 	rc = coffer_secret_ref(c->st, name, perms, sec);
@@ -286,7 +296,7 @@ static int cmd_put(cli *c)
 	unsigned char *val = NULL;
 	size_t len = 0;
 	coffer_secret *sec = NULL;
-	int rc = secret_open(c, name, COFFER_PUT, &sec);
+	int rc = secret_open(c, OPEN_OR_CREATE, name, COFFER_PUT, &sec);
 	if (rc == 0)
 		rc = read_value(c, name, &val, &len);
 	if (rc == 0) {
@@ -343,7 +353,7 @@ static int cmd_access(cli *c)
 	char name[COFFER_NAME_MAX + 2];
 	const char *version = split_ref(c->args[0], name);
 	coffer_secret *sec = NULL;
-	int rc = secret_open(c, name, COFFER_ACCESS, &sec);
+	int rc = secret_open(c, OPEN_EXISTING, name, COFFER_ACCESS, &sec);
 	coffer_value *v = NULL;
 	if (rc == 0) {
 		int r = coffer_access(sec, version, &v);
@@ -392,7 +402,7 @@ static int cmd_versions(cli *c)
 	if (c->nargs != 1)
 		return usage_error("usage: coffer versions NAME [--json]");
 	coffer_secret *sec = NULL;
-	int rc = secret_open(c, c->args[0], COFFER_ACCESS, &sec);
+	int rc = secret_open(c, OPEN_EXISTING, c->args[0], COFFER_ACCESS, &sec);
 	if (rc == 0) {
 		if (c->json)
 			printf("[");
@@ -423,7 +433,7 @@ static int cmd_list(cli *c)
 {
 	if (c->nargs != 0)
 		return usage_error("usage: coffer list [--json]");
-	int rc = open_store(c);
+	int rc = open_store(c, OPEN_EXISTING);
 	if (rc != 0)
 		return rc;
 	if (c->json)
@@ -445,7 +455,7 @@ static int cmd_destroy(cli *c)
 	char name[COFFER_NAME_MAX + 2], ver[COFFER_VERSION_MAX];
 	const char *version = split_ref(c->args[0], name);
 	coffer_secret *sec = NULL;
-	int rc = secret_open(c, name, COFFER_PUT, &sec);
+	int rc = secret_open(c, OPEN_EXISTING, name, COFFER_PUT, &sec);
 	if (rc == 0) {
 		int r = coffer_destroy(sec, version, ver);
 		rc = r == COFFER_OK ? 0 : fail(c, r);
@@ -460,7 +470,7 @@ static int cmd_rotate_key(cli *c)
 {
 	if (c->nargs != 0)
 		return usage_error("usage: coffer rotate-key");
-	int rc = open_store(c);
+	int rc = open_store(c, OPEN_EXISTING);
 	uint32_t id = 0;
 	size_t moved = 0;
 	if (rc == 0 && (rc = coffer_rotate_data_key(c->st, &id)) != COFFER_OK)
@@ -504,7 +514,7 @@ static int cmd_rekey(cli *c)
 		}
 		target = tmp;
 	}
-	int rc = open_store(c);
+	int rc = open_store(c, OPEN_EXISTING);
 	if (rc != 0)
 		return rc;
 	coffer_options o = {.key_file = target};
@@ -529,7 +539,7 @@ static int cmd_init(cli *c)
 {
 	if (c->nargs != 0)
 		return usage_error("usage: coffer init");
-	int rc = open_store(c);
+	int rc = open_store(c, OPEN_OR_CREATE);
 	if (rc == 0 && coffer_created(c->st) == 0)
 		fprintf(stderr, "coffer: store already initialized; nothing to do\n");
 	return rc;
@@ -600,7 +610,7 @@ static int cmd_run(cli *c, int argc, char **argv)
 		if (eq == NULL || !valid_var(specs[k], (size_t)(eq - specs[k])))
 			return usage_error("--env wants VAR=NAME[@VERSION], got '%.60s'", specs[k]);
 	}
-	int rc = open_store(c);
+	int rc = open_store(c, OPEN_EXISTING);
 	for (int k = 0; k < nspecs && rc == 0; k++) {
 		char var[256];
 		const char *eq = strchr(specs[k], '=');

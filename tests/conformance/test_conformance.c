@@ -9,7 +9,9 @@
 #include <stdint.h>
 
 #include <cmocka.h>
+#include <dirent.h>
 #include <pthread.h>
+#include <sys/stat.h>
 
 #include "../testutil.h"
 
@@ -17,15 +19,20 @@ static char tmpdir[4096];
 static char location[4200];
 static char prefix[32]; /* makes names unique per run, so a shared database can be reused */
 
-static coffer_store *open_store(void)
+static coffer_store *open_key_at(const char *loc)
 {
 	coffer_options o = {.master_key_b64 = TEST_MASTER_KEY, .flags = COFFER_OPEN_NO_ENV};
 	coffer_store *st = NULL;
 	char err[512];
-	int rc = coffer_open(&st, location, &o, err, sizeof err);
+	int rc = coffer_open(&st, loc, &o, err, sizeof err);
 	if (rc != COFFER_OK)
-		fail_msg("coffer_open(%s): %s", location, err);
+		fail_msg("coffer_open(%s): %s", loc, err);
 	return st;
+}
+
+static coffer_store *open_store(void)
+{
+	return open_key_at(location);
 }
 
 static void name(char *buf, size_t len, const char *base)
@@ -604,6 +611,66 @@ static void test_open_errors(void **state)
 	assert_int_equal(coffer_exit_code(COFFER_ENOTFOUND), 3);
 }
 
+/* Entries in a folder other than . and .., or -1 if it cannot be read (e.g. missing). */
+static int entries(const char *dir)
+{
+	DIR *d = opendir(dir);
+	if (d == NULL)
+		return -1;
+	int n = 0;
+	for (struct dirent *e; (e = readdir(d)) != NULL;)
+		n += strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0;
+	closedir(d);
+	return n;
+}
+
+static int open_no_create(const char *loc, char *err, size_t errlen)
+{
+	coffer_options o = {.master_key_b64 = TEST_MASTER_KEY,
+	                    .flags = COFFER_OPEN_NO_CREATE | COFFER_OPEN_NO_ENV};
+	coffer_store *st = (coffer_store *)1;
+	int rc = coffer_open(&st, loc, &o, err, errlen);
+	if (rc == COFFER_OK)
+		coffer_close(st);
+	else
+		assert_ptr_equal(st, (coffer_store *)1);
+	return rc;
+}
+
+/* COFFER_OPEN_NO_CREATE opens an existing store and creates nothing where there is none: no
+ * folder, no database, no key file, and no header in a store whose creation stopped half-way. */
+static void test_no_create(void **state)
+{
+	char err[512], loc[4400];
+	coffer_close(open_store()); /* the suite's store exists */
+	assert_int_equal(open_no_create(location, err, sizeof err), COFFER_OK);
+	if (tmpdir[0] == '\0')
+		return; /* the rest needs folders of its own (SQLite) */
+	snprintf(loc, sizeof loc, "%s/no-such-store", tmpdir);
+	assert_int_equal(open_no_create(loc, err, sizeof err), COFFER_ENOTFOUND);
+	assert_int_equal(entries(loc), -1);
+	snprintf(loc, sizeof loc, "%s/empty-folder", tmpdir);
+	assert_int_equal(mkdir(loc, 0700), 0);
+	assert_int_equal(open_no_create(loc, err, sizeof err), COFFER_ENOTFOUND);
+	assert_int_equal(entries(loc), 0);
+	/* A creation that failed at its key file (its folder is missing) leaves a store without a
+	 * header; opening that without NO_CREATE would finish it, with NO_CREATE nothing is made.
+	 */
+	char kf[4500];
+	snprintf(loc, sizeof loc, "%s/half-made", tmpdir);
+	snprintf(kf, sizeof kf, "%s/no-such-folder/key", tmpdir);
+	coffer_options o = {.key_file = kf, .flags = COFFER_OPEN_NO_ENV};
+	coffer_store *st = NULL;
+	assert_int_not_equal(coffer_open(&st, loc, &o, err, sizeof err), COFFER_OK);
+	assert_int_equal(open_no_create(loc, err, sizeof err), COFFER_ENOTFOUND);
+	assert_non_null(strstr(err, "no store"));
+	snprintf(kf, sizeof kf, "%s/half-made/master.key", tmpdir);
+	assert_int_equal(access(kf, F_OK), -1);
+	/* Without the flag it is finished, and then opens with it. */
+	coffer_close(open_key_at(loc));
+	assert_int_equal(open_no_create(loc, err, sizeof err), COFFER_OK);
+}
+
 int main(void)
 {
 	const char *loc = getenv("COFFER_TEST_STORE");
@@ -633,6 +700,7 @@ int main(void)
 	    cmocka_unit_test(test_key_rotation),
 	    cmocka_unit_test(test_wrong_master_key),
 	    cmocka_unit_test(test_open_errors),
+	    cmocka_unit_test(test_no_create),
 	};
 	int failed = cmocka_run_group_tests(tests, NULL, NULL);
 	if (tmpdir[0] != '\0')
