@@ -266,7 +266,9 @@ typedef struct coffer_version_info {
 } coffer_version_info;
 
 /*
- * Call `cb` for each secret name in byte order. The name is valid only during the call.
+ * Call `cb` for each secret name in byte order, with its number of enabled versions (destroyed
+ * ones are not counted, so 0 means latest has nothing to give). The name is valid only during
+ * the call.
  * A non-zero return from cb stops the listing and is returned as is.
  * Returns COFFER_OK, cb's non-zero value, COFFER_EBUSY, COFFER_EIO, COFFER_ENOMEM.
  */

@@ -162,10 +162,12 @@ static const pg_stmt stmts[ST_COUNT] = {
                         "JOIN coffer_keys k ON k.key_id = h.first_key_id WHERE h.id = 1",
                         0,
                         {0}},
-    /* Keyset pages: bounded memory, whatever the number of secrets. */
+    /* Keyset pages: bounded memory, whatever the number of secrets. Counts what can be read
+     * (enabled versions), so it agrees with latest. */
     [ST_LIST_SECRETS] = {"coffer_list_secrets",
                          "SELECT s.name, (SELECT count(*) FROM coffer_versions v "
-                         "WHERE v.secret_id = s.id) FROM coffer_secrets s WHERE s.name > $1 "
+                         "WHERE v.secret_id = s.id AND v.state = 0) FROM coffer_secrets s "
+                         "WHERE s.name > $1 "
                          "ORDER BY s.name LIMIT " PG_STR(PG_PAGE_ROWS),
                          1,
                          {OID_TEXT}},

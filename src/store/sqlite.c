@@ -54,8 +54,9 @@ static const char *const queries[Q_COUNT] = {
                       "AND v.version = ?2 AND v.state = 0",
     [Q_KEYS] = "SELECT id, sealed FROM keyring ORDER BY id",
     [Q_HEADER] = "SELECT store_id, kdf_salt, kdf_ops, kdf_mem FROM header WHERE id = 1",
+    /* Counts what can be read (enabled versions), so it agrees with latest. */
     [Q_LIST_SECRETS] = "SELECT s.name, (SELECT count(*) FROM versions v WHERE v.secret_id = "
-                       "s.id) FROM secrets s ORDER BY s.name",
+                       "s.id AND v.state = 0) FROM secrets s ORDER BY s.name",
     [Q_SECRET_ID] = "SELECT id FROM secrets WHERE name = ?1",
     [Q_LIST_VERSIONS] = "SELECT version, key_id, state, created_ms, length(sealed) FROM "
                         "versions WHERE secret_id = ?1 ORDER BY version",

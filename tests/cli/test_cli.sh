@@ -117,6 +117,7 @@ expect_rc 3 "a destroyed version is not found" C access doomed@2
 expect_rc 3 "destroying it again is not found" C destroy doomed@2
 expect_eq 3 "$(C put doomed third 2>/dev/null)" "the destroyed id is not reused"
 expect_eq "enabled destroyed enabled" "$(C versions doomed | tail -n +2 | awk '{print $4}' | tr '\n' ' ' | sed 's/ $//')" "versions shows the destroyed one"
+expect_eq 2 "$(C list | awk '$1 == "doomed" {print $2}')" "list counts only the versions that can be read"
 
 # --- key rotation ----------------------------------------------------------------
 expect_rc 0 "rotate-key adds a data key and re-encrypts" C rotate-key

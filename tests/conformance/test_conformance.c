@@ -432,7 +432,31 @@ static int collect_states(void *ctx, const coffer_version_info *vi)
 	return st->n < sizeof st->list - 1 ? 0 : 1;
 }
 
-/* Destroyed versions are gone for good, keep their ids, and latest moves back past them. */
+typedef struct count_of {
+	const char *name;
+	long n; /* -1: not listed */
+} count_of;
+
+static int find_count(void *ctx, const char *nm, size_t nv)
+{
+	count_of *c = ctx;
+	if (strcmp(nm, c->name) == 0)
+		c->n = (long)nv;
+	return 0;
+}
+
+/* The number of versions coffer_list_secrets() gives for one secret, -1 if not listed. */
+static long listed_count(coffer_store *st, const char *base)
+{
+	char n[300];
+	name(n, sizeof n, base);
+	count_of c = {n, -1};
+	assert_int_equal(coffer_list_secrets(st, find_count, &c), COFFER_OK);
+	return c.n;
+}
+
+/* Destroyed versions are gone for good, keep their ids, and latest moves back past them; the
+ * listing counts only the versions that can still be read, so it agrees with latest. */
 static void test_destroy(void **state)
 {
 	coffer_store *st = open_store(), *other = open_store();
@@ -459,6 +483,7 @@ static void test_destroy(void **state)
 	states sv = {{0}, 0};
 	assert_int_equal(coffer_list_versions(s, collect_states, &sv), COFFER_OK);
 	assert_string_equal(sv.list, "1+:3 2-:0 3-:0 4+:4 ");
+	assert_int_equal(listed_count(st, "destroy"), 2);
 	/* Errors: again, unknown, malformed, without permission, never-put secret. */
 	assert_int_equal(coffer_destroy(s, "2", ver), COFFER_ENOTFOUND);
 	assert_non_null(strstr(coffer_errmsg(st), "no enabled version '2'"));
@@ -475,6 +500,7 @@ static void test_destroy(void **state)
 	assert_int_equal(coffer_destroy(s, "latest", NULL), COFFER_OK);
 	assert_int_equal(coffer_access(o, "latest", &v), COFFER_ENOTFOUND);
 	assert_int_equal(coffer_destroy(s, "latest", NULL), COFFER_ENOTFOUND);
+	assert_int_equal(listed_count(other, "destroy"), 0); /* still listed: its ids are taken */
 	size_t moved = 0; /* the re-encrypt pass passes destroyed rows by */
 	assert_int_equal(coffer_reencrypt(st, &moved), COFFER_OK);
 	coffer_secret_free(none);
