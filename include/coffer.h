@@ -133,7 +133,8 @@ typedef struct coffer_options {
 
 /*
  * Open (creating if needed) the store at `location`: a directory path for the embedded SQLite
- * store (created 0700, files 0600), or a URL whose scheme names a backend ("sqlite:DIR",
+ * store (created 0700, files 0600; an existing folder that gives group or others any access is
+ * refused with COFFER_EPERM), or a URL whose scheme names a backend ("sqlite:DIR",
  * "postgres://..." where built in). NULL means "./.coffer".
  *
  * The master key is checked before this returns: a wrong key is COFFER_EKEY with a message that
@@ -141,8 +142,9 @@ typedef struct coffer_options {
  * (at most errlen bytes, NUL-terminated).
  *
  * Returns COFFER_OK, COFFER_EINVAL (bad location or options), COFFER_ENOTFOUND (missing and
- * NO_CREATE), COFFER_EKEY (no key, wrong key, unsafe key file), COFFER_ECORRUPT, COFFER_EIO,
- * COFFER_EBUSY, COFFER_EUNAVAIL, COFFER_ENOMEM.
+ * NO_CREATE), COFFER_EPERM (store folder open to group or others), COFFER_EKEY (no key, wrong
+ * key, unsafe key file), COFFER_ECORRUPT, COFFER_EIO, COFFER_EBUSY, COFFER_EUNAVAIL,
+ * COFFER_ENOMEM.
  */
 COFFER_API int coffer_open(coffer_store **out, const char *location, const coffer_options *opts,
                            char *errbuf, size_t errlen) COFFER_MUST_CHECK;

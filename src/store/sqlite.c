@@ -158,13 +158,37 @@ static int sq_default_key_file(const char *location, char *buf, size_t len)
 	return path_join(buf, len, location, "master.key");
 }
 
-/* The folder: created 0700; an existing one must be a directory. */
+/*
+ * A store folder must be private (like the key file): with group or others given any access
+ * they could list it, and with write access delete, swap or plant files in it (a -wal beside
+ * the database, say). Refused, with the chmod to run, rather than warned: the store is where
+ * the secrets are. A folder that holds no database, opened without STORE_OPEN_CREATE, is left
+ * to say "no store" instead (no chmod advice for a folder that is not a store).
+ */
+static int check_private(const char *dir, mode_t mode, unsigned flags, char *err, size_t errlen)
+{
+	char db[4096];
+	struct stat st;
+	if ((mode & 077) == 0)
+		return COFFER_OK;
+	if (!(flags & STORE_OPEN_CREATE) &&
+	    path_join(db, sizeof db, dir, "coffer.db") == COFFER_OK && lstat(db, &st) != 0 &&
+	    errno == ENOENT)
+		return COFFER_OK;
+	snprintf(err, errlen,
+	         "store folder '%s' is accessible by group or others (mode %04o); a store folder "
+	         "must be private: run: chmod 700 '%s' (or use a folder of its own)",
+	         dir, (unsigned)(mode & 07777), dir);
+	return COFFER_EPERM;
+}
+
+/* The folder: created 0700; an existing one must be a private directory. */
 static int prepare_dir(const char *dir, unsigned flags, char *err, size_t errlen)
 {
 	struct stat st;
 	if (stat(dir, &st) == 0) {
 		if (S_ISDIR(st.st_mode))
-			return COFFER_OK;
+			return check_private(dir, st.st_mode, flags, err, errlen);
 		snprintf(err, errlen, "store '%s' exists but is not a directory", dir);
 		return COFFER_EINVAL;
 	}

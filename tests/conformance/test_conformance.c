@@ -697,6 +697,26 @@ static void test_no_create(void **state)
 	assert_int_equal(open_no_create(loc, err, sizeof err), COFFER_OK);
 }
 
+/* A SQLite store folder that gives group or others any access is refused, saying the fix. */
+static void test_folder_mode(void **state)
+{
+	if (tmpdir[0] == '\0')
+		return; /* a database has no folder */
+	coffer_close(open_store());
+	coffer_options o = {.master_key_b64 = TEST_MASTER_KEY, .flags = COFFER_OPEN_NO_ENV};
+	char err[512];
+	static const mode_t modes[] = {0750, 0705, 0770, 0701};
+	for (size_t i = 0; i < sizeof modes / sizeof modes[0]; i++) {
+		coffer_store *st = NULL;
+		assert_int_equal(chmod(location, modes[i]), 0);
+		assert_int_equal(coffer_open(&st, location, &o, err, sizeof err), COFFER_EPERM);
+		assert_null(st);
+		assert_non_null(strstr(err, "chmod 700"));
+	}
+	assert_int_equal(chmod(location, 0700), 0);
+	coffer_close(open_store());
+}
+
 int main(void)
 {
 	const char *loc = getenv("COFFER_TEST_STORE");
@@ -727,6 +747,7 @@ int main(void)
 	    cmocka_unit_test(test_wrong_master_key),
 	    cmocka_unit_test(test_open_errors),
 	    cmocka_unit_test(test_no_create),
+	    cmocka_unit_test(test_folder_mode),
 	};
 	int failed = cmocka_run_group_tests(tests, NULL, NULL);
 	if (tmpdir[0] != '\0')
