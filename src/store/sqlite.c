@@ -81,7 +81,8 @@ static const char schema_v1[] =
 typedef struct sqlite_store {
 	sqlite3 *db;
 	sqlite3_stmt *q[Q_COUNT];
-	uint64_t *gen; /* mmap of coffer.gen, or NULL when unavailable (cache then unused) */
+	uint64_t *gen;       /* mmap of coffer.gen, or NULL when unavailable (cache then unused) */
+	char gen_path[4096]; /* coffer.gen, to map it later when it could not be at open */
 	char err[512];
 } sqlite_store;
 
@@ -223,21 +224,33 @@ static int precreate(const char *path, unsigned flags, char *err, size_t errlen)
 	return COFFER_OK;
 }
 
-static void map_gen(sqlite_store *s, const char *dir)
+/*
+ * Map coffer.gen. Its block is allocated before it is mapped: touching a page of a file that
+ * has no block behind it (a sparse file, as ftruncate makes) raises SIGBUS when the file
+ * system is full. posix_fallocate also allocates the block of an existing sparse file, and
+ * costs nothing for one already allocated. If the file cannot be made or allocated (full disk,
+ * read-only folder) the handle works without the cache; see try_map_gen() for why that is
+ * never stale.
+ */
+static void try_map_gen(sqlite_store *s)
 {
-	char path[4096];
-	if (path_join(path, sizeof path, dir, "coffer.gen") != COFFER_OK)
-		return;
-	int fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
-	struct stat st;
+	int fd = open(s->gen_path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return;
-	if (fstat(fd, &st) == 0 && (st.st_size >= 8 || ftruncate(fd, 8) == 0)) {
+	if (posix_fallocate(fd, 0, 8) == 0) {
 		void *p = mmap(NULL, 8, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 		if (p != MAP_FAILED)
 			s->gen = p;
 	}
 	close(fd);
+}
+
+static void map_gen(sqlite_store *s, const char *dir)
+{
+	if (path_join(s->gen_path, sizeof s->gen_path, dir, "coffer.gen") != COFFER_OK)
+		s->gen_path[0] = '\0';
+	else
+		try_map_gen(s);
 }
 
 static void gen_store(sqlite_store *s, uint64_t g)
@@ -606,9 +619,18 @@ static int sq_keys_add(store *h, uint32_t key_id, const uint8_t *sealed, size_t 
 	return src == SQLITE_DONE ? COFFER_OK : fail(s, src, "add data key");
 }
 
-/* Bump the generation inside the open write transaction and publish it. */
+/*
+ * Bump the generation inside the open write transaction and publish it.
+ *
+ * A handle that could not map coffer.gen at open (full disk) tries again here, under the write
+ * lock: it must publish if anyone may be trusting the file. And if it still cannot, no one is:
+ * allocating fails only while the file's block was never allocated, and then every process
+ * reads 0 there, a generation no row is ever tagged with (they start at 1), so caches miss.
+ */
 static int bump_gen(sqlite_store *s)
 {
+	if (s->gen == NULL && s->gen_path[0] != '\0')
+		try_map_gen(s);
 	sqlite3_stmt *q = s->q[Q_BUMP_GEN];
 	int src = sqlite3_step(q);
 	int rc = src == SQLITE_ROW ? COFFER_OK : fail(s, src, "bump generation");
