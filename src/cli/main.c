@@ -53,8 +53,9 @@ static const char usage_text[] =
     "A value given as an argument is visible to other local users in the process list;\n"
     "prefer standard input or --file for real secrets.\n"
     "\n"
-    "exit codes: 0 ok, 1 other failure, 2 usage or invalid input, 3 not found,\n"
-    "            4 permission denied, 5 key or integrity failure, 6 store busy/unavailable\n";
+    "exit codes: 0 ok, 1 other failure, 2 usage or invalid input, 3 not found (also: no\n"
+    "            store), 4 permission denied, 5 key or integrity failure, 6 store busy or\n"
+    "            unavailable, 7 disk full\n";
 
 typedef struct cli {
 	const char *store;

@@ -110,13 +110,34 @@ static int map_rc(int src)
 	case SQLITE_CORRUPT:
 	case SQLITE_NOTADB:
 		return COFFER_ECORRUPT;
+	case SQLITE_FULL:
+		return COFFER_EFULL;
 	default:
 		return COFFER_EIO;
 	}
 }
 
+/* SQLite says SQLITE_FULL when a write finds no room, but growing its shared-memory file on a
+ * full disk is an I/O error (SQLITE_IOERR_SHMSIZE ...): the errno tells. */
+static int full_disk(sqlite_store *s, int src)
+{
+	if ((src & 0xff) == SQLITE_FULL)
+		return 1;
+	if ((src & 0xff) != SQLITE_IOERR || s->db == NULL)
+		return 0;
+	int e = sqlite3_system_errno(s->db);
+	return e == ENOSPC || e == EDQUOT;
+}
+
 static int fail(sqlite_store *s, int src, const char *what)
 {
+	if (full_disk(s, src)) {
+		snprintf(s->err, sizeof s->err,
+		         "sqlite: %s: the disk is full (no space left for the store: free some "
+		         "space and try again)",
+		         what);
+		return COFFER_EFULL;
+	}
 	snprintf(s->err, sizeof s->err, "sqlite: %s: %s", what,
 	         s->db != NULL ? sqlite3_errmsg(s->db) : sqlite3_errstr(src));
 	return map_rc(src);
@@ -202,8 +223,10 @@ static int prepare_dir(const char *dir, unsigned flags, char *err, size_t errlen
 		return COFFER_ENOTFOUND;
 	}
 	if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
-		snprintf(err, errlen, "cannot create store '%s': %s", dir, strerror(errno));
-		return COFFER_EIO;
+		int e = errno;
+		snprintf(err, errlen, "cannot create store '%s': %s", dir,
+		         e == ENOSPC || e == EDQUOT ? "the disk is full" : strerror(e));
+		return e == ENOSPC || e == EDQUOT ? COFFER_EFULL : COFFER_EIO;
 	}
 	return COFFER_OK;
 }

@@ -635,6 +635,10 @@ static void test_open_errors(void **state)
 	assert_string_equal(coffer_strerror(12345), "unknown error");
 	assert_int_equal(coffer_grpc_status(COFFER_EPERM), 7);
 	assert_int_equal(coffer_exit_code(COFFER_ENOTFOUND), 3);
+	/* A full disk is its own error: RESOURCE_EXHAUSTED, exit 7, and says so. */
+	assert_string_equal(coffer_strerror(COFFER_EFULL), "disk full");
+	assert_int_equal(coffer_grpc_status(COFFER_EFULL), 8);
+	assert_int_equal(coffer_exit_code(COFFER_EFULL), 7);
 }
 
 /* Entries in a folder other than . and .., or -1 if it cannot be read (e.g. missing). */
