@@ -55,7 +55,7 @@ extern "C" {
  * CLI's exit codes, so the four can never disagree.
  *
  * CLI exit codes: 0 ok, 1 other failure, 2 usage or invalid input, 3 not found,
- * 4 permission denied, 5 key or integrity failure, 6 store busy or unavailable.
+ * 4 permission denied, 5 key or integrity failure, 6 store busy or unavailable, 7 disk full.
  */
 #define COFFER_ERROR_LIST(X)                                                                       \
 	X(OK, 0, "ok", 0, 0)                                                                       \
@@ -70,7 +70,8 @@ extern "C" {
 	X(ENOMEM, -9, "out of memory", 8, 1)                                                       \
 	X(EIO, -10, "storage error", 13, 1)                                                        \
 	X(ECORRUPT, -11, "store is corrupt or of an unknown format", 13, 5)                        \
-	X(EMISUSE, -12, "library misuse", 13, 1)
+	X(EMISUSE, -12, "library misuse", 13, 1)                                                   \
+	X(EFULL, -13, "disk full", 8, 7)
 
 typedef enum coffer_rc {
 #define COFFER_X_ENUM(name, value, msg, grpc, exitcode) COFFER_##name = (value),
@@ -104,7 +105,10 @@ typedef struct coffer_secret coffer_secret;
 typedef struct coffer_value coffer_value;
 
 /* Flags for coffer_options.flags. */
-#define COFFER_OPEN_NO_CREATE 0x1u /* fail with COFFER_ENOTFOUND if the store does not exist */
+/* Open only an existing store: where there is none (no folder, no database, or one whose
+ * creation never finished), fail with COFFER_ENOTFOUND and create nothing at all (no folder,
+ * file, schema, header or key file). */
+#define COFFER_OPEN_NO_CREATE 0x1u
 #define COFFER_OPEN_NO_ENV                                                                         \
 	0x2u /* ignore COFFER_MASTER_KEY / COFFER_KEY_FILE / COFFER_PASSPHRASE                     \
 	      */
@@ -130,7 +134,8 @@ typedef struct coffer_options {
 
 /*
  * Open (creating if needed) the store at `location`: a directory path for the embedded SQLite
- * store (created 0700, files 0600), or a URL whose scheme names a backend ("sqlite:DIR",
+ * store (created 0700, files 0600; an existing folder that gives group or others any access is
+ * refused with COFFER_EPERM), or a URL whose scheme names a backend ("sqlite:DIR",
  * "postgres://..." where built in). NULL means "./.coffer".
  *
  * The master key is checked before this returns: a wrong key is COFFER_EKEY with a message that
@@ -138,8 +143,9 @@ typedef struct coffer_options {
  * (at most errlen bytes, NUL-terminated).
  *
  * Returns COFFER_OK, COFFER_EINVAL (bad location or options), COFFER_ENOTFOUND (missing and
- * NO_CREATE), COFFER_EKEY (no key, wrong key, unsafe key file), COFFER_ECORRUPT, COFFER_EIO,
- * COFFER_EBUSY, COFFER_EUNAVAIL, COFFER_ENOMEM.
+ * NO_CREATE), COFFER_EPERM (store folder open to group or others), COFFER_EKEY (no key, wrong
+ * key, unsafe key file), COFFER_EFULL (no room on the disk to create or open the store or its
+ * key file), COFFER_ECORRUPT, COFFER_EIO, COFFER_EBUSY, COFFER_EUNAVAIL, COFFER_ENOMEM.
  */
 COFFER_API int coffer_open(coffer_store **out, const char *location, const coffer_options *opts,
                            char *errbuf, size_t errlen) COFFER_MUST_CHECK;
@@ -193,7 +199,8 @@ COFFER_API const char *coffer_secret_name(const coffer_secret *sec);
  * the new version id is written there as a NUL-terminated decimal string.
  * Returns COFFER_OK, COFFER_EPERM (handle lacks COFFER_PUT), COFFER_EINVAL (empty value or NULL),
  * COFFER_ETOOBIG, COFFER_EBUSY, COFFER_EUNAVAIL (outcome unknown: the store went away during
- * commit), COFFER_EIO, COFFER_ENOMEM.
+ * commit), COFFER_EFULL (the disk holding the store is full: nothing was stored, and the same
+ * handle can put again once there is room), COFFER_EIO, COFFER_ENOMEM.
  */
 COFFER_API int coffer_put(coffer_secret *sec, const void *value, size_t len,
                           char version_out[COFFER_VERSION_MAX]) COFFER_MUST_CHECK;
@@ -245,8 +252,8 @@ COFFER_API void coffer_value_free(coffer_value *v);
  * "latest" (the newest enabled version, which then becomes the one before it). The real id
  * destroyed is written to version_out when not NULL. Needs COFFER_PUT.
  * Returns COFFER_OK, COFFER_EPERM, COFFER_EINVAL (malformed version id), COFFER_ENOTFOUND (no
- * such enabled version), COFFER_EMISUSE (backend without destroy), COFFER_EBUSY, COFFER_EIO,
- * COFFER_ENOMEM.
+ * such enabled version), COFFER_EMISUSE (backend without destroy), COFFER_EBUSY, COFFER_EFULL,
+ * COFFER_EIO, COFFER_ENOMEM.
  */
 COFFER_API int coffer_destroy(coffer_secret *sec, const char *version,
                               char version_out[COFFER_VERSION_MAX]) COFFER_MUST_CHECK;
@@ -263,7 +270,9 @@ typedef struct coffer_version_info {
 } coffer_version_info;
 
 /*
- * Call `cb` for each secret name in byte order. The name is valid only during the call.
+ * Call `cb` for each secret name in byte order, with its number of enabled versions (destroyed
+ * ones are not counted, so 0 means latest has nothing to give). The name is valid only during
+ * the call.
  * A non-zero return from cb stops the listing and is returned as is.
  * Returns COFFER_OK, cb's non-zero value, COFFER_EBUSY, COFFER_EIO, COFFER_ENOMEM.
  */
@@ -286,8 +295,8 @@ COFFER_API int coffer_list_versions(coffer_secret *sec,
  * coffer_rotate_data_key: add a fresh data key to the store's keyring (sealed under the master
  * key); every process sealing new values from then on uses it, and old values keep the key that
  * sealed them until coffer_reencrypt(). Writes the new key id to *key_id when not NULL.
- * Returns COFFER_OK, COFFER_EMISUSE (backend without rotation), COFFER_EBUSY, COFFER_EIO,
- * COFFER_ENOMEM.
+ * Returns COFFER_OK, COFFER_EMISUSE (backend without rotation), COFFER_EBUSY, COFFER_EFULL,
+ * COFFER_EIO, COFFER_ENOMEM.
  */
 COFFER_API int coffer_rotate_data_key(coffer_store *st, uint32_t *key_id) COFFER_MUST_CHECK;
 

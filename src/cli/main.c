@@ -25,7 +25,8 @@ static const char usage_text[] =
     "An encrypted, versioned secret store (the Nitric Secrets building block).\n"
     "\n"
     "commands:\n"
-    "  init                      create the store and its master key\n"
+    "  init                      create the store and its master key (init and put\n"
+    "                            create a store; the other commands need one)\n"
     "  put NAME [VALUE|-]        store a new version; prints its id. The value comes from\n"
     "      [--file FILE]         the argument, FILE, or standard input (exact bytes; on a\n"
     "                            terminal it is read without echo, up to the newline)\n"
@@ -52,8 +53,9 @@ static const char usage_text[] =
     "A value given as an argument is visible to other local users in the process list;\n"
     "prefer standard input or --file for real secrets.\n"
     "\n"
-    "exit codes: 0 ok, 1 other failure, 2 usage or invalid input, 3 not found,\n"
-    "            4 permission denied, 5 key or integrity failure, 6 store busy/unavailable\n";
+    "exit codes: 0 ok, 1 other failure, 2 usage or invalid input, 3 not found (also: no\n"
+    "            store), 4 permission denied, 5 key or integrity failure, 6 store busy or\n"
+    "            unavailable, 7 disk full\n";
 
 typedef struct cli {
 	const char *store;
@@ -115,12 +117,45 @@ static void rekey_hint(const cli *c)
 		        path, path, dir);
 }
 
-static int open_store(cli *c)
+extern char **environ;
+
+/*
+ * The master key may come through the environment. Once the store is open it is needed no
+ * more: wipe the bytes of those variables in place (the strings environ points at, which
+ * /proc/PID/environ also shows) and remove them, so neither this process's memory nor a
+ * program started by `coffer run` keeps them. COFFER_KEY_FILE is only a path, but it says where
+ * the key is: it goes too.
+ */
+static void scrub_key_env(void)
 {
-	char err[1024];
-	coffer_options o = {.key_file = c->key_file, .max_value = c->max_value};
+	static const char *const vars[] = {"COFFER_MASTER_KEY", "COFFER_PASSPHRASE",
+	                                   "COFFER_KEY_FILE"};
+	for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++) {
+		size_t n = strlen(vars[i]);
+		for (char **e = environ; e != NULL && *e != NULL; e++)
+			if (strncmp(*e, vars[i], n) == 0 && (*e)[n] == '=')
+				explicit_bzero(*e + n + 1, strlen(*e + n + 1));
+		unsetenv(vars[i]);
+	}
+}
+
+/* Only init and put (and serve) make a store; every other command needs one to exist. */
+enum { OPEN_EXISTING, OPEN_OR_CREATE };
+
+static int open_store(cli *c, int how)
+{
+	char err[1024], shown[1024];
+	coffer_options o = {.key_file = c->key_file,
+	                    .max_value = c->max_value,
+	                    .flags = how == OPEN_EXISTING ? COFFER_OPEN_NO_CREATE : 0};
 	const char *loc = store_location(c);
 	int rc = coffer_open(&c->st, loc, &o, err, sizeof err);
+	scrub_key_env();
+	if (rc == COFFER_ENOTFOUND && how == OPEN_EXISTING) {
+		fprintf(stderr, "coffer: error: no store at %s (create one with coffer init)\n",
+		        coffer_location_display(loc, shown, sizeof shown));
+		return coffer_exit_code(rc);
+	}
 	if (rc != COFFER_OK) {
 		fprintf(stderr, "coffer: error: %s\n", err);
 		if (rc == COFFER_EKEY)
@@ -128,7 +163,6 @@ static int open_store(cli *c)
 		return coffer_exit_code(rc);
 	}
 	unsigned cr = coffer_created(c->st);
-	char shown[1024];
 	loc = coffer_location_display(loc, shown, sizeof shown);
 	if (cr & COFFER_CREATED_STORE)
 		fprintf(stderr, "coffer: created store %s\n", loc);
@@ -246,9 +280,9 @@ static int read_value(cli *c, const char *name, unsigned char **val, size_t *len
 	return rc == COFFER_OK ? 0 : fail(c, rc);
 }
 
-static int secret_open(cli *c, const char *name, unsigned perms, coffer_secret **sec)
+static int secret_open(cli *c, int how, const char *name, unsigned perms, coffer_secret **sec)
 {
-	int rc = open_store(c);
+	int rc = open_store(c, how);
 	if (rc != 0)
 		return rc;
 	rc = coffer_secret_ref(c->st, name, perms, sec);
@@ -263,7 +297,7 @@ static int cmd_put(cli *c)
 	unsigned char *val = NULL;
 	size_t len = 0;
 	coffer_secret *sec = NULL;
-	int rc = secret_open(c, name, COFFER_PUT, &sec);
+	int rc = secret_open(c, OPEN_OR_CREATE, name, COFFER_PUT, &sec);
 	if (rc == 0)
 		rc = read_value(c, name, &val, &len);
 	if (rc == 0) {
@@ -320,7 +354,7 @@ static int cmd_access(cli *c)
 	char name[COFFER_NAME_MAX + 2];
 	const char *version = split_ref(c->args[0], name);
 	coffer_secret *sec = NULL;
-	int rc = secret_open(c, name, COFFER_ACCESS, &sec);
+	int rc = secret_open(c, OPEN_EXISTING, name, COFFER_ACCESS, &sec);
 	coffer_value *v = NULL;
 	if (rc == 0) {
 		int r = coffer_access(sec, version, &v);
@@ -369,7 +403,7 @@ static int cmd_versions(cli *c)
 	if (c->nargs != 1)
 		return usage_error("usage: coffer versions NAME [--json]");
 	coffer_secret *sec = NULL;
-	int rc = secret_open(c, c->args[0], COFFER_ACCESS, &sec);
+	int rc = secret_open(c, OPEN_EXISTING, c->args[0], COFFER_ACCESS, &sec);
 	if (rc == 0) {
 		if (c->json)
 			printf("[");
@@ -400,7 +434,7 @@ static int cmd_list(cli *c)
 {
 	if (c->nargs != 0)
 		return usage_error("usage: coffer list [--json]");
-	int rc = open_store(c);
+	int rc = open_store(c, OPEN_EXISTING);
 	if (rc != 0)
 		return rc;
 	if (c->json)
@@ -422,7 +456,7 @@ static int cmd_destroy(cli *c)
 	char name[COFFER_NAME_MAX + 2], ver[COFFER_VERSION_MAX];
 	const char *version = split_ref(c->args[0], name);
 	coffer_secret *sec = NULL;
-	int rc = secret_open(c, name, COFFER_PUT, &sec);
+	int rc = secret_open(c, OPEN_EXISTING, name, COFFER_PUT, &sec);
 	if (rc == 0) {
 		int r = coffer_destroy(sec, version, ver);
 		rc = r == COFFER_OK ? 0 : fail(c, r);
@@ -437,7 +471,7 @@ static int cmd_rotate_key(cli *c)
 {
 	if (c->nargs != 0)
 		return usage_error("usage: coffer rotate-key");
-	int rc = open_store(c);
+	int rc = open_store(c, OPEN_EXISTING);
 	uint32_t id = 0;
 	size_t moved = 0;
 	if (rc == 0 && (rc = coffer_rotate_data_key(c->st, &id)) != COFFER_OK)
@@ -481,7 +515,7 @@ static int cmd_rekey(cli *c)
 		}
 		target = tmp;
 	}
-	int rc = open_store(c);
+	int rc = open_store(c, OPEN_EXISTING);
 	if (rc != 0)
 		return rc;
 	coffer_options o = {.key_file = target};
@@ -506,7 +540,7 @@ static int cmd_init(cli *c)
 {
 	if (c->nargs != 0)
 		return usage_error("usage: coffer init");
-	int rc = open_store(c);
+	int rc = open_store(c, OPEN_OR_CREATE);
 	if (rc == 0 && coffer_created(c->st) == 0)
 		fprintf(stderr, "coffer: store already initialized; nothing to do\n");
 	return rc;
@@ -577,7 +611,7 @@ static int cmd_run(cli *c, int argc, char **argv)
 		if (eq == NULL || !valid_var(specs[k], (size_t)(eq - specs[k])))
 			return usage_error("--env wants VAR=NAME[@VERSION], got '%.60s'", specs[k]);
 	}
-	int rc = open_store(c);
+	int rc = open_store(c, OPEN_EXISTING);
 	for (int k = 0; k < nspecs && rc == 0; k++) {
 		char var[256];
 		const char *eq = strchr(specs[k], '=');

@@ -301,12 +301,22 @@ static int bootstrap_new(opening *o, store_boot *hdr)
 	return rc;
 }
 
+/* A store that was never finished (a header is written last, with the first data key). */
+static void no_store(opening *o)
+{
+	char shown[512];
+	snprintf(o->err, o->errlen, "no store at %s (it has no header yet)",
+	         coffer_location_display(o->location, shown, sizeof shown));
+}
+
 static int open_keys(opening *o)
 {
 	store_boot hdr;
 	int rc = o->st->ops->bootstrap(o->st->be, NULL, &hdr, &(int){0});
 	if (rc == COFFER_OK)
 		rc = master_resolve(o, &hdr, 0);
+	else if (rc == COFFER_ENOTFOUND && (o->opts->flags & COFFER_OPEN_NO_CREATE))
+		no_store(o); /* no header yet: not a store, and not ours to finish */
 	else if (rc == COFFER_ENOTFOUND)
 		rc = bootstrap_new(o, &hdr);
 	else

@@ -78,6 +78,16 @@ static int write_all(int fd, const char *p, size_t n)
 	return 0;
 }
 
+/* A failed file operation: COFFER_EFULL when the disk is full (so the user knows that freeing
+ * space is the fix), else COFFER_EIO; the message says which. */
+static int file_error(const char *what, const char *path, int e, char *err, size_t errlen)
+{
+	int full = e == ENOSPC || e == EDQUOT;
+	snprintf(err, errlen, "cannot %s key file '%s': %s", what, path,
+	         full ? "the disk is full" : strerror(e));
+	return full ? COFFER_EFULL : COFFER_EIO;
+}
+
 /* Written to a private temporary file first and then link()ed into place, so a concurrent
  * opener never reads a half-written key: link() fails with EEXIST, never follows a symlink. */
 int crypto_key_file_create(const char *path, crypto_key *key, int *created, char *err,
@@ -89,21 +99,16 @@ int crypto_key_file_create(const char *path, crypto_key *key, int *created, char
 		return COFFER_EINVAL;
 	}
 	int fd = mkostemp(tmp, O_CLOEXEC); /* O_CREAT|O_EXCL, mode 0600 */
-	if (fd < 0) {
-		snprintf(err, errlen, "cannot create key file '%s': %s", path, strerror(errno));
-		return COFFER_EIO;
-	}
+	if (fd < 0)
+		return file_error("create", path, errno, err, errlen);
 	int rc = crypto_key_random(key);
 	char b64[64];
 	if (rc == COFFER_OK) {
 		crypto_key_to_base64(key, b64, sizeof b64);
 		size_t len = strlen(b64);
 		b64[len++] = '\n';
-		if (fchmod(fd, 0600) != 0 || write_all(fd, b64, len) != 0 || fsync(fd) != 0) {
-			snprintf(err, errlen, "cannot write key file '%s': %s", path,
-			         strerror(errno));
-			rc = COFFER_EIO;
-		}
+		if (fchmod(fd, 0600) != 0 || write_all(fd, b64, len) != 0 || fsync(fd) != 0)
+			rc = file_error("write", path, errno, err, errlen);
 		sodium_memzero(b64, sizeof b64);
 	}
 	close(fd);
@@ -114,8 +119,7 @@ int crypto_key_file_create(const char *path, crypto_key *key, int *created, char
 			*created = 0;
 			return crypto_key_file_read(path, key, err, errlen);
 		}
-		snprintf(err, errlen, "cannot create key file '%s': %s", path, strerror(errno));
-		rc = COFFER_EIO;
+		rc = file_error("create", path, errno, err, errlen);
 	}
 	unlink(tmp);
 	if (rc != COFFER_OK) {

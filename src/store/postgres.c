@@ -162,10 +162,12 @@ static const pg_stmt stmts[ST_COUNT] = {
                         "JOIN coffer_keys k ON k.key_id = h.first_key_id WHERE h.id = 1",
                         0,
                         {0}},
-    /* Keyset pages: bounded memory, whatever the number of secrets. */
+    /* Keyset pages: bounded memory, whatever the number of secrets. Counts what can be read
+     * (enabled versions), so it agrees with latest. */
     [ST_LIST_SECRETS] = {"coffer_list_secrets",
                          "SELECT s.name, (SELECT count(*) FROM coffer_versions v "
-                         "WHERE v.secret_id = s.id) FROM coffer_secrets s WHERE s.name > $1 "
+                         "WHERE v.secret_id = s.id AND v.state = 0) FROM coffer_secrets s "
+                         "WHERE s.name > $1 "
                          "ORDER BY s.name LIMIT " PG_STR(PG_PAGE_ROWS),
                          1,
                          {OID_TEXT}},
@@ -347,6 +349,8 @@ static int sqlstate_rc(const char *state)
 		return COFFER_EBUSY; /* serialization failure, deadlock, lock not available */
 	if (strcmp(state, "53200") == 0)
 		return COFFER_ENOMEM;
+	if (strcmp(state, "53100") == 0)
+		return COFFER_EFULL; /* disk_full */
 	if (strcmp(state, "25006") == 0)
 		return COFFER_EUNAVAIL; /* a read-only server: a standby, or the old primary */
 	if (strcmp(state, "42P01") == 0 || strcmp(state, "42703") == 0)
@@ -386,6 +390,11 @@ static int res_rc(pg_store *s, const PGresult *r, ExecStatusType want, const cha
 	}
 	if (r != NULL && PQresultStatus(r) != PGRES_FATAL_ERROR && state == NULL)
 		set_err(s, "unexpected PostgreSQL reply during %s", what);
+	else if (rc == COFFER_EFULL)
+		set_err(s,
+		        "PostgreSQL error during %s: the database server's disk is full (free some "
+		        "space there and try again): %s (SQLSTATE %s)",
+		        what, line, state);
 	else
 		set_err(s, "PostgreSQL error during %s: %s (SQLSTATE %s)", what, line,
 		        state != NULL ? state : "none");

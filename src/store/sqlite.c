@@ -55,8 +55,9 @@ static const char *const queries[Q_COUNT] = {
                       "AND v.version = ?2 AND v.state = 0",
     [Q_KEYS] = "SELECT id, sealed FROM keyring ORDER BY id",
     [Q_HEADER] = "SELECT store_id, kdf_salt, kdf_ops, kdf_mem FROM header WHERE id = 1",
+    /* Counts what can be read (enabled versions), so it agrees with latest. */
     [Q_LIST_SECRETS] = "SELECT s.name, (SELECT count(*) FROM versions v WHERE v.secret_id = "
-                       "s.id) FROM secrets s ORDER BY s.name",
+                       "s.id AND v.state = 0) FROM secrets s ORDER BY s.name",
     [Q_SECRET_ID] = "SELECT id FROM secrets WHERE name = ?1",
     [Q_LIST_VERSIONS] = "SELECT version, key_id, state, created_ms, length(sealed) FROM "
                         "versions WHERE secret_id = ?1 ORDER BY version",
@@ -81,7 +82,8 @@ static const char schema_v1[] =
 typedef struct sqlite_store {
 	sqlite3 *db;
 	sqlite3_stmt *q[Q_COUNT];
-	uint64_t *gen; /* mmap of coffer.gen, or NULL when unavailable (cache then unused) */
+	uint64_t *gen;       /* mmap of coffer.gen, or NULL when unavailable (cache then unused) */
+	char gen_path[4096]; /* coffer.gen, to map it later when it could not be at open */
 	char err[512];
 } sqlite_store;
 
@@ -109,13 +111,34 @@ static int map_rc(int src)
 	case SQLITE_CORRUPT:
 	case SQLITE_NOTADB:
 		return COFFER_ECORRUPT;
+	case SQLITE_FULL:
+		return COFFER_EFULL;
 	default:
 		return COFFER_EIO;
 	}
 }
 
+/* SQLite says SQLITE_FULL when a write finds no room, but growing its shared-memory file on a
+ * full disk is an I/O error (SQLITE_IOERR_SHMSIZE ...): the errno tells. */
+static int full_disk(sqlite_store *s, int src)
+{
+	if ((src & 0xff) == SQLITE_FULL)
+		return 1;
+	if ((src & 0xff) != SQLITE_IOERR || s->db == NULL)
+		return 0;
+	int e = sqlite3_system_errno(s->db);
+	return e == ENOSPC || e == EDQUOT;
+}
+
 static int fail(sqlite_store *s, int src, const char *what)
 {
+	if (full_disk(s, src)) {
+		snprintf(s->err, sizeof s->err,
+		         "sqlite: %s: the disk is full (no space left for the store: free some "
+		         "space and try again)",
+		         what);
+		return COFFER_EFULL;
+	}
 	snprintf(s->err, sizeof s->err, "sqlite: %s: %s", what,
 	         s->db != NULL ? sqlite3_errmsg(s->db) : sqlite3_errstr(src));
 	return map_rc(src);
@@ -158,13 +181,37 @@ static int sq_default_key_file(const char *location, char *buf, size_t len)
 	return path_join(buf, len, location, "master.key");
 }
 
-/* The folder: created 0700; an existing one must be a directory. */
+/*
+ * A store folder must be private (like the key file): with group or others given any access
+ * they could list it, and with write access delete, swap or plant files in it (a -wal beside
+ * the database, say). Refused, with the chmod to run, rather than warned: the store is where
+ * the secrets are. A folder that holds no database, opened without STORE_OPEN_CREATE, is left
+ * to say "no store" instead (no chmod advice for a folder that is not a store).
+ */
+static int check_private(const char *dir, mode_t mode, unsigned flags, char *err, size_t errlen)
+{
+	char db[4096];
+	struct stat st;
+	if ((mode & 077) == 0)
+		return COFFER_OK;
+	if (!(flags & STORE_OPEN_CREATE) &&
+	    path_join(db, sizeof db, dir, "coffer.db") == COFFER_OK && lstat(db, &st) != 0 &&
+	    errno == ENOENT)
+		return COFFER_OK;
+	snprintf(err, errlen,
+	         "store folder '%s' is accessible by group or others (mode %04o); a store folder "
+	         "must be private: run: chmod 700 '%s' (or use a folder of its own)",
+	         dir, (unsigned)(mode & 07777), dir);
+	return COFFER_EPERM;
+}
+
+/* The folder: created 0700; an existing one must be a private directory. */
 static int prepare_dir(const char *dir, unsigned flags, char *err, size_t errlen)
 {
 	struct stat st;
 	if (stat(dir, &st) == 0) {
 		if (S_ISDIR(st.st_mode))
-			return COFFER_OK;
+			return check_private(dir, st.st_mode, flags, err, errlen);
 		snprintf(err, errlen, "store '%s' exists but is not a directory", dir);
 		return COFFER_EINVAL;
 	}
@@ -177,8 +224,10 @@ static int prepare_dir(const char *dir, unsigned flags, char *err, size_t errlen
 		return COFFER_ENOTFOUND;
 	}
 	if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
-		snprintf(err, errlen, "cannot create store '%s': %s", dir, strerror(errno));
-		return COFFER_EIO;
+		int e = errno;
+		snprintf(err, errlen, "cannot create store '%s': %s", dir,
+		         e == ENOSPC || e == EDQUOT ? "the disk is full" : strerror(e));
+		return e == ENOSPC || e == EDQUOT ? COFFER_EFULL : COFFER_EIO;
 	}
 	return COFFER_OK;
 }
@@ -245,21 +294,33 @@ static int check_store_files(const char *dir, char *err, size_t errlen)
 	return COFFER_OK;
 }
 
-static void map_gen(sqlite_store *s, const char *dir)
+/*
+ * Map coffer.gen. Its block is allocated before it is mapped: touching a page of a file that
+ * has no block behind it (a sparse file, as ftruncate makes) raises SIGBUS when the file
+ * system is full. posix_fallocate also allocates the block of an existing sparse file, and
+ * costs nothing for one already allocated. If the file cannot be made or allocated (full disk,
+ * read-only folder) the handle works without the cache; see try_map_gen() for why that is
+ * never stale.
+ */
+static void try_map_gen(sqlite_store *s)
 {
-	char path[4096];
-	if (path_join(path, sizeof path, dir, "coffer.gen") != COFFER_OK)
-		return;
-	int fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
-	struct stat st;
+	int fd = open(s->gen_path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return;
-	if (fstat(fd, &st) == 0 && (st.st_size >= 8 || ftruncate(fd, 8) == 0)) {
+	if (posix_fallocate(fd, 0, 8) == 0) {
 		void *p = mmap(NULL, 8, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 		if (p != MAP_FAILED)
 			s->gen = p;
 	}
 	close(fd);
+}
+
+static void map_gen(sqlite_store *s, const char *dir)
+{
+	if (path_join(s->gen_path, sizeof s->gen_path, dir, "coffer.gen") != COFFER_OK)
+		s->gen_path[0] = '\0';
+	else
+		try_map_gen(s);
 }
 
 static void gen_store(sqlite_store *s, uint64_t g)
@@ -649,9 +710,18 @@ static int sq_keys_add(store *h, uint32_t key_id, const uint8_t *sealed, size_t 
 	return src == SQLITE_DONE ? COFFER_OK : fail(s, src, "add data key");
 }
 
-/* Bump the generation inside the open write transaction and publish it. */
+/*
+ * Bump the generation inside the open write transaction and publish it.
+ *
+ * A handle that could not map coffer.gen at open (full disk) tries again here, under the write
+ * lock: it must publish if anyone may be trusting the file. And if it still cannot, no one is:
+ * allocating fails only while the file's block was never allocated, and then every process
+ * reads 0 there, a generation no row is ever tagged with (they start at 1), so caches miss.
+ */
 static int bump_gen(sqlite_store *s)
 {
+	if (s->gen == NULL && s->gen_path[0] != '\0')
+		try_map_gen(s);
 	sqlite3_stmt *q = s->q[Q_BUMP_GEN];
 	int src = sqlite3_step(q);
 	int rc = src == SQLITE_ROW ? COFFER_OK : fail(s, src, "bump generation");

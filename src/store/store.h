@@ -122,7 +122,8 @@ typedef struct store_ops {
 	 */
 	int (*generation)(store *s, uint64_t *gen);
 
-	/* List secret names in byte order, with their number of versions. */
+	/* List secret names in byte order, each with its number of enabled (not destroyed)
+	 * versions. */
 	int (*list_secrets)(store *s, store_name_cb cb, void *ctx);
 
 	/* List the versions of one secret, oldest first (sealed = NULL, sealed_len set).

@@ -117,6 +117,7 @@ expect_rc 3 "a destroyed version is not found" C access doomed@2
 expect_rc 3 "destroying it again is not found" C destroy doomed@2
 expect_eq 3 "$(C put doomed third 2>/dev/null)" "the destroyed id is not reused"
 expect_eq "enabled destroyed enabled" "$(C versions doomed | tail -n +2 | awk '{print $4}' | tr '\n' ' ' | sed 's/ $//')" "versions shows the destroyed one"
+expect_eq 2 "$(C list | awk '$1 == "doomed" {print $2}')" "list counts only the versions that can be read"
 
 # --- key rotation ----------------------------------------------------------------
 expect_rc 0 "rotate-key adds a data key and re-encrypts" C rotate-key
@@ -138,6 +139,25 @@ expect_err_has "interrupted 'coffer rekey'" "the hint names the leftover file"
 mv "$COFFER_STORE/master.key.new" "$COFFER_STORE/master.key"
 expect_rc 0 "moving the new key into place restores access" C list
 expect_rc 2 "rekey with a key from the environment needs --new-key-file" env COFFER_MASTER_KEY=AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyA= "$COFFER" rekey
+
+# --- a store folder open to others is refused ------------------------------------------------
+# (group or others could read the file names, or with write access swap or plant files.)
+before=$(snapshot)
+for mode in 750 705 770 777 701; do
+	chmod "$mode" "$COFFER_STORE"
+	expect_rc 4 "a store folder of mode $mode is refused (access)" C access db.password
+	expect_err_has "chmod 700 '$COFFER_STORE'" "mode $mode: the error says which chmod to run"
+	expect_rc 4 "a store folder of mode $mode is refused (put)" C put db.password more
+done
+chmod 700 "$COFFER_STORE"
+expect_eq "$before" "$(snapshot)" "refused puts on an open folder changed nothing"
+expect_rc 0 "after chmod 700 the store opens again" C access db.password
+mkdir -m 755 "$WORK/open"
+expect_rc 4 "init in an existing folder open to others is refused" C --store "$WORK/open" init
+expect_err_has "chmod 700" "init says which chmod to run"
+expect_eq "" "$(ls -A "$WORK/open")" "and created nothing in it"
+expect_rc 3 "a read command on a folder that is no store says so (no chmod advice)" C --store "$WORK/open" list
+expect_err_has "no store at" "it says there is no store"
 
 # --- other store folders --------------------------------------------------------
 expect_rc 0 "--store names another store" C --store "$WORK/other" put k v

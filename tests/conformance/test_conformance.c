@@ -9,7 +9,9 @@
 #include <stdint.h>
 
 #include <cmocka.h>
+#include <dirent.h>
 #include <pthread.h>
+#include <sys/stat.h>
 
 #include "../testutil.h"
 
@@ -17,15 +19,20 @@ static char tmpdir[4096];
 static char location[4200];
 static char prefix[32]; /* makes names unique per run, so a shared database can be reused */
 
-static coffer_store *open_store(void)
+static coffer_store *open_key_at(const char *loc)
 {
 	coffer_options o = {.master_key_b64 = TEST_MASTER_KEY, .flags = COFFER_OPEN_NO_ENV};
 	coffer_store *st = NULL;
 	char err[512];
-	int rc = coffer_open(&st, location, &o, err, sizeof err);
+	int rc = coffer_open(&st, loc, &o, err, sizeof err);
 	if (rc != COFFER_OK)
-		fail_msg("coffer_open(%s): %s", location, err);
+		fail_msg("coffer_open(%s): %s", loc, err);
 	return st;
+}
+
+static coffer_store *open_store(void)
+{
+	return open_key_at(location);
 }
 
 static void name(char *buf, size_t len, const char *base)
@@ -425,7 +432,31 @@ static int collect_states(void *ctx, const coffer_version_info *vi)
 	return st->n < sizeof st->list - 1 ? 0 : 1;
 }
 
-/* Destroyed versions are gone for good, keep their ids, and latest moves back past them. */
+typedef struct count_of {
+	const char *name;
+	long n; /* -1: not listed */
+} count_of;
+
+static int find_count(void *ctx, const char *nm, size_t nv)
+{
+	count_of *c = ctx;
+	if (strcmp(nm, c->name) == 0)
+		c->n = (long)nv;
+	return 0;
+}
+
+/* The number of versions coffer_list_secrets() gives for one secret, -1 if not listed. */
+static long listed_count(coffer_store *st, const char *base)
+{
+	char n[300];
+	name(n, sizeof n, base);
+	count_of c = {n, -1};
+	assert_int_equal(coffer_list_secrets(st, find_count, &c), COFFER_OK);
+	return c.n;
+}
+
+/* Destroyed versions are gone for good, keep their ids, and latest moves back past them; the
+ * listing counts only the versions that can still be read, so it agrees with latest. */
 static void test_destroy(void **state)
 {
 	coffer_store *st = open_store(), *other = open_store();
@@ -452,6 +483,7 @@ static void test_destroy(void **state)
 	states sv = {{0}, 0};
 	assert_int_equal(coffer_list_versions(s, collect_states, &sv), COFFER_OK);
 	assert_string_equal(sv.list, "1+:3 2-:0 3-:0 4+:4 ");
+	assert_int_equal(listed_count(st, "destroy"), 2);
 	/* Errors: again, unknown, malformed, without permission, never-put secret. */
 	assert_int_equal(coffer_destroy(s, "2", ver), COFFER_ENOTFOUND);
 	assert_non_null(strstr(coffer_errmsg(st), "no enabled version '2'"));
@@ -468,6 +500,7 @@ static void test_destroy(void **state)
 	assert_int_equal(coffer_destroy(s, "latest", NULL), COFFER_OK);
 	assert_int_equal(coffer_access(o, "latest", &v), COFFER_ENOTFOUND);
 	assert_int_equal(coffer_destroy(s, "latest", NULL), COFFER_ENOTFOUND);
+	assert_int_equal(listed_count(other, "destroy"), 0); /* still listed: its ids are taken */
 	size_t moved = 0; /* the re-encrypt pass passes destroyed rows by */
 	assert_int_equal(coffer_reencrypt(st, &moved), COFFER_OK);
 	coffer_secret_free(none);
@@ -602,6 +635,90 @@ static void test_open_errors(void **state)
 	assert_string_equal(coffer_strerror(12345), "unknown error");
 	assert_int_equal(coffer_grpc_status(COFFER_EPERM), 7);
 	assert_int_equal(coffer_exit_code(COFFER_ENOTFOUND), 3);
+	/* A full disk is its own error: RESOURCE_EXHAUSTED, exit 7, and says so. */
+	assert_string_equal(coffer_strerror(COFFER_EFULL), "disk full");
+	assert_int_equal(coffer_grpc_status(COFFER_EFULL), 8);
+	assert_int_equal(coffer_exit_code(COFFER_EFULL), 7);
+}
+
+/* Entries in a folder other than . and .., or -1 if it cannot be read (e.g. missing). */
+static int entries(const char *dir)
+{
+	DIR *d = opendir(dir);
+	if (d == NULL)
+		return -1;
+	int n = 0;
+	for (struct dirent *e; (e = readdir(d)) != NULL;)
+		n += strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0;
+	closedir(d);
+	return n;
+}
+
+static int open_no_create(const char *loc, char *err, size_t errlen)
+{
+	coffer_options o = {.master_key_b64 = TEST_MASTER_KEY,
+	                    .flags = COFFER_OPEN_NO_CREATE | COFFER_OPEN_NO_ENV};
+	coffer_store *st = (coffer_store *)1;
+	int rc = coffer_open(&st, loc, &o, err, errlen);
+	if (rc == COFFER_OK)
+		coffer_close(st);
+	else
+		assert_ptr_equal(st, (coffer_store *)1);
+	return rc;
+}
+
+/* COFFER_OPEN_NO_CREATE opens an existing store and creates nothing where there is none: no
+ * folder, no database, no key file, and no header in a store whose creation stopped half-way. */
+static void test_no_create(void **state)
+{
+	char err[512], loc[4400];
+	coffer_close(open_store()); /* the suite's store exists */
+	assert_int_equal(open_no_create(location, err, sizeof err), COFFER_OK);
+	if (tmpdir[0] == '\0')
+		return; /* the rest needs folders of its own (SQLite) */
+	snprintf(loc, sizeof loc, "%s/no-such-store", tmpdir);
+	assert_int_equal(open_no_create(loc, err, sizeof err), COFFER_ENOTFOUND);
+	assert_int_equal(entries(loc), -1);
+	snprintf(loc, sizeof loc, "%s/empty-folder", tmpdir);
+	assert_int_equal(mkdir(loc, 0700), 0);
+	assert_int_equal(open_no_create(loc, err, sizeof err), COFFER_ENOTFOUND);
+	assert_int_equal(entries(loc), 0);
+	/* A creation that failed at its key file (its folder is missing) leaves a store without a
+	 * header; opening that without NO_CREATE would finish it, with NO_CREATE nothing is made.
+	 */
+	char kf[4500];
+	snprintf(loc, sizeof loc, "%s/half-made", tmpdir);
+	snprintf(kf, sizeof kf, "%s/no-such-folder/key", tmpdir);
+	coffer_options o = {.key_file = kf, .flags = COFFER_OPEN_NO_ENV};
+	coffer_store *st = NULL;
+	assert_int_not_equal(coffer_open(&st, loc, &o, err, sizeof err), COFFER_OK);
+	assert_int_equal(open_no_create(loc, err, sizeof err), COFFER_ENOTFOUND);
+	assert_non_null(strstr(err, "no store"));
+	snprintf(kf, sizeof kf, "%s/half-made/master.key", tmpdir);
+	assert_int_equal(access(kf, F_OK), -1);
+	/* Without the flag it is finished, and then opens with it. */
+	coffer_close(open_key_at(loc));
+	assert_int_equal(open_no_create(loc, err, sizeof err), COFFER_OK);
+}
+
+/* A SQLite store folder that gives group or others any access is refused, saying the fix. */
+static void test_folder_mode(void **state)
+{
+	if (tmpdir[0] == '\0')
+		return; /* a database has no folder */
+	coffer_close(open_store());
+	coffer_options o = {.master_key_b64 = TEST_MASTER_KEY, .flags = COFFER_OPEN_NO_ENV};
+	char err[512];
+	static const mode_t modes[] = {0750, 0705, 0770, 0701};
+	for (size_t i = 0; i < sizeof modes / sizeof modes[0]; i++) {
+		coffer_store *st = NULL;
+		assert_int_equal(chmod(location, modes[i]), 0);
+		assert_int_equal(coffer_open(&st, location, &o, err, sizeof err), COFFER_EPERM);
+		assert_null(st);
+		assert_non_null(strstr(err, "chmod 700"));
+	}
+	assert_int_equal(chmod(location, 0700), 0);
+	coffer_close(open_store());
 }
 
 int main(void)
@@ -633,6 +750,8 @@ int main(void)
 	    cmocka_unit_test(test_key_rotation),
 	    cmocka_unit_test(test_wrong_master_key),
 	    cmocka_unit_test(test_open_errors),
+	    cmocka_unit_test(test_no_create),
+	    cmocka_unit_test(test_folder_mode),
 	};
 	int failed = cmocka_run_group_tests(tests, NULL, NULL);
 	if (tmpdir[0] != '\0')

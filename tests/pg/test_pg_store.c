@@ -469,6 +469,39 @@ static void test_seal_failure(void **state)
 	ops->close(s);
 }
 
+/*
+ * The server's disk fills: PostgreSQL answers SQLSTATE 53100 (disk_full). A trigger makes the
+ * real server raise exactly that error for an insert (a real full disk under PostgreSQL is more
+ * than a test can arrange); the backend must say COFFER_EFULL with a message saying so, keep
+ * every earlier value, and put again on the same handle once the disk has room.
+ */
+static void test_disk_full_then_room_again(void **state)
+{
+	fresh_db("diskfull");
+	store *s = open_ok();
+	put1(s, "x", "x1");
+	sql1(url,
+	     "CREATE FUNCTION pgt_full() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+	     "RAISE EXCEPTION 'could not extend file: No space left on device' "
+	     "USING ERRCODE = '53100'; END $$",
+	     NULL);
+	sql1(url,
+	     "CREATE TRIGGER pgt_full BEFORE INSERT ON coffer_versions FOR EACH ROW EXECUTE "
+	     "PROCEDURE pgt_full()",
+	     NULL);
+	const char *vals[1] = {"x2"};
+	sealer z = new_sealer(vals);
+	store_put it = {"x", 1, 0};
+	assert_int_equal(ops->put(s, &it, 1, seal_cb, &z), COFFER_EFULL);
+	assert_non_null(strstr(ops->errmsg(s), "disk is full"));
+	assert_non_null(strstr(ops->errmsg(s), "53100"));
+	get_is(s, "x", 0, "x1", 1);
+	sql1(url, "DROP TRIGGER pgt_full ON coffer_versions", NULL);
+	assert_int_equal(put1(s, "x", "x2"), 2); /* the same handle, no gap */
+	get_is(s, "x", 1, "x1", 1);
+	ops->close(s);
+}
+
 /* ------------------------------------------------------------------------------------------ */
 /* Generation tokens                                                                          */
 
@@ -1057,6 +1090,7 @@ int main(int argc, char **argv)
 	    cmocka_unit_test(test_put_get),
 	    cmocka_unit_test(test_batch_order),
 	    cmocka_unit_test(test_seal_failure),
+	    cmocka_unit_test(test_disk_full_then_room_again),
 	    cmocka_unit_test(test_generation),
 	    cmocka_unit_test(test_reconnect),
 	    cmocka_unit_test(test_lock_timeout),
