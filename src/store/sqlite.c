@@ -261,8 +261,10 @@ static int precreate(const char *path, unsigned flags, char *err, size_t errlen)
 	}
 	if (errno == EEXIST)
 		return COFFER_OK; /* another opener created it first; never open it ourselves */
-	snprintf(err, errlen, "cannot create '%s': %s", path, strerror(errno));
-	return COFFER_EIO;
+	int e = errno;
+	snprintf(err, errlen, "cannot create '%s': %s", path,
+	         e == ENOSPC || e == EDQUOT ? "the disk is full" : strerror(e));
+	return e == ENOSPC || e == EDQUOT ? COFFER_EFULL : COFFER_EIO;
 }
 
 /* The database, its WAL and shm must each be a regular file (or absent): a symbolic link could
@@ -329,21 +331,36 @@ static void gen_store(sqlite_store *s, uint64_t g)
 		__atomic_store_n(s->gen, g, __ATOMIC_SEQ_CST);
 }
 
+/* The schema version, read without writing (an empty file stays empty); -1 on error. */
+static int schema_version(sqlite_store *s, int *src)
+{
+	sqlite3_stmt *st = NULL;
+	*src = sqlite3_prepare_v2(s->db, "PRAGMA user_version", -1, &st, NULL);
+	int ver = -1;
+	if (*src == SQLITE_OK && (*src = sqlite3_step(st)) == SQLITE_ROW)
+		ver = sqlite3_column_int(st, 0);
+	else if (*src == SQLITE_OK || *src == SQLITE_DONE)
+		*src = SQLITE_ERROR; /* no row: never mistaken for success by fail() */
+	sqlite3_finalize(st);
+	return ver;
+}
+
 /* Create or check the schema, and publish the current generation (under the write lock, so no
  * writer is between its publish and its commit). */
-static int setup_schema(sqlite_store *s)
+static int setup_schema(sqlite_store *s, unsigned flags)
 {
 	int rc = exec(s, "BEGIN IMMEDIATE", "begin");
 	if (rc != COFFER_OK)
 		return rc;
 	sqlite3_stmt *st = NULL;
-	int src = sqlite3_prepare_v2(s->db, "PRAGMA user_version", -1, &st, NULL);
-	int ver =
-	    (src == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW) ? sqlite3_column_int(st, 0) : -1;
-	sqlite3_finalize(st);
+	int src = SQLITE_OK, ver = schema_version(s, &src);
 	if (ver < 0)
 		rc = fail(s, src, "read schema version");
-	else if (ver == 0)
+	else if (ver == 0 && !(flags & STORE_OPEN_CREATE)) {
+		/* an empty coffer.db (a creation that stopped early): a read must not build it */
+		snprintf(s->err, sizeof s->err, "the store has no schema yet");
+		rc = COFFER_ENOTFOUND;
+	} else if (ver == 0)
 		rc = exec(s, schema_v1, "create schema");
 	else if (ver > STORE_SCHEMA_VERSION) {
 		snprintf(s->err, sizeof s->err,
@@ -362,19 +379,25 @@ static int setup_schema(sqlite_store *s)
 	return finish_write(s, rc, 0);
 }
 
-static int configure(sqlite_store *s)
+static int configure(sqlite_store *s, unsigned flags)
 {
 	sqlite3_busy_timeout(s->db, 10000);
 	sqlite3_extended_result_codes(s->db, 1);
+	int src = SQLITE_OK;
+	if (!(flags & STORE_OPEN_CREATE) && schema_version(s, &src) == 0) {
+		/* before the WAL pragma, which would write a header into an empty file */
+		snprintf(s->err, sizeof s->err, "the store has no schema yet");
+		return COFFER_ENOTFOUND;
+	}
 	int rc = exec(s,
 	              "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; "
 	              "PRAGMA secure_delete = ON; PRAGMA foreign_keys = ON; "
 	              "PRAGMA trusted_schema = OFF;",
 	              "configure");
 	if (rc == COFFER_OK)
-		rc = setup_schema(s);
+		rc = setup_schema(s, flags);
 	for (int i = 0; i < Q_COUNT && rc == COFFER_OK; i++) {
-		int src = sqlite3_prepare_v3(s->db, queries[i], -1, SQLITE_PREPARE_PERSISTENT,
+		src = sqlite3_prepare_v3(s->db, queries[i], -1, SQLITE_PREPARE_PERSISTENT,
 		                             &s->q[i], NULL);
 		if (src != SQLITE_OK)
 			rc = fail(s, src, "prepare");
@@ -431,11 +454,11 @@ static int sq_open(const char *dir, unsigned flags, store **out, char *err, size
 	sqlite_store *s = calloc(1, sizeof *s);
 	if (s == NULL)
 		return COFFER_ENOMEM;
+	/* Mapped first, so that configure() republishes the database's generation into it. */
+	map_gen(s, real);
 	int src = sqlite3_open_v2(
 	    path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_NOFOLLOW, NULL);
-	rc = src == SQLITE_OK ? configure(s) : fail(s, src, "open");
-	if (rc == COFFER_OK)
-		map_gen(s, real);
+	rc = src == SQLITE_OK ? configure(s, flags) : fail(s, src, "open");
 	if (rc != COFFER_OK) {
 		snprintf(err, errlen, "%s", s->err);
 		sq_close((store *)s);

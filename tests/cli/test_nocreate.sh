@@ -58,6 +58,16 @@ for cmd in "access x" "list" "rotate-key"; do
 		pass "half-made store, $cmd: no key file"
 done
 
+# A folder where creation stopped before the schema (an empty coffer.db): a read command does
+# not build the schema either; the database stays empty.
+mkdir -m 700 "$WORK/bare" && : >"$WORK/bare/coffer.db" && chmod 600 "$WORK/bare/coffer.db"
+for cmd in "access x" "list"; do
+	# shellcheck disable=SC2086
+	expect_rc 3 "empty coffer.db, $cmd: exit 3" C --store "$WORK/bare" $cmd
+	expect_err_has "no store at" "empty coffer.db, $cmd: says there is no store"
+	expect_eq 0 "$(stat -c %s "$WORK/bare/coffer.db")" "empty coffer.db, $cmd: still empty"
+done
+
 # init and put still create; then the read commands work.
 expect_rc 3 "access before anything exists" C access x
 expect_rc 0 "put creates the store" C put x one
