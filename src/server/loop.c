@@ -620,6 +620,17 @@ SSL_CTX *srv_tls_new(const char *cert, const char *key, char *err, size_t errlen
 	}
 	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
 	SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
+	/*
+	 * OpenSSL decrypts a record in place in its read buffer, which lives as long as the
+	 * connection: a put's value would stay there in clear until a later record overwrites it.
+	 * Wipe it once handed over (OpenSSL 3); before 3.0, release the buffer whenever it is
+	 * empty, and our wiping allocator (wipe_install_global) wipes it.
+	 */
+#ifdef SSL_OP_CLEANSE_PLAINTEXT
+	SSL_CTX_set_options(ctx, SSL_OP_CLEANSE_PLAINTEXT);
+#else
+	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+#endif
 	if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1 ||
 	    SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1 ||
 	    SSL_CTX_check_private_key(ctx) != 1) {
