@@ -517,32 +517,19 @@ void srv_block_signals(void)
 
 /* --- binding ------------------------------------------------------------------------------- */
 
-static int bind_one(const struct addrinfo *ai, const char *port_override)
+static int sa_port(const struct sockaddr_storage *sa)
 {
-	int one = 1;
-	int fd =
-	    socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
-	if (fd < 0)
-		return -1;
-	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
-	if (bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 || listen(fd, 1024) != 0) {
-		close(fd);
-		return -1;
-	}
-	(void)port_override;
-	return fd;
+	if (sa->ss_family == AF_INET)
+		return ntohs(((const struct sockaddr_in *)sa)->sin_port);
+	return ntohs(((const struct sockaddr_in6 *)sa)->sin6_port);
 }
 
-static int local_port(int fd)
+static void sa_set_port(struct sockaddr_storage *sa, int port)
 {
-	struct sockaddr_storage ss;
-	socklen_t len = sizeof(ss);
-	if (getsockname(fd, (struct sockaddr *)&ss, &len) != 0)
-		return -1;
-	if (ss.ss_family == AF_INET)
-		return ntohs(((struct sockaddr_in *)&ss)->sin_port);
-	return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+	if (sa->ss_family == AF_INET)
+		((struct sockaddr_in *)sa)->sin_port = htons((uint16_t)port);
+	else
+		((struct sockaddr_in6 *)sa)->sin6_port = htons((uint16_t)port);
 }
 
 static int is_loopback(const struct sockaddr *sa)
@@ -554,33 +541,80 @@ static int is_loopback(const struct sockaddr *sa)
 	return 0;
 }
 
-static int bind_listener(srv_listen *l, unsigned threads, char *err, size_t errlen)
+/* "host:port" or "[v6]:port", for messages. */
+static void listen_name(const srv_listen *l, int port, char *out, size_t outlen)
+{
+	int v6 = strchr(l->host, ':') != NULL;
+	snprintf(out, outlen, "%s%s%s:%d", v6 ? "[" : "", l->host, v6 ? "]" : "", port);
+}
+
+int srv_resolve(srv_config *cfg, char *err, size_t errlen)
 {
 	struct addrinfo hints, *res = NULL;
-	char port[16];
 	memset(&hints, 0, sizeof(hints));
 	hints.ai_family = AF_UNSPEC;
 	hints.ai_socktype = SOCK_STREAM;
 	hints.ai_flags = AI_PASSIVE;
-	/* Port 0 picks a free port once; the other workers then join that same port. */
-	snprintf(port, sizeof(port), "%s", l->port);
-	for (unsigned t = 0; t < threads; t++) {
-		int rc = getaddrinfo(l->host, port, &hints, &res);
+	for (size_t i = 0; i < cfg->n_listen; i++) {
+		srv_listen *l = &cfg->listen[i];
+		int rc = getaddrinfo(l->host, l->port, &hints, &res);
 		if (rc != 0) {
 			snprintf(err, errlen, "cannot resolve '%s': %s", l->host, gai_strerror(rc));
 			return -1;
 		}
+		/* The first address: the one checked is the one bound. */
+		memset(&l->addr, 0, sizeof(l->addr));
+		memcpy(&l->addr, res->ai_addr, res->ai_addrlen);
+		l->addrlen = res->ai_addrlen;
 		l->loopback = is_loopback(res->ai_addr);
-		l->fds[t] = bind_one(res, port);
 		freeaddrinfo(res);
-		if (l->fds[t] < 0) {
-			snprintf(err, errlen, "cannot listen on %s:%s: %s", l->host, port,
-			         strerror(errno));
+		for (unsigned t = 0; t < SRV_MAX_THREADS; t++)
+			l->fds[t] = -1;
+	}
+	return 0;
+}
+
+static int bind_one(const srv_listen *l, const struct sockaddr_storage *sa, int reuseport)
+{
+	int one = 1;
+	int fd = socket(sa->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -1;
+	/* SO_REUSEADDR: a restart is not refused for the last run's connections in TIME_WAIT. */
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (reuseport)
+		setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+	if (bind(fd, (const struct sockaddr *)sa, l->addrlen) != 0) {
+		int e = errno;
+		close(fd);
+		errno = e;
+		return -1;
+	}
+	return fd;
+}
+
+static int bind_listener(srv_listen *l, unsigned threads, char *err, size_t errlen)
+{
+	struct sockaddr_storage sa = l->addr;
+	char w[300];
+	/* Port 0 picks a free port once; the other workers then join that same port. */
+	for (unsigned t = 0; t < threads; t++) {
+		l->fds[t] = bind_one(l, &sa, 1);
+		if (l->fds[t] < 0 || listen(l->fds[t], 1024) != 0) {
+			int e = errno;
+			listen_name(l, sa_port(&sa), w, sizeof(w));
+			snprintf(err, errlen, "cannot listen on %s: %s", w, strerror(e));
 			return -1;
 		}
 		if (t == 0) {
-			l->bound_port = local_port(l->fds[0]);
-			snprintf(port, sizeof(port), "%d", l->bound_port);
+			struct sockaddr_storage got;
+			socklen_t len = sizeof(got);
+			if (getsockname(l->fds[0], (struct sockaddr *)&got, &len) != 0) {
+				snprintf(err, errlen, "getsockname: %s", strerror(errno));
+				return -1;
+			}
+			l->bound_port = sa_port(&got);
+			sa_set_port(&sa, l->bound_port);
 		}
 	}
 	return 0;
@@ -588,12 +622,9 @@ static int bind_listener(srv_listen *l, unsigned threads, char *err, size_t errl
 
 int srv_bind(srv_config *cfg, char *err, size_t errlen)
 {
-	for (size_t i = 0; i < cfg->n_listen; i++) {
-		for (unsigned t = 0; t < SRV_MAX_THREADS; t++)
-			cfg->listen[i].fds[t] = -1;
+	for (size_t i = 0; i < cfg->n_listen; i++)
 		if (bind_listener(&cfg->listen[i], cfg->threads, err, errlen) != 0)
 			return -1;
-	}
 	return 0;
 }
 

@@ -1,0 +1,90 @@
+// What coffer serve refuses at start-up, before it serves anything: a port that another process
+// holds (the workers of one server share their port, never two servers), and a non-loopback
+// listener without TLS and tokens, refused before anything is bound.
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { COFFER, HERE, cacheRequire, check, eq, main, startServer, tmpDir } from './lib.mjs';
+
+const require = cacheRequire();
+const grpc = require('@grpc/grpc-js');
+const protoLoader = require('@grpc/proto-loader');
+
+const PROTO = path.resolve(HERE, '..', '..', 'proto');
+const def = protoLoader.loadSync(
+  ['nitric/proto/secrets/v1/secrets.proto', 'nitric/proto/resources/v1/resources.proto'],
+  { includeDirs: [PROTO], keepCase: true, longs: String, enums: Number, defaults: true },
+);
+const pkg = grpc.loadPackageDefinition(def);
+
+const dir = tmpDir('startup');
+const started = [];
+process.on('exit', () => {
+  for (const p of started) if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL');
+});
+
+// Run `coffer serve` until it either exits (refused) or announces its listeners (started, then
+// stopped here). Resolves with { started, code, stdout, stderr }.
+function attempt(store, args) {
+  return new Promise((resolve) => {
+    const env = { ...process.env };
+    for (const k of ['COFFER_MASTER_KEY', 'COFFER_PASSPHRASE', 'COFFER_KEY_FILE', 'COFFER_STORE']) delete env[k];
+    const p = spawn(COFFER, ['--store', store, 'serve', ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    started.push(p);
+    let stdout = '';
+    let stderr = '';
+    let up = false;
+    p.stderr.on('data', (d) => {
+      stderr += d;
+    });
+    p.stdout.on('data', (d) => {
+      stdout += d;
+      if (!up && /^coffer: store /m.test(stdout)) {
+        up = true;
+        p.kill('SIGTERM');
+      }
+    });
+    p.on('close', (code) => resolve({ started: up, code, stdout, stderr }));
+  });
+}
+
+const call = (client, method, req) =>
+  new Promise((resolve, reject) => client[method](req, (err, resp) => (err ? reject(err) : resolve(resp))));
+
+// A fresh channel each time: a new connection, which the kernel would hand to any socket
+// listening on the port.
+async function readBack(addr, name) {
+  const sm = new pkg.nitric.proto.secrets.v1.SecretManager(addr, grpc.credentials.createInsecure(),
+    { 'grpc.use_local_subchannel_pool': 1 });
+  try {
+    const r = await call(sm, 'Access', { secret_version: { secret: { name }, version: 'latest' } });
+    return Buffer.from(r.value).toString();
+  } finally {
+    sm.close();
+  }
+}
+
+let a;
+
+function refusedInUse(r, where) {
+  check(!r.started, `a second server started on ${where}:\n${r.stdout}`);
+  check(r.code !== 0 && r.code !== null, `exit code ${r.code}`);
+  check(r.stderr.includes(`coffer serve: ${where} is already in use by another process`),
+    `message: ${JSON.stringify(r.stderr)}`);
+  check(!/listening on/.test(r.stdout), 'nothing announced');
+}
+
+await main([
+  ['a non-loopback listener without TLS and tokens is refused before anything is bound', async () => {
+    // 192.0.2.1 (TEST-NET-1) is on no interface here: bind() would fail with EADDRNOTAVAIL. The
+    // refusal must come from the exposure rule, checked before any socket or store is made.
+    const store = path.join(dir, 'store-c');
+    const r = await attempt(store, ['--listen', '192.0.2.1:50071']);
+    check(!r.started, 'started');
+    eq(r.code, 2, `exit code (${r.stderr})`);
+    check(/refusing to listen on 192\.0\.2\.1 \(not loopback\) without TLS/.test(r.stderr), `message: ${JSON.stringify(r.stderr)}`);
+    check(!/cannot listen/.test(r.stderr), `no bind was tried: ${JSON.stringify(r.stderr)}`);
+    check(!fs.existsSync(store), 'no store was created');
+  }],
+]);
