@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -593,17 +594,61 @@ static int bind_one(const srv_listen *l, const struct sockaddr_storage *sa, int 
 	return fd;
 }
 
+/*
+ * Every worker has its own socket on the port, joined with SO_REUSEPORT, and the kernel spreads
+ * connections across them. But SO_REUSEPORT lets any socket of the same user join that group,
+ * another coffer serve's too (both root, say): the kernel would then split the connections
+ * between two servers, maybe on two stores. So a port another process holds is refused in two
+ * steps:
+ *
+ * 1. Before joining, a probe socket WITHOUT SO_REUSEPORT is bound to the address. The kernel
+ *    refuses it (EADDRINUSE) if anything listens there, reuseport group or not, including on a
+ *    wildcard address that covers ours. It is closed at once (it would keep our own workers
+ *    out). Port 0 needs no probe: the kernel picks a port no socket has, reuseport or not.
+ * 2. The probe leaves a gap: two servers starting at the same moment can both pass it before
+ *    either listens. So once our sockets listen, the listening sockets on our port are listed
+ *    (/proc/self/net/tcp and tcp6, this network namespace) and any that is not one of ours, on
+ *    our address or a wildcard, means sharing: refused. Of two racing servers, the one that
+ *    listened last sees the other's sockets and leaves; both may leave, none stays sharing.
+ *    (Connections the kernel handed the leaving server's sockets in that instant are reset.)
+ *
+ * What is left: a program that bound the port with SO_REUSEPORT and listens only after our
+ * check could still join; nothing short of giving up SO_REUSEPORT closes that.
+ */
+static int probe_port(const srv_listen *l, char *err, size_t errlen)
+{
+	char w[300];
+	if (sa_port(&l->addr) == 0)
+		return 0;
+	int fd = bind_one(l, &l->addr, 0);
+	if (fd >= 0) {
+		close(fd);
+		return 0;
+	}
+	listen_name(l, sa_port(&l->addr), w, sizeof(w));
+	if (errno == EADDRINUSE)
+		snprintf(err, errlen, "%s is already in use by another process", w);
+	else
+		snprintf(err, errlen, "cannot listen on %s: %s", w, strerror(errno));
+	return -1;
+}
+
 static int bind_listener(srv_listen *l, unsigned threads, char *err, size_t errlen)
 {
 	struct sockaddr_storage sa = l->addr;
 	char w[300];
+	if (probe_port(l, err, errlen) != 0)
+		return -1;
 	/* Port 0 picks a free port once; the other workers then join that same port. */
 	for (unsigned t = 0; t < threads; t++) {
 		l->fds[t] = bind_one(l, &sa, 1);
 		if (l->fds[t] < 0 || listen(l->fds[t], 1024) != 0) {
 			int e = errno;
 			listen_name(l, sa_port(&sa), w, sizeof(w));
-			snprintf(err, errlen, "cannot listen on %s: %s", w, strerror(e));
+			if (e == EADDRINUSE)
+				snprintf(err, errlen, "%s is already in use by another process", w);
+			else
+				snprintf(err, errlen, "cannot listen on %s: %s", w, strerror(e));
 			return -1;
 		}
 		if (t == 0) {
@@ -620,11 +665,79 @@ static int bind_listener(srv_listen *l, unsigned threads, char *err, size_t errl
 	return 0;
 }
 
+/* The address as /proc/net/tcp{,6} prints it: the raw 32-bit words of the address, %08X each. */
+static void proc_addr(const struct sockaddr_storage *sa, char *out, size_t outlen)
+{
+	uint32_t w[4];
+	if (sa->ss_family == AF_INET) {
+		memcpy(w, &((const struct sockaddr_in *)sa)->sin_addr, 4);
+		snprintf(out, outlen, "%08X", w[0]);
+	} else {
+		memcpy(w, &((const struct sockaddr_in6 *)sa)->sin6_addr, 16);
+		snprintf(out, outlen, "%08X%08X%08X%08X", w[0], w[1], w[2], w[3]);
+	}
+}
+
+static int is_ours(const srv_config *cfg, unsigned long inode)
+{
+	struct stat st;
+	for (size_t i = 0; i < cfg->n_listen; i++)
+		for (unsigned t = 0; t < cfg->threads; t++)
+			if (cfg->listen[i].fds[t] >= 0 && fstat(cfg->listen[i].fds[t], &st) == 0 &&
+			    (unsigned long)st.st_ino == inode)
+				return 1;
+	return 0;
+}
+
+/* 1 if a line of /proc/net/tcp{,6} is a listening socket, not ours, that overlaps l. */
+static int foreign_listener(const srv_config *cfg, const srv_listen *l, const char *ours,
+                            const char *line)
+{
+	char addr[64];
+	unsigned port, state;
+	unsigned long inode;
+	/* Fields: sl local_address rem_address st tx:rx tr:when retrnsmt uid timeout inode */
+	if (sscanf(line, " %*u: %63[0-9A-F]:%X %*s %X %*s %*s %*s %*u %*u %lu", addr, &port, &state,
+	           &inode) != 4)
+		return 0;
+	if (state != 0x0A || port != (unsigned)l->bound_port || is_ours(cfg, inode))
+		return 0; /* not listening (0x0A), another port, or ours */
+	/* Same address, or a wildcard on either side (0.0.0.0 or ::, which also takes IPv4). */
+	return strcmp(addr, ours) == 0 || strspn(addr, "0") == strlen(addr) ||
+	       strspn(ours, "0") == strlen(ours);
+}
+
+static int shared_with_others(const srv_config *cfg, const srv_listen *l)
+{
+	static const char *const tables[] = {"/proc/self/net/tcp", "/proc/self/net/tcp6"};
+	char ours[64], line[512];
+	int found = 0;
+	proc_addr(&l->addr, ours, sizeof(ours));
+	for (size_t i = 0; i < 2 && !found; i++) {
+		FILE *f = fopen(tables[i], "re");
+		if (f == NULL)
+			continue; /* no procfs (or no IPv6): the probe alone has spoken */
+		while (!found && fgets(line, sizeof(line), f) != NULL)
+			found = foreign_listener(cfg, l, ours, line);
+		fclose(f);
+	}
+	return found;
+}
+
 int srv_bind(srv_config *cfg, char *err, size_t errlen)
 {
+	char w[300];
 	for (size_t i = 0; i < cfg->n_listen; i++)
 		if (bind_listener(&cfg->listen[i], cfg->threads, err, errlen) != 0)
 			return -1;
+	for (size_t i = 0; i < cfg->n_listen; i++) {
+		const srv_listen *l = &cfg->listen[i];
+		if (shared_with_others(cfg, l)) {
+			listen_name(l, l->bound_port, w, sizeof(w));
+			snprintf(err, errlen, "%s is already in use by another process", w);
+			return -1;
+		}
+	}
 	return 0;
 }
 

@@ -46,7 +46,8 @@ int srv_resolve(srv_config *cfg, char *err, size_t errlen);
 
 /*
  * Bind every resolved listener: n sockets each, one per worker, sharing the port with
- * SO_REUSEPORT; fills bound_port. 0 or -1 with err.
+ * SO_REUSEPORT; fills bound_port. A port that another process holds is refused ("HOST:PORT is
+ * already in use by another process"), never shared. 0 or -1 with err.
  */
 int srv_bind(srv_config *cfg, char *err, size_t errlen);
 

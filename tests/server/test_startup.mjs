@@ -76,6 +76,44 @@ function refusedInUse(r, where) {
 }
 
 await main([
+  ['a server on a port (two workers)', async () => {
+    a = await startServer(path.join(dir, 'store-a'), ['--listen', '127.0.0.1:0', '--threads', '2', '--policy-wait', '2000']);
+    const res = new pkg.nitric.proto.resources.v1.Resources(a.addr(), grpc.credentials.createInsecure());
+    const sm = new pkg.nitric.proto.secrets.v1.SecretManager(a.addr(), grpc.credentials.createInsecure());
+    await call(res, 'Declare', {
+      id: { type: 7, name: '' },
+      policy: { principals: [{ type: 1, name: '' }], actions: [400, 401], resources: [{ type: 8, name: 'which' }] },
+    });
+    await call(sm, 'Put', { secret: { name: 'which' }, value: Buffer.from('server A') });
+    res.close();
+    sm.close();
+    eq(await readBack(a.addr(), 'which'), 'server A', 'A serves');
+  }],
+  ['a second server on the same port is refused; the first keeps serving', async () => {
+    const where = `127.0.0.1:${a.port()}`;
+    const r = await attempt(path.join(dir, 'store-b'), ['--listen', where, '--threads', '2']);
+    refusedInUse(r, where);
+    check(a.alive(), 'A still runs');
+    for (let i = 0; i < 8; i++) eq(await readBack(a.addr(), 'which'), 'server A', `connection ${i} served by A`);
+  }],
+  ['a second server on the wildcard address of that port is refused too', async () => {
+    const r = await attempt(path.join(dir, 'store-b'), ['--listen', `0.0.0.0:${a.port()}`, '--insecure']);
+    refusedInUse(r, `0.0.0.0:${a.port()}`);
+    eq(await readBack(a.addr(), 'which'), 'server A', 'served by A');
+  }],
+  ['a port held by another program is refused with the same message', async () => {
+    const other = net.createServer();
+    await new Promise((resolve) => other.listen(0, '127.0.0.1', resolve));
+    try {
+      const where = `127.0.0.1:${other.address().port}`;
+      refusedInUse(await attempt(path.join(dir, 'store-b'), ['--listen', where]), where);
+    } finally {
+      other.close();
+    }
+  }],
+  ['stop the first server', async () => {
+    eq((await a.stop()).code, 0, 'exit code');
+  }],
   ['a non-loopback listener without TLS and tokens is refused before anything is bound', async () => {
     // 192.0.2.1 (TEST-NET-1) is on no interface here: bind() would fail with EADDRNOTAVAIL. The
     // refusal must come from the exposure rule, checked before any socket or store is made.
