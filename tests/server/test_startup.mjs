@@ -125,4 +125,21 @@ await main([
     check(!/cannot listen/.test(r.stderr), `no bind was tried: ${JSON.stringify(r.stderr)}`);
     check(!fs.existsSync(store), 'no store was created');
   }],
+  ['a token file that is a symlink is refused, even to a good file', async () => {
+    const real = path.join(dir, 'tokens');
+    fs.writeFileSync(real, 'ci 0123456789abcdef0123456789abcdef\n', { mode: 0o600 });
+    const link = path.join(dir, 'tokens-link');
+    fs.symlinkSync(real, link);
+    const r = await attempt(path.join(dir, 'store-d'), ['--listen', '127.0.0.1:0', '--tokens', link]);
+    check(!r.started, 'started');
+    eq(r.code, 2, `exit code (${r.stderr})`);
+    check(r.stderr.includes(`coffer serve: tokens: ${link}: is a symbolic link`), `message: ${JSON.stringify(r.stderr)}`);
+    check(!r.stderr.includes('0123456789abcdef'), 'no token in the message');
+    fs.chmodSync(real, 0o644);
+    const open = await attempt(path.join(dir, 'store-d'), ['--listen', '127.0.0.1:0', '--tokens', real]);
+    eq(open.code, 2, 'a token file others can read');
+    check(/chmod 600/.test(open.stderr), open.stderr);
+    fs.chmodSync(real, 0o600);
+    check((await attempt(path.join(dir, 'store-d'), ['--listen', '127.0.0.1:0', '--tokens', real])).started, '0600 accepted');
+  }],
 ]);
