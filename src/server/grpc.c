@@ -66,6 +66,8 @@ struct gs_conn {
 	size_t n_streams, n_owned, buffered, hdr_pending;
 	int fatal, in_recv, preface_done;
 	uint64_t rx_bytes, rx_seen_at_tick, last_rx_ms, hdr_since_ms;
+	uint8_t *sent; /* the bytes gs_conn_send() handed out last (in nghttp2's frame buffer) */
+	size_t sent_len;
 };
 
 static const gs_method path_methods[] = {GS_M_PUT, GS_M_ACCESS, GS_M_DECLARE};
@@ -580,12 +582,32 @@ int gs_conn_recv(gs_conn *c, const uint8_t *data, size_t len)
 	return 0;
 }
 
+/*
+ * nghttp2 serializes every frame into one frame buffer that lives as long as the session, so an
+ * Access answer's DATA frame (the value) would stay there, readable, until a later frame happens
+ * to overwrite it. The caller has copied what the previous call returned (its pointer is valid
+ * only until this call), so wipe it first. The buffer is nghttp2's, but it came from our
+ * allocator (wipe_nghttp2_mem) and nghttp2 never reads a frame's bytes back once handed out.
+ */
+static void wipe_sent(gs_conn *c)
+{
+	if (c->sent != NULL)
+		sodium_memzero(c->sent, c->sent_len);
+	c->sent = NULL;
+	c->sent_len = 0;
+}
+
 ssize_t gs_conn_send(gs_conn *c, const uint8_t **out)
 {
+	wipe_sent(c);
 	ssize_t n = nghttp2_session_mem_send(c->h2, out);
 	if (n < 0) {
 		c->fatal = 1;
 		return -1;
+	}
+	if (n > 0) {
+		c->sent = (uint8_t *)(uintptr_t)*out;
+		c->sent_len = (size_t)n;
 	}
 	return n;
 }

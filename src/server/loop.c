@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -517,32 +518,19 @@ void srv_block_signals(void)
 
 /* --- binding ------------------------------------------------------------------------------- */
 
-static int bind_one(const struct addrinfo *ai, const char *port_override)
+static int sa_port(const struct sockaddr_storage *sa)
 {
-	int one = 1;
-	int fd =
-	    socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
-	if (fd < 0)
-		return -1;
-	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
-	if (bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 || listen(fd, 1024) != 0) {
-		close(fd);
-		return -1;
-	}
-	(void)port_override;
-	return fd;
+	if (sa->ss_family == AF_INET)
+		return ntohs(((const struct sockaddr_in *)sa)->sin_port);
+	return ntohs(((const struct sockaddr_in6 *)sa)->sin6_port);
 }
 
-static int local_port(int fd)
+static void sa_set_port(struct sockaddr_storage *sa, int port)
 {
-	struct sockaddr_storage ss;
-	socklen_t len = sizeof(ss);
-	if (getsockname(fd, (struct sockaddr *)&ss, &len) != 0)
-		return -1;
-	if (ss.ss_family == AF_INET)
-		return ntohs(((struct sockaddr_in *)&ss)->sin_port);
-	return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+	if (sa->ss_family == AF_INET)
+		((struct sockaddr_in *)sa)->sin_port = htons((uint16_t)port);
+	else
+		((struct sockaddr_in6 *)sa)->sin6_port = htons((uint16_t)port);
 }
 
 static int is_loopback(const struct sockaddr *sa)
@@ -554,45 +542,201 @@ static int is_loopback(const struct sockaddr *sa)
 	return 0;
 }
 
-static int bind_listener(srv_listen *l, unsigned threads, char *err, size_t errlen)
+/* "host:port" or "[v6]:port", for messages. */
+static void listen_name(const srv_listen *l, int port, char *out, size_t outlen)
+{
+	int v6 = strchr(l->host, ':') != NULL;
+	snprintf(out, outlen, "%s%s%s:%d", v6 ? "[" : "", l->host, v6 ? "]" : "", port);
+}
+
+int srv_resolve(srv_config *cfg, char *err, size_t errlen)
 {
 	struct addrinfo hints, *res = NULL;
-	char port[16];
 	memset(&hints, 0, sizeof(hints));
 	hints.ai_family = AF_UNSPEC;
 	hints.ai_socktype = SOCK_STREAM;
 	hints.ai_flags = AI_PASSIVE;
-	/* Port 0 picks a free port once; the other workers then join that same port. */
-	snprintf(port, sizeof(port), "%s", l->port);
-	for (unsigned t = 0; t < threads; t++) {
-		int rc = getaddrinfo(l->host, port, &hints, &res);
+	for (size_t i = 0; i < cfg->n_listen; i++) {
+		srv_listen *l = &cfg->listen[i];
+		int rc = getaddrinfo(l->host, l->port, &hints, &res);
 		if (rc != 0) {
 			snprintf(err, errlen, "cannot resolve '%s': %s", l->host, gai_strerror(rc));
 			return -1;
 		}
+		/* The first address: the one checked is the one bound. */
+		memset(&l->addr, 0, sizeof(l->addr));
+		memcpy(&l->addr, res->ai_addr, res->ai_addrlen);
+		l->addrlen = res->ai_addrlen;
 		l->loopback = is_loopback(res->ai_addr);
-		l->fds[t] = bind_one(res, port);
 		freeaddrinfo(res);
-		if (l->fds[t] < 0) {
-			snprintf(err, errlen, "cannot listen on %s:%s: %s", l->host, port,
-			         strerror(errno));
+		for (unsigned t = 0; t < SRV_MAX_THREADS; t++)
+			l->fds[t] = -1;
+	}
+	return 0;
+}
+
+static int bind_one(const srv_listen *l, const struct sockaddr_storage *sa, int reuseport)
+{
+	int one = 1;
+	int fd = socket(sa->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -1;
+	/* SO_REUSEADDR: a restart is not refused for the last run's connections in TIME_WAIT. */
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (reuseport)
+		setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+	if (bind(fd, (const struct sockaddr *)sa, l->addrlen) != 0) {
+		int e = errno;
+		close(fd);
+		errno = e;
+		return -1;
+	}
+	return fd;
+}
+
+/*
+ * Every worker has its own socket on the port, joined with SO_REUSEPORT, and the kernel spreads
+ * connections across them. But SO_REUSEPORT lets any socket of the same user join that group,
+ * another coffer serve's too (both root, say): the kernel would then split the connections
+ * between two servers, maybe on two stores. So a port another process holds is refused in two
+ * steps:
+ *
+ * 1. Before joining, a probe socket WITHOUT SO_REUSEPORT is bound to the address. The kernel
+ *    refuses it (EADDRINUSE) if anything listens there, reuseport group or not, including on a
+ *    wildcard address that covers ours. It is closed at once (it would keep our own workers
+ *    out). Port 0 needs no probe: the kernel picks a port no socket has, reuseport or not.
+ * 2. The probe leaves a gap: two servers starting at the same moment can both pass it before
+ *    either listens. So once our sockets listen, the listening sockets on our port are listed
+ *    (/proc/self/net/tcp and tcp6, this network namespace) and any that is not one of ours, on
+ *    our address or a wildcard, means sharing: refused. Of two racing servers, the one that
+ *    listened last sees the other's sockets and leaves; both may leave, none stays sharing.
+ *    (Connections the kernel handed the leaving server's sockets in that instant are reset.)
+ *
+ * What is left: a program that bound the port with SO_REUSEPORT and listens only after our
+ * check could still join; nothing short of giving up SO_REUSEPORT closes that.
+ */
+static int probe_port(const srv_listen *l, char *err, size_t errlen)
+{
+	char w[300];
+	if (sa_port(&l->addr) == 0)
+		return 0;
+	int fd = bind_one(l, &l->addr, 0);
+	if (fd >= 0) {
+		close(fd);
+		return 0;
+	}
+	listen_name(l, sa_port(&l->addr), w, sizeof(w));
+	if (errno == EADDRINUSE)
+		snprintf(err, errlen, "%s is already in use by another process", w);
+	else
+		snprintf(err, errlen, "cannot listen on %s: %s", w, strerror(errno));
+	return -1;
+}
+
+static int bind_listener(srv_listen *l, unsigned threads, char *err, size_t errlen)
+{
+	struct sockaddr_storage sa = l->addr;
+	char w[300];
+	if (probe_port(l, err, errlen) != 0)
+		return -1;
+	/* Port 0 picks a free port once; the other workers then join that same port. */
+	for (unsigned t = 0; t < threads; t++) {
+		l->fds[t] = bind_one(l, &sa, 1);
+		if (l->fds[t] < 0 || listen(l->fds[t], 1024) != 0) {
+			int e = errno;
+			listen_name(l, sa_port(&sa), w, sizeof(w));
+			if (e == EADDRINUSE)
+				snprintf(err, errlen, "%s is already in use by another process", w);
+			else
+				snprintf(err, errlen, "cannot listen on %s: %s", w, strerror(e));
 			return -1;
 		}
 		if (t == 0) {
-			l->bound_port = local_port(l->fds[0]);
-			snprintf(port, sizeof(port), "%d", l->bound_port);
+			struct sockaddr_storage got;
+			socklen_t len = sizeof(got);
+			if (getsockname(l->fds[0], (struct sockaddr *)&got, &len) != 0) {
+				snprintf(err, errlen, "getsockname: %s", strerror(errno));
+				return -1;
+			}
+			l->bound_port = sa_port(&got);
+			sa_set_port(&sa, l->bound_port);
 		}
 	}
 	return 0;
 }
 
+/* The address as /proc/net/tcp{,6} prints it: the raw 32-bit words of the address, %08X each. */
+static void proc_addr(const struct sockaddr_storage *sa, char *out, size_t outlen)
+{
+	uint32_t w[4];
+	if (sa->ss_family == AF_INET) {
+		memcpy(w, &((const struct sockaddr_in *)sa)->sin_addr, 4);
+		snprintf(out, outlen, "%08X", w[0]);
+	} else {
+		memcpy(w, &((const struct sockaddr_in6 *)sa)->sin6_addr, 16);
+		snprintf(out, outlen, "%08X%08X%08X%08X", w[0], w[1], w[2], w[3]);
+	}
+}
+
+static int is_ours(const srv_config *cfg, unsigned long inode)
+{
+	struct stat st;
+	for (size_t i = 0; i < cfg->n_listen; i++)
+		for (unsigned t = 0; t < cfg->threads; t++)
+			if (cfg->listen[i].fds[t] >= 0 && fstat(cfg->listen[i].fds[t], &st) == 0 &&
+			    (unsigned long)st.st_ino == inode)
+				return 1;
+	return 0;
+}
+
+/* 1 if a line of /proc/net/tcp{,6} is a listening socket, not ours, that overlaps l. */
+static int foreign_listener(const srv_config *cfg, const srv_listen *l, const char *ours,
+                            const char *line)
+{
+	char addr[64];
+	unsigned port, state;
+	unsigned long inode;
+	/* Fields: sl local_address rem_address st tx:rx tr:when retrnsmt uid timeout inode */
+	if (sscanf(line, " %*u: %63[0-9A-F]:%X %*s %X %*s %*s %*s %*u %*u %lu", addr, &port, &state,
+	           &inode) != 4)
+		return 0;
+	if (state != 0x0A || port != (unsigned)l->bound_port || is_ours(cfg, inode))
+		return 0; /* not listening (0x0A), another port, or ours */
+	/* Same address, or a wildcard on either side (0.0.0.0 or ::, which also takes IPv4). */
+	return strcmp(addr, ours) == 0 || strspn(addr, "0") == strlen(addr) ||
+	       strspn(ours, "0") == strlen(ours);
+}
+
+static int shared_with_others(const srv_config *cfg, const srv_listen *l)
+{
+	static const char *const tables[] = {"/proc/self/net/tcp", "/proc/self/net/tcp6"};
+	char ours[64], line[512];
+	int found = 0;
+	proc_addr(&l->addr, ours, sizeof(ours));
+	for (size_t i = 0; i < 2 && !found; i++) {
+		FILE *f = fopen(tables[i], "re");
+		if (f == NULL)
+			continue; /* no procfs (or no IPv6): the probe alone has spoken */
+		while (!found && fgets(line, sizeof(line), f) != NULL)
+			found = foreign_listener(cfg, l, ours, line);
+		fclose(f);
+	}
+	return found;
+}
+
 int srv_bind(srv_config *cfg, char *err, size_t errlen)
 {
-	for (size_t i = 0; i < cfg->n_listen; i++) {
-		for (unsigned t = 0; t < SRV_MAX_THREADS; t++)
-			cfg->listen[i].fds[t] = -1;
+	char w[300];
+	for (size_t i = 0; i < cfg->n_listen; i++)
 		if (bind_listener(&cfg->listen[i], cfg->threads, err, errlen) != 0)
 			return -1;
+	for (size_t i = 0; i < cfg->n_listen; i++) {
+		const srv_listen *l = &cfg->listen[i];
+		if (shared_with_others(cfg, l)) {
+			listen_name(l, l->bound_port, w, sizeof(w));
+			snprintf(err, errlen, "%s is already in use by another process", w);
+			return -1;
+		}
 	}
 	return 0;
 }
@@ -620,6 +764,17 @@ SSL_CTX *srv_tls_new(const char *cert, const char *key, char *err, size_t errlen
 	}
 	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
 	SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
+	/*
+	 * OpenSSL decrypts a record in place in its read buffer, which lives as long as the
+	 * connection: a put's value would stay there in clear until a later record overwrites it.
+	 * Wipe it once handed over (OpenSSL 3); before 3.0, release the buffer whenever it is
+	 * empty, and our wiping allocator (wipe_install_global) wipes it.
+	 */
+#ifdef SSL_OP_CLEANSE_PLAINTEXT
+	SSL_CTX_set_options(ctx, SSL_OP_CLEANSE_PLAINTEXT);
+#else
+	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+#endif
 	if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1 ||
 	    SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1 ||
 	    SSL_CTX_check_private_key(ctx) != 1) {

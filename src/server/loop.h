@@ -6,6 +6,7 @@
 #define COFFER_SERVER_LOOP_H
 
 #include <openssl/ssl.h>
+#include <sys/socket.h>
 
 #include "grpc.h"
 #include "policy.h"
@@ -18,6 +19,8 @@ typedef struct srv_listen {
 	char principal[POL_PRINCIPAL_MAX];
 	char host[256];
 	char port[16];
+	struct sockaddr_storage addr; /* resolved by srv_resolve() */
+	socklen_t addrlen;
 	int loopback;
 	int need_token;
 	int bound_port;
@@ -35,7 +38,17 @@ typedef struct srv_config {
 	coffer_store *stores[SRV_MAX_THREADS]; /* one handle per worker */
 } srv_config;
 
-/* Bind every listener (n sockets each, SO_REUSEPORT); fills bound_port. 0 or -1 with err. */
+/*
+ * Resolve every listener's host (the first address) and say whether it is loopback, binding
+ * nothing, so that what may be exposed is decided before any socket exists. 0 or -1 with err.
+ */
+int srv_resolve(srv_config *cfg, char *err, size_t errlen);
+
+/*
+ * Bind every resolved listener: n sockets each, one per worker, sharing the port with
+ * SO_REUSEPORT; fills bound_port. A port that another process holds is refused ("HOST:PORT is
+ * already in use by another process"), never shared. 0 or -1 with err.
+ */
 int srv_bind(srv_config *cfg, char *err, size_t errlen);
 
 /*

@@ -7,11 +7,13 @@
 #include "policy.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <sodium.h>
 
@@ -182,15 +184,12 @@ static int policy_line(pol_table *t, char *line, char *err, size_t errlen, const
 typedef int (*line_fn)(pol_table *t, char *line, char *err, size_t errlen, const char *path,
                        int lineno);
 
-static int each_line(pol_table *t, const char *path, line_fn fn, char *err, size_t errlen)
+/* Feed each line of f to fn; f is closed. The caller's path is for messages only. */
+static int each_line_of(pol_table *t, FILE *f, const char *path, line_fn fn, char *err,
+                        size_t errlen)
 {
 	char line[4096], iobuf[BUFSIZ];
 	int lineno = 0, rv = 0;
-	FILE *f = fopen(path, "re");
-	if (f == NULL) {
-		snprintf(err, errlen, "%s: %s", path, strerror(errno));
-		return -1;
-	}
 	/* Our own stdio buffer, so that the token file's bytes can be wiped after reading. */
 	setvbuf(f, iobuf, _IOFBF, sizeof(iobuf));
 	pthread_rwlock_wrlock(&t->lock);
@@ -204,6 +203,16 @@ static int each_line(pol_table *t, const char *path, line_fn fn, char *err, size
 	sodium_memzero(line, sizeof(line)); /* token files hold secrets */
 	sodium_memzero(iobuf, sizeof(iobuf));
 	return rv;
+}
+
+static int each_line(pol_table *t, const char *path, line_fn fn, char *err, size_t errlen)
+{
+	FILE *f = fopen(path, "re");
+	if (f == NULL) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	return each_line_of(t, f, path, fn, err, errlen);
 }
 
 int pol_load_file(pol_table *t, const char *path, char *err, size_t errlen)
@@ -247,18 +256,63 @@ static int token_line(pol_table *t, char *line, char *err, size_t errlen, const 
 	return 0;
 }
 
+/*
+ * Open the token file for reading, refusing what could let someone else read or choose the
+ * tokens. The checks are made on the open file itself (fstat), so that the file read is the file
+ * checked: a path checked with stat() and then opened could be swapped in between. A symlink is
+ * refused outright (O_NOFOLLOW): whoever controls the link, or the directory it is in, would
+ * choose the file. O_NONBLOCK keeps a FIFO from stalling the start before it is refused.
+ * Returns the open fd, or -1 with err.
+ */
+static int open_token_file(const char *path, char *err, size_t errlen)
+{
+	struct stat st;
+	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	if (fd < 0) {
+		if (errno == ELOOP)
+			snprintf(err, errlen,
+			         "%s: is a symbolic link; give the path of the token file itself",
+			         path);
+		else
+			snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	const char *why = NULL;
+	if (fstat(fd, &st) != 0)
+		why = strerror(errno);
+	else if (!S_ISREG(st.st_mode))
+		why = "not a regular file";
+	else if (st.st_uid != geteuid() && st.st_uid != 0)
+		why = "owned by another user; it must be owned by the server's user (or root)";
+	if (why != NULL) {
+		snprintf(err, errlen, "%s: %s", path, why);
+		close(fd);
+		return -1;
+	}
+	/* Tokens are secrets: refuse a file others can use, as the core refuses such a key file. */
+	if ((st.st_mode & 077) != 0) {
+		snprintf(err, errlen,
+		         "%s: group or others have access to it (mode %03o); chmod 600 it", path,
+		         (unsigned)(st.st_mode & 0777));
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
 int pol_load_tokens(pol_table *t, const char *path, char *err, size_t errlen)
 {
 	size_t before = t->n_tokens;
-	struct stat st;
-	/* Tokens are secrets: refuse a file others can read, as the core refuses such a key file.
-	 */
-	if (stat(path, &st) == 0 && (st.st_mode & 077) != 0) {
-		snprintf(err, errlen, "%s: readable by group or others (mode %03o); chmod 600 it",
-		         path, (unsigned)(st.st_mode & 0777));
+	int fd = open_token_file(path, err, errlen);
+	if (fd < 0)
+		return -1;
+	FILE *f = fdopen(fd, "r");
+	if (f == NULL) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		close(fd);
 		return -1;
 	}
-	if (each_line(t, path, token_line, err, errlen) != 0)
+	if (each_line_of(t, f, path, token_line, err, errlen) != 0)
 		return -1;
 	return (int)(t->n_tokens - before);
 }

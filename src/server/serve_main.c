@@ -282,13 +282,16 @@ static int load_policy(serve_opts *o, pol_table *pol)
 	return 0;
 }
 
-/* A listener off loopback needs TLS and tokens, unless the operator insists. */
+/*
+ * A listener off loopback needs TLS and tokens, unless the operator insists. Decided on the
+ * resolved addresses, before any socket is bound or the store opened.
+ */
 static int check_exposure(serve_opts *o, pol_table *pol)
 {
 	for (size_t i = 0; i < o->cfg.n_listen; i++) {
 		srv_listen *l = &o->cfg.listen[i];
 		l->need_token = !l->loopback && pol_token_count(pol) > 0;
-		if (l->loopback || o->insecure || (o->cfg.tls != NULL && pol_token_count(pol) > 0))
+		if (l->loopback || o->insecure || (o->tls_cert != NULL && pol_token_count(pol) > 0))
 			continue;
 		fprintf(stderr,
 		        "coffer serve: refusing to listen on %s (not loopback) without TLS "
@@ -334,6 +337,12 @@ static int serve(serve_opts *o, pol_table *pol)
 	coffer_store *committer_st = NULL;
 	int rc;
 
+	if (srv_resolve(&o->cfg, err, sizeof(err)) != 0) {
+		fprintf(stderr, "coffer serve: %s\n", err);
+		return 1;
+	}
+	if ((rc = check_exposure(o, pol)) != 0)
+		return rc;
 	if (o->tls_cert != NULL) {
 		o->cfg.tls = srv_tls_new(o->tls_cert, o->tls_key, err, sizeof(err));
 		if (o->cfg.tls == NULL) {
@@ -350,10 +359,6 @@ static int serve(serve_opts *o, pol_table *pol)
 		fprintf(stderr, "coffer serve: %s\n", err);
 		close_stores(o, committer_st);
 		return 1;
-	}
-	if ((rc = check_exposure(o, pol)) != 0) {
-		close_stores(o, committer_st);
-		return rc;
 	}
 	o->cfg.sh->committer = svc_committer_start(committer_st, err, sizeof(err));
 	if (o->cfg.sh->committer == NULL) {

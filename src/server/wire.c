@@ -13,6 +13,7 @@
 #include "google/rpc/status.pb-c.h"
 #include "nitric/proto/resources/v1/resources.pb-c.h"
 #include "nitric/proto/secrets/v1/secrets.pb-c.h"
+#include "wipe.h"
 
 typedef Nitric__Proto__Secrets__V1__Secret PbSecret;
 typedef Nitric__Proto__Secrets__V1__SecretVersion PbSecretVersion;
@@ -96,14 +97,33 @@ static int path_has_nul(const uint8_t *buf, size_t len, const uint32_t *path, si
 	return 0;
 }
 
+static void *pb_alloc(void *ud, size_t n)
+{
+	return malloc(n);
+}
+
+static void pb_free(void *ud, void *p)
+{
+	wipe_free(p);
+}
+
+/*
+ * protobuf-c copies a put's value into the message it unpacks, and frees that message itself when
+ * the bytes turn out malformed after the value was copied (a bad field after it): every block it
+ * frees is wiped, on every path. The requests' strings (names, versions) are wiped as well, which
+ * costs nothing worth saving.
+ */
+static ProtobufCAllocator wiping_allocator = {pb_alloc, pb_free, NULL};
+
 int wire_decode_put(const uint8_t *buf, size_t len, wire_secret_req *out)
 {
 	static const uint32_t name_path[] = {1, 1};
-	PbPutReq *m = nitric__proto__secrets__v1__secret_put_request__unpack(NULL, len, buf);
+	PbPutReq *m =
+	    nitric__proto__secrets__v1__secret_put_request__unpack(&wiping_allocator, len, buf);
 	if (m == NULL)
 		return -1;
 	if (path_has_nul(buf, len, name_path, 2)) {
-		nitric__proto__secrets__v1__secret_put_request__free_unpacked(m, NULL);
+		nitric__proto__secrets__v1__secret_put_request__free_unpacked(m, &wiping_allocator);
 		return -1;
 	}
 	memset(out, 0, sizeof(*out));
@@ -119,11 +139,13 @@ int wire_decode_access(const uint8_t *buf, size_t len, wire_secret_req *out)
 {
 	static const uint32_t name_path[] = {1, 1, 1};
 	static const uint32_t version_path[] = {1, 2};
-	PbAccessReq *m = nitric__proto__secrets__v1__secret_access_request__unpack(NULL, len, buf);
+	PbAccessReq *m =
+	    nitric__proto__secrets__v1__secret_access_request__unpack(&wiping_allocator, len, buf);
 	if (m == NULL)
 		return -1;
 	if (path_has_nul(buf, len, name_path, 3) || path_has_nul(buf, len, version_path, 2)) {
-		nitric__proto__secrets__v1__secret_access_request__free_unpacked(m, NULL);
+		nitric__proto__secrets__v1__secret_access_request__free_unpacked(m,
+		                                                                 &wiping_allocator);
 		return -1;
 	}
 	memset(out, 0, sizeof(*out));
@@ -142,14 +164,8 @@ void wire_secret_req_free(wire_secret_req *r)
 {
 	if (r == NULL || r->msg == NULL)
 		return;
-	ProtobufCMessage *m = r->msg;
-	/* A put request holds the value: wipe it before protobuf-c frees it. */
-	if (m->descriptor == &nitric__proto__secrets__v1__secret_put_request__descriptor) {
-		PbPutReq *put = r->msg;
-		if (put->value.data != NULL)
-			sodium_memzero(put->value.data, put->value.len);
-	}
-	protobuf_c_message_free_unpacked(m, NULL);
+	/* A put request holds the value: the allocator wipes it. */
+	protobuf_c_message_free_unpacked(r->msg, &wiping_allocator);
 	r->msg = NULL;
 }
 

@@ -94,6 +94,58 @@ static void test_tokens(void **state)
 	pol_free(t);
 }
 
+/*
+ * The token file is opened once, without following a symlink, and the open file itself is
+ * checked: a regular file, owned by us (or root), with no access for group or others.
+ */
+static void test_token_file_checks(void **state)
+{
+	char err[256], link[80], dir[64];
+	pol_table *t = pol_new(1);
+	char *p = write_tmp("ci 0123456789abcdef0123\n");
+	char target[64];
+	snprintf(target, sizeof(target), "%s", p);
+
+	/* 0600, ours: accepted. */
+	assert_int_equal(pol_load_tokens(t, target, err, sizeof(err)), 1);
+
+	/* A symlink, even to that same good file: refused, and the message says why. */
+	snprintf(link, sizeof(link), "%s-link", target);
+	assert_int_equal(symlink(target, link), 0);
+	assert_int_equal(pol_load_tokens(t, link, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "symbolic link"));
+	unlink(link);
+
+	/* Readable by others: refused. */
+	assert_int_equal(chmod(target, 0644), 0);
+	assert_int_equal(pol_load_tokens(t, target, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "chmod 600"));
+	assert_int_equal(chmod(target, 0600), 0);
+
+	/* Owned by another user (only root can give a file away): refused. */
+	if (geteuid() == 0) {
+		assert_int_equal(chown(target, 65534, 65534), 0);
+		assert_int_equal(pol_load_tokens(t, target, err, sizeof(err)), -1);
+		assert_non_null(strstr(err, "owned by"));
+	}
+	unlink(target);
+
+	/* Not a regular file: a directory, and a FIFO (which must not block the start). */
+	snprintf(dir, sizeof(dir), "/tmp/coffer-policy-dir-XXXXXX");
+	assert_non_null(mkdtemp(dir));
+	assert_int_equal(pol_load_tokens(t, dir, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "not a regular file"));
+	snprintf(link, sizeof(link), "%s/fifo", dir);
+	assert_int_equal(mkfifo(link, 0600), 0);
+	assert_int_equal(pol_load_tokens(t, link, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "not a regular file"));
+	unlink(link);
+	rmdir(dir);
+
+	assert_int_equal(pol_token_count(t), 1); /* only the first load counted */
+	pol_free(t);
+}
+
 static void test_principal_names(void **state)
 {
 	assert_true(pol_principal_ok("billing-api", 11));
@@ -108,6 +160,7 @@ int main(void)
 	    cmocka_unit_test(test_dev_declares_grant),
 	    cmocka_unit_test(test_policy_file_rules),
 	    cmocka_unit_test(test_tokens),
+	    cmocka_unit_test(test_token_file_checks),
 	    cmocka_unit_test(test_principal_names),
 	};
 	if (sodium_init() < 0)
