@@ -260,6 +260,7 @@ typedef struct coffer_version_info {
 	int64_t created_unix_ms; /* creation time, milliseconds since the Unix epoch */
 	int state;               /* COFFER_STATE_* */
 	size_t size;             /* plaintext length in bytes */
+	uint32_t key_id;         /* the data key that sealed it (key ids are not secret) */
 } coffer_version_info;
 
 /*

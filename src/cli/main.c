@@ -356,11 +356,12 @@ static int print_version(void *ctx, const coffer_version_info *vi)
 	format_time(vi->created_unix_ms, when, sizeof when, c->json);
 	if (c->json)
 		printf("%s{\"version\":\"%s\",\"created\":\"%s\",\"created_unix_ms\":%lld,"
-		       "\"state\":\"%s\",\"size\":%zu}",
+		       "\"state\":\"%s\",\"size\":%zu,\"key_id\":%u}",
 		       c->nargs++ > 1 ? "," : "", vi->version, when, (long long)vi->created_unix_ms,
-		       state, vi->size);
+		       state, vi->size, (unsigned)vi->key_id);
 	else
-		printf("%-10s %-20s %-10s %zu\n", vi->version, when, state, vi->size);
+		printf("%-10s %-20s %-10s %-8zu %u\n", vi->version, when, state, vi->size,
+		       (unsigned)vi->key_id);
 	return 0;
 }
 
@@ -374,8 +375,8 @@ static int cmd_versions(cli *c)
 		if (c->json)
 			printf("[");
 		else
-			printf("%-10s %-20s %-10s %s\n", "VERSION", "CREATED (UTC)", "STATE",
-			       "SIZE");
+			printf("%-10s %-20s %-10s %-8s %s\n", "VERSION", "CREATED (UTC)", "STATE",
+			       "SIZE", "KEY");
 		int r = coffer_list_versions(sec, print_version, c);
 		rc = r == COFFER_OK ? 0 : fail(c, r);
 		if (c->json && rc == 0)

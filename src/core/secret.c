@@ -362,7 +362,7 @@ static int version_row(void *ctx, const store_row *row)
 	core_version_format(row->version, ver);
 	coffer_version_info info = {
 	    ver, row->created_ms, row->state,
-	    row->sealed_len >= CRYPTO_OVERHEAD ? row->sealed_len - CRYPTO_OVERHEAD : 0};
+	    row->sealed_len >= CRYPTO_OVERHEAD ? row->sealed_len - CRYPTO_OVERHEAD : 0, row->key_id};
 	return vc->cb(vc->ctx, &info);
 }
 
