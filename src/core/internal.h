@@ -91,4 +91,9 @@ void core_cache_put(core_cache *c, const char *name, size_t len, store_row *row)
 /* Test hook: called with every value buffer just before it is freed (after wiping). */
 extern void (*core_value_free_hook)(const void *data, size_t len);
 
+/* Test hook of coffer_reencrypt(): phase 0 once the pass knows its keys (no transaction open:
+ * a test may change the store through another handle there), phase 1 before each row is
+ * re-sealed. A non-zero return stops the pass with COFFER_EIO. */
+extern int (*core_reencrypt_hook)(int phase);
+
 #endif

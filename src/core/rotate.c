@@ -99,11 +99,15 @@ int coffer_rotate_data_key(coffer_store *st, uint32_t *key_id)
 	return rc;
 }
 
+int (*core_reencrypt_hook)(int phase);
+
 /* Re-encrypt one row under the newest key. */
 static int reseal_one(void *ctx, const char *name, size_t name_len, const store_row *row,
                       uint32_t *new_key_id, uint8_t **sealed, size_t *sealed_len)
 {
 	coffer_store *st = ctx;
+	if (core_reencrypt_hook != NULL && core_reencrypt_hook(1) != 0)
+		return COFFER_EIO;
 	const crypto_key *old = core_key_find(st, row->key_id);
 	const core_data_key *nk = &st->keys[st->newest];
 	if (old == NULL || row->sealed_len < CRYPTO_OVERHEAD || name_len > COFFER_NAME_MAX)
@@ -141,6 +145,8 @@ int coffer_reencrypt(coffer_store *st, size_t *count)
 		rc = core_keyring_load(st, master_unlock(st), err, sizeof err);
 		master_lock(st);
 		st->errmsg[0] = '\0';
+		if (rc == COFFER_OK && core_reencrypt_hook != NULL && core_reencrypt_hook(0) != 0)
+			rc = COFFER_EIO;
 		if (rc == COFFER_OK)
 			rc = st->ops->reseal_values(st->be, st->keys[st->newest].id, reseal_one, st,
 			                            &moved);
