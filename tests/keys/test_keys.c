@@ -252,9 +252,10 @@ static void test_reencrypt_bounded(void **state)
 	int rc = coffer_reencrypt(st, &moved);
 	core_reencrypt_hook = NULL;
 	if (rc != COFFER_OK)
-		fail_msg("re-encrypt with a rotation landing at its start: %s (%s); %zu rows re-sealed "
-		         "in a store of %d",
-		         coffer_strerror(rc), coffer_errmsg(st), re_resealed, RE_ROWS + 2);
+		fail_msg(
+		    "re-encrypt with a rotation landing at its start: %s (%s); %zu rows re-sealed "
+		    "in a store of %d",
+		    coffer_strerror(rc), coffer_errmsg(st), re_resealed, RE_ROWS + 2);
 	assert_true(re_newer > k2);
 	assert_int_equal(moved, RE_ROWS + 1); /* a-first@1 and b-many@1..600 */
 	key_ids k;
@@ -286,7 +287,8 @@ static void test_keyring_prune(void **state)
 		size_t moved = 0;
 		int rc = coffer_rotate_data_key(st, &id);
 		if (rc != COFFER_OK)
-			fail_msg("rotation %d: %s: %s", i + 1, coffer_strerror(rc), coffer_errmsg(st));
+			fail_msg("rotation %d: %s: %s", i + 1, coffer_strerror(rc),
+			         coffer_errmsg(st));
 		assert_int_equal(coffer_reencrypt(st, &moved), COFFER_OK);
 	}
 	coffer_close(st);
@@ -336,8 +338,8 @@ static void test_tmp_debris(void **state)
 	coffer_close(open_ok("kd"));
 	plant("kd.tmpAbC123");
 	plant("kd.new.tmpXyZ789");
-	plant("kd.tmpAB");          /* not our pattern: too short */
-	plant("kd.tmpAbC123x");     /* too long */
+	plant("kd.tmpAB");            /* not our pattern: too short */
+	plant("kd.tmpAbC123x");       /* too long */
 	plant("other.key.tmpQwE456"); /* another file's */
 	coffer_close(open_ok("kd"));
 	assert_false(exists("kd.tmpAbC123"));
@@ -381,60 +383,101 @@ static void test_failed_rekey_clean(void **state)
 
 typedef struct open_walk {
 	coffer_store *st;
+	coffer_secret *sec;
 	char *why;
 	size_t len;
 	int bad;
 } open_walk;
 
-typedef struct ver_walk {
-	open_walk *w;
-	coffer_secret *sec;
-} ver_walk;
+/* A version listing holds the handle's lock: collect the ids, open them afterwards. */
+typedef struct ver_list {
+	char (*ids)[COFFER_VERSION_MAX];
+	uint32_t *keys;
+	size_t n, cap;
+} ver_list;
 
-static int open_version(void *ctx, const coffer_version_info *vi)
+static int list_version(void *ctx, const coffer_version_info *vi)
 {
-	ver_walk *vw = ctx;
-	if (vi->state != COFFER_STATE_ENABLED || vw->w->bad)
+	ver_list *vl = ctx;
+	if (vi->state != COFFER_STATE_ENABLED)
 		return 0;
-	coffer_value *v = NULL;
-	int rc = coffer_access(vw->sec, vi->version, &v);
-	coffer_value_free(v);
-	if (rc != COFFER_OK) {
-		snprintf(vw->w->why, vw->w->len, "%s@%s (key %u) does not open: %s: %s",
-		         coffer_secret_name(vw->sec), vi->version, (unsigned)vi->key_id,
-		         coffer_strerror(rc), coffer_errmsg(vw->w->st));
-		vw->w->bad = 1;
+	if (vl->n == vl->cap) {
+		vl->cap = vl->cap ? 2 * vl->cap : 64;
+		vl->ids = realloc(vl->ids, vl->cap * sizeof *vl->ids);
+		vl->keys = realloc(vl->keys, vl->cap * sizeof *vl->keys);
+		if (vl->ids == NULL || vl->keys == NULL)
+			abort();
 	}
+	snprintf(vl->ids[vl->n], COFFER_VERSION_MAX, "%s", vi->version);
+	vl->keys[vl->n++] = vi->key_id;
 	return 0;
 }
 
-static int open_secret(void *ctx, const char *name, size_t nversions)
+static void open_versions(open_walk *w, const char *name)
+{
+	ver_list vl = {0};
+	if (coffer_secret_ref(w->st, name, COFFER_ACCESS, &w->sec) != COFFER_OK ||
+	    coffer_list_versions(w->sec, list_version, &vl) != COFFER_OK) {
+		snprintf(w->why, w->len, "cannot list %s: %s", name, coffer_errmsg(w->st));
+		w->bad = 1;
+	}
+	for (size_t i = 0; i < vl.n && !w->bad; i++) {
+		coffer_value *v = NULL;
+		int rc = coffer_access(w->sec, vl.ids[i], &v);
+		coffer_value_free(v);
+		if (rc != COFFER_OK) {
+			snprintf(w->why, w->len, "%s@%s (key %u) does not open: %s: %s", name,
+			         vl.ids[i], (unsigned)vl.keys[i], coffer_strerror(rc),
+			         coffer_errmsg(w->st));
+			w->bad = 1;
+		}
+	}
+	coffer_secret_free(w->sec);
+	w->sec = NULL;
+	free(vl.ids);
+	free(vl.keys);
+}
+
+typedef struct name_list {
+	char **names;
+	size_t n;
+} name_list;
+
+static int list_name(void *ctx, const char *name, size_t nversions)
 {
 	(void)nversions;
-	open_walk *w = ctx;
-	ver_walk vw = {w, NULL};
-	if (coffer_secret_ref(w->st, name, COFFER_ACCESS, &vw.sec) != COFFER_OK)
-		return 1;
-	int rc = coffer_list_versions(vw.sec, open_version, &vw);
-	coffer_secret_free(vw.sec);
-	return rc;
+	name_list *nl = ctx;
+	nl->names = realloc(nl->names, (nl->n + 1) * sizeof *nl->names);
+	if (nl->names == NULL || (nl->names[nl->n] = strdup(name)) == NULL)
+		abort();
+	nl->n++;
+	return 0;
 }
 
 static int check_all_open(coffer_store *st, char *why, size_t len)
 {
-	open_walk w = {st, why, len, 0};
-	int rc = coffer_list_secrets(st, open_secret, &w);
-	if (rc != COFFER_OK && !w.bad)
+	open_walk w = {st, NULL, why, len, 0};
+	name_list nl = {0};
+	int rc = coffer_list_secrets(st, list_name, &nl);
+	if (rc != COFFER_OK) {
 		snprintf(why, len, "listing failed: %s", coffer_errmsg(st));
-	return rc != COFFER_OK || w.bad;
+		w.bad = 1;
+	}
+	for (size_t i = 0; i < nl.n; i++) {
+		if (!w.bad)
+			open_versions(&w, nl.names[i]);
+		free(nl.names[i]);
+	}
+	free(nl.names);
+	return w.bad;
 }
 
 /* ------------------------------------------------------------------------------------------ */
 /* The race: two processes, every pair of key operations                                      */
 
 enum { OP_PUT, OP_ACCESS, OP_ADD_KEY, OP_ROTATE_KEY, OP_REKEY, OP_REENCRYPT, OP_COUNT };
-static const char *const op_names[OP_COUNT] = {"put",    "access", "add-key",
-                                               "rotate-key", "rekey", "re-encrypt"};
+static const char *const op_names[OP_COUNT] = {"put",        "access", "add-key",
+                                               "rotate-key", "rekey",  "re-encrypt"};
 
 #define RACE_PUTS 6
 
@@ -608,7 +651,8 @@ static int verify_round(int round, const char *cur, const char *old, const race_
 	coffer_store *st = NULL;
 	char err[512];
 	if (strcmp(cur, old) != 0 && try_open(old, &st, err, sizeof err) != COFFER_EKEY) {
-		fprintf(stderr, "round %d: the store still opens with the old key %s\n", round, old);
+		fprintf(stderr, "round %d: the store still opens with the old key %s\n", round,
+		        old);
 		return 1;
 	}
 	coffer_close(st);
@@ -623,8 +667,9 @@ static int verify_round(int round, const char *cur, const char *old, const race_
 		snprintf(name, sizeof name, "r%d-c%d", round, c);
 		key_ids *k = calloc(1, sizeof *k);
 		coffer_secret *s = NULL;
-		if (rep[c].nputs > 0 && (coffer_secret_ref(st, name, COFFER_ACCESS, &s) != COFFER_OK ||
-		                         coffer_list_versions(s, collect_key, k) != COFFER_OK))
+		if (rep[c].nputs > 0 &&
+		    (coffer_secret_ref(st, name, COFFER_ACCESS, &s) != COFFER_OK ||
+		     coffer_list_versions(s, collect_key, k) != COFFER_OK))
 			bad = fprintf(stderr, "round %d: cannot list %s\n", round, name) > 0;
 		for (int i = 0; i < rep[c].nputs && !bad; i++) {
 			uint64_t v = rep[c].version[i];
@@ -639,11 +684,12 @@ static int verify_round(int round, const char *cur, const char *old, const race_
 				bad = fprintf(stderr, "round %d: %s@%s does not read back: %s\n",
 				              round, name, ver, coffer_errmsg(st)) > 0;
 			else if (v < 4096 && k->id[v] < rep[c].min_key[i])
-				bad = fprintf(stderr,
-				              "round %d: %s@%s was put after data key %u was added, "
-				              "but is sealed with key %u\n",
-				              round, name, ver, (unsigned)rep[c].min_key[i],
-				              (unsigned)k->id[v]) > 0;
+				bad =
+				    fprintf(stderr,
+				            "round %d: %s@%s was put after data key %u was added, "
+				            "but is sealed with key %u\n",
+				            round, name, ver, (unsigned)rep[c].min_key[i],
+				            (unsigned)k->id[v]) > 0;
 			coffer_value_free(val);
 		}
 		coffer_secret_free(s);
@@ -748,7 +794,7 @@ int main(int argc, char **argv)
 	int rc;
 	if (a < argc && strcmp(argv[a], "race") == 0) {
 		const char *env = getenv("COFFER_KEYS_SEED");
-		uint64_t seed = a + 1 < argc ? strtoull(argv[a + 1], NULL, 10)
+		uint64_t seed = a + 1 < argc  ? strtoull(argv[a + 1], NULL, 10)
 		                : env != NULL ? strtoull(env, NULL, 10)
 		                              : 14; /* fixed, so a run can be repeated */
 		const char *n = getenv("COFFER_KEYS_ROUNDS");
