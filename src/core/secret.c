@@ -92,6 +92,7 @@ static int put_check(coffer_store *st, const coffer_put_item *it)
 typedef struct seal_ctx {
 	coffer_store *st;
 	coffer_put_item **items; /* the valid items, in order */
+	int key_err;             /* the newest key did not open: errmsg says why */
 } seal_ctx;
 
 static int seal_one(void *ctx, size_t i, uint64_t version, const store_key *newest,
@@ -103,8 +104,10 @@ static int seal_one(void *ctx, size_t i, uint64_t version, const store_key *newe
 	/* The store's newest key, read in this put's transaction: a rotation by any process is
 	 * used from the first put that starts after it committed. */
 	int rc = core_newest_key(sc->st, newest, 0, &k);
-	if (rc != COFFER_OK)
+	if (rc != COFFER_OK) {
+		sc->key_err = 1;
 		return rc;
+	}
 	crypto_place pl = {sc->st->store_id, k->id, version, it->secret->name,
 	                   it->secret->name_len};
 	*key_id = k->id;
@@ -127,10 +130,9 @@ static int put_locked(coffer_store *st, coffer_put_item *items, size_t n, coffer
 	}
 	if (m == 0)
 		return COFFER_OK;
-	seal_ctx sc = {st, valid};
-	st->errmsg[0] = '\0';
+	seal_ctx sc = {st, valid, 0};
 	int rc = st->ops->put(st->be, puts, m, seal_one, &sc);
-	if (rc != COFFER_OK && st->errmsg[0] == '\0')
+	if (rc != COFFER_OK && !sc.key_err)
 		core_set_backend_err(st, rc);
 	for (size_t j = 0; j < m; j++) {
 		valid[j]->rc = rc;
