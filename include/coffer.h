@@ -195,12 +195,15 @@ COFFER_API const char *coffer_secret_name(const coffer_secret *sec);
 
 /*
  * Store `value` (len bytes, 1..max_value, any bytes) as a new version, which becomes latest.
- * Returns only after the version is durably committed. On success, if version_out is not NULL,
- * the new version id is written there as a NUL-terminated decimal string.
+ * Returns only after the version is durably committed. It is sealed with the store's newest data
+ * key as of the put's own transaction (a rotation by any process counts from the next put). On
+ * success, if version_out is not NULL, the new version id is written there as a NUL-terminated
+ * decimal string.
  * Returns COFFER_OK, COFFER_EPERM (handle lacks COFFER_PUT), COFFER_EINVAL (empty value or NULL),
- * COFFER_ETOOBIG, COFFER_EBUSY, COFFER_EUNAVAIL (outcome unknown: the store went away during
- * commit), COFFER_EFULL (the disk holding the store is full: nothing was stored, and the same
- * handle can put again once there is room), COFFER_EIO, COFFER_ENOMEM.
+ * COFFER_ETOOBIG, COFFER_EKEY (the newest data key does not open with this handle's master key:
+ * another process ran a rekey), COFFER_EBUSY, COFFER_EUNAVAIL (outcome unknown: the store went
+ * away during commit), COFFER_EFULL (the disk holding the store is full: nothing was stored, and
+ * the same handle can put again once there is room), COFFER_EIO, COFFER_ENOMEM.
  */
 COFFER_API int coffer_put(coffer_secret *sec, const void *value, size_t len,
                           char version_out[COFFER_VERSION_MAX]) COFFER_MUST_CHECK;
@@ -231,7 +234,8 @@ COFFER_API int coffer_put_batch(coffer_store *st, coffer_put_item *items,
  * On success *out owns a value freed (and wiped) with coffer_value_free().
  * Returns COFFER_OK, COFFER_EPERM (handle lacks COFFER_ACCESS), COFFER_EINVAL (malformed version
  * id), COFFER_ENOTFOUND (no such secret or version), COFFER_EINTEGRITY (the stored ciphertext
- * fails to open: tampered, moved or corrupt), COFFER_EBUSY, COFFER_EIO, COFFER_ENOMEM.
+ * fails to open: tampered, moved or corrupt), COFFER_EKEY (sealed with a data key this handle's
+ * master key cannot open: another process ran a rekey), COFFER_EBUSY, COFFER_EIO, COFFER_ENOMEM.
  */
 COFFER_API int coffer_access(coffer_secret *sec, const char *version,
                              coffer_value **out) COFFER_MUST_CHECK;
@@ -267,6 +271,7 @@ typedef struct coffer_version_info {
 	int64_t created_unix_ms; /* creation time, milliseconds since the Unix epoch */
 	int state;               /* COFFER_STATE_* */
 	size_t size;             /* plaintext length in bytes */
+	uint32_t key_id;         /* the data key that sealed it (key ids are not secret) */
 } coffer_version_info;
 
 /*
@@ -293,18 +298,24 @@ COFFER_API int coffer_list_versions(coffer_secret *sec,
  * Key rotation.
  *
  * coffer_rotate_data_key: add a fresh data key to the store's keyring (sealed under the master
- * key); every process sealing new values from then on uses it, and old values keep the key that
- * sealed them until coffer_reencrypt(). Writes the new key id to *key_id when not NULL.
- * Returns COFFER_OK, COFFER_EMISUSE (backend without rotation), COFFER_EBUSY, COFFER_EFULL,
- * COFFER_EIO, COFFER_ENOMEM.
+ * key); every process sealing new values uses it from its first put that starts after this
+ * returns, and old values keep the key that sealed them until coffer_reencrypt(). Writes the new
+ * key id to *key_id when not NULL. The key is added only after every stored key was opened with
+ * this handle's master key in the same transaction.
+ * Returns COFFER_OK, COFFER_EKEY (the store's master key changed since this handle was opened:
+ * another process ran a rekey; nothing was added), COFFER_EBUSY (the store is busy, or the
+ * keyring is full: 64 data keys each still used by some version; coffer_reencrypt() frees them),
+ * COFFER_EMISUSE (backend without rotation), COFFER_EFULL, COFFER_EIO, COFFER_ENOMEM.
  */
 COFFER_API int coffer_rotate_data_key(coffer_store *st, uint32_t *key_id) COFFER_MUST_CHECK;
 
 /*
- * Re-seal every version not sealed with the newest data key, in transactions of bounded size
- * (an interrupted pass can simply be run again). *count (when not NULL) receives the number of
- * versions moved. Returns as coffer_rotate_data_key(), plus COFFER_EINTEGRITY if a stored value
- * fails to open (the pass stops there; coffer_errmsg() names the version).
+ * Re-seal every version sealed with a data key older than the newest one when the pass starts,
+ * with the newest key of each transaction of bounded size (an interrupted pass can simply be run
+ * again; a rotation landing meanwhile cannot make it run forever), then prune the data keys no
+ * version uses. *count (when not NULL) receives the number of versions moved. Returns as
+ * coffer_rotate_data_key(), plus COFFER_EINTEGRITY if a stored value fails to open (the pass
+ * stops there; coffer_errmsg() names the version).
  */
 COFFER_API int coffer_reencrypt(coffer_store *st, size_t *count) COFFER_MUST_CHECK;
 
@@ -314,8 +325,12 @@ COFFER_API int coffer_reencrypt(coffer_store *st, size_t *count) COFFER_MUST_CHE
  * if it does not exist). The environment is not consulted. Values are not touched. From then
  * on the store opens only with the new key; this handle keeps working. On failure the store is
  * unchanged and errbuf (if not NULL) says why.
- * Returns COFFER_OK, COFFER_EINVAL (no new key given), COFFER_EKEY (unusable new key),
- * COFFER_EMISUSE, COFFER_EBUSY, COFFER_EIO, COFFER_ENOMEM.
+ * Handles opened elsewhere with the old key keep the data keys they hold; anything that needs a
+ * key they cannot open (one added later, a rotation) fails with COFFER_EKEY and says the master
+ * key changed. A key file created here for a rekey that failed is removed again.
+ * Returns COFFER_OK, COFFER_EINVAL (no new key given), COFFER_EKEY (unusable new key, or this
+ * handle's master key is no longer the store's), COFFER_EMISUSE, COFFER_EBUSY, COFFER_EIO,
+ * COFFER_ENOMEM.
  */
 COFFER_API int coffer_rotate_master_key(coffer_store *st, const coffer_options *new_key,
                                         char *errbuf, size_t errlen) COFFER_MUST_CHECK;

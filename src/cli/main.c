@@ -390,11 +390,12 @@ static int print_version(void *ctx, const coffer_version_info *vi)
 	format_time(vi->created_unix_ms, when, sizeof when, c->json);
 	if (c->json)
 		printf("%s{\"version\":\"%s\",\"created\":\"%s\",\"created_unix_ms\":%lld,"
-		       "\"state\":\"%s\",\"size\":%zu}",
+		       "\"state\":\"%s\",\"size\":%zu,\"key_id\":%u}",
 		       c->nargs++ > 1 ? "," : "", vi->version, when, (long long)vi->created_unix_ms,
-		       state, vi->size);
+		       state, vi->size, (unsigned)vi->key_id);
 	else
-		printf("%-10s %-20s %-10s %zu\n", vi->version, when, state, vi->size);
+		printf("%-10s %-20s %-10s %-8zu %u\n", vi->version, when, state, vi->size,
+		       (unsigned)vi->key_id);
 	return 0;
 }
 
@@ -408,8 +409,8 @@ static int cmd_versions(cli *c)
 		if (c->json)
 			printf("[");
 		else
-			printf("%-10s %-20s %-10s %s\n", "VERSION", "CREATED (UTC)", "STATE",
-			       "SIZE");
+			printf("%-10s %-20s %-10s %-8s %s\n", "VERSION", "CREATED (UTC)", "STATE",
+			       "SIZE", "KEY");
 		int r = coffer_list_versions(sec, print_version, c);
 		rc = r == COFFER_OK ? 0 : fail(c, r);
 		if (c->json && rc == 0)
@@ -474,6 +475,13 @@ static int cmd_rotate_key(cli *c)
 	int rc = open_store(c, OPEN_EXISTING);
 	uint32_t id = 0;
 	size_t moved = 0;
+	/* First finish what an interrupted rotate-key left (and prune the keys nothing uses), so
+	 * killed rotations never fill the keyring. */
+	if (rc == 0 && (rc = coffer_reencrypt(c->st, &moved)) != COFFER_OK)
+		return fail(c, rc);
+	if (rc == 0 && moved > 0)
+		fprintf(stderr, "coffer: finished an interrupted re-encryption (%zu versions)\n",
+		        moved);
 	if (rc == 0 && (rc = coffer_rotate_data_key(c->st, &id)) != COFFER_OK)
 		return fail(c, rc);
 	if (rc == 0)
@@ -485,6 +493,15 @@ static int cmd_rotate_key(cli *c)
 		fprintf(stderr, "coffer: %zu versions re-encrypted under data key %u\n", moved,
 		        (unsigned)id);
 	return rc;
+}
+
+static void fsync_dir(const char *dir)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd >= 0) {
+		(void)fsync(fd);
+		close(fd);
+	}
 }
 
 /* Without --new-key-file, a local store using its default key file gets a new one in place:
@@ -531,7 +548,13 @@ static int cmd_rekey(cli *c)
 		        tmp, dst, strerror(errno));
 		return 1;
 	}
-	fprintf(stderr, "coffer: master key rotated; the store now opens with %s\n",
+	if (in_place)
+		fsync_dir(dir); /* the rename is durable before we say so */
+	fprintf(stderr,
+	        "coffer: master key rotated; the store now opens with %s\n"
+	        "coffer: running servers (coffer serve) on this store still hold the old key: they "
+	        "keep serving the data keys they have, but refuse anything that needs a key added "
+	        "from now on; restart them with the new key\n",
 	        in_place ? dst : target);
 	return 0;
 }

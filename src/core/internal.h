@@ -10,7 +10,12 @@
 #include "store/store.h"
 
 #define CORE_ERRMSG_MAX  512
-#define CORE_KEYRING_MAX 64
+#define CORE_KEYRING_MAX 64 /* data keys in a store's keyring, and in a handle's */
+
+/* What a handle says once its master key no longer opens the keyring. */
+#define CORE_STALE_MASTER                                                                          \
+	"the master key of this store changed (another process ran 'coffer rekey'); reopen the "   \
+	"store with the new master key"
 
 typedef struct core_data_key {
 	uint32_t id;
@@ -45,9 +50,10 @@ struct coffer_store {
 	const store_ops *ops;
 	store *be;
 	uint8_t store_id[STORE_ID_LEN];
-	core_data_key keys[CORE_KEYRING_MAX];
+	core_data_key keys[CORE_KEYRING_MAX]; /* a cache of the store's keyring, by id */
 	size_t nkeys;
-	size_t newest;     /* index in keys of the key new values are sealed with */
+	size_t newest;     /* index in keys of the largest id (values are sealed with the newest
+	                      key the store holds, read in the put's own transaction) */
 	crypto_key master; /* sodium_mprotect_noaccess except while rotating or loading keys */
 	size_t max_value;
 	unsigned created;
@@ -77,10 +83,23 @@ void core_version_format(uint64_t v, char out[COFFER_VERSION_MAX]);
 void core_set_err(coffer_store *st, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void core_set_backend_err(coffer_store *st, int rc);
 const crypto_key *core_key_by_id(const coffer_store *st, uint32_t id);
-/* Load the data keys not loaded yet, opening them with master. */
+/* Load the keyring as the store holds it now: keys the handle holds are kept, new ones are opened
+ * with master, keys pruned from the store are dropped. On failure nothing changes; COFFER_EKEY
+ * when master does not open a key. */
 int core_keyring_load(coffer_store *st, const crypto_key *master, char *err, size_t errlen);
-/* A data key by id; if unknown, reload the keyring (another process may have rotated). */
-const crypto_key *core_key_find(coffer_store *st, uint32_t id);
+/* Take ownership of data key `id` (just made, or opened from the store's newest): kept in the
+ * handle's keyring, evicting the smallest id other than `keep` if it is full. */
+const core_data_key *core_key_adopt(coffer_store *st, uint32_t id, crypto_key *key, uint32_t keep);
+
+/* rotate.c */
+/* A data key by id; if unknown, reload the keyring (another process may have rotated).
+ * COFFER_EINTEGRITY if the store does not hold it; COFFER_EKEY (message set) if the master key
+ * went stale. */
+int core_key_find(coffer_store *st, uint32_t id, const crypto_key **out);
+/* The store's newest key as read in a write transaction (put, re-encrypt batch): the handle's
+ * copy, or opened now with the master key. Never evicts `keep`. */
+int core_newest_key(coffer_store *st, const store_key *newest, uint32_t keep,
+                    const core_data_key **out);
 
 /* kdf.c: passphrase-derived master keys, derived once per process while in use. */
 #define CORE_PASSPHRASE_MIN 12 /* characters, for a new passphrase */
@@ -98,5 +117,10 @@ void core_cache_put(core_cache *c, const char *name, size_t len, store_row *row)
 
 /* Test hook: called with every value buffer just before it is freed (after wiping). */
 extern void (*core_value_free_hook)(const void *data, size_t len);
+
+/* Test hook of coffer_reencrypt(): phase 0 once the pass knows its keys (no transaction open:
+ * a test may change the store through another handle there), phase 1 before each row is
+ * re-sealed. A non-zero return stops the pass with COFFER_EIO. */
+extern int (*core_reencrypt_hook)(int phase);
 
 #endif

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <sodium.h>
 
@@ -22,15 +23,48 @@ static void master_lock(coffer_store *st)
 	sodium_mprotect_noaccess(st->master.k);
 }
 
-const crypto_key *core_key_find(coffer_store *st, uint32_t id)
+int core_key_find(coffer_store *st, uint32_t id, const crypto_key **out)
 {
-	const crypto_key *k = core_key_by_id(st, id);
-	if (k != NULL || st->master.k == NULL)
-		return k;
+	*out = core_key_by_id(st, id);
+	if (*out != NULL)
+		return COFFER_OK;
 	char err[CORE_ERRMSG_MAX];
-	(void)core_keyring_load(st, master_unlock(st), err, sizeof err);
+	int rc = core_keyring_load(st, master_unlock(st), err, sizeof err);
 	master_lock(st);
-	return core_key_by_id(st, id);
+	if (rc != COFFER_OK) {
+		core_set_err(st, "%s", err);
+		return rc;
+	}
+	*out = core_key_by_id(st, id);
+	return *out != NULL ? COFFER_OK : COFFER_EINTEGRITY;
+}
+
+int core_newest_key(coffer_store *st, const store_key *newest, uint32_t keep,
+                    const core_data_key **out)
+{
+	if (newest->id == 0) {
+		core_set_err(st, "store has no data keys");
+		return COFFER_ECORRUPT;
+	}
+	for (size_t i = 0; i < st->nkeys; i++)
+		if (st->keys[i].id == newest->id) {
+			*out = &st->keys[i];
+			return COFFER_OK;
+		}
+	/* Another process rotated: open its key with ours (a key of another master: a rekey). */
+	crypto_key k = {0};
+	int rc = crypto_open_key(master_unlock(st), st->store_id, newest->id, newest->sealed,
+	                         newest->len, &k);
+	master_lock(st);
+	if (rc == COFFER_ENOMEM)
+		return rc;
+	if (rc != COFFER_OK) {
+		core_set_err(st, "%s (data key %u does not open with the key in hand)",
+		             CORE_STALE_MASTER, (unsigned)newest->id);
+		return COFFER_EKEY;
+	}
+	*out = core_key_adopt(st, newest->id, &k, keep);
+	return COFFER_OK;
 }
 
 static int unsupported(coffer_store *st, const void *op)
@@ -41,33 +75,47 @@ static int unsupported(coffer_store *st, const void *op)
 	return 1;
 }
 
-/* Add one new data key under the master key; the caller holds the lock. */
-static int add_data_key(coffer_store *st, uint32_t *out_id)
+/* Adding a data key: what the backend calls back inside its write transaction. */
+typedef struct add_ctx {
+	coffer_store *st;
+	const crypto_key *master;
+	crypto_key fresh; /* the new key, kept by the handle once committed */
+	uint32_t id;
+} add_ctx;
+
+/* Each stored key must open with our master key: a keyring resealed by another process's rekey
+ * must never get a key sealed under the old one (the store would open with neither). */
+static int add_check(void *ctx, uint32_t id, const uint8_t *sealed, size_t len)
 {
-	if (st->nkeys == CORE_KEYRING_MAX) {
-		core_set_err(st, "the keyring is full (%d keys)", CORE_KEYRING_MAX);
-		return COFFER_EINVAL;
-	}
-	uint32_t id = 0;
-	for (size_t i = 0; i < st->nkeys; i++)
-		id = st->keys[i].id > id ? st->keys[i].id : id;
-	id++;
-	core_data_key *k = &st->keys[st->nkeys];
-	uint8_t sealed[CRYPTO_SEALED_KEY_LEN];
-	int rc = crypto_key_random(&k->key);
-	if (rc == COFFER_OK)
-		rc = crypto_seal_key(master_unlock(st), st->store_id, id, &k->key, sealed);
-	master_lock(st);
-	if (rc == COFFER_OK)
-		rc = st->ops->keys_add(st->be, id, sealed, sizeof sealed);
-	if (rc != COFFER_OK) {
-		crypto_key_free(&k->key);
+	add_ctx *ac = ctx;
+	crypto_key k = {0};
+	int rc = crypto_open_key(ac->master, ac->st->store_id, id, sealed, len, &k);
+	crypto_key_free(&k);
+	if (rc == COFFER_OK || rc == COFFER_ENOMEM)
 		return rc;
+	core_set_err(ac->st, "%s (data key %u does not open with the key in hand)",
+	             CORE_STALE_MASTER, (unsigned)id);
+	return COFFER_EKEY;
+}
+
+static int add_make(void *ctx, uint32_t id, size_t nkeys, uint8_t *out, size_t *out_len)
+{
+	add_ctx *ac = ctx;
+	if (nkeys >= CORE_KEYRING_MAX) {
+		core_set_err(
+		    ac->st,
+		    "the keyring is full (%d data keys, each still used by some version): "
+		    "finish re-encryption first (coffer_reencrypt(); coffer rotate-key does "
+		    "it), which moves old versions to the newest key and prunes the others",
+		    CORE_KEYRING_MAX);
+		return COFFER_EBUSY;
 	}
-	k->id = id;
-	st->newest = st->nkeys++;
-	*out_id = id;
-	return COFFER_OK;
+	int rc = crypto_key_random(&ac->fresh);
+	if (rc == COFFER_OK)
+		rc = crypto_seal_key(ac->master, ac->st->store_id, id, &ac->fresh, out);
+	*out_len = CRYPTO_SEALED_KEY_LEN;
+	ac->id = id;
+	return rc;
 }
 
 int coffer_rotate_data_key(coffer_store *st, uint32_t *key_id)
@@ -76,49 +124,57 @@ int coffer_rotate_data_key(coffer_store *st, uint32_t *key_id)
 		return COFFER_EMISUSE;
 	pthread_mutex_lock(&st->mu);
 	int rc = COFFER_EMISUSE;
-	uint32_t id = 0;
+	add_ctx ac = {st, NULL, {0}, 0};
 	if (!unsupported(st, (const void *)st->ops->keys_add)) {
-		char err[CORE_ERRMSG_MAX];
-		/* Learn keys other processes added, so the new id is really new. */
-		rc = core_keyring_load(st, master_unlock(st), err, sizeof err);
+		st->errmsg[0] = '\0';
+		ac.master = master_unlock(st);
+		rc = st->ops->keys_add(st->be, add_check, add_make, &ac);
 		master_lock(st);
-		if (rc == COFFER_OK)
-			rc = add_data_key(st, &id);
-		if (rc == COFFER_EBUSY) { /* another process took that id just now: once more */
-			rc = core_keyring_load(st, master_unlock(st), err, sizeof err);
-			master_lock(st);
-			if (rc == COFFER_OK)
-				rc = add_data_key(st, &id);
-		}
-		if (rc != COFFER_OK)
+		if (rc != COFFER_OK && st->errmsg[0] == '\0')
 			core_set_backend_err(st, rc);
 	}
+	/* Kept only once committed: an id names one key for the life of the store. */
+	if (rc == COFFER_OK)
+		(void)core_key_adopt(st, ac.id, &ac.fresh, 0);
+	crypto_key_free(&ac.fresh);
 	pthread_mutex_unlock(&st->mu);
 	if (rc == COFFER_OK && key_id != NULL)
-		*key_id = id;
+		*key_id = ac.id;
 	return rc;
 }
 
-/* Re-encrypt one row under the newest key. */
+int (*core_reencrypt_hook)(int phase);
+
+/* Re-encrypt one row under the newest key of the batch's transaction. */
 static int reseal_one(void *ctx, const char *name, size_t name_len, const store_row *row,
-                      uint32_t *new_key_id, uint8_t **sealed, size_t *sealed_len)
+                      const store_key *newest, uint32_t *new_key_id, uint8_t **sealed,
+                      size_t *sealed_len)
 {
 	coffer_store *st = ctx;
-	const crypto_key *old = core_key_find(st, row->key_id);
-	const core_data_key *nk = &st->keys[st->newest];
-	if (old == NULL || row->sealed_len < CRYPTO_OVERHEAD || name_len > COFFER_NAME_MAX)
+	if (core_reencrypt_hook != NULL && core_reencrypt_hook(1) != 0)
+		return COFFER_EIO;
+	if (row->sealed_len < CRYPTO_OVERHEAD || name_len > COFFER_NAME_MAX)
 		return COFFER_EINTEGRITY;
-	size_t cap = row->sealed_len - CRYPTO_OVERHEAD, len = 0;
-	uint8_t *pt = malloc(cap + 1);
-	if (pt == NULL)
-		return COFFER_ENOMEM;
-	crypto_place from = {st->store_id, row->key_id, row->version, name, name_len};
-	crypto_place to = {st->store_id, nk->id, row->version, name, name_len};
-	int rc = crypto_open_value(old, &from, row->sealed, row->sealed_len, pt, &len);
+	const crypto_key *old = NULL;
+	const core_data_key *nk = NULL;
+	int rc = core_key_find(st, row->key_id, &old); /* first: it may reload the keyring */
 	if (rc == COFFER_OK)
-		rc = crypto_seal_value(&nk->key, &to, pt, len, sealed, sealed_len);
-	sodium_memzero(pt, cap + 1);
-	free(pt);
+		rc = core_newest_key(st, newest, row->key_id, &nk);
+	if (rc != COFFER_OK && rc != COFFER_EINTEGRITY)
+		return rc;
+	size_t cap = row->sealed_len - CRYPTO_OVERHEAD, len = 0;
+	uint8_t *pt = rc == COFFER_OK ? malloc(cap + 1) : NULL;
+	if (rc == COFFER_OK && pt == NULL)
+		return COFFER_ENOMEM;
+	if (rc == COFFER_OK) {
+		crypto_place from = {st->store_id, row->key_id, row->version, name, name_len};
+		crypto_place to = {st->store_id, nk->id, row->version, name, name_len};
+		rc = crypto_open_value(old, &from, row->sealed, row->sealed_len, pt, &len);
+		if (rc == COFFER_OK)
+			rc = crypto_seal_value(&nk->key, &to, pt, len, sealed, sealed_len);
+		sodium_memzero(pt, cap + 1);
+		free(pt);
+	}
 	if (rc == COFFER_OK)
 		*new_key_id = nk->id;
 	else if (rc == COFFER_EINTEGRITY)
@@ -129,6 +185,37 @@ static int reseal_one(void *ctx, const char *name, size_t name_len, const store_
 	return rc;
 }
 
+/*
+ * Batches move the rows sealed with a key below the newest one known when the pass starts to the
+ * newest key of each batch's own transaction. A rotation landing meanwhile only raises the key
+ * rows move to: moved rows are never selected again, so the pass ends (rows under a key that
+ * came later are that rotation's own pass's work).
+ */
+static int reencrypt_locked(coffer_store *st, size_t *moved)
+{
+	char err[CORE_ERRMSG_MAX];
+	int rc = core_keyring_load(st, master_unlock(st), err, sizeof err);
+	master_lock(st);
+	if (rc != COFFER_OK) {
+		core_set_err(st, "%s", err);
+		return rc;
+	}
+	uint32_t below = st->keys[st->newest].id;
+	if (core_reencrypt_hook != NULL && core_reencrypt_hook(0) != 0)
+		return COFFER_EIO;
+	size_t done = STORE_RESEAL_BATCH;
+	while (rc == COFFER_OK && done == STORE_RESEAL_BATCH) {
+		rc = st->ops->reseal_batch(st->be, below, reseal_one, st, &done);
+		*moved += rc == COFFER_OK ? done : 0;
+	}
+	/* Every row is past the old keys now (as far as this pass knows): drop the unused ones,
+	 * which also frees the slots of keys added by rotations that were killed. */
+	size_t pruned = 0;
+	if (rc == COFFER_OK && st->ops->keys_prune != NULL)
+		rc = st->ops->keys_prune(st->be, &pruned);
+	return rc;
+}
+
 int coffer_reencrypt(coffer_store *st, size_t *count)
 {
 	if (st == NULL)
@@ -136,14 +223,9 @@ int coffer_reencrypt(coffer_store *st, size_t *count)
 	pthread_mutex_lock(&st->mu);
 	int rc = COFFER_EMISUSE;
 	size_t moved = 0;
-	if (!unsupported(st, (const void *)st->ops->reseal_values)) {
-		char err[CORE_ERRMSG_MAX];
-		rc = core_keyring_load(st, master_unlock(st), err, sizeof err);
-		master_lock(st);
+	if (!unsupported(st, (const void *)st->ops->reseal_batch)) {
 		st->errmsg[0] = '\0';
-		if (rc == COFFER_OK)
-			rc = st->ops->reseal_values(st->be, st->keys[st->newest].id, reseal_one, st,
-			                            &moved);
+		rc = reencrypt_locked(st, &moved);
 		if (rc != COFFER_OK && st->errmsg[0] == '\0')
 			core_set_backend_err(st, rc);
 	}
@@ -168,15 +250,17 @@ static int rekey_one(void *ctx, uint32_t key_id, const uint8_t *sealed, size_t l
 		rc = crypto_seal_key(rc_->new_master, rc_->st->store_id, key_id, &dk, out);
 	crypto_key_free(&dk);
 	*out_len = CRYPTO_SEALED_KEY_LEN;
-	if (rc == COFFER_EINTEGRITY)
-		core_set_err(rc_->st, "data key %u does not open with the current master key",
-		             (unsigned)key_id);
+	if (rc == COFFER_EINTEGRITY) {
+		core_set_err(rc_->st, "%s (data key %u does not open with the key in hand)",
+		             CORE_STALE_MASTER, (unsigned)key_id);
+		rc = COFFER_EKEY;
+	}
 	return rc;
 }
 
 /* The new master key from explicit options only (never the environment). */
-static int new_master(coffer_store *st, const coffer_options *o, crypto_key *key, char *err,
-                      size_t errlen)
+static int new_master(coffer_store *st, const coffer_options *o, crypto_key *key, int *created,
+                      char *err, size_t errlen)
 {
 	if (o->master_key_b64 != NULL) {
 		int rc = crypto_key_from_base64(key, o->master_key_b64, strlen(o->master_key_b64));
@@ -196,10 +280,8 @@ static int new_master(coffer_store *st, const coffer_options *o, crypto_key *key
 			         "cannot derive the new master key from the passphrase");
 		return rc;
 	}
-	if (o->key_file != NULL) {
-		int created = 0;
-		return crypto_key_file_create(o->key_file, key, &created, err, errlen);
-	}
+	if (o->key_file != NULL)
+		return crypto_key_file_create(o->key_file, key, created, err, errlen);
 	snprintf(err, errlen, "no new master key given (key, passphrase or key file)");
 	return COFFER_EINVAL;
 }
@@ -217,10 +299,10 @@ int coffer_rotate_master_key(coffer_store *st, const coffer_options *new_key, ch
 		return COFFER_EMISUSE;
 	pthread_mutex_lock(&st->mu);
 	crypto_key nk = {0};
-	int rc = COFFER_EMISUSE;
+	int rc = COFFER_EMISUSE, created = 0;
 	if (unsupported(st, (const void *)st->ops->keys_reseal)) {
 		snprintf(errbuf, errlen, "%s", st->errmsg);
-	} else if ((rc = new_master(st, new_key, &nk, errbuf, errlen)) == COFFER_OK) {
+	} else if ((rc = new_master(st, new_key, &nk, &created, errbuf, errlen)) == COFFER_OK) {
 		rekey_ctx rk = {st, master_unlock(st), &nk};
 		st->errmsg[0] = '\0';
 		rc = st->ops->keys_reseal(st->be, rekey_one, &rk);
@@ -228,6 +310,11 @@ int coffer_rotate_master_key(coffer_store *st, const coffer_options *new_key, ch
 		if (rc != COFFER_OK)
 			snprintf(errbuf, errlen, "%s",
 			         st->errmsg[0] ? st->errmsg : st->ops->errmsg(st->be));
+		/* A key file made for a rekey that surely did not commit holds a useless key; when
+		 * the outcome is unknown (connection lost) it may be the one the store needs now.
+		 */
+		if (rc != COFFER_OK && rc != COFFER_EUNAVAIL && created)
+			(void)unlink(new_key->key_file);
 	}
 	if (rc == COFFER_OK) {
 		crypto_key_free(&st->master);

@@ -92,14 +92,22 @@ static int put_check(coffer_store *st, const coffer_put_item *it)
 typedef struct seal_ctx {
 	coffer_store *st;
 	coffer_put_item **items; /* the valid items, in order */
+	int key_err;             /* the newest key did not open: errmsg says why */
 } seal_ctx;
 
-static int seal_one(void *ctx, size_t i, uint64_t version, uint32_t *key_id, uint8_t **sealed,
-                    size_t *sealed_len)
+static int seal_one(void *ctx, size_t i, uint64_t version, const store_key *newest,
+                    uint32_t *key_id, uint8_t **sealed, size_t *sealed_len)
 {
 	seal_ctx *sc = ctx;
 	const coffer_put_item *it = sc->items[i];
-	const core_data_key *k = &sc->st->keys[sc->st->newest];
+	const core_data_key *k = NULL;
+	/* The store's newest key, read in this put's transaction: a rotation by any process is
+	 * used from the first put that starts after it committed. */
+	int rc = core_newest_key(sc->st, newest, 0, &k);
+	if (rc != COFFER_OK) {
+		sc->key_err = 1;
+		return rc;
+	}
 	crypto_place pl = {sc->st->store_id, k->id, version, it->secret->name,
 	                   it->secret->name_len};
 	*key_id = k->id;
@@ -122,9 +130,9 @@ static int put_locked(coffer_store *st, coffer_put_item *items, size_t n, coffer
 	}
 	if (m == 0)
 		return COFFER_OK;
-	seal_ctx sc = {st, valid};
+	seal_ctx sc = {st, valid, 0};
 	int rc = st->ops->put(st->be, puts, m, seal_one, &sc);
-	if (rc != COFFER_OK)
+	if (rc != COFFER_OK && !sc.key_err)
 		core_set_backend_err(st, rc);
 	for (size_t j = 0; j < m; j++) {
 		valid[j]->rc = rc;
@@ -175,10 +183,14 @@ int coffer_put(coffer_secret *sec, const void *value, size_t len,
 static int open_row(coffer_store *st, const coffer_secret *sec, uint64_t version, uint32_t key_id,
                     const uint8_t *sealed, size_t sealed_len, coffer_value **out)
 {
-	const crypto_key *key = core_key_find(st, key_id);
+	const crypto_key *key = NULL;
+	int rc = core_key_find(st, key_id, &key); /* EKEY: the master key went stale */
+	if (rc != COFFER_OK && rc != COFFER_EINTEGRITY)
+		return rc;
 	size_t cap = sealed_len >= CRYPTO_OVERHEAD ? sealed_len - CRYPTO_OVERHEAD : 0;
-	coffer_value *v = key == NULL ? NULL : malloc(sizeof *v + cap + 1);
-	int rc = key == NULL ? COFFER_EINTEGRITY : v == NULL ? COFFER_ENOMEM : COFFER_OK;
+	coffer_value *v = rc != COFFER_OK ? NULL : malloc(sizeof *v + cap + 1);
+	if (rc == COFFER_OK && v == NULL)
+		rc = COFFER_ENOMEM;
 	if (rc == COFFER_OK) {
 		crypto_place pl = {st->store_id, key_id, version, sec->name, sec->name_len};
 		rc = crypto_open_value(key, &pl, sealed, sealed_len, v->data, &v->len);
@@ -362,7 +374,8 @@ static int version_row(void *ctx, const store_row *row)
 	core_version_format(row->version, ver);
 	coffer_version_info info = {
 	    ver, row->created_ms, row->state,
-	    row->sealed_len >= CRYPTO_OVERHEAD ? row->sealed_len - CRYPTO_OVERHEAD : 0};
+	    row->sealed_len >= CRYPTO_OVERHEAD ? row->sealed_len - CRYPTO_OVERHEAD : 0,
+	    row->key_id};
 	return vc->cb(vc->ctx, &info);
 }
 

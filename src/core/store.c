@@ -155,6 +155,12 @@ static int master_from_file(opening *o, int new_store)
 		}
 		file = path;
 	}
+	/* Temporaries of killed key-file writers hold random keys: the key file's own and those
+	 * of an in-place `coffer rekey`, which writes FILE.new first. */
+	char next[4096 + 8];
+	crypto_key_file_sweep(file);
+	if (snprintf(next, sizeof next, "%s.new", file) < (int)sizeof next)
+		crypto_key_file_sweep(next);
 	int rc = crypto_key_file_read(file, &o->master, o->err, o->errlen);
 	if (rc == COFFER_ENOTFOUND && new_store) {
 		int created = 0;
@@ -220,6 +226,8 @@ static int master_resolve(opening *o, const store_boot *hdr, int new_store)
 typedef struct keyring_ctx {
 	coffer_store *st;
 	const crypto_key *master;
+	core_data_key keys[CORE_KEYRING_MAX]; /* the keyring being built; key.k NULL: reuse */
+	size_t n;
 	char *err;
 	size_t errlen;
 } keyring_ctx;
@@ -228,41 +236,97 @@ static int key_loaded(void *ctx, uint32_t id, const uint8_t *sealed, size_t len)
 {
 	keyring_ctx *kc = ctx;
 	coffer_store *st = kc->st;
-	if (core_key_by_id(st, id) != NULL)
-		return COFFER_OK; /* a reload: this one is known already */
-	if (st->nkeys == CORE_KEYRING_MAX) {
+	if (kc->n == CORE_KEYRING_MAX) {
 		snprintf(kc->err, kc->errlen, "keyring holds more than %d keys", CORE_KEYRING_MAX);
 		return COFFER_ECORRUPT;
 	}
-	core_data_key *k = &st->keys[st->nkeys];
+	core_data_key *k = &kc->keys[kc->n];
+	k->id = id;
+	k->key.k = NULL;
+	kc->n++;
+	if (core_key_by_id(st, id) != NULL)
+		return COFFER_OK; /* a reload: this one is held already */
 	int rc = crypto_open_key(kc->master, st->store_id, id, sealed, len, &k->key);
 	if (rc == COFFER_ENOMEM)
 		return rc;
-	if (rc != COFFER_OK) {
+	if (rc == COFFER_OK)
+		return COFFER_OK;
+	if (st->nkeys > 0)
+		snprintf(kc->err, kc->errlen, "%s (data key %u does not open with the key in hand)",
+		         CORE_STALE_MASTER, (unsigned)id);
+	else
 		snprintf(kc->err, kc->errlen,
 		         "wrong master key: it cannot open this store's keyring (key %u)",
 		         (unsigned)id);
-		return COFFER_EKEY;
+	return COFFER_EKEY;
+}
+
+static void newest_index(coffer_store *st)
+{
+	st->newest = 0;
+	for (size_t i = 1; i < st->nkeys; i++)
+		if (st->keys[i].id > st->keys[st->newest].id)
+			st->newest = i;
+}
+
+/* The loaded keyring replaces the handle's: held keys move over, the rest are freed. */
+static void keyring_swap(coffer_store *st, keyring_ctx *kc)
+{
+	for (size_t i = 0; i < kc->n; i++) {
+		if (kc->keys[i].key.k != NULL)
+			continue;
+		for (size_t j = 0; j < st->nkeys; j++)
+			if (st->keys[j].id == kc->keys[i].id) {
+				kc->keys[i].key = st->keys[j].key;
+				st->keys[j].key.k = NULL;
+			}
 	}
-	k->id = id;
-	if (st->nkeys == 0 || id > st->keys[st->newest].id)
-		st->newest = st->nkeys;
-	st->nkeys++;
-	return COFFER_OK;
+	for (size_t j = 0; j < st->nkeys; j++)
+		crypto_key_free(&st->keys[j].key);
+	memcpy(st->keys, kc->keys, kc->n * sizeof kc->keys[0]);
+	st->nkeys = kc->n;
+	newest_index(st);
 }
 
 int core_keyring_load(coffer_store *st, const crypto_key *master, char *err, size_t errlen)
 {
-	keyring_ctx kc = {st, master, err, errlen};
+	keyring_ctx *kc = calloc(1, sizeof *kc);
+	if (kc == NULL)
+		return COFFER_ENOMEM;
+	*kc = (keyring_ctx){.st = st, .master = master, .err = err, .errlen = errlen};
 	err[0] = '\0';
-	int rc = st->ops->keys_load(st->be, key_loaded, &kc);
-	if (rc == COFFER_OK && st->nkeys == 0) {
+	int rc = st->ops->keys_load(st->be, key_loaded, kc);
+	if (rc == COFFER_OK && kc->n == 0) {
 		snprintf(err, errlen, "store has no data keys");
 		rc = COFFER_ECORRUPT;
 	} else if (rc != COFFER_OK && err[0] == '\0') {
 		snprintf(err, errlen, "%s", st->ops->errmsg(st->be));
 	}
+	if (rc == COFFER_OK)
+		keyring_swap(st, kc);
+	for (size_t i = 0; rc != COFFER_OK && i < kc->n; i++)
+		crypto_key_free(&kc->keys[i].key);
+	free(kc);
 	return rc;
+}
+
+const core_data_key *core_key_adopt(coffer_store *st, uint32_t id, crypto_key *key, uint32_t keep)
+{
+	size_t slot = st->nkeys;
+	if (slot == CORE_KEYRING_MAX) { /* the handle still holds keys pruned since */
+		slot = st->keys[0].id != keep ? 0 : 1;
+		for (size_t i = 0; i < st->nkeys; i++)
+			if (st->keys[i].id < st->keys[slot].id && st->keys[i].id != keep)
+				slot = i;
+		crypto_key_free(&st->keys[slot].key);
+	} else {
+		st->nkeys++;
+	}
+	st->keys[slot].id = id;
+	st->keys[slot].key = *key;
+	key->k = NULL;
+	newest_index(st);
+	return &st->keys[slot];
 }
 
 /* A new store: propose a header sealed under our master key; another process may win the race,

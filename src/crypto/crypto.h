@@ -84,5 +84,11 @@ int crypto_key_file_read(const char *path, crypto_key *key, char *err, size_t er
  * it is returned instead; *created says which. */
 int crypto_key_file_create(const char *path, crypto_key *key, int *created, char *err,
                            size_t errlen) __attribute__((warn_unused_result));
+/* Remove what killed crypto_key_file_create(path) calls left: path.tmpXXXXXX files in its folder
+ * that are regular, ours, and not being written (their creator holds an flock until done).
+ * Best effort, silent. */
+void crypto_key_file_sweep(const char *path);
+/* fsync the folder holding path (after a rename or link into it). Best effort. */
+void crypto_fsync_dir_of(const char *path);
 
 #endif

@@ -139,12 +139,32 @@ static void reply_error(svc_req *r, gs_method m, const char *secret, const char 
 }
 
 /* Map a coffer error to gRPC, never passing on detail for key or integrity failures. */
+/* Once per process: the operator must restart the server with the new master key. The message
+ * is the library's own (it names no secret, key or value). */
+static void log_key_trouble(svc_worker *w, const char *detail)
+{
+	static int logged;
+	char line[600];
+	if (w->sh->quiet || __atomic_exchange_n(&logged, 1, __ATOMIC_RELAXED))
+		return;
+	int n = snprintf(line, sizeof(line), "coffer: error: %s\n", detail);
+	if (n > 0 && (size_t)n < sizeof(line) && sizeof(w->logbuf) - w->loglen > (size_t)n) {
+		memcpy(w->logbuf + w->loglen, line, (size_t)n);
+		w->loglen += (size_t)n;
+		log_later(w);
+	}
+}
+
 static void reply_coffer_error(svc_req *r, gs_method m, const char *secret, const char *version,
                                int rc, const char *detail)
 {
 	int status = coffer_grpc_status(rc);
 	const char *msg = detail != NULL && detail[0] != '\0' ? detail : coffer_strerror(rc);
-	if (status == GS_INTERNAL)
+	/* Internal details stay inside, except a stale master key (another process ran
+	 * `coffer rekey`): the caller and the log are told that plainly. */
+	if (rc == COFFER_EKEY && msg != coffer_strerror(rc))
+		log_key_trouble(r->w, msg);
+	else if (status == GS_INTERNAL)
 		msg = coffer_strerror(rc);
 	reply_error(r, m, secret, version, status, msg);
 }

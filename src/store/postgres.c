@@ -49,9 +49,10 @@
 #define PG_RETRY_PAUSE_MS 200  /* after a failed reconnect, fail fast for this long */
 #define PG_PAGE_ROWS      512  /* rows per page of a listing */
 #define PG_RESEAL_ROWS    256  /* rows per transaction of the re-encrypt pass */
-#define PG_STR_(x)        #x
-#define PG_STR(x)         PG_STR_(x)
-#define PG_ERR_MAX        512
+_Static_assert(PG_RESEAL_ROWS == STORE_RESEAL_BATCH, "one batch size for every backend");
+#define PG_STR_(x) #x
+#define PG_STR(x)  PG_STR_(x)
+#define PG_ERR_MAX 512
 /* Upserts rely on READ COMMITTED (ON CONFLICT DO UPDATE re-reads the newest row there; under
  * REPEATABLE READ concurrent puts would fail), whatever the database's default. */
 #define PG_BEGIN    "BEGIN ISOLATION LEVEL READ COMMITTED"
@@ -71,6 +72,7 @@ typedef struct pg_store {
 	int lost;           /* the last failure was a lost connection */
 	int doomed;         /* the server announced it is closing this session */
 	uint64_t *shared;   /* the generation shared by this process's handles on the store */
+	int sealing;        /* a put or re-encrypt transaction is open: never reconnect inside */
 	char err[PG_ERR_MAX];
 } pg_store;
 
@@ -90,8 +92,6 @@ enum {
 	ST_READ_HEADER,
 	ST_LIST_SECRETS,
 	ST_LIST_VERSIONS,
-	ST_KEY_ADD,
-	ST_KEY_SAME,
 	ST_KEYS_LOCK,
 	ST_KEY_UPDATE,
 	ST_RESEAL_SELECT,
@@ -159,7 +159,7 @@ static const pg_stmt stmts[ST_COUNT] = {
     [ST_READ_HEADER] = {"coffer_read_header",
                         "SELECT h.store_id, h.kdf_salt, h.kdf_opslimit, h.kdf_memlimit, "
                         "h.first_key_id, k.sealed FROM coffer_header h "
-                        "JOIN coffer_keys k ON k.key_id = h.first_key_id WHERE h.id = 1",
+                        "LEFT JOIN coffer_keys k ON k.key_id = h.first_key_id WHERE h.id = 1",
                         0,
                         {0}},
     /* Keyset pages: bounded memory, whatever the number of secrets. Counts what can be read
@@ -176,16 +176,6 @@ static const pg_stmt stmts[ST_COUNT] = {
                           " AND v.version > $2 ORDER BY v.version LIMIT " PG_STR(PG_PAGE_ROWS),
                           2,
                           {OID_TEXT, OID_INT8}},
-    [ST_KEY_ADD] = {"coffer_key_add",
-                    "INSERT INTO coffer_keys (key_id, sealed) VALUES ($1, $2) "
-                    "ON CONFLICT (key_id) DO NOTHING RETURNING key_id",
-                    2,
-                    {OID_INT8, OID_BYTEA}},
-    /* After a conflict: is it our own key, added by an attempt whose reply was lost? */
-    [ST_KEY_SAME] = {"coffer_key_same",
-                     "SELECT sealed = $2 FROM coffer_keys WHERE key_id = $1",
-                     2,
-                     {OID_INT8, OID_BYTEA}},
     [ST_KEYS_LOCK] = {"coffer_keys_lock",
                       "SELECT key_id, sealed FROM coffer_keys ORDER BY key_id FOR UPDATE",
                       0,
@@ -197,7 +187,7 @@ static const pg_stmt stmts[ST_COUNT] = {
     [ST_RESEAL_SELECT] = {"coffer_reseal_select",
                           "SELECT s.name, v.secret_id, v.version, v.key_id, v.sealed "
                           "FROM coffer_versions v JOIN coffer_secrets s ON s.id = v.secret_id "
-                          "WHERE v.key_id <> $1 AND v.state = 0 "
+                          "WHERE v.key_id < $1 AND v.state = 0 "
                           "ORDER BY v.secret_id, v.version "
                           "LIMIT " PG_STR(PG_RESEAL_ROWS) " FOR UPDATE OF v",
                           1,
@@ -419,6 +409,7 @@ static int exec_cmd(pg_store *s, const char *sql, const char *what)
 
 static void rollback(pg_store *s)
 {
+	s->sealing = 0;
 	if (PQstatus(s->conn) == CONNECTION_OK)
 		PQclear(PQexec(s->conn, "ROLLBACK"));
 }
@@ -921,6 +912,8 @@ static int pg_keys_load(store *st, store_key_cb cb, void *ctx)
 {
 	pg_store *s = (pg_store *)st;
 	keys_ctx k = {cb, ctx, 0};
+	if (s->sealing) /* called back from inside a put or re-encrypt transaction */
+		return keys_once(s, &k);
 	int rc = ensure_conn(s);
 	if (rc == COFFER_OK)
 		rc = keys_once(s, &k);
@@ -1003,14 +996,72 @@ static int insert_version(pg_store *s, const put_slot *slot, uint32_t key_id, co
 	return rc;
 }
 
+/*
+ * Every transaction that seals values (put, a re-encrypt batch) begins by taking ROW SHARE on
+ * coffer_keys and then reading the newest data key, in one round trip. ROW SHARE conflicts only
+ * with the EXCLUSIVE lock of keys_prune: a prune waits for the sealing transactions in flight
+ * (so it sees the versions they insert) and the ones that start later read the newest key after
+ * it committed; the newest key itself is never pruned. Rotation and rekey take SHARE ROW
+ * EXCLUSIVE, which does not conflict with ROW SHARE: puts never wait for them.
+ */
+#define PG_BEGIN_SEALING                                                                           \
+	PG_BEGIN "; LOCK TABLE coffer_keys IN ROW SHARE MODE; "                                    \
+	         "SELECT key_id, sealed FROM coffer_keys ORDER BY key_id DESC LIMIT 1"
+
+typedef struct pg_newest {
+	store_key key;
+	uint8_t buf[STORE_SEALED_KEY_MAX];
+} pg_newest;
+
+/* The reply of PG_BEGIN_SEALING (text format: a simple query). */
+static int parse_newest(pg_store *s, const PGresult *r, pg_newest *nk)
+{
+	uint64_t id = 0;
+	size_t len = 0;
+	nk->key = (store_key){0, nk->buf, 0};
+	if (PQntuples(r) == 0)
+		return COFFER_OK; /* no header yet: the core refuses to seal */
+	if (PQntuples(r) != 1 || !parse_u64(PQgetvalue(r, 0, 0), &id) || id == 0 ||
+	    id > UINT32_MAX) {
+		set_err(s, "the keyring in this database is damaged");
+		return COFFER_ECORRUPT;
+	}
+	unsigned char *b = PQunescapeBytea((const unsigned char *)PQgetvalue(r, 0, 1), &len);
+	if (b == NULL)
+		return COFFER_ENOMEM;
+	int rc = len > 0 && len <= STORE_SEALED_KEY_MAX ? COFFER_OK : COFFER_ECORRUPT;
+	if (rc == COFFER_OK)
+		memcpy(nk->buf, b, len);
+	else
+		set_err(s, "the keyring in this database is damaged");
+	PQfreemem(b);
+	nk->key = (store_key){(uint32_t)id, nk->buf, len};
+	return rc;
+}
+
+static int begin_sealing(pg_store *s, pg_newest *nk)
+{
+	PGresult *r = PQexec(s->conn, PG_BEGIN_SEALING);
+	int rc = res_rc(s, r, PGRES_TUPLES_OK, "BEGIN");
+	if (rc == COFFER_OK)
+		rc = parse_newest(s, r, nk);
+	PQclear(r);
+	if (rc == COFFER_OK)
+		s->sealing = 1;
+	else
+		rollback(s);
+	return rc;
+}
+
 /* Seal and insert every item in array order; `byidx` maps an array index to its slot. */
-static int seal_all(pg_store *s, put_slot *const *byidx, size_t n, store_seal_fn seal, void *ctx)
+static int seal_all(pg_store *s, put_slot *const *byidx, size_t n, const store_key *newest,
+                    store_seal_fn seal, void *ctx)
 {
 	for (size_t i = 0; i < n; i++) {
 		uint32_t key_id = 0;
 		uint8_t *blob = NULL;
 		size_t len = 0;
-		int rc = seal(ctx, i, byidx[i]->version, &key_id, &blob, &len);
+		int rc = seal(ctx, i, byidx[i]->version, newest, &key_id, &blob, &len);
 		if (rc == COFFER_OK && (blob == NULL || len == 0 || len > INT32_MAX)) {
 			set_err(s, "the sealed value is empty or too large");
 			rc = COFFER_EMISUSE;
@@ -1057,6 +1108,7 @@ static int commit(pg_store *s)
 static int finish_write(pg_store *s, int rc)
 {
 	uint64_t gen = 0;
+	s->sealing = 0;
 	if (rc == COFFER_OK)
 		rc = bump_gen(s, &gen);
 	if (rc != COFFER_OK) {
@@ -1081,13 +1133,14 @@ static int finish_write(pg_store *s, int rc)
 static int put_once(pg_store *s, put_slot *slots, put_slot *const *byidx, size_t n,
                     store_seal_fn seal, void *ctx, int *sealing)
 {
-	int rc = exec_cmd(s, PG_BEGIN, "BEGIN");
+	pg_newest nk;
+	int rc = begin_sealing(s, &nk);
 	if (rc != COFFER_OK)
 		return rc;
 	rc = reserve(s, slots, n);
 	if (rc == COFFER_OK) {
 		*sealing = 1;
-		rc = seal_all(s, byidx, n, seal, ctx);
+		rc = seal_all(s, byidx, n, &nk.key, seal, ctx);
 	}
 	return finish_write(s, rc);
 }
@@ -1375,47 +1428,6 @@ static int pg_list_versions(store *st, const char *name, size_t name_len, store_
 /* ---------------------------------------------------------------------------------------- */
 /* Key rotation                                                                               */
 
-static int key_add_once(pg_store *s, const uint8_t id[8], const uint8_t *sealed, size_t len)
-{
-	const char *v[2] = {(const char *)id, (const char *)sealed};
-	const int l[2] = {8, (int)len};
-	PGresult *r = run(s, ST_KEY_ADD, v, l);
-	int rc = res_rc(s, r, PGRES_TUPLES_OK, "adding a data key");
-	int added = rc == COFFER_OK && PQntuples(r) == 1;
-	PQclear(r);
-	if (rc != COFFER_OK || added)
-		return rc;
-	r = run(s, ST_KEY_SAME, v, l);
-	rc = res_rc(s, r, PGRES_TUPLES_OK, "adding a data key");
-	int ours = rc == COFFER_OK && PQntuples(r) == 1 && PQgetlength(r, 0, 0) == 1 &&
-	           PQgetvalue(r, 0, 0)[0] == 1;
-	PQclear(r);
-	if (rc == COFFER_OK && !ours) {
-		set_err(s, "data key %llu exists already",
-		        (unsigned long long)get_be((const char *)id, 8));
-		rc = COFFER_EBUSY; /* another process rotated at the same time */
-	}
-	return rc;
-}
-
-/* Insert-if-absent, and a key found equal to ours counts as added: so a retry is safe. */
-static int pg_keys_add(store *st, uint32_t key_id, const uint8_t *sealed, size_t len)
-{
-	pg_store *s = (pg_store *)st;
-	uint8_t id[8];
-	put_be64(id, key_id);
-	if (len == 0 || len > STORE_SEALED_KEY_MAX) {
-		set_err(s, "bad sealed key length");
-		return COFFER_EMISUSE;
-	}
-	int rc = ensure_conn(s);
-	if (rc == COFFER_OK)
-		rc = key_add_once(s, id, sealed, len);
-	if (rc == COFFER_EUNAVAIL && s->lost && reconnect(s) == COFFER_OK)
-		rc = key_add_once(s, id, sealed, len);
-	return rc;
-}
-
 typedef int (*rekey_fn)(void *ctx, uint32_t key_id, const uint8_t *sealed, size_t len, uint8_t *out,
                         size_t *out_len);
 
@@ -1470,14 +1482,110 @@ static int begin_write(pg_store *s)
 	return rc;
 }
 
+/* Changes to the keyring (add, reseal, prune) take turns on this lock, in every process; it lets
+ * puts (ROW SHARE) through. FOR UPDATE on the existing rows would not stop an insert. */
+#define PG_LOCK_KEYRING "LOCK TABLE coffer_keys IN SHARE ROW EXCLUSIVE MODE"
+
+static int begin_locked(pg_store *s, const char *lock)
+{
+	int rc = begin_write(s);
+	if (rc == COFFER_OK && (rc = exec_cmd(s, lock, "locking the keyring")) != COFFER_OK)
+		rollback(s);
+	return rc;
+}
+
 /* One transaction for the whole keyring: a master-key rotation is all or nothing. */
 static int pg_keys_reseal(store *st, rekey_fn cb, void *ctx)
 {
 	pg_store *s = (pg_store *)st;
-	int rc = begin_write(s);
+	int rc = begin_locked(s, PG_LOCK_KEYRING);
 	if (rc != COFFER_OK)
 		return rc;
 	return finish_write(s, reseal_keys(s, cb, ctx));
+}
+
+/* Inside the locked transaction: check() every key; count them and find the largest id. */
+static int check_keys(pg_store *s, store_key_cb check, void *ctx, size_t *n, uint32_t *max)
+{
+	PGresult *r = run(s, ST_KEYS, NULL, NULL);
+	int rc = res_rc(s, r, PGRES_TUPLES_OK, "reading the keyring");
+	for (int i = 0; rc == COFFER_OK && i < PQntuples(r); i++) {
+		uint64_t id;
+		if (!col_uint(r, i, 0, 8, &id) || id == 0 || id >= UINT32_MAX) {
+			set_err(s, "the keyring in this database is damaged");
+			rc = COFFER_ECORRUPT;
+			break;
+		}
+		rc = check(ctx, (uint32_t)id, (const uint8_t *)PQgetvalue(r, i, 1),
+		           (size_t)PQgetlength(r, i, 1));
+		*max = (uint32_t)id; /* ascending */
+		(*n)++;
+	}
+	PQclear(r);
+	return rc;
+}
+
+static int insert_key(pg_store *s, uint32_t key_id, const uint8_t *sealed, size_t len)
+{
+	uint8_t id[8];
+	put_be64(id, key_id);
+	const char *v[2] = {(const char *)id, (const char *)sealed};
+	const int l[2] = {8, (int)len};
+	PGresult *r = run(s, ST_BOOT_KEY, v, l);
+	int rc = res_rc(s, r, PGRES_COMMAND_OK, "adding a data key");
+	PQclear(r);
+	return rc;
+}
+
+/* Never retried: a connection lost during COMMIT leaves the outcome unknown (EUNAVAIL). */
+static int pg_keys_add(store *st, store_key_cb check, store_key_make_fn make, void *ctx)
+{
+	pg_store *s = (pg_store *)st;
+	size_t n = 0, len = 0;
+	uint32_t max = 0;
+	uint8_t sealed[STORE_SEALED_KEY_MAX];
+	int rc = begin_locked(s, PG_LOCK_KEYRING);
+	if (rc != COFFER_OK)
+		return rc;
+	rc = check_keys(s, check, ctx, &n, &max);
+	if (rc == COFFER_OK)
+		rc = make(ctx, max + 1, n, sealed, &len);
+	if (rc == COFFER_OK && (len == 0 || len > STORE_SEALED_KEY_MAX)) {
+		set_err(s, "bad sealed key length");
+		rc = COFFER_EMISUSE;
+	}
+	if (rc == COFFER_OK)
+		rc = insert_key(s, max + 1, sealed, len);
+	return finish_write(s, rc);
+}
+
+/* EXCLUSIVE waits for every put and re-encrypt batch in flight (ROW SHARE) and holds off new
+ * ones, so the versions checked here are all the versions that may use a key. */
+static int pg_keys_prune(store *st, size_t *pruned)
+{
+	pg_store *s = (pg_store *)st;
+	uint64_t n = 0;
+	*pruned = 0;
+	int rc = begin_locked(s, "LOCK TABLE coffer_keys IN EXCLUSIVE MODE");
+	if (rc != COFFER_OK)
+		return rc;
+	PGresult *r = PQexec(s->conn, "DELETE FROM coffer_keys WHERE key_id < "
+	                              "(SELECT max(key_id) FROM coffer_keys) AND key_id NOT IN "
+	                              "(SELECT key_id FROM coffer_versions WHERE state = 0)");
+	rc = res_rc(s, r, PGRES_COMMAND_OK, "pruning data keys");
+	if (rc == COFFER_OK && !parse_u64(PQcmdTuples(r), &n)) {
+		set_err(s, "unexpected reply while pruning data keys");
+		rc = COFFER_EIO;
+	}
+	PQclear(r);
+	if (rc == COFFER_OK && n == 0) {
+		rollback(s); /* nothing pruned: no generation bump */
+		return COFFER_OK;
+	}
+	rc = finish_write(s, rc);
+	if (rc == COFFER_OK)
+		*pruned = (size_t)n;
+	return rc;
 }
 
 /* Inside the open transaction: destroy one enabled version. */
@@ -1507,9 +1615,6 @@ static int pg_destroy(store *st, const char *name, size_t name_len, uint64_t ver
 	return finish_write(s, destroy_row(s, name, name_len, version));
 }
 
-typedef int (*reseal_fn)(void *ctx, const char *name, size_t name_len, const store_row *row,
-                         uint32_t *new_key_id, uint8_t **sealed, size_t *sealed_len);
-
 static int write_resealed(pg_store *s, uint64_t sid, uint64_t ver, uint32_t kid,
                           const uint8_t *sealed, size_t len)
 {
@@ -1527,7 +1632,8 @@ static int write_resealed(pg_store *s, uint64_t sid, uint64_t ver, uint32_t kid,
 }
 
 /* Re-seal row i of a locked batch through cb and write it back. */
-static int reseal_one_row(pg_store *s, const PGresult *r, int i, reseal_fn cb, void *ctx)
+static int reseal_one_row(pg_store *s, const PGresult *r, int i, const store_key *newest,
+                          store_reseal_fn cb, void *ctx)
 {
 	uint64_t sid, ver, kid;
 	if (!col_uint(r, i, 1, 8, &sid) || !col_uint(r, i, 2, 8, &ver) ||
@@ -1542,8 +1648,8 @@ static int reseal_one_row(pg_store *s, const PGresult *r, int i, reseal_fn cb, v
 	uint32_t new_kid = 0;
 	uint8_t *out = NULL;
 	size_t out_len = 0;
-	int rc = cb(ctx, PQgetvalue(r, i, 0), (size_t)PQgetlength(r, i, 0), &row, &new_kid, &out,
-	            &out_len);
+	int rc = cb(ctx, PQgetvalue(r, i, 0), (size_t)PQgetlength(r, i, 0), &row, newest, &new_kid,
+	            &out, &out_len);
 	if (rc == COFFER_OK && (out == NULL || out_len == 0 || out_len > INT32_MAX)) {
 		set_err(s, "the sealed value is empty or too large");
 		rc = COFFER_EMISUSE;
@@ -1554,45 +1660,36 @@ static int reseal_one_row(pg_store *s, const PGresult *r, int i, reseal_fn cb, v
 	return rc;
 }
 
-/* One transaction of the re-encrypt pass: lock up to PG_RESEAL_ROWS rows, re-seal, commit. */
-static int reseal_batch(pg_store *s, uint32_t keep, reseal_fn cb, void *ctx, size_t *done)
+/* One transaction of the re-encrypt pass: lock up to PG_RESEAL_ROWS rows sealed with a key
+ * below `below`, re-seal them with the newest key, commit. Never retried: the caller runs the
+ * next batch, which finds what is left. */
+static int pg_reseal_batch(store *st, uint32_t below, store_reseal_fn cb, void *ctx, size_t *done)
 {
+	pg_store *s = (pg_store *)st;
 	uint8_t k[8];
-	put_be64(k, keep);
+	put_be64(k, below);
 	const char *v[1] = {(const char *)k};
 	const int l[1] = {8};
-	int rc = exec_cmd(s, PG_BEGIN, "BEGIN");
+	pg_newest nk;
+	*done = 0;
+	int rc = ensure_conn(s);
+	if (rc == COFFER_OK)
+		rc = begin_sealing(s, &nk);
 	if (rc != COFFER_OK)
 		return rc;
 	PGresult *r = run(s, ST_RESEAL_SELECT, v, l);
 	rc = res_rc(s, r, PGRES_TUPLES_OK, "selecting versions to re-encrypt");
 	int n = rc == COFFER_OK ? PQntuples(r) : 0;
 	for (int i = 0; rc == COFFER_OK && i < n; i++)
-		rc = reseal_one_row(s, r, i, cb, ctx);
+		rc = reseal_one_row(s, r, i, &nk.key, cb, ctx);
 	PQclear(r);
 	if (rc == COFFER_OK && n == 0) {
 		rollback(s); /* nothing to move: no generation bump */
-		*done = 0;
 		return COFFER_OK;
 	}
 	rc = finish_write(s, rc);
 	if (rc == COFFER_OK)
 		*done = (size_t)n;
-	return rc;
-}
-
-/* Batches until no row is left under another key. A committed batch stays done if a later
- * one fails; running the pass again finishes the work. */
-static int pg_reseal_values(store *st, uint32_t keep, reseal_fn cb, void *ctx, size_t *moved)
-{
-	pg_store *s = (pg_store *)st;
-	int rc = ensure_conn(s);
-	*moved = 0;
-	for (size_t done = PG_RESEAL_ROWS; rc == COFFER_OK && done == PG_RESEAL_ROWS;) {
-		rc = reseal_batch(s, keep, cb, ctx, &done);
-		if (rc == COFFER_OK)
-			*moved += done;
-	}
 	return rc;
 }
 
@@ -1611,6 +1708,7 @@ const store_ops postgres_store_ops = {
     .list_versions = pg_list_versions,
     .keys_add = pg_keys_add,
     .keys_reseal = pg_keys_reseal,
-    .reseal_values = pg_reseal_values,
+    .reseal_batch = pg_reseal_batch,
+    .keys_prune = pg_keys_prune,
     .destroy = pg_destroy,
 };

@@ -31,6 +31,7 @@ enum {
 	Q_GET_LATEST,
 	Q_GET_VERSION,
 	Q_KEYS,
+	Q_NEWEST_KEY,
 	Q_HEADER,
 	Q_LIST_SECRETS,
 	Q_SECRET_ID,
@@ -54,6 +55,7 @@ static const char *const queries[Q_COUNT] = {
                       "WHERE v.secret_id = (SELECT id FROM secrets WHERE name = ?1) "
                       "AND v.version = ?2 AND v.state = 0",
     [Q_KEYS] = "SELECT id, sealed FROM keyring ORDER BY id",
+    [Q_NEWEST_KEY] = "SELECT id, sealed FROM keyring ORDER BY id DESC LIMIT 1",
     [Q_HEADER] = "SELECT store_id, kdf_salt, kdf_ops, kdf_mem FROM header WHERE id = 1",
     /* Counts what can be read (enabled versions), so it agrees with latest. */
     [Q_LIST_SECRETS] = "SELECT s.name, (SELECT count(*) FROM versions v WHERE v.secret_id = "
@@ -572,9 +574,33 @@ static int sq_keys_load(store *h, store_key_cb cb, void *ctx)
 	return rc;
 }
 
+/* The newest data key, read inside the open write transaction (which excludes keys_prune, as
+ * every SQLite writer excludes the others). The sealed form is copied into buf. */
+static int newest_key(sqlite_store *s, store_key *k, uint8_t buf[STORE_SEALED_KEY_MAX])
+{
+	sqlite3_stmt *q = s->q[Q_NEWEST_KEY];
+	int src = sqlite3_step(q);
+	int rc = src == SQLITE_ROW || src == SQLITE_DONE ? COFFER_OK
+	                                                 : fail(s, src, "read the newest data key");
+	*k = (store_key){0, buf, 0}; /* no key yet (no header): the core refuses to seal */
+	if (src == SQLITE_ROW) {
+		int64_t id = sqlite3_column_int64(q, 0);
+		size_t len = (size_t)sqlite3_column_bytes(q, 1);
+		if (id <= 0 || id > UINT32_MAX || len == 0 || len > STORE_SEALED_KEY_MAX) {
+			snprintf(s->err, sizeof s->err, "keyring holds an invalid key");
+			rc = COFFER_ECORRUPT;
+		} else {
+			memcpy(buf, sqlite3_column_blob(q, 1), len);
+			*k = (store_key){(uint32_t)id, buf, len};
+		}
+	}
+	sqlite3_reset(q);
+	return rc;
+}
+
 /* One item of a put, inside the open transaction. */
-static int put_one(sqlite_store *s, store_put *it, size_t i, store_seal_fn seal, void *ctx,
-                   int64_t now)
+static int put_one(sqlite_store *s, store_put *it, size_t i, const store_key *newest,
+                   store_seal_fn seal, void *ctx, int64_t now)
 {
 	sqlite3_stmt *q = s->q[Q_UPSERT_SECRET];
 	sqlite3_bind_text(q, 1, it->name, (int)it->name_len, SQLITE_STATIC);
@@ -587,7 +613,7 @@ static int put_one(sqlite_store *s, store_put *it, size_t i, store_seal_fn seal,
 	size_t sealed_len = 0;
 	uint32_t key_id = 0;
 	if (rc == COFFER_OK &&
-	    (rc = seal(ctx, i, (uint64_t)ver, &key_id, &sealed, &sealed_len)) != COFFER_OK)
+	    (rc = seal(ctx, i, (uint64_t)ver, newest, &key_id, &sealed, &sealed_len)) != COFFER_OK)
 		snprintf(s->err, sizeof s->err, "sealing the value failed");
 	if (rc == COFFER_OK) {
 		q = s->q[Q_INSERT_VERSION];
@@ -613,8 +639,11 @@ static int sq_put(store *h, store_put *items, size_t n, store_seal_fn seal, void
 	if (rc != COFFER_OK)
 		return rc;
 	int64_t now = now_ms();
+	uint8_t buf[STORE_SEALED_KEY_MAX];
+	store_key newest;
+	rc = newest_key(s, &newest, buf);
 	for (size_t i = 0; i < n && rc == COFFER_OK; i++)
-		rc = put_one(s, &items[i], i, seal, ctx, now);
+		rc = put_one(s, &items[i], i, &newest, seal, ctx, now);
 	return finish_write(s, rc, 1);
 }
 
@@ -713,24 +742,79 @@ static int sq_list_versions(store *h, const char *name, size_t name_len, store_r
 	return rc;
 }
 
-static int sq_keys_add(store *h, uint32_t key_id, const uint8_t *sealed, size_t len)
+/* Inside the open transaction: check() every stored key; count them and find the largest id. */
+static int check_keys(sqlite_store *s, store_key_cb check, void *ctx, size_t *n, uint32_t *max)
+{
+	sqlite3_stmt *q = s->q[Q_KEYS];
+	int src, rc = COFFER_OK;
+	while (rc == COFFER_OK && (src = sqlite3_step(q)) == SQLITE_ROW) {
+		int64_t id = sqlite3_column_int64(q, 0);
+		if (id <= 0 || id >= UINT32_MAX) {
+			snprintf(s->err, sizeof s->err, "keyring holds an invalid key id");
+			rc = COFFER_ECORRUPT;
+			break;
+		}
+		rc = check(ctx, (uint32_t)id, sqlite3_column_blob(q, 1),
+		           (size_t)sqlite3_column_bytes(q, 1));
+		*max = (uint32_t)id; /* ascending */
+		(*n)++;
+	}
+	if (rc == COFFER_OK && src != SQLITE_DONE)
+		rc = fail(s, src, "read keyring");
+	sqlite3_reset(q);
+	return rc;
+}
+
+/* BEGIN IMMEDIATE excludes every other writer, so the keyring checked is the keyring extended. */
+static int sq_keys_add(store *h, store_key_cb check, store_key_make_fn make, void *ctx)
 {
 	sqlite_store *s = S(h);
+	size_t n = 0, len = 0;
+	uint32_t max = 0;
+	uint8_t sealed[STORE_SEALED_KEY_MAX];
+	int rc = exec(s, "BEGIN IMMEDIATE", "begin");
+	if (rc != COFFER_OK)
+		return rc;
+	rc = check_keys(s, check, ctx, &n, &max);
+	if (rc == COFFER_OK)
+		rc = make(ctx, max + 1, n, sealed, &len);
 	sqlite3_stmt *q = NULL;
-	int src = sqlite3_prepare_v2(
-	    s->db, "INSERT INTO keyring(id, sealed, created_ms) VALUES(?1, ?2, ?3)", -1, &q, NULL);
-	if (src == SQLITE_OK) {
-		sqlite3_bind_int64(q, 1, key_id);
+	int src = SQLITE_OK;
+	if (rc == COFFER_OK)
+		src = sqlite3_prepare_v2(
+		    s->db, "INSERT INTO keyring(id, sealed, created_ms) VALUES(?1, ?2, ?3)", -1, &q,
+		    NULL);
+	if (rc == COFFER_OK && src == SQLITE_OK) {
+		sqlite3_bind_int64(q, 1, max + 1);
 		sqlite3_bind_blob(q, 2, sealed, (int)len, SQLITE_STATIC);
 		sqlite3_bind_int64(q, 3, now_ms());
 		src = sqlite3_step(q);
+		rc = src == SQLITE_DONE ? COFFER_OK : fail(s, src, "add data key");
+	} else if (rc == COFFER_OK) {
+		rc = fail(s, src, "add data key");
 	}
 	sqlite3_finalize(q);
-	if ((src & 0xff) == SQLITE_CONSTRAINT) {
-		snprintf(s->err, sizeof s->err, "data key %u exists already", (unsigned)key_id);
-		return COFFER_EBUSY;
-	}
-	return src == SQLITE_DONE ? COFFER_OK : fail(s, src, "add data key");
+	return finish_write(s, rc, 1);
+}
+
+/* Versions destroyed keep their key id but no ciphertext: they need no key. */
+static int sq_keys_prune(store *h, size_t *pruned)
+{
+	sqlite_store *s = S(h);
+	*pruned = 0;
+	int rc = exec(s, "BEGIN IMMEDIATE", "begin");
+	if (rc != COFFER_OK)
+		return rc;
+	rc = exec(s,
+	          "DELETE FROM keyring WHERE id < (SELECT max(id) FROM keyring) AND id NOT IN "
+	          "(SELECT key_id FROM versions WHERE sealed IS NOT NULL)",
+	          "prune data keys");
+	if (rc == COFFER_OK)
+		*pruned = (size_t)sqlite3_changes(s->db);
+	rc = finish_write(s, rc, *pruned > 0);
+	if (rc != COFFER_OK)
+		*pruned = 0;
+	return rc;
 }
 
 /*
@@ -802,14 +886,9 @@ static int sq_keys_reseal(store *h,
 	return finish_write(s, rc, 1);
 }
 
-#define RESEAL_BATCH 256
-
-typedef int (*reseal_cb)(void *, const char *, size_t, const store_row *, uint32_t *, uint8_t **,
-                         size_t *);
-
 /* Re-seal one row, identified by (secret_id, version), inside the open transaction. */
 static int reseal_row(sqlite_store *s, sqlite3_stmt *get, sqlite3_stmt *upd, int64_t sid,
-                      int64_t ver, reseal_cb cb, void *ctx)
+                      int64_t ver, const store_key *newest, store_reseal_fn cb, void *ctx)
 {
 	sqlite3_bind_int64(get, 1, sid);
 	sqlite3_bind_int64(get, 2, ver);
@@ -824,7 +903,7 @@ static int reseal_row(sqlite_store *s, sqlite3_stmt *get, sqlite3_stmt *upd, int
 		                 .sealed = (uint8_t *)sqlite3_column_blob(get, 2),
 		                 .sealed_len = (size_t)sqlite3_column_bytes(get, 2)};
 		rc = cb(ctx, (const char *)sqlite3_column_text(get, 0),
-		        (size_t)sqlite3_column_bytes(get, 0), &row, &kid, &out, &out_len);
+		        (size_t)sqlite3_column_bytes(get, 0), &row, newest, &kid, &out, &out_len);
 	}
 	sqlite3_reset(get);
 	if (rc == COFFER_OK) {
@@ -841,43 +920,57 @@ static int reseal_row(sqlite_store *s, sqlite3_stmt *get, sqlite3_stmt *upd, int
 	return rc;
 }
 
-/* One batch of the re-encrypt pass: up to RESEAL_BATCH rows, one transaction. The ids are
- * collected first, so no row is updated under an open SELECT of the same table. */
-static int reseal_batch(sqlite_store *s, uint32_t keep, reseal_cb cb, void *ctx, size_t *done)
+/* Collect the ids of up to STORE_RESEAL_BATCH rows sealed with a key below `below`, first, so no
+ * row is updated under an open SELECT of the same table. */
+static int reseal_select(sqlite_store *s, uint32_t below, int64_t ids[][2], size_t *n)
 {
-	int64_t ids[RESEAL_BATCH][2];
-	size_t n = 0;
-	sqlite3_stmt *sel = NULL, *get = NULL, *upd = NULL;
+	sqlite3_stmt *sel = NULL;
 	int src = sqlite3_prepare_v2(s->db,
-	                             "SELECT secret_id, version FROM versions WHERE key_id <> ?1 "
+	                             "SELECT secret_id, version FROM versions WHERE key_id < ?1 "
 	                             "AND sealed IS NOT NULL LIMIT ?2",
 	                             -1, &sel, NULL);
 	if (src == SQLITE_OK) {
-		sqlite3_bind_int64(sel, 1, keep);
-		sqlite3_bind_int(sel, 2, RESEAL_BATCH);
-		while (n < RESEAL_BATCH && (src = sqlite3_step(sel)) == SQLITE_ROW) {
-			ids[n][0] = sqlite3_column_int64(sel, 0);
-			ids[n][1] = sqlite3_column_int64(sel, 1);
-			n++;
+		sqlite3_bind_int64(sel, 1, below);
+		sqlite3_bind_int(sel, 2, STORE_RESEAL_BATCH);
+		while (*n < STORE_RESEAL_BATCH && (src = sqlite3_step(sel)) == SQLITE_ROW) {
+			ids[*n][0] = sqlite3_column_int64(sel, 0);
+			ids[*n][1] = sqlite3_column_int64(sel, 1);
+			(*n)++;
 		}
 		src = src == SQLITE_ROW ? SQLITE_DONE : src;
 	}
 	sqlite3_finalize(sel);
-	if (src == SQLITE_DONE)
+	return src == SQLITE_DONE ? COFFER_OK : fail(s, src, "select versions to re-encrypt");
+}
+
+/* One batch of the re-encrypt pass, inside the open transaction. */
+static int reseal_rows(sqlite_store *s, uint32_t below, store_reseal_fn cb, void *ctx, size_t *done)
+{
+	int64_t ids[STORE_RESEAL_BATCH][2];
+	size_t n = 0;
+	uint8_t buf[STORE_SEALED_KEY_MAX];
+	store_key newest;
+	sqlite3_stmt *get = NULL, *upd = NULL;
+	int rc = newest_key(s, &newest, buf);
+	if (rc == COFFER_OK)
+		rc = reseal_select(s, below, ids, &n);
+	int src = SQLITE_OK;
+	if (rc == COFFER_OK && n > 0)
 		src =
 		    sqlite3_prepare_v2(s->db,
 		                       "SELECT s.name, v.key_id, v.sealed FROM versions v JOIN "
 		                       "secrets s ON s.id = v.secret_id WHERE v.secret_id = ?1 AND "
 		                       "v.version = ?2",
 		                       -1, &get, NULL);
-	if (src == SQLITE_OK)
+	if (rc == COFFER_OK && n > 0 && src == SQLITE_OK)
 		src = sqlite3_prepare_v2(s->db,
 		                         "UPDATE versions SET key_id = ?3, sealed = ?4 WHERE "
 		                         "secret_id = ?1 AND version = ?2",
 		                         -1, &upd, NULL);
-	int rc = src == SQLITE_OK || src == SQLITE_DONE ? COFFER_OK : fail(s, src, "re-encrypt");
+	if (rc == COFFER_OK && src != SQLITE_OK)
+		rc = fail(s, src, "re-encrypt");
 	for (size_t i = 0; i < n && rc == COFFER_OK; i++)
-		rc = reseal_row(s, get, upd, ids[i][0], ids[i][1], cb, ctx);
+		rc = reseal_row(s, get, upd, ids[i][0], ids[i][1], &newest, cb, ctx);
 	sqlite3_finalize(get);
 	sqlite3_finalize(upd);
 	if (rc == COFFER_OK)
@@ -885,22 +978,19 @@ static int reseal_batch(sqlite_store *s, uint32_t keep, reseal_cb cb, void *ctx,
 	return rc;
 }
 
-static int sq_reseal_values(store *h, uint32_t keep, reseal_cb cb, void *ctx, size_t *moved)
+static int sq_reseal_batch(store *h, uint32_t below, store_reseal_fn cb, void *ctx, size_t *done)
 {
 	sqlite_store *s = S(h);
-	int rc = COFFER_OK;
-	*moved = 0;
-	for (;;) {
-		size_t done = 0;
-		rc = exec(s, "BEGIN IMMEDIATE", "begin");
-		if (rc == COFFER_OK)
-			rc = reseal_batch(s, keep, cb, ctx, &done);
-		if ((rc = finish_write(s, rc, done > 0)) != COFFER_OK)
-			return rc;
-		*moved += done;
-		if (done < RESEAL_BATCH)
-			return COFFER_OK;
-	}
+	size_t n = 0;
+	*done = 0;
+	int rc = exec(s, "BEGIN IMMEDIATE", "begin");
+	if (rc != COFFER_OK)
+		return rc;
+	rc = reseal_rows(s, below, cb, ctx, &n);
+	rc = finish_write(s, rc, n > 0);
+	if (rc == COFFER_OK)
+		*done = n;
+	return rc;
 }
 
 /* secure_delete zeroes the freed ciphertext in the database pages; the checkpoint then moves
@@ -953,6 +1043,7 @@ const store_ops sqlite_store_ops = {
     .list_versions = sq_list_versions,
     .keys_add = sq_keys_add,
     .keys_reseal = sq_keys_reseal,
-    .reseal_values = sq_reseal_values,
+    .reseal_batch = sq_reseal_batch,
+    .keys_prune = sq_keys_prune,
     .destroy = sq_destroy,
 };

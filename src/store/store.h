@@ -32,7 +32,7 @@ typedef struct store_boot {
 	uint64_t kdf_memlimit;
 	uint32_t first_key_id;                    /* id of the first data key */
 	uint8_t sealed_key[STORE_SEALED_KEY_MAX]; /* that data key, sealed under the master key */
-	size_t sealed_key_len;
+	size_t sealed_key_len; /* read back: 0 once that key was pruned (keys_prune) */
 } store_boot;
 
 /* One version row. */
@@ -53,13 +53,36 @@ typedef struct store_put {
 	uint64_t version; /* out */
 } store_put;
 
+/* A data key as stored: its id and its sealed form (under the master key). As the newest key of
+ * a put or re-encrypt transaction, id 0 means the store has no key at all (no header yet). */
+typedef struct store_key {
+	uint32_t id;
+	const uint8_t *sealed;
+	size_t len;
+} store_key;
+
 /*
  * Called by put() inside the write transaction, once per item in order, after the item's
  * version is assigned: the core seals the value (the version is part of the authenticated data)
- * and returns a malloc'd blob in *sealed, which the backend frees after use.
+ * with `newest`, the store's newest data key as read in this same transaction, and returns a
+ * malloc'd blob in *sealed, which the backend frees after use.
  */
-typedef int (*store_seal_fn)(void *ctx, size_t i, uint64_t version, uint32_t *key_id,
-                             uint8_t **sealed, size_t *sealed_len);
+typedef int (*store_seal_fn)(void *ctx, size_t i, uint64_t version, const store_key *newest,
+                             uint32_t *key_id, uint8_t **sealed, size_t *sealed_len);
+
+/* keys_add: write the new data key `id` sealed (at most STORE_SEALED_KEY_MAX bytes) into out;
+ * nkeys is the number of keys the keyring holds now. */
+typedef int (*store_key_make_fn)(void *ctx, uint32_t id, size_t nkeys, uint8_t *out,
+                                 size_t *out_len);
+
+/* reseal_batch: re-seal one row with `newest` (read in the batch's transaction); returns a
+ * malloc'd blob and its key id. */
+typedef int (*store_reseal_fn)(void *ctx, const char *name, size_t name_len, const store_row *row,
+                               const store_key *newest, uint32_t *new_key_id, uint8_t **sealed,
+                               size_t *sealed_len);
+
+/* Rows per transaction of the re-encrypt pass. */
+#define STORE_RESEAL_BATCH 256
 
 typedef int (*store_key_cb)(void *ctx, uint32_t key_id, const uint8_t *sealed, size_t len);
 typedef int (*store_name_cb)(void *ctx, const char *name, size_t nversions);
@@ -100,9 +123,11 @@ typedef struct store_ops {
 	int (*keys_load)(store *s, store_key_cb cb, void *ctx);
 
 	/*
-	 * Insert n versions in ONE transaction, durably committed before returning. For each item,
-	 * in order: create the secret if needed, assign the next version id (strictly increasing
-	 * per secret, never reused, no gaps between committed puts), call seal(), insert the row.
+	 * Insert n versions in ONE transaction, durably committed before returning. First read the
+	 * newest data key (one indexed read) in a way that keeps keys_prune from removing it until
+	 * this transaction ends. Then for each item, in order: create the secret if needed, assign
+	 * the next version id (strictly increasing per secret, never reused, no gaps between
+	 * committed puts), call seal() with that newest key, insert the row.
 	 * Bumps the store generation. If the outcome of the commit cannot be known (connection lost
 	 * during COMMIT), return COFFER_EUNAVAIL and never retry the write silently.
 	 */
@@ -132,13 +157,18 @@ typedef struct store_ops {
 	                     void *ctx);
 
 	/*
-	 * Key rotation. These three may be NULL in a backend that does not support rotation (the
-	 * core then answers COFFER_EMISUSE with a message).
+	 * Key rotation. These four may be NULL in a backend that does not support rotation (the
+	 * core then answers COFFER_EMISUSE with a message). Every change to the keyring (keys_add,
+	 * keys_reseal, keys_prune) runs in one write transaction that excludes the others, from
+	 * any process; key ids only grow (a new key is the largest id + 1, and the newest key is
+	 * never pruned), so an id names one key for the life of the store.
 	 *
-	 * keys_add: insert one sealed data key; COFFER_EBUSY if that id exists already (another
-	 * process rotated at the same time: the core reloads and retries).
+	 * keys_add: call check() for every stored data key (id ascending), so the core proves the
+	 * keyring opens with its master key (a rekey by another process is found here, and nothing
+	 * is added); then make() with the new id and the number of keys, insert the key it made,
+	 * bump the generation, commit. A non-OK return of check() or make() rolls back.
 	 */
-	int (*keys_add)(store *s, uint32_t key_id, const uint8_t *sealed, size_t len);
+	int (*keys_add)(store *s, store_key_cb check, store_key_make_fn make, void *ctx);
 
 	/*
 	 * keys_reseal: in ONE transaction, replace the sealed form of every data key (master-key
@@ -151,16 +181,19 @@ typedef struct store_ops {
 	                   void *ctx);
 
 	/*
-	 * reseal_values: move every version whose key_id differs from keep_key_id to a new sealed
-	 * form made by cb (the re-encrypt pass after a data-key rotation), in transactions of a
-	 * bounded number of rows, bumping the generation in each. *moved counts the rows. cb gets
-	 * the row (name, version, key_id, sealed) and returns a malloc'd blob and its key id.
+	 * reseal_batch: one transaction of the re-encrypt pass. Read the newest data key as put()
+	 * does, select up to STORE_RESEAL_BATCH enabled versions sealed with a key id below
+	 * `below`, replace each with what cb makes, bump the generation if any moved, commit. *done
+	 * counts the rows; fewer than STORE_RESEAL_BATCH means none was left below `below`.
 	 */
-	int (*reseal_values)(store *s, uint32_t keep_key_id,
-	                     int (*cb)(void *ctx, const char *name, size_t name_len,
-	                               const store_row *row, uint32_t *new_key_id, uint8_t **sealed,
-	                               size_t *sealed_len),
-	                     void *ctx, size_t *moved);
+	int (*reseal_batch)(store *s, uint32_t below, store_reseal_fn cb, void *ctx, size_t *done);
+
+	/*
+	 * keys_prune: in one transaction that no put() or reseal_batch() overlaps (they may be
+	 * about to seal with the key being pruned), delete every data key but the newest that no
+	 * enabled version uses. *pruned counts them.
+	 */
+	int (*keys_prune)(store *s, size_t *pruned);
 
 	/*
 	 * destroy: mark one enabled version destroyed and drop its ciphertext, in one transaction

@@ -123,8 +123,14 @@ expect_eq 2 "$(C list | awk '$1 == "doomed" {print $2}')" "list counts only the 
 expect_rc 0 "rotate-key adds a data key and re-encrypts" C rotate-key
 expect_err_has "versions re-encrypted under data key 2" "rotate-key reports what it did"
 expect_eq bleak_dearest_hanged_reigns "$(C access db.password@1)" "old versions readable after rotate-key"
+expect_eq "2 2" "$(C versions db.password --json | python3 -c 'import json,sys; print(*[v["key_id"] for v in json.load(sys.stdin)])')" "versions --json shows every version under the new key"
+# What killed key operations leave (temporaries holding random keys) goes at the next open.
+for f in master.key.tmpAbC123 master.key.new.tmpXyZ789; do printf 'x\n' >"$COFFER_STORE/$f"; chmod 600 "$COFFER_STORE/$f"; done
+expect_rc 0 "the store opens beside key-file temporaries" C list
+[ ! -e "$COFFER_STORE/master.key.tmpAbC123" ] && [ ! -e "$COFFER_STORE/master.key.new.tmpXyZ789" ] && pass "the next open removes them" || fail "key-file temporaries left"
 old_key=$(cat "$COFFER_STORE/master.key")
 expect_rc 0 "rekey replaces the default key file in place" C rekey
+expect_err_has "restart them with the new key" "rekey says what to do with running servers"
 [ "$(cat "$COFFER_STORE/master.key")" != "$old_key" ] && pass "the key file holds a new key" || fail "key file unchanged"
 expect_eq 600 "$(stat -c %a "$COFFER_STORE/master.key")" "the new key file is 0600"
 expect_eq crummy_goofed_caddy_radiant "$(C access db.password)" "readable with the new key"

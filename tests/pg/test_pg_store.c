@@ -145,7 +145,8 @@ static store_boot make_boot(uint8_t tag)
 	return b;
 }
 
-/* The seal callback of the tests: the blob is the value itself, key id 7. */
+/* The seal callback of the tests: the blob is the value itself, key id 7. These stores mostly
+ * have no keyring: the newest key the backend read in the put's transaction is then id 0. */
 typedef struct sealer {
 	const char *const *values;
 	size_t calls;
@@ -155,10 +156,11 @@ typedef struct sealer {
 	int kill_at;    /* kill our session during this call (-1: never) */
 } sealer;
 
-static int seal_cb(void *ctx, size_t i, uint64_t version, uint32_t *key_id, uint8_t **sealed,
-                   size_t *len)
+static int seal_cb(void *ctx, size_t i, uint64_t version, const store_key *newest, uint32_t *key_id,
+                   uint8_t **sealed, size_t *len)
 {
 	sealer *z = ctx;
+	assert_non_null(newest);
 	size_t call = z->calls++;
 	if (call < 4096) {
 		z->order[call] = i;
