@@ -154,9 +154,20 @@ COFFER_API int coffer_open(coffer_store **out, const char *location, const coffe
 COFFER_API void coffer_close(coffer_store *st);
 
 /*
+ * Forget the key material coffer_open() may read from the environment: overwrite the values of
+ * COFFER_MASTER_KEY, COFFER_PASSPHRASE and COFFER_KEY_FILE in place (the strings environ points
+ * at, which /proc/PID/environ also shows) and unset them, so neither this process's memory nor
+ * a child it starts keeps them. Call it once every handle the program needs is open (handles
+ * keep their key; later opens then need the key given in coffer_options). Not thread-safe with
+ * respect to other users of the environment, like setenv().
+ */
+COFFER_API void coffer_env_scrub(void);
+
+/*
  * A store location fit for a message or a log: in a URL, the password (user:PASSWORD@ and any
- * password=... parameter) becomes "***". Writes into buf (always NUL-terminated, truncated to
- * len) and returns buf; with buf NULL or len 0, returns "(location)".
+ * password= or sslpassword= parameter, percent-escaped or not) becomes "***". Writes into buf
+ * (always NUL-terminated, truncated to len) and returns buf; with buf NULL or len 0, returns
+ * "(location)".
  */
 COFFER_API const char *coffer_location_display(const char *location, char *buf, size_t len);
 

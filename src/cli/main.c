@@ -117,28 +117,6 @@ static void rekey_hint(const cli *c)
 		        path, path, dir);
 }
 
-extern char **environ;
-
-/*
- * The master key may come through the environment. Once the store is open it is needed no
- * more: wipe the bytes of those variables in place (the strings environ points at, which
- * /proc/PID/environ also shows) and remove them, so neither this process's memory nor a
- * program started by `coffer run` keeps them. COFFER_KEY_FILE is only a path, but it says where
- * the key is: it goes too.
- */
-static void scrub_key_env(void)
-{
-	static const char *const vars[] = {"COFFER_MASTER_KEY", "COFFER_PASSPHRASE",
-	                                   "COFFER_KEY_FILE"};
-	for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++) {
-		size_t n = strlen(vars[i]);
-		for (char **e = environ; e != NULL && *e != NULL; e++)
-			if (strncmp(*e, vars[i], n) == 0 && (*e)[n] == '=')
-				explicit_bzero(*e + n + 1, strlen(*e + n + 1));
-		unsetenv(vars[i]);
-	}
-}
-
 /* Only init and put (and serve) make a store; every other command needs one to exist. */
 enum { OPEN_EXISTING, OPEN_OR_CREATE };
 
@@ -150,7 +128,7 @@ static int open_store(cli *c, int how)
 	                    .flags = how == OPEN_EXISTING ? COFFER_OPEN_NO_CREATE : 0};
 	const char *loc = store_location(c);
 	int rc = coffer_open(&c->st, loc, &o, err, sizeof err);
-	scrub_key_env();
+	coffer_env_scrub(); /* nothing of the key reaches a `coffer run` child */
 	if (rc == COFFER_ENOTFOUND && how == OPEN_EXISTING) {
 		fprintf(stderr, "coffer: error: no store at %s (create one with coffer init)\n",
 		        coffer_location_display(loc, shown, sizeof shown));

@@ -130,6 +130,21 @@ typedef struct opening {
 	void *kdf_ref; /* see kdf.c */
 } opening;
 
+extern char **environ;
+
+void coffer_env_scrub(void)
+{
+	static const char *const vars[] = {"COFFER_MASTER_KEY", "COFFER_PASSPHRASE",
+	                                   "COFFER_KEY_FILE"};
+	for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++) {
+		size_t n = strlen(vars[i]);
+		for (char **e = environ; e != NULL && *e != NULL; e++)
+			if (strncmp(*e, vars[i], n) == 0 && (*e)[n] == '=')
+				sodium_memzero(*e + n + 1, strlen(*e + n + 1));
+		unsetenv(vars[i]);
+	}
+}
+
 static const char *opt_or_env(const char *opt, const char *env, unsigned flags)
 {
 	if (opt != NULL)

@@ -258,6 +258,7 @@ static int open_stores(serve_opts *o, coffer_store **committer_st)
 			return coffer_exit_code(rc);
 		}
 	}
+	coffer_env_scrub(); /* every handle holds its key: the environment's copy goes */
 	return 0;
 }
 
