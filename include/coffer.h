@@ -332,16 +332,17 @@ COFFER_API int coffer_reencrypt(coffer_store *st, size_t *count) COFFER_MUST_CHE
 
 /*
  * Re-seal the keyring under a new master key, taken from new_key->master_key_b64, else
- * ->passphrase (with the store's Argon2id salt), else ->key_file (created 0600 with a fresh key
- * if it does not exist). The environment is not consulted. Values are not touched. From then
+ * ->passphrase (at least 12 characters; a fresh Argon2id salt and the current limits are
+ * written in the same transaction as the keyring), else ->key_file (created 0600 with a fresh
+ * key if it does not exist). The environment is not consulted. Values are not touched. From then
  * on the store opens only with the new key; this handle keeps working. On failure the store is
  * unchanged and errbuf (if not NULL) says why.
  * Handles opened elsewhere with the old key keep the data keys they hold; anything that needs a
  * key they cannot open (one added later, a rotation) fails with COFFER_EKEY and says the master
  * key changed. A key file created here for a rekey that failed is removed again.
- * Returns COFFER_OK, COFFER_EINVAL (no new key given), COFFER_EKEY (unusable new key, or this
- * handle's master key is no longer the store's), COFFER_EMISUSE, COFFER_EBUSY, COFFER_EIO,
- * COFFER_ENOMEM.
+ * Returns COFFER_OK, COFFER_EINVAL (no new key given, or a passphrase under 12 characters),
+ * COFFER_EKEY (unusable new key, or this handle's master key is no longer the store's),
+ * COFFER_EMISUSE, COFFER_EBUSY, COFFER_EIO, COFFER_ENOMEM.
  */
 COFFER_API int coffer_rotate_master_key(coffer_store *st, const coffer_options *new_key,
                                         char *errbuf, size_t errlen) COFFER_MUST_CHECK;

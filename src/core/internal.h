@@ -103,6 +103,10 @@ int core_newest_key(coffer_store *st, const store_key *newest, uint32_t keep,
 
 /* kdf.c: passphrase-derived master keys, derived once per process while in use. */
 #define CORE_PASSPHRASE_MIN 12 /* characters, for a new passphrase */
+#define CORE_PASSPHRASE_SHORT                                                                      \
+	"the passphrase is too short: use at least %d characters (a copy of the store lets "       \
+	"anyone try short ones offline)"
+size_t core_utf8_chars(const char *s, size_t n);
 int core_kdf_derive(const char *pass, size_t len, const uint8_t salt[STORE_SALT_LEN], uint64_t ops,
                     uint64_t mem, crypto_key *out, void **ref);
 void core_kdf_release(void *ref);

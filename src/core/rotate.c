@@ -258,9 +258,11 @@ static int rekey_one(void *ctx, uint32_t key_id, const uint8_t *sealed, size_t l
 	return rc;
 }
 
-/* The new master key from explicit options only (never the environment). */
-static int new_master(coffer_store *st, const coffer_options *o, crypto_key *key, int *created,
-                      char *err, size_t errlen)
+/* The new master key from explicit options only (never the environment). A new passphrase gets
+ * a new salt and today's limits (*kdf), written with the re-sealed keyring: reusing the old
+ * salt would let work done against the old passphrase's salt serve for the new one. */
+static int new_master(const coffer_options *o, crypto_key *key, int *created, store_kdf *kdf,
+                      int *use_kdf, char *err, size_t errlen)
 {
 	if (o->master_key_b64 != NULL) {
 		int rc = crypto_key_from_base64(key, o->master_key_b64, strlen(o->master_key_b64));
@@ -269,12 +271,16 @@ static int new_master(coffer_store *st, const coffer_options *o, crypto_key *key
 		return rc;
 	}
 	if (o->passphrase != NULL) {
-		store_boot hdr;
-		int rc = st->ops->bootstrap(st->be, NULL, &hdr, &(int){0});
-		if (rc == COFFER_OK)
-			rc = crypto_key_from_passphrase(key, o->passphrase, strlen(o->passphrase),
-			                                hdr.kdf_salt, hdr.kdf_opslimit,
-			                                hdr.kdf_memlimit);
+		size_t n = strlen(o->passphrase);
+		if (core_utf8_chars(o->passphrase, n) < CORE_PASSPHRASE_MIN) {
+			snprintf(err, errlen, CORE_PASSPHRASE_SHORT, CORE_PASSPHRASE_MIN);
+			return COFFER_EINVAL;
+		}
+		crypto_random(kdf->salt, sizeof kdf->salt);
+		crypto_passphrase_defaults(&kdf->opslimit, &kdf->memlimit);
+		*use_kdf = 1;
+		int rc = crypto_key_from_passphrase(key, o->passphrase, n, kdf->salt, kdf->opslimit,
+		                                    kdf->memlimit);
 		if (rc != COFFER_OK)
 			snprintf(err, errlen,
 			         "cannot derive the new master key from the passphrase");
@@ -299,13 +305,15 @@ int coffer_rotate_master_key(coffer_store *st, const coffer_options *new_key, ch
 		return COFFER_EMISUSE;
 	pthread_mutex_lock(&st->mu);
 	crypto_key nk = {0};
-	int rc = COFFER_EMISUSE, created = 0;
+	store_kdf kdf;
+	int rc = COFFER_EMISUSE, created = 0, use_kdf = 0;
 	if (unsupported(st, (const void *)st->ops->keys_reseal)) {
 		snprintf(errbuf, errlen, "%s", st->errmsg);
-	} else if ((rc = new_master(st, new_key, &nk, &created, errbuf, errlen)) == COFFER_OK) {
+	} else if ((rc = new_master(new_key, &nk, &created, &kdf, &use_kdf, errbuf, errlen)) ==
+	           COFFER_OK) {
 		rekey_ctx rk = {st, master_unlock(st), &nk};
 		st->errmsg[0] = '\0';
-		rc = st->ops->keys_reseal(st->be, rekey_one, &rk);
+		rc = st->ops->keys_reseal(st->be, rekey_one, &rk, use_kdf ? &kdf : NULL);
 		master_lock(st);
 		if (rc != COFFER_OK)
 			snprintf(errbuf, errlen, "%s",

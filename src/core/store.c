@@ -193,7 +193,7 @@ static int master_from_file(opening *o, int new_store)
 }
 
 /* Characters, not bytes: a UTF-8 passphrase is judged by what the user typed. */
-static size_t utf8_chars(const char *s, size_t n)
+size_t core_utf8_chars(const char *s, size_t n)
 {
 	size_t c = 0;
 	for (size_t i = 0; i < n; i++)
@@ -205,11 +205,8 @@ static int master_from_passphrase(opening *o, const char *pass, const store_boot
                                   int new_store)
 {
 	size_t n = strlen(pass);
-	if (new_store && utf8_chars(pass, n) < CORE_PASSPHRASE_MIN) {
-		snprintf(o->err, o->errlen,
-		         "the passphrase is too short: use at least %d characters (a copy of the "
-		         "store lets anyone try short ones offline)",
-		         CORE_PASSPHRASE_MIN);
+	if (new_store && core_utf8_chars(pass, n) < CORE_PASSPHRASE_MIN) {
+		snprintf(o->err, o->errlen, CORE_PASSPHRASE_SHORT, CORE_PASSPHRASE_MIN);
 		return COFFER_EINVAL;
 	}
 	core_kdf_release(o->kdf_ref); /* a second derivation (lost bootstrap race) */

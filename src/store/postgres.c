@@ -97,6 +97,7 @@ enum {
 	ST_RESEAL_SELECT,
 	ST_RESEAL_UPDATE,
 	ST_DESTROY,
+	ST_SET_KDF,
 	ST_COUNT
 };
 
@@ -152,6 +153,11 @@ static const pg_stmt stmts[ST_COUNT] = {
                         "ON CONFLICT (id) DO NOTHING RETURNING id",
                         5,
                         {OID_BYTEA, OID_BYTEA, OID_INT8, OID_INT8, OID_INT8}},
+    [ST_SET_KDF] = {"coffer_set_kdf",
+                    "UPDATE coffer_header SET kdf_salt = $1, kdf_opslimit = $2, "
+                    "kdf_memlimit = $3 WHERE id = 1",
+                    3,
+                    {OID_BYTEA, OID_INT8, OID_INT8}},
     [ST_BOOT_KEY] = {"coffer_boot_key",
                      "INSERT INTO coffer_keys (key_id, sealed) VALUES ($1, $2)",
                      2,
@@ -1494,14 +1500,35 @@ static int begin_locked(pg_store *s, const char *lock)
 	return rc;
 }
 
+/* A passphrase rekey: the new salt and limits, inside the open transaction. */
+static int set_kdf(pg_store *s, const store_kdf *kdf)
+{
+	uint8_t ops[8], mem[8];
+	put_be64(ops, kdf->opslimit);
+	put_be64(mem, kdf->memlimit);
+	const char *v[3] = {(const char *)kdf->salt, (const char *)ops, (const char *)mem};
+	const int l[3] = {STORE_SALT_LEN, 8, 8};
+	PGresult *r = run(s, ST_SET_KDF, v, l);
+	int rc = res_rc(s, r, PGRES_COMMAND_OK, "writing the passphrase salt");
+	if (rc == COFFER_OK && strcmp(PQcmdTuples(r), "1") != 0) {
+		set_err(s, "the store has no header");
+		rc = COFFER_ECORRUPT;
+	}
+	PQclear(r);
+	return rc;
+}
+
 /* One transaction for the whole keyring: a master-key rotation is all or nothing. */
-static int pg_keys_reseal(store *st, rekey_fn cb, void *ctx)
+static int pg_keys_reseal(store *st, rekey_fn cb, void *ctx, const store_kdf *kdf)
 {
 	pg_store *s = (pg_store *)st;
 	int rc = begin_locked(s, PG_LOCK_KEYRING);
 	if (rc != COFFER_OK)
 		return rc;
-	return finish_write(s, reseal_keys(s, cb, ctx));
+	rc = reseal_keys(s, cb, ctx);
+	if (rc == COFFER_OK && kdf != NULL)
+		rc = set_kdf(s, kdf);
+	return finish_write(s, rc);
 }
 
 /* Inside the locked transaction: check() every key; count them and find the largest id. */

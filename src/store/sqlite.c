@@ -399,8 +399,8 @@ static int configure(sqlite_store *s, unsigned flags)
 	if (rc == COFFER_OK)
 		rc = setup_schema(s, flags);
 	for (int i = 0; i < Q_COUNT && rc == COFFER_OK; i++) {
-		src = sqlite3_prepare_v3(s->db, queries[i], -1, SQLITE_PREPARE_PERSISTENT,
-		                             &s->q[i], NULL);
+		src = sqlite3_prepare_v3(s->db, queries[i], -1, SQLITE_PREPARE_PERSISTENT, &s->q[i],
+		                         NULL);
 		if (src != SQLITE_OK)
 			rc = fail(s, src, "prepare");
 	}
@@ -844,10 +844,31 @@ typedef struct sealed_key {
 	size_t len;
 } sealed_key;
 
+/* A passphrase rekey: the new salt and limits, inside the open write transaction. */
+static int set_kdf(sqlite_store *s, const store_kdf *kdf)
+{
+	sqlite3_stmt *q = NULL;
+	int src = sqlite3_prepare_v2(
+	    s->db, "UPDATE header SET kdf_salt = ?1, kdf_ops = ?2, kdf_mem = ?3 WHERE id = 1", -1,
+	    &q, NULL);
+	if (src == SQLITE_OK) {
+		sqlite3_bind_blob(q, 1, kdf->salt, STORE_SALT_LEN, SQLITE_STATIC);
+		sqlite3_bind_int64(q, 2, (int64_t)kdf->opslimit);
+		sqlite3_bind_int64(q, 3, (int64_t)kdf->memlimit);
+		src = sqlite3_step(q);
+	}
+	sqlite3_finalize(q);
+	if (src == SQLITE_DONE && sqlite3_changes(s->db) != 1) {
+		snprintf(s->err, sizeof s->err, "store has no header");
+		return COFFER_ECORRUPT;
+	}
+	return src == SQLITE_DONE ? COFFER_OK : fail(s, src, "write passphrase salt");
+}
+
 static int sq_keys_reseal(store *h,
                           int (*cb)(void *ctx, uint32_t key_id, const uint8_t *sealed, size_t len,
                                     uint8_t *out, size_t *out_len),
-                          void *ctx)
+                          void *ctx, const store_kdf *kdf)
 {
 	sqlite_store *s = S(h);
 	sealed_key keys[64];
@@ -883,6 +904,8 @@ static int sq_keys_reseal(store *h,
 		if (src != SQLITE_DONE)
 			rc = fail(s, src, "reseal data key");
 	}
+	if (rc == COFFER_OK && kdf != NULL)
+		rc = set_kdf(s, kdf);
 	return finish_write(s, rc, 1);
 }
 

@@ -35,6 +35,13 @@ typedef struct store_boot {
 	size_t sealed_key_len; /* read back: 0 once that key was pruned (keys_prune) */
 } store_boot;
 
+/* How a passphrase becomes a master key: Argon2id salt and limits, kept in the header. */
+typedef struct store_kdf {
+	uint8_t salt[STORE_SALT_LEN];
+	uint64_t opslimit;
+	uint64_t memlimit;
+} store_kdf;
+
 /* One version row. */
 typedef struct store_row {
 	uint64_t version;
@@ -173,12 +180,14 @@ typedef struct store_ops {
 	/*
 	 * keys_reseal: in ONE transaction, replace the sealed form of every data key (master-key
 	 * rotation). Calls cb for each key in the store; cb writes the new sealed key (at most
-	 * STORE_SEALED_KEY_MAX bytes) into out. Bumps the generation.
+	 * STORE_SEALED_KEY_MAX bytes) into out. With kdf not NULL (the new master key comes from a
+	 * passphrase), the header's Argon2id salt and limits become kdf's in the same transaction.
+	 * Bumps the generation.
 	 */
 	int (*keys_reseal)(store *s,
 	                   int (*cb)(void *ctx, uint32_t key_id, const uint8_t *sealed, size_t len,
 	                             uint8_t *out, size_t *out_len),
-	                   void *ctx);
+	                   void *ctx, const store_kdf *kdf);
 
 	/*
 	 * reseal_batch: one transaction of the re-encrypt pass. Read the newest data key as put()

@@ -783,6 +783,39 @@ static int race(uint64_t seed, int rounds)
 	return bad;
 }
 
+/* A rekey to a passphrase writes a fresh salt with the re-sealed keyring (on both backends): the
+ * store then opens with the passphrase alone, the old key file no longer opens it, and a second
+ * passphrase change works from that salt. */
+static void test_rekey_to_passphrase(void **state)
+{
+	(void)state;
+	fresh_store("passrekey");
+	coffer_store *a = open_ok("kp0");
+	put_str(a, "x", "value");
+	char err[512];
+	coffer_options shortp = {.passphrase = "too short"};
+	assert_int_equal(coffer_rotate_master_key(a, &shortp, err, sizeof err), COFFER_EINVAL);
+	coffer_options np = {.passphrase = "a passphrase long enough"};
+	if (coffer_rotate_master_key(a, &np, err, sizeof err) != COFFER_OK)
+		fail_msg("rekey to a passphrase: %s", err);
+	coffer_close(a);
+	coffer_store *b = NULL;
+	assert_int_equal(try_open("kp0", &b, err, sizeof err), COFFER_EKEY);
+	coffer_options po = {.passphrase = "a passphrase long enough", .flags = COFFER_OPEN_NO_ENV};
+	if (coffer_open(&b, location, &po, err, sizeof err) != COFFER_OK)
+		fail_msg("open with the new passphrase: %s", err);
+	all_versions_open(b);
+	coffer_options np2 = {.passphrase = "and then another passphrase"};
+	if (coffer_rotate_master_key(b, &np2, err, sizeof err) != COFFER_OK)
+		fail_msg("second passphrase change: %s", err);
+	coffer_close(b);
+	po.passphrase = "and then another passphrase";
+	if (coffer_open(&b, location, &po, err, sizeof err) != COFFER_OK)
+		fail_msg("open with the second passphrase: %s", err);
+	all_versions_open(b);
+	coffer_close(b);
+}
+
 int main(int argc, char **argv)
 {
 	int a = 1;
@@ -807,6 +840,7 @@ int main(int argc, char **argv)
 		    cmocka_unit_test(test_keyring_prune),
 		    cmocka_unit_test(test_tmp_debris),
 		    cmocka_unit_test(test_failed_rekey_clean),
+		    cmocka_unit_test(test_rekey_to_passphrase),
 		};
 		rc = cmocka_run_group_tests_name(use_pg ? "keys (PostgreSQL)" : "keys (SQLite)",
 		                                 tests, NULL, NULL);
