@@ -23,18 +23,25 @@ static void master_lock(coffer_store *st)
 	sodium_mprotect_noaccess(st->master.k);
 }
 
+/* Reload the keyring with the master key unlocked for just that; the handle's message on error. */
+static int keyring_reload(coffer_store *st)
+{
+	char err[CORE_ERRMSG_MAX];
+	int rc = core_keyring_load(st, master_unlock(st), err, sizeof err);
+	master_lock(st);
+	if (rc != COFFER_OK)
+		core_set_err(st, "%s", err);
+	return rc;
+}
+
 int core_key_find(coffer_store *st, uint32_t id, const crypto_key **out)
 {
 	*out = core_key_by_id(st, id);
 	if (*out != NULL)
 		return COFFER_OK;
-	char err[CORE_ERRMSG_MAX];
-	int rc = core_keyring_load(st, master_unlock(st), err, sizeof err);
-	master_lock(st);
-	if (rc != COFFER_OK) {
-		core_set_err(st, "%s", err);
+	int rc = keyring_reload(st);
+	if (rc != COFFER_OK)
 		return rc;
-	}
 	*out = core_key_by_id(st, id);
 	return *out != NULL ? COFFER_OK : COFFER_EINTEGRITY;
 }
@@ -193,13 +200,9 @@ static int reseal_one(void *ctx, const char *name, size_t name_len, const store_
  */
 static int reencrypt_locked(coffer_store *st, size_t *moved)
 {
-	char err[CORE_ERRMSG_MAX];
-	int rc = core_keyring_load(st, master_unlock(st), err, sizeof err);
-	master_lock(st);
-	if (rc != COFFER_OK) {
-		core_set_err(st, "%s", err);
+	int rc = keyring_reload(st);
+	if (rc != COFFER_OK)
 		return rc;
-	}
 	uint32_t below = st->keys[st->newest].id;
 	if (core_reencrypt_hook != NULL && core_reencrypt_hook(0) != 0)
 		return COFFER_EIO;
