@@ -27,7 +27,6 @@
 #include <event2/event.h>
 #include <event2/listener.h>
 #include <event2/thread.h>
-#include <openssl/err.h>
 #include <sodium.h>
 
 #define TICK_MS      250
@@ -739,51 +738,4 @@ int srv_bind(srv_config *cfg, char *err, size_t errlen)
 		}
 	}
 	return 0;
-}
-
-/* --- TLS ----------------------------------------------------------------------------------- */
-
-static int alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outlen,
-                       const unsigned char *in, unsigned int inlen, void *arg)
-{
-	static const unsigned char h2[] = {2, 'h', '2'};
-	unsigned char *sel = NULL;
-	if (SSL_select_next_proto(&sel, outlen, h2, sizeof(h2), in, inlen) !=
-	    OPENSSL_NPN_NEGOTIATED)
-		return SSL_TLSEXT_ERR_ALERT_FATAL; /* gRPC needs h2: refuse anything else */
-	*out = sel;
-	return SSL_TLSEXT_ERR_OK;
-}
-
-SSL_CTX *srv_tls_new(const char *cert, const char *key, char *err, size_t errlen)
-{
-	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
-	if (ctx == NULL) {
-		snprintf(err, errlen, "cannot create a TLS context");
-		return NULL;
-	}
-	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-	SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
-	/*
-	 * OpenSSL decrypts a record in place in its read buffer, which lives as long as the
-	 * connection: a put's value would stay there in clear until a later record overwrites it.
-	 * Wipe it once handed over (OpenSSL 3); before 3.0, release the buffer whenever it is
-	 * empty, and our wiping allocator (wipe_install_global) wipes it.
-	 */
-#ifdef SSL_OP_CLEANSE_PLAINTEXT
-	SSL_CTX_set_options(ctx, SSL_OP_CLEANSE_PLAINTEXT);
-#else
-	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
-#endif
-	if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1 ||
-	    SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1 ||
-	    SSL_CTX_check_private_key(ctx) != 1) {
-		unsigned long e = ERR_get_error();
-		snprintf(err, errlen, "TLS certificate or key: %s",
-		         e != 0 ? ERR_reason_error_string(e) : "unusable");
-		SSL_CTX_free(ctx);
-		return NULL;
-	}
-	SSL_CTX_set_alpn_select_cb(ctx, alpn_select, NULL);
-	return ctx;
 }

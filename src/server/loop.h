@@ -60,7 +60,11 @@ void srv_block_signals(void);
 /* Run the workers until SIGTERM or SIGINT, then drain. Returns 0 or -1. */
 int srv_run(srv_config *cfg);
 
-/* A TLS context serving only h2 (ALPN). NULL with err on failure. */
+/*
+ * A TLS context serving only h2 (ALPN): TLS 1.3, or TLS 1.2 with ECDHE and AEAD suites only. The
+ * key file must be a regular file (not a symlink) owned by the server's user or root, with no
+ * access for group or others; it is read once. NULL with err on failure.
+ */
 SSL_CTX *srv_tls_new(const char *cert, const char *key, char *err, size_t errlen);
 
 #endif
