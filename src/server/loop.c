@@ -9,6 +9,7 @@
 #include "loop.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -18,6 +19,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -27,8 +29,9 @@
 #include <event2/event.h>
 #include <event2/listener.h>
 #include <event2/thread.h>
-#include <openssl/err.h>
 #include <sodium.h>
+
+#include "peer.h"
 
 #define TICK_MS      250
 #define OUT_HIGH     (4u * 1024u * 1024u) /* stop reading a peer that does not read its answers */
@@ -37,6 +40,14 @@
 
 typedef struct srv_worker srv_worker;
 typedef struct srv_conn srv_conn;
+
+/* Who the caller of a connection is, decided once at accept (see conn_identify). */
+typedef enum conn_ident {
+	IDENT_NONE = 0, /* not a local listener: no uid, tokens (or --insecure) rule */
+	IDENT_ALLOWED,  /* a uid allowed to call without a token */
+	IDENT_REFUSED,  /* a uid that is not */
+	IDENT_UNKNOWN,  /* the lookup failed: refused too (fail closed) */
+} conn_ident;
 
 /*
  * A connection does its I/O in one of two ways. Plaintext h2c (the common, local case) reads and
@@ -59,6 +70,12 @@ struct srv_conn {
 	int reading;
 	int lingering; /* closed for writing, draining the peer's last bytes until linger_until */
 	uint64_t linger_until;
+	/* identity */
+	conn_ident ident;
+	uid_t uid;          /* IDENT_ALLOWED, IDENT_REFUSED */
+	peer_status lookup; /* IDENT_UNKNOWN: why */
+	int lookup_err;     /* ... and its errno */
+	int refusal_logged;
 };
 
 struct srv_worker {
@@ -72,6 +89,8 @@ struct srv_worker {
 	uint8_t rbuf[64 * 1024];
 	srv_conn *conns;
 	unsigned n_conns;
+	int diag;          /* sock_diag netlink socket for loopback peers (-1: not open yet) */
+	uint32_t diag_seq; /* its request counter */
 	int draining;
 	uint64_t drain_deadline;
 };
@@ -204,9 +223,108 @@ static int conn_maybe_close(srv_conn *sc)
 	return 1;
 }
 
+/* --- identity of callers ------------------------------------------------------------------ */
+
+static int uid_allowed(const srv_uids *u, uid_t uid)
+{
+	if (uid == u->self || uid == 0)
+		return 1;
+	for (size_t i = 0; i < u->n_allow; i++)
+		if (u->allow[i] == uid)
+			return 1;
+	return 0;
+}
+
+/*
+ * Once per connection, at accept: the uid of the caller of a local listener, from the kernel
+ * (SO_PEERCRED on a Unix socket, sock_diag for loopback TCP: one netlink request and reply on the
+ * worker's own socket). Not per request: the peer socket's owner cannot change.
+ */
+static void conn_identify(srv_worker *w, srv_conn *sc, evutil_socket_t fd)
+{
+	peer_status st;
+	int e = 0;
+	uid_t uid = (uid_t)-1;
+	if (sc->l->is_unix) {
+		st = peer_unix_uid(fd, &uid, &e);
+	} else {
+		if (w->diag < 0)
+			w->diag = peer_diag_open();
+		if (w->diag < 0) {
+			st = PEER_ERROR;
+			e = errno;
+		} else {
+			st = peer_tcp_uid(w->diag, &w->diag_seq, fd, &uid, &e);
+		}
+	}
+	if (st != PEER_OK) {
+		sc->ident = IDENT_UNKNOWN;
+		sc->lookup = st;
+		sc->lookup_err = e;
+		return;
+	}
+	sc->uid = uid;
+	sc->ident = uid_allowed(&w->cfg->uids, uid) ? IDENT_ALLOWED : IDENT_REFUSED;
+}
+
+/* What a refused caller is told: who it is taken for, and what would let it in. */
+static void refusal_text(const srv_conn *sc, char *msg, size_t len)
+{
+	const srv_config *cfg = sc->w->cfg;
+	char why[200];
+	unsigned self = (unsigned)cfg->uids.self;
+	int dev = pol_dev_mode(cfg->sh->pol);
+	if (sc->ident == IDENT_UNKNOWN) {
+		snprintf(msg, len,
+		         "cannot tell which user is calling (%s), so the call is refused%s%s",
+		         peer_status_text(sc->lookup, sc->lookup_err, why, sizeof(why)),
+		         sc->l->is_unix ? "" : "; connect over a Unix socket (--listen unix:PATH)",
+		         dev              ? ""
+		         : sc->l->is_unix ? "; send a bearer token"
+		                          : " or send a bearer token");
+	} else if (dev) {
+		snprintf(msg, len,
+		         "uid %u may not use this development server (started by uid %u); start it "
+		         "with --allow-uid %u or use --policy with tokens",
+		         (unsigned)sc->uid, self, (unsigned)sc->uid);
+	} else {
+		snprintf(msg, len,
+		         "uid %u may not act as service '%s' on this server (started by uid %u) "
+		         "without a bearer token; start it with --allow-uid %u or send "
+		         "'authorization: Bearer <token>'",
+		         (unsigned)sc->uid, sc->l->principal, self, (unsigned)sc->uid);
+	}
+}
+
+/* Answer a call of a refused caller UNAUTHENTICATED; the reason is logged once per connection. */
+static void refuse_call(srv_conn *sc, gs_call *call)
+{
+	char msg[512];
+	refusal_text(sc, msg, sizeof(msg));
+	if (!sc->refusal_logged && !sc->w->cfg->sh->quiet) {
+		char line[600];
+		int n = snprintf(line, sizeof(line), "coffer: refused a caller of service %s: %s\n",
+		                 sc->l->principal, msg);
+		if (n > 0)
+			(void)!write(STDERR_FILENO, line,
+			             (size_t)n < sizeof(line) ? (size_t)n : sizeof(line));
+		sc->refusal_logged = 1;
+	}
+	svc_log_refused(&sc->w->svc, call, "-", GS_UNAUTHENTICATED);
+	gs_call_reply(call, GS_UNAUTHENTICATED, msg, msg, NULL, 0);
+}
+
 static void on_call(void *ud, gs_call *call)
 {
 	srv_conn *sc = ud;
+	size_t tlen = 0;
+	/* A call with a bearer token is the token's to authenticate (svc_handle); the uid rules
+	 * only what acts as the listener's own service. */
+	if ((sc->ident == IDENT_REFUSED || sc->ident == IDENT_UNKNOWN) &&
+	    gs_call_bearer(call, &tlen) == NULL) {
+		refuse_call(sc, call);
+		return;
+	}
 	svc_handle(&sc->w->svc, call, sc->l->principal, sc->l->need_token);
 }
 
@@ -340,7 +458,8 @@ static void accept_cb(struct evconnlistener *lev, evutil_socket_t fd, struct soc
 		close(fd);
 		return;
 	}
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (!l->is_unix)
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	srv_conn *sc = calloc(1, sizeof(*sc));
 	if (sc == NULL) {
 		close(fd);
@@ -358,7 +477,10 @@ static void accept_cb(struct evconnlistener *lev, evutil_socket_t fd, struct soc
 		w->conns->prev = sc;
 	w->conns = sc;
 	w->n_conns++;
-	int rc = w->cfg->tls != NULL ? conn_io_tls(w, sc, fd) : conn_io_plain(w, sc, fd);
+	if (l->is_unix || l->loopback)
+		conn_identify(w, sc, fd);
+	int rc =
+	    w->cfg->tls != NULL && !l->is_unix ? conn_io_tls(w, sc, fd) : conn_io_plain(w, sc, fd);
 	if (rc != 0 || sc->g == NULL) {
 		conn_free(sc); /* closes fd itself, or through the bufferevent that took it */
 		return;
@@ -430,6 +552,11 @@ static int worker_init(srv_worker *w, srv_config *cfg, unsigned idx)
 	memset(w, 0, sizeof(*w));
 	w->cfg = cfg;
 	w->idx = idx;
+	w->diag = -1;
+	/* Opened now, a fixed resource; should it fail, lookups retry and refuse meanwhile. */
+	for (size_t i = 0; i < cfg->n_listen && w->diag < 0; i++)
+		if (cfg->listen[i].loopback && !cfg->listen[i].is_unix)
+			w->diag = peer_diag_open();
 	w->base = event_base_new();
 	if (w->base == NULL || event_base_priority_init(w->base, SVC_PRIORITIES) != 0)
 		return -1;
@@ -463,6 +590,8 @@ static void worker_fini(srv_worker *w)
 	svc_worker_fini(&w->svc);
 	if (w->base != NULL)
 		event_base_free(w->base);
+	if (w->diag >= 0)
+		close(w->diag);
 }
 
 int srv_run(srv_config *cfg)
@@ -542,11 +671,14 @@ static int is_loopback(const struct sockaddr *sa)
 	return 0;
 }
 
-/* "host:port" or "[v6]:port", for messages. */
+/* "host:port", "[v6]:port" or "unix:path", for messages. */
 static void listen_name(const srv_listen *l, int port, char *out, size_t outlen)
 {
 	int v6 = strchr(l->host, ':') != NULL;
-	snprintf(out, outlen, "%s%s%s:%d", v6 ? "[" : "", l->host, v6 ? "]" : "", port);
+	if (l->is_unix)
+		snprintf(out, outlen, "unix:%s", l->path);
+	else
+		snprintf(out, outlen, "%s%s%s:%d", v6 ? "[" : "", l->host, v6 ? "]" : "", port);
 }
 
 int srv_resolve(srv_config *cfg, char *err, size_t errlen)
@@ -558,6 +690,10 @@ int srv_resolve(srv_config *cfg, char *err, size_t errlen)
 	hints.ai_flags = AI_PASSIVE;
 	for (size_t i = 0; i < cfg->n_listen; i++) {
 		srv_listen *l = &cfg->listen[i];
+		for (unsigned t = 0; t < SRV_MAX_THREADS; t++)
+			l->fds[t] = -1;
+		if (l->is_unix)
+			continue; /* local by nature: nothing to resolve */
 		int rc = getaddrinfo(l->host, l->port, &hints, &res);
 		if (rc != 0) {
 			snprintf(err, errlen, "cannot resolve '%s': %s", l->host, gai_strerror(rc));
@@ -569,8 +705,6 @@ int srv_resolve(srv_config *cfg, char *err, size_t errlen)
 		l->addrlen = res->ai_addrlen;
 		l->loopback = is_loopback(res->ai_addr);
 		freeaddrinfo(res);
-		for (unsigned t = 0; t < SRV_MAX_THREADS; t++)
-			l->fds[t] = -1;
 	}
 	return 0;
 }
@@ -724,66 +858,151 @@ static int shared_with_others(const srv_config *cfg, const srv_listen *l)
 	return found;
 }
 
-int srv_bind(srv_config *cfg, char *err, size_t errlen)
+/* --- Unix socket listeners ------------------------------------------------------------------ */
+
+static void unix_addr(const srv_listen *l, struct sockaddr_un *sun)
 {
-	char w[300];
-	for (size_t i = 0; i < cfg->n_listen; i++)
-		if (bind_listener(&cfg->listen[i], cfg->threads, err, errlen) != 0)
-			return -1;
-	for (size_t i = 0; i < cfg->n_listen; i++) {
-		const srv_listen *l = &cfg->listen[i];
-		if (shared_with_others(cfg, l)) {
-			listen_name(l, l->bound_port, w, sizeof(w));
-			snprintf(err, errlen, "%s is already in use by another process", w);
+	memset(sun, 0, sizeof(*sun));
+	sun->sun_family = AF_UNIX;
+	memcpy(sun->sun_path, l->path, strlen(l->path) + 1); /* fits: checked when parsed */
+}
+
+/*
+ * What is at the socket path before we bind: nothing (fine), a socket that another server
+ * listens on (refused), a stale socket that nobody listens on (left by a server that was killed:
+ * removed, if it is still the same file), or something else (refused: never replaced).
+ */
+static int unix_clear_path(const srv_listen *l, char *err, size_t errlen)
+{
+	struct sockaddr_un sun;
+	struct stat st, again;
+	if (lstat(l->path, &st) != 0) {
+		if (errno == ENOENT)
+			return 0;
+		snprintf(err, errlen, "cannot listen on unix:%s: %s", l->path, strerror(errno));
+		return -1;
+	}
+	if (!S_ISSOCK(st.st_mode)) {
+		snprintf(err, errlen, "refusing to replace %s: it exists and is not a socket",
+		         l->path);
+		return -1;
+	}
+	unix_addr(l, &sun);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	int rc = fd < 0 ? -1 : connect(fd, (struct sockaddr *)&sun, sizeof(sun));
+	int e = errno;
+	if (fd >= 0)
+		close(fd);
+	if (rc == 0) {
+		snprintf(err, errlen, "unix:%s is already in use by another process", l->path);
+		return -1;
+	}
+	if (e != ECONNREFUSED) {
+		snprintf(err, errlen, "cannot listen on unix:%s: %s", l->path, strerror(e));
+		return -1;
+	}
+	if (lstat(l->path, &again) != 0 || again.st_dev != st.st_dev || again.st_ino != st.st_ino ||
+	    unlink(l->path) != 0) {
+		snprintf(err, errlen, "cannot replace the stale socket %s", l->path);
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * Bind and listen on the path, the file created with `mode` (the umask set for the bind: no moment
+ * with looser permissions; no other thread runs yet). Every worker gets a duplicate of the one
+ * listening socket: a Unix socket has no SO_REUSEPORT, and whichever worker accepts first wins.
+ */
+static int bind_unix(srv_listen *l, unsigned threads, mode_t mode, char *err, size_t errlen)
+{
+	struct sockaddr_un sun;
+	struct stat st;
+	if (unix_clear_path(l, err, errlen) != 0)
+		return -1;
+	unix_addr(l, &sun);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		snprintf(err, errlen, "cannot listen on unix:%s: %s", l->path, strerror(errno));
+		return -1;
+	}
+	mode_t old = umask(0777 & ~mode);
+	int rc = bind(fd, (struct sockaddr *)&sun, sizeof(sun));
+	int e = errno;
+	umask(old);
+	if (rc != 0 || listen(fd, 1024) != 0 || lstat(l->path, &st) != 0) {
+		e = rc != 0 ? e : errno;
+		snprintf(err, errlen, "cannot listen on unix:%s: %s", l->path,
+		         e == EADDRINUSE ? "in use by another process" : strerror(e));
+		close(fd);
+		return -1;
+	}
+	l->sock_dev = st.st_dev;
+	l->sock_ino = st.st_ino;
+	l->fds[0] = fd;
+	for (unsigned t = 1; t < threads; t++) {
+		l->fds[t] = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+		if (l->fds[t] < 0) {
+			snprintf(err, errlen, "cannot listen on unix:%s: %s", l->path,
+			         strerror(errno));
 			return -1;
 		}
 	}
 	return 0;
 }
 
-/* --- TLS ----------------------------------------------------------------------------------- */
-
-static int alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outlen,
-                       const unsigned char *in, unsigned int inlen, void *arg)
+void srv_unbind(srv_config *cfg)
 {
-	static const unsigned char h2[] = {2, 'h', '2'};
-	unsigned char *sel = NULL;
-	if (SSL_select_next_proto(&sel, outlen, h2, sizeof(h2), in, inlen) !=
-	    OPENSSL_NPN_NEGOTIATED)
-		return SSL_TLSEXT_ERR_ALERT_FATAL; /* gRPC needs h2: refuse anything else */
-	*out = sel;
-	return SSL_TLSEXT_ERR_OK;
+	struct stat st;
+	for (size_t i = 0; i < cfg->n_listen; i++) {
+		srv_listen *l = &cfg->listen[i];
+		if (!l->is_unix || l->sock_ino == 0)
+			continue;
+		/* Only our own socket: after us, the path may have become someone else's. */
+		if (lstat(l->path, &st) == 0 && S_ISSOCK(st.st_mode) && st.st_dev == l->sock_dev &&
+		    st.st_ino == l->sock_ino)
+			unlink(l->path);
+		l->sock_ino = 0;
+	}
 }
 
-SSL_CTX *srv_tls_new(const char *cert, const char *key, char *err, size_t errlen)
+int srv_check_identity(const srv_config *cfg, char *err, size_t errlen)
 {
-	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
-	if (ctx == NULL) {
-		snprintf(err, errlen, "cannot create a TLS context");
-		return NULL;
+	char why[300];
+	for (size_t i = 0; i < cfg->n_listen; i++) {
+		const srv_listen *l = &cfg->listen[i];
+		if (l->is_unix || !l->loopback)
+			continue;
+		if (peer_selftest(why, sizeof(why)) == 0)
+			return 0;
+		snprintf(err, errlen,
+		         "cannot identify the callers of %s: %s; listen on a Unix socket instead "
+		         "(--listen unix:PATH)",
+		         l->host, why);
+		return -1;
 	}
-	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-	SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
-	/*
-	 * OpenSSL decrypts a record in place in its read buffer, which lives as long as the
-	 * connection: a put's value would stay there in clear until a later record overwrites it.
-	 * Wipe it once handed over (OpenSSL 3); before 3.0, release the buffer whenever it is
-	 * empty, and our wiping allocator (wipe_install_global) wipes it.
-	 */
-#ifdef SSL_OP_CLEANSE_PLAINTEXT
-	SSL_CTX_set_options(ctx, SSL_OP_CLEANSE_PLAINTEXT);
-#else
-	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
-#endif
-	if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1 ||
-	    SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1 ||
-	    SSL_CTX_check_private_key(ctx) != 1) {
-		unsigned long e = ERR_get_error();
-		snprintf(err, errlen, "TLS certificate or key: %s",
-		         e != 0 ? ERR_reason_error_string(e) : "unusable");
-		SSL_CTX_free(ctx);
-		return NULL;
+	return 0;
+}
+
+int srv_bind(srv_config *cfg, char *err, size_t errlen)
+{
+	char w[300];
+	/* Others may connect only if other uids are allowed: then the peer's uid decides. */
+	mode_t mode = cfg->uids.n_allow > 0 ? 0666 : 0600;
+	for (size_t i = 0; i < cfg->n_listen; i++) {
+		srv_listen *l = &cfg->listen[i];
+		int rc = l->is_unix ? bind_unix(l, cfg->threads, mode, err, errlen)
+		                    : bind_listener(l, cfg->threads, err, errlen);
+		if (rc != 0)
+			return -1;
 	}
-	SSL_CTX_set_alpn_select_cb(ctx, alpn_select, NULL);
-	return ctx;
+	for (size_t i = 0; i < cfg->n_listen; i++) {
+		const srv_listen *l = &cfg->listen[i];
+		if (!l->is_unix && shared_with_others(cfg, l)) {
+			listen_name(l, l->bound_port, w, sizeof(w));
+			snprintf(err, errlen, "%s is already in use by another process", w);
+			return -1;
+		}
+	}
+	return 0;
 }

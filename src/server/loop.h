@@ -7,6 +7,7 @@
 
 #include <openssl/ssl.h>
 #include <sys/socket.h>
+#include <sys/types.h>
 
 #include "grpc.h"
 #include "policy.h"
@@ -14,26 +15,44 @@
 
 #define SRV_MAX_LISTEN  32
 #define SRV_MAX_THREADS 64
+#define SRV_MAX_ALLOW   32  /* --allow-uid entries */
+#define SRV_UNIX_PATH   108 /* sizeof(sockaddr_un.sun_path) */
 
 typedef struct srv_listen {
 	char principal[POL_PRINCIPAL_MAX];
 	char host[256];
 	char port[16];
+	char path[SRV_UNIX_PATH];     /* a Unix socket listener's path ("" for TCP) */
 	struct sockaddr_storage addr; /* resolved by srv_resolve() */
 	socklen_t addrlen;
+	int is_unix;
 	int loopback;
 	int need_token;
 	int bound_port;
-	int fds[SRV_MAX_THREADS]; /* one SO_REUSEPORT socket per worker */
+	dev_t sock_dev; /* the socket file we created (removed at exit only if still ours) */
+	ino_t sock_ino;
+	int fds[SRV_MAX_THREADS]; /* one SO_REUSEPORT socket per worker (Unix: one, duplicated) */
 } srv_listen;
+
+/*
+ * Who may call without a token over loopback TCP or a Unix socket: the server's own uid, root,
+ * and the --allow-uid list. A caller of another uid is answered UNAUTHENTICATED unless its call
+ * carries a bearer token (which then names it). Over other TCP there is no uid: tokens rule.
+ */
+typedef struct srv_uids {
+	uid_t self;
+	uid_t allow[SRV_MAX_ALLOW];
+	size_t n_allow;
+} srv_uids;
 
 typedef struct srv_config {
 	srv_listen listen[SRV_MAX_LISTEN];
 	size_t n_listen;
 	unsigned threads;
 	unsigned max_conns; /* per process */
-	SSL_CTX *tls;       /* NULL: plaintext h2c */
+	SSL_CTX *tls;       /* NULL: plaintext h2c (Unix socket listeners: always) */
 	gs_limits limits;
+	srv_uids uids;
 	svc_shared *sh;
 	coffer_store *stores[SRV_MAX_THREADS]; /* one handle per worker */
 } srv_config;
@@ -47,9 +66,21 @@ int srv_resolve(srv_config *cfg, char *err, size_t errlen);
 /*
  * Bind every resolved listener: n sockets each, one per worker, sharing the port with
  * SO_REUSEPORT; fills bound_port. A port that another process holds is refused ("HOST:PORT is
- * already in use by another process"), never shared. 0 or -1 with err.
+ * already in use by another process"), never shared. A Unix socket is created with mode 0600, or
+ * 0666 when uids are allowed besides the server's own (the peer's uid then decides); a path that
+ * is not a socket is never replaced, a socket another server listens on is refused, and a stale
+ * one (left by a server that was killed) is replaced. 0 or -1 with err.
  */
 int srv_bind(srv_config *cfg, char *err, size_t errlen);
+
+/* Remove the Unix socket files srv_bind() created, if they are still the ones it created. */
+void srv_unbind(srv_config *cfg);
+
+/*
+ * Check, before serving, that callers of loopback TCP listeners can be identified here (the
+ * kernel's sock_diag): 0, or -1 with err. Without any such listener, 0.
+ */
+int srv_check_identity(const srv_config *cfg, char *err, size_t errlen);
 
 /*
  * Block SIGTERM and SIGINT in this thread and every thread it starts, before the listening
@@ -60,7 +91,11 @@ void srv_block_signals(void);
 /* Run the workers until SIGTERM or SIGINT, then drain. Returns 0 or -1. */
 int srv_run(srv_config *cfg);
 
-/* A TLS context serving only h2 (ALPN). NULL with err on failure. */
+/*
+ * A TLS context serving only h2 (ALPN): TLS 1.3, or TLS 1.2 with ECDHE and AEAD suites only. The
+ * key file must be a regular file (not a symlink) owned by the server's user or root, with no
+ * access for group or others; it is read once. NULL with err on failure.
+ */
 SSL_CTX *srv_tls_new(const char *cert, const char *key, char *err, size_t errlen);
 
 #endif

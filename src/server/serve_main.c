@@ -4,6 +4,7 @@
 #include "server.h"
 
 #include <errno.h>
+#include <pwd.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
@@ -31,6 +32,14 @@ static const char usage_text[] =
     "  --listen [SERVICE=]HOST:PORT  listen for the service SERVICE (default 'default');\n"
     "                             repeatable, one port per service; default 127.0.0.1:50051.\n"
     "                             Port 0 picks a free port (printed at start).\n"
+    "  --listen [SERVICE=]unix:PATH  listen on a Unix socket (plaintext h2c, mode 0600;\n"
+    "                             0666 with --allow-uid); SDKs: SERVICE_ADDRESS=unix:PATH.\n"
+    "                             A path that is not a socket is never replaced; the\n"
+    "                             socket is removed at exit.\n"
+    "  --allow-uid UID|USER       also serve this local user without a token (repeatable).\n"
+    "                             Over loopback TCP and Unix sockets, a call without a\n"
+    "                             token is served only for the server's own uid, root and\n"
+    "                             these; others get UNAUTHENTICATED (16).\n"
     "  --store DIR|URL            the store (default $COFFER_STORE, else ./.coffer)\n"
     "  --threads N                worker threads (default: the number of cores)\n"
     "  --policy FILE              the operator's grants rule, one per line:\n"
@@ -38,8 +47,11 @@ static const char usage_text[] =
     "                             Without it (development), a service's own policy Declare\n"
     "                             grants it what it declared.\n"
     "  --tokens FILE              bearer tokens, one 'PRINCIPAL TOKEN' per line; clients send\n"
-    "                             'authorization: Bearer TOKEN' and act as PRINCIPAL\n"
-    "  --tls-cert FILE --tls-key FILE  serve TLS (ALPN h2) instead of plaintext h2c\n"
+    "                             'authorization: Bearer TOKEN' and act as PRINCIPAL, whatever\n"
+    "                             their uid. Needs --policy.\n"
+    "  --tls-cert FILE --tls-key FILE  serve TLS (ALPN h2; TLS 1.3, or 1.2 with ECDHE and\n"
+    "                             AES-GCM/ChaCha20-Poly1305) instead of plaintext h2c; the key\n"
+    "                             file must be mode 0600 (or stricter), not a symlink\n"
     "  --insecure                 allow a non-loopback address without TLS and tokens\n"
     "  --max-value BYTES          largest value accepted (default 65536, at most 1048576)\n"
     "  --policy-wait MS           how long a call waits for its policy Declare (default 1000)\n"
@@ -82,19 +94,33 @@ static int parse_ulong(const char *s, unsigned long lo, unsigned long hi, unsign
 	return 0;
 }
 
-/* [SERVICE=]HOST:PORT, HOST may be [v6]. */
+/* unix:PATH -- the path as given (relative to the server's working directory, or absolute). */
+static int parse_unix(const char *path, srv_listen *l)
+{
+	size_t n = strlen(path);
+	if (n == 0 || n >= sizeof(l->path))
+		return -1;
+	memcpy(l->path, path, n + 1);
+	l->is_unix = 1;
+	return 0;
+}
+
+/* [SERVICE=]HOST:PORT, HOST may be [v6]; or [SERVICE=]unix:PATH. */
 static int parse_listen(const char *arg, srv_listen *l)
 {
 	const char *eq = strchr(arg, '=');
 	const char *hp = arg;
 	memset(l, 0, sizeof(*l));
 	snprintf(l->principal, sizeof(l->principal), "default");
-	if (eq != NULL) {
+	/* "unix:PATH" names no service: an '=' in it is part of the path. */
+	if (eq != NULL && strncmp(arg, "unix:", 5) != 0) {
 		if (!pol_principal_ok(arg, (size_t)(eq - arg)))
 			return -1;
 		snprintf(l->principal, sizeof(l->principal), "%.*s", (int)(eq - arg), arg);
 		hp = eq + 1;
 	}
+	if (strncmp(hp, "unix:", 5) == 0)
+		return parse_unix(hp + 5, l);
 	const char *colon = strrchr(hp, ':');
 	if (colon == NULL || colon == hp || colon[1] == '\0')
 		return -1;
@@ -129,6 +155,28 @@ static int parse_number_opt(const char *opt, const char *v, unsigned long lo, un
 	return 0;
 }
 
+/* --allow-uid UID|USER: a number is a uid (it need not have a user name); else a user name. */
+static int parse_allow_uid(srv_uids *u, const char *v)
+{
+	unsigned long n;
+	uid_t uid;
+	if (v == NULL || v[0] == '\0')
+		return usage_error("missing value for", "--allow-uid");
+	if (u->n_allow >= SRV_MAX_ALLOW)
+		return usage_error("too many --allow-uid", NULL);
+	if (parse_ulong(v, 0, (uid_t)-2, &n) == 0) {
+		uid = (uid_t)n;
+	} else {
+		struct passwd pw, *found = NULL;
+		char buf[4096];
+		if (getpwnam_r(v, &pw, buf, sizeof(buf), &found) != 0 || found == NULL)
+			return usage_error("--allow-uid: no such user", v);
+		uid = found->pw_uid;
+	}
+	u->allow[u->n_allow++] = uid;
+	return 0;
+}
+
 static int parse_one(serve_opts *o, int argc, char **argv, int *i)
 {
 	const char *a = argv[*i];
@@ -140,7 +188,8 @@ static int parse_one(serve_opts *o, int argc, char **argv, int *i)
 		if (cfg->n_listen >= SRV_MAX_LISTEN)
 			return usage_error("too many --listen", NULL);
 		if (v == NULL || parse_listen(v, &cfg->listen[cfg->n_listen]) != 0)
-			return usage_error("expected --listen [SERVICE=]HOST:PORT", v);
+			return usage_error(
+			    "expected --listen [SERVICE=]HOST:PORT or [SERVICE=]unix:PATH", v);
 		cfg->n_listen++;
 	} else if (strcmp(a, "--store") == 0 || strcmp(a, "--policy") == 0 ||
 	           strcmp(a, "--tokens") == 0 || strcmp(a, "--tls-cert") == 0 ||
@@ -154,6 +203,8 @@ static int parse_one(serve_opts *o, int argc, char **argv, int *i)
 		                   : a[6] == 'c' ? &o->tls_cert
 		                                 : &o->tls_key;
 		*dst = v;
+	} else if (strcmp(a, "--allow-uid") == 0) {
+		return parse_allow_uid(&cfg->uids, need_arg(argc, argv, i));
 	} else if (strcmp(a, "--insecure") == 0) {
 		o->insecure = 1;
 	} else if (strcmp(a, "--quiet") == 0) {
@@ -200,6 +251,13 @@ static int parse_args(serve_opts *o, int argc, char **argv)
 	}
 	if ((o->tls_cert == NULL) != (o->tls_key == NULL))
 		return usage_error("--tls-cert and --tls-key go together", NULL);
+	if (o->tokens != NULL && o->policy == NULL)
+		return usage_error(
+		    "--tokens needs --policy: without a policy file a caller's own "
+		    "Declare grants it what it asks, so a token would authenticate its "
+		    "holder and restrict nothing; give --policy FILE with the grants of "
+		    "each token's principal",
+		    NULL);
 	if (o->cfg.n_listen == 0) {
 		parse_listen("127.0.0.1:50051", &o->cfg.listen[0]);
 		o->cfg.n_listen = 1;
@@ -291,8 +349,9 @@ static int check_exposure(serve_opts *o, pol_table *pol)
 {
 	for (size_t i = 0; i < o->cfg.n_listen; i++) {
 		srv_listen *l = &o->cfg.listen[i];
-		l->need_token = !l->loopback && pol_token_count(pol) > 0;
-		if (l->loopback || o->insecure || (o->tls_cert != NULL && pol_token_count(pol) > 0))
+		int local = l->loopback || l->is_unix;
+		l->need_token = !local && pol_token_count(pol) > 0;
+		if (local || o->insecure || (o->tls_cert != NULL && pol_token_count(pol) > 0))
 			continue;
 		fprintf(stderr,
 		        "coffer serve: refusing to listen on %s (not loopback) without TLS "
@@ -301,6 +360,24 @@ static int check_exposure(serve_opts *o, pol_table *pol)
 		return 2;
 	}
 	return 0;
+}
+
+/* Which local users may call without a token, when some listener is local. */
+static void announce_uids(const srv_config *cfg)
+{
+	int local = 0;
+	for (size_t i = 0; i < cfg->n_listen; i++)
+		local |= cfg->listen[i].loopback || cfg->listen[i].is_unix;
+	if (!local)
+		return;
+	if (cfg->uids.self == 0)
+		printf("coffer: local callers served without a token: uid 0 (root, this server's)");
+	else
+		printf("coffer: local callers served without a token: uid %u (this server's), root",
+		       (unsigned)cfg->uids.self);
+	for (size_t i = 0; i < cfg->uids.n_allow; i++)
+		printf(", uid %u", (unsigned)cfg->uids.allow[i]);
+	printf("\n");
 }
 
 static void announce(serve_opts *o, pol_table *pol)
@@ -319,10 +396,15 @@ static void announce(serve_opts *o, pol_table *pol)
 	for (size_t i = 0; i < o->cfg.n_listen; i++) {
 		const srv_listen *l = &o->cfg.listen[i];
 		int v6 = strchr(l->host, ':') != NULL;
-		printf("coffer: listening on %s%s%s:%d (service %s)%s\n", v6 ? "[" : "", l->host,
-		       v6 ? "]" : "", l->bound_port, l->principal,
-		       o->cfg.tls != NULL ? " tls" : "");
+		if (l->is_unix)
+			printf("coffer: listening on unix:%s (service %s)\n", l->path,
+			       l->principal);
+		else
+			printf("coffer: listening on %s%s%s:%d (service %s)%s\n", v6 ? "[" : "",
+			       l->host, v6 ? "]" : "", l->bound_port, l->principal,
+			       o->cfg.tls != NULL ? " tls" : "");
 	}
+	announce_uids(&o->cfg);
 	printf("coffer: store %s, %u threads, %s, %s\n", where, o->cfg.threads,
 	       pol_dev_mode(pol) ? "development policy (a service's own Declare grants it)"
 	                         : "policy file rules",
@@ -344,6 +426,10 @@ static int serve(serve_opts *o, pol_table *pol)
 	}
 	if ((rc = check_exposure(o, pol)) != 0)
 		return rc;
+	if (srv_check_identity(&o->cfg, err, sizeof(err)) != 0) {
+		fprintf(stderr, "coffer serve: %s\n", err);
+		return 1;
+	}
 	if (o->tls_cert != NULL) {
 		o->cfg.tls = srv_tls_new(o->tls_cert, o->tls_key, err, sizeof(err));
 		if (o->cfg.tls == NULL) {
@@ -358,17 +444,20 @@ static int serve(serve_opts *o, pol_table *pol)
 	}
 	if (srv_bind(&o->cfg, err, sizeof(err)) != 0) {
 		fprintf(stderr, "coffer serve: %s\n", err);
+		srv_unbind(&o->cfg);
 		close_stores(o, committer_st);
 		return 1;
 	}
 	o->cfg.sh->committer = svc_committer_start(committer_st, err, sizeof(err));
 	if (o->cfg.sh->committer == NULL) {
 		fprintf(stderr, "coffer serve: %s\n", err);
+		srv_unbind(&o->cfg);
 		close_stores(o, committer_st);
 		return 1;
 	}
 	announce(o, pol);
 	rc = srv_run(&o->cfg) == 0 ? 0 : 1;
+	srv_unbind(&o->cfg);
 	svc_committer_stop(o->cfg.sh->committer);
 	close_stores(o, committer_st);
 	fprintf(stderr, "coffer: stopped\n");
@@ -388,6 +477,7 @@ int coffer_serve_main(int argc, char **argv)
 	memset(&sh, 0, sizeof(sh));
 	o.cfg.sh = &sh;
 	o.cfg.max_conns = 1024;
+	o.cfg.uids.self = geteuid();
 	o.policy_wait_ms = 1000;
 	o.store = getenv("COFFER_STORE");
 	if ((rc = parse_args(&o, argc, argv)) != 0)

@@ -165,7 +165,10 @@ await main([
   ['bearer tokens name the principal; a bad token is UNAUTHENTICATED', async () => {
     const tokens = path.join(dir, 'tokens');
     fs.writeFileSync(tokens, 'ci 0123456789abcdef0123456789abcdef\n', { mode: 0o600 });
-    const s = await startServer(path.join(dir, 'store'), ['--listen', '127.0.0.1:0', '--tokens', tokens]);
+    // Tokens go with a policy file: without one they would authenticate and restrict nothing.
+    const pol = path.join(dir, 'policy-ci');
+    fs.writeFileSync(pol, 'allow ci access api-key\n');
+    const s = await startServer(path.join(dir, 'store'), ['--listen', '127.0.0.1:0', '--policy', pol, '--tokens', tokens]);
     try {
       const good = clients(s.addr(), '0123456789abcdef0123456789abcdef');
       await declarePolicy(good, ['api-key'], [A.SecretAccess]);
@@ -230,8 +233,10 @@ await main([
     const tokens = path.join(dir, 'tokens2');
     fs.writeFileSync(tokens, 'ops tls-token-0123456789abcdef\n', { mode: 0o600 });
     // 0.0.0.0 is not loopback; the test still only connects to 127.0.0.1.
+    const pol = path.join(dir, 'policy-ops');
+    fs.writeFileSync(pol, 'allow ops access api-key\n');
     const s = await startServer(path.join(dir, 'store'), ['--listen', '0.0.0.0:0', '--tls-cert', cert,
-      '--tls-key', key, '--tokens', tokens]);
+      '--tls-key', key, '--policy', pol, '--tokens', tokens]);
     try {
       check(/ tls$/m.test(s.stdout), 'announced as TLS');
       const root = fs.readFileSync(cert);

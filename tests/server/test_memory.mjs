@@ -255,7 +255,10 @@ await main([
   ['start', async () => {
     const tokens = path.join(dir, 'tokens');
     fs.writeFileSync(tokens, `ci ${crypto.randomBytes(16).toString('hex')}\n`, { mode: 0o600 });
-    plain = await start('h2c', ['--policy-wait', '50', '--max-value', String(MAX_VALUE), '--tokens', tokens],
+    // Tokens go with a policy file (tokens alone are refused): the grants the Declares below ask for.
+    const pol = path.join(dir, 'policy');
+    fs.writeFileSync(pol, `allow default put,access mem-h2c-${seed}\nallow default access ro\n`);
+    plain = await start('h2c', ['--policy-wait', '50', '--max-value', String(MAX_VALUE), '--policy', pol, '--tokens', tokens],
       grpc.credentials.createInsecure());
   }],
   ['values put and accessed do not stay in memory', async () => {

@@ -1,6 +1,7 @@
 // What coffer serve refuses at start-up, before it serves anything: a port that another process
-// holds (the workers of one server share their port, never two servers), and a non-loopback
-// listener without TLS and tokens, refused before anything is bound.
+// holds (the workers of one server share their port, never two servers), a non-loopback
+// listener without TLS and tokens, refused before anything is bound, tokens without a policy
+// file, and a Unix socket path that is not a socket or that another server listens on.
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
@@ -126,20 +127,66 @@ await main([
     check(!fs.existsSync(store), 'no store was created');
   }],
   ['a token file that is a symlink is refused, even to a good file', async () => {
+    const pol = path.join(dir, 'policy');
+    fs.writeFileSync(pol, 'allow ci access *\n');
     const real = path.join(dir, 'tokens');
     fs.writeFileSync(real, 'ci 0123456789abcdef0123456789abcdef\n', { mode: 0o600 });
     const link = path.join(dir, 'tokens-link');
     fs.symlinkSync(real, link);
-    const r = await attempt(path.join(dir, 'store-d'), ['--listen', '127.0.0.1:0', '--tokens', link]);
+    const r = await attempt(path.join(dir, 'store-d'), ['--listen', '127.0.0.1:0', '--policy', pol, '--tokens', link]);
     check(!r.started, 'started');
     eq(r.code, 2, `exit code (${r.stderr})`);
     check(r.stderr.includes(`coffer serve: tokens: ${link}: is a symbolic link`), `message: ${JSON.stringify(r.stderr)}`);
     check(!r.stderr.includes('0123456789abcdef'), 'no token in the message');
     fs.chmodSync(real, 0o644);
-    const open = await attempt(path.join(dir, 'store-d'), ['--listen', '127.0.0.1:0', '--tokens', real]);
+    const open = await attempt(path.join(dir, 'store-d'), ['--listen', '127.0.0.1:0', '--policy', pol, '--tokens', real]);
     eq(open.code, 2, 'a token file others can read');
     check(/chmod 600/.test(open.stderr), open.stderr);
     fs.chmodSync(real, 0o600);
-    check((await attempt(path.join(dir, 'store-d'), ['--listen', '127.0.0.1:0', '--tokens', real])).started, '0600 accepted');
+    check((await attempt(path.join(dir, 'store-d'), ['--listen', '127.0.0.1:0', '--policy', pol, '--tokens', real])).started, '0600 accepted');
+  }],
+  ['tokens without --policy are refused: they would authenticate and restrict nothing', async () => {
+    const tokens = path.join(dir, 'tokens-np');
+    fs.writeFileSync(tokens, 'ci 0123456789abcdef0123456789abcdef\n', { mode: 0o600 });
+    const store = path.join(dir, 'store-e');
+    const r = await attempt(store, ['--listen', '127.0.0.1:0', '--tokens', tokens]);
+    check(!r.started, 'started');
+    eq(r.code, 2, `exit code (${r.stderr})`);
+    check(r.stderr.includes('coffer serve: --tokens needs --policy'), `message: ${JSON.stringify(r.stderr)}`);
+    check(!fs.existsSync(store), 'no store was created');
+  }],
+  ['a Unix socket listener: mode 0600, removed at exit; a stale socket is replaced', async () => {
+    const sock = path.join(dir, 'a.sock');
+    const pol = path.join(dir, 'policy-which');
+    fs.writeFileSync(pol, 'allow default access which\n');
+    const s = await startServer(path.join(dir, 'store-a'), ['--listen', `unix:${sock}`, '--policy', pol]);
+    check(/listening on unix:\S+a\.sock \(service default\)$/m.test(s.stdout), s.stdout);
+    const st = fs.lstatSync(sock);
+    check(st.isSocket(), 'a socket');
+    eq(st.mode & 0o777, 0o600, 'mode');
+    eq(await readBack(`unix:${sock}`, 'which'), 'server A', 'served over the socket');
+    eq((await s.stop('SIGKILL')).sig, 'SIGKILL', 'killed');
+    check(fs.lstatSync(sock).isSocket(), 'a killed server leaves its socket behind');
+    const t = await startServer(path.join(dir, 'store-a'), ['--listen', `unix:${sock}`, '--policy', pol]);
+    eq(await readBack(`unix:${sock}`, 'which'), 'server A', 'the stale socket was replaced');
+    const r = await attempt(path.join(dir, 'store-b'), ['--listen', `unix:${sock}`]);
+    check(!r.started && r.code !== 0, 'a second server on a live socket started');
+    check(r.stderr.includes(`coffer serve: unix:${sock} is already in use by another process`), `message: ${JSON.stringify(r.stderr)}`);
+    eq(await readBack(`unix:${sock}`, 'which'), 'server A', 'the first keeps serving');
+    eq((await t.stop()).code, 0, 'exit code');
+    check(!fs.existsSync(sock), 'removed at exit');
+  }],
+  ['a Unix socket path that is not a socket is refused and left alone', async () => {
+    const file = path.join(dir, 'not-a-socket');
+    fs.writeFileSync(file, 'keep me\n');
+    const r = await attempt(path.join(dir, 'store-b'), ['--listen', `unix:${file}`]);
+    check(!r.started && r.code !== 0, 'started');
+    check(r.stderr.includes(`coffer serve: refusing to replace ${file}: it exists and is not a socket`), `message: ${JSON.stringify(r.stderr)}`);
+    eq(fs.readFileSync(file, 'utf8'), 'keep me\n', 'the file is untouched');
+    const link = path.join(dir, 'link.sock');
+    fs.symlinkSync(path.join(dir, 'elsewhere.sock'), link);
+    const l = await attempt(path.join(dir, 'store-b'), ['--listen', `unix:${link}`]);
+    check(!l.started && l.stderr.includes(`refusing to replace ${link}: it exists and is not a socket`), l.stderr);
+    check(fs.lstatSync(link).isSymbolicLink() && !fs.existsSync(path.join(dir, 'elsewhere.sock')), 'the link is untouched');
   }],
 ]);
