@@ -618,6 +618,8 @@ int srv_run(srv_config *cfg)
 		}
 		started++;
 	}
+	if (rv == 0 && cfg->on_ready != NULL)
+		cfg->on_ready(cfg->ready_ctx);
 	if (rv == 0)
 		sigwait(&set, &sig);
 	for (unsigned i = 0; i < started; i++)

@@ -55,6 +55,10 @@ typedef struct srv_config {
 	srv_uids uids;
 	svc_shared *sh;
 	coffer_store *stores[SRV_MAX_THREADS]; /* one handle per worker */
+	/* Called once every worker is set up and running (its sockets, netlink one included,
+	 * open), before the first signal is awaited: where `coffer serve` says it is ready. */
+	void (*on_ready)(void *ctx);
+	void *ready_ctx;
 } srv_config;
 
 /*

@@ -380,8 +380,17 @@ static void announce_uids(const srv_config *cfg)
 	printf("\n");
 }
 
-static void announce(serve_opts *o, pol_table *pol)
+typedef struct announce_ctx {
+	serve_opts *o;
+	pol_table *pol;
+} announce_ctx;
+
+/* The start-up lines; the last ("coffer: store ...") is what scripts and tests wait for, so it
+ * is printed only once every worker runs. */
+static void announce(void *ctx)
 {
+	serve_opts *o = ((announce_ctx *)ctx)->o;
+	pol_table *pol = ((announce_ctx *)ctx)->pol;
 	char shown[1024];
 	const char *where = coffer_location_display(o->store, shown, sizeof(shown));
 	unsigned created = coffer_created(o->cfg.stores[0]);
@@ -455,7 +464,9 @@ static int serve(serve_opts *o, pol_table *pol)
 		close_stores(o, committer_st);
 		return 1;
 	}
-	announce(o, pol);
+	announce_ctx ready = {o, pol};
+	o->cfg.on_ready = announce;
+	o->cfg.ready_ctx = &ready;
 	rc = srv_run(&o->cfg) == 0 ? 0 : 1;
 	srv_unbind(&o->cfg);
 	svc_committer_stop(o->cfg.sh->committer);
