@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include <nghttp2/nghttp2.h>
 #include <sodium.h>
@@ -66,6 +67,7 @@ struct gs_conn {
 	size_t n_streams, n_owned, buffered, hdr_pending;
 	int fatal, in_recv, preface_done;
 	uint64_t rx_bytes, rx_seen_at_tick, last_rx_ms, hdr_since_ms;
+	uint64_t rst_budget, rst_at_sec; /* Rapid Reset token bucket (see count_reset) */
 	uint8_t *sent; /* the bytes gs_conn_send() handed out last (in nghttp2's frame buffer) */
 	size_t sent_len;
 };
@@ -435,6 +437,40 @@ static void request_done(gs_call *call)
 	c->cb.on_call(c->cb.ud, call);
 }
 
+static uint64_t now_sec(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec;
+}
+
+/*
+ * Rapid Reset (CVE-2023-44487) is a client opening streams and resetting them before the server
+ * has answered, so that the server works for requests that cost the client nothing and never
+ * count against the stream limit. Only such resets draw on the budget. A reset of a stream the
+ * server has already answered in full is ordinary: grpc-js sends RST_STREAM(NO_ERROR) after most
+ * completed calls, and nghttp2's own limiter, which counts every RST_STREAM frame, cut off
+ * well-behaved SDKs under steady load (GOAWAY, 13 INTERNAL on calls that had been stored).
+ * Returns -1 once the budget is spent: the connection is then torn down.
+ */
+static int count_reset(gs_conn *c, nghttp2_session *s, int32_t stream_id)
+{
+	if (call_of(s, stream_id) == NULL ||
+	    nghttp2_session_get_stream_local_close(s, stream_id) == 1)
+		return 0; /* unknown, closed, or answered in full: not the attack */
+	uint64_t now = now_sec();
+	if (now > c->rst_at_sec) {
+		uint64_t gain = (now - c->rst_at_sec) * c->lim.rst_rate;
+		c->rst_budget = c->rst_budget + gain > c->lim.rst_burst ? c->lim.rst_burst
+		                                                        : c->rst_budget + gain;
+		c->rst_at_sec = now;
+	}
+	if (c->rst_budget == 0)
+		return -1;
+	c->rst_budget--;
+	return 0;
+}
+
 static int on_frame_recv(nghttp2_session *s, const nghttp2_frame *frame, void *ud)
 {
 	gs_conn *c = ud;
@@ -442,6 +478,11 @@ static int on_frame_recv(nghttp2_session *s, const nghttp2_frame *frame, void *u
 
 	if (frame->hd.type == NGHTTP2_SETTINGS)
 		c->preface_done = 1;
+	if (frame->hd.type == NGHTTP2_RST_STREAM && count_reset(c, s, frame->hd.stream_id) != 0) {
+		c->fatal = 1;
+		nghttp2_session_terminate_session(s, NGHTTP2_ENHANCE_YOUR_CALM);
+		return 0;
+	}
 	if (frame->hd.type != NGHTTP2_HEADERS && frame->hd.type != NGHTTP2_DATA)
 		return 0;
 	call = call_of(s, frame->hd.stream_id);
@@ -505,8 +546,12 @@ static int session_new(gs_conn *c)
 	nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, on_data_chunk);
 	nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, on_frame_recv);
 	nghttp2_session_callbacks_set_on_stream_close_callback(cbs, on_stream_close);
-	/* Rapid Reset (CVE-2023-44487) and CONTINUATION floods (CVE-2024-28182) caps. */
-	nghttp2_option_set_stream_reset_rate_limit(opt, c->lim.rst_burst, c->lim.rst_rate);
+	/*
+	 * Rapid Reset is limited by count_reset(), which tells an attack from grpc-js's ordinary
+	 * resets of answered streams; nghttp2's own limiter counts every RST_STREAM, so it is set
+	 * out of reach. CONTINUATION floods (CVE-2024-28182) are capped here.
+	 */
+	nghttp2_option_set_stream_reset_rate_limit(opt, UINT64_MAX, UINT64_MAX);
 	nghttp2_option_set_max_continuations(opt, GS_MAX_CONTINUATIONS);
 	nghttp2_option_set_max_outbound_ack(opt, 1000);
 	nghttp2_option_set_max_settings(opt, 32);
@@ -523,6 +568,8 @@ gs_conn *gs_conn_new(const gs_limits *lim, const gs_conn_cb *cb)
 	if (c == NULL)
 		return NULL;
 	limits_defaults(&c->lim, lim);
+	c->rst_budget = c->lim.rst_burst;
+	c->rst_at_sec = now_sec();
 	c->cb = *cb;
 	if (session_new(c) != 0) {
 		free(c);
