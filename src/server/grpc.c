@@ -72,11 +72,13 @@ struct gs_conn {
 	size_t sent_len;
 };
 
-static const gs_method path_methods[] = {GS_M_PUT, GS_M_ACCESS, GS_M_DECLARE};
+/* Both of Nitric's contract generations, on the same port (see DESIGN.md, the wire contract). */
+static const gs_method path_methods[] = {GS_M_PUT, GS_M_ACCESS, GS_M_DECLARE,
+                                         GS_M_PUT, GS_M_ACCESS, GS_M_DECLARE_V0};
 static const char *const path_names[] = {
-    "/nitric.proto.secrets.v1.SecretManager/Put",
-    "/nitric.proto.secrets.v1.SecretManager/Access",
-    "/nitric.proto.resources.v1.Resources/Declare",
+    "/nitric.proto.secrets.v1.SecretManager/Put",   "/nitric.proto.secrets.v1.SecretManager/Access",
+    "/nitric.proto.resources.v1.Resources/Declare", "/nitric.secret.v1.SecretService/Put",
+    "/nitric.secret.v1.SecretService/Access",       "/nitric.resource.v1.ResourceService/Declare",
 };
 
 /* --- call lifetime ------------------------------------------------------------------------- */

@@ -30,12 +30,14 @@ enum {
 	GS_UNAUTHENTICATED = 16,
 };
 
-/* The methods the server knows; anything else is answered UNIMPLEMENTED by the layer itself. */
+/* The methods the server knows (Put and Access have the same messages in both contracts); anything
+ * else is answered UNIMPLEMENTED by the layer itself. */
 typedef enum gs_method {
 	GS_M_UNKNOWN = 0,
 	GS_M_PUT,
 	GS_M_ACCESS,
 	GS_M_DECLARE,
+	GS_M_DECLARE_V0, /* nitric.resource.v1 (the first contract): other enum values */
 } gs_method;
 
 #define GS_MAX_MESSAGE       (4u * 1024u * 1024u) /* the gRPC default, what the SDK's client allows */

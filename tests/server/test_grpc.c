@@ -406,6 +406,34 @@ static void test_declare_policy(void **state)
 	wire_declare_free(&d);
 }
 
+static void test_declare_first_contract(void **state)
+{
+	/* nitric.resource.v1: Declare{resource{Policy=8}, policy{principals[{Function=1}],
+	 * actions[500,501], resources[{Secret=9,"k"}]}}, as @nitric/sdk 0.15.0 sends it. */
+	static const uint8_t decl[] = {0x0a, 0x02, 0x08, 0x08, 0x52, 0x11, 0x0a, 0x02,
+	                               0x08, 0x01, 0x12, 0x04, 0xf4, 0x03, 0xf5, 0x03,
+	                               0x1a, 0x05, 0x08, 0x09, 0x12, 0x01, 'k'};
+	/* Declare{resource{Secret=9,"s"}} without its config field, as 0.15.0 declares a secret. */
+	static const uint8_t secret[] = {0x0a, 0x05, 0x08, 0x09, 0x12, 0x01, 's'};
+	wire_declare d;
+	assert_int_equal(wire_decode_declare_v0(decl, sizeof(decl), &d), 0);
+	assert_int_equal(d.kind, WIRE_DECL_POLICY);
+	assert_int_equal(d.n_principals, 1);
+	assert_int_equal(d.n_secrets, 1);
+	assert_string_equal(d.secrets[0], "k");
+	assert_int_equal(d.perms, WIRE_PERM_PUT | WIRE_PERM_ACCESS);
+	wire_declare_free(&d);
+	/* The same bytes read as the current contract grant nothing (other enum values). */
+	assert_int_equal(wire_decode_declare(decl, sizeof(decl), &d), 0);
+	assert_int_equal(d.n_secrets, 0);
+	assert_int_equal(d.perms, 0);
+	wire_declare_free(&d);
+	assert_int_equal(wire_decode_declare_v0(secret, sizeof(secret), &d), 0);
+	assert_int_equal(d.kind, WIRE_DECL_SECRET);
+	assert_string_equal(d.name, "s");
+	wire_declare_free(&d);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -419,6 +447,7 @@ int main(void)
 	    cmocka_unit_test(test_timeouts),
 	    cmocka_unit_test(test_wire_nul_and_details),
 	    cmocka_unit_test(test_declare_policy),
+	    cmocka_unit_test(test_declare_first_contract),
 	};
 	if (sodium_init() < 0)
 		return 1;
