@@ -41,6 +41,7 @@ struct gs_call {
 	unsigned has_ct : 1;
 	unsigned encoded : 1; /* grpc-encoding other than identity */
 	unsigned has_bearer : 1;
+	unsigned waiting : 1; /* parked by the owner until its policy arrives */
 	uint32_t hdr_bytes, hdr_fields;
 	gs_method method;
 	char path[PATH_MAX_LEN];
@@ -65,6 +66,8 @@ struct gs_conn {
 	gs_conn_cb cb;
 	gs_call *calls; /* all calls that still have a stream or an owner */
 	size_t n_streams, n_owned, buffered, hdr_pending;
+	size_t n_waiting;     /* calls parked until their policy arrives (gs_call_wait) */
+	uint32_t max_streams; /* SETTINGS_MAX_CONCURRENT_STREAMS advertised last */
 	int fatal, in_recv, preface_done;
 	uint64_t rx_bytes, rx_seen_at_tick, last_rx_ms, hdr_since_ms;
 	uint64_t rst_budget, rst_at_sec; /* Rapid Reset token bucket (see count_reset) */
@@ -577,6 +580,7 @@ gs_conn *gs_conn_new(const gs_limits *lim, const gs_conn_cb *cb)
 		free(c);
 		return NULL;
 	}
+	c->max_streams = GS_MAX_STREAMS;
 	nghttp2_settings_entry iv[] = {
 	    {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, GS_MAX_STREAMS},
 	    {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, GS_MAX_HEADER_BYTES},
@@ -769,6 +773,9 @@ static void call_disown(gs_call *call)
 	call->owned = 0;
 	if (call->conn != NULL)
 		call->conn->n_owned--;
+	if (call->waiting && call->conn != NULL)
+		call->conn->n_waiting--;
+	call->waiting = 0;
 	call_release_msg(call);
 }
 
@@ -792,6 +799,25 @@ int gs_call_reply(gs_call *call, int status, const char *message, const char *ca
 	/* The stream closes (and frees the call) once the answer is sent. */
 	notify_output(c);
 	return rv;
+}
+
+void gs_call_wait(gs_call *call)
+{
+	gs_conn *c = call->conn;
+	if (call->waiting || c == NULL || !call->owned)
+		return;
+	call->waiting = 1;
+	c->n_waiting++;
+	if (c->n_waiting * 2 < c->max_streams || c->max_streams >= GS_MAX_STREAMS_WAITING)
+		return;
+	/* Never lowered again on this connection: lowering would refuse streams already sent. */
+	uint32_t more = c->max_streams * 2 < GS_MAX_STREAMS_WAITING ? c->max_streams * 2
+	                                                            : GS_MAX_STREAMS_WAITING;
+	nghttp2_settings_entry iv[] = {{NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, more}};
+	if (nghttp2_submit_settings(c->h2, NGHTTP2_FLAG_NONE, iv, 1) == 0) {
+		c->max_streams = more;
+		notify_output(c);
+	}
 }
 
 void gs_call_abandon(gs_call *call)

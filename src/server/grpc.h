@@ -44,8 +44,10 @@ typedef enum gs_method {
 #define GS_MAX_HEADER_BYTES  16384u /* name + value + 32 per field, as RFC 9113 counts */
 #define GS_MAX_HEADER_FIELDS 100u
 #define GS_MAX_STREAMS       100u
-#define GS_MAX_CONTINUATIONS 8u
-#define GS_TOKEN_MAX         512u /* longest bearer token we keep */
+/* Streams a connection may open while its calls wait for their policy (see gs_call_wait). */
+#define GS_MAX_STREAMS_WAITING 2048u
+#define GS_MAX_CONTINUATIONS   8u
+#define GS_TOKEN_MAX           512u /* longest bearer token we keep */
 
 typedef struct gs_limits {
 	uint32_t max_message;       /* bytes of one gRPC message; 0: GS_MAX_MESSAGE */
@@ -131,6 +133,15 @@ int gs_call_alive(const gs_call *call);
  */
 int gs_call_reply(gs_call *call, int status, const char *message, const char *cause,
                   const uint8_t *body, size_t len);
+
+/*
+ * The owner parks this call until its policy arrives (development mode). A client with more calls
+ * than streams queues its policy Declare behind calls that wait for that very policy, so while
+ * waiting calls fill half of the connection's streams the connection advertises more (doubling,
+ * up to GS_MAX_STREAMS_WAITING). Memory stays bounded by that cap and by the connection's budget
+ * of buffered request bytes. The mark ends when the call is answered or abandoned.
+ */
+void gs_call_wait(gs_call *call);
 
 /* Drop a call without answering (e.g. at shutdown); the stream, if alive, is reset. */
 void gs_call_abandon(gs_call *call);

@@ -191,8 +191,10 @@ static int permitted(svc_req *r, gs_method m, const char *secret, unsigned perm)
 			r->wait_until_us = now + (uint64_t)r->w->sh->policy_wait_ms * 1000u;
 		if (now < r->wait_until_us) {
 			struct timeval tv = {0, RETRY_MS * 1000};
-			if (event_base_once(r->w->base, -1, EV_TIMEOUT, retry_cb, r, &tv) == 0)
+			if (event_base_once(r->w->base, -1, EV_TIMEOUT, retry_cb, r, &tv) == 0) {
+				gs_call_wait(r->call); /* lets the policy Declare get a stream */
 				return 0;
+			}
 		}
 	}
 	snprintf(msg, sizeof(msg), "service '%s' is not allowed to %s secret '%s'%s", r->principal,

@@ -50,6 +50,10 @@ await main([
     const back = await runWith(V0, 'cross_v0.mjs');
     eq(back[0], 'read 1 put through the current contract', '0.15.0 reads what 1.2.2 put');
   }],
+  ['1,000 concurrent puts right after for() with @nitric/sdk 0.15.0: no failure', async () => {
+    const out = await runWith(V0, 'burst_v0.mjs');
+    eq(out[0], 'put ok 1000 failed 0', 'puts');
+  }],
   ['the CLI reads every value back', async () => {
     const want = {
       'api-key@1': 'a new secret value', 'scenario-v0@1': 'first value', 'scenario-v0': 'second value',
