@@ -57,7 +57,8 @@ struct gs_call {
 	uint8_t *resp;
 	size_t resp_len, resp_off;
 	void *owner_data;
-	uint64_t started_ms; /* first tick that saw the request (0: none yet) */
+	uint64_t started_ms;  /* first tick that saw the request (0: none yet) */
+	uint64_t deadline_us; /* the client's grpc-timeout, on CLOCK_MONOTONIC (0: none) */
 };
 
 struct gs_conn {
@@ -248,6 +249,40 @@ static int on_begin_headers(nghttp2_session *s, const nghttp2_frame *frame, void
 	return 0;
 }
 
+static uint64_t mono_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+/*
+ * grpc-timeout: 1 to 8 digits and a unit (H M S m u n). Returns the timeout in microseconds
+ * (at least 1), or 0 for a malformed value, which is ignored as if absent.
+ */
+static uint64_t parse_timeout_us(const uint8_t *v, size_t len)
+{
+	static const struct {
+		char unit;
+		uint64_t mul, div;
+	} units[] = {{'H', 3600000000u, 1}, {'M', 60000000u, 1}, {'S', 1000000u, 1},
+	             {'m', 1000u, 1},       {'u', 1, 1},         {'n', 1, 1000}};
+	uint64_t n = 0;
+	if (len < 2 || len > 9)
+		return 0;
+	for (size_t i = 0; i + 1 < len; i++) {
+		if (v[i] < '0' || v[i] > '9')
+			return 0;
+		n = n * 10 + (uint64_t)(v[i] - '0');
+	}
+	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++)
+		if (v[len - 1] == (uint8_t)units[i].unit) {
+			uint64_t us = n * units[i].mul / units[i].div;
+			return us > 0 ? us : 1;
+		}
+	return 0;
+}
+
 static void header_field(gs_call *call, const uint8_t *name, size_t nlen, const uint8_t *value,
                          size_t vlen)
 {
@@ -267,6 +302,9 @@ static void header_field(gs_call *call, const uint8_t *name, size_t nlen, const 
 		call->ct_grpc = vlen >= 16 &&
 		                strncasecmp((const char *)value, "application/grpc", 16) == 0 &&
 		                (vlen == 16 || value[16] == '+' || value[16] == ';');
+	} else if (nlen == 12 && memcmp(name, "grpc-timeout", 12) == 0) {
+		uint64_t t = parse_timeout_us(value, vlen);
+		call->deadline_us = t > 0 ? mono_us() + t : 0;
 	} else if (nlen == 13 && memcmp(name, "grpc-encoding", 13) == 0) {
 		call->encoded = !(vlen == 8 && memcmp(value, "identity", 8) == 0);
 	} else if (nlen == 13 && memcmp(name, "authorization", 13) == 0) {
@@ -755,6 +793,11 @@ void gs_call_set_owner_data(gs_call *call, void *p)
 void *gs_call_owner_data(const gs_call *call)
 {
 	return call->owner_data;
+}
+
+uint64_t gs_call_deadline_us(const gs_call *call)
+{
+	return call->deadline_us;
 }
 
 int gs_call_alive(const gs_call *call)

@@ -121,6 +121,8 @@ const char *gs_call_bearer(const gs_call *call, size_t *len);
 /* Opaque slot for the owner. */
 void gs_call_set_owner_data(gs_call *call, void *p);
 void *gs_call_owner_data(const gs_call *call);
+/* The client's deadline (grpc-timeout) in CLOCK_MONOTONIC microseconds, or 0 for none. */
+uint64_t gs_call_deadline_us(const gs_call *call);
 /* 1 while the peer can still receive the answer (connection alive, stream not reset). */
 int gs_call_alive(const gs_call *call);
 

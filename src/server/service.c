@@ -187,8 +187,19 @@ static int permitted(svc_req *r, gs_method m, const char *secret, unsigned perm)
 	 * restarted with more permissions, or another SDK release declaring the same secret). */
 	if (v == POL_UNKNOWN || (v == POL_DENY && pol_dev_mode(r->w->sh->pol))) {
 		uint64_t now = now_us();
+		uint64_t deadline = gs_call_deadline_us(r->call);
 		if (r->wait_until_us == 0)
 			r->wait_until_us = now + (uint64_t)r->w->sh->policy_wait_ms * 1000u;
+		/* The client gives up at its grpc-timeout: say so then, rather than hold the stream
+		 * until it resets it (a reset of an unanswered stream draws on the Rapid Reset
+		 * budget, and a burst of those would cost the client its connection). */
+		if (deadline != 0 && now >= deadline) {
+			snprintf(msg, sizeof(msg),
+			         "deadline exceeded while waiting for a policy for secret '%s'",
+			         secret);
+			reply_error(r, m, secret, NULL, GS_DEADLINE_EXCEEDED, msg);
+			return 0;
+		}
 		if (now < r->wait_until_us) {
 			struct timeval tv = {0, RETRY_MS * 1000};
 			if (event_base_once(r->w->base, -1, EV_TIMEOUT, retry_cb, r, &tv) == 0) {

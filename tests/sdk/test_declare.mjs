@@ -6,6 +6,7 @@
 import http2 from 'node:http2';
 import path from 'node:path';
 import { cacheRequire, check, eq, main, startServer, tmpDir } from '../server/lib.mjs';
+import { accessReq, grpcMsg } from '../server/h2raw.mjs';
 
 const require = cacheRequire();
 const grpc = require('@grpc/grpc-js');
@@ -32,8 +33,8 @@ const call = (c, method, req) =>
 const code = (p) => p.then(() => 0, (e) => e.code);
 
 await main([
-  ['server starts (short policy wait)', async () => {
-    srv = await startServer(store, ['--listen', '127.0.0.1:0', '--policy-wait', '300']);
+  ['server starts (5 s policy wait)', async () => {
+    srv = await startServer(store, ['--listen', '127.0.0.1:0', '--policy-wait', '5000']);
   }],
   ['a secret Declare with and without its config field, repeated, answers OK (both contracts)', async () => {
     const res = client(cur.res);
@@ -116,8 +117,29 @@ await main([
     eq(ok, 2000, 'answered OK');
     check(srv.alive(), 'server alive');
   }],
+  ['grpc-timeout is honoured: a call parked for a policy that never comes ends at its deadline', async () => {
+    // --policy-wait is 5 s here; the request says grpc-timeout 300 ms. node:http2 keeps no
+    // deadline of its own, so the answer is the server's: DEADLINE_EXCEEDED (4), where it used to
+    // hold the stream for the whole wait and answer PERMISSION_DENIED (7).
+    const s = http2.connect(`http://${srv.addr()}`);
+    await new Promise((resolve, reject) => s.on('error', reject).on('connect', resolve));
+    const req = s.request({ ':method': 'POST', ':path': '/nitric.proto.secrets.v1.SecretManager/Access',
+      'content-type': 'application/grpc', 'grpc-timeout': '300m' });
+    const status = await new Promise((resolve, reject) => {
+      let st = null;
+      req.on('response', (h) => { if (h['grpc-status'] !== undefined) st = h['grpc-status']; });
+      req.on('trailers', (h) => { st = h['grpc-status']; });
+      req.on('data', () => {});
+      req.on('end', () => resolve(st));
+      req.on('error', reject);
+      req.end(grpcMsg(accessReq('no-policy', 'latest')));
+    });
+    s.close();
+    eq(status, '4', 'grpc-status');
+  }],
   ['SIGTERM drains and exits 0', async () => {
     for (const c of clients) c.close();
     eq((await srv.stop('SIGTERM')).code, 0, 'exit code');
+    check(/Access principal=default secret=no-policy version=\S+ status=4 /.test(srv.stderr), 'the deadline is logged');
   }],
 ]);
