@@ -41,6 +41,17 @@ await main([
     }
     eq((await run(COFFER, ['--store', store, 'access', 'blob-py'])).stdout.toString('hex'), '00ff004100', 'binary');
   }],
+  ['150 declarations, 1,000 concurrent puts and accesses, 3,000 puts with 5 in flight: no failure', async () => {
+    const r = await run(path.join(VENV, 'bin', 'python'), [path.join(HERE, '..', 'sdk', 'programs', 'load.py')],
+      { env: { SERVICE_ADDRESS: srv.addr() }, cwd: tmpDir('py') });
+    if (r.code !== 0) throw new Error(`load.py exited ${r.code}:\n${r.stdout}\n${r.stderr}`);
+    const out = r.stdout.toString().trim().split('\n');
+    eq(out[0], 'declared 150 last', 'declarations');
+    eq(out[1], 'burst put failed {}', 'burst puts');
+    eq(out[2], 'burst access failed {}', 'burst accesses');
+    eq(out[3], 'sustained put failed {}', 'sustained puts');
+    eq((await run(COFFER, ['--store', store, 'access', 'burst-py@4000'])).code, 0, 'every put stored');
+  }],
   ['SIGTERM drains and exits 0', async () => {
     eq((await srv.stop('SIGTERM')).code, 0, 'exit code');
   }],
