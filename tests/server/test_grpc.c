@@ -333,6 +333,33 @@ static void test_late_replies(void **state)
 	nghttp2_session_del(h.cli);
 }
 
+/* Calls parked for their policy filling half the streams make the connection offer more. */
+static void test_waiting_calls_raise_stream_limit(void **state)
+{
+	harness h;
+	uint8_t req[16];
+	gs_call *calls[60];
+	size_t len = frame_msg(req, (const uint8_t *)"\x0a\x00", 2, 2);
+	harness_init(&h);
+	for (int i = 0; i < 60; i++) {
+		request(&h, PUT_PATH, req, len);
+		calls[i] = h.held;
+		assert_int_equal(nghttp2_session_get_remote_settings(
+		                     h.cli, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS),
+		                 i < 50 ? GS_MAX_STREAMS : 2 * GS_MAX_STREAMS);
+		gs_call_wait(calls[i]);
+		pump(&h);
+	}
+	/* Answered calls are no longer waiting; the limit stays where it is on this connection. */
+	for (int i = 0; i < 60; i++)
+		gs_call_reply(calls[i], GS_OK, NULL, NULL, (const uint8_t *)"", 0);
+	pump(&h);
+	assert_int_equal(
+	    nghttp2_session_get_remote_settings(h.cli, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS),
+	    2 * GS_MAX_STREAMS);
+	harness_fini(&h);
+}
+
 static void test_timeouts(void **state)
 {
 	harness h;
@@ -444,6 +471,7 @@ int main(void)
 	    cmocka_unit_test(test_truncated_and_compressed),
 	    cmocka_unit_test(test_header_list_limit),
 	    cmocka_unit_test(test_late_replies),
+	    cmocka_unit_test(test_waiting_calls_raise_stream_limit),
 	    cmocka_unit_test(test_timeouts),
 	    cmocka_unit_test(test_wire_nul_and_details),
 	    cmocka_unit_test(test_declare_policy),
