@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include <nghttp2/nghttp2.h>
 #include <sodium.h>
@@ -40,6 +41,7 @@ struct gs_call {
 	unsigned has_ct : 1;
 	unsigned encoded : 1; /* grpc-encoding other than identity */
 	unsigned has_bearer : 1;
+	unsigned waiting : 1; /* parked by the owner until its policy arrives */
 	uint32_t hdr_bytes, hdr_fields;
 	gs_method method;
 	char path[PATH_MAX_LEN];
@@ -55,7 +57,8 @@ struct gs_call {
 	uint8_t *resp;
 	size_t resp_len, resp_off;
 	void *owner_data;
-	uint64_t started_ms; /* first tick that saw the request (0: none yet) */
+	uint64_t started_ms;  /* first tick that saw the request (0: none yet) */
+	uint64_t deadline_us; /* the client's grpc-timeout, on CLOCK_MONOTONIC (0: none) */
 };
 
 struct gs_conn {
@@ -64,17 +67,22 @@ struct gs_conn {
 	gs_conn_cb cb;
 	gs_call *calls; /* all calls that still have a stream or an owner */
 	size_t n_streams, n_owned, buffered, hdr_pending;
+	size_t n_waiting;     /* calls parked until their policy arrives (gs_call_wait) */
+	uint32_t max_streams; /* SETTINGS_MAX_CONCURRENT_STREAMS advertised last */
 	int fatal, in_recv, preface_done;
 	uint64_t rx_bytes, rx_seen_at_tick, last_rx_ms, hdr_since_ms;
+	uint64_t rst_budget, rst_at_sec; /* Rapid Reset token bucket (see count_reset) */
 	uint8_t *sent; /* the bytes gs_conn_send() handed out last (in nghttp2's frame buffer) */
 	size_t sent_len;
 };
 
-static const gs_method path_methods[] = {GS_M_PUT, GS_M_ACCESS, GS_M_DECLARE};
+/* Both of Nitric's contract generations, on the same port (see DESIGN.md, the wire contract). */
+static const gs_method path_methods[] = {GS_M_PUT, GS_M_ACCESS, GS_M_DECLARE,
+                                         GS_M_PUT, GS_M_ACCESS, GS_M_DECLARE_V0};
 static const char *const path_names[] = {
-    "/nitric.proto.secrets.v1.SecretManager/Put",
-    "/nitric.proto.secrets.v1.SecretManager/Access",
-    "/nitric.proto.resources.v1.Resources/Declare",
+    "/nitric.proto.secrets.v1.SecretManager/Put",   "/nitric.proto.secrets.v1.SecretManager/Access",
+    "/nitric.proto.resources.v1.Resources/Declare", "/nitric.secret.v1.SecretService/Put",
+    "/nitric.secret.v1.SecretService/Access",       "/nitric.resource.v1.ResourceService/Declare",
 };
 
 /* --- call lifetime ------------------------------------------------------------------------- */
@@ -241,6 +249,40 @@ static int on_begin_headers(nghttp2_session *s, const nghttp2_frame *frame, void
 	return 0;
 }
 
+static uint64_t mono_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+/*
+ * grpc-timeout: 1 to 8 digits and a unit (H M S m u n). Returns the timeout in microseconds
+ * (at least 1), or 0 for a malformed value, which is ignored as if absent.
+ */
+static uint64_t parse_timeout_us(const uint8_t *v, size_t len)
+{
+	static const struct {
+		char unit;
+		uint64_t mul, div;
+	} units[] = {{'H', 3600000000u, 1}, {'M', 60000000u, 1}, {'S', 1000000u, 1},
+	             {'m', 1000u, 1},       {'u', 1, 1},         {'n', 1, 1000}};
+	uint64_t n = 0;
+	if (len < 2 || len > 9)
+		return 0;
+	for (size_t i = 0; i + 1 < len; i++) {
+		if (v[i] < '0' || v[i] > '9')
+			return 0;
+		n = n * 10 + (uint64_t)(v[i] - '0');
+	}
+	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++)
+		if (v[len - 1] == (uint8_t)units[i].unit) {
+			uint64_t us = n * units[i].mul / units[i].div;
+			return us > 0 ? us : 1;
+		}
+	return 0;
+}
+
 static void header_field(gs_call *call, const uint8_t *name, size_t nlen, const uint8_t *value,
                          size_t vlen)
 {
@@ -260,6 +302,9 @@ static void header_field(gs_call *call, const uint8_t *name, size_t nlen, const 
 		call->ct_grpc = vlen >= 16 &&
 		                strncasecmp((const char *)value, "application/grpc", 16) == 0 &&
 		                (vlen == 16 || value[16] == '+' || value[16] == ';');
+	} else if (nlen == 12 && memcmp(name, "grpc-timeout", 12) == 0) {
+		uint64_t t = parse_timeout_us(value, vlen);
+		call->deadline_us = t > 0 ? mono_us() + t : 0;
 	} else if (nlen == 13 && memcmp(name, "grpc-encoding", 13) == 0) {
 		call->encoded = !(vlen == 8 && memcmp(value, "identity", 8) == 0);
 	} else if (nlen == 13 && memcmp(name, "authorization", 13) == 0) {
@@ -435,6 +480,40 @@ static void request_done(gs_call *call)
 	c->cb.on_call(c->cb.ud, call);
 }
 
+static uint64_t now_sec(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec;
+}
+
+/*
+ * Rapid Reset (CVE-2023-44487) is a client opening streams and resetting them before the server
+ * has answered, so that the server works for requests that cost the client nothing and never
+ * count against the stream limit. Only such resets draw on the budget. A reset of a stream the
+ * server has already answered in full is ordinary: grpc-js sends RST_STREAM(NO_ERROR) after most
+ * completed calls, and nghttp2's own limiter, which counts every RST_STREAM frame, cut off
+ * well-behaved SDKs under steady load (GOAWAY, 13 INTERNAL on calls that had been stored).
+ * Returns -1 once the budget is spent: the connection is then torn down.
+ */
+static int count_reset(gs_conn *c, nghttp2_session *s, int32_t stream_id)
+{
+	if (call_of(s, stream_id) == NULL ||
+	    nghttp2_session_get_stream_local_close(s, stream_id) == 1)
+		return 0; /* unknown, closed, or answered in full: not the attack */
+	uint64_t now = now_sec();
+	if (now > c->rst_at_sec) {
+		uint64_t gain = (now - c->rst_at_sec) * c->lim.rst_rate;
+		c->rst_budget = c->rst_budget + gain > c->lim.rst_burst ? c->lim.rst_burst
+		                                                        : c->rst_budget + gain;
+		c->rst_at_sec = now;
+	}
+	if (c->rst_budget == 0)
+		return -1;
+	c->rst_budget--;
+	return 0;
+}
+
 static int on_frame_recv(nghttp2_session *s, const nghttp2_frame *frame, void *ud)
 {
 	gs_conn *c = ud;
@@ -442,6 +521,11 @@ static int on_frame_recv(nghttp2_session *s, const nghttp2_frame *frame, void *u
 
 	if (frame->hd.type == NGHTTP2_SETTINGS)
 		c->preface_done = 1;
+	if (frame->hd.type == NGHTTP2_RST_STREAM && count_reset(c, s, frame->hd.stream_id) != 0) {
+		c->fatal = 1;
+		nghttp2_session_terminate_session(s, NGHTTP2_ENHANCE_YOUR_CALM);
+		return 0;
+	}
 	if (frame->hd.type != NGHTTP2_HEADERS && frame->hd.type != NGHTTP2_DATA)
 		return 0;
 	call = call_of(s, frame->hd.stream_id);
@@ -505,8 +589,12 @@ static int session_new(gs_conn *c)
 	nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, on_data_chunk);
 	nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, on_frame_recv);
 	nghttp2_session_callbacks_set_on_stream_close_callback(cbs, on_stream_close);
-	/* Rapid Reset (CVE-2023-44487) and CONTINUATION floods (CVE-2024-28182) caps. */
-	nghttp2_option_set_stream_reset_rate_limit(opt, c->lim.rst_burst, c->lim.rst_rate);
+	/*
+	 * Rapid Reset is limited by count_reset(), which tells an attack from grpc-js's ordinary
+	 * resets of answered streams; nghttp2's own limiter counts every RST_STREAM, so it is set
+	 * out of reach. CONTINUATION floods (CVE-2024-28182) are capped here.
+	 */
+	nghttp2_option_set_stream_reset_rate_limit(opt, UINT64_MAX, UINT64_MAX);
 	nghttp2_option_set_max_continuations(opt, GS_MAX_CONTINUATIONS);
 	nghttp2_option_set_max_outbound_ack(opt, 1000);
 	nghttp2_option_set_max_settings(opt, 32);
@@ -523,11 +611,14 @@ gs_conn *gs_conn_new(const gs_limits *lim, const gs_conn_cb *cb)
 	if (c == NULL)
 		return NULL;
 	limits_defaults(&c->lim, lim);
+	c->rst_budget = c->lim.rst_burst;
+	c->rst_at_sec = now_sec();
 	c->cb = *cb;
 	if (session_new(c) != 0) {
 		free(c);
 		return NULL;
 	}
+	c->max_streams = GS_MAX_STREAMS;
 	nghttp2_settings_entry iv[] = {
 	    {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, GS_MAX_STREAMS},
 	    {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, GS_MAX_HEADER_BYTES},
@@ -704,6 +795,11 @@ void *gs_call_owner_data(const gs_call *call)
 	return call->owner_data;
 }
 
+uint64_t gs_call_deadline_us(const gs_call *call)
+{
+	return call->deadline_us;
+}
+
 int gs_call_alive(const gs_call *call)
 {
 	return call->conn != NULL && !call->stream_closed;
@@ -720,6 +816,9 @@ static void call_disown(gs_call *call)
 	call->owned = 0;
 	if (call->conn != NULL)
 		call->conn->n_owned--;
+	if (call->waiting && call->conn != NULL)
+		call->conn->n_waiting--;
+	call->waiting = 0;
 	call_release_msg(call);
 }
 
@@ -743,6 +842,25 @@ int gs_call_reply(gs_call *call, int status, const char *message, const char *ca
 	/* The stream closes (and frees the call) once the answer is sent. */
 	notify_output(c);
 	return rv;
+}
+
+void gs_call_wait(gs_call *call)
+{
+	gs_conn *c = call->conn;
+	if (call->waiting || c == NULL || !call->owned)
+		return;
+	call->waiting = 1;
+	c->n_waiting++;
+	if (c->n_waiting * 2 < c->max_streams || c->max_streams >= GS_MAX_STREAMS_WAITING)
+		return;
+	/* Never lowered again on this connection: lowering would refuse streams already sent. */
+	uint32_t more = c->max_streams * 2 < GS_MAX_STREAMS_WAITING ? c->max_streams * 2
+	                                                            : GS_MAX_STREAMS_WAITING;
+	nghttp2_settings_entry iv[] = {{NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, more}};
+	if (nghttp2_submit_settings(c->h2, NGHTTP2_FLAG_NONE, iv, 1) == 0) {
+		c->max_streams = more;
+		notify_output(c);
+	}
 }
 
 void gs_call_abandon(gs_call *call)

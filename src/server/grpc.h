@@ -30,20 +30,24 @@ enum {
 	GS_UNAUTHENTICATED = 16,
 };
 
-/* The methods the server knows; anything else is answered UNIMPLEMENTED by the layer itself. */
+/* The methods the server knows (Put and Access have the same messages in both contracts); anything
+ * else is answered UNIMPLEMENTED by the layer itself. */
 typedef enum gs_method {
 	GS_M_UNKNOWN = 0,
 	GS_M_PUT,
 	GS_M_ACCESS,
 	GS_M_DECLARE,
+	GS_M_DECLARE_V0, /* nitric.resource.v1 (the first contract): other enum values */
 } gs_method;
 
 #define GS_MAX_MESSAGE       (4u * 1024u * 1024u) /* the gRPC default, what the SDK's client allows */
 #define GS_MAX_HEADER_BYTES  16384u /* name + value + 32 per field, as RFC 9113 counts */
 #define GS_MAX_HEADER_FIELDS 100u
 #define GS_MAX_STREAMS       100u
-#define GS_MAX_CONTINUATIONS 8u
-#define GS_TOKEN_MAX         512u /* longest bearer token we keep */
+/* Streams a connection may open while its calls wait for their policy (see gs_call_wait). */
+#define GS_MAX_STREAMS_WAITING 2048u
+#define GS_MAX_CONTINUATIONS   8u
+#define GS_TOKEN_MAX           512u /* longest bearer token we keep */
 
 typedef struct gs_limits {
 	uint32_t max_message;       /* bytes of one gRPC message; 0: GS_MAX_MESSAGE */
@@ -117,6 +121,8 @@ const char *gs_call_bearer(const gs_call *call, size_t *len);
 /* Opaque slot for the owner. */
 void gs_call_set_owner_data(gs_call *call, void *p);
 void *gs_call_owner_data(const gs_call *call);
+/* The client's deadline (grpc-timeout) in CLOCK_MONOTONIC microseconds, or 0 for none. */
+uint64_t gs_call_deadline_us(const gs_call *call);
 /* 1 while the peer can still receive the answer (connection alive, stream not reset). */
 int gs_call_alive(const gs_call *call);
 
@@ -129,6 +135,15 @@ int gs_call_alive(const gs_call *call);
  */
 int gs_call_reply(gs_call *call, int status, const char *message, const char *cause,
                   const uint8_t *body, size_t len);
+
+/*
+ * The owner parks this call until its policy arrives (development mode). A client with more calls
+ * than streams queues its policy Declare behind calls that wait for that very policy, so while
+ * waiting calls fill half of the connection's streams the connection advertises more (doubling,
+ * up to GS_MAX_STREAMS_WAITING). Memory stays bounded by that cap and by the connection's budget
+ * of buffered request bytes. The mark ends when the call is answered or abandoned.
+ */
+void gs_call_wait(gs_call *call);
 
 /* Drop a call without answering (e.g. at shutdown); the stream, if alive, is reset. */
 void gs_call_abandon(gs_call *call);

@@ -17,7 +17,7 @@
 #define BATCH_MAX 256 /* puts in one group commit */
 #define RETRY_MS  10  /* how often a call waiting for its policy looks again */
 
-static const char *const method_names[] = {"Unknown", "Put", "Access", "Declare"};
+static const char *const method_names[] = {"Unknown", "Put", "Access", "Declare", "Declare"};
 
 static uint64_t now_us(void)
 {
@@ -183,14 +183,29 @@ static int permitted(svc_req *r, gs_method m, const char *secret, unsigned perm)
 	pol_verdict v = pol_check(r->w->sh->pol, r->principal, secret, perm);
 	if (v == POL_ALLOW)
 		return 1;
-	if (v == POL_UNKNOWN) {
+	/* In development a grant for another action may be followed by this one (a program
+	 * restarted with more permissions, or another SDK release declaring the same secret). */
+	if (v == POL_UNKNOWN || (v == POL_DENY && pol_dev_mode(r->w->sh->pol))) {
 		uint64_t now = now_us();
+		uint64_t deadline = gs_call_deadline_us(r->call);
 		if (r->wait_until_us == 0)
 			r->wait_until_us = now + (uint64_t)r->w->sh->policy_wait_ms * 1000u;
+		/* The client gives up at its grpc-timeout: say so then, rather than hold the stream
+		 * until it resets it (a reset of an unanswered stream draws on the Rapid Reset
+		 * budget, and a burst of those would cost the client its connection). */
+		if (deadline != 0 && now >= deadline) {
+			snprintf(msg, sizeof(msg),
+			         "deadline exceeded while waiting for a policy for secret '%s'",
+			         secret);
+			reply_error(r, m, secret, NULL, GS_DEADLINE_EXCEEDED, msg);
+			return 0;
+		}
 		if (now < r->wait_until_us) {
 			struct timeval tv = {0, RETRY_MS * 1000};
-			if (event_base_once(r->w->base, -1, EV_TIMEOUT, retry_cb, r, &tv) == 0)
+			if (event_base_once(r->w->base, -1, EV_TIMEOUT, retry_cb, r, &tv) == 0) {
+				gs_call_wait(r->call); /* lets the policy Declare get a stream */
 				return 0;
+			}
 		}
 	}
 	snprintf(msg, sizeof(msg), "service '%s' is not allowed to %s secret '%s'%s", r->principal,
@@ -409,7 +424,9 @@ static void handle_declare(svc_req *r)
 	uint8_t *out = NULL;
 	size_t olen = 0;
 
-	if (wire_decode_declare(body, blen, &d) != 0) {
+	int rc = gs_call_method(r->call) == GS_M_DECLARE_V0 ? wire_decode_declare_v0(body, blen, &d)
+	                                                    : wire_decode_declare(body, blen, &d);
+	if (rc != 0) {
 		reply_error(r, GS_M_DECLARE, NULL, NULL, GS_INVALID_ARGUMENT,
 		            "malformed ResourceDeclareRequest");
 		return;
@@ -441,6 +458,7 @@ static void dispatch(svc_req *r)
 		handle_access(r);
 		break;
 	case GS_M_DECLARE:
+	case GS_M_DECLARE_V0:
 		handle_declare(r);
 		break;
 	default:

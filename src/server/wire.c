@@ -13,6 +13,7 @@
 #include "google/rpc/status.pb-c.h"
 #include "nitric/proto/resources/v1/resources.pb-c.h"
 #include "nitric/proto/secrets/v1/secrets.pb-c.h"
+#include "nitric/resource/v1/resource.pb-c.h"
 #include "wipe.h"
 
 typedef Nitric__Proto__Secrets__V1__Secret PbSecret;
@@ -198,14 +199,66 @@ int wire_decode_declare(const uint8_t *buf, size_t len, wire_declare *out)
 	memset(out, 0, sizeof(*out));
 	out->msg = m;
 	out->name = m->id != NULL ? m->id->name : "";
+	/* A secret is a secret with or without its (empty) config message. */
 	if (m->config_case ==
-	    NITRIC__PROTO__RESOURCES__V1__RESOURCE_DECLARE_REQUEST__CONFIG_SECRET) {
+	        NITRIC__PROTO__RESOURCES__V1__RESOURCE_DECLARE_REQUEST__CONFIG_SECRET ||
+	    (m->config_case ==
+	         NITRIC__PROTO__RESOURCES__V1__RESOURCE_DECLARE_REQUEST__CONFIG__NOT_SET &&
+	     m->id != NULL && m->id->type == NITRIC__PROTO__RESOURCES__V1__RESOURCE_TYPE__Secret)) {
 		out->kind = WIRE_DECL_SECRET;
 	} else if (m->config_case ==
 	               NITRIC__PROTO__RESOURCES__V1__RESOURCE_DECLARE_REQUEST__CONFIG_POLICY &&
 	           m->policy != NULL) {
 		out->kind = WIRE_DECL_POLICY;
 		declare_policy(m->policy, out);
+	}
+	return 0;
+}
+
+typedef Nitric__Resource__V1__ResourceDeclareRequest PbDeclareReqV0;
+typedef Nitric__Resource__V1__Resource PbResV0;
+typedef Nitric__Resource__V1__PolicyResource PbPolicyV0;
+
+/* The first contract: the principal is a Function, and the enum values differ from the current. */
+static void declare_policy_v0(const PbPolicyV0 *pol, wire_declare *out)
+{
+	for (size_t i = 0; i < pol->n_principals && out->n_principals < WIRE_DECL_MAX_ITEMS; i++) {
+		const PbResV0 *id = pol->principals[i];
+		if (id != NULL && id->type == NITRIC__RESOURCE__V1__RESOURCE_TYPE__Function)
+			out->principals[out->n_principals++] = id->name;
+	}
+	for (size_t i = 0; i < pol->n_resources && out->n_secrets < WIRE_DECL_MAX_ITEMS; i++) {
+		const PbResV0 *id = pol->resources[i];
+		if (id != NULL && id->type == NITRIC__RESOURCE__V1__RESOURCE_TYPE__Secret)
+			out->secrets[out->n_secrets++] = id->name;
+	}
+	for (size_t i = 0; i < pol->n_actions; i++) {
+		if (pol->actions[i] == NITRIC__RESOURCE__V1__ACTION__SecretPut)
+			out->perms |= WIRE_PERM_PUT;
+		else if (pol->actions[i] == NITRIC__RESOURCE__V1__ACTION__SecretAccess)
+			out->perms |= WIRE_PERM_ACCESS;
+	}
+}
+
+int wire_decode_declare_v0(const uint8_t *buf, size_t len, wire_declare *out)
+{
+	PbDeclareReqV0 *m = nitric__resource__v1__resource_declare_request__unpack(NULL, len, buf);
+	if (m == NULL)
+		return -1;
+	memset(out, 0, sizeof(*out));
+	out->msg = m;
+	out->name = m->resource != NULL ? m->resource->name : "";
+	/* @nitric/sdk 0.15.0 declares a secret without its config message. */
+	if (m->config_case == NITRIC__RESOURCE__V1__RESOURCE_DECLARE_REQUEST__CONFIG_SECRET ||
+	    (m->config_case == NITRIC__RESOURCE__V1__RESOURCE_DECLARE_REQUEST__CONFIG__NOT_SET &&
+	     m->resource != NULL &&
+	     m->resource->type == NITRIC__RESOURCE__V1__RESOURCE_TYPE__Secret)) {
+		out->kind = WIRE_DECL_SECRET;
+	} else if (m->config_case ==
+	               NITRIC__RESOURCE__V1__RESOURCE_DECLARE_REQUEST__CONFIG_POLICY &&
+	           m->policy != NULL) {
+		out->kind = WIRE_DECL_POLICY;
+		declare_policy_v0(m->policy, out);
 	}
 	return 0;
 }

@@ -47,7 +47,9 @@ typedef struct wire_declare {
 	unsigned perms; /* WIRE_PERM_* */
 } wire_declare;
 
+/* The current contract (nitric.proto.resources.v1) and the first one (nitric.resource.v1). */
 int wire_decode_declare(const uint8_t *buf, size_t len, wire_declare *out);
+int wire_decode_declare_v0(const uint8_t *buf, size_t len, wire_declare *out);
 void wire_declare_free(wire_declare *d);
 
 /*

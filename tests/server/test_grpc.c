@@ -333,6 +333,33 @@ static void test_late_replies(void **state)
 	nghttp2_session_del(h.cli);
 }
 
+/* Calls parked for their policy filling half the streams make the connection offer more. */
+static void test_waiting_calls_raise_stream_limit(void **state)
+{
+	harness h;
+	uint8_t req[16];
+	gs_call *calls[60];
+	size_t len = frame_msg(req, (const uint8_t *)"\x0a\x00", 2, 2);
+	harness_init(&h);
+	for (int i = 0; i < 60; i++) {
+		request(&h, PUT_PATH, req, len);
+		calls[i] = h.held;
+		assert_int_equal(nghttp2_session_get_remote_settings(
+		                     h.cli, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS),
+		                 i < 50 ? GS_MAX_STREAMS : 2 * GS_MAX_STREAMS);
+		gs_call_wait(calls[i]);
+		pump(&h);
+	}
+	/* Answered calls are no longer waiting; the limit stays where it is on this connection. */
+	for (int i = 0; i < 60; i++)
+		gs_call_reply(calls[i], GS_OK, NULL, NULL, (const uint8_t *)"", 0);
+	pump(&h);
+	assert_int_equal(
+	    nghttp2_session_get_remote_settings(h.cli, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS),
+	    2 * GS_MAX_STREAMS);
+	harness_fini(&h);
+}
+
 static void test_timeouts(void **state)
 {
 	harness h;
@@ -406,6 +433,34 @@ static void test_declare_policy(void **state)
 	wire_declare_free(&d);
 }
 
+static void test_declare_first_contract(void **state)
+{
+	/* nitric.resource.v1: Declare{resource{Policy=8}, policy{principals[{Function=1}],
+	 * actions[500,501], resources[{Secret=9,"k"}]}}, as @nitric/sdk 0.15.0 sends it. */
+	static const uint8_t decl[] = {0x0a, 0x02, 0x08, 0x08, 0x52, 0x11, 0x0a, 0x02,
+	                               0x08, 0x01, 0x12, 0x04, 0xf4, 0x03, 0xf5, 0x03,
+	                               0x1a, 0x05, 0x08, 0x09, 0x12, 0x01, 'k'};
+	/* Declare{resource{Secret=9,"s"}} without its config field, as 0.15.0 declares a secret. */
+	static const uint8_t secret[] = {0x0a, 0x05, 0x08, 0x09, 0x12, 0x01, 's'};
+	wire_declare d;
+	assert_int_equal(wire_decode_declare_v0(decl, sizeof(decl), &d), 0);
+	assert_int_equal(d.kind, WIRE_DECL_POLICY);
+	assert_int_equal(d.n_principals, 1);
+	assert_int_equal(d.n_secrets, 1);
+	assert_string_equal(d.secrets[0], "k");
+	assert_int_equal(d.perms, WIRE_PERM_PUT | WIRE_PERM_ACCESS);
+	wire_declare_free(&d);
+	/* The same bytes read as the current contract grant nothing (other enum values). */
+	assert_int_equal(wire_decode_declare(decl, sizeof(decl), &d), 0);
+	assert_int_equal(d.n_secrets, 0);
+	assert_int_equal(d.perms, 0);
+	wire_declare_free(&d);
+	assert_int_equal(wire_decode_declare_v0(secret, sizeof(secret), &d), 0);
+	assert_int_equal(d.kind, WIRE_DECL_SECRET);
+	assert_string_equal(d.name, "s");
+	wire_declare_free(&d);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -416,9 +471,11 @@ int main(void)
 	    cmocka_unit_test(test_truncated_and_compressed),
 	    cmocka_unit_test(test_header_list_limit),
 	    cmocka_unit_test(test_late_replies),
+	    cmocka_unit_test(test_waiting_calls_raise_stream_limit),
 	    cmocka_unit_test(test_timeouts),
 	    cmocka_unit_test(test_wire_nul_and_details),
 	    cmocka_unit_test(test_declare_policy),
+	    cmocka_unit_test(test_declare_first_contract),
 	};
 	if (sodium_init() < 0)
 		return 1;
