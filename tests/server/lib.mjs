@@ -18,6 +18,24 @@ export function cacheRequire() {
   return createRequire(path.join(CACHE, 'package.json'));
 }
 
+export const PROTO = path.resolve(HERE, '..', '..', 'proto');
+// The current Nitric contract's numbers the tests use (ResourceType, Action).
+export const T = { Service: 1, Bucket: 2, Policy: 7, Secret: 8 };
+export const A = { SecretPut: 400, SecretAccess: 401 };
+
+// grpc-js with the current contract's .proto files loaded at run time, as any gRPC client could:
+// { grpc, pkg } (pkg.nitric.proto.secrets.v1.SecretManager, pkg.nitric.proto.resources.v1.Resources).
+export function loadContract() {
+  const require = cacheRequire();
+  const grpc = require('@grpc/grpc-js');
+  const protoLoader = require('@grpc/proto-loader');
+  const def = protoLoader.loadSync(
+    ['nitric/proto/secrets/v1/secrets.proto', 'nitric/proto/resources/v1/resources.proto'],
+    { includeDirs: [PROTO], keepCase: true, longs: String, enums: Number, defaults: true },
+  );
+  return { grpc, pkg: grpc.loadPackageDefinition(def) };
+}
+
 const cleanEnv = () => {
   const env = { ...process.env };
   delete env.COFFER_MASTER_KEY;

@@ -6,7 +6,7 @@
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { HERE, COFFER, cacheRequire, check, eq, main, run, startServer, tmpDir } from './lib.mjs';
+import { check, COFFER, eq, loadContract, main, run, startServer, tmpDir } from './lib.mjs';
 
 const dir = tmpDir('diskfull');
 const mnt = path.join(dir, 'fs');
@@ -20,15 +20,7 @@ if (!mounted) {
 }
 process.prependListener('exit', () => spawnSync('umount', [mnt])); // before lib.mjs removes it
 
-const require = cacheRequire();
-const grpc = require('@grpc/grpc-js');
-const protoLoader = require('@grpc/proto-loader');
-const PROTO = path.resolve(HERE, '..', '..', 'proto');
-const def = protoLoader.loadSync(
-  ['nitric/proto/secrets/v1/secrets.proto', 'nitric/proto/resources/v1/resources.proto'],
-  { includeDirs: [PROTO], keepCase: true, longs: String, enums: Number, defaults: true },
-);
-const pkg = grpc.loadPackageDefinition(def);
+const { grpc, pkg } = loadContract();
 
 const call = (client, method, req) =>
   new Promise((resolve) => client[method](req, (err, resp) => resolve({ err, resp })));

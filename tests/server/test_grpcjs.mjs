@@ -4,19 +4,10 @@ import fs from 'node:fs';
 import http2 from 'node:http2';
 import path from 'node:path';
 import { grpcMsg, ld, putReq } from './h2raw.mjs';
-import { HERE, cacheRequire, check, eq, grpcStatus, main, run, startServer, tmpDir } from './lib.mjs';
+import { A, cacheRequire, check, eq, grpcStatus, loadContract, main, PROTO, run, startServer, T, tmpDir } from './lib.mjs';
 
-const require = cacheRequire();
-const grpc = require('@grpc/grpc-js');
-const protoLoader = require('@grpc/proto-loader');
-const protobuf = require('protobufjs');
-
-const PROTO = path.resolve(HERE, '..', '..', 'proto');
-const def = protoLoader.loadSync(
-  ['nitric/proto/secrets/v1/secrets.proto', 'nitric/proto/resources/v1/resources.proto'],
-  { includeDirs: [PROTO], keepCase: true, longs: String, enums: Number, defaults: true },
-);
-const pkg = grpc.loadPackageDefinition(def);
+const { grpc, pkg } = loadContract();
+const protobuf = cacheRequire()('protobufjs');
 const SecretManager = pkg.nitric.proto.secrets.v1.SecretManager;
 const Resources = pkg.nitric.proto.resources.v1.Resources;
 const statusRoot = protobuf.loadSync([
@@ -26,8 +17,6 @@ const statusRoot = protobuf.loadSync([
 const Status = statusRoot.lookupType('google.rpc.Status');
 const Struct = statusRoot.lookupType('google.protobuf.Struct');
 
-const T = { Service: 1, Policy: 7, Secret: 8, Bucket: 2 };
-const A = { SecretPut: 400, SecretAccess: 401 };
 
 function clients(addr, token, rootCert) {
   const creds = rootCert ? grpc.credentials.createSsl(rootCert) : grpc.credentials.createInsecure();

@@ -10,20 +10,9 @@
 // being fixed separately.
 import fs from 'node:fs';
 import path from 'node:path';
-import { HERE, cacheRequire, check, eq, main, run, startServer, tmpDir, COFFER } from './lib.mjs';
+import { A, check, COFFER, eq, loadContract, main, run, startServer, T, tmpDir } from './lib.mjs';
 
-const require = cacheRequire();
-const grpc = require('@grpc/grpc-js');
-const protoLoader = require('@grpc/proto-loader');
-
-const PROTO = path.resolve(HERE, '..', '..', 'proto');
-const def = protoLoader.loadSync(
-  ['nitric/proto/secrets/v1/secrets.proto', 'nitric/proto/resources/v1/resources.proto'],
-  { includeDirs: [PROTO], keepCase: true, longs: String, enums: Number, defaults: true },
-);
-const pkg = grpc.loadPackageDefinition(def);
-const T = { Service: 1, Policy: 7, Secret: 8 };
-const A = { SecretPut: 400, SecretAccess: 401 };
+const { grpc, pkg } = loadContract();
 
 const dir = tmpDir('keys');
 const store = process.env.COFFER_TEST_STORE || path.join(dir, 'store');

@@ -11,20 +11,9 @@ import fs from 'node:fs';
 import http2 from 'node:http2';
 import path from 'node:path';
 import { grpcMsg, ld } from './h2raw.mjs';
-import { HERE, cacheRequire, check, eq, grpcStatus, main, run, startServer, tmpDir } from './lib.mjs';
+import { A, check, eq, grpcStatus, loadContract, main, run, startServer, T, tmpDir } from './lib.mjs';
 
-const require = cacheRequire();
-const grpc = require('@grpc/grpc-js');
-const protoLoader = require('@grpc/proto-loader');
-
-const PROTO = path.resolve(HERE, '..', '..', 'proto');
-const def = protoLoader.loadSync(
-  ['nitric/proto/secrets/v1/secrets.proto', 'nitric/proto/resources/v1/resources.proto'],
-  { includeDirs: [PROTO], keepCase: true, longs: String, enums: Number, defaults: true },
-);
-const pkg = grpc.loadPackageDefinition(def);
-const T = { Service: 1, Policy: 7, Secret: 8 };
-const A = { SecretPut: 400, SecretAccess: 401 };
+const { grpc, pkg } = loadContract();
 const MAX_VALUE = 100; // --max-value of the h2c server: a put of 200 bytes is over it
 
 // Mappings larger than this are skipped: only a sanitizer's shadow memory is that large (14 TiB

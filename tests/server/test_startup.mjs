@@ -6,18 +6,9 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { COFFER, HERE, cacheRequire, check, eq, main, startServer, tmpDir } from './lib.mjs';
+import { check, COFFER, eq, loadContract, main, startServer, tmpDir } from './lib.mjs';
 
-const require = cacheRequire();
-const grpc = require('@grpc/grpc-js');
-const protoLoader = require('@grpc/proto-loader');
-
-const PROTO = path.resolve(HERE, '..', '..', 'proto');
-const def = protoLoader.loadSync(
-  ['nitric/proto/secrets/v1/secrets.proto', 'nitric/proto/resources/v1/resources.proto'],
-  { includeDirs: [PROTO], keepCase: true, longs: String, enums: Number, defaults: true },
-);
-const pkg = grpc.loadPackageDefinition(def);
+const { grpc, pkg } = loadContract();
 
 const dir = tmpDir('startup');
 const started = [];
