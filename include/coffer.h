@@ -207,9 +207,10 @@ COFFER_API const char *coffer_secret_name(const coffer_secret *sec);
  * Returns COFFER_OK, COFFER_EPERM (handle lacks COFFER_PUT), COFFER_EINVAL (empty value or NULL),
  * COFFER_ETOOBIG, COFFER_EKEY (the newest data key does not open with this handle's master key:
  * another process ran a rekey), COFFER_EINTEGRITY (the secret's metadata does not match its
- * MAC: it was edited outside coffer; nothing is stored), COFFER_EBUSY, COFFER_EUNAVAIL (outcome unknown: the store went
- * away during commit), COFFER_EFULL (the disk holding the store is full: nothing was stored, and
- * the same handle can put again once there is room), COFFER_EIO, COFFER_ENOMEM.
+ * MAC: it was edited outside coffer; nothing is stored), COFFER_EBUSY, COFFER_EUNAVAIL (outcome
+ * unknown: the store went away during commit), COFFER_EFULL (the disk holding the store is full:
+ * nothing was stored, and the same handle can put again once there is room), COFFER_EIO,
+ * COFFER_ENOMEM.
  */
 COFFER_API int coffer_put(coffer_secret *sec, const void *value, size_t len,
                           char version_out[COFFER_VERSION_MAX]) COFFER_MUST_CHECK;
