@@ -433,6 +433,12 @@ static int collect_states(void *ctx, const coffer_version_info *vi)
 	return st->n < sizeof st->list - 1 ? 0 : 1;
 }
 
+static int count_enabled(void *ctx, const coffer_version_info *vi)
+{
+	*(size_t *)ctx += vi->state == COFFER_STATE_ENABLED;
+	return 0;
+}
+
 typedef struct count_of {
 	const char *name;
 	long n; /* -1: not listed */
@@ -810,6 +816,42 @@ static void test_metadata_replay(void **state)
 	coffer_close(st);
 }
 
+/* A destroy MACs every version of the secret again: with more versions than one statement of
+ * the PostgreSQL backend writes (1024), every one of them still reads, and states stay right. */
+static void test_destroy_many(void **state)
+{
+	enum { N = 1100 };
+	coffer_store *st = open_store();
+	coffer_secret *s = ref(st, "destroy.many", COFFER_PUT | COFFER_ACCESS);
+	static coffer_put_item it[N];
+	static char vals[N][16];
+	for (int i = 0; i < N; i++) {
+		int n = snprintf(vals[i], sizeof vals[i], "value-%d", i + 1);
+		it[i] = (coffer_put_item){.secret = s, .value = vals[i], .len = (size_t)n};
+	}
+	assert_int_equal(coffer_put_batch(st, it, N), COFFER_OK);
+	assert_string_equal(it[N - 1].version, "1100");
+	char ver[COFFER_VERSION_MAX];
+	assert_int_equal(coffer_destroy(s, "5", ver), COFFER_OK);
+	assert_int_equal(coffer_destroy(s, "latest", ver), COFFER_OK);
+	assert_string_equal(ver, "1100");
+	coffer_close(open_store()); /* a fresh handle reads from the store: */
+	coffer_store *fresh = open_store();
+	coffer_secret *f = ref(fresh, "destroy.many", COFFER_ACCESS);
+	access_is(f, "latest", "value-1099", 10, "1099");
+	access_is(f, "1", "value-1", 7, "1");
+	access_is(f, "1030", "value-1030", 10, "1030");
+	access_rc_is(f, "5", COFFER_ENOTFOUND);
+	access_rc_is(f, "1100", COFFER_ENOTFOUND);
+	size_t n = 0;
+	assert_int_equal(coffer_list_versions(f, count_enabled, &n), COFFER_OK);
+	assert_int_equal(n, N - 2);
+	coffer_secret_free(f);
+	coffer_close(fresh);
+	coffer_secret_free(s);
+	coffer_close(st);
+}
+
 static coffer_store *open_key(const char *b64, const char *pass, const char *file, int want)
 {
 	coffer_options o = {.master_key_b64 = b64,
@@ -1048,6 +1090,7 @@ int main(void)
 	    cmocka_unit_test(test_destroy),
 	    cmocka_unit_test(test_metadata_tamper),
 	    cmocka_unit_test(test_metadata_replay),
+	    cmocka_unit_test(test_destroy_many),
 	    cmocka_unit_test(test_key_rotation),
 	    cmocka_unit_test(test_wrong_master_key),
 	    cmocka_unit_test(test_open_errors),
