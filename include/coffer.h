@@ -142,10 +142,15 @@ typedef struct coffer_options {
  * says so. On failure *out is untouched; if `errbuf` is not NULL, a message is written there
  * (at most errlen bytes, NUL-terminated).
  *
+ * Each secret's metadata (its newest version, version states) is authenticated with a MAC under
+ * a key sealed by the master key (docs/internals.md). A store made by a coffer from before that
+ * gets its MACs here, in one transaction, the first time a handle opens it.
+ *
  * Returns COFFER_OK, COFFER_EINVAL (bad location or options), COFFER_ENOTFOUND (missing and
  * NO_CREATE), COFFER_EPERM (store folder open to group or others), COFFER_EKEY (no key, wrong
  * key, unsafe key file), COFFER_EFULL (no room on the disk to create or open the store or its
- * key file), COFFER_ECORRUPT, COFFER_EIO, COFFER_EBUSY, COFFER_EUNAVAIL, COFFER_ENOMEM.
+ * key file), COFFER_EINTEGRITY (the store's metadata key was deleted or replaced outside
+ * coffer), COFFER_ECORRUPT, COFFER_EIO, COFFER_EBUSY, COFFER_EUNAVAIL, COFFER_ENOMEM.
  */
 COFFER_API int coffer_open(coffer_store **out, const char *location, const coffer_options *opts,
                            char *errbuf, size_t errlen) COFFER_MUST_CHECK;
@@ -212,9 +217,11 @@ COFFER_API const char *coffer_secret_name(const coffer_secret *sec);
  * decimal string.
  * Returns COFFER_OK, COFFER_EPERM (handle lacks COFFER_PUT), COFFER_EINVAL (empty value or NULL),
  * COFFER_ETOOBIG, COFFER_EKEY (the newest data key does not open with this handle's master key:
- * another process ran a rekey), COFFER_EBUSY, COFFER_EUNAVAIL (outcome unknown: the store went
- * away during commit), COFFER_EFULL (the disk holding the store is full: nothing was stored, and
- * the same handle can put again once there is room), COFFER_EIO, COFFER_ENOMEM.
+ * another process ran a rekey), COFFER_EINTEGRITY (the secret's metadata does not match its
+ * MAC: it was edited outside coffer; nothing is stored), COFFER_EBUSY, COFFER_EUNAVAIL (outcome
+ * unknown: the store went away during commit), COFFER_EFULL (the disk holding the store is full:
+ * nothing was stored, and the same handle can put again once there is room), COFFER_EIO,
+ * COFFER_ENOMEM.
  */
 COFFER_API int coffer_put(coffer_secret *sec, const void *value, size_t len,
                           char version_out[COFFER_VERSION_MAX]) COFFER_MUST_CHECK;
@@ -232,7 +239,9 @@ typedef struct coffer_put_item {
 
 /*
  * Put many values in one durable commit (group commit). Items that fail validation get their own
- * rc and are skipped; the valid ones are committed together or not at all. Items may name the
+ * rc and are skipped, and so do the items of a secret whose metadata fails its MAC check
+ * (COFFER_EINTEGRITY; coffer_errmsg() names the secret); the valid ones are committed together
+ * or not at all. Items may name the
  * same secret: they get consecutive versions in array order. All secrets must belong to `st`.
  * Returns COFFER_OK if the commit (of zero or more valid items) succeeded, otherwise the commit's
  * error, which is also set in the rc of every valid item.
@@ -245,7 +254,10 @@ COFFER_API int coffer_put_batch(coffer_store *st, coffer_put_item *items,
  * On success *out owns a value freed (and wiped) with coffer_value_free().
  * Returns COFFER_OK, COFFER_EPERM (handle lacks COFFER_ACCESS), COFFER_EINVAL (malformed version
  * id), COFFER_ENOTFOUND (no such secret or version), COFFER_EINTEGRITY (the stored ciphertext
- * fails to open: tampered, moved or corrupt), COFFER_EKEY (sealed with a data key this handle's
+ * fails to open: tampered, moved or corrupt; or what the store says about the secret's versions,
+ * which one is latest, or the state of the one asked for, does not match its MAC: edited outside
+ * coffer, e.g. the newest version deleted or marked destroyed to move latest back; never an
+ * older value instead), COFFER_EKEY (sealed with a data key this handle's
  * master key cannot open: another process ran a rekey), COFFER_EBUSY, COFFER_EIO, COFFER_ENOMEM.
  */
 COFFER_API int coffer_access(coffer_secret *sec, const char *version,
@@ -266,9 +278,13 @@ COFFER_API void coffer_value_free(coffer_value *v);
  * read again; its id is never reused, and it stays listed as destroyed. `version` is an id or
  * "latest" (the newest enabled version, which then becomes the one before it). The real id
  * destroyed is written to version_out when not NULL. Needs COFFER_PUT.
+ * Every version of the secret is checked against its MAC first, and all are MAC'd again (so a
+ * copy of a row from before cannot be put back), which makes a destroy cost one row write per
+ * version of the secret.
  * Returns COFFER_OK, COFFER_EPERM, COFFER_EINVAL (malformed version id), COFFER_ENOTFOUND (no
- * such enabled version), COFFER_EMISUSE (backend without destroy), COFFER_EBUSY, COFFER_EFULL,
- * COFFER_EIO, COFFER_ENOMEM.
+ * such enabled version), COFFER_EINTEGRITY (the secret was edited outside coffer: nothing is
+ * destroyed), COFFER_EMISUSE (backend without destroy), COFFER_EBUSY, COFFER_EFULL, COFFER_EIO,
+ * COFFER_ENOMEM.
  */
 COFFER_API int coffer_destroy(coffer_secret *sec, const char *version,
                               char version_out[COFFER_VERSION_MAX]) COFFER_MUST_CHECK;
@@ -298,8 +314,10 @@ COFFER_API int coffer_list_secrets(coffer_store *st,
 
 /*
  * Call `cb` for each version of the secret, oldest first. Needs COFFER_ACCESS. Info is valid only
- * during the call. Returns as coffer_list_secrets(), plus COFFER_EPERM and COFFER_ENOTFOUND (no
- * such secret).
+ * during the call. Each version and its state are checked against the MACs as they are listed.
+ * Returns as coffer_list_secrets(), plus COFFER_EPERM, COFFER_ENOTFOUND (no such secret) and
+ * COFFER_EINTEGRITY (a version missing, or a state or the secret's metadata edited outside
+ * coffer; the listing stops there).
  */
 COFFER_API int coffer_list_versions(coffer_secret *sec,
                                     int (*cb)(void *ctx, const coffer_version_info *info),
@@ -336,7 +354,8 @@ COFFER_API int coffer_reencrypt(coffer_store *st, size_t *count) COFFER_MUST_CHE
  * written in the same transaction as the keyring), else ->key_file (created 0600 with a fresh
  * key if it does not exist). The environment is not consulted. Values are not touched. From then
  * on the store opens only with the new key; this handle keeps working. On failure the store is
- * unchanged and errbuf (if not NULL) says why.
+ * unchanged and errbuf (if not NULL) says why. The key of the metadata MACs is re-sealed in the
+ * same transaction; no MAC changes.
  * Handles opened elsewhere with the old key keep the data keys they hold; anything that needs a
  * key they cannot open (one added later, a rotation) fails with COFFER_EKEY and says the master
  * key changed. A key file created here for a rekey that failed is removed again.

@@ -17,6 +17,19 @@
 	"the master key of this store changed (another process ran 'coffer rekey'); reopen the "   \
 	"store with the new master key"
 
+/* The metadata key (src/core/meta.c) is missing or does not open: edits outside coffer. */
+#define CORE_META_KEY_GONE                                                                         \
+	"this store's metadata key is missing, but its keyring says the store had one (deleted "   \
+	"outside coffer?)"
+#define CORE_META_KEY_BAD                                                                          \
+	"this store's metadata key does not open with the master key that opens its keyring "      \
+	"(edited outside coffer?)"
+#define CORE_MAC_FORMAT 1 /* the first byte of every metadata MAC */
+
+/* What the last keyring load saw (coffer_store.keyring_flags). */
+#define CORE_KR_V2   0x1u /* a data key sealed in the form that says "there is a metadata key" */
+#define CORE_KR_META 0x2u /* a metadata key */
+
 typedef struct core_data_key {
 	uint32_t id;
 	crypto_key key;
@@ -55,6 +68,8 @@ struct coffer_store {
 	size_t newest;     /* index in keys of the largest id (values are sealed with the newest
 	                      key the store holds, read in the put's own transaction) */
 	crypto_key master; /* sodium_mprotect_noaccess except while rotating or loading keys */
+	crypto_key meta;   /* the key of the metadata MACs; set once the store is open */
+	unsigned keyring_flags; /* CORE_KR_* */
 	size_t max_value;
 	unsigned created;
 	core_cache *cache;
@@ -90,6 +105,34 @@ int core_keyring_load(coffer_store *st, const crypto_key *master, char *err, siz
 /* Take ownership of data key `id` (just made, or opened from the store's newest): kept in the
  * handle's keyring, evicting the smallest id other than `keep` if it is full. */
 const core_data_key *core_key_adopt(coffer_store *st, uint32_t id, crypto_key *key, uint32_t keep);
+
+/* meta.c: metadata MACs. */
+/* Check what get() read for an access of `want` (0: latest): COFFER_OK (the row may be opened),
+ * COFFER_ENOTFOUND (truly absent or destroyed; no message set) or COFFER_EINTEGRITY (message
+ * set). */
+int core_meta_read(coffer_store *st, const char *name, size_t len, uint64_t want,
+                   const store_meta *m, const store_row *row);
+/* put: check io->before, fill io's MACs. COFFER_EINTEGRITY (message set) if before fails. */
+int core_meta_put(coffer_store *st, const char *name, size_t len, store_seal_io *io);
+/* destroy: the store_retag_fn, with this ctx. */
+typedef struct core_destroy_ctx {
+	coffer_store *st;
+	uint64_t want; /* 0: latest, resolved in the transaction */
+	uint64_t done; /* the version destroyed */
+} core_destroy_ctx;
+int core_meta_destroy(void *ctx, const char *name, size_t len, store_meta *m, store_row *rows,
+                      size_t n);
+/* list_versions: row `expect` (1, 2, ...) of a listing and the metadata of its snapshot; the
+ * secret's MAC is checked whenever the metadata differs from *checked, which then holds it
+ * (start with mac_len 0). list_end: after the last row, with `next` the version that would have
+ * come next. COFFER_EINTEGRITY (message set) on a mismatch. */
+int core_meta_list(coffer_store *st, const char *name, size_t len, const store_meta *m,
+                   store_meta *checked, const store_row *row, uint64_t expect);
+int core_meta_list_end(coffer_store *st, const char *name, size_t len, const store_meta *checked,
+                       uint64_t next);
+/* At open, after the keyring is loaded: the metadata key is held, or is made now for a store
+ * from before MACs, or the store was edited (COFFER_EINTEGRITY). */
+int core_meta_ready(coffer_store *st, const crypto_key *master, char *err, size_t errlen);
 
 /* rotate.c */
 /* A data key by id; if unknown, reload the keyring (another process may have rotated).

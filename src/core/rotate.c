@@ -243,10 +243,30 @@ typedef struct rekey_ctx {
 	const crypto_key *old_master, *new_master;
 } rekey_ctx;
 
+/* The metadata key is re-sealed with the data keys, in the same transaction: its MACs need no
+ * change, whatever the master key. */
+static int rekey_meta(rekey_ctx *rk, const uint8_t *sealed, size_t len, uint8_t *out,
+                      size_t *out_len)
+{
+	crypto_key mk = {0};
+	int rc = crypto_open_meta_key(rk->old_master, rk->st->store_id, sealed, len, &mk);
+	if (rc == COFFER_OK)
+		rc = crypto_seal_meta_key(rk->new_master, rk->st->store_id, &mk, out);
+	crypto_key_free(&mk);
+	*out_len = CRYPTO_SEALED_KEY_LEN;
+	if (rc == COFFER_EINTEGRITY) {
+		core_set_err(rk->st, "%s", CORE_META_KEY_BAD);
+		return COFFER_EINTEGRITY;
+	}
+	return rc;
+}
+
 static int rekey_one(void *ctx, uint32_t key_id, const uint8_t *sealed, size_t len, uint8_t *out,
                      size_t *out_len)
 {
 	rekey_ctx *rc_ = ctx;
+	if (key_id == STORE_META_KEY_ID)
+		return rekey_meta(rc_, sealed, len, out, out_len);
 	crypto_key dk = {0};
 	int rc = crypto_open_key(rc_->old_master, rc_->st->store_id, key_id, sealed, len, &dk);
 	if (rc == COFFER_OK)

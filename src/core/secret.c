@@ -92,54 +92,101 @@ static int put_check(coffer_store *st, const coffer_put_item *it)
 typedef struct seal_ctx {
 	coffer_store *st;
 	coffer_put_item **items; /* the valid items, in order */
-	int key_err;             /* the newest key did not open: errmsg says why */
+	int msg_set;             /* the store's message says what failed (a key, a MAC) */
+	size_t bad;              /* the item whose secret failed its MAC check, or SIZE_MAX */
 } seal_ctx;
 
-static int seal_one(void *ctx, size_t i, uint64_t version, const store_key *newest,
-                    uint32_t *key_id, uint8_t **sealed, size_t *sealed_len)
+static int seal_one(void *ctx, size_t i, store_seal_io *io)
 {
 	seal_ctx *sc = ctx;
 	const coffer_put_item *it = sc->items[i];
 	const core_data_key *k = NULL;
-	/* The store's newest key, read in this put's transaction: a rotation by any process is
-	 * used from the first put that starts after it committed. */
-	int rc = core_newest_key(sc->st, newest, 0, &k);
+	/* The secret as this transaction read it must match its MAC: a put never blesses metadata
+	 * edited outside coffer. */
+	int rc = core_meta_put(sc->st, it->secret->name, it->secret->name_len, io);
 	if (rc != COFFER_OK) {
-		sc->key_err = 1;
+		sc->msg_set = 1;
+		sc->bad = i;
 		return rc;
 	}
-	crypto_place pl = {sc->st->store_id, k->id, version, it->secret->name,
+	/* The store's newest key, read in this put's transaction: a rotation by any process is
+	 * used from the first put that starts after it committed. */
+	rc = core_newest_key(sc->st, io->newest, 0, &k);
+	if (rc != COFFER_OK) {
+		sc->msg_set = 1;
+		return rc;
+	}
+	crypto_place pl = {sc->st->store_id, k->id, io->version, it->secret->name,
 	                   it->secret->name_len};
-	*key_id = k->id;
-	return crypto_seal_value(&k->key, &pl, it->value, it->len, sealed, sealed_len);
+	io->key_id = k->id;
+	return crypto_seal_value(&k->key, &pl, it->value, it->len, &io->sealed, &io->sealed_len);
 }
 
-static int put_locked(coffer_store *st, coffer_put_item *items, size_t n, coffer_put_item **valid,
-                      store_put *puts)
+/* One transaction for the items still pending (rc == COFFER_OK); *bad names an item whose
+ * secret failed its MAC check (the transaction then rolled back), else SIZE_MAX. */
+static int put_pending(coffer_store *st, coffer_put_item *items, size_t n, coffer_put_item **valid,
+                       store_put *puts, size_t *bad)
 {
 	size_t m = 0;
 	for (size_t i = 0; i < n; i++) {
-		items[i].rc = put_check(st, &items[i]);
-		if (items[i].rc == COFFER_OK) {
-			valid[m] = &items[i];
-			puts[m].name = items[i].secret->name;
-			puts[m].name_len = items[i].secret->name_len;
-			puts[m].version = 0;
-			m++;
-		}
+		if (items[i].rc != COFFER_OK)
+			continue;
+		valid[m] = &items[i];
+		puts[m].name = items[i].secret->name;
+		puts[m].name_len = items[i].secret->name_len;
+		puts[m].version = 0;
+		m++;
 	}
+	*bad = SIZE_MAX;
 	if (m == 0)
 		return COFFER_OK;
-	seal_ctx sc = {st, valid, 0};
+	seal_ctx sc = {st, valid, 0, SIZE_MAX};
 	int rc = st->ops->put(st->be, puts, m, seal_one, &sc);
-	if (rc != COFFER_OK && !sc.key_err)
+	if (rc != COFFER_OK && !sc.msg_set)
 		core_set_backend_err(st, rc);
+	if (rc == COFFER_EINTEGRITY && sc.bad != SIZE_MAX) {
+		*bad = (size_t)(valid[sc.bad] - items);
+		return rc;
+	}
 	for (size_t j = 0; j < m; j++) {
 		valid[j]->rc = rc;
 		if (rc == COFFER_OK)
 			core_version_format(puts[j].version, valid[j]->version);
 	}
 	return rc;
+}
+
+/* Every pending item of secret `sec` fails its MAC check. */
+static void fail_secret(coffer_put_item *items, size_t n, const coffer_secret *sec)
+{
+	for (size_t i = 0; i < n; i++)
+		if (items[i].rc == COFFER_OK && items[i].secret->name_len == sec->name_len &&
+		    memcmp(items[i].secret->name, sec->name, sec->name_len) == 0)
+			items[i].rc = COFFER_EINTEGRITY;
+}
+
+/* An item whose secret fails its MAC check fails alone, as any other invalid item: the items of
+ * that secret get COFFER_EINTEGRITY and the rest are committed without them (the transaction
+ * that found it rolled back, so nothing of it was written). Each round fails at least one more
+ * item, so this ends. */
+static int put_locked(coffer_store *st, coffer_put_item *items, size_t n, coffer_put_item **valid,
+                      store_put *puts)
+{
+	char msg[CORE_ERRMSG_MAX] = "";
+	for (size_t i = 0; i < n; i++)
+		items[i].rc = put_check(st, &items[i]);
+	for (;;) {
+		size_t bad = SIZE_MAX;
+		int rc = put_pending(st, items, n, valid, puts, &bad);
+		if (bad == SIZE_MAX) {
+			/* The message says which secret failed its check. */
+			if (rc == COFFER_OK && msg[0] != '\0')
+				memcpy(st->errmsg, msg, sizeof msg);
+			return rc;
+		}
+		memcpy(msg, st->errmsg, sizeof msg);
+		fail_secret(items, n, items[bad].secret);
+	}
 }
 
 int coffer_put_batch(coffer_store *st, coffer_put_item *items, size_t n)
@@ -244,20 +291,22 @@ static int access_locked(coffer_store *st, coffer_secret *sec, uint64_t want, co
 	if (e != NULL && (want == 0 || want == e->version))
 		return open_row(st, sec, e->version, e->key_id, e->sealed, e->sealed_len, out);
 	store_row row;
+	store_meta meta;
 	memset(&row, 0, sizeof row);
-	int rc = st->ops->get(st->be, sec->name, sec->name_len, want, &row);
+	int rc = st->ops->get(st->be, sec->name, sec->name_len, want, &row, &meta);
+	/* Read from the store: checked against the MACs (a cached row was, when it was read). */
+	if (rc == COFFER_OK)
+		rc = core_meta_read(st, sec->name, sec->name_len, want, &meta, &row);
 	if (rc == COFFER_ENOTFOUND) {
 		if (want == 0)
 			core_set_err(st, "secret '%s' not found (it has no versions)", sec->name);
 		else
 			core_set_err(st, "secret '%s' version '%s' not found", sec->name, vstr);
-		return rc;
-	}
-	if (rc != COFFER_OK) {
+	} else if (rc != COFFER_OK && rc != COFFER_EINTEGRITY) {
 		core_set_backend_err(st, rc);
-		return rc;
 	}
-	rc = open_row(st, sec, row.version, row.key_id, row.sealed, row.sealed_len, out);
+	if (rc == COFFER_OK)
+		rc = open_row(st, sec, row.version, row.key_id, row.sealed, row.sealed_len, out);
 	if (rc == COFFER_OK && want == 0)
 		core_cache_put(st->cache, sec->name, sec->name_len, &row);
 	free(row.sealed);
@@ -286,22 +335,17 @@ static int destroy_locked(coffer_store *st, coffer_secret *sec, uint64_t want, c
 		core_set_err(st, "the %s backend cannot destroy versions", st->ops->scheme);
 		return COFFER_EMISUSE;
 	}
-	int rc = COFFER_OK;
-	if (want == 0) { /* resolve latest to its real id first */
-		store_row row;
-		memset(&row, 0, sizeof row);
-		rc = st->ops->get(st->be, sec->name, sec->name_len, 0, &row);
-		free(row.sealed);
-		want = row.version;
-	}
-	if (rc == COFFER_OK)
-		rc = st->ops->destroy(st->be, sec->name, sec->name_len, want);
+	/* The core checks every row of the secret against the MACs and re-MACs them, inside the
+	 * destroy's transaction; "latest" is resolved there too. */
+	core_destroy_ctx dc = {st, want, 0};
+	st->errmsg[0] = '\0';
+	int rc = st->ops->destroy(st->be, sec->name, sec->name_len, core_meta_destroy, &dc);
 	if (rc == COFFER_ENOTFOUND)
 		core_set_err(st, "secret '%s' has no enabled version '%s'", sec->name, vstr);
-	else if (rc != COFFER_OK)
+	else if (rc != COFFER_OK && (rc != COFFER_EINTEGRITY || st->errmsg[0] == '\0'))
 		core_set_backend_err(st, rc);
-	else
-		*done = want;
+	else if (rc == COFFER_OK)
+		*done = dc.done;
 	return rc;
 }
 
@@ -363,20 +407,54 @@ int coffer_list_secrets(coffer_store *st, int (*cb)(void *ctx, const char *name,
 }
 
 typedef struct versions_ctx {
+	coffer_secret *sec;
 	int (*cb)(void *ctx, const coffer_version_info *info);
 	void *ctx;
+	store_meta checked; /* the metadata last checked against its MAC */
+	uint64_t next;      /* the version the listing must give next */
+	int failed;         /* a row failed its check: the store's message says which */
+	int stopped;        /* the caller's callback stopped the listing */
 } versions_ctx;
 
-static int version_row(void *ctx, const store_row *row)
+/* Each row is checked against the MACs, as a read would: a listing does not show a state that
+ * was edited outside coffer. */
+static int version_row(void *ctx, const store_meta *m, const store_row *row)
 {
 	versions_ctx *vc = ctx;
+	coffer_secret *sec = vc->sec;
+	int rc = core_meta_list(sec->st, sec->name, sec->name_len, m, &vc->checked, row, vc->next);
+	if (rc != COFFER_OK) {
+		vc->failed = 1;
+		return rc;
+	}
+	vc->next++;
 	char ver[COFFER_VERSION_MAX];
 	core_version_format(row->version, ver);
 	coffer_version_info info = {
 	    ver, row->created_ms, row->state,
 	    row->sealed_len >= CRYPTO_OVERHEAD ? row->sealed_len - CRYPTO_OVERHEAD : 0,
 	    row->key_id};
-	return vc->cb(vc->ctx, &info);
+	rc = vc->cb(vc->ctx, &info);
+	vc->stopped = rc != 0;
+	return rc;
+}
+
+static int list_versions_locked(coffer_secret *sec, versions_ctx *vc)
+{
+	coffer_store *st = sec->st;
+	if (!(sec->perms & COFFER_ACCESS)) {
+		core_set_err(st, "permission denied: this handle to secret '%s' may not access",
+		             sec->name);
+		return COFFER_EPERM;
+	}
+	int rc = st->ops->list_versions(st->be, sec->name, sec->name_len, version_row, vc);
+	if (rc == COFFER_OK && !vc->stopped)
+		rc = core_meta_list_end(st, sec->name, sec->name_len, &vc->checked, vc->next);
+	else if (rc == COFFER_ENOTFOUND)
+		core_set_err(st, "secret '%s' not found", sec->name);
+	else if (rc < 0 && !vc->failed)
+		core_set_backend_err(st, rc);
+	return rc;
 }
 
 int coffer_list_versions(coffer_secret *sec, int (*cb)(void *ctx, const coffer_version_info *info),
@@ -384,21 +462,14 @@ int coffer_list_versions(coffer_secret *sec, int (*cb)(void *ctx, const coffer_v
 {
 	if (sec == NULL || cb == NULL)
 		return COFFER_EMISUSE;
-	coffer_store *st = sec->st;
-	versions_ctx vc = {cb, ctx};
-	pthread_mutex_lock(&st->mu);
-	int rc;
-	if (!(sec->perms & COFFER_ACCESS)) {
-		core_set_err(st, "permission denied: this handle to secret '%s' may not access",
-		             sec->name);
-		rc = COFFER_EPERM;
-	} else {
-		rc = st->ops->list_versions(st->be, sec->name, sec->name_len, version_row, &vc);
-		if (rc == COFFER_ENOTFOUND)
-			core_set_err(st, "secret '%s' not found", sec->name);
-		else if (rc < 0)
-			core_set_backend_err(st, rc);
-	}
-	pthread_mutex_unlock(&st->mu);
+	versions_ctx vc;
+	memset(&vc, 0, sizeof vc);
+	vc.sec = sec;
+	vc.cb = cb;
+	vc.ctx = ctx;
+	vc.next = 1;
+	pthread_mutex_lock(&sec->st->mu);
+	int rc = list_versions_locked(sec, &vc);
+	pthread_mutex_unlock(&sec->st->mu);
 	return rc;
 }

@@ -240,14 +240,30 @@ typedef struct keyring_ctx {
 	const crypto_key *master;
 	core_data_key keys[CORE_KEYRING_MAX]; /* the keyring being built; key.k NULL: reuse */
 	size_t n;
+	crypto_key meta; /* the metadata key, when opened by this load */
+	unsigned flags;  /* CORE_KR_* */
 	char *err;
 	size_t errlen;
 } keyring_ctx;
+
+/* The metadata key comes first. Only a handle that does not hold it yet (one being opened) opens
+ * it; whether it opens is judged once the data keys did (core_meta_ready), so a wrong master key
+ * still says "wrong master key". */
+static int meta_loaded(keyring_ctx *kc, const uint8_t *sealed, size_t len)
+{
+	kc->flags |= CORE_KR_META;
+	if (kc->st->meta.k != NULL)
+		return COFFER_OK;
+	int rc = crypto_open_meta_key(kc->master, kc->st->store_id, sealed, len, &kc->meta);
+	return rc == COFFER_ENOMEM ? rc : COFFER_OK;
+}
 
 static int key_loaded(void *ctx, uint32_t id, const uint8_t *sealed, size_t len)
 {
 	keyring_ctx *kc = ctx;
 	coffer_store *st = kc->st;
+	if (id == STORE_META_KEY_ID)
+		return meta_loaded(kc, sealed, len);
 	if (kc->n == CORE_KEYRING_MAX) {
 		snprintf(kc->err, kc->errlen, "keyring holds more than %d keys", CORE_KEYRING_MAX);
 		return COFFER_ECORRUPT;
@@ -258,9 +274,12 @@ static int key_loaded(void *ctx, uint32_t id, const uint8_t *sealed, size_t len)
 	kc->n++;
 	if (core_key_by_id(st, id) != NULL)
 		return COFFER_OK; /* a reload: this one is held already */
-	int rc = crypto_open_key(kc->master, st->store_id, id, sealed, len, &k->key);
+	int fmt = 0;
+	int rc = crypto_open_key_fmt(kc->master, st->store_id, id, sealed, len, &k->key, &fmt);
 	if (rc == COFFER_ENOMEM)
 		return rc;
+	if (rc == COFFER_OK && fmt == CRYPTO_KEYRING_V2)
+		kc->flags |= CORE_KR_V2;
 	if (rc == COFFER_OK)
 		return COFFER_OK;
 	if (st->nkeys > 0)
@@ -298,6 +317,11 @@ static void keyring_swap(coffer_store *st, keyring_ctx *kc)
 	memcpy(st->keys, kc->keys, kc->n * sizeof kc->keys[0]);
 	st->nkeys = kc->n;
 	newest_index(st);
+	if (kc->meta.k != NULL) {
+		st->meta = kc->meta;
+		kc->meta.k = NULL;
+	}
+	st->keyring_flags = kc->flags;
 }
 
 int core_keyring_load(coffer_store *st, const crypto_key *master, char *err, size_t errlen)
@@ -318,6 +342,7 @@ int core_keyring_load(coffer_store *st, const crypto_key *master, char *err, siz
 		keyring_swap(st, kc);
 	for (size_t i = 0; rc != COFFER_OK && i < kc->n; i++)
 		crypto_key_free(&kc->keys[i].key);
+	crypto_key_free(&kc->meta);
 	free(kc);
 	return rc;
 }
@@ -354,12 +379,19 @@ static int bootstrap_new(opening *o, store_boot *hdr)
 	int rc = master_resolve(o, &prop, 1);
 	if (rc != COFFER_OK)
 		return rc;
-	crypto_key dk = {0};
+	crypto_key dk = {0}, mk = {0};
 	if ((rc = crypto_key_random(&dk)) != COFFER_OK)
 		return rc;
 	rc = crypto_seal_key(&o->master, prop.store_id, prop.first_key_id, &dk, prop.sealed_key);
+	if (rc == COFFER_OK)
+		rc = crypto_key_random(&mk);
+	/* A new store has its metadata key from the start, written with the header. */
+	if (rc == COFFER_OK)
+		rc = crypto_seal_meta_key(&o->master, prop.store_id, &mk, prop.sealed_meta_key);
 	crypto_key_free(&dk);
+	crypto_key_free(&mk);
 	prop.sealed_key_len = CRYPTO_SEALED_KEY_LEN;
+	prop.sealed_meta_key_len = CRYPTO_SEALED_KEY_LEN;
 	int created = 0;
 	if (rc == COFFER_OK)
 		rc = o->st->ops->bootstrap(o->st->be, &prop, hdr, &created);
@@ -401,6 +433,8 @@ static int open_keys(opening *o)
 		memcpy(o->st->store_id, hdr.store_id, STORE_ID_LEN);
 		rc = core_keyring_load(o->st, &o->master, o->err, o->errlen);
 	}
+	if (rc == COFFER_OK)
+		rc = core_meta_ready(o->st, &o->master, o->err, o->errlen);
 	if (rc == COFFER_OK) {
 		/* Kept for key rotation and for loading keys other processes add; locked away
 		 * (no access at all) while not in use. */
@@ -490,6 +524,7 @@ void coffer_close(coffer_store *st)
 	for (size_t i = 0; i < st->nkeys; i++)
 		crypto_key_free(&st->keys[i].key);
 	crypto_key_free(&st->master); /* sodium_free lifts the protection, then wipes */
+	crypto_key_free(&st->meta);
 	core_kdf_release(st->kdf_ref);
 	core_cache_free(st->cache);
 	if (st->be != NULL)

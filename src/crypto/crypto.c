@@ -121,41 +121,119 @@ int crypto_open_value(const crypto_key *key, const crypto_place *place, const ui
 	return open_raw(key->k, ad, ad_len, sealed, sealed_len, pt, pt_len);
 }
 
-#define KEY_AD_LEN (14 + 16 + 4)
+/* AD for a data key: "coffer-keyring" | store_id | key_id, and for the second format "+mac" after
+ * that. Only the second is made now: it says the store has a metadata key (crypto.h). */
+#define KEY_AD_MAX (14 + 16 + 4 + 4)
 
-static void key_ad(uint8_t ad[KEY_AD_LEN], const uint8_t *store_id, uint32_t key_id)
+static size_t key_ad(uint8_t ad[KEY_AD_MAX], const uint8_t *store_id, uint32_t key_id, int format)
 {
 	memcpy(ad, "coffer-keyring", 14);
 	memcpy(ad + 14, store_id, 16);
 	put_be32(ad + 30, key_id);
+	if (format == CRYPTO_KEYRING_V1)
+		return 34;
+	memcpy(ad + 34, "+mac", 4);
+	return KEY_AD_MAX;
+}
+
+/* AD for the metadata key: "coffer-metakey" | store_id (never a data key's AD). */
+#define META_AD_LEN (14 + 16)
+
+static void meta_ad(uint8_t ad[META_AD_LEN], const uint8_t *store_id)
+{
+	memcpy(ad, "coffer-metakey", 14);
+	memcpy(ad + 14, store_id, 16);
+}
+
+/* Open a sealed 32-byte key under `master` with the given AD into a new key. */
+static int open_key_ad(const crypto_key *master, const uint8_t *ad, size_t ad_len,
+                       const uint8_t *sealed, size_t sealed_len, crypto_key *out)
+{
+	size_t n = 0;
+	if (sealed_len != CRYPTO_SEALED_KEY_LEN)
+		return COFFER_EINTEGRITY;
+	int rc = crypto_key_new(out);
+	if (rc != COFFER_OK)
+		return rc;
+	rc = open_raw(master->k, ad, ad_len, sealed, sealed_len, out->k, &n);
+	if (rc != COFFER_OK || n != CRYPTO_KEY_LEN) {
+		crypto_key_free(out);
+		return COFFER_EINTEGRITY;
+	}
+	return COFFER_OK;
+}
+
+int crypto_seal_key_fmt(const crypto_key *master, const uint8_t *store_id, uint32_t key_id,
+                        const crypto_key *data_key, int format, uint8_t out[CRYPTO_SEALED_KEY_LEN])
+{
+	uint8_t ad[KEY_AD_MAX];
+	if (format != CRYPTO_KEYRING_V1 && format != CRYPTO_KEYRING_V2)
+		return COFFER_EINVAL;
+	seal_raw(master->k, ad, key_ad(ad, store_id, key_id, format), data_key->k, CRYPTO_KEY_LEN,
+	         out);
+	return COFFER_OK;
 }
 
 int crypto_seal_key(const crypto_key *master, const uint8_t *store_id, uint32_t key_id,
                     const crypto_key *data_key, uint8_t out[CRYPTO_SEALED_KEY_LEN])
 {
-	uint8_t ad[KEY_AD_LEN];
-	key_ad(ad, store_id, key_id);
-	seal_raw(master->k, ad, sizeof ad, data_key->k, CRYPTO_KEY_LEN, out);
-	return COFFER_OK;
+	return crypto_seal_key_fmt(master, store_id, key_id, data_key, CRYPTO_KEYRING_V2, out);
+}
+
+int crypto_open_key_fmt(const crypto_key *master, const uint8_t *store_id, uint32_t key_id,
+                        const uint8_t *sealed, size_t sealed_len, crypto_key *data_key, int *format)
+{
+	uint8_t ad[KEY_AD_MAX];
+	int rc = open_key_ad(master, ad, key_ad(ad, store_id, key_id, CRYPTO_KEYRING_V2), sealed,
+	                     sealed_len, data_key);
+	int fmt = CRYPTO_KEYRING_V2;
+	if (rc == COFFER_EINTEGRITY) {
+		fmt = CRYPTO_KEYRING_V1;
+		rc = open_key_ad(master, ad, key_ad(ad, store_id, key_id, fmt), sealed, sealed_len,
+		                 data_key);
+	}
+	if (rc == COFFER_OK && format != NULL)
+		*format = fmt;
+	return rc;
 }
 
 int crypto_open_key(const crypto_key *master, const uint8_t *store_id, uint32_t key_id,
                     const uint8_t *sealed, size_t sealed_len, crypto_key *data_key)
 {
-	uint8_t ad[KEY_AD_LEN];
-	size_t n = 0;
-	if (sealed_len != CRYPTO_SEALED_KEY_LEN)
-		return COFFER_EINTEGRITY;
-	key_ad(ad, store_id, key_id);
-	int rc = crypto_key_new(data_key);
-	if (rc != COFFER_OK)
-		return rc;
-	rc = open_raw(master->k, ad, sizeof ad, sealed, sealed_len, data_key->k, &n);
-	if (rc != COFFER_OK || n != CRYPTO_KEY_LEN) {
-		crypto_key_free(data_key);
-		return COFFER_EINTEGRITY;
-	}
+	return crypto_open_key_fmt(master, store_id, key_id, sealed, sealed_len, data_key, NULL);
+}
+
+int crypto_seal_meta_key(const crypto_key *master, const uint8_t *store_id,
+                         const crypto_key *meta_key, uint8_t out[CRYPTO_SEALED_KEY_LEN])
+{
+	uint8_t ad[META_AD_LEN];
+	meta_ad(ad, store_id);
+	seal_raw(master->k, ad, sizeof ad, meta_key->k, CRYPTO_KEY_LEN, out);
 	return COFFER_OK;
+}
+
+int crypto_open_meta_key(const crypto_key *master, const uint8_t *store_id, const uint8_t *sealed,
+                         size_t sealed_len, crypto_key *meta_key)
+{
+	uint8_t ad[META_AD_LEN];
+	meta_ad(ad, store_id);
+	return open_key_ad(master, ad, sizeof ad, sealed, sealed_len, meta_key);
+}
+
+void crypto_mac(const crypto_key *key, const uint8_t *msg, size_t len, uint8_t out[CRYPTO_MAC_LEN])
+{
+	/* Keyed BLAKE2b: a PRF, so a tag says nothing about the key or about other tags. */
+	crypto_generichash(out, CRYPTO_MAC_LEN, msg, len, key->k, CRYPTO_KEY_LEN);
+}
+
+int crypto_mac_verify(const crypto_key *key, const uint8_t *msg, size_t len,
+                      const uint8_t tag[CRYPTO_MAC_LEN])
+{
+	uint8_t want[CRYPTO_MAC_LEN];
+	crypto_mac(key, msg, len, want);
+	int same = sodium_memcmp(want, tag, CRYPTO_MAC_LEN) == 0; /* constant time */
+	sodium_memzero(want, sizeof want);
+	return same ? COFFER_OK : COFFER_EINTEGRITY;
 }
 
 void crypto_passphrase_defaults(uint64_t *opslimit, uint64_t *memlimit)

@@ -5,7 +5,12 @@
  * Authenticated data:    format | store_id(16) | key_id(u32 BE) | version(u64 BE) |
  *                        name_len(u16 BE) | name
  * so a ciphertext moved to another store, secret, version or key fails to open.
- * Sealed data keys use the same layout with AD = "coffer-keyring" | store_id | key_id.
+ * Sealed data keys use the same layout with AD = "coffer-keyring" | store_id | key_id | "+mac"
+ * (CRYPTO_KEYRING_V2). Stores from before metadata MACs sealed them without "+mac" (V1); a key in
+ * the second form says that the store has a metadata key, and nobody without the master key can
+ * make one or turn it back into the first form. The metadata key (the key of the MACs over each
+ * secret's metadata, docs/internals.md) is sealed the same way with AD = "coffer-metakey" |
+ * store_id.
  */
 #ifndef COFFER_CRYPTO_H
 #define COFFER_CRYPTO_H
@@ -53,13 +58,38 @@ int crypto_open_value(const crypto_key *key, const crypto_place *place, const ui
                       size_t sealed_len, void *pt, size_t *pt_len)
     __attribute__((warn_unused_result));
 
-/* Seal / open a data key under the master key. */
+/* Seal / open a data key under the master key. crypto_seal_key() makes the current format
+ * (CRYPTO_KEYRING_V2); crypto_open_key() opens either, and crypto_open_key_fmt() says which it
+ * was in *format (when not NULL). */
+#define CRYPTO_KEYRING_V1 1
+#define CRYPTO_KEYRING_V2 2
 int crypto_seal_key(const crypto_key *master, const uint8_t *store_id, uint32_t key_id,
                     const crypto_key *data_key, uint8_t out[CRYPTO_SEALED_KEY_LEN])
+    __attribute__((warn_unused_result));
+int crypto_seal_key_fmt(const crypto_key *master, const uint8_t *store_id, uint32_t key_id,
+                        const crypto_key *data_key, int format, uint8_t out[CRYPTO_SEALED_KEY_LEN])
     __attribute__((warn_unused_result));
 int crypto_open_key(const crypto_key *master, const uint8_t *store_id, uint32_t key_id,
                     const uint8_t *sealed, size_t sealed_len, crypto_key *data_key)
     __attribute__((warn_unused_result));
+int crypto_open_key_fmt(const crypto_key *master, const uint8_t *store_id, uint32_t key_id,
+                        const uint8_t *sealed, size_t sealed_len, crypto_key *data_key, int *format)
+    __attribute__((warn_unused_result));
+
+/* Seal / open the metadata key under the master key. */
+int crypto_seal_meta_key(const crypto_key *master, const uint8_t *store_id,
+                         const crypto_key *meta_key, uint8_t out[CRYPTO_SEALED_KEY_LEN])
+    __attribute__((warn_unused_result));
+int crypto_open_meta_key(const crypto_key *master, const uint8_t *store_id, const uint8_t *sealed,
+                         size_t sealed_len, crypto_key *meta_key)
+    __attribute__((warn_unused_result));
+
+/* A MAC (keyed BLAKE2b-256) of msg; verify compares in constant time: COFFER_OK or
+ * COFFER_EINTEGRITY. */
+#define CRYPTO_MAC_LEN 32
+void crypto_mac(const crypto_key *key, const uint8_t *msg, size_t len, uint8_t out[CRYPTO_MAC_LEN]);
+int crypto_mac_verify(const crypto_key *key, const uint8_t *msg, size_t len,
+                      const uint8_t tag[CRYPTO_MAC_LEN]) __attribute__((warn_unused_result));
 
 /* Argon2id: derive a master key from a passphrase and the store's salt and limits. */
 int crypto_key_from_passphrase(crypto_key *key, const char *pass, size_t pass_len,

@@ -43,7 +43,7 @@
 
 #include "store/store.h"
 
-#define PG_SCHEMA_VERSION 1
+#define PG_SCHEMA_VERSION 2 /* 2: metadata MACs */
 #define PG_CHANNEL        "coffer_gen"
 #define PG_MAX_STALE_MS   1000 /* longest time a generation is trusted without a table read */
 #define PG_RETRY_PAUSE_MS 200  /* after a failed reconnect, fail fast for this long */
@@ -96,7 +96,14 @@ enum {
 	ST_KEY_UPDATE,
 	ST_RESEAL_SELECT,
 	ST_RESEAL_UPDATE,
-	ST_DESTROY,
+	ST_KEYS_LOAD,
+	ST_SECRET,
+	ST_ROWS,
+	ST_WRITE_ROWS,
+	ST_WRITE_META,
+	ST_META_KEY,
+	ST_SET_META_KEY,
+	ST_SECRET_PAGE,
 	ST_SET_KDF,
 	ST_COUNT
 };
@@ -105,41 +112,54 @@ typedef struct pg_stmt {
 	const char *name;
 	const char *sql;
 	int nparams;
-	Oid types[5];
+	Oid types[6];
 } pg_stmt;
 
 #define ROW_COLUMNS "v.version, v.key_id, v.state, v.created_ms"
 #define ROW_FROM                                                                                   \
 	" FROM coffer_secrets s JOIN coffer_versions v ON v.secret_id = s.id WHERE s.name = $1"
 #define GEN_SUBSELECT "(SELECT gen FROM coffer_meta WHERE id = 1)"
+/* A get: the secret's metadata, the largest version id of any of its rows (a row beyond
+ * last_version is an edit outside coffer), one row (columns 5-10; NULL when absent), and the
+ * generation, all from one statement, hence one snapshot. */
+#define GET_SELECT                                                                                 \
+	"SELECT s.last_version, s.latest, s.epoch, s.mac, (SELECT max(version) FROM "              \
+	"coffer_versions WHERE secret_id = s.id), " ROW_COLUMNS                                    \
+	", v.sealed, v.mac, " GEN_SUBSELECT                                                        \
+	" FROM coffer_secrets s LEFT JOIN coffer_versions v ON v.secret_id = s.id "
+#define PG_MAC_LEN "33" /* STORE_MAC_LEN, in SQL */
+_Static_assert(STORE_MAC_LEN == 33, "PG_MAC_LEN");
 
 static const pg_stmt stmts[ST_COUNT] = {
     [ST_GEN] = {"coffer_gen", "SELECT gen, instance FROM coffer_meta WHERE id = 1", 0, {0}},
-    /* The generation comes from the same statement, hence the same snapshot, as the row. */
+    /* latest is the row the (MAC'd) metadata names: a point lookup, whatever was edited. */
     [ST_GET_LATEST] = {"coffer_get_latest",
-                       "SELECT " ROW_COLUMNS ", v.sealed, " GEN_SUBSELECT ROW_FROM
-                       " AND v.state = 0 ORDER BY v.version DESC LIMIT 1",
+                       GET_SELECT "AND v.version = s.latest WHERE s.name = $1",
                        1,
                        {OID_TEXT}},
     [ST_GET_VERSION] = {"coffer_get_version",
-                        "SELECT " ROW_COLUMNS ", v.sealed, " GEN_SUBSELECT ROW_FROM
-                        " AND v.version = $2 AND v.state = 0",
+                        GET_SELECT "AND v.version = $2 WHERE s.name = $1",
                         2,
                         {OID_TEXT, OID_INT8}},
-    /* Reserves $2 versions and locks the secret's row until commit. */
+    /* Reserves $2 versions and locks the secret's row until commit; returns what the secret
+     * was (an upsert changes only last_version). */
     [ST_UPSERT] = {"coffer_upsert",
                    "INSERT INTO coffer_secrets AS s (name, last_version) VALUES ($1, $2) "
                    "ON CONFLICT (name) DO UPDATE SET last_version = s.last_version + "
-                   "EXCLUDED.last_version RETURNING id, last_version",
+                   "EXCLUDED.last_version RETURNING id, last_version, latest, epoch, mac, "
+                   "(SELECT max(version) FROM coffer_versions WHERE secret_id = s.id)",
                    2,
                    {OID_TEXT, OID_INT8}},
+    /* The version and the secret's new latest and MAC, in one round trip. */
     [ST_INSERT_VERSION] = {"coffer_insert_version",
-                           "INSERT INTO coffer_versions "
-                           "(secret_id, version, key_id, state, created_ms, sealed) VALUES "
+                           "WITH v AS (INSERT INTO coffer_versions "
+                           "(secret_id, version, key_id, state, created_ms, sealed, mac) VALUES "
                            "($1, $2, $3, 0, "
-                           "floor(extract(epoch FROM transaction_timestamp()) * 1000)::bigint, $4)",
-                           4,
-                           {OID_INT8, OID_INT8, OID_INT8, OID_BYTEA}},
+                           "floor(extract(epoch FROM transaction_timestamp()) * 1000)::bigint, "
+                           "$4, $5)) UPDATE coffer_secrets SET latest = $2, mac = $6 "
+                           "WHERE id = $1",
+                           6,
+                           {OID_INT8, OID_INT8, OID_INT8, OID_BYTEA, OID_BYTEA, OID_BYTEA}},
     /* Last statement before COMMIT: every writer queues on this one row, keep it short. */
     [ST_BUMP] = {"coffer_bump",
                  "WITH g AS (UPDATE coffer_meta SET gen = gen + 1 WHERE id = 1 RETURNING gen) "
@@ -149,10 +169,10 @@ static const pg_stmt stmts[ST_COUNT] = {
     [ST_KEYS] = {"coffer_keys", "SELECT key_id, sealed FROM coffer_keys ORDER BY key_id", 0, {0}},
     [ST_BOOT_HEADER] = {"coffer_boot_header",
                         "INSERT INTO coffer_header (id, store_id, kdf_salt, kdf_opslimit, "
-                        "kdf_memlimit, first_key_id) VALUES (1, $1, $2, $3, $4, $5) "
-                        "ON CONFLICT (id) DO NOTHING RETURNING id",
-                        5,
-                        {OID_BYTEA, OID_BYTEA, OID_INT8, OID_INT8, OID_INT8}},
+                        "kdf_memlimit, first_key_id, meta_key) VALUES (1, $1, $2, $3, $4, $5, "
+                        "$6) ON CONFLICT (id) DO NOTHING RETURNING id",
+                        6,
+                        {OID_BYTEA, OID_BYTEA, OID_INT8, OID_INT8, OID_INT8, OID_BYTEA}},
     [ST_SET_KDF] = {"coffer_set_kdf",
                     "UPDATE coffer_header SET kdf_salt = $1, kdf_opslimit = $2, "
                     "kdf_memlimit = $3 WHERE id = 1",
@@ -164,7 +184,7 @@ static const pg_stmt stmts[ST_COUNT] = {
                      {OID_INT8, OID_BYTEA}},
     [ST_READ_HEADER] = {"coffer_read_header",
                         "SELECT h.store_id, h.kdf_salt, h.kdf_opslimit, h.kdf_memlimit, "
-                        "h.first_key_id, k.sealed FROM coffer_header h "
+                        "h.first_key_id, k.sealed, h.meta_key FROM coffer_header h "
                         "LEFT JOIN coffer_keys k ON k.key_id = h.first_key_id WHERE h.id = 1",
                         0,
                         {0}},
@@ -177,8 +197,10 @@ static const pg_stmt stmts[ST_COUNT] = {
                          "ORDER BY s.name LIMIT " PG_STR(PG_PAGE_ROWS),
                          1,
                          {OID_TEXT}},
+    /* Each page with the secret's metadata of the same snapshot. */
     [ST_LIST_VERSIONS] = {"coffer_list_versions",
-                          "SELECT " ROW_COLUMNS ", octet_length(v.sealed)" ROW_FROM
+                          "SELECT " ROW_COLUMNS ", octet_length(v.sealed), v.mac, "
+                          "s.last_version, s.latest, s.epoch, s.mac" ROW_FROM
                           " AND v.version > $2 ORDER BY v.version LIMIT " PG_STR(PG_PAGE_ROWS),
                           2,
                           {OID_TEXT, OID_INT8}},
@@ -203,13 +225,52 @@ static const pg_stmt stmts[ST_COUNT] = {
                           "WHERE secret_id = $1 AND version = $2",
                           4,
                           {OID_INT8, OID_INT8, OID_INT8, OID_BYTEA}},
-    /* The ciphertext goes (sealed is NOT NULL: an empty bytea); the id stays taken. */
-    [ST_DESTROY] = {"coffer_destroy",
-                    "UPDATE coffer_versions v SET state = 1, sealed = ''::bytea "
-                    "FROM coffer_secrets s WHERE s.id = v.secret_id AND s.name = $1 "
-                    "AND v.version = $2 AND v.state = 0",
-                    2,
-                    {OID_TEXT, OID_INT8}},
+    /* One statement, one snapshot: the metadata key (id 0) and the data keys. */
+    [ST_KEYS_LOAD] = {"coffer_keys_load",
+                      "SELECT 0::bigint, meta_key FROM coffer_header WHERE id = 1 AND meta_key "
+                      "IS NOT NULL UNION ALL SELECT key_id, sealed FROM coffer_keys ORDER BY 1",
+                      0,
+                      {0}},
+    /* destroy: the secret's row, locked as a put locks it. */
+    [ST_SECRET] = {"coffer_secret",
+                   "SELECT id, last_version, latest, epoch, mac FROM coffer_secrets "
+                   "WHERE name = $1 FOR UPDATE",
+                   1,
+                   {OID_TEXT}},
+    [ST_ROWS] = {"coffer_rows",
+                 "SELECT version, state, mac FROM coffer_versions WHERE secret_id = $1 "
+                 "ORDER BY version",
+                 1,
+                 {OID_INT8}},
+    /* Many rows' states and MACs in one statement: $2 and $3 are text arrays of versions and
+     * states, $4 their MACs end to end. A row no longer enabled loses its ciphertext. */
+    [ST_WRITE_ROWS] = {"coffer_write_rows",
+                       "UPDATE coffer_versions v SET state = u.state, mac = substring($4 FROM "
+                       "(u.ord::int - 1) * " PG_MAC_LEN " + 1 FOR " PG_MAC_LEN "), sealed = "
+                       "CASE WHEN u.state = 0 THEN v.sealed ELSE ''::bytea END "
+                       "FROM unnest($2::bigint[], $3::smallint[]) WITH ORDINALITY AS "
+                       "u(version, state, ord) WHERE v.secret_id = $1 AND v.version = u.version",
+                       4,
+                       {OID_INT8, 0, 0, OID_BYTEA}},
+    [ST_WRITE_META] = {"coffer_write_meta",
+                       "UPDATE coffer_secrets SET latest = $2, epoch = $3, mac = $4 "
+                       "WHERE id = $1",
+                       4,
+                       {OID_INT8, OID_INT8, OID_INT8, OID_BYTEA}},
+    [ST_META_KEY] = {"coffer_meta_key",
+                     "SELECT meta_key FROM coffer_header WHERE id = 1 FOR UPDATE",
+                     0,
+                     {0}},
+    [ST_SET_META_KEY] = {"coffer_set_meta_key",
+                         "UPDATE coffer_header SET meta_key = $1 WHERE id = 1",
+                         1,
+                         {OID_BYTEA}},
+    /* meta_init: secrets by id, a page at a time. */
+    [ST_SECRET_PAGE] = {"coffer_secret_page",
+                        "SELECT id, name, last_version, latest, epoch, mac FROM coffer_secrets "
+                        "WHERE id > $1 ORDER BY id LIMIT " PG_STR(PG_PAGE_ROWS),
+                        1,
+                        {OID_INT8}},
 };
 
 /* Schema version 1. No user data in DDL, so it runs as plain text. */
@@ -246,8 +307,23 @@ static const char schema_v1[] =
     "ALTER TABLE coffer_versions ALTER COLUMN sealed SET STORAGE EXTERNAL;"
     "INSERT INTO coffer_meta (id, schema_version, gen) VALUES (1, 1, 0);";
 
-/* Migrations from version i to i + 1 go at index i (none yet: version 1 is the first). */
-static const char *const migrations[PG_SCHEMA_VERSION + 1] = {[0] = schema_v1};
+/*
+ * Schema 1 -> 2: metadata MACs. The metadata key, and per secret the newest enabled version, the
+ * number of versions destroyed and the MAC; per version its MAC. They start empty: the core
+ * fills them (meta_init) when a handle with the master key first opens the store. A coffer from
+ * before this that still has the store open would insert versions without a MAC, and their
+ * secrets would then fail their check; coffer_versions.mac NOT NULL without a default refuses
+ * such puts instead (existing rows get '' first: "no MAC").
+ */
+static const char schema_v2[] =
+    "ALTER TABLE coffer_header ADD COLUMN meta_key bytea;"
+    "ALTER TABLE coffer_secrets ADD COLUMN latest bigint NOT NULL DEFAULT 0,"
+    " ADD COLUMN epoch bigint NOT NULL DEFAULT 0, ADD COLUMN mac bytea;"
+    "ALTER TABLE coffer_versions ADD COLUMN mac bytea NOT NULL DEFAULT ''::bytea;"
+    "ALTER TABLE coffer_versions ALTER COLUMN mac DROP DEFAULT;";
+
+/* Migrations from version i to i + 1 go at index i. */
+static const char *const migrations[PG_SCHEMA_VERSION] = {[0] = schema_v1, [1] = schema_v2};
 
 /* ---------------------------------------------------------------------------------------- */
 /* Small helpers                                                                              */
@@ -281,6 +357,29 @@ static int col_uint(const PGresult *r, int row, int col, int width, uint64_t *v)
 	if (PQgetisnull(r, row, col) || PQgetlength(r, row, col) != width)
 		return 0;
 	*v = get_be(PQgetvalue(r, row, col), width);
+	return 1;
+}
+
+/* A MAC column: copied when it has the one valid length; otherwise len says 0 (NULL or empty:
+ * none) or 1 (something else, which never verifies). */
+static void col_mac(const PGresult *r, int row, int col, uint8_t mac[STORE_MAC_LEN], size_t *len)
+{
+	size_t n = PQgetisnull(r, row, col) ? 0 : (size_t)PQgetlength(r, row, col);
+	memset(mac, 0, STORE_MAC_LEN);
+	*len = n == 0 ? 0 : n == STORE_MAC_LEN ? n : 1;
+	if (n == STORE_MAC_LEN)
+		memcpy(mac, PQgetvalue(r, row, col), n);
+}
+
+/* Columns first..first+3: last_version, latest, epoch, mac. 0 if malformed. */
+static int col_meta(const PGresult *r, int row, int first, store_meta *m)
+{
+	memset(m, 0, sizeof *m);
+	if (!col_uint(r, row, first, 8, &m->last_version) ||
+	    !col_uint(r, row, first + 1, 8, &m->latest) ||
+	    !col_uint(r, row, first + 2, 8, &m->epoch))
+		return 0;
+	col_mac(r, row, first + 3, m->mac, &m->mac_len);
 	return 1;
 }
 
@@ -400,7 +499,7 @@ static int res_rc(pg_store *s, const PGresult *r, ExecStatusType want, const cha
 /* Run a prepared statement with binary parameters and binary results. */
 static PGresult *run(pg_store *s, int st, const char *const *vals, const int *lens)
 {
-	static const int formats[5] = {1, 1, 1, 1, 1};
+	static const int formats[6] = {1, 1, 1, 1, 1, 1};
 	return PQexecPrepared(s->conn, stmts[st].name, stmts[st].nparams, vals, lens, formats, 1);
 }
 
@@ -616,14 +715,12 @@ static int migrate(pg_store *s, int from)
 		if (rc != COFFER_OK)
 			return rc;
 	}
-	if (from > 0) {
-		PGresult *r = PQexec(s->conn, "UPDATE coffer_meta SET schema_version = " PG_STR(
-		                                  PG_SCHEMA_VERSION) " WHERE id = 1");
-		int rc = res_rc(s, r, PGRES_COMMAND_OK, "recording the schema version");
-		PQclear(r);
-		return rc;
-	}
-	return COFFER_OK;
+	/* schema_v1 records version 1; whatever ran, record where it ended. */
+	PGresult *r = PQexec(s->conn, "UPDATE coffer_meta SET schema_version = " PG_STR(
+	                                  PG_SCHEMA_VERSION) " WHERE id = 1");
+	int rc = res_rc(s, r, PGRES_COMMAND_OK, "recording the schema version");
+	PQclear(r);
+	return rc;
 }
 
 static int check_version(pg_store *s, int v)
@@ -792,7 +889,8 @@ static int read_header(pg_store *s, store_boot *b)
 	if (PQntuples(r) != 1 || PQgetlength(r, 0, 0) != STORE_ID_LEN ||
 	    PQgetlength(r, 0, 1) != STORE_SALT_LEN || !col_uint(r, 0, 2, 8, &ops) ||
 	    !col_uint(r, 0, 3, 8, &mem) || !col_uint(r, 0, 4, 8, &kid) || kid > UINT32_MAX ||
-	    PQgetlength(r, 0, 5) > STORE_SEALED_KEY_MAX) {
+	    PQgetlength(r, 0, 5) > STORE_SEALED_KEY_MAX ||
+	    PQgetlength(r, 0, 6) > STORE_SEALED_KEY_MAX) {
 		set_err(s, "the store header in this database is damaged");
 		rc = COFFER_ECORRUPT;
 		goto out;
@@ -805,6 +903,8 @@ static int read_header(pg_store *s, store_boot *b)
 	b->first_key_id = (uint32_t)kid;
 	b->sealed_key_len = (size_t)PQgetlength(r, 0, 5);
 	memcpy(b->sealed_key, PQgetvalue(r, 0, 5), b->sealed_key_len);
+	b->sealed_meta_key_len = (size_t)PQgetlength(r, 0, 6);
+	memcpy(b->sealed_meta_key, PQgetvalue(r, 0, 6), b->sealed_meta_key_len);
 out:
 	PQclear(r);
 	return rc;
@@ -817,9 +917,13 @@ static int insert_header(pg_store *s, const store_boot *p, int *created)
 	put_be64(ops, p->kdf_opslimit);
 	put_be64(mem, p->kdf_memlimit);
 	put_be64(kid, p->first_key_id);
-	const char *hv[5] = {(const char *)p->store_id, (const char *)p->kdf_salt,
-	                     (const char *)ops, (const char *)mem, (const char *)kid};
-	const int hl[5] = {STORE_ID_LEN, STORE_SALT_LEN, 8, 8, 8};
+	const char *hv[6] = {(const char *)p->store_id,
+	                     (const char *)p->kdf_salt,
+	                     (const char *)ops,
+	                     (const char *)mem,
+	                     (const char *)kid,
+	                     p->sealed_meta_key_len > 0 ? (const char *)p->sealed_meta_key : NULL};
+	const int hl[6] = {STORE_ID_LEN, STORE_SALT_LEN, 8, 8, 8, (int)p->sealed_meta_key_len};
 	PGresult *r = run(s, ST_BOOT_HEADER, hv, hl);
 	int rc = res_rc(s, r, PGRES_TUPLES_OK, "writing the store header");
 	*created = rc == COFFER_OK && PQntuples(r) == 1;
@@ -897,11 +1001,13 @@ typedef struct keys_ctx {
 
 static int keys_once(pg_store *s, keys_ctx *k)
 {
-	PGresult *r = run(s, ST_KEYS, NULL, NULL);
+	PGresult *r = run(s, ST_KEYS_LOAD, NULL, NULL);
 	int rc = res_rc(s, r, PGRES_TUPLES_OK, "reading the keyring");
 	for (int i = 0; rc == COFFER_OK && i < PQntuples(r); i++) {
 		uint64_t id;
-		if (!col_uint(r, i, 0, 8, &id) || id > UINT32_MAX) {
+		/* id 0 is the metadata key, and comes first; a data key never has id 0. */
+		if (!col_uint(r, i, 0, 8, &id) || id > UINT32_MAX ||
+		    (id == STORE_META_KEY_ID && i > 0)) {
 			set_err(s, "the keyring in this database is damaged");
 			rc = COFFER_ECORRUPT;
 			break;
@@ -937,6 +1043,8 @@ typedef struct put_slot {
 	size_t idx;         /* position in the caller's array */
 	uint64_t secret_id; /* filled by reserve() */
 	uint64_t version;
+	struct put_slot *head; /* the first slot of this secret: it holds meta */
+	store_meta meta; /* head only: the secret as it stands after the items sealed so far */
 } put_slot;
 
 /* Byte order of names, then array order: the lock order of a batch. */
@@ -964,38 +1072,48 @@ static int reserve(pg_store *s, put_slot *slots, size_t n)
 		for (j = i + 1; j < n && same_name(&slots[i], &slots[j]); j++)
 			;
 		uint8_t count[8];
-		uint64_t id, last;
+		uint64_t id;
+		store_meta *m = &slots[i].meta;
 		put_be64(count, j - i);
 		const char *v[2] = {slots[i].name, (const char *)count};
 		const int l[2] = {(int)slots[i].len, 8};
 		PGresult *r = run(s, ST_UPSERT, v, l);
 		int rc = res_rc(s, r, PGRES_TUPLES_OK, "reserving version ids");
-		if (rc == COFFER_OK && (PQntuples(r) != 1 || !col_uint(r, 0, 0, 8, &id) ||
-		                        !col_uint(r, 0, 1, 8, &last) || last < j - i)) {
+		if (rc == COFFER_OK &&
+		    (PQntuples(r) != 1 || !col_uint(r, 0, 0, 8, &id) || !col_meta(r, 0, 1, m) ||
+		     m->last_version < j - i ||
+		     (!PQgetisnull(r, 0, 5) && !col_uint(r, 0, 5, 8, &m->rows_max)))) {
 			set_err(s, "unexpected reply while reserving version ids");
 			rc = COFFER_EIO;
 		}
 		PQclear(r);
 		if (rc != COFFER_OK)
 			return rc;
+		m->last_version -= j - i; /* what the secret was before this batch */
 		for (size_t k = i; k < j; k++) {
 			slots[k].secret_id = id;
-			slots[k].version = last - (j - i) + (k - i) + 1;
+			slots[k].version = m->last_version + (k - i) + 1;
+			slots[k].head = &slots[i];
 		}
 	}
 	return COFFER_OK;
 }
 
-static int insert_version(pg_store *s, const put_slot *slot, uint32_t key_id, const uint8_t *sealed,
-                          size_t len)
+/* The version row, and the secret's new latest and MAC (NULL MACs become '': none). */
+static int insert_version(pg_store *s, const put_slot *slot, const store_seal_io *io)
 {
+	static const uint8_t none[1];
 	uint8_t sid[8], ver[8], kid[8];
 	put_be64(sid, slot->secret_id);
 	put_be64(ver, slot->version);
-	put_be64(kid, key_id);
-	const char *v[4] = {(const char *)sid, (const char *)ver, (const char *)kid,
-	                    (const char *)sealed};
-	const int l[4] = {8, 8, 8, (int)len};
+	put_be64(kid, io->key_id);
+	const char *v[6] = {(const char *)sid,
+	                    (const char *)ver,
+	                    (const char *)kid,
+	                    (const char *)io->sealed,
+	                    (const char *)(io->mac_len ? io->row_mac : none),
+	                    (const char *)(io->mac_len ? io->secret_mac : none)};
+	const int l[6] = {8, 8, 8, (int)io->sealed_len, (int)io->mac_len, (int)io->mac_len};
 	PGresult *r = run(s, ST_INSERT_VERSION, v, l);
 	int rc = res_rc(s, r, PGRES_COMMAND_OK, "inserting a version");
 	PQclear(r);
@@ -1064,19 +1182,27 @@ static int seal_all(pg_store *s, put_slot *const *byidx, size_t n, const store_k
                     store_seal_fn seal, void *ctx)
 {
 	for (size_t i = 0; i < n; i++) {
-		uint32_t key_id = 0;
-		uint8_t *blob = NULL;
-		size_t len = 0;
-		int rc = seal(ctx, i, byidx[i]->version, newest, &key_id, &blob, &len);
-		if (rc == COFFER_OK && (blob == NULL || len == 0 || len > INT32_MAX)) {
+		store_meta *m = &byidx[i]->head->meta;
+		store_seal_io io;
+		memset(&io, 0, sizeof io);
+		io.version = byidx[i]->version;
+		io.newest = newest;
+		io.before = *m;
+		int rc = seal(ctx, i, &io);
+		if (rc == COFFER_OK &&
+		    (io.sealed == NULL || io.sealed_len == 0 || io.sealed_len > INT32_MAX)) {
 			set_err(s, "the sealed value is empty or too large");
 			rc = COFFER_EMISUSE;
 		}
 		if (rc == COFFER_OK)
-			rc = insert_version(s, byidx[i], key_id, blob, len);
-		free(blob);
+			rc = insert_version(s, byidx[i], &io);
+		free(io.sealed);
 		if (rc != COFFER_OK)
 			return rc;
+		/* The next item of this secret sees what this one left. */
+		m->last_version = m->latest = io.version;
+		memcpy(m->mac, io.secret_mac, STORE_MAC_LEN);
+		m->mac_len = io.mac_len;
 	}
 	return COFFER_OK;
 }
@@ -1168,7 +1294,7 @@ static int pg_put(store *st, store_put *items, size_t n, store_seal_fn seal, voi
 		return COFFER_ENOMEM;
 	}
 	for (size_t i = 0; i < n; i++)
-		slots[i] = (put_slot){items[i].name, items[i].name_len, i, 0, 0};
+		slots[i] = (put_slot){.name = items[i].name, .len = items[i].name_len, .idx = i};
 	qsort(slots, n, sizeof *slots, slot_cmp);
 	for (size_t i = 0; i < n; i++)
 		byidx[slots[i].idx] = &slots[i];
@@ -1196,14 +1322,16 @@ typedef struct get_args {
 	size_t name_len;
 	uint64_t version;
 	store_row *out;
+	store_meta *meta;
 } get_args;
 
-/* Columns 0..3 of a version row: version, key_id, state, created_ms. */
-static int parse_row_head(const PGresult *r, int i, store_row *row)
+/* Columns first..first+3 of a version row: version, key_id, state, created_ms. */
+static int parse_row_head(const PGresult *r, int i, int first, store_row *row)
 {
 	uint64_t ver, kid, state, created;
-	if (!col_uint(r, i, 0, 8, &ver) || !col_uint(r, i, 1, 8, &kid) || kid > UINT32_MAX ||
-	    !col_uint(r, i, 2, 2, &state) || !col_uint(r, i, 3, 8, &created))
+	if (!col_uint(r, i, first, 8, &ver) || !col_uint(r, i, first + 1, 8, &kid) ||
+	    kid > UINT32_MAX || !col_uint(r, i, first + 2, 2, &state) ||
+	    !col_uint(r, i, first + 3, 8, &created))
 		return 0;
 	memset(row, 0, sizeof *row);
 	row->version = ver;
@@ -1213,29 +1341,35 @@ static int parse_row_head(const PGresult *r, int i, store_row *row)
 	return 1;
 }
 
+/* A get's reply: the metadata (0-4), the row (5-10, NULL if none), the generation (11). */
 static int get_fill(pg_store *s, const PGresult *r, const get_args *a)
 {
 	store_row row;
+	store_meta meta;
 	uint64_t gen;
-	size_t len = (size_t)PQgetlength(r, 0, 4);
-
-	if (!parse_row_head(r, 0, &row) || !col_uint(r, 0, 5, 8, &gen)) {
+	int has_row = !PQgetisnull(r, 0, 5);
+	if (!col_meta(r, 0, 0, &meta) || !col_uint(r, 0, 11, 8, &gen) ||
+	    (!PQgetisnull(r, 0, 4) && !col_uint(r, 0, 4, 8, &meta.rows_max)) ||
+	    (has_row && !parse_row_head(r, 0, 5, &row))) {
 		set_err(s, "a version row of secret '%.*s' is damaged", (int)a->name_len, a->name);
 		return COFFER_ECORRUPT;
 	}
-	if (row.state != COFFER_STATE_ENABLED) {
-		set_err(s, "secret '%.*s' has no version '%llu' (destroyed)", (int)a->name_len,
-		        a->name, (unsigned long long)a->version);
-		return COFFER_ENOTFOUND;
+	if (!has_row)
+		memset(&row, 0, sizeof row);
+	size_t len = has_row ? (size_t)PQgetlength(r, 0, 9) : 0;
+	if (len > 0) {
+		row.sealed = malloc(len);
+		if (row.sealed == NULL)
+			return COFFER_ENOMEM;
+		memcpy(row.sealed, PQgetvalue(r, 0, 9), len);
 	}
-	row.sealed = malloc(len > 0 ? len : 1);
-	if (row.sealed == NULL)
-		return COFFER_ENOMEM;
-	memcpy(row.sealed, PQgetvalue(r, 0, 4), len);
 	row.sealed_len = len;
+	if (has_row)
+		col_mac(r, 0, 10, row.mac, &row.mac_len);
 	learn_gen(s, gen, 1); /* the snapshot proves the store was at `gen` just now */
 	row.gen = token(s, gen);
 	*a->out = row;
+	*a->meta = meta;
 	return COFFER_OK;
 }
 
@@ -1248,11 +1382,7 @@ static int get_once(pg_store *s, const get_args *a)
 	PGresult *r = run(s, a->version == 0 ? ST_GET_LATEST : ST_GET_VERSION, v, l);
 	int rc = res_rc(s, r, PGRES_TUPLES_OK, "reading a version");
 	if (rc == COFFER_OK && PQntuples(r) == 0) {
-		if (a->version == 0)
-			set_err(s, "secret '%.*s' not found", (int)a->name_len, a->name);
-		else
-			set_err(s, "secret '%.*s' has no version '%llu'", (int)a->name_len, a->name,
-			        (unsigned long long)a->version);
+		set_err(s, "secret '%.*s' not found", (int)a->name_len, a->name);
 		rc = COFFER_ENOTFOUND;
 	} else if (rc == COFFER_OK) {
 		rc = get_fill(s, r, a);
@@ -1261,10 +1391,11 @@ static int get_once(pg_store *s, const get_args *a)
 	return rc;
 }
 
-static int pg_get(store *st, const char *name, size_t name_len, uint64_t version, store_row *out)
+static int pg_get(store *st, const char *name, size_t name_len, uint64_t version, store_row *out,
+                  store_meta *meta)
 {
 	pg_store *s = (pg_store *)st;
-	get_args a = {name, name_len, version, out};
+	get_args a = {name, name_len, version, out, meta};
 	if (name_len == 0 || name_len > COFFER_NAME_MAX) {
 		set_err(s, "bad secret name length");
 		return COFFER_EINVAL;
@@ -1366,17 +1497,20 @@ static int versions_page(pg_store *s, list_ctx *c)
 	int n = rc == COFFER_OK ? PQntuples(r) : 0;
 	for (int i = 0; rc == COFFER_OK && i < n; i++) {
 		store_row row;
+		store_meta meta;
 		uint64_t len;
-		if (!parse_row_head(r, i, &row) || !col_uint(r, i, 4, 4, &len)) {
+		if (!parse_row_head(r, i, 0, &row) || !col_uint(r, i, 4, 4, &len) ||
+		    !col_meta(r, i, 6, &meta)) {
 			set_err(s, "a version row of secret '%.*s' is damaged", (int)c->name_len,
 			        c->name);
 			rc = COFFER_ECORRUPT;
 			break;
 		}
 		row.sealed_len = (size_t)len;
+		col_mac(r, i, 5, row.mac, &row.mac_len);
 		c->after_version = row.version;
 		c->emitted++;
-		rc = c->row_cb(c->ctx, &row);
+		rc = c->row_cb(c->ctx, &meta, &row);
 	}
 	c->done = rc != COFFER_OK || n < PG_PAGE_ROWS;
 	PQclear(r);
@@ -1434,8 +1568,7 @@ static int pg_list_versions(store *st, const char *name, size_t name_len, store_
 /* ---------------------------------------------------------------------------------------- */
 /* Key rotation                                                                               */
 
-typedef int (*rekey_fn)(void *ctx, uint32_t key_id, const uint8_t *sealed, size_t len, uint8_t *out,
-                        size_t *out_len);
+typedef store_rekey_fn rekey_fn;
 
 static int update_key(pg_store *s, uint64_t key_id, const uint8_t *sealed, size_t len)
 {
@@ -1518,7 +1651,10 @@ static int set_kdf(pg_store *s, const store_kdf *kdf)
 	return rc;
 }
 
-/* One transaction for the whole keyring: a master-key rotation is all or nothing. */
+static int reseal_meta_key(pg_store *s, rekey_fn cb, void *ctx);
+
+/* One transaction for the whole keyring and the metadata key: a master-key rotation is all or
+ * nothing. */
 static int pg_keys_reseal(store *st, rekey_fn cb, void *ctx, const store_kdf *kdf)
 {
 	pg_store *s = (pg_store *)st;
@@ -1526,6 +1662,8 @@ static int pg_keys_reseal(store *st, rekey_fn cb, void *ctx, const store_kdf *kd
 	if (rc != COFFER_OK)
 		return rc;
 	rc = reseal_keys(s, cb, ctx);
+	if (rc == COFFER_OK)
+		rc = reseal_meta_key(s, cb, ctx);
 	if (rc == COFFER_OK && kdf != NULL)
 		rc = set_kdf(s, kdf);
 	return finish_write(s, rc);
@@ -1615,31 +1753,229 @@ static int pg_keys_prune(store *st, size_t *pruned)
 	return rc;
 }
 
-/* Inside the open transaction: destroy one enabled version. */
-static int destroy_row(pg_store *s, const char *name, size_t name_len, uint64_t version)
+/* ---------------------------------------------------------------------------------------- */
+/* Metadata MACs: destroy, meta_init                                                          */
+
+#define PG_ROWS_PER_WRITE 1024 /* version rows per statement of write_rows() */
+
+static int set_meta_key(pg_store *s, const uint8_t *sealed, size_t len)
 {
-	uint8_t ver[8];
-	put_be64(ver, version);
-	const char *v[2] = {name, (const char *)ver};
-	const int l[2] = {(int)name_len, 8};
-	PGresult *r = run(s, ST_DESTROY, v, l);
-	int rc = res_rc(s, r, PGRES_COMMAND_OK, "destroying a version");
-	if (rc == COFFER_OK && strcmp(PQcmdTuples(r), "1") != 0) {
-		set_err(s, "not found");
-		rc = COFFER_ENOTFOUND;
+	const char *v[1] = {(const char *)sealed};
+	const int l[1] = {(int)len};
+	PGresult *r = run(s, ST_SET_META_KEY, v, l);
+	int rc = res_rc(s, r, PGRES_COMMAND_OK, "writing the metadata key");
+	PQclear(r);
+	return rc;
+}
+
+/* Inside the open transaction: the sealed metadata key into buf (*len 0: none), locked. */
+static int get_meta_key(pg_store *s, uint8_t buf[STORE_SEALED_KEY_MAX], size_t *len)
+{
+	PGresult *r = run(s, ST_META_KEY, NULL, NULL);
+	int rc = res_rc(s, r, PGRES_TUPLES_OK, "reading the metadata key");
+	*len = 0;
+	if (rc == COFFER_OK && (PQntuples(r) != 1 || PQgetlength(r, 0, 0) > STORE_SEALED_KEY_MAX)) {
+		set_err(s, "the store header in this database is damaged");
+		rc = COFFER_ECORRUPT;
+	}
+	if (rc == COFFER_OK && !PQgetisnull(r, 0, 0)) {
+		*len = (size_t)PQgetlength(r, 0, 0);
+		memcpy(buf, PQgetvalue(r, 0, 0), *len);
 	}
 	PQclear(r);
 	return rc;
 }
 
-/* Dead tuples keep the old ciphertext until VACUUM reclaims them (docs/postgres.md). */
-static int pg_destroy(store *st, const char *name, size_t name_len, uint64_t version)
+/* Inside the open transaction: re-seal the metadata key through cb, if the store has one. */
+static int reseal_meta_key(pg_store *s, rekey_fn cb, void *ctx)
+{
+	uint8_t old[STORE_SEALED_KEY_MAX], out[STORE_SEALED_KEY_MAX];
+	size_t len = 0, out_len = 0;
+	int rc = get_meta_key(s, old, &len);
+	if (rc != COFFER_OK || len == 0)
+		return rc;
+	rc = cb(ctx, STORE_META_KEY_ID, old, len, out, &out_len);
+	if (rc == COFFER_OK && (out_len == 0 || out_len > STORE_SEALED_KEY_MAX)) {
+		set_err(s, "bad sealed key length");
+		rc = COFFER_EMISUSE;
+	}
+	return rc == COFFER_OK ? set_meta_key(s, out, out_len) : rc;
+}
+
+/* Inside the open transaction: every row of secret sid (version, state, mac), ascending. */
+static int read_rows(pg_store *s, uint64_t sid, store_row **rows, size_t *n)
+{
+	uint8_t id[8];
+	put_be64(id, sid);
+	const char *v[1] = {(const char *)id};
+	const int l[1] = {8};
+	PGresult *r = run(s, ST_ROWS, v, l);
+	int rc = res_rc(s, r, PGRES_TUPLES_OK, "reading versions");
+	int m = rc == COFFER_OK ? PQntuples(r) : 0;
+	*rows = m > 0 ? calloc((size_t)m, sizeof **rows) : NULL;
+	*n = 0;
+	if (m > 0 && *rows == NULL)
+		rc = COFFER_ENOMEM;
+	for (int i = 0; rc == COFFER_OK && i < m; i++) {
+		uint64_t ver, state;
+		store_row *row = &(*rows)[i];
+		if (!col_uint(r, i, 0, 8, &ver) || !col_uint(r, i, 1, 2, &state)) {
+			set_err(s, "a version row in this database is damaged");
+			rc = COFFER_ECORRUPT;
+			break;
+		}
+		row->version = ver;
+		row->state = (int)(int16_t)state;
+		col_mac(r, i, 2, row->mac, &row->mac_len);
+		(*n)++;
+	}
+	PQclear(r);
+	return rc;
+}
+
+/* Append a decimal number and a separator to an array literal. */
+static size_t append_num(char *buf, size_t at, int64_t v, char sep)
+{
+	return at + (size_t)snprintf(buf + at, 24, "%lld%c", (long long)v, sep);
+}
+
+/* Inside the open transaction: rows[0..n)'s states and MACs, PG_ROWS_PER_WRITE per statement. */
+static int write_rows_chunk(pg_store *s, uint64_t sid, const store_row *rows, size_t n)
+{
+	static const int formats[4] = {1, 0, 0, 1};
+	char *vers = malloc(n * 24 + 3), *states = malloc(n * 24 + 3);
+	uint8_t *macs = malloc(n * STORE_MAC_LEN), id[8];
+	int rc = vers != NULL && states != NULL && macs != NULL ? COFFER_OK : COFFER_ENOMEM;
+	size_t a = 1, b = 1;
+	for (size_t i = 0; rc == COFFER_OK && i < n; i++) {
+		a = append_num(vers, a, (int64_t)rows[i].version, i + 1 < n ? ',' : '}');
+		b = append_num(states, b, rows[i].state, i + 1 < n ? ',' : '}');
+		memcpy(macs + i * STORE_MAC_LEN, rows[i].mac, STORE_MAC_LEN);
+	}
+	if (rc == COFFER_OK) {
+		vers[0] = states[0] = '{';
+		put_be64(id, sid);
+		const char *v[4] = {(const char *)id, vers, states, (const char *)macs};
+		const int l[4] = {8, 0, 0, (int)(n * STORE_MAC_LEN)};
+		PGresult *r =
+		    PQexecPrepared(s->conn, stmts[ST_WRITE_ROWS].name, 4, v, l, formats, 1);
+		rc = res_rc(s, r, PGRES_COMMAND_OK, "writing versions");
+		PQclear(r);
+	}
+	free(vers);
+	free(states);
+	free(macs);
+	return rc;
+}
+
+static int write_meta(pg_store *s, uint64_t sid, const store_meta *m)
+{
+	uint8_t b[3][8];
+	put_be64(b[0], sid);
+	put_be64(b[1], m->latest);
+	put_be64(b[2], m->epoch);
+	const char *v[4] = {(const char *)b[0], (const char *)b[1], (const char *)b[2],
+	                    (const char *)m->mac};
+	const int l[4] = {8, 8, 8, (int)m->mac_len};
+	PGresult *r = run(s, ST_WRITE_META, v, l);
+	int rc = res_rc(s, r, PGRES_COMMAND_OK, "writing a secret");
+	PQclear(r);
+	return rc;
+}
+
+/* Inside the open transaction: hand one secret and all its rows to cb, write back the result. */
+static int retag(pg_store *s, uint64_t sid, const char *name, size_t name_len, store_meta *m,
+                 store_retag_fn cb, void *ctx)
+{
+	store_row *rows = NULL;
+	size_t n = 0;
+	int rc = read_rows(s, sid, &rows, &n);
+	if (rc == COFFER_OK)
+		rc = cb(ctx, name, name_len, m, rows, n);
+	for (size_t i = 0; rc == COFFER_OK && i < n; i += PG_ROWS_PER_WRITE)
+		rc = write_rows_chunk(s, sid, rows + i,
+		                      n - i < PG_ROWS_PER_WRITE ? n - i : PG_ROWS_PER_WRITE);
+	if (rc == COFFER_OK)
+		rc = write_meta(s, sid, m);
+	free(rows);
+	return rc;
+}
+
+/* The secret's row is locked first (as a put locks it), so destroys and puts of one secret take
+ * turns. Dead tuples keep the old ciphertext until VACUUM reclaims them (docs/postgres.md). */
+static int pg_destroy(store *st, const char *name, size_t name_len, store_retag_fn cb, void *ctx)
 {
 	pg_store *s = (pg_store *)st;
+	const char *v[1] = {name};
+	const int l[1] = {(int)name_len};
 	int rc = begin_write(s);
 	if (rc != COFFER_OK)
 		return rc;
-	return finish_write(s, destroy_row(s, name, name_len, version));
+	PGresult *r = run(s, ST_SECRET, v, l);
+	rc = res_rc(s, r, PGRES_TUPLES_OK, "reading a secret");
+	uint64_t sid = 0;
+	store_meta m;
+	if (rc == COFFER_OK && PQntuples(r) == 0) {
+		set_err(s, "not found");
+		rc = COFFER_ENOTFOUND;
+	} else if (rc == COFFER_OK && (!col_uint(r, 0, 0, 8, &sid) || !col_meta(r, 0, 1, &m))) {
+		set_err(s, "a secret row in this database is damaged");
+		rc = COFFER_ECORRUPT;
+	}
+	PQclear(r);
+	if (rc == COFFER_OK)
+		rc = retag(s, sid, name, name_len, &m, cb, ctx);
+	return finish_write(s, rc);
+}
+
+/* Inside the open transaction: retag one page of secrets after id *after. */
+static int retag_page(pg_store *s, uint64_t *after, store_retag_fn cb, void *ctx, int *done)
+{
+	uint8_t a[8];
+	put_be64(a, *after);
+	const char *v[1] = {(const char *)a};
+	const int l[1] = {8};
+	PGresult *r = run(s, ST_SECRET_PAGE, v, l);
+	int rc = res_rc(s, r, PGRES_TUPLES_OK, "reading secrets");
+	int n = rc == COFFER_OK ? PQntuples(r) : 0;
+	for (int i = 0; rc == COFFER_OK && i < n; i++) {
+		store_meta m;
+		size_t len = (size_t)PQgetlength(r, i, 1);
+		if (!col_uint(r, i, 0, 8, after) || !col_meta(r, i, 2, &m) || len == 0 ||
+		    len > COFFER_NAME_MAX) {
+			set_err(s, "a secret row in this database is damaged");
+			rc = COFFER_ECORRUPT;
+			break;
+		}
+		rc = retag(s, *after, PQgetvalue(r, i, 1), len, &m, cb, ctx);
+	}
+	*done = n < PG_PAGE_ROWS;
+	PQclear(r);
+	return rc;
+}
+
+/* EXCLUSIVE on coffer_keys waits for every put, re-encrypt batch and keyring change in flight
+ * and holds off new ones; whoever comes second finds the metadata key made. */
+static int pg_meta_init(store *st, const uint8_t *sealed, size_t len, rekey_fn rekey,
+                        store_retag_fn cb, void *ctx, uint8_t *found, size_t *found_len)
+{
+	pg_store *s = (pg_store *)st;
+	uint64_t after = 0;
+	int done = 0;
+	int rc = begin_locked(s, "LOCK TABLE coffer_keys IN EXCLUSIVE MODE");
+	if (rc != COFFER_OK)
+		return rc;
+	rc = get_meta_key(s, found, found_len);
+	if (rc != COFFER_OK || *found_len > 0) {
+		rollback(s);
+		return rc;
+	}
+	rc = reseal_keys(s, rekey, ctx);
+	while (rc == COFFER_OK && !done)
+		rc = retag_page(s, &after, cb, ctx, &done);
+	if (rc == COFFER_OK)
+		rc = set_meta_key(s, sealed, len);
+	return finish_write(s, rc);
 }
 
 static int write_resealed(pg_store *s, uint64_t sid, uint64_t ver, uint32_t kid,
@@ -1738,4 +2074,5 @@ const store_ops postgres_store_ops = {
     .reseal_batch = pg_reseal_batch,
     .keys_prune = pg_keys_prune,
     .destroy = pg_destroy,
+    .meta_init = pg_meta_init,
 };

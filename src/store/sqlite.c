@@ -27,42 +27,62 @@
 enum {
 	Q_UPSERT_SECRET,
 	Q_INSERT_VERSION,
+	Q_SET_LATEST,
 	Q_BUMP_GEN,
 	Q_GET_LATEST,
 	Q_GET_VERSION,
 	Q_KEYS,
+	Q_KEYS_LOAD,
 	Q_NEWEST_KEY,
 	Q_HEADER,
 	Q_LIST_SECRETS,
-	Q_SECRET_ID,
+	Q_SECRET,
 	Q_LIST_VERSIONS,
+	Q_ROWS,
+	Q_WRITE_ROW,
+	Q_WRITE_META,
 	Q_COUNT
 };
+
+/* The secret's metadata, the largest version id of any of its rows (a row beyond last_version
+ * is an edit outside coffer), then one row: columns 0-4 and 5-10 of a get, 11 the generation. */
+#define GET_COLUMNS                                                                                \
+	"SELECT s.last_version, s.latest, s.epoch, s.mac, (SELECT version FROM versions WHERE "    \
+	"secret_id = s.id ORDER BY version DESC LIMIT 1), v.version, v.key_id, v.state, "          \
+	"v.created_ms, v.sealed, v.mac, (SELECT gen FROM gen WHERE id = 1) FROM secrets s "
 
 static const char *const queries[Q_COUNT] = {
     [Q_UPSERT_SECRET] = "INSERT INTO secrets(name, last_version, created_ms) VALUES(?1, 1, ?2) "
                         "ON CONFLICT(name) DO UPDATE SET last_version = last_version + 1 "
-                        "RETURNING id, last_version",
+                        "RETURNING id, last_version, latest, epoch, mac, (SELECT version "
+                        "FROM versions WHERE secret_id = secrets.id ORDER BY version DESC "
+                        "LIMIT 1)",
     [Q_INSERT_VERSION] = "INSERT INTO versions(secret_id, version, key_id, state, created_ms, "
-                         "sealed) VALUES(?1, ?2, ?3, 0, ?4, ?5)",
+                         "sealed, mac) VALUES(?1, ?2, ?3, 0, ?4, ?5, ?6)",
+    [Q_SET_LATEST] = "UPDATE secrets SET latest = ?2, mac = ?3 WHERE id = ?1",
     [Q_BUMP_GEN] = "UPDATE gen SET gen = gen + 1 WHERE id = 1 RETURNING gen",
-    [Q_GET_LATEST] = "SELECT v.version, v.key_id, v.state, v.created_ms, v.sealed, "
-                     "(SELECT gen FROM gen WHERE id = 1) FROM versions v "
-                     "WHERE v.secret_id = (SELECT id FROM secrets WHERE name = ?1) "
-                     "AND v.state = 0 ORDER BY v.version DESC LIMIT 1",
-    [Q_GET_VERSION] = "SELECT v.version, v.key_id, v.state, v.created_ms, v.sealed, "
-                      "(SELECT gen FROM gen WHERE id = 1) FROM versions v "
-                      "WHERE v.secret_id = (SELECT id FROM secrets WHERE name = ?1) "
-                      "AND v.version = ?2 AND v.state = 0",
+    /* latest is the row the (MAC'd) metadata names: a point lookup, whatever was edited. */
+    [Q_GET_LATEST] = GET_COLUMNS "LEFT JOIN versions v ON v.secret_id = s.id AND v.version = "
+                                 "s.latest WHERE s.name = ?1",
+    [Q_GET_VERSION] = GET_COLUMNS "LEFT JOIN versions v ON v.secret_id = s.id AND v.version = ?2 "
+                                  "WHERE s.name = ?1",
     [Q_KEYS] = "SELECT id, sealed FROM keyring ORDER BY id",
+    /* One statement, one snapshot: the metadata key (id 0) and the data keys. */
+    [Q_KEYS_LOAD] = "SELECT 0, meta_key FROM header WHERE id = 1 AND meta_key IS NOT NULL "
+                    "UNION ALL SELECT id, sealed FROM keyring ORDER BY 1",
     [Q_NEWEST_KEY] = "SELECT id, sealed FROM keyring ORDER BY id DESC LIMIT 1",
-    [Q_HEADER] = "SELECT store_id, kdf_salt, kdf_ops, kdf_mem FROM header WHERE id = 1",
+    [Q_HEADER] = "SELECT store_id, kdf_salt, kdf_ops, kdf_mem, meta_key FROM header WHERE id = 1",
     /* Counts what can be read (enabled versions), so it agrees with latest. */
     [Q_LIST_SECRETS] = "SELECT s.name, (SELECT count(*) FROM versions v WHERE v.secret_id = "
                        "s.id AND v.state = 0) FROM secrets s ORDER BY s.name",
-    [Q_SECRET_ID] = "SELECT id FROM secrets WHERE name = ?1",
-    [Q_LIST_VERSIONS] = "SELECT version, key_id, state, created_ms, length(sealed) FROM "
+    [Q_SECRET] = "SELECT id, last_version, latest, epoch, mac FROM secrets WHERE name = ?1",
+    [Q_LIST_VERSIONS] = "SELECT version, key_id, state, created_ms, length(sealed), mac FROM "
                         "versions WHERE secret_id = ?1 ORDER BY version",
+    [Q_ROWS] = "SELECT version, state, mac FROM versions WHERE secret_id = ?1 ORDER BY version",
+    /* A row destroyed loses its ciphertext. */
+    [Q_WRITE_ROW] = "UPDATE versions SET state = ?3, mac = ?4, sealed = CASE WHEN ?3 = 0 THEN "
+                    "sealed END WHERE secret_id = ?1 AND version = ?2",
+    [Q_WRITE_META] = "UPDATE secrets SET latest = ?2, epoch = ?3, mac = ?4 WHERE id = ?1",
 };
 
 static const char schema_v1[] =
@@ -80,6 +100,24 @@ static const char schema_v1[] =
     "CREATE TABLE gen(id INTEGER PRIMARY KEY CHECK (id = 1), gen INTEGER NOT NULL);"
     "INSERT INTO gen(id, gen) VALUES(1, 1);"
     "PRAGMA user_version = 1;";
+
+/*
+ * Schema 1 -> 2: metadata MACs. The metadata key, and per secret the newest enabled version,
+ * the number of versions destroyed and the MAC; per version row its MAC. The columns start
+ * empty: the core fills them (meta_init) when a handle with the master key first opens the
+ * store. A coffer from before this that still has the store open would insert versions without
+ * a MAC, and their secrets would then fail their check: the trigger refuses such puts instead.
+ */
+static const char schema_v2[] =
+    "ALTER TABLE header ADD COLUMN meta_key BLOB;"
+    "ALTER TABLE secrets ADD COLUMN latest INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE secrets ADD COLUMN epoch INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE secrets ADD COLUMN mac BLOB;"
+    "ALTER TABLE versions ADD COLUMN mac BLOB;"
+    "CREATE TRIGGER versions_need_mac BEFORE INSERT ON versions WHEN NEW.mac IS NULL BEGIN "
+    "  SELECT RAISE(ABORT, 'this store has metadata MACs (schema 2): upgrade this coffer'); "
+    "END;"
+    "PRAGMA user_version = 2;";
 
 typedef struct sqlite_store {
 	sqlite3 *db;
@@ -362,9 +400,13 @@ static int setup_schema(sqlite_store *s, unsigned flags)
 		/* an empty coffer.db (a creation that stopped early): a read must not build it */
 		snprintf(s->err, sizeof s->err, "the store has no schema yet");
 		rc = COFFER_ENOTFOUND;
-	} else if (ver == 0)
+	} else if (ver == 0) {
 		rc = exec(s, schema_v1, "create schema");
-	else if (ver > STORE_SCHEMA_VERSION) {
+		if (rc == COFFER_OK)
+			rc = exec(s, schema_v2, "create schema");
+	} else if (ver == 1) {
+		rc = exec(s, schema_v2, "migrate the schema to version 2");
+	} else if (ver > STORE_SCHEMA_VERSION) {
 		snprintf(s->err, sizeof s->err,
 		         "store schema version %d is newer than this coffer understands (%d)", ver,
 		         STORE_SCHEMA_VERSION);
@@ -486,7 +528,8 @@ static int read_header(sqlite_store *s, store_boot *hdr)
 	} else if (src != SQLITE_ROW) {
 		rc = fail(s, src, "read header");
 	} else if (sqlite3_column_bytes(q, 0) != STORE_ID_LEN ||
-	           sqlite3_column_bytes(q, 1) != STORE_SALT_LEN) {
+	           sqlite3_column_bytes(q, 1) != STORE_SALT_LEN ||
+	           sqlite3_column_bytes(q, 4) > STORE_SEALED_KEY_MAX) {
 		snprintf(s->err, sizeof s->err, "store header is malformed");
 		rc = COFFER_ECORRUPT;
 	} else {
@@ -495,6 +538,10 @@ static int read_header(sqlite_store *s, store_boot *hdr)
 		memcpy(hdr->kdf_salt, sqlite3_column_blob(q, 1), STORE_SALT_LEN);
 		hdr->kdf_opslimit = (uint64_t)sqlite3_column_int64(q, 2);
 		hdr->kdf_memlimit = (uint64_t)sqlite3_column_int64(q, 3);
+		hdr->sealed_meta_key_len = (size_t)sqlite3_column_bytes(q, 4);
+		if (hdr->sealed_meta_key_len > 0)
+			memcpy(hdr->sealed_meta_key, sqlite3_column_blob(q, 4),
+			       hdr->sealed_meta_key_len);
 	}
 	sqlite3_reset(q);
 	return rc;
@@ -506,7 +553,7 @@ static int write_header(sqlite_store *s, const store_boot *p)
 	int64_t now = now_ms();
 	int src = sqlite3_prepare_v2(s->db,
 	                             "INSERT INTO header(id, store_id, kdf_salt, kdf_ops, kdf_mem, "
-	                             "created_ms) VALUES(1, ?1, ?2, ?3, ?4, ?5)",
+	                             "created_ms, meta_key) VALUES(1, ?1, ?2, ?3, ?4, ?5, ?6)",
 	                             -1, &st, NULL);
 	if (src == SQLITE_OK) {
 		sqlite3_bind_blob(st, 1, p->store_id, STORE_ID_LEN, SQLITE_STATIC);
@@ -514,6 +561,9 @@ static int write_header(sqlite_store *s, const store_boot *p)
 		sqlite3_bind_int64(st, 3, (int64_t)p->kdf_opslimit);
 		sqlite3_bind_int64(st, 4, (int64_t)p->kdf_memlimit);
 		sqlite3_bind_int64(st, 5, now);
+		if (p->sealed_meta_key_len > 0)
+			sqlite3_bind_blob(st, 6, p->sealed_meta_key, (int)p->sealed_meta_key_len,
+			                  SQLITE_STATIC);
 		src = sqlite3_step(st);
 	}
 	sqlite3_finalize(st);
@@ -556,15 +606,17 @@ static int sq_bootstrap(store *h, const store_boot *proposal, store_boot *actual
 static int sq_keys_load(store *h, store_key_cb cb, void *ctx)
 {
 	sqlite_store *s = S(h);
-	sqlite3_stmt *q = s->q[Q_KEYS];
-	int src, rc = COFFER_OK;
+	sqlite3_stmt *q = s->q[Q_KEYS_LOAD];
+	int src, rc = COFFER_OK, first = 1;
 	while (rc == COFFER_OK && (src = sqlite3_step(q)) == SQLITE_ROW) {
 		int64_t id = sqlite3_column_int64(q, 0);
-		if (id <= 0 || id > UINT32_MAX) {
+		/* id 0 is the metadata key, and comes first; a data key never has id 0. */
+		if (id < 0 || id > UINT32_MAX || (id == STORE_META_KEY_ID && !first)) {
 			snprintf(s->err, sizeof s->err, "keyring holds an invalid key id");
 			rc = COFFER_ECORRUPT;
 			break;
 		}
+		first = 0;
 		rc = cb(ctx, (uint32_t)id, sqlite3_column_blob(q, 1),
 		        (size_t)sqlite3_column_bytes(q, 1));
 	}
@@ -598,37 +650,104 @@ static int newest_key(sqlite_store *s, store_key *k, uint8_t buf[STORE_SEALED_KE
 	return rc;
 }
 
-/* One item of a put, inside the open transaction. */
-static int put_one(sqlite_store *s, store_put *it, size_t i, const store_key *newest,
-                   store_seal_fn seal, void *ctx, int64_t now)
+/* A state column, whole: a value beyond an int is no state at all (-1), never a truncated one. */
+static int col_state(sqlite3_stmt *q, int col)
+{
+	int64_t v = sqlite3_column_int64(q, col);
+	return v >= INT_MIN && v <= INT_MAX ? (int)v : -1;
+}
+
+/* A MAC column: copied when it has the one valid length; otherwise mac_len says 0 (none) or 1
+ * (something else, which never verifies). */
+static void col_mac(sqlite3_stmt *q, int col, uint8_t mac[STORE_MAC_LEN], size_t *len)
+{
+	size_t n = (size_t)sqlite3_column_bytes(q, col);
+	memset(mac, 0, STORE_MAC_LEN);
+	*len = n == 0 ? 0 : n == STORE_MAC_LEN ? n : 1;
+	if (n == STORE_MAC_LEN)
+		memcpy(mac, sqlite3_column_blob(q, col), n);
+}
+
+static void bind_mac(sqlite3_stmt *q, int idx, const uint8_t *mac, size_t len)
+{
+	if (len > 0)
+		sqlite3_bind_blob(q, idx, mac, (int)len, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(q, idx);
+}
+
+/* Columns first..first+4 of a statement: last_version, latest, epoch, mac. */
+static void col_meta(sqlite3_stmt *q, int first, store_meta *m)
+{
+	memset(m, 0, sizeof *m);
+	m->last_version = (uint64_t)sqlite3_column_int64(q, first);
+	m->latest = (uint64_t)sqlite3_column_int64(q, first + 1);
+	m->epoch = (uint64_t)sqlite3_column_int64(q, first + 2);
+	col_mac(q, first + 3, m->mac, &m->mac_len);
+}
+
+/* Create the secret if needed and take its next version id: *sid, and the metadata it had. */
+static int allocate(sqlite_store *s, const store_put *it, int64_t now, int64_t *sid,
+                    store_seal_io *io)
 {
 	sqlite3_stmt *q = s->q[Q_UPSERT_SECRET];
 	sqlite3_bind_text(q, 1, it->name, (int)it->name_len, SQLITE_STATIC);
 	sqlite3_bind_int64(q, 2, now);
 	int src = sqlite3_step(q);
-	int64_t sid = sqlite3_column_int64(q, 0), ver = sqlite3_column_int64(q, 1);
 	int rc = src == SQLITE_ROW ? COFFER_OK : fail(s, src, "allocate version");
-	sqlite3_reset(q);
-	uint8_t *sealed = NULL;
-	size_t sealed_len = 0;
-	uint32_t key_id = 0;
-	if (rc == COFFER_OK &&
-	    (rc = seal(ctx, i, (uint64_t)ver, newest, &key_id, &sealed, &sealed_len)) != COFFER_OK)
-		snprintf(s->err, sizeof s->err, "sealing the value failed");
 	if (rc == COFFER_OK) {
-		q = s->q[Q_INSERT_VERSION];
-		sqlite3_bind_int64(q, 1, sid);
-		sqlite3_bind_int64(q, 2, ver);
-		sqlite3_bind_int64(q, 3, key_id);
-		sqlite3_bind_int64(q, 4, now);
-		sqlite3_bind_blob(q, 5, sealed, (int)sealed_len, SQLITE_STATIC);
-		src = sqlite3_step(q);
-		rc = src == SQLITE_DONE ? COFFER_OK : fail(s, src, "insert version");
-		sqlite3_clear_bindings(q);
-		sqlite3_reset(q);
+		*sid = sqlite3_column_int64(q, 0);
+		col_meta(q, 1, &io->before);
+		io->before.rows_max = (uint64_t)sqlite3_column_int64(q, 5);
+		io->version = io->before.last_version;
+		io->before.last_version--; /* RETURNING gives the row after the upsert */
 	}
-	free(sealed);
-	it->version = (uint64_t)ver;
+	sqlite3_reset(q);
+	return rc;
+}
+
+/* The version row and the secret's new latest, both with their MACs. */
+static int insert_row(sqlite_store *s, int64_t sid, const store_seal_io *io, int64_t now)
+{
+	sqlite3_stmt *q = s->q[Q_INSERT_VERSION];
+	sqlite3_bind_int64(q, 1, sid);
+	sqlite3_bind_int64(q, 2, (int64_t)io->version);
+	sqlite3_bind_int64(q, 3, io->key_id);
+	sqlite3_bind_int64(q, 4, now);
+	sqlite3_bind_blob(q, 5, io->sealed, (int)io->sealed_len, SQLITE_STATIC);
+	bind_mac(q, 6, io->row_mac, io->mac_len);
+	int src = sqlite3_step(q);
+	int rc = src == SQLITE_DONE ? COFFER_OK : fail(s, src, "insert version");
+	sqlite3_clear_bindings(q);
+	sqlite3_reset(q);
+	if (rc != COFFER_OK)
+		return rc;
+	q = s->q[Q_SET_LATEST];
+	sqlite3_bind_int64(q, 1, sid);
+	sqlite3_bind_int64(q, 2, (int64_t)io->version);
+	bind_mac(q, 3, io->secret_mac, io->mac_len);
+	src = sqlite3_step(q);
+	rc = src == SQLITE_DONE ? COFFER_OK : fail(s, src, "update the secret");
+	sqlite3_clear_bindings(q);
+	sqlite3_reset(q);
+	return rc;
+}
+
+/* One item of a put, inside the open transaction. */
+static int put_one(sqlite_store *s, store_put *it, size_t i, const store_key *newest,
+                   store_seal_fn seal, void *ctx, int64_t now)
+{
+	store_seal_io io;
+	memset(&io, 0, sizeof io);
+	io.newest = newest;
+	int64_t sid = 0;
+	int rc = allocate(s, it, now, &sid, &io);
+	if (rc == COFFER_OK && (rc = seal(ctx, i, &io)) != COFFER_OK)
+		snprintf(s->err, sizeof s->err, "sealing the value failed");
+	if (rc == COFFER_OK)
+		rc = insert_row(s, sid, &io, now);
+	free(io.sealed);
+	it->version = io.version;
 	return rc;
 }
 
@@ -647,7 +766,31 @@ static int sq_put(store *h, store_put *items, size_t n, store_seal_fn seal, void
 	return finish_write(s, rc, 1);
 }
 
-static int sq_get(store *h, const char *name, size_t name_len, uint64_t version, store_row *out)
+/* Columns 5.. of a get: the row (absent: version 0), and the generation. */
+static int get_row(sqlite3_stmt *q, store_row *out)
+{
+	memset(out, 0, sizeof *out);
+	out->gen = (uint64_t)sqlite3_column_int64(q, 11);
+	if (sqlite3_column_type(q, 5) == SQLITE_NULL)
+		return COFFER_OK;
+	size_t n = (size_t)sqlite3_column_bytes(q, 9);
+	if (n > 0) {
+		out->sealed = malloc(n);
+		if (out->sealed == NULL)
+			return COFFER_ENOMEM;
+		memcpy(out->sealed, sqlite3_column_blob(q, 9), n);
+	}
+	out->version = (uint64_t)sqlite3_column_int64(q, 5);
+	out->key_id = (uint32_t)sqlite3_column_int64(q, 6);
+	out->state = col_state(q, 7);
+	out->created_ms = sqlite3_column_int64(q, 8);
+	out->sealed_len = n;
+	col_mac(q, 10, out->mac, &out->mac_len);
+	return COFFER_OK;
+}
+
+static int sq_get(store *h, const char *name, size_t name_len, uint64_t version, store_row *out,
+                  store_meta *meta)
 {
 	sqlite_store *s = S(h);
 	sqlite3_stmt *q = s->q[version == 0 ? Q_GET_LATEST : Q_GET_VERSION];
@@ -662,22 +805,9 @@ static int sq_get(store *h, const char *name, size_t name_len, uint64_t version,
 	} else if (src != SQLITE_ROW) {
 		rc = fail(s, src, "read version");
 	} else {
-		size_t n = (size_t)sqlite3_column_bytes(q, 4);
-		const void *blob = sqlite3_column_blob(q, 4);
-		uint8_t *copy = malloc(n > 0 ? n : 1);
-		if (copy == NULL) {
-			rc = COFFER_ENOMEM;
-		} else {
-			if (n > 0)
-				memcpy(copy, blob, n);
-			out->version = (uint64_t)sqlite3_column_int64(q, 0);
-			out->key_id = (uint32_t)sqlite3_column_int64(q, 1);
-			out->state = sqlite3_column_int(q, 2);
-			out->created_ms = sqlite3_column_int64(q, 3);
-			out->sealed = copy;
-			out->sealed_len = n;
-			out->gen = (uint64_t)sqlite3_column_int64(q, 5);
-		}
+		col_meta(q, 0, meta);
+		meta->rows_max = (uint64_t)sqlite3_column_int64(q, 4);
+		rc = get_row(q, out);
 	}
 	sqlite3_reset(q);
 	sqlite3_clear_bindings(q);
@@ -707,33 +837,48 @@ static int sq_list_secrets(store *h, store_name_cb cb, void *ctx)
 	return rc;
 }
 
+/* Inside an open transaction: the secret's id and metadata. */
+static int read_secret(sqlite_store *s, const char *name, size_t name_len, int64_t *sid,
+                       store_meta *meta)
+{
+	sqlite3_stmt *q = s->q[Q_SECRET];
+	sqlite3_bind_text(q, 1, name, (int)name_len, SQLITE_STATIC);
+	int src = sqlite3_step(q), rc = COFFER_OK;
+	if (src == SQLITE_ROW) {
+		*sid = sqlite3_column_int64(q, 0);
+		col_meta(q, 1, meta);
+	} else if (src == SQLITE_DONE) {
+		snprintf(s->err, sizeof s->err, "not found");
+		rc = COFFER_ENOTFOUND;
+	} else {
+		rc = fail(s, src, "find secret");
+	}
+	sqlite3_reset(q);
+	sqlite3_clear_bindings(q);
+	return rc;
+}
+
 static int sq_list_versions(store *h, const char *name, size_t name_len, store_row_cb cb, void *ctx)
 {
 	sqlite_store *s = S(h);
-	sqlite3_stmt *q = s->q[Q_SECRET_ID];
-	/* One read transaction, so the id lookup and the rows agree. */
+	/* One read transaction, so the metadata and the rows agree. */
 	int rc = exec(s, "BEGIN", "begin read");
 	if (rc != COFFER_OK)
 		return rc;
-	sqlite3_bind_text(q, 1, name, (int)name_len, SQLITE_STATIC);
-	int src = sqlite3_step(q);
-	int64_t sid = src == SQLITE_ROW ? sqlite3_column_int64(q, 0) : 0;
-	sqlite3_reset(q);
-	if (src == SQLITE_DONE) {
-		snprintf(s->err, sizeof s->err, "not found");
-		rc = COFFER_ENOTFOUND;
-	} else if (src != SQLITE_ROW) {
-		rc = fail(s, src, "find secret");
-	}
-	q = s->q[Q_LIST_VERSIONS];
+	int64_t sid = 0;
+	store_meta meta;
+	rc = read_secret(s, name, name_len, &sid, &meta);
+	sqlite3_stmt *q = s->q[Q_LIST_VERSIONS];
 	sqlite3_bind_int64(q, 1, sid);
+	int src = SQLITE_DONE;
 	while (rc == COFFER_OK && (src = sqlite3_step(q)) == SQLITE_ROW) {
 		store_row row = {.version = (uint64_t)sqlite3_column_int64(q, 0),
 		                 .key_id = (uint32_t)sqlite3_column_int64(q, 1),
-		                 .state = sqlite3_column_int(q, 2),
+		                 .state = col_state(q, 2),
 		                 .created_ms = sqlite3_column_int64(q, 3),
 		                 .sealed_len = (size_t)sqlite3_column_int64(q, 4)};
-		rc = cb(ctx, &row);
+		col_mac(q, 5, row.mac, &row.mac_len);
+		rc = cb(ctx, &meta, &row);
 	}
 	if (rc == COFFER_OK && src != SQLITE_DONE)
 		rc = fail(s, src, "list versions");
@@ -865,15 +1010,12 @@ static int set_kdf(sqlite_store *s, const store_kdf *kdf)
 	return src == SQLITE_DONE ? COFFER_OK : fail(s, src, "write passphrase salt");
 }
 
-static int sq_keys_reseal(store *h,
-                          int (*cb)(void *ctx, uint32_t key_id, const uint8_t *sealed, size_t len,
-                                    uint8_t *out, size_t *out_len),
-                          void *ctx, const store_kdf *kdf)
+/* Inside the open transaction: re-seal every data key through cb. */
+static int reseal_keyring(sqlite_store *s, store_rekey_fn cb, void *ctx)
 {
-	sqlite_store *s = S(h);
 	sealed_key keys[64];
 	size_t n = 0;
-	int src = SQLITE_OK, rc = exec(s, "BEGIN IMMEDIATE", "begin");
+	int src = SQLITE_OK, rc = COFFER_OK;
 	sqlite3_stmt *q = s->q[Q_KEYS];
 	while (rc == COFFER_OK && (src = sqlite3_step(q)) == SQLITE_ROW) {
 		size_t len = (size_t)sqlite3_column_bytes(q, 1);
@@ -904,6 +1046,44 @@ static int sq_keys_reseal(store *h,
 		if (src != SQLITE_DONE)
 			rc = fail(s, src, "reseal data key");
 	}
+	return rc;
+}
+
+/* Inside the open transaction: write the sealed metadata key into the header. */
+static int write_meta_key(sqlite_store *s, const uint8_t *sealed, size_t len)
+{
+	sqlite3_stmt *q = NULL;
+	int src =
+	    sqlite3_prepare_v2(s->db, "UPDATE header SET meta_key = ?1 WHERE id = 1", -1, &q, NULL);
+	if (src == SQLITE_OK) {
+		sqlite3_bind_blob(q, 1, sealed, (int)len, SQLITE_STATIC);
+		src = sqlite3_step(q);
+	}
+	sqlite3_finalize(q);
+	return src == SQLITE_DONE ? COFFER_OK : fail(s, src, "write the metadata key");
+}
+
+/* Inside the open transaction: re-seal the metadata key through cb, if the store has one. */
+static int reseal_meta_key(sqlite_store *s, store_rekey_fn cb, void *ctx)
+{
+	store_boot hdr;
+	uint8_t out[STORE_SEALED_KEY_MAX];
+	size_t len = 0;
+	int rc = read_header(s, &hdr);
+	if (rc != COFFER_OK || hdr.sealed_meta_key_len == 0)
+		return rc;
+	rc = cb(ctx, STORE_META_KEY_ID, hdr.sealed_meta_key, hdr.sealed_meta_key_len, out, &len);
+	return rc == COFFER_OK ? write_meta_key(s, out, len) : rc;
+}
+
+static int sq_keys_reseal(store *h, store_rekey_fn cb, void *ctx, const store_kdf *kdf)
+{
+	sqlite_store *s = S(h);
+	int rc = exec(s, "BEGIN IMMEDIATE", "begin");
+	if (rc == COFFER_OK)
+		rc = reseal_keyring(s, cb, ctx);
+	if (rc == COFFER_OK)
+		rc = reseal_meta_key(s, cb, ctx);
 	if (rc == COFFER_OK && kdf != NULL)
 		rc = set_kdf(s, kdf);
 	return finish_write(s, rc, 1);
@@ -1016,39 +1196,196 @@ static int sq_reseal_batch(store *h, uint32_t below, store_reseal_fn cb, void *c
 	return rc;
 }
 
+/* Inside the open transaction: every row of secret sid (version, state, mac), ascending, into
+ * a malloc'd array (*rows, *n). */
+static int read_rows(sqlite_store *s, int64_t sid, store_row **rows, size_t *n)
+{
+	sqlite3_stmt *q = s->q[Q_ROWS];
+	size_t cap = 0;
+	int src, rc = COFFER_OK;
+	*rows = NULL;
+	*n = 0;
+	sqlite3_bind_int64(q, 1, sid);
+	while (rc == COFFER_OK && (src = sqlite3_step(q)) == SQLITE_ROW) {
+		if (*n == cap) {
+			store_row *more =
+			    cap < SIZE_MAX / 2 / sizeof *more
+			        ? realloc(*rows, (cap = cap ? 2 * cap : 16) * sizeof *more)
+			        : NULL;
+			if (more == NULL) {
+				rc = COFFER_ENOMEM;
+				break;
+			}
+			*rows = more;
+		}
+		store_row *r = &(*rows)[(*n)++];
+		memset(r, 0, sizeof *r);
+		r->version = (uint64_t)sqlite3_column_int64(q, 0);
+		r->state = col_state(q, 1);
+		col_mac(q, 2, r->mac, &r->mac_len);
+	}
+	if (rc == COFFER_OK && src != SQLITE_DONE)
+		rc = fail(s, src, "read versions");
+	sqlite3_reset(q);
+	return rc;
+}
+
+/* Inside the open transaction: each row's state and MAC, then the secret's metadata. */
+static int write_retagged(sqlite_store *s, int64_t sid, const store_meta *m, const store_row *rows,
+                          size_t n)
+{
+	int src = SQLITE_DONE;
+	sqlite3_stmt *q = s->q[Q_WRITE_ROW];
+	for (size_t i = 0; i < n && src == SQLITE_DONE; i++) {
+		sqlite3_bind_int64(q, 1, sid);
+		sqlite3_bind_int64(q, 2, (int64_t)rows[i].version);
+		sqlite3_bind_int(q, 3, rows[i].state);
+		bind_mac(q, 4, rows[i].mac, rows[i].mac_len);
+		src = sqlite3_step(q);
+		sqlite3_reset(q);
+	}
+	sqlite3_clear_bindings(q);
+	if (src != SQLITE_DONE)
+		return fail(s, src, "write versions");
+	q = s->q[Q_WRITE_META];
+	sqlite3_bind_int64(q, 1, sid);
+	sqlite3_bind_int64(q, 2, (int64_t)m->latest);
+	sqlite3_bind_int64(q, 3, (int64_t)m->epoch);
+	bind_mac(q, 4, m->mac, m->mac_len);
+	src = sqlite3_step(q);
+	sqlite3_clear_bindings(q);
+	sqlite3_reset(q);
+	return src == SQLITE_DONE ? COFFER_OK : fail(s, src, "write the secret");
+}
+
+/* Inside the open transaction: hand one secret and all its rows to cb, write back the result. */
+static int retag(sqlite_store *s, int64_t sid, const char *name, size_t name_len, store_meta *m,
+                 store_retag_fn cb, void *ctx)
+{
+	store_row *rows = NULL;
+	size_t n = 0;
+	int rc = read_rows(s, sid, &rows, &n);
+	if (rc == COFFER_OK)
+		rc = cb(ctx, name, name_len, m, rows, n);
+	if (rc == COFFER_OK)
+		rc = write_retagged(s, sid, m, rows, n);
+	free(rows);
+	return rc;
+}
+
 /* secure_delete zeroes the freed ciphertext in the database pages; the checkpoint then moves
  * the pages home and truncates the WAL, so older page images do not linger there either (best
  * effort: a reader elsewhere may hold the WAL for now, and a later checkpoint finishes it). */
-static int sq_destroy(store *h, const char *name, size_t name_len, uint64_t version)
+static int sq_destroy(store *h, const char *name, size_t name_len, store_retag_fn cb, void *ctx)
 {
 	sqlite_store *s = S(h);
-	sqlite3_stmt *q = NULL;
 	int rc = exec(s, "BEGIN IMMEDIATE", "begin");
 	if (rc != COFFER_OK)
 		return rc;
-	int src =
-	    sqlite3_prepare_v2(s->db,
-	                       "UPDATE versions SET state = 1, sealed = NULL WHERE secret_id = "
-	                       "(SELECT id FROM secrets WHERE name = ?1) AND version = ?2 AND "
-	                       "state = 0",
-	                       -1, &q, NULL);
-	if (src == SQLITE_OK) {
-		sqlite3_bind_text(q, 1, name, (int)name_len, SQLITE_STATIC);
-		sqlite3_bind_int64(q, 2, (int64_t)version);
-		src = sqlite3_step(q);
-	}
-	sqlite3_finalize(q);
-	if (src != SQLITE_DONE) {
-		rc = fail(s, src, "destroy version");
-	} else if (sqlite3_changes(s->db) != 1) {
-		snprintf(s->err, sizeof s->err, "not found");
-		rc = COFFER_ENOTFOUND;
-	}
+	int64_t sid = 0;
+	store_meta meta;
+	rc = read_secret(s, name, name_len, &sid, &meta);
+	if (rc == COFFER_OK)
+		rc = retag(s, sid, name, name_len, &meta, cb, ctx);
 	rc = finish_write(s, rc, 1);
 	if (rc == COFFER_OK)
 		(void)sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL,
 		                                NULL);
 	return rc;
+}
+
+/* Inside the open transaction: the ids of every secret, into a malloc'd array, first, so that
+ * no row is updated under an open SELECT of the same table. */
+static int secret_ids(sqlite_store *s, int64_t **ids, size_t *n)
+{
+	sqlite3_stmt *q = NULL;
+	size_t cap = 0;
+	*ids = NULL;
+	*n = 0;
+	int src = sqlite3_prepare_v2(s->db, "SELECT id FROM secrets ORDER BY id", -1, &q, NULL);
+	int rc = src == SQLITE_OK ? COFFER_OK : fail(s, src, "list secrets");
+	while (rc == COFFER_OK && (src = sqlite3_step(q)) == SQLITE_ROW) {
+		if (*n == cap) {
+			int64_t *more =
+			    cap < SIZE_MAX / 2 / sizeof *more
+			        ? realloc(*ids, (cap = cap ? 2 * cap : 64) * sizeof *more)
+			        : NULL;
+			if (more == NULL) {
+				rc = COFFER_ENOMEM;
+				break;
+			}
+			*ids = more;
+		}
+		(*ids)[(*n)++] = sqlite3_column_int64(q, 0);
+	}
+	if (rc == COFFER_OK && src != SQLITE_DONE)
+		rc = fail(s, src, "list secrets");
+	sqlite3_finalize(q);
+	return rc;
+}
+
+/* Inside the open transaction: retag every secret (meta_init). */
+static int retag_all(sqlite_store *s, store_retag_fn cb, void *ctx)
+{
+	int64_t *ids = NULL;
+	size_t n = 0;
+	sqlite3_stmt *q = NULL;
+	int rc = secret_ids(s, &ids, &n);
+	int src = sqlite3_prepare_v2(s->db,
+	                             "SELECT name, last_version, latest, epoch, mac FROM secrets "
+	                             "WHERE id = ?1",
+	                             -1, &q, NULL);
+	if (rc == COFFER_OK && src != SQLITE_OK)
+		rc = fail(s, src, "read a secret");
+	for (size_t i = 0; i < n && rc == COFFER_OK; i++) {
+		sqlite3_bind_int64(q, 1, ids[i]);
+		src = sqlite3_step(q);
+		store_meta m = {0};
+		char name[COFFER_NAME_MAX + 1] = "";
+		size_t len = (size_t)sqlite3_column_bytes(q, 0);
+		if (src != SQLITE_ROW) {
+			rc = fail(s, src, "read a secret");
+		} else if (len == 0 || len > COFFER_NAME_MAX) {
+			snprintf(s->err, sizeof s->err, "a secret row has a malformed name");
+			rc = COFFER_ECORRUPT;
+		} else {
+			memcpy(name, sqlite3_column_text(q, 0), len);
+			name[len] = '\0';
+			col_meta(q, 1, &m);
+		}
+		sqlite3_reset(q);
+		if (rc == COFFER_OK)
+			rc = retag(s, ids[i], name, len, &m, cb, ctx);
+	}
+	sqlite3_finalize(q);
+	free(ids);
+	return rc;
+}
+
+/* BEGIN IMMEDIATE excludes every other writer: whoever comes second finds the key made. */
+static int sq_meta_init(store *h, const uint8_t *sealed, size_t len, store_rekey_fn rekey,
+                        store_retag_fn cb, void *ctx, uint8_t *found, size_t *found_len)
+{
+	sqlite_store *s = S(h);
+	store_boot hdr;
+	*found_len = 0;
+	int rc = exec(s, "BEGIN IMMEDIATE", "begin");
+	if (rc != COFFER_OK)
+		return rc;
+	rc = read_header(s, &hdr);
+	if (rc == COFFER_OK && hdr.sealed_meta_key_len > 0) {
+		memcpy(found, hdr.sealed_meta_key, hdr.sealed_meta_key_len);
+		*found_len = hdr.sealed_meta_key_len;
+		rollback(s);
+		return COFFER_OK;
+	}
+	if (rc == COFFER_OK)
+		rc = reseal_keyring(s, rekey, ctx);
+	if (rc == COFFER_OK)
+		rc = retag_all(s, cb, ctx);
+	if (rc == COFFER_OK)
+		rc = write_meta_key(s, sealed, len);
+	return finish_write(s, rc, 1);
 }
 
 const store_ops sqlite_store_ops = {
@@ -1069,4 +1406,5 @@ const store_ops sqlite_store_ops = {
     .reseal_batch = sq_reseal_batch,
     .keys_prune = sq_keys_prune,
     .destroy = sq_destroy,
+    .meta_init = sq_meta_init,
 };

@@ -22,7 +22,9 @@ typedef struct store store; /* each backend defines its own struct and casts */
 #define STORE_ID_LEN         16
 #define STORE_SALT_LEN       16
 #define STORE_SEALED_KEY_MAX 128
-#define STORE_SCHEMA_VERSION 1
+#define STORE_SCHEMA_VERSION 2  /* 2: metadata MACs (docs/internals.md) */
+#define STORE_MAC_LEN        33 /* a metadata MAC as stored: format byte | 32-byte tag */
+#define STORE_META_KEY_ID    0  /* keys_load / keys_reseal: the metadata key, not a data key */
 
 /* The header of a store, written once, atomically, by whichever process creates the store. */
 typedef struct store_boot {
@@ -33,6 +35,9 @@ typedef struct store_boot {
 	uint32_t first_key_id;                    /* id of the first data key */
 	uint8_t sealed_key[STORE_SEALED_KEY_MAX]; /* that data key, sealed under the master key */
 	size_t sealed_key_len; /* read back: 0 once that key was pruned (keys_prune) */
+	uint8_t sealed_meta_key[STORE_SEALED_KEY_MAX]; /* the metadata key, sealed under the master
+	                                                  key (written with the header) */
+	size_t sealed_meta_key_len;                    /* read back: 0 if the store has none */
 } store_boot;
 
 /* How a passphrase becomes a master key: Argon2id salt and limits, kept in the header. */
@@ -41,6 +46,20 @@ typedef struct store_kdf {
 	uint64_t opslimit;
 	uint64_t memlimit;
 } store_kdf;
+
+/*
+ * A secret's metadata as stored, and its MAC (made and checked by the core only; a backend
+ * stores the bytes). mac_len 0: the row holds no MAC (a secret that is being created, or a store
+ * from before MACs).
+ */
+typedef struct store_meta {
+	uint64_t last_version; /* the largest version id ever assigned (0: a new secret) */
+	uint64_t latest;       /* the newest enabled version, 0 if none */
+	uint64_t epoch;        /* versions destroyed so far: bound into every version's MAC */
+	uint8_t mac[STORE_MAC_LEN];
+	size_t mac_len;
+	uint64_t rows_max; /* get(), put(): the largest version id of any row now (not MAC'd) */
+} store_meta;
 
 /* One version row. */
 typedef struct store_row {
@@ -51,6 +70,8 @@ typedef struct store_row {
 	uint8_t *sealed;    /* get(): malloc'd, the caller frees; list_versions(): NULL */
 	size_t sealed_len;
 	uint64_t gen; /* get(): the store generation seen in the same snapshot as the row */
+	uint8_t mac[STORE_MAC_LEN]; /* the row's MAC over (secret, version, state, epoch) */
+	size_t mac_len;             /* 0: none stored */
 } store_row;
 
 /* One item of a put batch: the backend assigns `version`. */
@@ -69,13 +90,36 @@ typedef struct store_key {
 } store_key;
 
 /*
- * Called by put() inside the write transaction, once per item in order, after the item's
- * version is assigned: the core seals the value (the version is part of the authenticated data)
- * with `newest`, the store's newest data key as read in this same transaction, and returns a
- * malloc'd blob in *sealed, which the backend frees after use.
+ * What put() hands seal() for one item, inside the write transaction, once per item in order,
+ * after the item's version is assigned, and what seal() hands back. The core checks `before`
+ * (the secret's metadata as this transaction read it before this item; a new secret has
+ * last_version 0) against its MAC, seals the value with `newest`, the store's newest data key as
+ * read in this same transaction (the version is part of the authenticated data), and makes the
+ * MACs of what the item leaves: the secret with last_version = latest = version, and the version
+ * row. The backend stores all of it with the row, and frees `sealed`.
  */
-typedef int (*store_seal_fn)(void *ctx, size_t i, uint64_t version, const store_key *newest,
-                             uint32_t *key_id, uint8_t **sealed, size_t *sealed_len);
+typedef struct store_seal_io {
+	uint64_t version;        /* in */
+	const store_key *newest; /* in */
+	store_meta before;       /* in */
+	uint32_t key_id;         /* out */
+	uint8_t *sealed;         /* out: malloc'd */
+	size_t sealed_len;
+	uint8_t secret_mac[STORE_MAC_LEN]; /* out: the secret's new MAC */
+	uint8_t row_mac[STORE_MAC_LEN];    /* out: the new version row's MAC */
+	size_t mac_len;                    /* out: STORE_MAC_LEN (0: none, for backend tests) */
+} store_seal_io;
+
+typedef int (*store_seal_fn)(void *ctx, size_t i, store_seal_io *io);
+
+/*
+ * destroy() and meta_init(): one secret's metadata and every one of its version rows (version,
+ * state, mac; ascending; no ciphertext), read in the write transaction. The core checks them
+ * (destroy) and sets what the secret becomes: each rows[i].state and .mac, and meta->latest,
+ * ->epoch and ->mac. The backend then writes those back.
+ */
+typedef int (*store_retag_fn)(void *ctx, const char *name, size_t name_len, store_meta *meta,
+                              store_row *rows, size_t n);
 
 /* keys_add: write the new data key `id` sealed (at most STORE_SEALED_KEY_MAX bytes) into out;
  * nkeys is the number of keys the keyring holds now. */
@@ -93,7 +137,12 @@ typedef int (*store_reseal_fn)(void *ctx, const char *name, size_t name_len, con
 
 typedef int (*store_key_cb)(void *ctx, uint32_t key_id, const uint8_t *sealed, size_t len);
 typedef int (*store_name_cb)(void *ctx, const char *name, size_t nversions);
-typedef int (*store_row_cb)(void *ctx, const store_row *row);
+/* list_versions: each row with its secret's metadata read in the same snapshot. */
+typedef int (*store_row_cb)(void *ctx, const store_meta *meta, const store_row *row);
+/* keys_reseal, meta_init: write `sealed` re-sealed (at most STORE_SEALED_KEY_MAX bytes) into
+ * out. */
+typedef int (*store_rekey_fn)(void *ctx, uint32_t key_id, const uint8_t *sealed, size_t len,
+                              uint8_t *out, size_t *out_len);
 
 #define STORE_OPEN_CREATE 0x1u
 
@@ -118,7 +167,8 @@ typedef struct store_ops {
 	int (*default_key_file)(const char *location, char *buf, size_t len);
 
 	/*
-	 * Atomically: if the store has no header yet, write `proposal` (header + first data key)
+	 * Atomically: if the store has no header yet, write `proposal` (header + first data key +
+	 * metadata key)
 	 * and set *created = 1; otherwise set *created = 0. Either way *actual receives the header
 	 * now in force (which may be another process's proposal if it won the race).
 	 * With proposal == NULL, only read: COFFER_ENOTFOUND if the store has no header yet
@@ -126,7 +176,8 @@ typedef struct store_ops {
 	 */
 	int (*bootstrap)(store *s, const store_boot *proposal, store_boot *actual, int *created);
 
-	/* Call cb for every data key (id ascending). */
+	/* In one snapshot: call cb for the metadata key with id STORE_META_KEY_ID if the store has
+	 * one, then for every data key (id ascending). */
 	int (*keys_load)(store *s, store_key_cb cb, void *ctx);
 
 	/*
@@ -134,17 +185,23 @@ typedef struct store_ops {
 	 * newest data key (one indexed read) in a way that keeps keys_prune from removing it until
 	 * this transaction ends. Then for each item, in order: create the secret if needed, assign
 	 * the next version id (strictly increasing per secret, never reused, no gaps between
-	 * committed puts), call seal() with that newest key, insert the row.
-	 * Bumps the store generation. If the outcome of the commit cannot be known (connection lost
-	 * during COMMIT), return COFFER_EUNAVAIL and never retry the write silently.
+	 * committed puts), call seal() with that newest key and the secret's metadata as it is
+	 * before this item, insert the row with its MAC and make it the secret's latest, with the
+	 * secret's new MAC. Bumps the store generation. A non-OK return of seal() rolls everything
+	 * back. If the outcome of the commit cannot be known (connection lost during COMMIT),
+	 * return COFFER_EUNAVAIL and never retry the write silently.
 	 */
 	int (*put)(store *s, store_put *items, size_t n, store_seal_fn seal, void *ctx);
 
 	/*
-	 * Read one row: version 0 means the newest enabled version. COFFER_ENOTFOUND if the secret
-	 * or the version does not exist (or is destroyed). out->sealed is malloc'd.
+	 * Read, in one snapshot, a secret's metadata (with rows_max) into *meta and one of its rows
+	 * into *out: the row of `version`, or with version 0 the row the metadata names as latest.
+	 * COFFER_ENOTFOUND only if the secret does not exist; a missing row is out->version == 0.
+	 * A destroyed row is returned as such (no ciphertext). out->sealed is malloc'd (or NULL).
+	 * The core checks all of it against the MACs.
 	 */
-	int (*get)(store *s, const char *name, size_t name_len, uint64_t version, store_row *out);
+	int (*get)(store *s, const char *name, size_t name_len, uint64_t version, store_row *out,
+	           store_meta *meta);
 
 	/*
 	 * A cheap token that changes whenever any writer (any process, any server) may have changed
@@ -158,8 +215,9 @@ typedef struct store_ops {
 	 * versions. */
 	int (*list_secrets)(store *s, store_name_cb cb, void *ctx);
 
-	/* List the versions of one secret, oldest first (sealed = NULL, sealed_len set).
-	 * COFFER_ENOTFOUND if the secret does not exist. */
+	/* List the versions of one secret, oldest first (sealed = NULL, sealed_len set), each with
+	 * the secret's metadata read in the same snapshot as the row. COFFER_ENOTFOUND if the
+	 * secret does not exist. */
 	int (*list_versions)(store *s, const char *name, size_t name_len, store_row_cb cb,
 	                     void *ctx);
 
@@ -179,15 +237,13 @@ typedef struct store_ops {
 
 	/*
 	 * keys_reseal: in ONE transaction, replace the sealed form of every data key (master-key
-	 * rotation). Calls cb for each key in the store; cb writes the new sealed key (at most
-	 * STORE_SEALED_KEY_MAX bytes) into out. With kdf not NULL (the new master key comes from a
-	 * passphrase), the header's Argon2id salt and limits become kdf's in the same transaction.
-	 * Bumps the generation.
+	 * rotation) and of the metadata key. Calls cb for each data key in the store, then for the
+	 * metadata key (id STORE_META_KEY_ID) if there is one; cb writes the new sealed key (at
+	 * most STORE_SEALED_KEY_MAX bytes) into out. With kdf not NULL (the new master key comes
+	 * from a passphrase), the header's Argon2id salt and limits become kdf's in the same
+	 * transaction. Bumps the generation.
 	 */
-	int (*keys_reseal)(store *s,
-	                   int (*cb)(void *ctx, uint32_t key_id, const uint8_t *sealed, size_t len,
-	                             uint8_t *out, size_t *out_len),
-	                   void *ctx, const store_kdf *kdf);
+	int (*keys_reseal)(store *s, store_rekey_fn cb, void *ctx, const store_kdf *kdf);
 
 	/*
 	 * reseal_batch: one transaction of the re-encrypt pass. Read the newest data key as put()
@@ -205,11 +261,27 @@ typedef struct store_ops {
 	int (*keys_prune)(store *s, size_t *pruned);
 
 	/*
-	 * destroy: mark one enabled version destroyed and drop its ciphertext, in one transaction
-	 * that bumps the generation. Its id stays taken. COFFER_ENOTFOUND if the secret has no
-	 * such enabled version. May be NULL (the core then answers COFFER_EMISUSE).
+	 * destroy: in one write transaction that bumps the generation, read the secret's metadata
+	 * and all its version rows, hand them to cb (the core checks them, marks the version it
+	 * destroys, and re-MACs every row and the secret), then write back every row's state and
+	 * MAC and the secret's metadata, and drop the ciphertext of each row no longer enabled. Its
+	 * id stays taken. COFFER_ENOTFOUND if the secret does not exist; cb's error otherwise (the
+	 * core says COFFER_ENOTFOUND for a version it cannot destroy). May be NULL (the core then
+	 * answers COFFER_EMISUSE).
 	 */
-	int (*destroy)(store *s, const char *name, size_t name_len, uint64_t version);
+	int (*destroy)(store *s, const char *name, size_t name_len, store_retag_fn cb, void *ctx);
+
+	/*
+	 * meta_init: give a store from before metadata MACs its metadata key, in ONE write
+	 * transaction that excludes every other writer and every put. If the header holds a
+	 * metadata key already (another process did this first), change nothing and copy it into
+	 * found (*found_len, at most STORE_SEALED_KEY_MAX). Otherwise *found_len = 0 and: re-seal
+	 * every data key through rekey (as keys_reseal does), call retag for every secret with all
+	 * its rows and write back what it sets, store `sealed` as the metadata key, bump the
+	 * generation, commit.
+	 */
+	int (*meta_init)(store *s, const uint8_t *sealed, size_t len, store_rekey_fn rekey,
+	                 store_retag_fn retag, void *ctx, uint8_t *found, size_t *found_len);
 } store_ops;
 
 /*

@@ -13,6 +13,7 @@
 #include <pthread.h>
 #include <sys/stat.h>
 
+#include "../sqltool.h"
 #include "../testutil.h"
 
 static char tmpdir[4096];
@@ -432,6 +433,12 @@ static int collect_states(void *ctx, const coffer_version_info *vi)
 	return st->n < sizeof st->list - 1 ? 0 : 1;
 }
 
+static int count_enabled(void *ctx, const coffer_version_info *vi)
+{
+	*(size_t *)ctx += vi->state == COFFER_STATE_ENABLED;
+	return 0;
+}
+
 typedef struct count_of {
 	const char *name;
 	long n; /* -1: not listed */
@@ -508,6 +515,340 @@ static void test_destroy(void **state)
 	coffer_secret_free(o);
 	coffer_secret_free(s);
 	coffer_close(other);
+	coffer_close(st);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Edits made outside coffer (tests/sqltool.h).                                               */
+
+static int is_pg(void)
+{
+	return sqltool_is_pg(location);
+}
+
+/* The tables, as each backend names them. */
+static const char *tab_s(void)
+{
+	return is_pg() ? "coffer_secrets" : "secrets";
+}
+
+static const char *tab_v(void)
+{
+	return is_pg() ? "coffer_versions" : "versions";
+}
+
+static void tamper(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static void tamper(const char *fmt, ...)
+{
+	char sql[2048];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(sql, sizeof sql, fmt, ap);
+	va_end(ap);
+	int rc = sqltool_run(location, sql, NULL);
+	if (rc != 0)
+		fail_msg("tamper SQL failed (%d): %s", rc, sql);
+}
+
+/* The WHERE clause naming one version row of a prefixed secret. */
+static const char *row_of(const char *base, int version)
+{
+	static char buf[600];
+	char n[300];
+	name(n, sizeof n, base);
+	snprintf(buf, sizeof buf,
+	         "secret_id = (SELECT id FROM %s WHERE name = '%s') AND version = %d", tab_s(), n,
+	         version);
+	return buf;
+}
+
+/* Access through a fresh handle (no cache); the handle's message lands in msg. */
+static int access_fresh(const char *base, const char *version, char *val, size_t vlen, char *msg,
+                        size_t mlen)
+{
+	coffer_store *st = open_store();
+	coffer_secret *s = ref(st, base, COFFER_ACCESS);
+	coffer_value *v = NULL;
+	int rc = coffer_access(s, version, &v);
+	snprintf(msg, mlen, "%s", coffer_errmsg(st));
+	if (rc == COFFER_OK)
+		snprintf(val, vlen, "%s", (const char *)coffer_value_data(v, NULL));
+	coffer_value_free(v);
+	coffer_secret_free(s);
+	coffer_close(st);
+	return rc;
+}
+
+/* An integrity error naming the secret, never a value (fresh handle, so read from the store). */
+static void expect_integrity(const char *base, const char *version)
+{
+	char val[64] = "", msg[512] = "", n[300];
+	int rc = access_fresh(base, version, val, sizeof val, msg, sizeof msg);
+	if (rc != COFFER_EINTEGRITY)
+		fail_msg("access %s@%s after an edit outside coffer: rc %d (%s), value '%s'", base,
+		         version, rc, msg, val);
+	name(n, sizeof n, base);
+	assert_non_null(strstr(msg, n));
+	assert_non_null(strstr(msg, "MAC"));
+	assert_null(strstr(msg, "value-")); /* the values of these tests all start so */
+}
+
+/* A write to another secret: bumps the generation, so every handle's cache misses next time. */
+static void bump_generation(void)
+{
+	coffer_store *st = open_store();
+	coffer_secret *s = ref(st, "tamper.bump", COFFER_PUT);
+	put_ok(s, "value-bump", 10, NULL);
+	coffer_secret_free(s);
+	coffer_close(st);
+}
+
+/* A long-lived handle (a server's): its cache may keep serving the true newest value after an
+ * edit outside coffer (no generation bump), never an older one; its first cache miss after the
+ * edit is an integrity error. */
+static void expect_server_view(coffer_secret *s, const char *newest, const char *ver)
+{
+	coffer_value *v = NULL;
+	int rc = coffer_access(s, "latest", &v);
+	if (rc == COFFER_OK) {
+		assert_string_equal((const char *)coffer_value_data(v, NULL), newest);
+		assert_string_equal(coffer_value_version(v), ver);
+	} else {
+		assert_int_equal(rc, COFFER_EINTEGRITY);
+	}
+	coffer_value_free(v);
+	v = NULL;
+	bump_generation();
+	assert_int_equal(coffer_access(s, "latest", &v), COFFER_EINTEGRITY);
+	assert_null(v);
+}
+
+/*
+ * Issue 14 #4: metadata cannot be rolled back quietly. Marking the newest version destroyed or
+ * deleting its row in the database (sqlite3 / psql, not coffer) must make the next read an
+ * integrity error, not the older value; an explicit version whose state was edited is an
+ * integrity error, not "not found"; so is an edited last version id.
+ */
+static void test_metadata_tamper(void **state)
+{
+	coffer_store *server = open_store();
+	coffer_secret *w = ref(server, "tamper", COFFER_PUT | COFFER_ACCESS);
+	put_ok(w, "value-1", 7, "1");
+	put_ok(w, "value-2", 7, "2");
+	put_ok(w, "value-3", 7, "3");
+	access_is(w, "latest", "value-3", 7, "3"); /* cached by the long-lived handle */
+
+	/* The newest version marked destroyed: latest would move back to 2. */
+	tamper("UPDATE %s SET state = 1 WHERE %s", tab_v(), row_of("tamper", 3));
+	expect_integrity("tamper", "latest");
+	expect_server_view(w, "value-3", "3");
+	expect_integrity("tamper", "3");
+	/* Put back as it was: all good again. */
+	tamper("UPDATE %s SET state = 0 WHERE %s", tab_v(), row_of("tamper", 3));
+	access_is(w, "latest", "value-3", 7, "3");
+
+	/* The newest version's row deleted. */
+	tamper("DELETE FROM %s WHERE %s", tab_v(), row_of("tamper", 3));
+	expect_integrity("tamper", "latest");
+	expect_server_view(w, "value-3", "3");
+	expect_integrity("tamper", "3");
+
+	/* An older version marked destroyed: reading it is an integrity error, not "not found". */
+	coffer_secret *o = ref(server, "tamper.old", COFFER_PUT | COFFER_ACCESS);
+	put_ok(o, "value-a", 7, "1");
+	put_ok(o, "value-b", 7, "2");
+	tamper("UPDATE %s SET state = 1 WHERE %s", tab_v(), row_of("tamper.old", 1));
+	expect_integrity("tamper.old", "1");
+	access_is(o, "2", "value-b", 7, "2"); /* the rest of the secret still reads */
+	/* A state that is neither (256 would be 0 in a byte): caught, not read as either. */
+	tamper("UPDATE %s SET state = 256 WHERE %s", tab_v(), row_of("tamper.old", 2));
+	expect_integrity("tamper.old", "2");
+	expect_integrity("tamper.old", "latest");
+
+	/* The last version id edited. */
+	coffer_secret *l = ref(server, "tamper.last", COFFER_PUT | COFFER_ACCESS);
+	put_ok(l, "value-x", 7, "1");
+	put_ok(l, "value-y", 7, "2");
+	char n[300];
+	name(n, sizeof n, "tamper.last");
+	tamper("UPDATE %s SET last_version = 1 WHERE name = '%s'", tab_s(), n);
+	expect_integrity("tamper.last", "latest");
+	expect_integrity("tamper.last", "1");
+	coffer_secret_free(l);
+	coffer_secret_free(o);
+	coffer_secret_free(w);
+	coffer_close(server);
+}
+
+/* A table of the test's own, for rows an attacker keeps to put back later. */
+static const char *saved(const char *what)
+{
+	static char buf[4][64];
+	static int i;
+	i = (i + 1) % 4;
+	snprintf(buf[i], sizeof buf[i], "saved_%s_%u", what, (unsigned)getpid());
+	return buf[i];
+}
+
+static void access_rc_is(coffer_secret *s, const char *version, int want)
+{
+	coffer_value *v = NULL;
+	int rc = coffer_access(s, version, &v);
+	coffer_value_free(v);
+	if (rc != want)
+		fail_msg("access %s: rc %d (%s), want %d", version, rc, coffer_strerror(rc), want);
+}
+
+/*
+ * What else an edit outside coffer may try: the MAC columns themselves, a secret's row put back
+ * to an older state (with its MAC of then), a destroyed version's row restored from a copy, a
+ * listing, a destroy or a put over edited metadata (none may bless it), and the metadata key
+ * deleted.
+ */
+static void test_metadata_replay(void **state)
+{
+	coffer_store *st = open_store();
+	coffer_secret *m = ref(st, "replay.mac", COFFER_PUT | COFFER_ACCESS);
+	char n[300], sql_row[600];
+	put_ok(m, "value-m1", 8, "1");
+	put_ok(m, "value-m2", 8, "2");
+	/* One version's MAC copied over another's; then the secret's MAC swapped. */
+	snprintf(sql_row, sizeof sql_row, "%s", row_of("replay.mac", 1));
+	tamper("CREATE TABLE %s AS SELECT mac FROM %s WHERE %s", saved("mac"), tab_v(), sql_row);
+	tamper("UPDATE %s SET mac = (SELECT mac FROM %s WHERE %s) WHERE %s", tab_v(), tab_v(),
+	       row_of("replay.mac", 2), sql_row);
+	expect_integrity("replay.mac", "1");
+	access_is(m, "2", "value-m2", 8, "2");
+	tamper("UPDATE %s SET mac = (SELECT mac FROM %s) WHERE %s; DROP TABLE %s", tab_v(),
+	       saved("mac"), sql_row, saved("mac"));
+	access_is(m, "1", "value-m1", 8, "1");
+	name(n, sizeof n, "replay.mac");
+	tamper("UPDATE %s SET mac = (SELECT mac FROM %s WHERE name <> '%s' AND mac IS NOT NULL "
+	       "LIMIT 1) WHERE name = '%s'",
+	       tab_s(), tab_s(), n, n);
+	expect_integrity("replay.mac", "latest");
+
+	/* The secret's row put back as it was before the newest put: latest would be 2 again. */
+	coffer_secret *r = ref(st, "replay.row", COFFER_PUT | COFFER_ACCESS);
+	put_ok(r, "value-r1", 8, "1");
+	put_ok(r, "value-r2", 8, "2");
+	name(n, sizeof n, "replay.row");
+	tamper("CREATE TABLE %s AS SELECT last_version, latest, epoch, mac FROM %s WHERE name = "
+	       "'%s'",
+	       saved("row"), tab_s(), n);
+	put_ok(r, "value-r3", 8, "3");
+	tamper("UPDATE %s SET last_version = (SELECT last_version FROM %s), latest = (SELECT "
+	       "latest FROM %s), epoch = (SELECT epoch FROM %s), mac = (SELECT mac FROM %s) WHERE "
+	       "name = '%s'; DROP TABLE %s",
+	       tab_s(), saved("row"), saved("row"), saved("row"), saved("row"), n, saved("row"));
+	expect_integrity("replay.row", "latest");
+	expect_integrity("replay.row", "2");
+	/* A put or a destroy there must not bless the rollback; a listing shows it. */
+	char ver[COFFER_VERSION_MAX] = "";
+	assert_int_equal(coffer_put(r, "value-r4", 8, ver), COFFER_EINTEGRITY);
+	assert_non_null(strstr(coffer_errmsg(st), "beyond"));
+	assert_int_equal(coffer_destroy(r, "1", ver), COFFER_EINTEGRITY);
+	assert_non_null(strstr(coffer_errmsg(st), "MAC"));
+	assert_int_equal(coffer_list_versions(r, collect_states, &(states){{0}, 0}),
+	                 COFFER_EINTEGRITY);
+	expect_integrity("replay.row", "latest");
+
+	/* A destroyed version's row restored from a copy taken before the destroy. */
+	coffer_secret *d = ref(st, "replay.destroyed", COFFER_PUT | COFFER_ACCESS);
+	put_ok(d, "value-d1", 8, "1");
+	put_ok(d, "value-d2", 8, "2");
+	snprintf(sql_row, sizeof sql_row, "%s", row_of("replay.destroyed", 1));
+	tamper("CREATE TABLE %s AS SELECT * FROM %s WHERE %s", saved("dest"), tab_v(), sql_row);
+	assert_int_equal(coffer_destroy(d, "1", ver), COFFER_OK);
+	access_rc_is(d, "1", COFFER_ENOTFOUND);
+	tamper("DELETE FROM %s WHERE %s; INSERT INTO %s SELECT * FROM %s; DROP TABLE %s", tab_v(),
+	       sql_row, tab_v(), saved("dest"), saved("dest"));
+	expect_integrity("replay.destroyed", "1");
+	access_is(d, "latest", "value-d2", 8, "2");
+
+	/* A batch: the items of an edited secret fail alone, the others are committed. */
+	coffer_secret *ok = ref(st, "replay.batch", COFFER_PUT | COFFER_ACCESS);
+	coffer_put_item it[3] = {{.secret = ok, .value = "value-b1", .len = 8},
+	                         {.secret = d, .value = "value-d3", .len = 8},
+	                         {.secret = ok, .value = "value-b2", .len = 8}};
+	assert_int_equal(coffer_put_batch(st, it, 3), COFFER_OK);
+	assert_int_equal(it[0].rc, COFFER_OK);
+	assert_int_equal(it[2].rc, COFFER_OK);
+	assert_string_equal(it[2].version, "2");
+	/* A put checks the secret's MAC, not every row (O(1)): d's metadata is intact, so it
+	 * goes in; the restored row stays caught. */
+	assert_int_equal(it[1].rc, COFFER_OK);
+	expect_integrity("replay.destroyed", "1");
+	/* Its last version id was edited in test_metadata_tamper. */
+	coffer_secret *t = ref(st, "tamper.last", COFFER_PUT);
+	it[0] = (coffer_put_item){.secret = ok, .value = "value-b3", .len = 8};
+	it[1] = (coffer_put_item){.secret = t, .value = "value-t", .len = 7};
+	it[2] = (coffer_put_item){.secret = ok, .value = "value-b4", .len = 8};
+	assert_int_equal(coffer_put_batch(st, it, 3), COFFER_OK);
+	assert_int_equal(it[1].rc, COFFER_EINTEGRITY);
+	name(n, sizeof n, "tamper.last");
+	assert_non_null(strstr(coffer_errmsg(st), n));
+	assert_int_equal(it[0].rc, COFFER_OK);
+	assert_int_equal(it[2].rc, COFFER_OK);
+	access_is(ok, "latest", "value-b4", 8, it[2].version);
+
+	/* The metadata key deleted: no handle opens the store (a new one would have no way to
+	 * check anything). Put back, all is well again. */
+	const char *hdr = is_pg() ? "coffer_header" : "header";
+	tamper("CREATE TABLE %s AS SELECT meta_key FROM %s; UPDATE %s SET meta_key = NULL",
+	       saved("key"), hdr, hdr);
+	coffer_options o = {.master_key_b64 = TEST_MASTER_KEY, .flags = COFFER_OPEN_NO_ENV};
+	coffer_store *no = (coffer_store *)1;
+	char err[512];
+	assert_int_equal(coffer_open(&no, location, &o, err, sizeof err), COFFER_EINTEGRITY);
+	assert_ptr_equal(no, (coffer_store *)1);
+	assert_non_null(strstr(err, "metadata key is missing"));
+	tamper("UPDATE %s SET meta_key = (SELECT meta_key FROM %s); DROP TABLE %s", hdr,
+	       saved("key"), saved("key"));
+	coffer_close(open_store());
+	access_is(ok, "latest", "value-b4", 8, it[2].version); /* the open handle went on */
+	coffer_secret_free(t);
+	coffer_secret_free(ok);
+	coffer_secret_free(d);
+	coffer_secret_free(r);
+	coffer_secret_free(m);
+	coffer_close(st);
+}
+
+/* A destroy MACs every version of the secret again: with more versions than one statement of
+ * the PostgreSQL backend writes (1024), every one of them still reads, and states stay right. */
+static void test_destroy_many(void **state)
+{
+	enum { N = 1100 };
+	coffer_store *st = open_store();
+	coffer_secret *s = ref(st, "destroy.many", COFFER_PUT | COFFER_ACCESS);
+	static coffer_put_item it[N];
+	static char vals[N][16];
+	for (int i = 0; i < N; i++) {
+		int n = snprintf(vals[i], sizeof vals[i], "value-%d", i + 1);
+		it[i] = (coffer_put_item){.secret = s, .value = vals[i], .len = (size_t)n};
+	}
+	assert_int_equal(coffer_put_batch(st, it, N), COFFER_OK);
+	assert_string_equal(it[N - 1].version, "1100");
+	char ver[COFFER_VERSION_MAX];
+	assert_int_equal(coffer_destroy(s, "5", ver), COFFER_OK);
+	assert_int_equal(coffer_destroy(s, "latest", ver), COFFER_OK);
+	assert_string_equal(ver, "1100");
+	coffer_close(open_store()); /* a fresh handle reads from the store: */
+	coffer_store *fresh = open_store();
+	coffer_secret *f = ref(fresh, "destroy.many", COFFER_ACCESS);
+	access_is(f, "latest", "value-1099", 10, "1099");
+	access_is(f, "1", "value-1", 7, "1");
+	access_is(f, "1030", "value-1030", 10, "1030");
+	access_rc_is(f, "5", COFFER_ENOTFOUND);
+	access_rc_is(f, "1100", COFFER_ENOTFOUND);
+	size_t n = 0;
+	assert_int_equal(coffer_list_versions(f, count_enabled, &n), COFFER_OK);
+	assert_int_equal(n, N - 2);
+	coffer_secret_free(f);
+	coffer_close(fresh);
+	coffer_secret_free(s);
 	coffer_close(st);
 }
 
@@ -747,6 +1088,9 @@ int main(void)
 	    cmocka_unit_test(test_batch),
 	    cmocka_unit_test(test_concurrent_puts),
 	    cmocka_unit_test(test_destroy),
+	    cmocka_unit_test(test_metadata_tamper),
+	    cmocka_unit_test(test_metadata_replay),
+	    cmocka_unit_test(test_destroy_many),
 	    cmocka_unit_test(test_key_rotation),
 	    cmocka_unit_test(test_wrong_master_key),
 	    cmocka_unit_test(test_open_errors),

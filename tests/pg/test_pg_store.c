@@ -156,26 +156,26 @@ typedef struct sealer {
 	int kill_at;    /* kill our session during this call (-1: never) */
 } sealer;
 
-static int seal_cb(void *ctx, size_t i, uint64_t version, const store_key *newest, uint32_t *key_id,
-                   uint8_t **sealed, size_t *len)
+static int seal_cb(void *ctx, size_t i, store_seal_io *io)
 {
 	sealer *z = ctx;
-	assert_non_null(newest);
+	assert_non_null(io->newest);
+	assert_int_equal(io->before.last_version, io->version - 1); /* what the secret was */
 	size_t call = z->calls++;
 	if (call < 4096) {
 		z->order[call] = i;
-		z->versions[call] = version;
+		z->versions[call] = io->version;
 	}
 	if (z->kill_at >= 0 && (size_t)z->kill_at == call)
 		assert_true(kill_sessions() >= 1);
 	if (call == z->fail_at)
 		return COFFER_EINTEGRITY;
 	size_t n = strlen(z->values[i]);
-	*sealed = malloc(n);
-	memcpy(*sealed, z->values[i], n);
-	*len = n;
-	*key_id = 7;
-	return COFFER_OK;
+	io->sealed = malloc(n);
+	memcpy(io->sealed, z->values[i], n);
+	io->sealed_len = n;
+	io->key_id = 7;
+	return COFFER_OK; /* no MACs: the backend stores none (the core makes them) */
 }
 
 static sealer new_sealer(const char *const *values)
@@ -206,9 +206,14 @@ static void get_is(store *s, const char *name, uint64_t version, const char *val
                    uint64_t want_version)
 {
 	store_row row;
-	int rc = ops->get(s, name, strlen(name), version, &row);
+	store_meta meta;
+	int rc = ops->get(s, name, strlen(name), version, &row, &meta);
 	if (rc != COFFER_OK)
 		fail_msg("get %s@%llu: %s", name, (unsigned long long)version, ops->errmsg(s));
+	if (version == 0)
+		assert_int_equal(meta.latest, want_version); /* put made it latest */
+	assert_true(meta.last_version >= want_version);
+	assert_int_equal(meta.rows_max, meta.last_version);
 	assert_int_equal(row.version, want_version);
 	assert_int_equal(row.key_id, 7);
 	assert_int_equal(row.state, COFFER_STATE_ENABLED);
@@ -218,10 +223,18 @@ static void get_is(store *s, const char *name, uint64_t version, const char *val
 	free(row.sealed);
 }
 
+/* No such secret, or (the secret exists) no such row: the backend reads, the core judges. */
 static void get_missing(store *s, const char *name, uint64_t version)
 {
 	store_row row;
-	assert_int_equal(ops->get(s, name, strlen(name), version, &row), COFFER_ENOTFOUND);
+	store_meta meta;
+	int rc = ops->get(s, name, strlen(name), version, &row, &meta);
+	if (rc == COFFER_OK) {
+		assert_int_equal(row.version, 0);
+		assert_null(row.sealed);
+	} else {
+		assert_int_equal(rc, COFFER_ENOTFOUND);
+	}
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -270,10 +283,10 @@ static void test_open_and_errors(void **state)
 	assert_null(s);
 
 	/* A store of a newer schema than this coffer knows is refused, not damaged. */
-	sql1(url, "UPDATE coffer_meta SET schema_version = 2", NULL);
+	sql1(url, "UPDATE coffer_meta SET schema_version = schema_version + 1", NULL);
 	assert_int_equal(ops->open(url, STORE_OPEN_CREATE, &s, err, sizeof err), COFFER_ECORRUPT);
 	assert_non_null(strstr(err, "upgrade coffer"));
-	sql1(url, "UPDATE coffer_meta SET schema_version = 1", NULL);
+	sql1(url, "UPDATE coffer_meta SET schema_version = schema_version - 1", NULL);
 }
 
 /* A read-only server (a standby, a demoted primary): puts fail as unavailable, reads work. */
@@ -517,7 +530,8 @@ static uint64_t gen_of(store *s)
 static uint64_t tag_of(store *s, const char *name)
 {
 	store_row row;
-	assert_int_equal(ops->get(s, name, strlen(name), 0, &row), COFFER_OK);
+	store_meta meta;
+	assert_int_equal(ops->get(s, name, strlen(name), 0, &row, &meta), COFFER_OK);
 	free(row.sealed);
 	return row.gen;
 }
@@ -688,7 +702,7 @@ typedef struct rows_seen {
 	uint64_t next;
 } rows_seen;
 
-static int row_cb(void *ctx, const store_row *row)
+static int row_cb(void *ctx, const store_meta *meta, const store_row *row)
 {
 	rows_seen *w = ctx;
 	assert_int_equal(row->version, w->next);
@@ -791,7 +805,9 @@ static int writer(int w, int fd)
 		}
 		int k = (int)(next_rand(&seed) % NSECRETS);
 		store_row row;
-		if (ops->get(s, secret_names[k], strlen(secret_names[k]), 0, &row) == COFFER_OK) {
+		store_meta meta;
+		if (ops->get(s, secret_names[k], strlen(secret_names[k]), 0, &row, &meta) ==
+		    COFFER_OK) {
 			free(row.sealed);
 			if (row.version < seen[k])
 				return 4; /* latest went backwards */
@@ -853,7 +869,8 @@ static void test_many_writers(void **state)
 		for (uint64_t v = 1; v <= max[k]; v++)
 			assert_int_equal(seen[k][v], 1); /* gapless */
 		store_row row;
-		assert_int_equal(ops->get(s, secret_names[k], 8, 0, &row), COFFER_OK);
+		store_meta meta;
+		assert_int_equal(ops->get(s, secret_names[k], 8, 0, &row, &meta), COFFER_OK);
 		assert_int_equal(row.version, max[k]);
 		free(row.sealed);
 	}
@@ -1035,7 +1052,7 @@ static void verify_stream(store *s, const char *path)
 }
 
 /* Versions of each secret are 1..last with no gap, whatever was acknowledged or not. */
-static int gapless_cb(void *ctx, const store_row *row)
+static int gapless_cb(void *ctx, const store_meta *meta, const store_row *row)
 {
 	uint64_t *next = ctx;
 	assert_int_equal(row->version, *next);

@@ -106,6 +106,70 @@ static void test_keyring_sealing(void **state)
 	crypto_key_free(&dk);
 }
 
+/* Data keys are sealed in the form that says "the store has a metadata key"; the older form
+ * still opens (and says so); the metadata key's sealed form is never a data key's, either way. */
+static void test_key_formats(void **state)
+{
+	crypto_key master = fixed_key(1), dk = fixed_key(3), mk = fixed_key(4), out = {0};
+	uint8_t v1[CRYPTO_SEALED_KEY_LEN], v2[CRYPTO_SEALED_KEY_LEN], meta[CRYPTO_SEALED_KEY_LEN];
+	int fmt = 0;
+	assert_int_equal(crypto_seal_key(&master, store_a, 5, &dk, v2), COFFER_OK);
+	assert_int_equal(crypto_seal_key_fmt(&master, store_a, 5, &dk, CRYPTO_KEYRING_V1, v1),
+	                 COFFER_OK);
+	assert_int_equal(crypto_open_key_fmt(&master, store_a, 5, v2, sizeof v2, &out, &fmt),
+	                 COFFER_OK);
+	assert_int_equal(fmt, CRYPTO_KEYRING_V2);
+	crypto_key_free(&out);
+	assert_int_equal(crypto_open_key_fmt(&master, store_a, 5, v1, sizeof v1, &out, &fmt),
+	                 COFFER_OK);
+	assert_int_equal(fmt, CRYPTO_KEYRING_V1);
+	assert_memory_equal(out.k, dk.k, CRYPTO_KEY_LEN);
+	crypto_key_free(&out);
+	assert_int_equal(crypto_seal_meta_key(&master, store_a, &mk, meta), COFFER_OK);
+	assert_int_equal(crypto_open_meta_key(&master, store_a, meta, sizeof meta, &out),
+	                 COFFER_OK);
+	assert_memory_equal(out.k, mk.k, CRYPTO_KEY_LEN);
+	crypto_key_free(&out);
+	assert_int_equal(crypto_open_meta_key(&master, store_b, meta, sizeof meta, &out),
+	                 COFFER_EINTEGRITY);
+	assert_int_equal(crypto_open_meta_key(&master, store_a, v2, sizeof v2, &out),
+	                 COFFER_EINTEGRITY);
+	assert_int_equal(crypto_open_meta_key(&master, store_a, v1, sizeof v1, &out),
+	                 COFFER_EINTEGRITY);
+	for (uint32_t id = 0; id < 8; id++)
+		assert_int_equal(crypto_open_key(&master, store_a, id, meta, sizeof meta, &out),
+		                 COFFER_EINTEGRITY);
+	assert_null(out.k);
+	crypto_key_free(&master);
+	crypto_key_free(&dk);
+	crypto_key_free(&mk);
+}
+
+/* A metadata MAC: any flipped bit of the message or the tag, or another key, fails. */
+static void test_mac(void **state)
+{
+	crypto_key k = fixed_key(5), other = fixed_key(6);
+	uint8_t msg[40], tag[CRYPTO_MAC_LEN];
+	for (size_t i = 0; i < sizeof msg; i++)
+		msg[i] = (uint8_t)(i * 7);
+	crypto_mac(&k, msg, sizeof msg, tag);
+	assert_int_equal(crypto_mac_verify(&k, msg, sizeof msg, tag), COFFER_OK);
+	assert_int_equal(crypto_mac_verify(&other, msg, sizeof msg, tag), COFFER_EINTEGRITY);
+	assert_int_equal(crypto_mac_verify(&k, msg, sizeof msg - 1, tag), COFFER_EINTEGRITY);
+	for (size_t bit = 0; bit < 8 * sizeof msg; bit++) {
+		msg[bit / 8] ^= (uint8_t)(1u << bit % 8);
+		assert_int_equal(crypto_mac_verify(&k, msg, sizeof msg, tag), COFFER_EINTEGRITY);
+		msg[bit / 8] ^= (uint8_t)(1u << bit % 8);
+	}
+	for (size_t bit = 0; bit < 8 * sizeof tag; bit++) {
+		tag[bit / 8] ^= (uint8_t)(1u << bit % 8);
+		assert_int_equal(crypto_mac_verify(&k, msg, sizeof msg, tag), COFFER_EINTEGRITY);
+		tag[bit / 8] ^= (uint8_t)(1u << bit % 8);
+	}
+	crypto_key_free(&k);
+	crypto_key_free(&other);
+}
+
 static void test_base64_keys(void **state)
 {
 	crypto_key k = {0};
@@ -198,6 +262,8 @@ int main(void)
 	    cmocka_unit_test(test_roundtrip_and_binding),
 	    cmocka_unit_test(test_nonces_differ),
 	    cmocka_unit_test(test_keyring_sealing),
+	    cmocka_unit_test(test_key_formats),
+	    cmocka_unit_test(test_mac),
 	    cmocka_unit_test(test_base64_keys),
 	    cmocka_unit_test(test_key_files),
 	    cmocka_unit_test(test_passphrase),

@@ -1,0 +1,213 @@
+/*
+ * A store written before metadata MACs (schema 1: tests/meta/v1-sqlite.sql, v1-postgres.sql,
+ * made by the previous release) gets its MACs when a handle with the master key first opens it:
+ * values and states are kept, edits outside coffer are caught from then on, and stripping the
+ * MACs afterwards, to make the store look as if it had none yet, is caught as well.
+ *
+ *   test_migrate FIXTURE.sql   on SQLite (a temporary folder), or on the PostgreSQL database
+ *                              COFFER_TEST_STORE names (tests/pg/run_with_db.sh makes it fresh)
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+#include <pthread.h>
+#include <sys/stat.h>
+
+#include "../sqltool.h"
+#include "../testutil.h"
+
+static char tmpdir[4096], location[4200];
+static const char *fixture;
+
+static coffer_store *open_store(void)
+{
+	coffer_options o = {.master_key_b64 = TEST_MASTER_KEY, .flags = COFFER_OPEN_NO_ENV};
+	coffer_store *st = NULL;
+	char err[512];
+	int rc = coffer_open(&st, location, &o, err, sizeof err);
+	if (rc != COFFER_OK)
+		fail_msg("coffer_open: %s", err);
+	return st;
+}
+
+static const char *tab(const char *base)
+{
+	static char buf[8][64];
+	static int i;
+	i = (i + 1) % 8;
+	snprintf(buf[i], sizeof buf[i], "%s%s", sqltool_is_pg(location) ? "coffer_" : "", base);
+	return buf[i];
+}
+
+static void sql(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static void sql(const char *fmt, ...)
+{
+	char q[2048];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(q, sizeof q, fmt, ap);
+	va_end(ap);
+	int rc = sqltool_run(location, q, NULL);
+	if (rc != 0)
+		fail_msg("SQL failed (%d): %s", rc, q);
+}
+
+/* The rc of reading name@version through h (a fresh handle when h is NULL); the value must be
+ * `want` when it is read. */
+static int read_rc(coffer_store *h, const char *name, const char *version, const char *want)
+{
+	coffer_store *st = h != NULL ? h : open_store();
+	coffer_secret *s = NULL;
+	coffer_value *v = NULL;
+	assert_int_equal(coffer_secret_ref(st, name, COFFER_ACCESS, &s), COFFER_OK);
+	int rc = coffer_access(s, version, &v);
+	if (rc == COFFER_OK && want != NULL)
+		assert_string_equal((const char *)coffer_value_data(v, NULL), want);
+	if (rc == COFFER_EINTEGRITY)
+		assert_non_null(strstr(coffer_errmsg(st), "MAC"));
+	coffer_value_free(v);
+	coffer_secret_free(s);
+	if (h == NULL)
+		coffer_close(st);
+	return rc;
+}
+
+typedef struct states {
+	char list[128];
+	size_t n;
+} states;
+
+static int collect(void *ctx, const coffer_version_info *vi)
+{
+	states *st = ctx;
+	st->n += (size_t)snprintf(st->list + st->n, sizeof st->list - st->n, "%s%s ", vi->version,
+	                          vi->state == COFFER_STATE_ENABLED ? "+" : "-");
+	return 0;
+}
+
+static void *opener(void *arg)
+{
+	coffer_store **out = arg;
+	*out = open_store();
+	return NULL;
+}
+
+/* Several handles open the old store at once (as a server's workers do): one adds the MACs, the
+ * others take its metadata key; every one of them reads the same. */
+static void test_migrate_and_check(void **state)
+{
+	pthread_t th[4];
+	coffer_store *st[4];
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(pthread_create(&th[i], NULL, opener, &st[i]), 0);
+	for (int i = 0; i < 4; i++)
+		pthread_join(th[i], NULL);
+	for (int i = 0; i < 4; i++) {
+		assert_int_equal(read_rc(st[i], "a", "latest", "alpha-4"), COFFER_OK);
+		assert_int_equal(read_rc(st[i], "b", "latest", "beta-1"), COFFER_OK);
+	}
+	assert_int_equal(read_rc(NULL, "a", "1", "alpha-1"), COFFER_OK);
+	assert_int_equal(read_rc(NULL, "a", "3", "alpha-3"), COFFER_OK);
+	/* Destroyed before the upgrade: still not found, not an integrity error. */
+	assert_int_equal(read_rc(NULL, "a", "2", NULL), COFFER_ENOTFOUND);
+	assert_int_equal(read_rc(NULL, "a", "5", NULL), COFFER_ENOTFOUND);
+	assert_int_equal(read_rc(NULL, "a", "6", NULL), COFFER_ENOTFOUND);
+	assert_int_equal(read_rc(NULL, "c", "latest", NULL), COFFER_ENOTFOUND);
+	coffer_secret *a = NULL;
+	assert_int_equal(coffer_secret_ref(st[0], "a", COFFER_PUT | COFFER_ACCESS, &a), COFFER_OK);
+	states sv = {{0}, 0};
+	assert_int_equal(coffer_list_versions(a, collect, &sv), COFFER_OK);
+	assert_string_equal(sv.list, "1+ 2- 3+ 4+ 5- ");
+	/* Written through coffer after the upgrade: a put and a destroy. */
+	char ver[COFFER_VERSION_MAX];
+	assert_int_equal(coffer_put(a, "alpha-6", 7, ver), COFFER_OK);
+	assert_string_equal(ver, "6");
+	assert_int_equal(read_rc(st[1], "a", "latest", "alpha-6"), COFFER_OK);
+	assert_int_equal(coffer_destroy(a, "latest", ver), COFFER_OK);
+	assert_string_equal(ver, "6");
+	assert_int_equal(read_rc(st[2], "a", "latest", "alpha-4"), COFFER_OK);
+	coffer_secret_free(a);
+	for (int i = 0; i < 4; i++)
+		coffer_close(st[i]);
+
+	/* Edits outside coffer are caught now. */
+	sql("UPDATE %s SET state = 1 WHERE version = 4 AND secret_id = (SELECT id FROM %s WHERE "
+	    "name = 'a')",
+	    tab("versions"), tab("secrets"));
+	assert_int_equal(read_rc(NULL, "a", "latest", NULL), COFFER_EINTEGRITY);
+	assert_int_equal(read_rc(NULL, "a", "4", NULL), COFFER_EINTEGRITY);
+	sql("UPDATE %s SET state = 0 WHERE version = 4 AND secret_id = (SELECT id FROM %s WHERE "
+	    "name = 'a')",
+	    tab("versions"), tab("secrets"));
+	assert_int_equal(read_rc(NULL, "a", "latest", "alpha-4"), COFFER_OK);
+	/* A coffer from before MACs that still had the store open could not add a version
+	 * without one (its insert names no mac column). */
+	const char *blob = sqltool_is_pg(location) ? "'\\x01'::bytea" : "x'01'";
+	char q[512];
+	snprintf(
+	    q, sizeof q,
+	    "INSERT INTO %s (secret_id, version, key_id, state, created_ms, sealed) SELECT id, "
+	    "7, 1, 0, 0, %s FROM %s WHERE name = 'a'",
+	    tab("versions"), blob, tab("secrets"));
+	assert_int_not_equal(sqltool_run(location, q, NULL), 0);
+	/* (The same insert with a MAC column goes in: it was refused for the MAC alone.) */
+	sql("INSERT INTO %s (secret_id, version, key_id, state, created_ms, sealed, mac) SELECT "
+	    "id, "
+	    "7, 1, 0, 0, %s, %s FROM %s WHERE name = 'a'; DELETE FROM %s WHERE version = 7",
+	    tab("versions"), blob, blob, tab("secrets"), tab("versions"));
+}
+
+/* Stripping every MAC and the metadata key, so that the store looks as if it had not been
+ * upgraded yet and the next opener would MAC whatever it finds (here: latest moved back), is
+ * refused: the data keys were re-sealed in a form that says the store has a metadata key. */
+static void test_strip_macs(void **state)
+{
+	const char *none = sqltool_is_pg(location) ? "''" : "NULL";
+	sql("UPDATE %s SET meta_key = NULL; UPDATE %s SET mac = NULL, latest = 0; UPDATE %s SET "
+	    "mac = %s; UPDATE %s SET state = 1 WHERE version = 4 AND secret_id = (SELECT id FROM "
+	    "%s "
+	    "WHERE name = 'a')",
+	    tab("header"), tab("secrets"), tab("versions"), none, tab("versions"), tab("secrets"));
+	coffer_options o = {.master_key_b64 = TEST_MASTER_KEY, .flags = COFFER_OPEN_NO_ENV};
+	coffer_store *st = (coffer_store *)1;
+	char err[512];
+	assert_int_equal(coffer_open(&st, location, &o, err, sizeof err), COFFER_EINTEGRITY);
+	assert_ptr_equal(st, (coffer_store *)1);
+	assert_non_null(strstr(err, "metadata key is missing"));
+}
+
+int main(int argc, char **argv)
+{
+	if (argc != 2) {
+		fprintf(stderr, "usage: test_migrate FIXTURE.sql\n");
+		return 2;
+	}
+	fixture = argv[1];
+	const char *loc = getenv("COFFER_TEST_STORE");
+	if (loc != NULL && loc[0] != '\0') {
+		snprintf(location, sizeof location, "%s", loc);
+	} else {
+		test_tmpdir(tmpdir, sizeof tmpdir);
+		snprintf(location, sizeof location, "%s/store", tmpdir);
+		if (mkdir(location, 0700) != 0)
+			return 1;
+	}
+	if (sqltool_run(location, NULL, fixture) != 0) {
+		fprintf(stderr, "cannot load %s\n", fixture);
+		return 1;
+	}
+	printf("# migrate: %s loaded into %s\n", fixture,
+	       sqltool_is_pg(location) ? "postgres" : location);
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_migrate_and_check),
+	    cmocka_unit_test(test_strip_macs),
+	};
+	int failed = cmocka_run_group_tests(tests, NULL, NULL);
+	if (tmpdir[0] != '\0')
+		test_rmrf(tmpdir);
+	return failed;
+}
