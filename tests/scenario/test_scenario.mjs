@@ -288,6 +288,17 @@ async function killAll(R, plan, actors) {
   }
 }
 
+// Until every actor has finished an operation (15 s at most): on a loaded machine, or on
+// PostgreSQL where each connection authenticates, the slow starters would otherwise do nothing
+// before the kill. This paces the round; it decides nothing.
+async function waitActive(R) {
+  const did = (file) => fs.existsSync(file) && /"k":"(put|read)"/.test(fs.readFileSync(file, 'utf8'));
+  for (let i = 0; i < 750; i++) {
+    if (did(R.sdkLog) && did(R.embedLog) && R.events.some((e) => e.k !== 'try')) return;
+    await sleep(20);
+  }
+}
+
 async function runRound(R, plan) {
   const actors = {};
   const lanes = [];
@@ -311,6 +322,7 @@ async function runRound(R, plan) {
   if (!plan.early) startOthers();
   actors.sdk.proc.stdin.write('go\n');
   R.tGo = now();
+  await waitActive(R);
   await sleep(plan.runMs);
   await killAll(R, plan, actors);
   await Promise.all(lanes);
@@ -322,8 +334,10 @@ async function runRound(R, plan) {
 // version (`coffer run` reads up to 60 per process; a failing batch is retried one by one).
 async function storeViaCli(R) {
   const store = {};
-  for (const s of SECRETS) {
-    const r = await cli(R.st, ['versions', s, '--json']).done;
+  // Independent reads, so they run side by side (a CLI process on PostgreSQL mostly waits).
+  const listed = await Promise.all(SECRETS.map((s) => cli(R.st, ['versions', s, '--json']).done));
+  for (const [i, s] of SECRETS.entries()) {
+    const r = listed[i];
     const e = { ids: [], state: new Map(), val: new Map() };
     store[s] = e;
     if (r.code === 3) continue;
@@ -360,9 +374,10 @@ async function storeViaCli(R) {
     }
   }
   // latest through the CLI: the newest enabled version.
-  for (const s of SECRETS) {
+  const latest = await Promise.all(SECRETS.map((s) => cli(R.st, ['access', s]).done));
+  for (const [i, s] of SECRETS.entries()) {
     const newest = [...store[s].state].filter(([, st]) => st === 'enabled').map(([id]) => id).pop();
-    const r = await cli(R.st, ['access', s]).done;
+    const r = latest[i];
     if (newest === undefined) {
       if (r.code !== 3) R.problem('latest', `after the round: ${s} has no enabled version, but coffer access ${s} answered ${r.code}`);
     } else if (r.code !== 0 || r.stdout.toString() !== store[s].val.get(newest))
