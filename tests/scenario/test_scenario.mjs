@@ -288,11 +288,11 @@ async function killAll(R, plan, actors) {
   }
 }
 
-// Until every actor has finished an operation (15 s at most): on a loaded machine, or on
-// PostgreSQL where each connection authenticates, the slow starters would otherwise do nothing
-// before the kill. This paces the round; it decides nothing.
+// Until every actor has finished an operation, or failed one (15 s at most): on a loaded
+// machine, or on PostgreSQL where each connection authenticates, the slow starters would
+// otherwise do nothing before the kill. This paces the round; it decides nothing.
 async function waitActive(R) {
-  const did = (file) => fs.existsSync(file) && /"k":"(put|read)"/.test(fs.readFileSync(file, 'utf8'));
+  const did = (file) => fs.existsSync(file) && /"k":"(put|read|err)"/.test(fs.readFileSync(file, 'utf8'));
   for (let i = 0; i < 750; i++) {
     if (did(R.sdkLog) && did(R.embedLog) && R.events.some((e) => e.k !== 'try')) return;
     await sleep(20);
