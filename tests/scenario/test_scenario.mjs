@@ -4,8 +4,9 @@
 //
 //   node test_scenario.mjs sqlite|pg [PART PARTS]
 //
-// SCENARIO_ROUNDS rounds in all (default 50), split over PARTS processes (CTest runs two, so
-// that each stays near a minute): part PART runs rounds PART, PART+PARTS, PART+2*PARTS, ...
+// SCENARIO_ROUNDS rounds in all (default 50), split over PARTS processes (CTest runs two on
+// SQLite, three on PostgreSQL, so that each stays under a minute): part PART runs rounds PART,
+// PART+PARTS, PART+2*PARTS, ...
 //
 // One round (seed = SCENARIO_BASE_SEED + round number, printed) on a fresh store:
 //   - `coffer serve` (two workers + committer: three handles in one process);
