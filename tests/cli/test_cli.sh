@@ -8,6 +8,11 @@ C() { "$COFFER" "$@"; }
 # --- help and usage ----------------------------------------------------------
 expect_rc 0 "--help exits 0" C --help
 grep -q 'usage: coffer' "$WORK/out" && pass "--help prints usage" || fail "--help prints usage"
+# Every command the CLI dispatches is listed in --help (destroy, run, rotate-key and rekey were
+# missing once although the README promised the help lists every command).
+for cmd in init put access versions list destroy run rotate-key rekey serve; do
+	grep -qE "^  $cmd( |$)" "$WORK/out" && pass "--help lists $cmd" || fail "--help lists $cmd"
+done
 expect_rc 0 "--version exits 0" C --version
 expect_rc 2 "no command is a usage error" C
 expect_rc 2 "unknown command is a usage error" C frobnicate
