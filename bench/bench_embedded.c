@@ -7,6 +7,9 @@
  *   access(1)      the same, but an older version: never in the cache of sealed rows, so every
  *                  access reads the store and checks the metadata MACs (docs/internals.md)
  *   durable put    vs a durable single-row insert (BEGIN IMMEDIATE; INSERT; COMMIT)
+ *   access(latest) vs the bare XChaCha20-Poly1305 open of a value of the same size (32 B and
+ *                  4 KiB) with the same length of authenticated data, into a fresh buffer that is
+ *                  wiped and freed: the floor for a cache that keeps values sealed (issue 11)
  *
  * usage: bench_embedded [--quick]
  */
@@ -15,11 +18,14 @@
 #include <string.h>
 #include <time.h>
 
+#include <sodium.h>
 #include <sqlite3.h>
 
 #include "coffer.h"
 
 #define VALUE_LEN 32
+#define BIG_LEN   4096
+#define AD_LEN    (1 + 16 + 4 + 8 + 2 + 12) /* format, store id, key id, version, name */
 #define ROUNDS    5
 
 static double now_s(void)
@@ -98,7 +104,7 @@ static double raw_inserts(raw *r, long n, long *seq)
 	return (double)n / (now_s() - t0);
 }
 
-static double coffer_accesses(coffer_secret *s, const char *version, long n)
+__attribute__((noinline)) static double coffer_accesses(coffer_secret *s, const char *version, long n)
 {
 	unsigned char sink = 0;
 	double t0 = now_s();
@@ -122,6 +128,49 @@ static double coffer_puts(coffer_secret *s, long n)
 		if (coffer_put(s, v, sizeof v, NULL) != COFFER_OK)
 			die("coffer put", "failed");
 	return (double)n / (now_s() - t0);
+}
+
+/* The bare open: what access(latest) cannot avoid doing when the cache holds sealed rows. */
+__attribute__((noinline)) static double bare_opens(const unsigned char *sealed, size_t value_len, const unsigned char *key,
+                         long n)
+{
+	unsigned char ad[AD_LEN], sink = 0;
+	memset(ad, 'a', sizeof ad);
+	size_t clen = value_len + crypto_aead_xchacha20poly1305_ietf_ABYTES;
+	double t0 = now_s();
+	for (long i = 0; i < n; i++) {
+		unsigned char *pt = malloc(value_len);
+		unsigned long long m = 0;
+		if (pt == NULL ||
+		    crypto_aead_xchacha20poly1305_ietf_decrypt(
+		        pt, &m, NULL, sealed + crypto_aead_xchacha20poly1305_ietf_NPUBBYTES, clen, ad,
+		        sizeof ad, sealed, key) != 0)
+			die("bare open", "failed");
+		sink ^= pt[0];
+		sodium_memzero(pt, value_len);
+		free(pt);
+	}
+	double dt = now_s() - t0;
+	return sink == 255 ? 0 : (double)n / dt;
+}
+
+/* A sealed value laid out as nonce | ciphertext | tag, under `key`. */
+static unsigned char *bare_seal(size_t value_len, const unsigned char *key)
+{
+	unsigned char ad[AD_LEN];
+	memset(ad, 'a', sizeof ad);
+	unsigned char *pt = malloc(value_len);
+	unsigned char *out = malloc(crypto_aead_xchacha20poly1305_ietf_NPUBBYTES + value_len +
+	                            crypto_aead_xchacha20poly1305_ietf_ABYTES);
+	if (pt == NULL || out == NULL)
+		die("malloc", "failed");
+	memset(pt, 'v', value_len);
+	randombytes_buf(out, crypto_aead_xchacha20poly1305_ietf_NPUBBYTES);
+	crypto_aead_xchacha20poly1305_ietf_encrypt(out + crypto_aead_xchacha20poly1305_ietf_NPUBBYTES,
+	                                           NULL, pt, value_len, ad, sizeof ad, NULL, out,
+	                                           key);
+	free(pt);
+	return out;
 }
 
 static int cmp_double(const void *a, const void *b)
@@ -182,6 +231,34 @@ int main(int argc, char **argv)
 		ca[i] = coffer_accesses(s, "1", nget / 4);
 	}
 	report("access(1), miss", "raw sqlite lookup", ca, ra, ROUNDS);
+	/* The second baseline: the bare open of the same value size, 32 B and 4 KiB. */
+	coffer_secret *big = NULL;
+	unsigned char key[crypto_aead_xchacha20poly1305_ietf_KEYBYTES];
+	randombytes_buf(key, sizeof key);
+	unsigned char *bv = malloc(BIG_LEN);
+	if (bv == NULL)
+		die("malloc", "failed");
+	memset(bv, 'b', BIG_LEN);
+	if (coffer_secret_ref(st, "bench.big", COFFER_PUT | COFFER_ACCESS, &big) != COFFER_OK ||
+	    coffer_put(big, bv, BIG_LEN, NULL) != COFFER_OK)
+		die("coffer put 4 KiB", coffer_errmsg(st));
+	free(bv);
+	const struct {
+		const char *label;
+		coffer_secret *sec;
+		size_t len;
+	} sizes[] = {{"access(latest)", s, VALUE_LEN}, {"access 4 KiB", big, BIG_LEN}};
+	for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
+		unsigned char *sealed = bare_seal(sizes[k].len, key);
+		for (int i = 0; i < ROUNDS; i++) {
+			ra[i] = bare_opens(sealed, sizes[k].len, key, nget);
+			ca[i] = coffer_accesses(sizes[k].sec, "latest", nget);
+		}
+		report(sizes[k].label, sizes[k].len == VALUE_LEN ? "bare open 32 B" : "bare open 4 KiB",
+		       ca, ra, ROUNDS);
+		free(sealed);
+	}
+	coffer_secret_free(big);
 	/* Puts are fsync-bound and the disk is shared: alternate one raw insert and one coffer
 	 * put, so both see the same disk weather; each round is nput of each. */
 	for (int i = 0; i < ROUNDS; i++) {
