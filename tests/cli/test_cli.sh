@@ -135,7 +135,7 @@ expect_rc 0 "the store opens beside key-file temporaries" C list
 [ ! -e "$COFFER_STORE/master.key.tmpAbC123" ] && [ ! -e "$COFFER_STORE/master.key.new.tmpXyZ789" ] && pass "the next open removes them" || fail "key-file temporaries left"
 old_key=$(cat "$COFFER_STORE/master.key")
 expect_rc 0 "rekey replaces the default key file in place" C rekey
-expect_err_has "restart them with the new key" "rekey says what to do with running servers"
+expect_err_has "restart running servers" "rekey says what to do with running servers"
 [ "$(cat "$COFFER_STORE/master.key")" != "$old_key" ] && pass "the key file holds a new key" || fail "key file unchanged"
 expect_eq 600 "$(stat -c %a "$COFFER_STORE/master.key")" "the new key file is 0600"
 expect_eq crummy_goofed_caddy_radiant "$(C access db.password)" "readable with the new key"
@@ -149,7 +149,8 @@ expect_rc 5 "a leftover master.key.new gets a hint" C list
 expect_err_has "interrupted 'coffer rekey'" "the hint names the leftover file"
 mv "$COFFER_STORE/master.key.new" "$COFFER_STORE/master.key"
 expect_rc 0 "moving the new key into place restores access" C list
-expect_rc 2 "rekey with a key from the environment needs --new-key-file" env COFFER_MASTER_KEY=AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyA= "$COFFER" rekey
+expect_rc 2 "rekey with a key from the environment needs --new-key-file" env COFFER_MASTER_KEY="$(cat "$COFFER_STORE/master.key")" "$COFFER" rekey
+expect_err_has "--new-key-file" "and says so"
 
 # --- a store folder open to others is refused ------------------------------------------------
 # (group or others could read the file names, or with write access swap or plant files.)
