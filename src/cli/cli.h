@@ -152,6 +152,10 @@ struct cli {
 	int is_help;         /* `coffer help` / --help / --version done */
 };
 
+/* The error names of the exit codes outside the error list (run's). */
+#define CLI_ERR_CANNOT_EXEC "ECANNOTEXEC"
+#define CLI_ERR_NO_CMD      "ENOCMD"
+
 /* table.c */
 int cli_parse(cli *c, int argc, char **argv); /* 0, or an exit code (help: -1 for 0) */
 const char *cli_opt(const cli *c, opt_id id);   /* the last value given, or NULL */

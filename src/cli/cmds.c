@@ -124,7 +124,7 @@ static int read_value(cli *c, const char *name, unsigned char **val, size_t *len
 		file = NULL;
 	int fd = 0, rc;
 	if (file != NULL && (fd = open(file, O_RDONLY | O_CLOEXEC | O_NOCTTY)) < 0)
-		return cli_fail(c, 1, "cannot open '%s': %s", file, strerror(errno));
+		return cli_fail(c, COFFER_EIO, "cannot open '%s': %s", file, strerror(errno));
 	if (file == NULL && isatty(0)) {
 		rc = read_tty(name, max, val, len);
 	} else {
@@ -248,7 +248,7 @@ int cmd_access(cli *c)
 		return cli_emit(c, j);
 	}
 	if (write_all(1, v.data, v.len) != 0)
-		rc = cli_fail(c, 1, "cannot write to standard output: %s", strerror(errno));
+		rc = cli_fail(c, COFFER_EIO, "cannot write to standard output: %s", strerror(errno));
 	c->tgt->ops->value_free(c->tgt, &v);
 	return rc;
 }
@@ -475,7 +475,7 @@ static int run_setenv(cli *c, const char *var, const char *ref)
 		              "secret '%s' holds a NUL byte and cannot be an environment variable",
 		              name);
 	else if (setenv(var, (const char *)v.data, 1) != 0)
-		rc = cli_fail(c, 1, "cannot set %s: %s", var, strerror(errno));
+		rc = cli_fail(c, COFFER_ENOMEM, "cannot set %s: %s", var, strerror(errno));
 	c->tgt->ops->value_free(c->tgt, &v);
 	return rc;
 }
@@ -543,7 +543,7 @@ int cmd_serve(cli *c)
 		a.store = NULL;
 	return coffer_serve(&a);
 #else
-	return cli_fail(c, 1, "this coffer was built without the server");
+	return cli_fail(c, COFFER_EMISUSE, "this coffer was built without the server");
 #endif
 }
 

@@ -4,6 +4,7 @@
  * local target (a store this process opens with libcoffer).
  */
 #include <errno.h>
+#include <malloc.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,7 +56,11 @@ static int failv(cli *c, int rc, const char *hint, const char *fmt, va_list ap)
 		snprintf(msg, sizeof msg, "%s", rc < 0 ? coffer_strerror(rc) : "failed");
 	int code = rc <= 0 ? coffer_exit_code(rc) : rc;
 	if (c->json) {
-		json_t *e = json_pack("{s:s,s:s,s:i}", "code", rc <= 0 ? errname(rc) : "EOTHER",
+		const char *name = rc <= 0     ? errname(rc)
+		                   : rc == 126 ? CLI_ERR_CANNOT_EXEC
+		                   : rc == 127 ? CLI_ERR_NO_CMD
+		                               : "EOTHER";
+		json_t *e = json_pack("{s:s,s:s,s:i}", "code", name,
 		                      "message", msg, "exit", code);
 		if (hint != NULL)
 			json_object_set_new(e, "hint", json_string(hint));
@@ -93,6 +98,22 @@ static int fail_hint(cli *c, int rc, const char *hint, const char *fmt, ...)
 	return code;
 }
 
+static void json_wipe_free(void *p);
+
+static int write_out(const char *p, size_t n)
+{
+	while (n > 0) {
+		ssize_t w = write(1, p, n);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return -1;
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
 int cli_emit(cli *c, json_t *j)
 {
 	if (j == NULL)
@@ -103,9 +124,11 @@ int cli_emit(cli *c, json_t *j)
 	json_decref(j);
 	if (s == NULL)
 		return cli_fail(c, COFFER_ENOMEM, NULL);
-	int bad = printf("%s\n", s) < 0 || fflush(stdout) != 0;
-	free(s);
-	return bad ? cli_fail(c, 1, "cannot write to standard output: %s", strerror(errno)) : 0;
+	size_t n = strlen(s);
+	s[n] = '\n'; /* one write, no stdio buffer keeping a copy */
+	int bad = fflush(stdout) != 0 || write_out(s, n + 1) != 0;
+	json_wipe_free(s);
+	return bad ? cli_fail(c, COFFER_EIO, "cannot write to standard output: %s", strerror(errno)) : 0;
 }
 
 /* ---- the local target --------------------------------------------------------------------- */
@@ -366,9 +389,23 @@ static void harden(void)
 #endif
 }
 
+/* JSON strings may hold a value (access --json): jansson's memory is wiped when freed. */
+static void *json_alloc(size_t n)
+{
+	return malloc(n);
+}
+
+static void json_wipe_free(void *p)
+{
+	if (p != NULL)
+		explicit_bzero(p, malloc_usable_size(p));
+	free(p);
+}
+
 int main(int argc, char **argv)
 {
 	harden();
+	json_set_alloc_funcs(json_alloc, json_wipe_free);
 	cli c = {0};
 	int rc = cli_parse(&c, argc, argv);
 	if (rc == 0)

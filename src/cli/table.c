@@ -437,7 +437,7 @@ int cli_parse(cli *c, int argc, char **argv)
 		c->seen[c->nseen++] = (opt_seen){o->id, val};
 	}
 	if (cli_has(c, O_HELP)) {
-		if (c->cmd != NULL && strcmp(c->cmd->name, "help") != 0)
+		if (c->cmd != NULL)
 			cli_help_cmd(c->cmd);
 		else
 			cli_help_global();
@@ -456,12 +456,13 @@ int cli_parse(cli *c, int argc, char **argv)
 		if (!cmd_takes(c->cmd, c->seen[k].id))
 			return parse_error(c, c->cmd, "'--%s' is not an option of 'coffer %s'",
 			                   cli_opts[c->seen[k].id].name, c->cmd->name);
-	if (c->json && !cli_has(c, O_JSON))
-		c->json = (c->cmd->flags & (CMD_JSON | CMD_STOP)) != 0; /* COFFER_FORMAT */
-	if (cli_has(c, O_JSON) && !(c->cmd->flags & (CMD_JSON | CMD_STOP))) {
-		c->json = 0;
+	/* Now that the options are known (a --json among run's CMD ARGS is CMD's): --json, or
+	 * COFFER_FORMAT=json for the commands that have JSON. */
+	const char *fmt = getenv("COFFER_FORMAT");
+	c->json = cli_has(c, O_JSON) || (fmt != NULL && strcmp(fmt, "json") == 0 &&
+	                                 (c->cmd->flags & (CMD_JSON | CMD_STOP)) != 0);
+	if (cli_has(c, O_JSON) && !(c->cmd->flags & (CMD_JSON | CMD_STOP)))
 		return parse_error(c, c->cmd, "'coffer %s' has no JSON output", c->cmd->name);
-	}
 	if (c->nargs < c->cmd->min_args ||
 	    (c->cmd->max_args >= 0 && c->nargs > c->cmd->max_args))
 		return parse_error(c, c->cmd, "%s; usage: coffer %s%s%s",
@@ -583,17 +584,18 @@ void cli_help_cmd(const cmd_def *d)
 static const struct {
 	int code;
 	const char *meaning;
+	const char *name; /* the error name of a code outside the error list */
 } exit_meanings[] = {
-    {0, "ok"},
-    {1, "other failure (also: a file that cannot be read or written)"},
-    {2, "usage error or invalid input"},
-    {3, "not found (also: no store)"},
-    {4, "permission denied"},
-    {5, "key or integrity failure"},
-    {6, "store busy or unavailable"},
-    {7, "disk full"},
-    {126, "run: CMD was found but could not be executed"},
-    {127, "run: CMD was not found"},
+    {0, "ok", NULL},
+    {1, "other failure (also: a file that cannot be read or written)", NULL},
+    {2, "usage error or invalid input", "usage"},
+    {3, "not found (also: no store)", NULL},
+    {4, "permission denied", NULL},
+    {5, "key or integrity failure", NULL},
+    {6, "store busy or unavailable", NULL},
+    {7, "disk full", NULL},
+    {126, "run: CMD was found but could not be executed", CLI_ERR_CANNOT_EXEC},
+    {127, "run: CMD was not found", CLI_ERR_NO_CMD},
 };
 
 static const struct {
@@ -622,6 +624,11 @@ static void print_exit_codes(FILE *f)
 		int n = snprintf(line, sizeof line, "  %-4d %s", exit_meanings[m].code,
 		                 exit_meanings[m].meaning);
 		const char *sep = " (";
+		if (exit_meanings[m].name != NULL) {
+			n += snprintf(line + n, sizeof line - (size_t)n, "%s%s", sep,
+			              exit_meanings[m].name);
+			sep = ", ";
+		}
 		for (size_t i = 1; i < sizeof error_list / sizeof error_list[0]; i++)
 			if (error_list[i].exit == exit_meanings[m].code && n < (int)sizeof line) {
 				n += snprintf(line + n, sizeof line - (size_t)n, "%s%s", sep,
@@ -674,6 +681,8 @@ json_t *cli_help_json(const cmd_def *d)
 			json_array_append_new(globals, opt_json(&cli_opts[i]));
 	for (size_t m = 0; m < sizeof exit_meanings / sizeof exit_meanings[0]; m++) {
 		json_t *errs = json_array();
+		if (exit_meanings[m].name != NULL)
+			json_array_append_new(errs, json_string(exit_meanings[m].name));
 		for (size_t i = 1; i < sizeof error_list / sizeof error_list[0]; i++)
 			if (error_list[i].exit == exit_meanings[m].code)
 				json_array_append_new(errs, json_string(error_list[i].name));
