@@ -183,5 +183,17 @@ expect_eq "bash" "$(complete_words coffer completion ba)" "completion completes 
 readme_cmds=$(grep -oE '^\| `coffer [a-z-]+' "$README" | sed 's/^| `coffer //' | sort -u | tr '\n' ' ')
 help_cmds=$(C help | sed -n '/^commands:/,/^$/p' | grep -oE '^  [a-z-]+' | tr -d ' ' | sort -u | tr '\n' ' ')
 expect_eq "$help_cmds" "$readme_cmds" "README's command table names the commands coffer help lists"
+python3 - "$README" "$WORK/help.json" <<'EOF' && pass "README's exit-code table matches coffer help --json" || fail "README's exit-code table differs from coffer help --json"
+import json, re, sys
+readme = {}
+for line in open(sys.argv[1]):
+    m = re.match(r"^\| (\d+) \|[^|]*\|([^|]*)\|", line)
+    if m:
+        readme[int(m.group(1))] = sorted(re.findall(r"`([A-Za-z_]+)`", m.group(2)))
+table = {c["code"]: sorted(c["errors"]) for c in json.load(open(sys.argv[2]))["exit_codes"]}
+if readme != table:
+    print("README:", readme, "\nhelp:  ", table)
+    sys.exit(1)
+EOF
 
 finish
