@@ -404,9 +404,9 @@ static int rekey_report(cli *c, const char *now, const char *old, int in_place)
 		         now, now);
 	}
 	snprintf(steps[n++], sizeof steps[0],
-	         "restart running servers (coffer serve) on this store with the new key: they "
-	         "keep serving the data keys they hold, but refuse anything that needs a key "
-	         "added from now on");
+	         "running servers (coffer serve) on this store still hold the old key: they keep "
+	         "serving the data keys they have, but refuse anything that needs a key added "
+	         "from now on; restart them with the new key");
 	if (c->json) {
 		json_t *next = json_array();
 		for (int i = 0; i < n; i++)

@@ -135,7 +135,7 @@ expect_rc 0 "the store opens beside key-file temporaries" C list
 [ ! -e "$COFFER_STORE/master.key.tmpAbC123" ] && [ ! -e "$COFFER_STORE/master.key.new.tmpXyZ789" ] && pass "the next open removes them" || fail "key-file temporaries left"
 old_key=$(cat "$COFFER_STORE/master.key")
 expect_rc 0 "rekey replaces the default key file in place" C rekey
-expect_err_has "restart running servers" "rekey says what to do with running servers"
+expect_err_has "restart them with the new key" "rekey says what to do with running servers"
 [ "$(cat "$COFFER_STORE/master.key")" != "$old_key" ] && pass "the key file holds a new key" || fail "key file unchanged"
 expect_eq 600 "$(stat -c %a "$COFFER_STORE/master.key")" "the new key file is 0600"
 expect_eq crummy_goofed_caddy_radiant "$(C access db.password)" "readable with the new key"
