@@ -368,7 +368,6 @@ int cli_parse(cli *c, int argc, char **argv)
 				c->cmd = cli_find_cmd(a);
 				if (c->cmd == NULL) {
 					const char *s = cli_suggest_cmd(a);
-					c->cmd = NULL;
 					return s != NULL ? parse_error(c, NULL,
 					                               "unknown command '%.60s'; did "
 					                               "you mean '%s'?",
@@ -437,6 +436,11 @@ int cli_parse(cli *c, int argc, char **argv)
 		c->seen[c->nseen++] = (opt_seen){o->id, val};
 	}
 	if (cli_has(c, O_HELP)) {
+		const cmd_def *d = c->cmd != NULL && strcmp(c->cmd->name, "help") != 0 ? c->cmd : NULL;
+		if (cli_has(c, O_JSON)) {
+			int rc = cli_emit(c, cli_help_json(d));
+			return rc != 0 ? rc : -1;
+		}
 		if (c->cmd != NULL)
 			cli_help_cmd(c->cmd);
 		else
