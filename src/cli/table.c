@@ -66,8 +66,8 @@ const opt_def cli_opts[O_COUNT] = {
      1, 64},
     {O_POLICY, "policy", 0, ARG_FILE, "FILE",
      "the operator's grants, one rule per line:\n"
-     "  allow SERVICE put|access|put,access SECRET...  ('*': all)\n"
-     "Without it (development), a service's own policy Declare grants it\n"
+     "  allow SERVICE put|access|put,access SECRET...\n"
+     "('*': all services or secrets). Without it (development), a service's own policy Declare grants it\n"
      "what it declared.",
      0, 0, 0},
     {O_TOKENS, "tokens", 0, ARG_FILE, "FILE",
@@ -507,27 +507,59 @@ size_t cli_opt_all(const cli *c, opt_id id, const char **out, size_t max)
 
 /* ---- help --------------------------------------------------------------------------------- */
 
+/* Option help, reflowed into [indent, width): a '\n' is a space, except before a line that
+ * starts with a space, which is printed as it is (a rule, an example). */
+static void print_wrapped(FILE *f, const char *p, int indent, int width)
+{
+	int col = indent, space = 0;
+	while (*p != '\0') {
+		if (*p == '\n' && p[1] == ' ') {
+			size_t len = strcspn(++p, "\n");
+			fprintf(f, "\n%*s%.*s", indent, "", (int)len, p);
+			p += len;
+			col = width; /* what follows starts a new line */
+			space = 0;
+			continue;
+		}
+		if (*p == ' ' || *p == '\n') {
+			p++;
+			space = 1;
+			continue;
+		}
+		int wl = (int)strcspn(p, " \n");
+		if (col > indent && col + space + wl > width) {
+			fprintf(f, "\n%*s", indent, "");
+			col = indent;
+		} else if (space && col > indent) {
+			fputc(' ', f);
+			col++;
+		}
+		fprintf(f, "%.*s", wl, p);
+		col += wl;
+		p += wl;
+		space = 0;
+	}
+	fputc('\n', f);
+}
+
+#define HELP_INDENT 30
+#define HELP_WIDTH  80
+
 static void print_opt(FILE *f, const opt_def *o)
 {
 	char head[80];
-	int n = snprintf(head, sizeof head, "  %s%c%s--%s%s%s", o->short_name ? "-" : "",
-	                 o->short_name ? o->short_name : ' ', o->short_name ? ", " : "  ", o->name,
-	                 o->metavar ? " " : "", o->metavar ? o->metavar : "");
-	if (!o->short_name) /* "  --store" lines up with "  -s, --store" */
+	int n;
+	if (o->short_name)
+		n = snprintf(head, sizeof head, "  -%c, --%s%s%s", o->short_name, o->name,
+		             o->metavar ? " " : "", o->metavar ? o->metavar : "");
+	else /* "      --store" lines up with "  -s, --store" */
 		n = snprintf(head, sizeof head, "      --%s%s%s", o->name, o->metavar ? " " : "",
 		             o->metavar ? o->metavar : "");
-	const char *h = o->help;
-	fprintf(f, "%s", head);
-	int col = n;
-	if (col > 30) {
-		fputc('\n', f);
-		col = 0;
-	}
-	for (int first = 1; *h != '\0'; first = 0) {
-		size_t len = strcspn(h, "\n");
-		fprintf(f, "%*s%.*s\n", (first ? 32 - col : 32), "", (int)len, h);
-		h += len + (h[len] == '\n');
-	}
+	if (n > HELP_INDENT - 2)
+		fprintf(f, "%s\n%*s", head, HELP_INDENT, "");
+	else
+		fprintf(f, "%-*s", HELP_INDENT, head);
+	print_wrapped(f, o->help, HELP_INDENT, HELP_WIDTH);
 }
 
 static void print_exit_codes(FILE *f);
@@ -545,10 +577,10 @@ void cli_help_global(void)
 			continue;
 		int n = snprintf(head, sizeof head, "  %s%s%s", d->name, d->args[0] ? " " : "",
 		                 d->args);
-		if (n > 30)
-			fprintf(f, "%s\n%32s%s\n", head, "", d->summary);
+		if (n > HELP_INDENT - 2)
+			fprintf(f, "%s\n%*s%s\n", head, HELP_INDENT, "", d->summary);
 		else
-			fprintf(f, "%-32s%s\n", head, d->summary);
+			fprintf(f, "%-*s%s\n", HELP_INDENT, head, d->summary);
 	}
 	fprintf(f, "\nglobal options (anywhere on the line; --opt VALUE or --opt=VALUE):\n");
 	for (int i = 0; i < O_COUNT; i++)
@@ -580,7 +612,7 @@ void cli_help_cmd(const cmd_def *d)
 			fprintf(f, "%s--%s", first ? "" : ", ", cli_opts[i].name);
 			first = 0;
 		}
-	fprintf(f, " (coffer help)\n");
+	fprintf(f, "\n(see coffer help)\n");
 }
 
 /* ---- exit codes: the error list plus run's ------------------------------------------------ */
@@ -591,7 +623,7 @@ static const struct {
 	const char *name; /* the error name of a code outside the error list */
 } exit_meanings[] = {
     {0, "ok", NULL},
-    {1, "other failure (also: a file that cannot be read or written)", NULL},
+    {1, "other failure (also: a file not readable or writable)", NULL},
     {2, "usage error or invalid input", "usage"},
     {3, "not found (also: no store)", NULL},
     {4, "permission denied", NULL},
