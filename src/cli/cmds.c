@@ -135,7 +135,7 @@ static int read_value(cli *c, const char *name, unsigned char **val, size_t *len
 		close(fd);
 	if (rc == COFFER_ETOOBIG)
 		return cli_fail(c, rc, "value is over the hard limit of %zu bytes", max);
-	return rc == COFFER_OK ? 0 : cli_fail(c, rc, NULL);
+	return rc == COFFER_OK ? 0 : cli_fail(c, rc, "cannot read the value: %s", coffer_strerror(rc));
 }
 
 int cmd_put(cli *c)
