@@ -110,6 +110,15 @@ expect_json_ok "help put --json" C help put --json
 expect_rc 0 "run --env=VAR=NAME" C -s "$S" -k "$WORK/k2" run --env=X=k -- sh -c 'test "$X" = v2'
 expect_rc 0 "--max-value=N" C -s "$S" -k "$WORK/k2" --max-value=70000 put big --file="$WORK/v1"
 
+expect_rc 0 "run with global options after it (--store X --env ...)" C run --store "$S" --key-file "$WORK/k2" --env X=k -- true
+expect_rc 0 "'--' ends the options" C -s "$S" -k "$WORK/k2" access -- k
+expect_rc 0 "a short option with its value attached" C "-s$S" "-k$WORK/k2" list
+expect_rc 0 "run: an option after CMD is CMD's" C -s "$S" -k "$WORK/k2" run --env X=k sh -c 'test "$0" = --json' --json
+expect_rc 2 "a flag given a value is refused" C list --json=yes
+expect_err_has "takes no value" "and says so"
+expect_rc 2 "an option missing its value" C list --store
+expect_err_has "needs a value" "and says so"
+
 # Failures: nothing on stdout, a JSON error on stderr, the exit code of the table.
 expect_json_fail 3 "versions of an unknown secret" C -s "$S" -k "$WORK/k2" versions nosuch --json
 expect_json_fail 3 "access of an unknown version" C -s "$S" -k "$WORK/k2" access k@9 --json
