@@ -4,7 +4,14 @@
  *
  * Adding a command: one row in the table in table.c (name, arguments, help, options, flags)
  * and one handler `int cmd_x(cli *c)` returning the process exit code. Help, `coffer help
- * --json`, suggestions and shell completion all come from that row.
+ * --json`, suggestions and shell completion all come from that row. A new option is one row
+ * in cli_opts (and an opt_id). A command that reads or changes secrets does it through
+ * c->tgt (cli_target_open()), never through a coffer_store of its own, so that it can run
+ * against a server later: a new kind of operation is one more member of target_ops (for the
+ * local target, one libcoffer call in main.c).
+ *
+ * Remote mode (not built yet): cli_target_open() would return a target whose ops speak to a
+ * running `coffer serve` for the commands flagged CMD_REMOTE, and refuse CMD_LOCAL ones.
  */
 #ifndef COFFER_CLI_H
 #define COFFER_CLI_H

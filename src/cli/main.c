@@ -300,18 +300,21 @@ static void wrong_key_hint(const cli *c, char *hint, size_t len)
 	char kf[4096], next[4096 + 8];
 	key_file_in_use(c, kf, sizeof kf);
 	int from_env = getenv("COFFER_MASTER_KEY") != NULL || getenv("COFFER_PASSPHRASE") != NULL;
+	int n = -1;
 	if (kf[0] != '\0' && !from_env && snprintf(next, sizeof next, "%s.new", kf) < (int)sizeof next &&
 	    access(next, F_OK) == 0)
-		snprintf(hint, len,
-		         "an interrupted 'coffer rekey' left %s; if the store opens with --key-file "
-		         "%s, move that file to %s",
-		         next, next, kf);
+		n = snprintf(hint, len,
+		             "an interrupted 'coffer rekey' left %s; if the store opens with "
+		             "--key-file %s, move that file to %s",
+		             next, next, kf);
 	else if (kf[0] != '\0' && !from_env)
-		snprintf(hint, len,
-		         "after 'coffer rekey --new-key-file F' the store opens only with F: give "
-		         "--key-file F (or COFFER_KEY_FILE=F), or move F over %s",
-		         kf);
-	else
+		n = snprintf(hint, len,
+		             "after 'coffer rekey --new-key-file F' the store opens only with F: give "
+		             "--key-file F (or COFFER_KEY_FILE=F), or move F over %s",
+		             kf);
+	if (n >= (int)len) /* paths too long to show whole: the generic hint */
+		n = -1;
+	if (n < 0)
 		snprintf(hint, len,
 		         "after 'coffer rekey --new-key-file F' the store opens only with F: give "
 		         "--key-file F (or COFFER_KEY_FILE=F)");
