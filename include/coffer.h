@@ -366,6 +366,32 @@ COFFER_API int coffer_reencrypt(coffer_store *st, size_t *count) COFFER_MUST_CHE
 COFFER_API int coffer_rotate_master_key(coffer_store *st, const coffer_options *new_key,
                                         char *errbuf, size_t errlen) COFFER_MUST_CHECK;
 
+/*
+ * Rekey in place: the key file this handle's master key was read from (coffer_key_file()) gets a
+ * new key. The new key is made in FILE.new (0600), the keyring re-sealed under it as by
+ * coffer_rotate_master_key(), then FILE.new is renamed over FILE (and the folder fsync'd). If
+ * the rename fails, the store opens with FILE.new (errbuf says so); a later coffer_open() of
+ * FILE sees FILE.new beside it only as a file, so move it by hand.
+ * Returns as coffer_rotate_master_key(), plus COFFER_EINVAL (the master key did not come from a
+ * key file: give the new key explicitly), COFFER_EBUSY (FILE.new exists: another rekey is
+ * running or was interrupted; nothing done), COFFER_EIO (the rename failed).
+ */
+COFFER_API int coffer_rekey_in_place(coffer_store *st, char *errbuf,
+                                     size_t errlen) COFFER_MUST_CHECK;
+
+/*
+ * The key file coffer_open() reads for `location` when no key is given (for a folder store,
+ * DIR/master.key), written to buf (len bytes). Nothing is opened or checked on disk.
+ * Returns COFFER_OK, COFFER_ENOTFOUND (this kind of store has no default key file, e.g.
+ * PostgreSQL: a key must be given), COFFER_EINVAL (unknown scheme, or buf too small),
+ * COFFER_EMISUSE (buf NULL).
+ */
+COFFER_API int coffer_default_key_file(const char *location, char *buf, size_t len);
+
+/* The path of the key file this handle's master key was read from, or NULL when it came from
+ * COFFER_MASTER_KEY, a passphrase or the options. Owned by the handle. */
+COFFER_API const char *coffer_key_file(const coffer_store *st);
+
 #ifdef __cplusplus
 }
 #endif

@@ -74,6 +74,7 @@ struct coffer_store {
 	unsigned created;
 	core_cache *cache;
 	void *kdf_ref; /* the shared passphrase-derived key this handle holds, or NULL */
+	char *key_file; /* the key file the master key was read from, or NULL (not from a file) */
 	char errmsg[CORE_ERRMSG_MAX];
 };
 

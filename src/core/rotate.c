@@ -3,6 +3,7 @@
  * re-encrypt pass moves old values over; rotating the master key re-seals only the keyring.
  * The master key is kept under sodium_mprotect_noaccess and unlocked only inside these calls.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -356,4 +357,49 @@ int coffer_rotate_master_key(coffer_store *st, const coffer_options *new_key, ch
 	crypto_key_free(&nk);
 	pthread_mutex_unlock(&st->mu);
 	return rc;
+}
+
+int coffer_rekey_in_place(coffer_store *st, char *errbuf, size_t errlen)
+{
+	char dummy[CORE_ERRMSG_MAX], tmp[4096 + 8];
+	if (errbuf == NULL || errlen == 0) {
+		errbuf = dummy;
+		errlen = sizeof dummy;
+	}
+	errbuf[0] = '\0';
+	if (st == NULL)
+		return COFFER_EMISUSE;
+	if (st->key_file == NULL) {
+		snprintf(errbuf, errlen,
+		         "this store's master key was not read from a key file (it came from "
+		         "COFFER_MASTER_KEY, a passphrase or the options): give the new key "
+		         "explicitly (coffer rekey --new-key-file FILE)");
+		return COFFER_EINVAL;
+	}
+	if (snprintf(tmp, sizeof tmp, "%s.new", st->key_file) >= (int)sizeof tmp) {
+		snprintf(errbuf, errlen, "key file path too long");
+		return COFFER_EINVAL;
+	}
+	/* FILE.new is where the new key is made; one that exists is another rekey's (running, or
+	 * interrupted after the keyring was re-sealed: then it is the key that opens the store). */
+	if (access(tmp, F_OK) == 0) {
+		snprintf(errbuf, errlen,
+		         "'%s' exists (a rekey running or interrupted?): see which key opens the "
+		         "store (coffer --key-file '%s' list), then remove it or move it over '%s'",
+		         tmp, tmp, st->key_file);
+		return COFFER_EBUSY;
+	}
+	coffer_options o = {.key_file = tmp};
+	int rc = coffer_rotate_master_key(st, &o, errbuf, errlen);
+	if (rc != COFFER_OK)
+		return rc;
+	if (rename(tmp, st->key_file) != 0) {
+		snprintf(errbuf, errlen,
+		         "the store now opens with the key in '%s', but moving it over '%s' failed: "
+		         "%s; move it by hand",
+		         tmp, st->key_file, strerror(errno));
+		return COFFER_EIO;
+	}
+	crypto_fsync_dir_of(st->key_file); /* the rename is durable before we say so */
+	return COFFER_OK;
 }

@@ -111,6 +111,29 @@ const char *coffer_location_display(const char *loc, char *buf, size_t len)
 	return buf;
 }
 
+int coffer_default_key_file(const char *location, char *buf, size_t len)
+{
+	const char *rest = NULL;
+	char path[4096];
+	const store_ops *ops = store_lookup(location != NULL ? location : "./.coffer", &rest);
+	if (buf == NULL || len == 0)
+		return COFFER_EMISUSE;
+	if (ops == NULL)
+		return COFFER_EINVAL;
+	int rc = ops->default_key_file(rest, path, sizeof path);
+	if (rc != COFFER_OK)
+		return rc == COFFER_EINVAL ? rc : COFFER_ENOTFOUND;
+	if (strlen(path) >= len)
+		return COFFER_EINVAL;
+	memcpy(buf, path, strlen(path) + 1);
+	return COFFER_OK;
+}
+
+const char *coffer_key_file(const coffer_store *st)
+{
+	return st == NULL ? NULL : st->key_file;
+}
+
 const crypto_key *core_key_by_id(const coffer_store *st, uint32_t id)
 {
 	for (size_t i = 0; i < st->nkeys; i++)
@@ -176,6 +199,9 @@ static int master_from_file(opening *o, int new_store)
 	crypto_key_file_sweep(file);
 	if (snprintf(next, sizeof next, "%s.new", file) < (int)sizeof next)
 		crypto_key_file_sweep(next);
+	free(o->st->key_file); /* a second resolve (lost bootstrap race) */
+	if ((o->st->key_file = strdup(file)) == NULL)
+		return COFFER_ENOMEM;
 	int rc = crypto_key_file_read(file, &o->master, o->err, o->errlen);
 	if (rc == COFFER_ENOTFOUND && new_store) {
 		int created = 0;
@@ -527,6 +553,7 @@ void coffer_close(coffer_store *st)
 	crypto_key_free(&st->meta);
 	core_kdf_release(st->kdf_ref);
 	core_cache_free(st->cache);
+	free(st->key_file);
 	if (st->be != NULL)
 		st->ops->close(st->be);
 	pthread_mutex_destroy(&st->mu);

@@ -22,51 +22,10 @@
 #include "loop.h"
 #include "wipe.h"
 
-static const char usage_text[] =
-    "usage: coffer serve [options]\n"
-    "\n"
-    "Serve the store over Nitric's gRPC protocol (SecretManager Put/Access, Resources\n"
-    "Declare), so Nitric SDKs work against it unmodified (set SERVICE_ADDRESS).\n"
-    "\n"
-    "options:\n"
-    "  --listen [SERVICE=]HOST:PORT  listen for the service SERVICE (default 'default');\n"
-    "                             repeatable, one port per service; default 127.0.0.1:50051.\n"
-    "                             Port 0 picks a free port (printed at start).\n"
-    "  --listen [SERVICE=]unix:PATH  listen on a Unix socket (plaintext h2c, mode 0600;\n"
-    "                             0666 with --allow-uid); SDKs: SERVICE_ADDRESS=unix:PATH.\n"
-    "                             A path that is not a socket is never replaced; the\n"
-    "                             socket is removed at exit.\n"
-    "  --allow-uid UID|USER       also serve this local user without a token (repeatable).\n"
-    "                             Over loopback TCP and Unix sockets, a call without a\n"
-    "                             token is served only for the server's own uid, root and\n"
-    "                             these; others get UNAUTHENTICATED (16).\n"
-    "  --store DIR|URL            the store (default $COFFER_STORE, else ./.coffer)\n"
-    "  --threads N                worker threads (default: the number of cores)\n"
-    "  --policy FILE              the operator's grants rule, one per line:\n"
-    "                               allow SERVICE put|access|put,access SECRET...  ('*': all)\n"
-    "                             Without it (development), a service's own policy Declare\n"
-    "                             grants it what it declared.\n"
-    "  --tokens FILE              bearer tokens, one 'PRINCIPAL TOKEN' per line; clients send\n"
-    "                             'authorization: Bearer TOKEN' and act as PRINCIPAL, whatever\n"
-    "                             their uid. Needs --policy.\n"
-    "  --tls-cert FILE --tls-key FILE  serve TLS (ALPN h2; TLS 1.3, or 1.2 with ECDHE and\n"
-    "                             AES-GCM/ChaCha20-Poly1305) instead of plaintext h2c; the key\n"
-    "                             file must be mode 0600 (or stricter), not a symlink\n"
-    "  --insecure                 allow a non-loopback address without TLS and tokens\n"
-    "  --max-value BYTES          largest value accepted (default 65536, at most 1048576)\n"
-    "  --policy-wait MS           how long a call waits for its policy Declare (default 1000)\n"
-    "  --idle-timeout SECS        close connections idle this long (default 120)\n"
-    "  --header-timeout SECS      close connections whose headers stall this long (default 10)\n"
-    "  --max-conns N              connections at once (default 1024)\n"
-    "  --quiet                    no per-request log lines\n"
-    "  -h, --help                 this text\n"
-    "\n"
-    "Logs one line per request to stderr (method, principal, secret, version, status,\n"
-    "microseconds), never a value. SIGTERM or SIGINT drains in-flight calls and exits 0.\n";
-
 typedef struct serve_opts {
 	srv_config cfg;
 	const char *store;
+	const char *key_file;
 	const char *policy;
 	const char *tokens;
 	const char *tls_cert;
@@ -78,7 +37,7 @@ typedef struct serve_opts {
 
 static int usage_error(const char *msg, const char *arg)
 {
-	fprintf(stderr, "coffer serve: %s%s%s\n(see 'coffer serve --help')\n", msg,
+	fprintf(stderr, "coffer serve: %s%s%s\nTry 'coffer serve --help'.\n", msg,
 	        arg != NULL ? ": " : "", arg != NULL ? arg : "");
 	return 2;
 }
@@ -138,23 +97,6 @@ static int parse_listen(const char *arg, srv_listen *l)
 	return 0;
 }
 
-static const char *need_arg(int argc, char **argv, int *i)
-{
-	if (*i + 1 >= argc)
-		return NULL;
-	return argv[++*i];
-}
-
-static int parse_number_opt(const char *opt, const char *v, unsigned long lo, unsigned long hi,
-                            unsigned long *out)
-{
-	if (v == NULL || parse_ulong(v, lo, hi, out) != 0) {
-		usage_error("bad or missing number for", opt);
-		return -1;
-	}
-	return 0;
-}
-
 /* --allow-uid UID|USER: a number is a uid (it need not have a user name); else a user name. */
 static int parse_allow_uid(srv_uids *u, const char *v)
 {
@@ -177,78 +119,44 @@ static int parse_allow_uid(srv_uids *u, const char *v)
 	return 0;
 }
 
-static int parse_one(serve_opts *o, int argc, char **argv, int *i)
+/* The parsed options (numbers are range-checked by the CLI's parser) into the configuration;
+ * what only the server can judge (addresses, users, combinations) is judged here. */
+static int apply_args(serve_opts *o, const coffer_serve_args *a)
 {
-	const char *a = argv[*i];
-	unsigned long n;
 	srv_config *cfg = &o->cfg;
-
-	if (strcmp(a, "--listen") == 0) {
-		const char *v = need_arg(argc, argv, i);
-		if (cfg->n_listen >= SRV_MAX_LISTEN)
-			return usage_error("too many --listen", NULL);
-		if (v == NULL || parse_listen(v, &cfg->listen[cfg->n_listen]) != 0)
+	o->store = a->store;
+	o->key_file = a->key_file;
+	o->policy = a->policy;
+	o->tokens = a->tokens;
+	o->tls_cert = a->tls_cert;
+	o->tls_key = a->tls_key;
+	o->insecure = a->insecure;
+	o->max_value = a->max_value;
+	cfg->sh->quiet = a->quiet;
+	if (a->n_listen > SRV_MAX_LISTEN)
+		return usage_error("too many --listen", NULL);
+	for (size_t i = 0; i < a->n_listen; i++) {
+		if (parse_listen(a->listen[i], &cfg->listen[cfg->n_listen]) != 0)
 			return usage_error(
-			    "expected --listen [SERVICE=]HOST:PORT or [SERVICE=]unix:PATH", v);
+			    "expected --listen [SERVICE=]HOST:PORT or [SERVICE=]unix:PATH", a->listen[i]);
 		cfg->n_listen++;
-	} else if (strcmp(a, "--store") == 0 || strcmp(a, "--policy") == 0 ||
-	           strcmp(a, "--tokens") == 0 || strcmp(a, "--tls-cert") == 0 ||
-	           strcmp(a, "--tls-key") == 0) {
-		const char *v = need_arg(argc, argv, i);
-		if (v == NULL)
-			return usage_error("missing value for", a);
-		const char **dst = a[2] == 's'   ? &o->store
-		                   : a[2] == 'p' ? &o->policy
-		                   : a[3] == 'o' ? &o->tokens
-		                   : a[6] == 'c' ? &o->tls_cert
-		                                 : &o->tls_key;
-		*dst = v;
-	} else if (strcmp(a, "--allow-uid") == 0) {
-		return parse_allow_uid(&cfg->uids, need_arg(argc, argv, i));
-	} else if (strcmp(a, "--insecure") == 0) {
-		o->insecure = 1;
-	} else if (strcmp(a, "--quiet") == 0) {
-		cfg->sh->quiet = 1;
-	} else if (strcmp(a, "--threads") == 0) {
-		if (parse_number_opt(a, need_arg(argc, argv, i), 1, SRV_MAX_THREADS, &n) != 0)
-			return 2;
-		cfg->threads = (unsigned)n;
-	} else if (strcmp(a, "--max-value") == 0) {
-		if (parse_number_opt(a, need_arg(argc, argv, i), 1, COFFER_VALUE_HARD_MAX, &n) != 0)
-			return 2;
-		o->max_value = n;
-	} else if (strcmp(a, "--policy-wait") == 0) {
-		if (parse_number_opt(a, need_arg(argc, argv, i), 0, 60000, &n) != 0)
-			return 2;
-		o->policy_wait_ms = n;
-	} else if (strcmp(a, "--idle-timeout") == 0 || strcmp(a, "--header-timeout") == 0) {
-		if (parse_number_opt(a, need_arg(argc, argv, i), 1, 86400, &n) != 0)
-			return 2;
-		if (a[2] == 'i')
-			cfg->limits.idle_timeout_ms = (uint32_t)(n * 1000);
-		else
-			cfg->limits.header_timeout_ms = (uint32_t)(n * 1000);
-	} else if (strcmp(a, "--max-conns") == 0) {
-		if (parse_number_opt(a, need_arg(argc, argv, i), 1, 100000, &n) != 0)
-			return 2;
-		cfg->max_conns = (unsigned)n;
-	} else {
-		return usage_error("unknown option", a);
 	}
-	return 0;
-}
-
-static int parse_args(serve_opts *o, int argc, char **argv)
-{
-	for (int i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
-			fputs(usage_text, stdout);
-			return 1;
-		}
-		int rc = parse_one(o, argc, argv, &i);
+	for (size_t i = 0; i < a->n_allow_uid; i++) {
+		int rc = parse_allow_uid(&cfg->uids, a->allow_uid[i]);
 		if (rc != 0)
 			return rc;
 	}
+	if (a->threads > SRV_MAX_THREADS)
+		return usage_error("too many --threads", NULL);
+	cfg->threads = a->threads;
+	if (a->policy_wait_ms >= 0)
+		o->policy_wait_ms = (unsigned long)a->policy_wait_ms;
+	if (a->idle_timeout_s != 0)
+		cfg->limits.idle_timeout_ms = a->idle_timeout_s * 1000u;
+	if (a->header_timeout_s != 0)
+		cfg->limits.header_timeout_ms = a->header_timeout_s * 1000u;
+	if (a->max_conns != 0)
+		cfg->max_conns = a->max_conns;
 	if ((o->tls_cert == NULL) != (o->tls_key == NULL))
 		return usage_error("--tls-cert and --tls-key go together", NULL);
 	if (o->tokens != NULL && o->policy == NULL)
@@ -307,6 +215,7 @@ static int open_stores(serve_opts *o, coffer_store **committer_st)
 	char err[512];
 	memset(&opts, 0, sizeof(opts));
 	opts.max_value = o->max_value;
+	opts.key_file = o->key_file;
 	/* One handle per worker (reads never wait on each other) and one for the committer. */
 	for (unsigned i = 0; i <= o->cfg.threads; i++) {
 		coffer_store **dst = i < o->cfg.threads ? &o->cfg.stores[i] : committer_st;
@@ -475,7 +384,7 @@ static int serve(serve_opts *o, pol_table *pol)
 	return rc;
 }
 
-int coffer_serve_main(int argc, char **argv)
+int coffer_serve(const coffer_serve_args *args)
 {
 	static serve_opts o;
 	static svc_shared sh;
@@ -490,9 +399,8 @@ int coffer_serve_main(int argc, char **argv)
 	o.cfg.max_conns = 1024;
 	o.cfg.uids.self = geteuid();
 	o.policy_wait_ms = 1000;
-	o.store = getenv("COFFER_STORE");
-	if ((rc = parse_args(&o, argc, argv)) != 0)
-		return rc == 1 ? 0 : rc;
+	if ((rc = apply_args(&o, args)) != 0)
+		return rc;
 	if (sodium_init() < 0 || evthread_use_pthreads() != 0) {
 		fprintf(stderr, "coffer serve: cannot initialize libsodium or libevent threads\n");
 		return 1;

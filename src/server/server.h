@@ -4,12 +4,38 @@
 #ifndef COFFER_SERVER_SERVER_H
 #define COFFER_SERVER_SERVER_H
 
+#include <stddef.h>
+
 /*
- * Run `coffer serve`: argv[0] is "serve", the rest are serve's options (see `coffer serve --help`).
- * The store comes from --store, else the environment variable COFFER_STORE, else ./.coffer.
- * Blocks until SIGTERM or SIGINT, drains in-flight calls, and returns the process exit code
- * (0 after a clean drain; 2 for a usage error; otherwise coffer_exit_code() of what failed).
+ * `coffer serve`'s options, as the CLI's parser read them (see `coffer serve --help`); numbers
+ * are already checked against their ranges. Zero or NULL means the default.
  */
-int coffer_serve_main(int argc, char **argv);
+typedef struct coffer_serve_args {
+	const char *store;    /* NULL: ./.coffer */
+	const char *key_file; /* NULL: the library's order (environment, then the store's own) */
+	size_t max_value;
+	const char *const *listen; /* [SERVICE=]HOST:PORT or [SERVICE=]unix:PATH */
+	size_t n_listen;
+	const char *const *allow_uid; /* UID or user name */
+	size_t n_allow_uid;
+	unsigned threads;
+	const char *policy;
+	const char *tokens;
+	const char *tls_cert;
+	const char *tls_key;
+	int insecure;
+	int quiet;
+	long policy_wait_ms; /* -1: the default */
+	unsigned idle_timeout_s;
+	unsigned header_timeout_s;
+	unsigned max_conns;
+} coffer_serve_args;
+
+/*
+ * Run `coffer serve`. Blocks until SIGTERM or SIGINT, drains in-flight calls, and returns the
+ * process exit code (0 after a clean drain; 2 for a usage error; otherwise coffer_exit_code()
+ * of what failed).
+ */
+int coffer_serve(const coffer_serve_args *a);
 
 #endif

@@ -149,7 +149,8 @@ expect_rc 5 "a leftover master.key.new gets a hint" C list
 expect_err_has "interrupted 'coffer rekey'" "the hint names the leftover file"
 mv "$COFFER_STORE/master.key.new" "$COFFER_STORE/master.key"
 expect_rc 0 "moving the new key into place restores access" C list
-expect_rc 2 "rekey with a key from the environment needs --new-key-file" env COFFER_MASTER_KEY=AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyA= "$COFFER" rekey
+expect_rc 2 "rekey with a key from the environment needs --new-key-file" env COFFER_MASTER_KEY="$(cat "$COFFER_STORE/master.key")" "$COFFER" rekey
+expect_err_has "--new-key-file" "and says so"
 
 # --- a store folder open to others is refused ------------------------------------------------
 # (group or others could read the file names, or with write access swap or plant files.)

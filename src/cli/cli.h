@@ -1,0 +1,204 @@
+/*
+ * cli.h -- the coffer CLI's command table, its one argument parser, and the "target" its
+ * commands run against.
+ *
+ * Adding a command: one row in the table in table.c (name, arguments, help, options, flags)
+ * and one handler `int cmd_x(cli *c)` returning the process exit code. Help, `coffer help
+ * --json`, suggestions and shell completion all come from that row. A new option is one row
+ * in cli_opts (and an opt_id). A command that reads or changes secrets does it through
+ * c->tgt (cli_target_open()), never through a coffer_store of its own, so that it can run
+ * against a server later: a new kind of operation is one more member of target_ops (for the
+ * local target, one libcoffer call in main.c).
+ *
+ * Remote mode (not built yet): cli_target_open() would return a target whose ops speak to a
+ * running `coffer serve` for the commands flagged CMD_REMOTE, and refuse CMD_LOCAL ones.
+ */
+#ifndef COFFER_CLI_H
+#define COFFER_CLI_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "coffer.h"
+
+/* Every option any command takes. An option's name and arity are the same everywhere. */
+typedef enum opt_id {
+	O_HELP,
+	O_VERSION,
+	O_STORE,
+	O_KEY_FILE,
+	O_MAX_VALUE,
+	O_JSON,
+	O_FILE,
+	O_TRIM,
+	O_NEW_KEY_FILE,
+	O_ENV,
+	/* serve */
+	O_LISTEN,
+	O_ALLOW_UID,
+	O_THREADS,
+	O_POLICY,
+	O_TOKENS,
+	O_TLS_CERT,
+	O_TLS_KEY,
+	O_INSECURE,
+	O_POLICY_WAIT,
+	O_IDLE_TIMEOUT,
+	O_HEADER_TIMEOUT,
+	O_MAX_CONNS,
+	O_QUIET,
+	O_COUNT
+} opt_id;
+
+typedef enum arg_kind {
+	ARG_NONE, /* a flag */
+	ARG_STR,
+	ARG_FILE, /* a path: completed as a file name */
+	ARG_UINT, /* a decimal number in [lo, hi] */
+} arg_kind;
+
+#define OPT_GLOBAL 0x1u /* accepted by every command, anywhere on the line */
+#define OPT_MULTI  0x2u /* may be given more than once (each is kept) */
+
+typedef struct opt_def {
+	opt_id id;
+	const char *name; /* long name, without "--" */
+	char short_name;  /* 0: none */
+	arg_kind kind;
+	const char *metavar;
+	const char *help; /* may hold '\n' for further lines */
+	unsigned flags;
+	unsigned long lo, hi; /* ARG_UINT */
+} opt_def;
+
+typedef struct cli cli;
+
+#define CMD_JSON   0x1u /* has a JSON form of its output */
+#define CMD_STOP   0x2u /* the first argument ends the options (run: the rest is CMD ARGS) */
+#define CMD_LOCAL  0x4u /* needs the store itself (never against a server) */
+#define CMD_REMOTE 0x8u /* could run against a server through a target (remote mode, later) */
+
+typedef struct cmd_def {
+	const char *name;
+	const char *args;    /* usage after the name, e.g. "NAME [VALUE|-]" */
+	const char *summary; /* one line, for the command list */
+	const char *details; /* more text for `coffer help CMD`, or NULL */
+	int min_args, max_args; /* max -1: any number */
+	const opt_id *opts;     /* its own options, ending with O_COUNT */
+	unsigned flags;         /* CMD_* */
+	int (*run)(cli *c);
+	const char *complete; /* what its first argument completes to: "commands", "shells", NULL */
+} cmd_def;
+
+extern const opt_def cli_opts[O_COUNT];
+extern const cmd_def cli_cmds[];
+extern const size_t cli_ncmds;
+
+/* ---- the target: where a command's reads and writes go ---------------------------------- */
+
+typedef struct target target;
+
+typedef struct tgt_value {
+	const unsigned char *data;
+	size_t len;
+	char version[COFFER_VERSION_MAX]; /* the real id ("latest" resolved) */
+	void *priv;
+} tgt_value;
+
+typedef struct tgt_version {
+	char version[COFFER_VERSION_MAX];
+	int64_t created_unix_ms;
+	int state;
+	size_t size;
+	uint32_t key_id;
+} tgt_version;
+
+typedef struct tgt_name {
+	char *name;
+	size_t nversions;
+} tgt_name;
+
+/* Every operation returns a coffer_rc; on failure errmsg() says why. Lists are malloc'd. */
+typedef struct target_ops {
+	int (*put)(target *t, const char *name, const void *val, size_t len,
+	           char version[COFFER_VERSION_MAX]);
+	int (*access)(target *t, const char *name, const char *version, tgt_value *out);
+	void (*value_free)(target *t, tgt_value *v);
+	int (*versions)(target *t, const char *name, tgt_version **out, size_t *n);
+	int (*list)(target *t, tgt_name **out, size_t *n);
+	int (*destroy)(target *t, const char *name, const char *version,
+	               char version_out[COFFER_VERSION_MAX]);
+	const char *(*errmsg)(target *t);
+	void (*close)(target *t);
+} target_ops;
+
+struct target {
+	const target_ops *ops;
+	coffer_store *st; /* the local store, or NULL for a remote target */
+};
+
+/* ---- the parsed command line ------------------------------------------------------------ */
+
+typedef struct opt_seen {
+	opt_id id;
+	const char *val;
+} opt_seen;
+
+struct cli {
+	const cmd_def *cmd;
+	opt_seen *seen; /* every option given, in order */
+	size_t nseen;
+	unsigned long num[O_COUNT]; /* ARG_UINT values (the last given) */
+	char **args;                /* the command's arguments */
+	int nargs;
+	int json;            /* --json or COFFER_FORMAT=json */
+	json_t *messages;    /* JSON mode: notes and warnings, reported in the result */
+	target *tgt;
+	int is_help;         /* `coffer help` / --help / --version done */
+};
+
+/* The error names of the exit codes outside the error list (run's). */
+#define CLI_ERR_CANNOT_EXEC "ECANNOTEXEC"
+#define CLI_ERR_NO_CMD      "ENOCMD"
+
+/* table.c */
+int cli_parse(cli *c, int argc, char **argv); /* 0, or an exit code (help: -1 for 0) */
+const char *cli_opt(const cli *c, opt_id id);   /* the last value given, or NULL */
+int cli_has(const cli *c, opt_id id);
+size_t cli_opt_all(const cli *c, opt_id id, const char **out, size_t max);
+int cli_usage_error(const cli *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void cli_help_global(void);
+void cli_help_cmd(const cmd_def *d);
+json_t *cli_help_json(const cmd_def *d);
+const cmd_def *cli_find_cmd(const char *name);
+const char *cli_suggest_cmd(const char *name);
+int cli_completion(const char *shell);
+int cli_exit_code_of_errname(const char *name);
+void cli_print_exit_codes(FILE *f);
+
+/* main.c */
+int cli_fail(cli *c, int rc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+void cli_note(cli *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int cli_emit(cli *c, json_t *j); /* print and free a JSON result (steals j) */
+/* Open the local store (create: init, put, serve); 0 or the exit code after saying why. */
+int cli_open_local(cli *c, int create, coffer_store **out);
+/* Open what the command runs against into c->tgt; 0 or the exit code after saying why. */
+int cli_target_open(cli *c, int create);
+
+/* handlers (cmds.c) */
+int cmd_init(cli *c);
+int cmd_put(cli *c);
+int cmd_access(cli *c);
+int cmd_versions(cli *c);
+int cmd_list(cli *c);
+int cmd_destroy(cli *c);
+int cmd_run(cli *c);
+int cmd_rotate_key(cli *c);
+int cmd_rekey(cli *c);
+int cmd_serve(cli *c);
+int cmd_help(cli *c);
+int cmd_completion(cli *c);
+
+#endif
