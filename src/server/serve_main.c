@@ -32,6 +32,7 @@ static const char usage_text[] =
     "  --listen [SERVICE=]HOST:PORT  listen for the service SERVICE (default 'default');\n"
     "                             repeatable, one port per service; default 127.0.0.1:50051.\n"
     "                             Port 0 picks a free port (printed at start).\n"
+    "                             localhost:PORT listens on 127.0.0.1 and [::1], same port.\n"
     "  --listen [SERVICE=]unix:PATH  listen on a Unix socket (plaintext h2c, mode 0600;\n"
     "                             0666 with --allow-uid); SDKs: SERVICE_ADDRESS=unix:PATH.\n"
     "                             A path that is not a socket is never replaced; the\n"
