@@ -33,7 +33,9 @@ static const char usage_text[] =
     "  access NAME[@VERSION]     write the value's exact bytes to standard output;\n"
     "                            VERSION is 'latest' (default) or an id such as 2\n"
     "  versions NAME [--json]    list a secret's versions\n"
-    "  list [--json]             list secret names and their readable versions\n"
+    "  list [--json]             list secret names and their readable versions (and\n"
+    "                            the secrets services declared that have no value yet)\n"
+    "  policy show [--json]      the grants services declared to coffer serve\n"
     "  destroy NAME@VERSION      delete that version's value for good (the id stays\n"
     "                            taken; latest moves back)\n"
     "  run --env VAR=NAME[@VERSION]... [--] CMD [ARGS]\n"
@@ -408,15 +410,61 @@ static int cmd_versions(cli *c)
 	return rc;
 }
 
-static int print_name(void *ctx, const char *name, size_t nversions)
+/* coffer list: the secrets, and the secrets services declared that have no value yet. */
+typedef struct list_row {
+	char *name;
+	size_t nversions;
+	int declared_only;
+} list_row;
+
+typedef struct list_acc {
+	list_row *rows;
+	size_t n, cap;
+} list_acc;
+
+static int list_add(list_acc *a, const char *name, size_t nversions, int declared_only)
 {
-	cli *c = ctx;
-	if (c->json)
-		printf("%s{\"name\":\"%s\",\"versions\":%zu}", c->nargs++ > 0 ? "," : "", name,
-		       nversions);
-	else
-		printf("%-40s %zu\n", name, nversions);
+	if (a->n == a->cap) {
+		size_t cap = a->cap ? a->cap * 2 : 64;
+		list_row *r = realloc(a->rows, cap * sizeof(*r));
+		if (r == NULL)
+			return COFFER_ENOMEM;
+		a->rows = r;
+		a->cap = cap;
+	}
+	a->rows[a->n].name = strdup(name);
+	if (a->rows[a->n].name == NULL)
+		return COFFER_ENOMEM;
+	a->rows[a->n].nversions = nversions;
+	a->rows[a->n++].declared_only = declared_only;
 	return 0;
+}
+
+static int list_secret_cb(void *ctx, const char *name, size_t nversions)
+{
+	return list_add(ctx, name, nversions, 0);
+}
+
+static int row_cmp(const void *x, const void *y)
+{
+	return strcmp(((const list_row *)x)->name, ((const list_row *)y)->name);
+}
+
+typedef struct list_decl_ctx {
+	list_acc *acc;
+	size_t nsecrets; /* rows[0..nsecrets) are the stored secrets, sorted */
+} list_decl_ctx;
+
+static int list_decl_cb(void *ctx, const coffer_declaration *d)
+{
+	list_decl_ctx *c = ctx;
+	list_row key = {(char *)d->secret, 0, 0};
+	if (bsearch(&key, c->acc->rows, c->nsecrets, sizeof(key), row_cmp) != NULL)
+		return 0;
+	for (size_t i = c->nsecrets; i < c->acc->n; i++) /* declared by several services */
+		if (strcmp(c->acc->rows[i].name, d->secret) == 0)
+			return 0;
+	return list_add(c->acc, d->secret, 0, 1);
 }
 
 static int cmd_list(cli *c)
@@ -426,11 +474,78 @@ static int cmd_list(cli *c)
 	int rc = open_store(c, OPEN_EXISTING);
 	if (rc != 0)
 		return rc;
+	list_acc acc = {0};
+	int r = coffer_list_secrets(c->st, list_secret_cb, &acc);
+	if (r == COFFER_OK) {
+		qsort(acc.rows, acc.n, sizeof(*acc.rows), row_cmp);
+		list_decl_ctx dc = {&acc, acc.n};
+		r = coffer_list_declarations(c->st, list_decl_cb, &dc);
+		if (r == COFFER_EMISUSE) /* a store that keeps no declarations */
+			r = COFFER_OK;
+		qsort(acc.rows, acc.n, sizeof(*acc.rows), row_cmp);
+	}
+	if (r == COFFER_OK) {
+		if (c->json)
+			printf("[");
+		else
+			printf("%-40s %s\n", "NAME", "VERSIONS");
+		for (size_t i = 0; i < acc.n; i++) {
+			const list_row *row = &acc.rows[i];
+			if (c->json)
+				printf("%s{\"name\":\"%s\",\"versions\":%zu%s}", i > 0 ? "," : "",
+				       row->name, row->nversions,
+				       row->declared_only ? ",\"declared\":true" : "");
+			else
+				printf("%-40s %zu%s\n", row->name, row->nversions,
+				       row->declared_only ? " (declared, no value yet)" : "");
+		}
+		if (c->json)
+			printf("]\n");
+	}
+	for (size_t i = 0; i < acc.n; i++)
+		free(acc.rows[i].name);
+	free(acc.rows);
+	return r == COFFER_OK ? 0 : fail(c, r);
+}
+
+/*
+ * coffer policy show [--json]: the grants the services declared to coffer serve (kept in the
+ * store), one per service and secret. Self-contained: one function and one dispatch line.
+ */
+static int print_decl(void *ctx, const coffer_declaration *d)
+{
+	cli *c = ctx;
+	const char *acts = d->actions == (COFFER_DECL_PUT | COFFER_DECL_ACCESS) ? "put,access"
+	                   : d->actions == COFFER_DECL_PUT                      ? "put"
+	                   : d->actions == COFFER_DECL_ACCESS                   ? "access"
+	                                                                        : "";
+	if (c->json) {
+		printf("%s{\"service\":\"%s\",\"secret\":\"%s\",\"actions\":[", c->nargs++ > 1 ? "," : "",
+		       d->service, d->secret);
+		if (d->actions & COFFER_DECL_PUT)
+			printf("\"put\"%s", d->actions & COFFER_DECL_ACCESS ? "," : "");
+		if (d->actions & COFFER_DECL_ACCESS)
+			printf("\"access\"");
+		printf("]}");
+	} else {
+		printf("%-20s %-40s %s\n", d->service, d->secret,
+		       acts[0] != '\0' ? acts : "(declared, no actions)");
+	}
+	return 0;
+}
+
+static int cmd_policy(cli *c)
+{
+	if (c->nargs != 1 || strcmp(c->args[0], "show") != 0)
+		return usage_error("usage: coffer policy show [--json]");
+	int rc = open_store(c, OPEN_EXISTING);
+	if (rc != 0)
+		return rc;
 	if (c->json)
 		printf("[");
 	else
-		printf("%-40s %s\n", "NAME", "VERSIONS");
-	int r = coffer_list_secrets(c->st, print_name, c);
+		printf("%-20s %-40s %s\n", "SERVICE", "SECRET", "ACTIONS");
+	int r = coffer_list_declarations(c->st, print_decl, c);
 	if (r != COFFER_OK)
 		return fail(c, r);
 	if (c->json)
@@ -717,7 +832,8 @@ static int dispatch(cli *c, const char *cmd)
 	} cmds[] = {{"put", cmd_put},           {"access", cmd_access},
 	            {"versions", cmd_versions}, {"list", cmd_list},
 	            {"init", cmd_init},         {"rotate-key", cmd_rotate_key},
-	            {"destroy", cmd_destroy},   {"rekey", cmd_rekey}};
+	            {"destroy", cmd_destroy},   {"rekey", cmd_rekey},
+	            {"policy", cmd_policy}};
 	for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
 		if (strcmp(cmd, cmds[i].name) == 0)
 			return cmds[i].fn(c);
