@@ -459,7 +459,7 @@ static int list_decl_cb(void *ctx, const coffer_declaration *d)
 {
 	list_decl_ctx *c = ctx;
 	list_row key = {(char *)d->secret, 0, 0};
-	if (bsearch(&key, c->acc->rows, c->nsecrets, sizeof(key), row_cmp) != NULL)
+	if (c->nsecrets > 0 && bsearch(&key, c->acc->rows, c->nsecrets, sizeof(key), row_cmp) != NULL)
 		return 0;
 	for (size_t i = c->nsecrets; i < c->acc->n; i++) /* declared by several services */
 		if (strcmp(c->acc->rows[i].name, d->secret) == 0)
@@ -477,12 +477,14 @@ static int cmd_list(cli *c)
 	list_acc acc = {0};
 	int r = coffer_list_secrets(c->st, list_secret_cb, &acc);
 	if (r == COFFER_OK) {
-		qsort(acc.rows, acc.n, sizeof(*acc.rows), row_cmp);
+		if (acc.n > 1)
+			qsort(acc.rows, acc.n, sizeof(*acc.rows), row_cmp);
 		list_decl_ctx dc = {&acc, acc.n};
 		r = coffer_list_declarations(c->st, list_decl_cb, &dc);
 		if (r == COFFER_EMISUSE) /* a store that keeps no declarations */
 			r = COFFER_OK;
-		qsort(acc.rows, acc.n, sizeof(*acc.rows), row_cmp);
+		if (acc.n > 1)
+			qsort(acc.rows, acc.n, sizeof(*acc.rows), row_cmp);
 	}
 	if (r == COFFER_OK) {
 		if (c->json)
