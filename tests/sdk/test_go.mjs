@@ -4,7 +4,7 @@
 // built at run time (dynamicpb) from a descriptor set that protoc-c makes here from proto/.
 // The test fetches grpc-go and protobuf-go (versions pinned in go.mod/go.sum) and builds it,
 // GOPATH, GOMODCACHE and GOCACHE under the build folder. Skipped (77), saying why, only when there
-// is no Go toolchain or the Go module proxy cannot be reached at all.
+// is no Go toolchain (1.26 or newer) or the Go module proxy cannot be reached at all.
 // COFFER_SOAK=1: the sustained runs last 60 s instead of 10 s.
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
@@ -25,7 +25,11 @@ const goEnv = {
 };
 const work = path.join(CACHE, 'build');
 fs.mkdirSync(work, { recursive: true });
-if ((await run('go', ['version'], { env: goEnv })).code !== 0) skip('no Go toolchain (go) on PATH');
+const gover = await run('go', ['version'], { env: goEnv });
+if (gover.code !== 0) skip('no Go toolchain (go) on PATH');
+// grpc-go 1.85 needs Go 1.26 (GOTOOLCHAIN=local: no toolchain is downloaded).
+const gv = gover.stdout.toString().match(/go(\d+)\.(\d+)/);
+if (!gv || Number(gv[1]) * 1000 + Number(gv[2]) < 1026) skip(`grpc-go 1.85 needs Go 1.26 or newer; ${gover.stdout.toString().trim()}`);
 for (const f of ['main.go', 'go.mod', 'go.sum'])
   fs.copyFileSync(path.join(HERE, '..', 'sdk', 'go', f), path.join(work, f));
 const dl = await run('go', ['mod', 'download'], { env: goEnv, cwd: work });
@@ -47,7 +51,11 @@ const store = path.join(tmpDir('go'), 'store');
 let srv;
 
 async function sdkgo(...args) {
-  const r = await run(path.join(work, 'sdkgo'), [DESC, ...args], { env: { SERVICE_ADDRESS: srv.addr() } });
+  return sdkgoAt(srv.addr(), ...args);
+}
+
+async function sdkgoAt(addr, ...args) {
+  const r = await run(path.join(work, 'sdkgo'), [DESC, ...args], { env: { SERVICE_ADDRESS: addr } });
   if (r.code !== 0) throw new Error(`sdkgo ${args.join(' ')} exited ${r.code}:\n${r.stdout}\n${r.stderr}`);
   return r.stdout.toString().trim().split('\n');
 }
@@ -67,13 +75,13 @@ let keepalive;
 
 await main([
   ['server starts', async () => {
-    srv = await startServer(store, ['--listen', '127.0.0.1:0', '--quiet']);
+    srv = await startServer(store, ['--listen', 'localhost:0', '--quiet']);
     // Runs beside the next tests: 25 s without a call, keepalive PINGs every 10 s.
     keepalive = sdkgo('keepalive', '25');
   }],
-  ['the common scenario through grpc-go, both contracts', async () => {
-    scenario(await sdkgo('scenario', 'v1', 'api-key-go'), 'current contract');
-    scenario(await sdkgo('scenario', 'v0', 'api-key-go0'), 'first contract');
+  ['the common scenario through grpc-go, both contracts (SERVICE_ADDRESS localhost and [::1])', async () => {
+    scenario(await sdkgoAt(`localhost:${srv.port()}`, 'scenario', 'v1', 'api-key-go'), 'current contract');
+    scenario(await sdkgoAt(`[::1]:${srv.port()}`, 'scenario', 'v0', 'api-key-go0'), 'first contract');
   }],
   ['the CLI reads every value back', async () => {
     for (const p of ['api-key-go', 'api-key-go0']) {
