@@ -392,6 +392,40 @@ COFFER_API int coffer_default_key_file(const char *location, char *buf, size_t l
  * COFFER_MASTER_KEY, a passphrase or the options. Owned by the handle. */
 COFFER_API const char *coffer_key_file(const coffer_store *st);
 
+/*
+ * Declarations: which service declared which secret, with which actions (what Nitric programs
+ * tell `coffer serve`; issue 13 item 8). Kept in the store, beside the secrets; they grant
+ * nothing by themselves (the server decides what they mean: learned grants in development, a
+ * check against the operator's policy file otherwise).
+ */
+#define COFFER_DECL_PUT    0x1u
+#define COFFER_DECL_ACCESS 0x2u
+
+typedef struct coffer_declaration {
+	const char *service;      /* 1..63 bytes of A-Z a-z 0-9 . _ - */
+	const char *secret;       /* a secret name */
+	unsigned actions;         /* COFFER_DECL_* (0: the secret alone, no actions yet) */
+	int64_t declared_unix_ms; /* listing: when first declared (ignored by coffer_declare) */
+} coffer_declaration;
+
+/*
+ * Record n declarations in one transaction: each one's actions are added to what its (service,
+ * secret) already holds. Returns COFFER_OK, COFFER_EINVAL (a bad service or secret name, or
+ * unknown action bits: nothing recorded), COFFER_EMISUSE (a backend without declarations),
+ * COFFER_EBUSY, COFFER_EFULL, COFFER_EIO, COFFER_EUNAVAIL, COFFER_ENOMEM.
+ */
+COFFER_API int coffer_declare(coffer_store *st, const coffer_declaration *d,
+                              size_t n) COFFER_MUST_CHECK;
+
+/*
+ * Call `cb` for every declaration, by service then secret (valid only during the call). A
+ * non-zero return from cb stops the listing and is returned as is. Returns as
+ * coffer_list_secrets(), plus COFFER_EMISUSE (a backend without declarations).
+ */
+COFFER_API int coffer_list_declarations(coffer_store *st,
+                                        int (*cb)(void *ctx, const coffer_declaration *d),
+                                        void *ctx);
+
 #ifdef __cplusplus
 }
 #endif

@@ -40,6 +40,7 @@ typedef enum opt_id {
 	O_ALLOW_UID,
 	O_THREADS,
 	O_POLICY,
+	O_RECORD_POLICY,
 	O_TOKENS,
 	O_TLS_CERT,
 	O_TLS_KEY,
@@ -118,6 +119,7 @@ typedef struct tgt_version {
 typedef struct tgt_name {
 	char *name;
 	size_t nversions;
+	int declared; /* no value yet: only declared by a service to coffer serve */
 } tgt_name;
 
 /* Every operation returns a coffer_rc; on failure errmsg() says why. Lists are malloc'd. */
@@ -194,6 +196,7 @@ int cmd_access(cli *c);
 int cmd_versions(cli *c);
 int cmd_list(cli *c);
 int cmd_destroy(cli *c);
+int cmd_policy(cli *c);
 int cmd_run(cli *c);
 int cmd_rotate_key(cli *c);
 int cmd_rekey(cli *c);

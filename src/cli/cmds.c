@@ -307,15 +307,71 @@ int cmd_list(cli *c)
 	if (!c->json)
 		printf("%-40s %s\n", "NAME", "VERSIONS");
 	for (size_t i = 0; i < n; i++) {
-		if (c->json)
-			json_array_append_new(arr, json_pack("{s:s,s:I}", "name", ns[i].name, "versions",
-			                                     (json_int_t)ns[i].nversions));
-		else
-			printf("%-40s %zu\n", ns[i].name, ns[i].nversions);
+		if (c->json) {
+			json_t *o = json_pack("{s:s,s:I}", "name", ns[i].name, "versions",
+			                      (json_int_t)ns[i].nversions);
+			if (ns[i].declared)
+				json_object_set_new(o, "declared", json_true());
+			json_array_append_new(arr, o);
+		} else {
+			printf("%-40s %zu%s\n", ns[i].name, ns[i].nversions,
+			       ns[i].declared ? " (declared, no value yet)" : "");
+		}
 		free(ns[i].name);
 	}
 	free(ns);
 	return c->json ? cli_emit(c, arr) : 0;
+}
+
+/* coffer policy show: the grants services declared to coffer serve, kept in the store. */
+typedef struct decl_rows {
+	cli *c;
+	json_t *arr;
+	int header;
+} decl_rows;
+
+static int print_decl(void *ctx, const coffer_declaration *d)
+{
+	decl_rows *r = ctx;
+	const char *acts = d->actions == (COFFER_DECL_PUT | COFFER_DECL_ACCESS) ? "put,access"
+	                   : d->actions == COFFER_DECL_PUT                      ? "put"
+	                   : d->actions == COFFER_DECL_ACCESS                   ? "access"
+	                                                                        : "";
+	if (r->arr != NULL) {
+		json_t *a = json_array();
+		if (d->actions & COFFER_DECL_PUT)
+			json_array_append_new(a, json_string("put"));
+		if (d->actions & COFFER_DECL_ACCESS)
+			json_array_append_new(a, json_string("access"));
+		json_array_append_new(r->arr, json_pack("{s:s,s:s,s:o}", "service", d->service,
+		                                        "secret", d->secret, "actions", a));
+		return 0;
+	}
+	if (!r->header) { /* printed with the first row, so a failure prints no table */
+		printf("%-20s %-40s %s\n", "SERVICE", "SECRET", "ACTIONS");
+		r->header = 1;
+	}
+	printf("%-20s %-40s %s\n", d->service, d->secret,
+	       acts[0] != '\0' ? acts : "(declared, no actions)");
+	return 0;
+}
+
+int cmd_policy(cli *c)
+{
+	if (strcmp(c->args[0], "show") != 0)
+		return cli_usage_error(c, "policy wants 'show'");
+	int rc = cli_target_open(c, 0);
+	if (rc != 0)
+		return rc;
+	decl_rows r = {c, c->json ? json_array() : NULL, 0};
+	int e = coffer_list_declarations(c->tgt->st, print_decl, &r);
+	if (e != COFFER_OK) {
+		json_decref(r.arr);
+		return cli_fail(c, e, NULL);
+	}
+	if (!c->json && !r.header)
+		printf("%-20s %-40s %s\n", "SERVICE", "SECRET", "ACTIONS");
+	return c->json ? cli_emit(c, r.arr) : 0;
 }
 
 int cmd_destroy(cli *c)
@@ -527,6 +583,7 @@ int cmd_serve(cli *c)
 	    .n_allow_uid = cli_opt_all(c, O_ALLOW_UID, allow, 64),
 	    .threads = (unsigned)c->num[O_THREADS],
 	    .policy = cli_opt(c, O_POLICY),
+	    .record_policy = cli_opt(c, O_RECORD_POLICY),
 	    .tokens = cli_opt(c, O_TOKENS),
 	    .tls_cert = cli_opt(c, O_TLS_CERT),
 	    .tls_key = cli_opt(c, O_TLS_KEY),

@@ -229,13 +229,50 @@ static int collect_name(void *ctx, const char *name, size_t nversions)
 		return COFFER_ENOMEM;
 	}
 	o->nversions = nversions;
+	o->declared = 0;
 	return 0;
+}
+
+static int name_cmp(const void *x, const void *y)
+{
+	return strcmp(((const tgt_name *)x)->name, ((const tgt_name *)y)->name);
+}
+
+typedef struct decl_names {
+	vec *v;
+	size_t nsecrets; /* items[0..nsecrets) are the stored secrets, sorted by name */
+} decl_names;
+
+/* A secret a service declared that has no value yet joins the list once, with 0 versions. */
+static int collect_declared(void *ctx, const coffer_declaration *d)
+{
+	decl_names *dn = ctx;
+	tgt_name key = {(char *)d->secret, 0, 0}, *items = dn->v->items;
+	if (dn->nsecrets > 0 && bsearch(&key, items, dn->nsecrets, sizeof key, name_cmp) != NULL)
+		return 0;
+	for (size_t i = dn->nsecrets; i < dn->v->n; i++) /* declared by several services */
+		if (strcmp(items[i].name, d->secret) == 0)
+			return 0;
+	int rc = collect_name(dn->v, d->secret, 0);
+	if (rc == 0)
+		((tgt_name *)dn->v->items)[dn->v->n - 1].declared = 1;
+	return rc;
 }
 
 static int lt_list(target *t, tgt_name **out, size_t *n)
 {
 	vec v = {.size = sizeof(tgt_name)};
 	int rc = coffer_list_secrets(t->st, collect_name, &v);
+	if (rc == COFFER_OK) {
+		if (v.n > 1)
+			qsort(v.items, v.n, sizeof(tgt_name), name_cmp);
+		decl_names dn = {&v, v.n};
+		rc = coffer_list_declarations(t->st, collect_declared, &dn);
+		if (rc == COFFER_EMISUSE) /* a store that keeps no declarations */
+			rc = COFFER_OK;
+		if (v.n > 1)
+			qsort(v.items, v.n, sizeof(tgt_name), name_cmp);
+	}
 	if (rc != COFFER_OK) {
 		for (size_t i = 0; i < v.n; i++)
 			free(((tgt_name *)v.items)[i].name);

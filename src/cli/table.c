@@ -52,6 +52,7 @@ const opt_def cli_opts[O_COUNT] = {
      "listen for the service SERVICE (default 'default') on HOST:PORT\n"
      "or unix:PATH; repeatable, one port per service; default\n"
      "127.0.0.1:50051. Port 0 picks a free port (printed at start).\n"
+     "localhost:PORT listens on 127.0.0.1 and [::1], the same port.\n"
      "A Unix socket is plaintext h2c, mode 0600 (0666 with --allow-uid);\n"
      "SDKs: SERVICE_ADDRESS=unix:PATH. A path that is not a socket is\n"
      "never replaced; the socket is removed at exit.",
@@ -69,6 +70,10 @@ const opt_def cli_opts[O_COUNT] = {
      "  allow SERVICE put|access|put,access SECRET...\n"
      "('*': all services or secrets). Without it (development), a service's own policy Declare grants it\n"
      "what it declared.",
+     0, 0, 0},
+    {O_RECORD_POLICY, "record-policy", 0, ARG_STR, "FILE",
+     "development: at exit, write every declaration kept in the store\n"
+     "(coffer policy show) as a policy file for --policy",
      0, 0, 0},
     {O_TOKENS, "tokens", 0, ARG_FILE, "FILE",
      "bearer tokens, one 'PRINCIPAL TOKEN' per line; clients send\n"
@@ -98,7 +103,7 @@ static const opt_id no_opts[] = {O_COUNT};
 static const opt_id put_opts[] = {O_FILE, O_TRIM, O_COUNT};
 static const opt_id rekey_opts[] = {O_NEW_KEY_FILE, O_COUNT};
 static const opt_id run_opts[] = {O_ENV, O_COUNT};
-static const opt_id serve_opts[] = {O_LISTEN,        O_ALLOW_UID,    O_THREADS,        O_POLICY,
+static const opt_id serve_opts[] = {O_LISTEN,        O_ALLOW_UID,    O_THREADS,        O_POLICY,  O_RECORD_POLICY,
                                     O_TOKENS,        O_TLS_CERT,     O_TLS_KEY,        O_INSECURE,
                                     O_POLICY_WAIT,   O_IDLE_TIMEOUT, O_HEADER_TIMEOUT, O_MAX_CONNS,
                                     O_QUIET,         O_COUNT};
@@ -126,8 +131,15 @@ const cmd_def cli_cmds[] = {
      "\"size\", \"key_id\"}].",
      1, 1, no_opts, CMD_JSON | CMD_REMOTE, cmd_versions, NULL},
     {"list", "", "list secret names and their readable versions",
-     "Destroyed versions are not counted. JSON: [{\"name\", \"versions\"}].", 0, 0, no_opts,
+     "Destroyed versions are not counted. Secrets a program declared to coffer serve\n"
+     "that have no value yet are listed with 0 (declared, no value yet).\n"
+     "JSON: [{\"name\", \"versions\", and \"declared\": true for those}].", 0, 0, no_opts,
      CMD_JSON | CMD_REMOTE, cmd_list, NULL},
+    {"policy", "show", "print the grants services declared to coffer serve",
+     "Every (service, secret) a program declared to coffer serve, with the actions it\n"
+     "asked for, as kept in the store. coffer serve --record-policy FILE writes them as\n"
+     "a --policy file. JSON: [{\"service\", \"secret\", \"actions\": [\"put\", \"access\"]}].",
+     1, 1, no_opts, CMD_JSON | CMD_LOCAL, cmd_policy, NULL},
     {"destroy", "NAME@VERSION", "delete a version's value for good",
      "VERSION is an id or latest. The id stays taken and listed as destroyed; latest moves\n"
      "back to the version before. JSON: {\"name\", \"version\", \"state\"}.",

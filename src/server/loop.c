@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -683,19 +684,45 @@ static void listen_name(const srv_listen *l, int port, char *out, size_t outlen)
 		snprintf(out, outlen, "%s%s%s:%d", v6 ? "[" : "", l->host, v6 ? "]" : "", port);
 }
 
+/*
+ * "localhost" is both loopback families, whatever the resolver says (RFC 6761; /etc/hosts often
+ * lists only 127.0.0.1, while a client's resolver may try ::1 first): the listener becomes
+ * 127.0.0.1 and a twin on ::1 that takes the same port (port 0: the one picked for IPv4).
+ */
+static int expand_localhost(srv_config *cfg, size_t i, char *err, size_t errlen)
+{
+	if (cfg->n_listen >= SRV_MAX_LISTEN) {
+		snprintf(err, errlen, "too many listeners ('localhost' listens on 127.0.0.1 and ::1)");
+		return -1;
+	}
+	memmove(&cfg->listen[i + 2], &cfg->listen[i + 1],
+	        (cfg->n_listen - i - 1) * sizeof(cfg->listen[0]));
+	cfg->n_listen++;
+	cfg->listen[i + 1] = cfg->listen[i];
+	snprintf(cfg->listen[i].host, sizeof(cfg->listen[i].host), "127.0.0.1");
+	snprintf(cfg->listen[i + 1].host, sizeof(cfg->listen[i + 1].host), "::1");
+	cfg->listen[i + 1].twin = (int)i + 1;
+	return 0;
+}
+
 int srv_resolve(srv_config *cfg, char *err, size_t errlen)
 {
 	struct addrinfo hints, *res = NULL;
 	memset(&hints, 0, sizeof(hints));
 	hints.ai_family = AF_UNSPEC;
 	hints.ai_socktype = SOCK_STREAM;
-	hints.ai_flags = AI_PASSIVE;
+	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
 	for (size_t i = 0; i < cfg->n_listen; i++) {
 		srv_listen *l = &cfg->listen[i];
 		for (unsigned t = 0; t < SRV_MAX_THREADS; t++)
 			l->fds[t] = -1;
 		if (l->is_unix)
 			continue; /* local by nature: nothing to resolve */
+		if (l->twin == 0 && strcasecmp(l->host, "localhost") == 0) {
+			if (expand_localhost(cfg, i, err, errlen) != 0)
+				return -1;
+			l = &cfg->listen[i];
+		}
 		int rc = getaddrinfo(l->host, l->port, &hints, &res);
 		if (rc != 0) {
 			snprintf(err, errlen, "cannot resolve '%s': %s", l->host, gai_strerror(rc));
@@ -986,6 +1013,32 @@ int srv_check_identity(const srv_config *cfg, char *err, size_t errlen)
 	return 0;
 }
 
+/* A machine without IPv6 (no ::1): "localhost" is then 127.0.0.1 alone. */
+static int no_ipv6(void)
+{
+	int fd = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return errno == EAFNOSUPPORT;
+	struct sockaddr_in6 a;
+	memset(&a, 0, sizeof(a));
+	a.sin6_family = AF_INET6;
+	a.sin6_addr = in6addr_loopback;
+	int rc = bind(fd, (struct sockaddr *)&a, sizeof(a));
+	int e = errno;
+	close(fd);
+	return rc != 0 && e == EADDRNOTAVAIL;
+}
+
+static void drop_listener(srv_config *cfg, size_t i)
+{
+	memmove(&cfg->listen[i], &cfg->listen[i + 1],
+	        (cfg->n_listen - i - 1) * sizeof(cfg->listen[0]));
+	cfg->n_listen--;
+	for (size_t j = i; j < cfg->n_listen; j++)
+		if (cfg->listen[j].twin > (int)i)
+			cfg->listen[j].twin--;
+}
+
 int srv_bind(srv_config *cfg, char *err, size_t errlen)
 {
 	char w[300];
@@ -993,6 +1046,16 @@ int srv_bind(srv_config *cfg, char *err, size_t errlen)
 	mode_t mode = cfg->uids.n_allow > 0 ? 0666 : 0600;
 	for (size_t i = 0; i < cfg->n_listen; i++) {
 		srv_listen *l = &cfg->listen[i];
+		if (l->twin > 0) {
+			if (no_ipv6()) {
+				fprintf(stderr, "coffer serve: no IPv6 loopback (::1) here: localhost "
+				                "is served on 127.0.0.1 only\n");
+				drop_listener(cfg, i--);
+				continue;
+			}
+			if (sa_port(&l->addr) == 0)
+				sa_set_port(&l->addr, cfg->listen[l->twin - 1].bound_port);
+		}
 		int rc = l->is_unix ? bind_unix(l, cfg->threads, mode, err, errlen)
 		                    : bind_listener(l, cfg->threads, err, errlen);
 		if (rc != 0)

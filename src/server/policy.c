@@ -42,6 +42,8 @@ struct pol_table {
 	size_t n_grants, cap_grants;
 	token *tokens;
 	size_t n_tokens, cap_tokens;
+	grant *decls; /* what services declared (pol_record), granting nothing by itself */
+	size_t n_decls, cap_decls;
 	unsigned char key[crypto_generichash_KEYBYTES]; /* per process: hashes are never stored */
 };
 
@@ -66,6 +68,9 @@ void pol_free(pol_table *t)
 	for (size_t i = 0; i < t->n_grants; i++)
 		free(t->grants[i].secret);
 	free(t->grants);
+	for (size_t i = 0; i < t->n_decls; i++)
+		free(t->decls[i].secret);
+	free(t->decls);
 	if (t->tokens != NULL)
 		sodium_memzero(t->tokens, t->cap_tokens * sizeof(token));
 	free(t->tokens);
@@ -369,4 +374,39 @@ pol_verdict pol_check(pol_table *t, const char *principal, const char *secret, u
 	if (v == POL_UNKNOWN && !t->dev)
 		v = POL_DENY;
 	return v;
+}
+
+int pol_record(pol_table *t, const char *principal, const char *secret, unsigned perms)
+{
+	int news = 0;
+	pthread_rwlock_wrlock(&t->lock);
+	size_t i;
+	for (i = 0; i < t->n_decls; i++) {
+		grant *g = &t->decls[i];
+		if (strcmp(g->principal, principal) == 0 && strcmp(g->secret, secret) == 0) {
+			news = (g->perms | perms) != g->perms;
+			g->perms |= perms;
+			break;
+		}
+	}
+	if (i == t->n_decls && t->n_decls < POL_MAX_GRANTS) {
+		if (t->n_decls == t->cap_decls) {
+			size_t cap = t->cap_decls ? t->cap_decls * 2 : 16;
+			grant *g = realloc(t->decls, cap * sizeof(*g));
+			if (g != NULL) {
+				t->decls = g;
+				t->cap_decls = cap;
+			}
+		}
+		char *copy = t->n_decls < t->cap_decls ? strdup(secret) : NULL;
+		if (copy != NULL) {
+			grant *g = &t->decls[t->n_decls++];
+			g->secret = copy;
+			snprintf(g->principal, sizeof(g->principal), "%s", principal);
+			g->perms = perms;
+			news = 1;
+		}
+	}
+	pthread_rwlock_unlock(&t->lock);
+	return news;
 }

@@ -49,6 +49,14 @@ int pol_token_principal(pol_table *t, const char *token, size_t len, char *out, 
  */
 int pol_declare(pol_table *t, const char *principal, const char *secret, unsigned perms);
 
+/*
+ * What services declared (issue 13 item 8), kept apart from the grants: a Declare of the secret
+ * alone (perms 0) or of a policy. Returns 1 if this is news (a new service and secret, or new
+ * action bits): the caller then records it in the store. 0 if already known, or past the
+ * table's ceiling.
+ */
+int pol_record(pol_table *t, const char *principal, const char *secret, unsigned perms);
+
 /* May `principal` do `perm` (one WIRE_PERM_* bit) on `secret`? */
 pol_verdict pol_check(pol_table *t, const char *principal, const char *secret, unsigned perm);
 

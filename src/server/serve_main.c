@@ -21,6 +21,7 @@
 #include "coffer.h"
 #include "loop.h"
 #include "wipe.h"
+#include "wire.h"
 
 typedef struct serve_opts {
 	srv_config cfg;
@@ -30,6 +31,7 @@ typedef struct serve_opts {
 	const char *tokens;
 	const char *tls_cert;
 	const char *tls_key;
+	const char *record_policy; /* --record-policy FILE */
 	int insecure;
 	size_t max_value;
 	unsigned long policy_wait_ms;
@@ -127,6 +129,7 @@ static int apply_args(serve_opts *o, const coffer_serve_args *a)
 	o->store = a->store;
 	o->key_file = a->key_file;
 	o->policy = a->policy;
+	o->record_policy = a->record_policy;
 	o->tokens = a->tokens;
 	o->tls_cert = a->tls_cert;
 	o->tls_key = a->tls_key;
@@ -166,6 +169,10 @@ static int apply_args(serve_opts *o, const coffer_serve_args *a)
 		    "holder and restrict nothing; give --policy FILE with the grants of "
 		    "each token's principal",
 		    NULL);
+	if (o->record_policy != NULL && o->policy != NULL)
+		return usage_error("--record-policy writes what development mode learns; it does not "
+		                   "go with --policy",
+		                   NULL);
 	if (o->cfg.n_listen == 0) {
 		parse_listen("127.0.0.1:50051", &o->cfg.listen[0]);
 		o->cfg.n_listen = 1;
@@ -234,6 +241,98 @@ static void close_stores(serve_opts *o, coffer_store *committer_st)
 	for (unsigned i = 0; i < o->cfg.threads; i++)
 		coffer_close(o->cfg.stores[i]);
 	coffer_close(committer_st);
+}
+
+/*
+ * The declarations kept in the store (issue 13 item 8). In development they are granted again,
+ * so a restart keeps what the programs declared; with a policy file they grant nothing, and
+ * those the file does not cover are counted (coffer policy show lists them).
+ */
+typedef struct decl_load {
+	pol_table *pol;
+	size_t n, uncovered;
+} decl_load;
+
+static int load_decl(void *ctx, const coffer_declaration *d)
+{
+	decl_load *l = ctx;
+	if (!pol_principal_ok(d->service, strlen(d->service)) ||
+	    coffer_name_check(d->secret, strlen(d->secret)) != COFFER_OK)
+		return 0; /* not one coffer wrote: ignored */
+	unsigned acts = d->actions & (WIRE_PERM_PUT | WIRE_PERM_ACCESS);
+	pol_record(l->pol, d->service, d->secret, acts);
+	l->n++;
+	if (pol_dev_mode(l->pol))
+		pol_declare(l->pol, d->service, d->secret, acts);
+	else if (((acts & WIRE_PERM_PUT) &&
+	          pol_check(l->pol, d->service, d->secret, WIRE_PERM_PUT) != POL_ALLOW) ||
+	         ((acts & WIRE_PERM_ACCESS) &&
+	          pol_check(l->pol, d->service, d->secret, WIRE_PERM_ACCESS) != POL_ALLOW))
+		l->uncovered++;
+	return 0;
+}
+
+static int load_declarations(coffer_store *st, pol_table *pol)
+{
+	decl_load l = {pol, 0, 0};
+	int rc = coffer_list_declarations(st, load_decl, &l);
+	if (rc != COFFER_OK) {
+		fprintf(stderr, "coffer serve: cannot read the declarations kept in the store: %s\n",
+		        coffer_errmsg(st));
+		return coffer_exit_code(rc);
+	}
+	if (l.n > 0 && pol_dev_mode(pol))
+		fprintf(stderr, "coffer: %zu declaration(s) kept from earlier runs, granted again "
+		                "(development)\n", l.n);
+	if (l.uncovered > 0)
+		fprintf(stderr, "coffer: %zu declared grant(s) are not in the policy file: they are "
+		                "denied (coffer policy show lists what was declared)\n", l.uncovered);
+	return 0;
+}
+
+/* --record-policy FILE: every declaration kept in the store, as a policy file --policy takes;
+ * written whole to FILE.tmp, then renamed over FILE. */
+static int write_decl(void *ctx, const coffer_declaration *d)
+{
+	FILE *f = ctx;
+	unsigned a = d->actions & (WIRE_PERM_PUT | WIRE_PERM_ACCESS);
+	if (a == 0)
+		fprintf(f, "# %s declared %s without any action\n", d->service, d->secret);
+	else
+		fprintf(f, "allow %s %s %s\n", d->service,
+		        a == (WIRE_PERM_PUT | WIRE_PERM_ACCESS) ? "put,access"
+		        : a == WIRE_PERM_PUT                    ? "put"
+		                                                : "access",
+		        d->secret);
+	return 0;
+}
+
+static int record_policy(const char *path, coffer_store *st)
+{
+	char tmp[4096];
+	if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp)) {
+		fprintf(stderr, "coffer serve: --record-policy: path too long\n");
+		return 1;
+	}
+	FILE *f = fopen(tmp, "we");
+	if (f == NULL) {
+		fprintf(stderr, "coffer serve: --record-policy: %s: %s\n", tmp, strerror(errno));
+		return 1;
+	}
+	fprintf(f, "# Recorded by coffer serve --record-policy: what the services declared in\n"
+	           "# development mode. Run with: coffer serve --policy %s\n",
+	        path);
+	int rc = coffer_list_declarations(st, write_decl, f);
+	int bad = ferror(f) | (fflush(f) != 0) | (fsync(fileno(f)) != 0);
+	bad |= fclose(f) != 0;
+	if (rc != COFFER_OK || bad || rename(tmp, path) != 0) {
+		fprintf(stderr, "coffer serve: --record-policy: cannot write %s: %s\n", path,
+		        rc != COFFER_OK ? coffer_errmsg(st) : strerror(errno));
+		unlink(tmp);
+		return 1;
+	}
+	fprintf(stderr, "coffer: wrote the declared grants to %s\n", path);
+	return 0;
 }
 
 static int load_policy(serve_opts *o, pol_table *pol)
@@ -360,6 +459,10 @@ static int serve(serve_opts *o, pol_table *pol)
 		close_stores(o, committer_st);
 		return rc;
 	}
+	if ((rc = load_declarations(committer_st, pol)) != 0) {
+		close_stores(o, committer_st);
+		return rc;
+	}
 	if (srv_bind(&o->cfg, err, sizeof(err)) != 0) {
 		fprintf(stderr, "coffer serve: %s\n", err);
 		srv_unbind(&o->cfg);
@@ -379,6 +482,8 @@ static int serve(serve_opts *o, pol_table *pol)
 	rc = srv_run(&o->cfg) == 0 ? 0 : 1;
 	srv_unbind(&o->cfg);
 	svc_committer_stop(o->cfg.sh->committer);
+	if (o->record_policy != NULL && record_policy(o->record_policy, committer_st) != 0)
+		rc = 1;
 	close_stores(o, committer_st);
 	fprintf(stderr, "coffer: stopped\n");
 	return rc;

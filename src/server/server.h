@@ -20,6 +20,7 @@ typedef struct coffer_serve_args {
 	size_t n_allow_uid;
 	unsigned threads;
 	const char *policy;
+	const char *record_policy; /* development: write the kept declarations here at exit */
 	const char *tokens;
 	const char *tls_cert;
 	const char *tls_key;

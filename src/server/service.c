@@ -46,11 +46,20 @@ struct svc_put_job {
 	char errmsg[256];
 };
 
+/* A declaration to keep in the store (issue 13 item 8); answered before it is written. */
+typedef struct svc_decl_job {
+	struct svc_decl_job *next;
+	char service[POL_PRINCIPAL_MAX];
+	char secret[COFFER_NAME_MAX + 1];
+	unsigned actions; /* WIRE_PERM_* == COFFER_DECL_* */
+} svc_decl_job;
+
 struct svc_committer {
 	pthread_t thread;
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	svc_put_job *head, *tail;
+	svc_decl_job *dhead, *dtail; /* written before the puts queued with them */
 	int stop;
 	coffer_store *st;
 };
@@ -387,6 +396,32 @@ out:
 
 /* --- Declare ------------------------------------------------------------------------------- */
 
+/*
+ * Keep a declaration in the store, if it is news (pol_record): through the committer, queued
+ * ahead of any put that arrives after it, so a put that succeeded implies its declaration was
+ * written. Out of memory: not kept (the grant in memory still holds for this run).
+ */
+static void remember(svc_worker *w, const char *service, const char *secret, unsigned actions)
+{
+	if (!pol_record(w->sh->pol, service, secret, actions))
+		return;
+	svc_decl_job *j = calloc(1, sizeof(*j));
+	if (j == NULL)
+		return;
+	snprintf(j->service, sizeof(j->service), "%s", service);
+	snprintf(j->secret, sizeof(j->secret), "%s", secret);
+	j->actions = actions;
+	svc_committer *c = w->sh->committer;
+	pthread_mutex_lock(&c->mu);
+	if (c->dtail != NULL)
+		c->dtail->next = j;
+	else
+		c->dhead = j;
+	c->dtail = j;
+	pthread_cond_signal(&c->cv);
+	pthread_mutex_unlock(&c->mu);
+}
+
 static void declare_policy(svc_req *r, const wire_declare *d)
 {
 	svc_worker *w = r->w;
@@ -399,6 +434,7 @@ static void declare_policy(svc_req *r, const wire_declare *d)
 			const char *s = d->secrets[k];
 			if (coffer_name_check(s, strlen(s)) != COFFER_OK)
 				continue;
+			remember(w, r->principal, s, d->perms);
 			if (!pol_declare(w->sh->pol, r->principal, s, d->perms) &&
 			    !pol_dev_mode(w->sh->pol) && !w->sh->quiet) {
 				char line[COFFER_NAME_MAX + 160];
@@ -433,6 +469,9 @@ static void handle_declare(svc_req *r)
 	}
 	if (d.kind == WIRE_DECL_POLICY)
 		declare_policy(r, &d);
+	else if (d.kind == WIRE_DECL_SECRET && d.name != NULL &&
+	         coffer_name_check(d.name, strlen(d.name)) == COFFER_OK)
+		remember(r->w, r->principal, d.name, 0);
 	/* Declare answers OK whatever it declared: a failed Declare crashes the caller's process.
 	 */
 	if (wire_encode_declare_resp(&out, &olen) != 0) {
@@ -599,6 +638,35 @@ static void commit_batch(svc_committer *c, svc_put_job **jobs, size_t n)
 	}
 }
 
+/* Write the queued declarations in one transaction; a failure is logged, never answered (the
+ * Declare was answered OK already: a failed Declare crashes the caller's program). */
+static void commit_decls(svc_committer *c, svc_decl_job *list)
+{
+	size_t n = 0;
+	for (svc_decl_job *j = list; j != NULL; j = j->next)
+		n++;
+	coffer_declaration *d = calloc(n, sizeof(*d));
+	int rc = COFFER_ENOMEM;
+	if (d != NULL) {
+		size_t i = 0;
+		for (svc_decl_job *j = list; j != NULL; j = j->next, i++) {
+			d[i].service = j->service;
+			d[i].secret = j->secret;
+			d[i].actions = j->actions;
+		}
+		rc = coffer_declare(c->st, d, n);
+	}
+	if (rc != COFFER_OK)
+		fprintf(stderr, "coffer: could not keep %zu declaration(s) in the store: %s\n", n,
+		        d != NULL ? coffer_errmsg(c->st) : "out of memory");
+	free(d);
+	while (list != NULL) {
+		svc_decl_job *next = list->next;
+		free(list);
+		list = next;
+	}
+}
+
 static void *committer_main(void *arg)
 {
 	svc_committer *c = arg;
@@ -606,12 +674,16 @@ static void *committer_main(void *arg)
 	for (;;) {
 		size_t n = 0;
 		pthread_mutex_lock(&c->mu);
-		while (c->head == NULL && !c->stop)
+		while (c->head == NULL && c->dhead == NULL && !c->stop)
 			pthread_cond_wait(&c->cv, &c->mu);
-		if (c->head == NULL && c->stop) {
+		if (c->head == NULL && c->dhead == NULL && c->stop) {
 			pthread_mutex_unlock(&c->mu);
 			break;
 		}
+		/* Taken together, under the lock: every declaration queued before a put taken here
+		 * is written before it (a put that succeeded implies its Declare was kept). */
+		svc_decl_job *decls = c->dhead;
+		c->dhead = c->dtail = NULL;
 		/* Everything that queued up while the last commit ran goes into this one. */
 		while (c->head != NULL && n < BATCH_MAX) {
 			batch[n++] = c->head;
@@ -620,7 +692,10 @@ static void *committer_main(void *arg)
 		if (c->head == NULL)
 			c->tail = NULL;
 		pthread_mutex_unlock(&c->mu);
-		commit_batch(c, batch, n);
+		if (decls != NULL)
+			commit_decls(c, decls);
+		if (n > 0)
+			commit_batch(c, batch, n);
 	}
 	return NULL;
 }

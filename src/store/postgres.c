@@ -43,7 +43,7 @@
 
 #include "store/store.h"
 
-#define PG_SCHEMA_VERSION 2 /* 2: metadata MACs */
+#define PG_SCHEMA_VERSION 3 /* 2: metadata MACs; 3: declarations */
 #define PG_CHANNEL        "coffer_gen"
 #define PG_MAX_STALE_MS   1000 /* longest time a generation is trusted without a table read */
 #define PG_RETRY_PAUSE_MS 200  /* after a failed reconnect, fail fast for this long */
@@ -322,8 +322,21 @@ static const char schema_v2[] =
     "ALTER TABLE coffer_versions ADD COLUMN mac bytea NOT NULL DEFAULT ''::bytea;"
     "ALTER TABLE coffer_versions ALTER COLUMN mac DROP DEFAULT;";
 
+/*
+ * Schema 2 -> 3: declarations (issue 13 item 8). Which service declared which secret, with which
+ * actions (a bit set, 0: the secret alone). Self-contained: it only adds a table.
+ */
+static const char schema_decl[] =
+    "CREATE TABLE coffer_declarations ("
+    " service text COLLATE \"C\" NOT NULL,"
+    " secret text COLLATE \"C\" NOT NULL,"
+    " actions integer NOT NULL,"
+    " declared_ms bigint NOT NULL,"
+    " PRIMARY KEY (service, secret));";
+
 /* Migrations from version i to i + 1 go at index i. */
-static const char *const migrations[PG_SCHEMA_VERSION] = {[0] = schema_v1, [1] = schema_v2};
+static const char *const migrations[PG_SCHEMA_VERSION] = {
+    [0] = schema_v1, [1] = schema_v2, [2] = schema_decl};
 
 /* ---------------------------------------------------------------------------------------- */
 /* Small helpers                                                                              */
@@ -2056,6 +2069,56 @@ static int pg_reseal_batch(store *st, uint32_t below, store_reseal_fn cb, void *
 	return rc;
 }
 
+/* ---------------------------------------------------------------------------------------- */
+/* declarations (schema 3)                                                                    */
+
+/* Never retried: a connection lost during COMMIT leaves the outcome unknown (EUNAVAIL). */
+static int pg_decl_add(store *st, const store_decl *items, size_t n)
+{
+	pg_store *s = (pg_store *)st;
+	char actions[16], when[24];
+	int rc = begin_write(s);
+	if (rc != COFFER_OK)
+		return rc;
+	snprintf(when, sizeof when, "%lld", (long long)now_ms());
+	for (size_t i = 0; i < n && rc == COFFER_OK; i++) {
+		snprintf(actions, sizeof actions, "%u", items[i].actions);
+		const char *v[4] = {items[i].service, items[i].secret, actions, when};
+		PGresult *r = PQexecParams(
+		    s->conn,
+		    "INSERT INTO coffer_declarations (service, secret, actions, declared_ms) "
+		    "VALUES ($1, $2, $3::integer, $4::bigint) ON CONFLICT (service, secret) DO UPDATE "
+		    "SET actions = coffer_declarations.actions | excluded.actions",
+		    4, NULL, v, NULL, NULL, 0);
+		rc = res_rc(s, r, PGRES_COMMAND_OK, "recording a declaration");
+		PQclear(r);
+	}
+	if (rc != COFFER_OK) {
+		rollback(s);
+		return rc;
+	}
+	return commit(s);
+}
+
+static int pg_decl_list(store *st, store_decl_cb cb, void *ctx)
+{
+	pg_store *s = (pg_store *)st;
+	int rc = ensure_conn(s);
+	if (rc != COFFER_OK)
+		return rc;
+	PGresult *r = PQexec(s->conn, "SELECT service, secret, actions, declared_ms FROM "
+	                              "coffer_declarations ORDER BY service, secret");
+	rc = res_rc(s, r, PGRES_TUPLES_OK, "listing declarations");
+	for (int i = 0; rc == COFFER_OK && i < PQntuples(r); i++) {
+		store_decl d = {PQgetvalue(r, i, 0), PQgetvalue(r, i, 1),
+		                (unsigned)strtoul(PQgetvalue(r, i, 2), NULL, 10),
+		                strtoll(PQgetvalue(r, i, 3), NULL, 10)};
+		rc = cb(ctx, &d);
+	}
+	PQclear(r);
+	return rc;
+}
+
 const store_ops postgres_store_ops = {
     .scheme = "postgres",
     .open = pg_open,
@@ -2075,4 +2138,6 @@ const store_ops postgres_store_ops = {
     .keys_prune = pg_keys_prune,
     .destroy = pg_destroy,
     .meta_init = pg_meta_init,
+    .decl_add = pg_decl_add,
+    .decl_list = pg_decl_list,
 };

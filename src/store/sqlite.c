@@ -119,6 +119,17 @@ static const char schema_v2[] =
     "END;"
     "PRAGMA user_version = 2;";
 
+/*
+ * Schema 2 -> 3: declarations (issue 13 item 8). Which service declared which secret, with which
+ * actions (a bit set, 0: the secret alone); what development mode learned and --record-policy
+ * writes out. Self-contained: it only adds a table.
+ */
+static const char schema_decl[] =
+    "CREATE TABLE declarations(service TEXT NOT NULL, secret TEXT NOT NULL, "
+    "  actions INTEGER NOT NULL, declared_ms INTEGER NOT NULL, PRIMARY KEY (service, secret)) "
+    "  WITHOUT ROWID;"
+    "PRAGMA user_version = 3;";
+
 typedef struct sqlite_store {
 	sqlite3 *db;
 	sqlite3_stmt *q[Q_COUNT];
@@ -404,8 +415,14 @@ static int setup_schema(sqlite_store *s, unsigned flags)
 		rc = exec(s, schema_v1, "create schema");
 		if (rc == COFFER_OK)
 			rc = exec(s, schema_v2, "create schema");
+		if (rc == COFFER_OK)
+			rc = exec(s, schema_decl, "create schema");
 	} else if (ver == 1) {
 		rc = exec(s, schema_v2, "migrate the schema to version 2");
+		if (rc == COFFER_OK)
+			rc = exec(s, schema_decl, "migrate the schema to version 3");
+	} else if (ver == 2) {
+		rc = exec(s, schema_decl, "migrate the schema to version 3");
 	} else if (ver > STORE_SCHEMA_VERSION) {
 		snprintf(s->err, sizeof s->err,
 		         "store schema version %d is newer than this coffer understands (%d)", ver,
@@ -1388,6 +1405,62 @@ static int sq_meta_init(store *h, const uint8_t *sealed, size_t len, store_rekey
 	return finish_write(s, rc, 1);
 }
 
+/* --- declarations (schema 3) --------------------------------------------------------------- */
+
+static int sq_decl_add(store *h, const store_decl *items, size_t n)
+{
+	sqlite_store *s = S(h);
+	sqlite3_stmt *q = NULL;
+	int rc = exec(s, "BEGIN IMMEDIATE", "begin");
+	if (rc != COFFER_OK)
+		return rc;
+	int src = sqlite3_prepare_v2(s->db,
+	                             "INSERT INTO declarations(service, secret, actions, declared_ms) "
+	                             "VALUES(?1, ?2, ?3, ?4) ON CONFLICT(service, secret) DO UPDATE "
+	                             "SET actions = actions | excluded.actions",
+	                             -1, &q, NULL);
+	if (src != SQLITE_OK)
+		rc = fail(s, src, "record declarations");
+	int64_t now = now_ms();
+	for (size_t i = 0; i < n && rc == COFFER_OK; i++) {
+		sqlite3_bind_text(q, 1, items[i].service, -1, SQLITE_STATIC);
+		sqlite3_bind_text(q, 2, items[i].secret, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(q, 3, (sqlite3_int64)items[i].actions);
+		sqlite3_bind_int64(q, 4, now);
+		src = sqlite3_step(q);
+		if (src != SQLITE_DONE)
+			rc = fail(s, src, "record a declaration");
+		sqlite3_reset(q);
+	}
+	sqlite3_finalize(q);
+	return finish_write(s, rc, 0);
+}
+
+static int sq_decl_list(store *h, store_decl_cb cb, void *ctx)
+{
+	sqlite_store *s = S(h);
+	sqlite3_stmt *q = NULL;
+	int src = sqlite3_prepare_v2(s->db,
+	                             "SELECT service, secret, actions, declared_ms FROM declarations "
+	                             "ORDER BY service, secret",
+	                             -1, &q, NULL);
+	if (src != SQLITE_OK)
+		return fail(s, src, "list declarations");
+	int rc = COFFER_OK;
+	while (rc == COFFER_OK && (src = sqlite3_step(q)) == SQLITE_ROW) {
+		store_decl d = {(const char *)sqlite3_column_text(q, 0),
+		                (const char *)sqlite3_column_text(q, 1),
+		                (unsigned)sqlite3_column_int64(q, 2), sqlite3_column_int64(q, 3)};
+		if (d.service == NULL || d.secret == NULL)
+			continue;
+		rc = cb(ctx, &d);
+	}
+	if (rc == COFFER_OK && src != SQLITE_DONE)
+		rc = fail(s, src, "list declarations");
+	sqlite3_finalize(q);
+	return rc;
+}
+
 const store_ops sqlite_store_ops = {
     .scheme = "sqlite",
     .open = sq_open,
@@ -1407,4 +1480,6 @@ const store_ops sqlite_store_ops = {
     .keys_prune = sq_keys_prune,
     .destroy = sq_destroy,
     .meta_init = sq_meta_init,
+    .decl_add = sq_decl_add,
+    .decl_list = sq_decl_list,
 };

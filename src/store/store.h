@@ -22,7 +22,7 @@ typedef struct store store; /* each backend defines its own struct and casts */
 #define STORE_ID_LEN         16
 #define STORE_SALT_LEN       16
 #define STORE_SEALED_KEY_MAX 128
-#define STORE_SCHEMA_VERSION 2  /* 2: metadata MACs (docs/internals.md) */
+#define STORE_SCHEMA_VERSION 3  /* 2: metadata MACs (docs/internals.md); 3: declarations */
 #define STORE_MAC_LEN        33 /* a metadata MAC as stored: format byte | 32-byte tag */
 #define STORE_META_KEY_ID    0  /* keys_load / keys_reseal: the metadata key, not a data key */
 
@@ -134,6 +134,17 @@ typedef int (*store_reseal_fn)(void *ctx, const char *name, size_t name_len, con
 
 /* Rows per transaction of the re-encrypt pass. */
 #define STORE_RESEAL_BATCH 256
+
+/* One declaration: a service declared a secret, with the actions it asked for (COFFER_DECL_*;
+ * 0: the secret alone, no policy yet). */
+typedef struct store_decl {
+	const char *service;
+	const char *secret;
+	unsigned actions;
+	int64_t declared_ms; /* decl_list: when it was first declared */
+} store_decl;
+
+typedef int (*store_decl_cb)(void *ctx, const store_decl *d);
 
 typedef int (*store_key_cb)(void *ctx, uint32_t key_id, const uint8_t *sealed, size_t len);
 typedef int (*store_name_cb)(void *ctx, const char *name, size_t nversions);
@@ -282,6 +293,14 @@ typedef struct store_ops {
 	 */
 	int (*meta_init)(store *s, const uint8_t *sealed, size_t len, store_rekey_fn rekey,
 	                 store_retag_fn retag, void *ctx, uint8_t *found, size_t *found_len);
+
+	/*
+	 * Declarations (schema 3): decl_add ORs each item's actions into its (service, secret)
+	 * row, creating it, all n in ONE transaction (the generation is not bumped: no secret
+	 * changes). decl_list calls cb for every row, by service then secret. May be NULL.
+	 */
+	int (*decl_add)(store *s, const store_decl *items, size_t n);
+	int (*decl_list)(store *s, store_decl_cb cb, void *ctx);
 } store_ops;
 
 /*

@@ -180,6 +180,42 @@ static void test_strip_macs(void **state)
 	assert_non_null(strstr(err, "metadata key is missing"));
 }
 
+/* Schema 3 (issue 13 item 8): the migrated store keeps declarations; actions add up. */
+typedef struct decls {
+	char list[512];
+	size_t n;
+} decls;
+
+static int collect_decl(void *ctx, const coffer_declaration *d)
+{
+	decls *c = ctx;
+	c->n += (size_t)snprintf(c->list + c->n, sizeof c->list - c->n, "%s/%s/%u ", d->service,
+	                         d->secret, d->actions);
+	return 0;
+}
+
+static void test_declarations(void **state)
+{
+	coffer_store *st = open_store();
+	coffer_declaration d[3] = {{"default", "a", 0, 0},
+	                           {"default", "a", COFFER_DECL_ACCESS, 0},
+	                           {"billing", "zz-new", COFFER_DECL_PUT, 0}};
+	assert_int_equal(coffer_declare(st, d, 3), COFFER_OK);
+	coffer_declaration more = {"default", "a", COFFER_DECL_PUT, 0};
+	assert_int_equal(coffer_declare(st, &more, 1), COFFER_OK);
+	coffer_declaration bad[2] = {{"default", "b", COFFER_DECL_PUT, 0},
+	                             {"no spaces", "b", COFFER_DECL_PUT, 0}};
+	assert_int_equal(coffer_declare(st, bad, 2), COFFER_EINVAL);
+	coffer_declaration bad_name = {"default", "../x", COFFER_DECL_PUT, 0};
+	assert_int_equal(coffer_declare(st, &bad_name, 1), COFFER_EINVAL);
+	coffer_close(st);
+	st = open_store(); /* another handle reads what was kept */
+	decls c = {{0}, 0};
+	assert_int_equal(coffer_list_declarations(st, collect_decl, &c), COFFER_OK);
+	assert_string_equal(c.list, "billing/zz-new/1 default/a/3 ");
+	coffer_close(st);
+}
+
 int main(int argc, char **argv)
 {
 	if (argc != 2) {
@@ -204,6 +240,7 @@ int main(int argc, char **argv)
 	       sqltool_is_pg(location) ? "postgres" : location);
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_migrate_and_check),
+	    cmocka_unit_test(test_declarations), /* before test_strip_macs, which breaks the store */
 	    cmocka_unit_test(test_strip_macs),
 	};
 	int failed = cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,7 @@
+// @nitric/sdk 0.15.0: one put and one access through SERVICE_ADDRESS (issue 13 item 6).
+import { secret } from '@nitric/sdk';
+
+const s = secret(process.env.SECRET_NAME).for('put', 'access');
+const p = await s.put(`via ${process.env.SERVICE_ADDRESS}`);
+const v = await s.latest().access();
+console.log(`put ${p.version} read ${v.asString()}`);
