@@ -129,11 +129,27 @@ newdb() {
 	printf 'postgresql://coffer:%s@127.0.0.1:%s/%s\n' "$PG_PASSWORD" "$PG_PORT" "$name"
 }
 
+# Wait (30 s at most) until no session is left on database NAME: a client killed mid-COMMIT
+# leaves its server process to finish (or abort) that transaction after the client is gone, so
+# a check that reads the database must not begin before those sessions end.
+quiesce() {
+	local state=$1 name=$2 n
+	[[ "$name" =~ ^[a-z][a-z0-9_]{0,40}$ ]] || die "bad database name"
+	load_state "$state"
+	for _ in $(seq 300); do
+		n=$(psql_admin -At -c "SELECT count(*) FROM pg_stat_activity WHERE datname = '$name' AND pid <> pg_backend_pid()")
+		[ "$n" = 0 ] && return 0
+		sleep 0.1
+	done
+	die "sessions on $name still open after 30 s"
+}
+
 case "${1:-}" in
 start) start "${2:?state file}" ;;
 stop) stop "${2:?state file}" ;;
 crash) crash "${2:?state file}" ;;
 restart) restart "${2:?state file}" ;;
 newdb) newdb "${2:?state file}" "${3:?database name}" ;;
-*) die "usage: pg_server.sh start|stop|crash|restart|newdb STATE [NAME]" ;;
+quiesce) quiesce "${2:?state file}" "${3:?database name}" ;;
+*) die "usage: pg_server.sh start|stop|crash|restart|newdb|quiesce STATE [NAME]" ;;
 esac

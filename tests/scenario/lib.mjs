@@ -82,6 +82,9 @@ export function backend(kind, dbname) {
         const url = execFileSync(script, ['newdb', state, dbname]).toString().trim();
         const dir = tmpDir('scenario-pg');
         st = { kind, dir, location: url, env: baseEnv({ COFFER_MASTER_KEY: TEST_KEY }) };
+        // After the actors are killed, their PostgreSQL sessions may still be finishing a
+        // COMMIT: the checks wait until every session on the database has ended.
+        st.settle = () => execFileSync(script, ['quiesce', state, dbname]);
       }
       // COFFER_KEEP_TMP=1 keeps every store and log for a look afterwards.
       st.cleanup = () => process.env.COFFER_KEEP_TMP || fs.rmSync(st.dir, { recursive: true, force: true });

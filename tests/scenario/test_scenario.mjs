@@ -611,6 +611,7 @@ async function main() {
     const phase = (name) => T.push([name, now()]);
     try {
       await runRound(R, plan);
+      if (st.settle) st.settle();
       phase('actors');
       const events = loadEvents(R);
       let view = null;
