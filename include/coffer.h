@@ -50,6 +50,12 @@ extern "C" {
 #define COFFER_VERSION_STRING "0.1.0"
 
 /*
+ * The version of the library actually loaded at run time ("0.1.0"), which may differ from the
+ * COFFER_VERSION_STRING a program was compiled against (a newer libcoffer.so.0). Static text.
+ */
+COFFER_API const char *coffer_libversion(void);
+
+/*
  * The one list of error codes. Each row: NAME, value, message, gRPC status code, CLI exit code.
  * It generates the enum below, coffer_strerror(), the server's gRPC status mapping and the
  * CLI's exit codes, so the four can never disagree.

@@ -674,7 +674,7 @@ static int parse_args(cli *c, int argc, char **argv, int from, int stop_at_cmd, 
 			fputs(usage_text, stdout);
 			return -1;
 		} else if (strcmp(a, "--version") == 0) {
-			printf("coffer %s\n", COFFER_VERSION_STRING);
+			printf("coffer %s\n", coffer_libversion());
 			return -1;
 		} else if (strcmp(a, "--store") == 0 && has_val) {
 			c->store = argv[++i];
