@@ -56,6 +56,14 @@ extern "C" {
 COFFER_API const char *coffer_libversion(void);
 
 /*
+ * How many coffer_access() calls were answered from their handle's cache of sealed rows (each
+ * secret's newest version, still current in the store: hits) and how many read the store
+ * (misses), summed over every handle of this process since it started. Either pointer may be
+ * NULL. Thread-safe.
+ */
+COFFER_API void coffer_cache_stats(uint64_t *hits, uint64_t *misses);
+
+/*
  * The one list of error codes. Each row: NAME, value, message, gRPC status code, CLI exit code.
  * It generates the enum below, coffer_strerror(), the server's gRPC status mapping and the
  * CLI's exit codes, so the four can never disagree.

@@ -19,7 +19,10 @@
 #include <sodium.h>
 
 #include "coffer.h"
+#include "log.h"
 #include "loop.h"
+#include "metrics.h"
+#include "notify.h"
 #include "wipe.h"
 
 static const char usage_text[] =
@@ -40,7 +43,8 @@ static const char usage_text[] =
     "                             Over loopback TCP and Unix sockets, a call without a\n"
     "                             token is served only for the server's own uid, root and\n"
     "                             these; others get UNAUTHENTICATED (16).\n"
-    "  --store DIR|URL            the store (default $COFFER_STORE, else ./.coffer)\n"
+    "  --store DIR|URL            the store (default $COFFER_STORE, else $STATE_DIRECTORY\n"
+    "                             as systemd's StateDirectory= sets it, else ./.coffer)\n"
     "  --threads N                worker threads (default: the number of cores)\n"
     "  --policy FILE              the operator's grants rule, one per line:\n"
     "                               allow SERVICE put|access|put,access SECRET...  ('*': all)\n"
@@ -58,11 +62,16 @@ static const char usage_text[] =
     "  --idle-timeout SECS        close connections idle this long (default 120)\n"
     "  --header-timeout SECS      close connections whose headers stall this long (default 10)\n"
     "  --max-conns N              connections at once (default 1024)\n"
+    "  --metrics HOST:PORT        serve Prometheus metrics over HTTP at /metrics there\n"
+    "                             (off by default; keep it on loopback)\n"
+    "  --log-format text|json     log lines as text (default) or JSON objects; each\n"
+    "                             starts with an RFC 3339 UTC time and a level\n"
     "  --quiet                    no per-request log lines\n"
     "  -h, --help                 this text\n"
     "\n"
     "Logs one line per request to stderr (method, principal, secret, version, status,\n"
-    "microseconds), never a value. SIGTERM or SIGINT drains in-flight calls and exits 0.\n";
+    "microseconds), never a value. Answers grpc.health.v1.Health/Check to any caller.\n"
+    "SIGTERM or SIGINT drains in-flight calls and exits 0 (systemd: READY=1, STOPPING=1).\n";
 
 typedef struct serve_opts {
 	srv_config cfg;
@@ -74,7 +83,34 @@ typedef struct serve_opts {
 	int insecure;
 	size_t max_value;
 	unsigned long policy_wait_ms;
+	const char *metrics; /* --metrics HOST:PORT, or NULL */
+	char metrics_host[256];
+	unsigned metrics_port;
+	int metrics_bound;
 } serve_opts;
+
+/*
+ * The store when --store is not given: $COFFER_STORE, else $STATE_DIRECTORY (systemd's
+ * StateDirectory=, e.g. /var/lib/coffer: the first path when it lists several), else NULL, which
+ * the library takes as ./.coffer. Under systemd the working directory is /, so without this a
+ * unit would need --store spelled out to avoid /.coffer.
+ */
+static const char *default_store(void)
+{
+	static char state[4096];
+	const char *s = getenv("COFFER_STORE");
+	if (s != NULL && s[0] != '\0')
+		return s;
+	s = getenv("STATE_DIRECTORY");
+	if (s == NULL || s[0] != '/')
+		return NULL;
+	size_t n = strcspn(s, ":");
+	if (n >= sizeof(state))
+		return NULL;
+	memcpy(state, s, n);
+	state[n] = '\0';
+	return state;
+}
 
 static int usage_error(const char *msg, const char *arg)
 {
@@ -207,6 +243,18 @@ static int parse_one(serve_opts *o, int argc, char **argv, int *i)
 		return parse_allow_uid(&cfg->uids, need_arg(argc, argv, i));
 	} else if (strcmp(a, "--insecure") == 0) {
 		o->insecure = 1;
+	} else if (strcmp(a, "--metrics") == 0) {
+		const char *v = need_arg(argc, argv, i);
+		if (metrics_parse_addr(v, o->metrics_host, sizeof(o->metrics_host),
+		                       &o->metrics_port) != 0)
+			return usage_error("expected --metrics HOST:PORT", v);
+		o->metrics = v;
+	} else if (strcmp(a, "--log-format") == 0) {
+		log_format f;
+		const char *v = need_arg(argc, argv, i);
+		if (log_parse_format(v, &f) != 0)
+			return usage_error("expected --log-format text or json", v);
+		log_set_format(f);
 	} else if (strcmp(a, "--quiet") == 0) {
 		cfg->sh->quiet = 1;
 	} else if (strcmp(a, "--threads") == 0) {
@@ -395,13 +443,12 @@ static void announce(void *ctx)
 	const char *where = coffer_location_display(o->store, shown, sizeof(shown));
 	unsigned created = coffer_created(o->cfg.stores[0]);
 	if (created & COFFER_CREATED_STORE)
-		fprintf(stderr, "coffer: created store %s\n", where);
+		log_msg("info", "created store %s", where);
 	if (created & COFFER_CREATED_KEY_FILE)
-		fprintf(
-		    stderr,
-		    "coffer: created master key file for %s (back it up: without it the secrets "
-		    "cannot be read)\n",
-		    where);
+		log_msg("warn",
+		        "created master key file for %s (back it up: without it the secrets "
+		        "cannot be read)",
+		        where);
 	for (size_t i = 0; i < o->cfg.n_listen; i++) {
 		const srv_listen *l = &o->cfg.listen[i];
 		int v6 = strchr(l->host, ':') != NULL;
@@ -414,6 +461,11 @@ static void announce(void *ctx)
 			       o->cfg.tls != NULL ? " tls" : "");
 	}
 	announce_uids(&o->cfg);
+	if (o->metrics != NULL) {
+		int v6 = strchr(o->metrics_host, ':') != NULL;
+		printf("coffer: metrics on http://%s%s%s:%d/metrics\n", v6 ? "[" : "", o->metrics_host,
+		       v6 ? "]" : "", o->metrics_bound);
+	}
 	printf("coffer: store %s, %u threads, %s, %s\n", where, o->cfg.threads,
 	       pol_dev_mode(pol) ? "development policy (a service's own Declare grants it)"
 	                         : "policy file rules",
@@ -421,6 +473,10 @@ static void announce(void *ctx)
 	           ? "memory locked"
 	           : "memory not locked (RLIMIT_MEMLOCK is limited; keys stay in locked pages)");
 	fflush(stdout);
+	char status[1200];
+	snprintf(status, sizeof(status), "serving %s on %zu listener%s", where, o->cfg.n_listen,
+	         o->cfg.n_listen == 1 ? "" : "s");
+	notify_ready(status);
 }
 
 static int serve(serve_opts *o, pol_table *pol)
@@ -457,9 +513,17 @@ static int serve(serve_opts *o, pol_table *pol)
 		close_stores(o, committer_st);
 		return 1;
 	}
+	if (o->metrics != NULL && metrics_start(o->metrics_host, o->metrics_port, &o->metrics_bound,
+	                                        err, sizeof(err)) != 0) {
+		fprintf(stderr, "coffer serve: %s\n", err);
+		srv_unbind(&o->cfg);
+		close_stores(o, committer_st);
+		return 1;
+	}
 	o->cfg.sh->committer = svc_committer_start(committer_st, err, sizeof(err));
 	if (o->cfg.sh->committer == NULL) {
 		fprintf(stderr, "coffer serve: %s\n", err);
+		metrics_stop();
 		srv_unbind(&o->cfg);
 		close_stores(o, committer_st);
 		return 1;
@@ -468,10 +532,11 @@ static int serve(serve_opts *o, pol_table *pol)
 	o->cfg.on_ready = announce;
 	o->cfg.ready_ctx = &ready;
 	rc = srv_run(&o->cfg) == 0 ? 0 : 1;
+	metrics_stop();
 	srv_unbind(&o->cfg);
 	svc_committer_stop(o->cfg.sh->committer);
 	close_stores(o, committer_st);
-	fprintf(stderr, "coffer: stopped\n");
+	log_msg("info", "stopped");
 	return rc;
 }
 
@@ -490,7 +555,7 @@ int coffer_serve_main(int argc, char **argv)
 	o.cfg.max_conns = 1024;
 	o.cfg.uids.self = geteuid();
 	o.policy_wait_ms = 1000;
-	o.store = getenv("COFFER_STORE");
+	o.store = default_store();
 	if ((rc = parse_args(&o, argc, argv)) != 0)
 		return rc == 1 ? 0 : rc;
 	if (sodium_init() < 0 || evthread_use_pthreads() != 0) {
