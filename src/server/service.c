@@ -618,7 +618,8 @@ static void commit_batch(svc_committer *c, svc_put_job **jobs, size_t n)
 		k++;
 	}
 	int brc = coffer_put_batch(c->st, items, k);
-	metrics_put_batch(k);
+	if (k > 0)
+		metrics_put_batch(k);
 	for (size_t i = 0, it = 0; i < n; i++) {
 		svc_put_job *j = jobs[i];
 		if (j->rc == COFFER_OK) {
