@@ -50,6 +50,20 @@ extern "C" {
 #define COFFER_VERSION_STRING "0.1.0"
 
 /*
+ * The version of the library actually loaded at run time ("0.1.0"), which may differ from the
+ * COFFER_VERSION_STRING a program was compiled against (a newer libcoffer.so.0). Static text.
+ */
+COFFER_API const char *coffer_libversion(void);
+
+/*
+ * How many coffer_access() calls were answered from their handle's cache of sealed rows (each
+ * secret's newest version, still current in the store: hits) and how many read the store
+ * (misses), summed over every handle of this process since it started. Either pointer may be
+ * NULL. Thread-safe.
+ */
+COFFER_API void coffer_cache_stats(uint64_t *hits, uint64_t *misses);
+
+/*
  * The one list of error codes. Each row: NAME, value, message, gRPC status code, CLI exit code.
  * It generates the enum below, coffer_strerror(), the server's gRPC status mapping and the
  * CLI's exit codes, so the four can never disagree.

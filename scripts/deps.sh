@@ -6,7 +6,7 @@ PKGS=(
 	build-essential cmake pkg-config clang
 	libsodium-dev libsqlite3-dev sqlite3 libpq-dev
 	libnghttp2-dev libevent-dev libprotobuf-c-dev protobuf-c-compiler libssl-dev
-	libcmocka-dev libjansson-dev python3
+	libcmocka-dev libjansson-dev python3 scdoc libsystemd-dev
 	postgresql nghttp2-client redis-server redis-tools
 )
 missing=()

@@ -49,6 +49,8 @@ typedef enum opt_id {
 	O_IDLE_TIMEOUT,
 	O_HEADER_TIMEOUT,
 	O_MAX_CONNS,
+	O_METRICS,
+	O_LOG_FORMAT,
 	O_QUIET,
 	O_COUNT
 } opt_id;

@@ -584,6 +584,8 @@ int cmd_serve(cli *c)
 	    .threads = (unsigned)c->num[O_THREADS],
 	    .policy = cli_opt(c, O_POLICY),
 	    .record_policy = cli_opt(c, O_RECORD_POLICY),
+	    .metrics = cli_opt(c, O_METRICS),
+	    .log_format = cli_opt(c, O_LOG_FORMAT),
 	    .tokens = cli_opt(c, O_TOKENS),
 	    .tls_cert = cli_opt(c, O_TLS_CERT),
 	    .tls_key = cli_opt(c, O_TLS_KEY),

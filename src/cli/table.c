@@ -96,6 +96,14 @@ const opt_def cli_opts[O_COUNT] = {
      "close connections whose headers stall this long (default 10)", 0, 1, 86400},
     {O_MAX_CONNS, "max-conns", 0, ARG_UINT, "N", "connections at once (default 1024)", 0, 1,
      100000},
+    {O_METRICS, "metrics", 0, ARG_STR, "HOST:PORT",
+     "serve Prometheus metrics over HTTP at /metrics there (off by\n"
+     "default; keep it on loopback)",
+     0, 0, 0},
+    {O_LOG_FORMAT, "log-format", 0, ARG_STR, "text|json",
+     "log lines as text (default) or JSON objects; each starts with an\n"
+     "RFC 3339 UTC time and a level",
+     0, 0, 0},
     {O_QUIET, "quiet", 'q', ARG_NONE, NULL, "no per-request log lines", 0, 0, 0},
 };
 
@@ -105,7 +113,7 @@ static const opt_id rekey_opts[] = {O_NEW_KEY_FILE, O_COUNT};
 static const opt_id run_opts[] = {O_ENV, O_COUNT};
 static const opt_id serve_opts[] = {O_LISTEN,        O_ALLOW_UID,    O_THREADS,        O_POLICY,  O_RECORD_POLICY,
                                     O_TOKENS,        O_TLS_CERT,     O_TLS_KEY,        O_INSECURE,
-                                    O_POLICY_WAIT,   O_IDLE_TIMEOUT, O_HEADER_TIMEOUT, O_MAX_CONNS,
+                                    O_POLICY_WAIT,   O_IDLE_TIMEOUT, O_HEADER_TIMEOUT, O_MAX_CONNS, O_METRICS, O_LOG_FORMAT,
                                     O_QUIET,         O_COUNT};
 
 const cmd_def cli_cmds[] = {
@@ -166,8 +174,10 @@ const cmd_def cli_cmds[] = {
      "Serves the store over Nitric's gRPC protocol (SecretManager Put/Access, Resources\n"
      "Declare), so Nitric SDKs work against it unmodified (set SERVICE_ADDRESS).\n"
      "Logs one line per request to stderr (method, principal, secret, version, status,\n"
-     "microseconds), never a value. SIGTERM or SIGINT drains in-flight calls and exits 0.\n"
-     "See docs/server.md.",
+     "microseconds), never a value. Answers grpc.health.v1.Health/Check to any caller.\n"
+     "SIGTERM or SIGINT drains in-flight calls and exits 0 (systemd: READY=1, STOPPING=1).\n"
+     "The store: --store, else $COFFER_STORE, else $STATE_DIRECTORY (systemd), else\n"
+     "./.coffer. See docs/server.md.",
      0, 0, serve_opts, CMD_LOCAL, cmd_serve, NULL},
     {"help", "[COMMAND]", "this help, or a command's",
      "JSON: every command with its usage and options, and the exit codes.", 0, 1, no_opts,
@@ -461,9 +471,9 @@ int cli_parse(cli *c, int argc, char **argv)
 	}
 	if (cli_has(c, O_VERSION)) {
 		if (c->json)
-			printf("{\"version\":\"%s\"}\n", COFFER_VERSION_STRING);
+			printf("{\"version\":\"%s\"}\n", coffer_libversion());
 		else
-			printf("coffer %s\n", COFFER_VERSION_STRING);
+			printf("coffer %s\n", coffer_libversion());
 		return -1;
 	}
 	if (c->cmd == NULL)

@@ -51,12 +51,28 @@ static core_cache_entry *find(core_cache *c, const char *name, size_t len)
 	}
 }
 
+/* Process-wide counts for coffer_cache_stats(). */
+static uint64_t cache_hits, cache_misses;
+
 const core_cache_entry *core_cache_get(core_cache *c, const char *name, size_t len, uint64_t gen)
 {
 	if (c == NULL)
 		return NULL;
 	core_cache_entry *e = find(c, name, len);
 	return e->name != NULL && e->gen == gen ? e : NULL;
+}
+
+void core_cache_count(int hit)
+{
+	__atomic_fetch_add(hit ? &cache_hits : &cache_misses, 1, __ATOMIC_RELAXED);
+}
+
+COFFER_API void coffer_cache_stats(uint64_t *hits, uint64_t *misses)
+{
+	if (hits != NULL)
+		*hits = __atomic_load_n(&cache_hits, __ATOMIC_RELAXED);
+	if (misses != NULL)
+		*misses = __atomic_load_n(&cache_misses, __ATOMIC_RELAXED);
 }
 
 void core_cache_put(core_cache *c, const char *name, size_t len, store_row *row)

@@ -160,6 +160,8 @@ extern unsigned long core_kdf_derivations;
 core_cache *core_cache_new(void);
 void core_cache_free(core_cache *c);
 const core_cache_entry *core_cache_get(core_cache *c, const char *name, size_t len, uint64_t gen);
+/* Count an access answered from a cache (hit) or from the store (miss): coffer_cache_stats(). */
+void core_cache_count(int hit);
 /* Takes ownership of row->sealed (sets it to NULL). */
 void core_cache_put(core_cache *c, const char *name, size_t len, store_row *row);
 

@@ -288,8 +288,11 @@ static int access_locked(coffer_store *st, coffer_secret *sec, uint64_t want, co
 	const core_cache_entry *e = NULL;
 	if (st->ops->generation(st->be, &gen) == COFFER_OK)
 		e = core_cache_get(st->cache, sec->name, sec->name_len, gen);
-	if (e != NULL && (want == 0 || want == e->version))
+	if (e != NULL && (want == 0 || want == e->version)) {
+		core_cache_count(1);
 		return open_row(st, sec, e->version, e->key_id, e->sealed, e->sealed_len, out);
+	}
+	core_cache_count(0);
 	store_row row;
 	store_meta meta;
 	memset(&row, 0, sizeof row);

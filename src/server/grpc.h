@@ -38,6 +38,7 @@ typedef enum gs_method {
 	GS_M_ACCESS,
 	GS_M_DECLARE,
 	GS_M_DECLARE_V0, /* nitric.resource.v1 (the first contract): other enum values */
+	GS_M_HEALTH_CHECK, /* grpc.health.v1.Health/Check (health.h) */
 } gs_method;
 
 #define GS_MAX_MESSAGE       (4u * 1024u * 1024u) /* the gRPC default, what the SDK's client allows */

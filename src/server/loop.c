@@ -33,6 +33,10 @@
 #include <sodium.h>
 
 #include "peer.h"
+#include "health.h"
+#include "log.h"
+#include "metrics.h"
+#include "notify.h"
 
 #define TICK_MS      250
 #define OUT_HIGH     (4u * 1024u * 1024u) /* stop reading a peer that does not read its answers */
@@ -115,6 +119,7 @@ static void conn_free(srv_conn *sc)
 	if (sc->next != NULL)
 		sc->next->prev = sc->prev;
 	w->n_conns--;
+	metrics_conn_closed();
 	gs_conn_free(sc->g);
 	if (sc->bev != NULL) {
 		bufferevent_free(sc->bev);
@@ -303,12 +308,7 @@ static void refuse_call(srv_conn *sc, gs_call *call)
 	char msg[512];
 	refusal_text(sc, msg, sizeof(msg));
 	if (!sc->refusal_logged && !sc->w->cfg->sh->quiet) {
-		char line[600];
-		int n = snprintf(line, sizeof(line), "coffer: refused a caller of service %s: %s\n",
-		                 sc->l->principal, msg);
-		if (n > 0)
-			(void)!write(STDERR_FILENO, line,
-			             (size_t)n < sizeof(line) ? (size_t)n : sizeof(line));
+		log_msg("warn", "refused a caller of service %s: %s", sc->l->principal, msg);
 		sc->refusal_logged = 1;
 	}
 	svc_log_refused(&sc->w->svc, call, "-", GS_UNAUTHENTICATED);
@@ -319,6 +319,10 @@ static void on_call(void *ud, gs_call *call)
 {
 	srv_conn *sc = ud;
 	size_t tlen = 0;
+	if (gs_call_method(call) == GS_M_HEALTH_CHECK) { /* anyone may ask whether we serve */
+		svc_health(&sc->w->svc, call);
+		return;
+	}
 	/* A call with a bearer token is the token's to authenticate (svc_handle); the uid rules
 	 * only what acts as the listener's own service. */
 	if ((sc->ident == IDENT_REFUSED || sc->ident == IDENT_UNKNOWN) &&
@@ -478,6 +482,7 @@ static void accept_cb(struct evconnlistener *lev, evutil_socket_t fd, struct soc
 		w->conns->prev = sc;
 	w->conns = sc;
 	w->n_conns++;
+	metrics_conn_opened();
 	if (l->is_unix || l->loopback)
 		conn_identify(w, sc, fd);
 	int rc =
@@ -623,6 +628,8 @@ int srv_run(srv_config *cfg)
 		cfg->on_ready(cfg->ready_ctx);
 	if (rv == 0)
 		sigwait(&set, &sig);
+	health_set_draining();
+	notify_stopping();
 	for (unsigned i = 0; i < started; i++)
 		event_active(workers[i].drain, 0, 0);
 	for (unsigned i = 0; i < started; i++)

@@ -19,7 +19,10 @@
 #include <sodium.h>
 
 #include "coffer.h"
+#include "log.h"
 #include "loop.h"
+#include "metrics.h"
+#include "notify.h"
 #include "wipe.h"
 #include "wire.h"
 
@@ -35,7 +38,34 @@ typedef struct serve_opts {
 	int insecure;
 	size_t max_value;
 	unsigned long policy_wait_ms;
+	const char *metrics; /* --metrics HOST:PORT, or NULL */
+	char metrics_host[256];
+	unsigned metrics_port;
+	int metrics_bound;
 } serve_opts;
+
+/*
+ * The store when --store is not given: $COFFER_STORE, else $STATE_DIRECTORY (systemd's
+ * StateDirectory=, e.g. /var/lib/coffer: the first path when it lists several), else NULL, which
+ * the library takes as ./.coffer. Under systemd the working directory is /, so without this a
+ * unit would need --store spelled out to avoid /.coffer.
+ */
+static const char *default_store(void)
+{
+	static char state[4096];
+	const char *s = getenv("COFFER_STORE");
+	if (s != NULL && s[0] != '\0')
+		return s;
+	s = getenv("STATE_DIRECTORY");
+	if (s == NULL || s[0] != '/')
+		return NULL;
+	size_t n = strcspn(s, ":");
+	if (n >= sizeof(state))
+		return NULL;
+	memcpy(state, s, n);
+	state[n] = '\0';
+	return state;
+}
 
 static int usage_error(const char *msg, const char *arg)
 {
@@ -126,7 +156,8 @@ static int parse_allow_uid(srv_uids *u, const char *v)
 static int apply_args(serve_opts *o, const coffer_serve_args *a)
 {
 	srv_config *cfg = &o->cfg;
-	o->store = a->store;
+	if (a->store != NULL)
+		o->store = a->store;
 	o->key_file = a->key_file;
 	o->policy = a->policy;
 	o->record_policy = a->record_policy;
@@ -143,6 +174,18 @@ static int apply_args(serve_opts *o, const coffer_serve_args *a)
 			return usage_error(
 			    "expected --listen [SERVICE=]HOST:PORT or [SERVICE=]unix:PATH", a->listen[i]);
 		cfg->n_listen++;
+	}
+	if (a->metrics != NULL) {
+		if (metrics_parse_addr(a->metrics, o->metrics_host, sizeof(o->metrics_host),
+		                       &o->metrics_port) != 0)
+			return usage_error("expected --metrics HOST:PORT", a->metrics);
+		o->metrics = a->metrics;
+	}
+	if (a->log_format != NULL) {
+		log_format f;
+		if (log_parse_format(a->log_format, &f) != 0)
+			return usage_error("expected --log-format text or json", a->log_format);
+		log_set_format(f);
 	}
 	for (size_t i = 0; i < a->n_allow_uid; i++) {
 		int rc = parse_allow_uid(&cfg->uids, a->allow_uid[i]);
@@ -403,13 +446,12 @@ static void announce(void *ctx)
 	const char *where = coffer_location_display(o->store, shown, sizeof(shown));
 	unsigned created = coffer_created(o->cfg.stores[0]);
 	if (created & COFFER_CREATED_STORE)
-		fprintf(stderr, "coffer: created store %s\n", where);
+		log_msg("info", "created store %s", where);
 	if (created & COFFER_CREATED_KEY_FILE)
-		fprintf(
-		    stderr,
-		    "coffer: created master key file for %s (back it up: without it the secrets "
-		    "cannot be read)\n",
-		    where);
+		log_msg("warn",
+		        "created master key file for %s (back it up: without it the secrets "
+		        "cannot be read)",
+		        where);
 	for (size_t i = 0; i < o->cfg.n_listen; i++) {
 		const srv_listen *l = &o->cfg.listen[i];
 		int v6 = strchr(l->host, ':') != NULL;
@@ -422,6 +464,11 @@ static void announce(void *ctx)
 			       o->cfg.tls != NULL ? " tls" : "");
 	}
 	announce_uids(&o->cfg);
+	if (o->metrics != NULL) {
+		int v6 = strchr(o->metrics_host, ':') != NULL;
+		printf("coffer: metrics on http://%s%s%s:%d/metrics\n", v6 ? "[" : "", o->metrics_host,
+		       v6 ? "]" : "", o->metrics_bound);
+	}
 	printf("coffer: store %s, %u threads, %s, %s\n", where, o->cfg.threads,
 	       pol_dev_mode(pol) ? "development policy (a service's own Declare grants it)"
 	                         : "policy file rules",
@@ -429,6 +476,10 @@ static void announce(void *ctx)
 	           ? "memory locked"
 	           : "memory not locked (RLIMIT_MEMLOCK is limited; keys stay in locked pages)");
 	fflush(stdout);
+	char status[1200];
+	snprintf(status, sizeof(status), "serving %s on %zu listener%s", where, o->cfg.n_listen,
+	         o->cfg.n_listen == 1 ? "" : "s");
+	notify_ready(status);
 }
 
 static int serve(serve_opts *o, pol_table *pol)
@@ -469,9 +520,17 @@ static int serve(serve_opts *o, pol_table *pol)
 		close_stores(o, committer_st);
 		return 1;
 	}
+	if (o->metrics != NULL && metrics_start(o->metrics_host, o->metrics_port, &o->metrics_bound,
+	                                        err, sizeof(err)) != 0) {
+		fprintf(stderr, "coffer serve: %s\n", err);
+		srv_unbind(&o->cfg);
+		close_stores(o, committer_st);
+		return 1;
+	}
 	o->cfg.sh->committer = svc_committer_start(committer_st, err, sizeof(err));
 	if (o->cfg.sh->committer == NULL) {
 		fprintf(stderr, "coffer serve: %s\n", err);
+		metrics_stop();
 		srv_unbind(&o->cfg);
 		close_stores(o, committer_st);
 		return 1;
@@ -480,12 +539,13 @@ static int serve(serve_opts *o, pol_table *pol)
 	o->cfg.on_ready = announce;
 	o->cfg.ready_ctx = &ready;
 	rc = srv_run(&o->cfg) == 0 ? 0 : 1;
+	metrics_stop();
 	srv_unbind(&o->cfg);
 	svc_committer_stop(o->cfg.sh->committer);
 	if (o->record_policy != NULL && record_policy(o->record_policy, committer_st) != 0)
 		rc = 1;
 	close_stores(o, committer_st);
-	fprintf(stderr, "coffer: stopped\n");
+	log_msg("info", "stopped");
 	return rc;
 }
 
@@ -504,6 +564,7 @@ int coffer_serve(const coffer_serve_args *args)
 	o.cfg.max_conns = 1024;
 	o.cfg.uids.self = geteuid();
 	o.policy_wait_ms = 1000;
+	o.store = default_store();
 	if ((rc = apply_args(&o, args)) != 0)
 		return rc;
 	if (sodium_init() < 0 || evthread_use_pthreads() != 0) {

@@ -30,6 +30,8 @@ typedef struct coffer_serve_args {
 	unsigned idle_timeout_s;
 	unsigned header_timeout_s;
 	unsigned max_conns;
+	const char *metrics;    /* --metrics HOST:PORT, or NULL */
+	const char *log_format; /* "text" or "json", or NULL (text) */
 } coffer_serve_args;
 
 /*

@@ -12,12 +12,16 @@
 #include <event2/event.h>
 #include <sodium.h>
 
+#include "health.h"
+#include "log.h"
+#include "metrics.h"
 #include "wire.h"
 
 #define BATCH_MAX 256 /* puts in one group commit */
 #define RETRY_MS  10  /* how often a call waiting for its policy looks again */
 
-static const char *const method_names[] = {"Unknown", "Put", "Access", "Declare", "Declare"};
+static const char *const method_names[] = {"Unknown", "Put", "Access", "Declare", "Declare",
+                                           "Check"};
 
 static uint64_t now_us(void)
 {
@@ -101,9 +105,11 @@ static void log_cb(evutil_socket_t fd, short what, void *arg)
 static void log_req(svc_req *r, gs_method m, const char *secret, const char *version, int status)
 {
 	svc_worker *w = r->w;
+	uint64_t us = now_us() - r->start_us;
+	metrics_request(m, status, us);
 	if (w->sh->quiet)
 		return;
-	if (sizeof(w->logbuf) - w->loglen < 512)
+	if (sizeof(w->logbuf) - w->loglen < 1024)
 		svc_log_flush(w);
 	if (secret == NULL || coffer_name_check(secret, strlen(secret)) != COFFER_OK)
 		secret = "-";
@@ -111,12 +117,9 @@ static void log_req(svc_req *r, gs_method m, const char *secret, const char *ver
 	    strspn(version, "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ") !=
 	        strlen(version))
 		version = "-";
-	int n = snprintf(w->logbuf + w->loglen, sizeof(w->logbuf) - w->loglen,
-	                 "coffer: %s principal=%s secret=%s version=%s status=%d us=%llu\n",
-	                 method_names[m], r->principal, secret, version, status,
-	                 (unsigned long long)(now_us() - r->start_us));
-	if (n > 0 && (size_t)n < sizeof(w->logbuf) - w->loglen)
-		w->loglen += (size_t)n;
+	w->loglen += log_format_request(w->logbuf + w->loglen, sizeof(w->logbuf) - w->loglen,
+	                                method_names[m], r->principal, secret, version, status,
+	                                (unsigned long long)us);
 	log_later(w);
 }
 
@@ -153,11 +156,11 @@ static void reply_error(svc_req *r, gs_method m, const char *secret, const char 
 static void log_key_trouble(svc_worker *w, const char *detail)
 {
 	static int logged;
-	char line[600];
+	char line[1200];
 	if (w->sh->quiet || __atomic_exchange_n(&logged, 1, __ATOMIC_RELAXED))
 		return;
-	int n = snprintf(line, sizeof(line), "coffer: error: %s\n", detail);
-	if (n > 0 && (size_t)n < sizeof(line) && sizeof(w->logbuf) - w->loglen > (size_t)n) {
+	size_t n = log_format_msg(line, sizeof(line), "error", detail);
+	if (n > 0 && sizeof(w->logbuf) - w->loglen > n) {
 		memcpy(w->logbuf + w->loglen, line, (size_t)n);
 		w->loglen += (size_t)n;
 		log_later(w);
@@ -168,6 +171,7 @@ static void reply_coffer_error(svc_req *r, gs_method m, const char *secret, cons
                                int rc, const char *detail)
 {
 	int status = coffer_grpc_status(rc);
+	metrics_coffer_error(rc);
 	const char *msg = detail != NULL && detail[0] != '\0' ? detail : coffer_strerror(rc);
 	/* Internal details stay inside, except a stale master key (another process ran
 	 * `coffer rekey`): the caller and the log are told that plainly. */
@@ -437,14 +441,15 @@ static void declare_policy(svc_req *r, const wire_declare *d)
 			remember(w, r->principal, s, d->perms);
 			if (!pol_declare(w->sh->pol, r->principal, s, d->perms) &&
 			    !pol_dev_mode(w->sh->pol) && !w->sh->quiet) {
-				char line[COFFER_NAME_MAX + 160];
-				int n = snprintf(line, sizeof(line),
-				                 "coffer: policy declared by '%s' for secret '%s' "
-				                 "grants nothing (the policy file rules)\n",
-				                 r->principal, s);
-				if (n > 0 && sizeof(w->logbuf) - w->loglen > (size_t)n) {
-					memcpy(w->logbuf + w->loglen, line, (size_t)n);
-					w->loglen += (size_t)n;
+				char msg[COFFER_NAME_MAX + 160], line[2 * COFFER_NAME_MAX + 320];
+				snprintf(msg, sizeof(msg),
+				         "policy declared by '%s' for secret '%s' grants nothing (the "
+				         "policy file rules)",
+				         r->principal, s);
+				size_t n = log_format_msg(line, sizeof(line), "warn", msg);
+				if (n > 0 && sizeof(w->logbuf) - w->loglen > n) {
+					memcpy(w->logbuf + w->loglen, line, n);
+					w->loglen += n;
 					log_later(w);
 				}
 			}
@@ -516,6 +521,35 @@ static void retry_cb(evutil_socket_t fd, short what, void *arg)
 	}
 	dispatch(r);
 	(void)w;
+}
+
+/* --- health ------------------------------------------------------------------------------- */
+
+void svc_health(svc_worker *w, gs_call *call)
+{
+	svc_req r;
+	char service[HEALTH_SERVICE_MAX];
+	size_t blen;
+	const uint8_t *body = gs_call_body(call, &blen);
+	memset(&r, 0, sizeof(r));
+	r.w = w;
+	r.start_us = now_us();
+	snprintf(r.principal, sizeof(r.principal), "-");
+	if (health_decode_request(body, blen, service) != 0) {
+		log_req(&r, GS_M_HEALTH_CHECK, NULL, NULL, GS_INVALID_ARGUMENT);
+		gs_call_reply(call, GS_INVALID_ARGUMENT, "malformed HealthCheckRequest", NULL, NULL, 0);
+		return;
+	}
+	int st = health_status(service);
+	if (st < 0) {
+		log_req(&r, GS_M_HEALTH_CHECK, NULL, NULL, GS_NOT_FOUND);
+		gs_call_reply(call, GS_NOT_FOUND, "unknown service", NULL, NULL, 0);
+		return;
+	}
+	uint8_t out[2];
+	size_t n = health_encode_response(st, out);
+	log_req(&r, GS_M_HEALTH_CHECK, NULL, NULL, GS_OK);
+	gs_call_reply(call, GS_OK, NULL, NULL, out, n);
 }
 
 /* Who is calling: the listener's service, or the owner of a valid bearer token. */
@@ -623,6 +657,8 @@ static void commit_batch(svc_committer *c, svc_put_job **jobs, size_t n)
 		k++;
 	}
 	int brc = coffer_put_batch(c->st, items, k);
+	if (k > 0)
+		metrics_put_batch(k);
 	for (size_t i = 0, it = 0; i < n; i++) {
 		svc_put_job *j = jobs[i];
 		if (j->rc == COFFER_OK) {

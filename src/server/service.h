@@ -61,6 +61,12 @@ void svc_worker_fini(svc_worker *w);
  */
 void svc_handle(svc_worker *w, gs_call *call, const char *principal, int need_token);
 
+/*
+ * Answer a grpc.health.v1.Health/Check call (health.h). Served to any caller that reaches the
+ * server, with or without a token or a known uid: it tells only whether the server serves.
+ */
+void svc_health(svc_worker *w, gs_call *call);
+
 /* Log a request the protocol layer answered itself (its own line, like any request). */
 void svc_log_refused(svc_worker *w, const gs_call *call, const char *principal, int status);
 

@@ -425,7 +425,7 @@ static int run_script(int argc, char **argv)
 	char *buf = NULL;
 	size_t cap = 0;
 	while (getline(&buf, &cap, stdin) > 0) {
-		char *tok[5];
+		char *tok[5] = {0};
 		int n = split(buf, tok, 5);
 		if (n == 0)
 			continue;

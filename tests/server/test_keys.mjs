@@ -90,6 +90,6 @@ await main([
     eq((await srv.stop()).code, 0, 'clean exit');
     const lines = srv.stderr.split('\n').filter((l) => /master key of this store changed/.test(l));
     eq(lines.length, 1, `log lines:\n${srv.stderr}`);
-    check(/^coffer: error: /.test(lines[0]), lines[0]);
+    check(/^\d{4}-\d\d-\d\dT[\d:.]+Z error coffer: /.test(lines[0]), lines[0]); // time, level
   }],
 ]);
