@@ -43,6 +43,7 @@ struct cc_conn {
 	SSL *ssl;
 	nghttp2_session *h2;
 	int settings_seen, goaway, eof, dead;
+	int bad_frames; /* nghttp2 reported a connection error in the server's bytes */
 	uint8_t first[8]; /* the first bytes the server sent (to recognize HTTP/1.x) */
 	size_t first_len;
 	uint8_t rbuf[READ_CHUNK];
@@ -604,15 +605,45 @@ static int flush(cc_conn *c, uint64_t deadline, char *err, size_t errlen)
 	}
 }
 
+/* The server sent what nghttp2 refused: say what kind of server it looks like. */
+static int bad_bytes(cc_conn *c, const char *why, char *err, size_t errlen)
+{
+	char w[400];
+	c->dead = 1;
+	if (!c->settings_seen && c->first_len >= 5 && memcmp(c->first, "HTTP/", 5) == 0)
+		snprintf(err, errlen,
+		         "%s is not an HTTP/2 server (it answered in HTTP/1.x): not a gRPC server%s",
+		         where(c, w, sizeof(w)), c->cfg.tls ? "" : ", or one that wants TLS");
+	else if (!c->settings_seen)
+		snprintf(err, errlen,
+		         "%s is not an HTTP/2 server (it sent bytes that are not HTTP/2 frames): not "
+		         "a gRPC server%s",
+		         where(c, w, sizeof(w)), c->cfg.tls ? "" : ", or one that wants TLS");
+	else
+		snprintf(err, errlen, "%s broke the HTTP/2 protocol: %s", where(c, w, sizeof(w)), why);
+	return c->settings_seen ? COFFER_EIO : COFFER_EUNAVAIL;
+}
+
 /* Read once and feed nghttp2. 0, or a coffer_rc with err. */
 static int pump(cc_conn *c, uint64_t deadline, char *err, size_t errlen)
 {
 	char w[400];
+	/* Our GOAWAY for bad frames went out with the last flush: the session is over. */
+	if (!nghttp2_session_want_read(c->h2)) {
+		if (c->bad_frames || !c->goaway || !c->settings_seen)
+			return bad_bytes(c, "invalid frames", err, errlen);
+		snprintf(err, errlen, "%s ended the connection (GOAWAY) in the middle of the call",
+		         where(c, w, sizeof(w)));
+		c->dead = 1;
+		return COFFER_EUNAVAIL;
+	}
 	ssize_t n = io_read(c, deadline, err, errlen);
 	if (n < 0)
 		return COFFER_EUNAVAIL;
 	if (n == 0) {
 		c->eof = 1;
+		if (c->bad_frames)
+			return bad_bytes(c, "connection error", err, errlen);
 		if (!c->settings_seen)
 			snprintf(err, errlen,
 			         "%s closed the connection before speaking HTTP/2 (not a gRPC server%s?)",
@@ -630,23 +661,33 @@ static int pump(cc_conn *c, uint64_t deadline, char *err, size_t errlen)
 	}
 	ssize_t rv = nghttp2_session_mem_recv(c->h2, c->rbuf, (size_t)n);
 	explicit_bzero(c->rbuf, (size_t)n);
-	if (rv < 0) {
-		c->dead = 1;
-		if (!c->settings_seen && c->first_len >= 5 && memcmp(c->first, "HTTP/", 5) == 0)
-			snprintf(err, errlen,
-			         "%s is not an HTTP/2 server (it answered in HTTP/1.x): not a gRPC "
-			         "server%s",
-			         where(c, w, sizeof(w)), c->cfg.tls ? "" : ", or one that wants TLS");
-		else if (!c->settings_seen)
-			snprintf(err, errlen,
-			         "%s is not an HTTP/2 server (it sent bytes that are not HTTP/2 frames): "
-			         "not a gRPC server%s",
-			         where(c, w, sizeof(w)), c->cfg.tls ? "" : ", or one that wants TLS");
-		else
-			snprintf(err, errlen, "%s broke the HTTP/2 protocol: %s", where(c, w, sizeof(w)),
-			         nghttp2_strerror((int)rv));
-		return c->settings_seen ? COFFER_EIO : COFFER_EUNAVAIL;
+	if (rv < 0)
+		return bad_bytes(c, nghttp2_strerror((int)rv), err, errlen);
+	/* A connection error (bad frame) ends the session with a GOAWAY of ours, not an error. */
+	if (c->bad_frames || !nghttp2_session_want_read(c->h2)) {
+		if (c->bad_frames || !c->settings_seen)
+			return bad_bytes(c, "invalid frames", err, errlen);
+		if (!c->stream_closed && c->stream_id > 0) {
+			snprintf(err, errlen, "%s ended the connection in the middle of the call",
+			         where(c, w, sizeof(w)));
+			c->dead = 1;
+			return COFFER_EUNAVAIL;
+		}
 	}
+	return 0;
+}
+
+/* nghttp2 found a connection error in what the server sent. */
+static int on_invalid_frame(nghttp2_session *s, const nghttp2_frame *frame, int lib_error, void *ud)
+{
+	return 0;
+}
+
+static int on_error2(nghttp2_session *s, int lib_error, const char *msg, size_t len, void *ud)
+{
+	cc_conn *c = ud;
+	if (lib_error != NGHTTP2_ERR_CALLBACK_FAILURE)
+		c->bad_frames = 1;
 	return 0;
 }
 
@@ -664,6 +705,8 @@ static int session_new(cc_conn *c)
 	nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, on_data);
 	nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, on_frame_recv);
 	nghttp2_session_callbacks_set_on_stream_close_callback(cbs, on_stream_close);
+	nghttp2_session_callbacks_set_on_invalid_frame_recv_callback(cbs, on_invalid_frame);
+	nghttp2_session_callbacks_set_error_callback2(cbs, on_error2);
 	nghttp2_option_set_max_continuations(opt, 8);
 	nghttp2_option_set_max_settings(opt, 32);
 	int rv = nghttp2_session_client_new3(&c->h2, cbs, c, opt, &wipe_mem);
