@@ -43,7 +43,8 @@ static int coffer_client_name_ok(const char *s)
 		return -1;
 	for (size_t i = 0; i < n; i++) {
 		char ch = s[i];
-		int alnum = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9');
+		int alnum = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+		            (ch >= '0' && ch <= '9');
 		if (!alnum && (i == 0 || (ch != '.' && ch != '_' && ch != '-')))
 			return -1;
 	}
@@ -84,9 +85,8 @@ static int parse_address(const char *addr, cc_config *cfg)
 	}
 	const char *p = colon + 1;
 	size_t plen = strlen(p);
-	unsigned long port = plen >= 1 && plen <= 5 && strspn(p, "0123456789") == plen
-	                         ? strtoul(p, NULL, 10)
-	                         : 0;
+	unsigned long port =
+	    plen >= 1 && plen <= 5 && strspn(p, "0123456789") == plen ? strtoul(p, NULL, 10) : 0;
 	if (port < 1 || port > 65535)
 		return -1;
 	if (hlen == 0 || hlen >= sizeof(cfg->host) || memchr(h, '/', hlen) != NULL)
@@ -202,9 +202,10 @@ static int call(coffer_client *c, const char *path, const pb_buf *req, pb_buf *r
 static int check_name(coffer_client *c, const char *name)
 {
 	if (name == NULL || coffer_client_name_ok(name) != 0)
-		return set_err(c, COFFER_EINVAL,
-		               "invalid secret name: use 1-255 bytes of A-Z a-z 0-9 . _ -, starting "
-		               "with a letter or digit");
+		return set_err(
+		    c, COFFER_EINVAL,
+		    "invalid secret name: use 1-255 bytes of A-Z a-z 0-9 . _ -, starting "
+		    "with a letter or digit");
 	return COFFER_OK;
 }
 
@@ -260,7 +261,8 @@ int coffer_client_put(coffer_client *c, const char *name, const void *value, siz
 		char ver[COFFER_VERSION_MAX] = "";
 		int k;
 		while ((k = pb_next(&r, &f)) == 1)
-			if (f.field == 1 && (f.wire != 2 || read_secret_version(f.data, f.len, ver) != 0))
+			if (f.field == 1 &&
+			    (f.wire != 2 || read_secret_version(f.data, f.len, ver) != 0))
 				k = -1;
 		if (k != 0 || ver[0] == '\0')
 			rc = protocol_error(c, "SecretPutResponse");
@@ -277,7 +279,8 @@ int coffer_client_access(coffer_client *c, const char *name, const char *version
                          coffer_client_value **out)
 {
 	int rc;
-	if ((rc = check_name(c, name)) != COFFER_OK || (rc = check_version(c, version)) != COFFER_OK)
+	if ((rc = check_name(c, name)) != COFFER_OK ||
+	    (rc = check_version(c, version)) != COFFER_OK)
 		return rc;
 	pb_buf sec = {0}, sv = {0}, req = {0}, resp = {0};
 	pb_put_str(&sec, 1, name);
@@ -293,7 +296,8 @@ int coffer_client_access(coffer_client *c, const char *name, const char *version
 		char ver[COFFER_VERSION_MAX] = "";
 		int k;
 		while ((k = pb_next(&r, &f)) == 1) {
-			if (f.field == 1 && (f.wire != 2 || read_secret_version(f.data, f.len, ver) != 0))
+			if (f.field == 1 &&
+			    (f.wire != 2 || read_secret_version(f.data, f.len, ver) != 0))
 				k = -1;
 			else if (f.field == 2 && f.wire == 2) {
 				val = f.data;
@@ -402,14 +406,16 @@ int coffer_client_versions(coffer_client *c, const char *name,
 		char id[COFFER_VERSION_MAX];
 		int k;
 		while ((k = pb_next(&r, &f)) == 1)
-			if (f.field == 2 && (f.wire != 2 || read_version_info(f.data, f.len, &info, id) != 0))
+			if (f.field == 2 &&
+			    (f.wire != 2 || read_version_info(f.data, f.len, &info, id) != 0))
 				break;
 		if (k != 0) {
 			rc = protocol_error(c, "VersionsResponse");
 		} else {
 			r = (pb_reader){resp.data, resp.data + resp.len};
 			while (rc == COFFER_OK && pb_next(&r, &f) == 1)
-				if (f.field == 2 && read_version_info(f.data, f.len, &info, id) == 0)
+				if (f.field == 2 &&
+				    read_version_info(f.data, f.len, &info, id) == 0)
 					rc = cb(ctx, &info);
 		}
 	}
@@ -420,8 +426,8 @@ int coffer_client_versions(coffer_client *c, const char *name,
 
 /* One List page: callbacks for each name, *more and the last name. */
 static int list_page(coffer_client *c, const pb_buf *resp,
-                     int (*cb)(void *ctx, const char *name, size_t nversions), void *ctx,
-                     int *more, char last[COFFER_NAME_MAX + 1])
+                     int (*cb)(void *ctx, const char *name, size_t nversions), void *ctx, int *more,
+                     char last[COFFER_NAME_MAX + 1])
 {
 	pb_reader r = {resp->data, resp->data + resp->len};
 	pb_field f;
@@ -496,7 +502,8 @@ int coffer_client_destroy(coffer_client *c, const char *name, const char *versio
                           char version_out[COFFER_VERSION_MAX])
 {
 	int rc;
-	if ((rc = check_name(c, name)) != COFFER_OK || (rc = check_version(c, version)) != COFFER_OK)
+	if ((rc = check_name(c, name)) != COFFER_OK ||
+	    (rc = check_version(c, version)) != COFFER_OK)
 		return rc;
 	pb_buf req = {0}, resp = {0};
 	pb_put_str(&req, 1, name);

@@ -43,7 +43,7 @@ struct cc_conn {
 	SSL *ssl;
 	nghttp2_session *h2;
 	int settings_seen, goaway, eof, dead;
-	int bad_frames; /* nghttp2 reported a connection error in the server's bytes */
+	int bad_frames;   /* nghttp2 reported a connection error in the server's bytes */
 	uint8_t first[8]; /* the first bytes the server sent (to recognize HTTP/1.x) */
 	size_t first_len;
 	uint8_t rbuf[READ_CHUNK];
@@ -238,7 +238,8 @@ static int tls_setup(cc_conn *c, char *err, size_t errlen)
 	if (c->cfg.ca_file != NULL) {
 		if (SSL_CTX_load_verify_locations(c->ctx, c->cfg.ca_file, NULL) != 1) {
 			ssl_reason(why, sizeof(why), "no certificate in it");
-			snprintf(err, errlen, "cannot load the CA file %s: %s", c->cfg.ca_file, why);
+			snprintf(err, errlen, "cannot load the CA file %s: %s", c->cfg.ca_file,
+			         why);
 			return COFFER_EINVAL;
 		}
 	} else if (SSL_CTX_set_default_verify_paths(c->ctx) != 1) {
@@ -276,7 +277,8 @@ static int tls_handshake(cc_conn *c, uint64_t deadline, char *err, size_t errlen
 			break;
 		int e = SSL_get_error(c->ssl, r);
 		if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
-			int ok = wait_fd(c->fd, e == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT, deadline);
+			int ok =
+			    wait_fd(c->fd, e == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT, deadline);
 			if (ok > 0)
 				continue;
 			snprintf(err, errlen, "TLS handshake with %s: %s", where(c, w, sizeof(w)),
@@ -291,7 +293,7 @@ static int tls_handshake(cc_conn *c, uint64_t deadline, char *err, size_t errlen
 			ssl_reason(why, sizeof(why),
 			           e == SSL_ERROR_SYSCALL || e == SSL_ERROR_ZERO_RETURN
 			               ? "the server closed the connection (is it serving TLS?)"
-			               : "handshake failed");
+				       : "handshake failed");
 		ERR_clear_error();
 		snprintf(err, errlen, "TLS handshake with %s: %s", where(c, w, sizeof(w)), why);
 		return COFFER_EUNAVAIL;
@@ -300,7 +302,8 @@ static int tls_handshake(cc_conn *c, uint64_t deadline, char *err, size_t errlen
 	unsigned plen = 0;
 	SSL_get0_alpn_selected(c->ssl, &proto, &plen);
 	if (plen != 2 || memcmp(proto, "h2", 2) != 0) {
-		snprintf(err, errlen, "%s did not agree to HTTP/2 over TLS (ALPN h2): not a gRPC server",
+		snprintf(err, errlen,
+		         "%s did not agree to HTTP/2 over TLS (ALPN h2): not a gRPC server",
 		         where(c, w, sizeof(w)));
 		return COFFER_EUNAVAIL;
 	}
@@ -454,7 +457,8 @@ static int on_header(nghttp2_session *s, const nghttp2_frame *frame, const uint8
 			c->http_status = c->http_status * 10 + (value[i] - '0');
 	} else if (nlen == 12 && memcmp(name, "content-type", 12) == 0) {
 		percent_decode(value, vlen, c->ct, sizeof(c->ct));
-		c->ct_grpc = vlen >= 16 && strncasecmp((const char *)value, "application/grpc", 16) == 0 &&
+		c->ct_grpc = vlen >= 16 &&
+		             strncasecmp((const char *)value, "application/grpc", 16) == 0 &&
 		             (vlen == 16 || value[16] == '+' || value[16] == ';');
 	} else if (nlen == 11 && memcmp(name, "grpc-status", 11) == 0) {
 		int st = 0, ok = vlen > 0 && vlen <= 3;
@@ -518,7 +522,8 @@ static int on_data(nghttp2_session *s, uint8_t flags, int32_t stream_id, const u
 			continue;
 		}
 		size_t n = c->msg_len - c->msg->len < len ? c->msg_len - c->msg->len : len;
-		/* pb_put-style growth would over-reserve: grow to what arrived, capped by msg_len. */
+		/* pb_put-style growth would over-reserve: grow to what arrived, capped by msg_len.
+		 */
 		pb_buf *b = c->msg;
 		if (b->cap - b->len < n) {
 			size_t cap = b->cap ? b->cap : 4096;
@@ -611,16 +616,19 @@ static int bad_bytes(cc_conn *c, const char *why, char *err, size_t errlen)
 	char w[400];
 	c->dead = 1;
 	if (!c->settings_seen && c->first_len >= 5 && memcmp(c->first, "HTTP/", 5) == 0)
-		snprintf(err, errlen,
-		         "%s is not an HTTP/2 server (it answered in HTTP/1.x): not a gRPC server%s",
-		         where(c, w, sizeof(w)), c->cfg.tls ? "" : ", or one that wants TLS");
+		snprintf(
+		    err, errlen,
+		    "%s is not an HTTP/2 server (it answered in HTTP/1.x): not a gRPC server%s",
+		    where(c, w, sizeof(w)), c->cfg.tls ? "" : ", or one that wants TLS");
 	else if (!c->settings_seen)
-		snprintf(err, errlen,
-		         "%s is not an HTTP/2 server (it sent bytes that are not HTTP/2 frames): not "
-		         "a gRPC server%s",
-		         where(c, w, sizeof(w)), c->cfg.tls ? "" : ", or one that wants TLS");
+		snprintf(
+		    err, errlen,
+		    "%s is not an HTTP/2 server (it sent bytes that are not HTTP/2 frames): not "
+		    "a gRPC server%s",
+		    where(c, w, sizeof(w)), c->cfg.tls ? "" : ", or one that wants TLS");
 	else
-		snprintf(err, errlen, "%s broke the HTTP/2 protocol: %s", where(c, w, sizeof(w)), why);
+		snprintf(err, errlen, "%s broke the HTTP/2 protocol: %s", where(c, w, sizeof(w)),
+		         why);
 	return c->settings_seen ? COFFER_EIO : COFFER_EUNAVAIL;
 }
 
@@ -646,16 +654,19 @@ static int pump(cc_conn *c, uint64_t deadline, char *err, size_t errlen)
 			return bad_bytes(c, "connection error", err, errlen);
 		if (!c->settings_seen)
 			snprintf(err, errlen,
-			         "%s closed the connection before speaking HTTP/2 (not a gRPC server%s?)",
-			         where(c, w, sizeof(w)), c->cfg.tls ? "" : ", or one that wants TLS");
+			         "%s closed the connection before speaking HTTP/2 (not a gRPC "
+			         "server%s?)",
+			         where(c, w, sizeof(w)),
+			         c->cfg.tls ? "" : ", or one that wants TLS");
 		else
 			snprintf(err, errlen, "%s closed the connection in the middle of the call",
 			         where(c, w, sizeof(w)));
 		return COFFER_EUNAVAIL;
 	}
 	if (c->first_len < sizeof(c->first)) {
-		size_t k = sizeof(c->first) - c->first_len < (size_t)n ? sizeof(c->first) - c->first_len
-		                                                        : (size_t)n;
+		size_t k = sizeof(c->first) - c->first_len < (size_t)n
+		               ? sizeof(c->first) - c->first_len
+		               : (size_t)n;
 		memcpy(c->first + c->first_len, c->rbuf, k);
 		c->first_len += k;
 	}
@@ -828,13 +839,15 @@ static int call_result(cc_conn *c, const char *path, char *err, size_t errlen)
 			snprintf(err, errlen, "%s reset the call (HTTP/2 error %s)",
 			         where(c, w, sizeof(w)), nghttp2_http2_strerror(c->rst_code));
 		else
-			snprintf(err, errlen, "%s ended the call without a gRPC status (truncated answer)",
+			snprintf(err, errlen,
+			         "%s ended the call without a gRPC status (truncated answer)",
 			         where(c, w, sizeof(w)));
 		return COFFER_EIO;
 	}
 	if (c->grpc_status != 0) {
 		if (c->grpc_status == 12)
-			snprintf(err, errlen, "%s does not serve %s (%s): not a coffer server, or an "
+			snprintf(err, errlen,
+			         "%s does not serve %s (%s): not a coffer server, or an "
 			         "older one",
 			         where(c, w, sizeof(w)), path,
 			         c->grpc_message[0] ? c->grpc_message : "UNIMPLEMENTED");
@@ -845,9 +858,10 @@ static int call_result(cc_conn *c, const char *path, char *err, size_t errlen)
 		return cc_rc_from_status(c->grpc_status, c->grpc_message);
 	}
 	if (!c->msg_started || !c->msg_done) {
-		snprintf(err, errlen, "%s", c->prefix_have == 0 && !c->msg_started
-		                                ? "the server answered OK without a response message"
-		                                : "the server's response message is truncated");
+		snprintf(err, errlen, "%s",
+		         c->prefix_have == 0 && !c->msg_started
+		             ? "the server answered OK without a response message"
+			     : "the server's response message is truncated");
 		return COFFER_EIO;
 	}
 	return 0;

@@ -13,9 +13,9 @@
 typedef struct cc_conn cc_conn;
 
 typedef struct cc_config {
-	char host[256];   /* TCP host (no brackets), "" for a Unix socket */
+	char host[256]; /* TCP host (no brackets), "" for a Unix socket */
 	char port[16];
-	char path[108];   /* Unix socket path */
+	char path[108]; /* Unix socket path */
 	char authority[300];
 	int tls;
 	const char *ca_file;

@@ -31,8 +31,8 @@ typedef struct pb_reader {
 
 typedef struct pb_field {
 	uint32_t field;
-	unsigned wire; /* 0 varint, 1 fixed64, 2 length-delimited, 5 fixed32 */
-	uint64_t v;    /* wire 0 */
+	unsigned wire;       /* 0 varint, 1 fixed64, 2 length-delimited, 5 fixed32 */
+	uint64_t v;          /* wire 0 */
 	const uint8_t *data; /* wire 2 */
 	size_t len;
 } pb_field;

@@ -20,8 +20,8 @@ int admin_method(gs_method m)
 
 const char *admin_method_name(gs_method m)
 {
-	return m == GS_M_ADMIN_VERSIONS ? "Versions"
-	       : m == GS_M_ADMIN_LIST   ? "List"
+	return m == GS_M_ADMIN_VERSIONS  ? "Versions"
+	       : m == GS_M_ADMIN_LIST    ? "List"
 	       : m == GS_M_ADMIN_DESTROY ? "Destroy"
 	                                 : "Unknown";
 }
@@ -98,10 +98,11 @@ static int name_ok(admin_answer *a, const char *name)
 		return 0;
 	}
 	if (coffer_name_check(name, strlen(name)) != COFFER_OK) {
-		snprintf(a->message, sizeof(a->message),
-		         "invalid secret name: use 1-%d bytes of A-Z a-z 0-9 . _ -, starting with a "
-		         "letter or digit",
-		         COFFER_NAME_MAX);
+		snprintf(
+		    a->message, sizeof(a->message),
+		    "invalid secret name: use 1-%d bytes of A-Z a-z 0-9 . _ -, starting with a "
+		    "letter or digit",
+		    COFFER_NAME_MAX);
 		a->status = GS_INVALID_ARGUMENT;
 		return 0;
 	}
@@ -143,7 +144,7 @@ static int version_cb(void *ctx, const coffer_version_info *info)
 		PbVersionInfo *infos = realloc(v->infos, cap * sizeof(*infos));
 		if (infos != NULL)
 			v->infos = infos;
-		char(*ids)[COFFER_VERSION_MAX] = realloc(v->ids, cap * sizeof(*ids));
+		char (*ids)[COFFER_VERSION_MAX] = realloc(v->ids, cap * sizeof(*ids));
 		if (ids != NULL)
 			v->ids = ids;
 		if (infos == NULL || ids == NULL)
@@ -182,7 +183,8 @@ static void do_versions(coffer_store *st, const uint8_t *body, size_t blen, admi
 	if (rc != COFFER_OK) {
 		fail_rc(a, st, rc);
 	} else {
-		Coffer__Admin__V1__VersionsResponse resp = COFFER__ADMIN__V1__VERSIONS_RESPONSE__INIT;
+		Coffer__Admin__V1__VersionsResponse resp =
+		    COFFER__ADMIN__V1__VERSIONS_RESPONSE__INIT;
 		v.ptrs = calloc(v.n > 0 ? v.n : 1, sizeof(*v.ptrs));
 		if (v.ptrs == NULL) {
 			fail(a, GS_RESOURCE_EXHAUSTED, "out of memory");
@@ -238,7 +240,8 @@ static int list_cb(void *ctx, const char *name, size_t nversions)
 
 static void do_list(coffer_store *st, const uint8_t *body, size_t blen, admin_answer *a)
 {
-	Coffer__Admin__V1__ListRequest *q = coffer__admin__v1__list_request__unpack(NULL, blen, body);
+	Coffer__Admin__V1__ListRequest *q =
+	    coffer__admin__v1__list_request__unpack(NULL, blen, body);
 	if (q == NULL) {
 		fail(a, GS_INVALID_ARGUMENT, "malformed ListRequest");
 		return;
@@ -256,7 +259,8 @@ static void do_list(coffer_store *st, const uint8_t *body, size_t blen, admin_an
 		if (rc != COFFER_OK && rc != LIST_STOP) {
 			fail_rc(a, st, rc);
 		} else {
-			Coffer__Admin__V1__ListResponse resp = COFFER__ADMIN__V1__LIST_RESPONSE__INIT;
+			Coffer__Admin__V1__ListResponse resp =
+			    COFFER__ADMIN__V1__LIST_RESPONSE__INIT;
 			resp.n_secrets = l.n;
 			resp.secrets = l.ptrs;
 			resp.more = l.more;
@@ -312,8 +316,9 @@ void admin_call(coffer_store *st, pol_table *pol, const char *principal, gs_meth
 	if (!pol_admin_ok(pol, principal)) {
 		snprintf(a->message, sizeof(a->message),
 		         "service '%s' is not allowed to use the admin service (%s)", principal,
-		         pol_dev_mode(pol) ? "in development only the service 'default' may"
-		                           : "grant it with 'allow PRINCIPAL admin' in the policy file");
+		         pol_dev_mode(pol)
+		             ? "in development only the service 'default' may"
+			     : "grant it with 'allow PRINCIPAL admin' in the policy file");
 		a->status = GS_PERMISSION_DENIED;
 		return;
 	}

@@ -16,10 +16,10 @@
 #define ADMIN_LIST_MAX 1000 /* names in one List page */
 
 typedef struct admin_answer {
-	int rc;            /* a coffer_rc from the core (mapped like the Nitric calls' errors), or 0 */
-	int status;        /* else a gRPC status found here (GS_OK: body is the answer) */
+	int rc;     /* a coffer_rc from the core (mapped like the Nitric calls' errors), or 0 */
+	int status; /* else a gRPC status found here (GS_OK: body is the answer) */
 	char message[512]; /* the error's detail (names, never a value) */
-	uint8_t *body;     /* the encoded response when status == GS_OK; freed by admin_answer_free */
+	uint8_t *body; /* the encoded response when status == GS_OK; freed by admin_answer_free */
 	size_t len;
 	const char *secret; /* for the log: the validated secret name, or NULL (borrowed) */
 	char version[COFFER_VERSION_MAX]; /* for the log: the version, or "" */

@@ -168,8 +168,8 @@ static int policy_line(pol_table *t, char *line, char *err, size_t errlen, const
 	size_t n = split_words(line, w, 64);
 	if (n == 0)
 		return 0;
-	int syntax_ok = n >= 3 && strcmp(w[0], "allow") == 0 && pol_principal_ok(w[1], strlen(w[1])) &&
-	                parse_actions(w[2], &perms) == 0;
+	int syntax_ok = n >= 3 && strcmp(w[0], "allow") == 0 &&
+	                pol_principal_ok(w[1], strlen(w[1])) && parse_actions(w[2], &perms) == 0;
 	if (!syntax_ok || (n == 3 && !(perms & POL_PERM_ADMIN))) {
 		snprintf(err, errlen,
 		         "%s:%d: expected 'allow PRINCIPAL put|access|admin[,...] SECRET...'", path,

@@ -67,7 +67,8 @@ static void seed_store(void)
 	for (int i = 0; i < N_BULK; i++) {
 		char name[32];
 		snprintf(name, sizeof(name), "bulk.%04d", i);
-		assert_int_equal(coffer_secret_ref(st, name, COFFER_PUT, &items[i].secret), COFFER_OK);
+		assert_int_equal(coffer_secret_ref(st, name, COFFER_PUT, &items[i].secret),
+		                 COFFER_OK);
 		items[i].value = "x";
 		items[i].len = 1;
 	}
@@ -363,11 +364,11 @@ static int compare_versions_cb(void *ctx, const coffer_version_info *info)
 	const coffer_version_info *c = &client_versions.info[(*i)++];
 	if (*i > client_versions.n)
 		return -300;
-	return strcmp(c->version, info->version) == 0 && c->created_unix_ms == info->created_unix_ms &&
-	               c->state == info->state && c->size == info->size &&
-	               c->key_id == info->key_id
+	return strcmp(c->version, info->version) == 0 &&
+	               c->created_unix_ms == info->created_unix_ms && c->state == info->state &&
+	               c->size == info->size && c->key_id == info->key_id
 	           ? 0
-	           : -301;
+		   : -301;
 }
 
 static void test_store_agrees(void **state)
@@ -393,7 +394,8 @@ static void test_store_agrees(void **state)
 	assert_int_equal(i, client_versions.n);
 	coffer_secret_free(sec);
 
-	/* The names the client listed, in the same order with the same counts; app.key came later. */
+	/* The names the client listed, in the same order with the same counts; app.key came later.
+	 */
 	seen_list l = {0};
 	client_list.names[client_list.n][0] = '\0';
 	assert_int_equal(coffer_secret_ref(st, "app.key", COFFER_ACCESS, &sec), COFFER_OK);
@@ -420,14 +422,14 @@ static void test_store_agrees(void **state)
 /* --- fake servers -------------------------------------------------------------------------- */
 
 typedef enum fake_mode {
-	FAKE_HTTP1,          /* answers HTTP/1.1 */
-	FAKE_GARBAGE,        /* bytes that are not HTTP/2 */
-	FAKE_CLOSE_MID,      /* a response message cut off by a closed connection */
-	FAKE_OVERSIZED,      /* a message prefix declaring 100 MiB */
-	FAKE_TRUNCATED,      /* a short message, then trailers with grpc-status 0 */
-	FAKE_NOT_GRPC,       /* HTTP/2 404 without grpc-status */
-	FAKE_GARBAGE_LATER,  /* valid SETTINGS, then garbage once the call is made */
-	FAKE_SILENT,         /* accepts and says nothing */
+	FAKE_HTTP1,         /* answers HTTP/1.1 */
+	FAKE_GARBAGE,       /* bytes that are not HTTP/2 */
+	FAKE_CLOSE_MID,     /* a response message cut off by a closed connection */
+	FAKE_OVERSIZED,     /* a message prefix declaring 100 MiB */
+	FAKE_TRUNCATED,     /* a short message, then trailers with grpc-status 0 */
+	FAKE_NOT_GRPC,      /* HTTP/2 404 without grpc-status */
+	FAKE_GARBAGE_LATER, /* valid SETTINGS, then garbage once the call is made */
+	FAKE_SILENT,        /* accepts and says nothing */
 } fake_mode;
 
 typedef struct fake {
@@ -464,8 +466,14 @@ static int recv_all(int fd, uint8_t *p, size_t n)
 static void frame(int fd, uint8_t type, uint8_t flags, uint32_t stream, const void *payload,
                   size_t len)
 {
-	uint8_t h[9] = {(uint8_t)(len >> 16), (uint8_t)(len >> 8), (uint8_t)len, type, flags,
-	                (uint8_t)(stream >> 24), (uint8_t)(stream >> 16), (uint8_t)(stream >> 8),
+	uint8_t h[9] = {(uint8_t)(len >> 16),
+	                (uint8_t)(len >> 8),
+	                (uint8_t)len,
+	                type,
+	                flags,
+	                (uint8_t)(stream >> 24),
+	                (uint8_t)(stream >> 16),
+	                (uint8_t)(stream >> 8),
 	                (uint8_t)stream};
 	send_all(fd, h, 9);
 	if (len > 0)
@@ -482,8 +490,9 @@ static int read_request(int fd)
 		if (recv_all(fd, h, 9) != 0)
 			return -1;
 		size_t len = (size_t)h[0] << 16 | (size_t)h[1] << 8 | h[2];
-		uint32_t stream = ((uint32_t)h[5] << 24 | (uint32_t)h[6] << 16 | (uint32_t)h[7] << 8 |
-		                   h[8]) & 0x7fffffffu;
+		uint32_t stream =
+		    ((uint32_t)h[5] << 24 | (uint32_t)h[6] << 16 | (uint32_t)h[7] << 8 | h[8]) &
+		    0x7fffffffu;
 		if (len > sizeof(payload) || recv_all(fd, payload, len) != 0)
 			return -1;
 		if (h[3] == 4 && !(h[4] & 1))
@@ -494,11 +503,11 @@ static int read_request(int fd)
 }
 
 /* HPACK: ":status: 200" (static 8) and "content-type: application/grpc" (literal, name 31). */
-static const uint8_t hdr_ok[] = {0x88, 0x0f, 0x10, 16, 'a', 'p', 'p', 'l', 'i', 'c', 'a',
-                                 't',  'i',  'o',  'n', '/', 'g', 'r', 'p', 'c'};
+static const uint8_t hdr_ok[] = {0x88, 0x0f, 0x10, 16,  'a', 'p', 'p', 'l', 'i', 'c',
+                                 'a',  't',  'i',  'o', 'n', '/', 'g', 'r', 'p', 'c'};
 static const uint8_t hdr_404[] = {0x8d}; /* ":status: 404" (static 13) */
-static const uint8_t trailer_ok[] = {0x00, 11,  'g', 'r', 'p', 'c', '-', 's', 't', 'a',
-                                     't',  'u', 's', 1,   '0'};
+static const uint8_t trailer_ok[] = {0x00, 11,  'g', 'r', 'p', 'c', '-', 's',
+                                     't',  'a', 't', 'u', 's', 1,   '0'};
 
 static void *fake_main(void *arg)
 {
@@ -610,7 +619,8 @@ static void test_refused(void **state)
 	int port = f.port;
 	/* Let the thread's accept() return: connect once, then close the listener. */
 	int s = socket(AF_INET, SOCK_STREAM, 0);
-	struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+	struct sockaddr_in sin = {.sin_family = AF_INET,
+	                          .sin_port = htons((uint16_t)port),
 	                          .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
 	assert_int_equal(connect(s, (struct sockaddr *)&sin, sizeof(sin)), 0);
 	close(s);
@@ -624,10 +634,11 @@ static void test_refused(void **state)
 	                 COFFER_EINVAL);
 	assert_int_equal(coffer_client_connect(&c, "127.0.0.1:99999", NULL, err, sizeof(err)),
 	                 COFFER_EINVAL);
-	assert_int_equal(coffer_client_connect(&c, "::1:80", NULL, err, sizeof(err)), COFFER_EINVAL);
-	assert_int_equal(coffer_client_connect(&c, "unix:/nonexistent/coffer.sock", NULL, err,
-	                                       sizeof(err)),
-	                 COFFER_EUNAVAIL);
+	assert_int_equal(coffer_client_connect(&c, "::1:80", NULL, err, sizeof(err)),
+	                 COFFER_EINVAL);
+	assert_int_equal(
+	    coffer_client_connect(&c, "unix:/nonexistent/coffer.sock", NULL, err, sizeof(err)),
+	    COFFER_EUNAVAIL);
 	assert_non_null(strstr(err, "unix:/nonexistent/coffer.sock"));
 }
 
@@ -651,7 +662,8 @@ static void test_hostile_servers(void **state)
 	if (rc != COFFER_EIO)
 		fail_msg("garbage later: %d %s", rc, err);
 	assert_non_null(strstr(err, "HTTP/2"));
-	/* Silence: the deadline says so (not a timed assertion: only that it ends, with EUNAVAIL). */
+	/* Silence: the deadline says so (not a timed assertion: only that it ends, with EUNAVAIL).
+	 */
 	assert_int_equal(fake_try(FAKE_SILENT, err, sizeof(err), 300), COFFER_EUNAVAIL);
 	assert_non_null(strstr(err, "no answer"));
 }
@@ -684,9 +696,9 @@ int main(int argc, char **argv)
 	coffer_bin = argv[1];
 	signal(SIGPIPE, SIG_IGN);
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_scenario),       cmocka_unit_test(test_permissions),
+	    cmocka_unit_test(test_scenario),         cmocka_unit_test(test_permissions),
 	    cmocka_unit_test(test_tls_to_plaintext), cmocka_unit_test(test_store_agrees),
-	    cmocka_unit_test(test_refused),        cmocka_unit_test(test_hostile_servers),
+	    cmocka_unit_test(test_refused),          cmocka_unit_test(test_hostile_servers),
 	    cmocka_unit_test(test_status_mapping),
 	};
 	return cmocka_run_group_tests(tests, start_server, teardown);

@@ -87,8 +87,9 @@ static void test_admin_grant(void **state)
 	assert_int_equal(pol_check(t, "svc", "k", WIRE_PERM_PUT), POL_ALLOW);
 	pol_free(t);
 
-	const char *bad[] = {"allow ops admin k\n", "allow ops admin * k\n", "allow ops put\n",
-	                     "allow ops admin,\n", "allow ops ,admin\n", "allow ops admin,delete\n"};
+	const char *bad[] = {"allow ops admin k\n", "allow ops admin * k\n",
+	                     "allow ops put\n",     "allow ops admin,\n",
+	                     "allow ops ,admin\n",  "allow ops admin,delete\n"};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		t = pol_new(0);
 		p = write_tmp(bad[i]);
