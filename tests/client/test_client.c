@@ -518,11 +518,15 @@ static void *fake_main(void *arg)
 	uint8_t junk[64];
 	switch (f->mode) {
 	case FAKE_HTTP1: {
+		if (recv_all(fd, junk, 24) != 0) /* the client's preface, first */
+			break;
 		static const char r[] = "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n";
 		send_all(fd, r, sizeof(r) - 1);
 		break;
 	}
 	case FAKE_GARBAGE:
+		if (recv_all(fd, junk, 24) != 0)
+			break;
 		for (size_t i = 0; i < sizeof(junk); i++)
 			junk[i] = (uint8_t)(i * 37 + 11);
 		send_all(fd, junk, sizeof(junk));
@@ -556,10 +560,12 @@ static void *fake_main(void *arg)
 		break;
 	}
 	}
-	/* Wait for the client to hang up (or close at once: the close is the point). */
-	if (f->mode != FAKE_CLOSE_MID && f->mode != FAKE_HTTP1 && f->mode != FAKE_GARBAGE)
-		while (recv(fd, junk, sizeof(junk), 0) > 0)
-			;
+	/* Half-close and read until the client hangs up: the client sees our end of the stream,
+	 * never a reset caused by bytes of its own left unread. */
+	if (f->mode != FAKE_SILENT)
+		shutdown(fd, SHUT_WR);
+	while (recv(fd, junk, sizeof(junk), 0) > 0)
+		;
 	close(fd);
 	return NULL;
 }
