@@ -50,6 +50,11 @@ typedef struct coffer_client_options {
 	const char *server_name; /* the name the certificate must carry (and SNI); NULL: HOST */
 	unsigned timeout_ms;     /* connect, handshake and each call; 0: 30000 */
 	size_t max_response;     /* largest response message; 0: COFFER_CLIENT_MAX_RESPONSE */
+	/* Non-zero: before each put or access, declare a policy granting the caller that action on
+	 * that secret (Resources/Declare), as the Nitric SDKs do. A development server (no policy
+	 * file) grants what a service declares, so put and access work there without waiting for
+	 * a policy; a server with a policy file grants nothing for it (and logs that). */
+	int declare;
 } coffer_client_options;
 
 /*

@@ -16,6 +16,7 @@
 #define PATH_VERSIONS "/coffer.admin.v1.Admin/Versions"
 #define PATH_LIST     "/coffer.admin.v1.Admin/List"
 #define PATH_DESTROY  "/coffer.admin.v1.Admin/Destroy"
+#define PATH_DECLARE  "/nitric.proto.resources.v1.Resources/Declare"
 
 #define TOKEN_MAX 512
 
@@ -26,6 +27,7 @@ struct coffer_client {
 	char server_name[256];
 	char token[TOKEN_MAX + 1];
 	int has_token;
+	int declare;
 	char errmsg[512];
 };
 
@@ -150,6 +152,7 @@ int coffer_client_connect(coffer_client **out, const char *address,
 		c->cfg.server_name = c->server_name;
 	}
 	c->cfg.tls = o.tls != 0;
+	c->declare = o.declare != 0;
 	c->cfg.timeout_ms = o.timeout_ms != 0 ? o.timeout_ms : 30000;
 	c->cfg.max_response = o.max_response != 0 ? o.max_response : COFFER_CLIENT_MAX_RESPONSE;
 	rc = cc_conn_open(&c->conn, &c->cfg, c->errmsg, sizeof(c->errmsg));
@@ -238,6 +241,39 @@ static int read_secret_version(const uint8_t *p, size_t len, char ver[COFFER_VER
 	return 0;
 }
 
+/*
+ * Resources/Declare{id: {Policy}, policy: {principals: [{Service, ""}], actions: [action],
+ * resources: [{Secret, name}]}}: what a Nitric SDK sends for secret(name).allow(...). The
+ * empty service name means "the caller itself".
+ */
+#define RT_SERVICE    1
+#define RT_POLICY     7
+#define RT_SECRET     8
+#define ACTION_PUT    400
+#define ACTION_ACCESS 401
+
+static int declare(coffer_client *c, const char *name, unsigned action)
+{
+	pb_buf id = {0}, who = {0}, res = {0}, pol = {0}, req = {0}, resp = {0};
+	pb_put_varint(&id, 1, RT_POLICY);
+	pb_put_varint(&who, 1, RT_SERVICE);
+	pb_put_varint(&res, 1, RT_SECRET);
+	pb_put_str(&res, 2, name);
+	pb_put_msg(&pol, 1, &who);
+	pb_put_varint(&pol, 2, action);
+	pb_put_msg(&pol, 3, &res);
+	pb_put_msg(&req, 1, &id);
+	pb_put_msg(&req, 10, &pol);
+	int rc = call(c, PATH_DECLARE, &req, &resp);
+	pb_buf_free(&id);
+	pb_buf_free(&who);
+	pb_buf_free(&res);
+	pb_buf_free(&pol);
+	pb_buf_free(&req);
+	pb_buf_free(&resp);
+	return rc;
+}
+
 /* --- put and access (Nitric) --------------------------------------------------------------- */
 
 int coffer_client_put(coffer_client *c, const char *name, const void *value, size_t len,
@@ -250,6 +286,8 @@ int coffer_client_put(coffer_client *c, const char *name, const void *value, siz
 		return set_err(c, COFFER_EINVAL, "secret value must not be empty");
 	if (len > COFFER_VALUE_HARD_MAX)
 		return set_err(c, COFFER_ETOOBIG, "secret value over 1 MiB");
+	if (c->declare && (rc = declare(c, name, ACTION_PUT)) != COFFER_OK)
+		return rc;
 	pb_buf sec = {0}, req = {0}, resp = {0};
 	pb_put_str(&sec, 1, name);
 	pb_put_msg(&req, 1, &sec);
@@ -281,6 +319,8 @@ int coffer_client_access(coffer_client *c, const char *name, const char *version
 	int rc;
 	if ((rc = check_name(c, name)) != COFFER_OK ||
 	    (rc = check_version(c, version)) != COFFER_OK)
+		return rc;
+	if (c->declare && (rc = declare(c, name, ACTION_ACCESS)) != COFFER_OK)
 		return rc;
 	pb_buf sec = {0}, sv = {0}, req = {0}, resp = {0};
 	pb_put_str(&sec, 1, name);

@@ -351,8 +351,15 @@ static int io_write(cc_conn *c, const uint8_t *p, size_t len, uint64_t deadline,
 			snprintf(err, errlen, "%s: timed out sending", where(c, w, sizeof(w)));
 			return -1;
 		}
-		snprintf(err, errlen, "%s closed the connection (%s)", where(c, w, sizeof(w)),
-		         strerror(errno));
+		if (!c->settings_seen)
+			snprintf(err, errlen,
+			         "%s closed the connection before speaking HTTP/2 (%s): not a gRPC "
+			         "server%s",
+			         where(c, w, sizeof(w)), strerror(errno),
+			         c->cfg.tls ? "" : ", or one that wants TLS");
+		else
+			snprintf(err, errlen, "%s closed the connection (%s)",
+			         where(c, w, sizeof(w)), strerror(errno));
 		c->eof = 1;
 		return -1;
 	}

@@ -39,8 +39,8 @@
 #define N_BULK    1001 /* more than one List page (1000) */
 
 static const char *coffer_bin;
-static char tmp[256], store[300], addr[64];
-static pid_t server = -1;
+static char tmp[256], store[300], addr[64], sock[320];
+static pid_t server = -1, tls_server = -1;
 
 static const char v1[] = "bleak_dearest_hanged_reigns";
 static const uint8_t v2[] = {'c', 'r', 'u', 'm', 0, 'm', 'y', 0xff, '\n'}; /* any bytes */
@@ -78,44 +78,65 @@ static void seed_store(void)
 	coffer_close(st);
 }
 
-static int start_server(void **state)
+/*
+ * Start `coffer serve --store STORE ARGS...` (master key in its environment) and wait until it
+ * serves; *port is the first TCP listener's port.
+ */
+static pid_t launch(const char *st, const char *const *args, int *port)
 {
-	char policy[320], tokens[320];
-	test_tmpdir(tmp, sizeof(tmp));
-	snprintf(store, sizeof(store), "%s/store", tmp);
-	snprintf(policy, sizeof(policy), "%s/policy", tmp);
-	snprintf(tokens, sizeof(tokens), "%s/tokens", tmp);
-	seed_store();
-	write_file(policy, "allow ops put,access,admin *\nallow app put,access *\n", 0600);
-	write_file(tokens, "ops " TOKEN_OPS "\napp " TOKEN_APP "\n", 0600);
-
+	const char *argv[32];
+	size_t n = 0;
 	int out[2];
+	argv[n++] = coffer_bin;
+	argv[n++] = "serve";
+	argv[n++] = "--store";
+	argv[n++] = st;
+	while (*args != NULL && n < 31)
+		argv[n++] = *args++;
+	argv[n] = NULL;
 	assert_int_equal(pipe(out), 0);
-	server = fork();
-	assert_true(server >= 0);
-	if (server == 0) {
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
 		dup2(out[1], 1);
 		close(out[0]);
 		close(out[1]);
 		setenv("COFFER_MASTER_KEY", TEST_MASTER_KEY, 1);
-		execl(coffer_bin, coffer_bin, "serve", "--store", store, "--listen", "127.0.0.1:0",
-		      "--policy", policy, "--tokens", tokens, "--threads", "2", "--quiet",
-		      (char *)NULL);
+		execv(coffer_bin, (char *const *)argv);
 		_exit(127);
 	}
 	close(out[1]);
 	/* Read the start-up lines until "coffer: store ...", which comes once it serves. */
 	FILE *f = fdopen(out[0], "r");
 	char line[512];
-	int port = 0, ready = 0;
+	int ready = 0;
+	*port = 0;
 	while (!ready && fgets(line, sizeof(line), f) != NULL) {
 		const char *p = strstr(line, "listening on 127.0.0.1:");
-		if (p != NULL)
-			port = atoi(p + strlen("listening on 127.0.0.1:"));
+		if (p != NULL && *port == 0)
+			*port = atoi(p + strlen("listening on 127.0.0.1:"));
 		ready = strncmp(line, "coffer: store ", 14) == 0;
 	}
 	fclose(f); /* the server writes nothing more to stdout (--quiet) */
-	assert_true(ready && port > 0);
+	assert_true(ready && *port > 0);
+	return pid;
+}
+
+static int start_server(void **state)
+{
+	char policy[320], tokens[320];
+	int port;
+	test_tmpdir(tmp, sizeof(tmp));
+	snprintf(store, sizeof(store), "%s/store", tmp);
+	snprintf(policy, sizeof(policy), "%s/policy", tmp);
+	snprintf(tokens, sizeof(tokens), "%s/tokens", tmp);
+	snprintf(sock, sizeof(sock), "unix:%s/coffer.sock", tmp);
+	seed_store();
+	write_file(policy, "allow ops put,access,admin *\nallow app put,access *\n", 0600);
+	write_file(tokens, "ops " TOKEN_OPS "\napp " TOKEN_APP "\n", 0600);
+	const char *args[] = {"--listen", "127.0.0.1:0", "--listen",  sock, "--policy", policy,
+	                      "--tokens", tokens,        "--threads", "2",  "--quiet",  NULL};
+	server = launch(store, args, &port);
 	snprintf(addr, sizeof(addr), "127.0.0.1:%d", port);
 	return 0;
 }
@@ -133,6 +154,10 @@ static void stop_server(void)
 
 static int teardown(void **state)
 {
+	if (tls_server > 0) {
+		kill(tls_server, SIGTERM);
+		waitpid(tls_server, NULL, 0);
+	}
 	if (server > 0) {
 		kill(server, SIGTERM);
 		waitpid(server, NULL, 0);
@@ -331,6 +356,102 @@ static void test_permissions(void **state)
 	c = connect_as(TOKEN_OPS);
 	check_access(c, "app.key", "1", "a", 1, "1");
 	coffer_client_close(c);
+}
+
+/* The same server over its Unix socket: the token names the caller there too. */
+static void test_unix_socket(void **state)
+{
+	coffer_client *c = NULL;
+	coffer_client_options o = {.token = TOKEN_OPS};
+	char err[256] = "";
+	seen_versions sv = {0};
+	if (coffer_client_connect(&c, sock, &o, err, sizeof(err)) != COFFER_OK)
+		fail_msg("connect %s: %s", sock, err);
+	assert_int_equal(coffer_client_versions(c, "db.password", versions_cb, &sv), COFFER_OK);
+	assert_int_equal(sv.n, 2);
+	coffer_client_close(c);
+	o.tls = 1;
+	assert_int_equal(coffer_client_connect(&c, sock, &o, err, sizeof(err)), COFFER_EINVAL);
+}
+
+static int sh(const char *cmd)
+{
+	int rc = system(cmd);
+	return rc == -1 || !WIFEXITED(rc) ? -1 : WEXITSTATUS(rc);
+}
+
+/*
+ * A TLS server (a development one, on its own store: the local caller is 'default', which may
+ * use the admin service there). Verified against the right CA it works; another CA, another
+ * name, or plaintext against it are clear errors.
+ */
+static void test_tls(void **state)
+{
+	char cmd[2048], good[320], key[320], other[320], okey[320], tstore[320], a[64], err[512];
+	int port;
+	if (sh("openssl version >/dev/null 2>&1") != 0)
+		skip();
+	snprintf(good, sizeof(good), "%s/good.pem", tmp);
+	snprintf(key, sizeof(key), "%s/good.key", tmp);
+	snprintf(other, sizeof(other), "%s/other.pem", tmp);
+	snprintf(okey, sizeof(okey), "%s/other.key", tmp);
+	snprintf(tstore, sizeof(tstore), "%s/tls-store", tmp);
+	for (int i = 0; i < 2; i++) {
+		snprintf(
+		    cmd, sizeof(cmd),
+		    "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes "
+		    "-keyout '%s' -out '%s' -days 1 -subj /CN=localhost -addext "
+		    "subjectAltName=DNS:localhost,IP:127.0.0.1 >/dev/null 2>&1 && chmod 600 '%s'",
+		    i == 0 ? key : okey, i == 0 ? good : other, i == 0 ? key : okey);
+		assert_int_equal(sh(cmd), 0);
+	}
+	const char *args[] = {"--listen",  "127.0.0.1:0", "--tls-cert", good,
+	                      "--tls-key", key,           "--quiet",    NULL};
+	pid_t pid = tls_server = launch(tstore, args, &port);
+	snprintf(a, sizeof(a), "127.0.0.1:%d", port);
+
+	coffer_client *c = NULL;
+	coffer_client_options o = {.tls = 1, .ca_file = good, .timeout_ms = 20000, .declare = 1};
+	int rc = coffer_client_connect(&c, a, &o, err, sizeof(err));
+	if (rc != COFFER_OK)
+		fail_msg("TLS connect: %s", err);
+	char ver[COFFER_VERSION_MAX];
+	assert_int_equal(coffer_client_put(c, "tls.secret", "over tls", 8, ver), COFFER_OK);
+	check_access(c, "tls.secret", "latest", "over tls", 8, "1");
+	seen_list l;
+	seen_list_init(&l);
+	assert_int_equal(coffer_client_list(c, list_cb, &l), COFFER_OK);
+	assert_int_equal(l.n, 1);
+	seen_list_free(&l);
+	coffer_client_close(c);
+	/* By name: the certificate names localhost too. */
+	snprintf(a, sizeof(a), "localhost:%d", port);
+	rc = coffer_client_connect(&c, a, &o, err, sizeof(err));
+	if (rc != COFFER_OK)
+		fail_msg("TLS connect by name: %s", err);
+	coffer_client_close(c);
+	snprintf(a, sizeof(a), "127.0.0.1:%d", port);
+
+	o.ca_file = other;
+	assert_int_equal(coffer_client_connect(&c, a, &o, err, sizeof(err)), COFFER_EUNAVAIL);
+	assert_non_null(strstr(err, "certificate verify failed"));
+	o.ca_file = good;
+	o.server_name = "db.example.com";
+	assert_int_equal(coffer_client_connect(&c, a, &o, err, sizeof(err)), COFFER_EUNAVAIL);
+	assert_non_null(strstr(err, "certificate verify failed"));
+	o.server_name = NULL;
+	o.tls = 0;
+	c = NULL;
+	assert_int_equal(coffer_client_connect(&c, a, &o, err, sizeof(err)), COFFER_EUNAVAIL);
+	if (strstr(err, "TLS") == NULL)
+		fail_msg("plaintext to TLS: %s", err);
+	assert_null(c);
+
+	int status;
+	kill(pid, SIGTERM);
+	waitpid(pid, &status, 0);
+	tls_server = -1;
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 }
 
 /* TLS to a server that speaks h2c: a clear error, not a hang. */
@@ -703,6 +824,7 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_scenario),         cmocka_unit_test(test_permissions),
+	    cmocka_unit_test(test_unix_socket),      cmocka_unit_test(test_tls),
 	    cmocka_unit_test(test_tls_to_plaintext), cmocka_unit_test(test_store_agrees),
 	    cmocka_unit_test(test_refused),          cmocka_unit_test(test_hostile_servers),
 	    cmocka_unit_test(test_status_mapping),
