@@ -325,15 +325,13 @@ static int io_write(cc_conn *c, const uint8_t *p, size_t len, uint64_t deadline,
 			int r = SSL_write(c->ssl, p, (int)(len > INT32_MAX ? INT32_MAX : len));
 			n = r > 0 ? r : -1;
 			if (r <= 0) {
+				/* Retried with the same buffer, as OpenSSL requires. */
 				int e = SSL_get_error(c->ssl, r);
+				errno = e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE
+				            ? EAGAIN
+				            : EPIPE;
 				if (e == SSL_ERROR_WANT_READ)
 					ev = POLLIN;
-				else if (e != SSL_ERROR_WANT_WRITE)
-					errno = EPIPE;
-				else
-					errno = EAGAIN;
-				if (e == SSL_ERROR_WANT_READ)
-					errno = EAGAIN;
 			}
 		} else {
 			n = send(c->fd, p, len, MSG_NOSIGNAL);
@@ -460,8 +458,12 @@ static int on_header(nghttp2_session *s, const nghttp2_frame *frame, const uint8
 	}
 	if (nlen == 7 && memcmp(name, ":status", 7) == 0) {
 		c->http_status = 0;
-		for (size_t i = 0; i < vlen && i < 3; i++)
-			c->http_status = c->http_status * 10 + (value[i] - '0');
+		for (size_t i = 0; vlen == 3 && i < 3; i++)
+			c->http_status = value[i] >= '0' && value[i] <= '9'
+			                     ? c->http_status * 10 + (value[i] - '0')
+			                     : -1000;
+		if (c->http_status < 0)
+			c->http_status = 0;
 	} else if (nlen == 12 && memcmp(name, "content-type", 12) == 0) {
 		percent_decode(value, vlen, c->ct, sizeof(c->ct));
 		c->ct_grpc = vlen >= 16 &&
@@ -901,7 +903,9 @@ int cc_call(cc_conn *c, const char *path, const pb_buf *req, const char *token, 
 	c->req = framed.data;
 	c->req_len = framed.len;
 	c->req_off = 0;
-	snprintf(tmo, sizeof(tmo), "%um", c->cfg.timeout_ms);
+	/* grpc-timeout takes at most 8 digits */
+	snprintf(tmo, sizeof(tmo), "%um",
+	         c->cfg.timeout_ms > 99999999u ? 99999999u : c->cfg.timeout_ms);
 	nghttp2_nv hdrs[9];
 	size_t nh = 0;
 #define HDR(n, v, fl)                                                                              \

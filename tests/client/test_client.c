@@ -263,6 +263,18 @@ static void test_scenario(void **state)
 	check_access(c, "db.password", "LATEST", v2, sizeof(v2), "2");
 	check_access(c, "db.password", "1", v1, strlen(v1), "1");
 
+	/* A value as large as the server takes (64 KiB): both directions cross HTTP/2's
+	 * flow-control window (64 KiB less one byte) and several frames; one byte more is refused
+	 * by the server. */
+	static uint8_t big[COFFER_VALUE_DEFAULT_MAX + 1];
+	for (size_t i = 0; i < sizeof(big); i++)
+		big[i] = (uint8_t)(i * 131 + 7);
+	assert_int_equal(coffer_client_put(c, "big", big, COFFER_VALUE_DEFAULT_MAX, ver),
+	                 COFFER_OK);
+	check_access(c, "big", "latest", big, COFFER_VALUE_DEFAULT_MAX, "1");
+	assert_int_equal(coffer_client_put(c, "big", big, sizeof(big), ver), COFFER_EINVAL);
+	assert_non_null(strstr(coffer_client_errmsg(c), "limit"));
+
 	/* Errors of the server, mapped to the error list, with its message. */
 	coffer_client_value *v = NULL;
 	assert_int_equal(coffer_client_access(c, "db.password", "7", &v), COFFER_ENOTFOUND);
@@ -307,12 +319,13 @@ static void test_scenario(void **state)
 	/* List crosses the 1000-name page. */
 	seen_list_init(&client_list);
 	assert_int_equal(coffer_client_list(c, list_cb, &client_list), COFFER_OK);
-	assert_int_equal(client_list.n, N_BULK + 2);
+	assert_int_equal(client_list.n, N_BULK + 3);
 	assert_string_equal(client_list.names[0], "api-key");
-	assert_string_equal(client_list.names[1], "bulk.0000");
-	assert_string_equal(client_list.names[N_BULK], "bulk.1000");
-	assert_string_equal(client_list.names[N_BULK + 1], "db.password");
-	assert_int_equal(client_list.counts[N_BULK + 1], 1); /* version 1 destroyed */
+	assert_string_equal(client_list.names[1], "big");
+	assert_string_equal(client_list.names[2], "bulk.0000");
+	assert_string_equal(client_list.names[N_BULK + 1], "bulk.1000");
+	assert_string_equal(client_list.names[N_BULK + 2], "db.password");
+	assert_int_equal(client_list.counts[N_BULK + 2], 1); /* version 1 destroyed */
 	/* A callback's non-zero value stops the listing and comes back as is. */
 	seen_list small;
 	seen_list_init(&small);
