@@ -473,9 +473,12 @@ static int list_page(coffer_client *c, const pb_buf *resp,
 	pb_field f;
 	int k;
 	*more = 0;
-	/* Validate the page first, then call back. */
+	/* Validate the page first (names valid and strictly increasing from the last page's last
+	 * one), then call back: a bad page yields no callback at all. */
+	char prev[COFFER_NAME_MAX + 1];
 	for (int pass = 0; pass < 2; pass++) {
 		r = (pb_reader){resp->data, resp->data + resp->len};
+		memcpy(prev, last, sizeof(prev));
 		while ((k = pb_next(&r, &f)) == 1) {
 			if (f.field == 2) {
 				*more = f.wire == 0 && f.v != 0;
@@ -499,8 +502,9 @@ static int list_page(coffer_client *c, const pb_buf *resp,
 					break;
 			}
 			if (j != 0 || name[0] == '\0' || coffer_client_name_ok(name) != 0 ||
-			    (last[0] != '\0' && strcmp(name, last) <= 0 && pass == 1))
+			    (prev[0] != '\0' && strcmp(name, prev) <= 0))
 				return protocol_error(c, "ListResponse");
+			memcpy(prev, name, strlen(name) + 1);
 			if (pass == 1) {
 				memcpy(last, name, strlen(name) + 1);
 				int rc = cb(ctx, name, n > SIZE_MAX ? SIZE_MAX : (size_t)n);
