@@ -797,8 +797,20 @@ void cc_conn_close(cc_conn *c)
 	free(c);
 }
 
-int cc_conn_usable(const cc_conn *c)
+int cc_conn_usable(cc_conn *c)
 {
+	char err[256];
+	struct pollfd p = {c->fd, POLLIN, 0};
+	if (c->dead || c->eof || c->goaway)
+		return 0;
+	/* What arrived since the last call (a GOAWAY, the end of the connection after the server's
+	 * idle timeout or restart) is read now, so that a closed connection is not used. */
+	if ((c->ssl != NULL && SSL_pending(c->ssl) > 0) || poll(&p, 1, 0) > 0) {
+		uint64_t now = now_ms();
+		if (pump(c, now, err, sizeof(err)) != 0 ||
+		    flush(c, now + c->cfg.timeout_ms, err, sizeof(err)) != 0)
+			return 0;
+	}
 	return !c->dead && !c->eof && !c->goaway && nghttp2_session_want_read(c->h2) &&
 	       nghttp2_session_check_request_allowed(c->h2);
 }

@@ -28,8 +28,9 @@ typedef struct cc_config {
 int cc_conn_open(cc_conn **out, const cc_config *cfg, char *err, size_t errlen);
 void cc_conn_close(cc_conn *c);
 
-/* 1 while the connection can take another call (no GOAWAY, not closed). */
-int cc_conn_usable(const cc_conn *c);
+/* 1 while the connection can take another call (no GOAWAY, not closed); reads what the server
+ * sent since the last call (without waiting) to know. */
+int cc_conn_usable(cc_conn *c);
 
 /*
  * One unary call: `req` is the request message (protobuf bytes), `token` an optional bearer

@@ -122,10 +122,19 @@ static pid_t launch(const char *st, const char *const *args, int *port)
 	return pid;
 }
 
+static char policy[320], tokens[320];
+
+static void launch_main(void)
+{
+	int port;
+	const char *args[] = {"--listen", "127.0.0.1:0", "--listen",  sock, "--policy", policy,
+	                      "--tokens", tokens,        "--threads", "2",  "--quiet",  NULL};
+	server = launch(store, args, &port);
+	snprintf(addr, sizeof(addr), "127.0.0.1:%d", port);
+}
+
 static int start_server(void **state)
 {
-	char policy[320], tokens[320];
-	int port;
 	test_tmpdir(tmp, sizeof(tmp));
 	snprintf(store, sizeof(store), "%s/store", tmp);
 	snprintf(policy, sizeof(policy), "%s/policy", tmp);
@@ -134,10 +143,7 @@ static int start_server(void **state)
 	seed_store();
 	write_file(policy, "allow ops put,access,admin *\nallow app put,access *\n", 0600);
 	write_file(tokens, "ops " TOKEN_OPS "\napp " TOKEN_APP "\n", 0600);
-	const char *args[] = {"--listen", "127.0.0.1:0", "--listen",  sock, "--policy", policy,
-	                      "--tokens", tokens,        "--threads", "2",  "--quiet",  NULL};
-	server = launch(store, args, &port);
-	snprintf(addr, sizeof(addr), "127.0.0.1:%d", port);
+	launch_main();
 	return 0;
 }
 
@@ -381,6 +387,14 @@ static void test_unix_socket(void **state)
 	if (coffer_client_connect(&c, sock, &o, err, sizeof(err)) != COFFER_OK)
 		fail_msg("connect %s: %s", sock, err);
 	assert_int_equal(coffer_client_versions(c, "db.password", versions_cb, &sv), COFFER_OK);
+	assert_int_equal(sv.n, 2);
+	/* The server restarts between two calls (same socket path): the handle notices that its
+	 * connection ended and opens a new one for the next call. */
+	stop_server();
+	launch_main();
+	sv.n = 0;
+	if (coffer_client_versions(c, "db.password", versions_cb, &sv) != COFFER_OK)
+		fail_msg("after a restart: %s", coffer_client_errmsg(c));
 	assert_int_equal(sv.n, 2);
 	coffer_client_close(c);
 	o.tls = 1;
