@@ -68,8 +68,11 @@ const opt_def cli_opts[O_COUNT] = {
     {O_POLICY, "policy", 0, ARG_FILE, "FILE",
      "the operator's grants, one rule per line:\n"
      "  allow SERVICE put|access|put,access SECRET...\n"
-     "('*': all services or secrets). Without it (development), a service's own policy Declare grants it\n"
-     "what it declared.",
+     "  allow SERVICE admin *   (coffer's admin service: versions, list,\n"
+     "  destroy for coffer --server; the whole store only)\n"
+     "('*': all services or secrets). Without it (development), a\n"
+     "service's own policy Declare grants it what it declared, and only\n"
+     "the service 'default' may use the admin service.",
      0, 0, 0},
     {O_RECORD_POLICY, "record-policy", 0, ARG_STR, "FILE",
      "development: at exit, write every declaration kept in the store\n"

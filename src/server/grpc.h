@@ -39,6 +39,10 @@ typedef enum gs_method {
 	GS_M_DECLARE,
 	GS_M_DECLARE_V0, /* nitric.resource.v1 (the first contract): other enum values */
 	GS_M_HEALTH_CHECK, /* grpc.health.v1.Health/Check (health.h) */
+	GS_M_ADMIN_VERSIONS, /* coffer.admin.v1.Admin (admin.c) */
+	GS_M_ADMIN_LIST,
+	GS_M_ADMIN_DESTROY,
+	GS_M_COUNT /* not a method: how many there are */
 } gs_method;
 
 #define GS_MAX_MESSAGE       (4u * 1024u * 1024u) /* the gRPC default, what the SDK's client allows */

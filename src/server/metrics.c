@@ -18,14 +18,14 @@
 
 #include "coffer.h"
 
-#define N_METHODS  (GS_M_HEALTH_CHECK + 1)
+#define N_METHODS  GS_M_COUNT
 #define N_STATUS   17 /* gRPC codes 0..16 */
 #define N_LAT      14
 #define N_BATCH    9
 #define N_ERRORS   32 /* -rc of the library's codes */
 
-static const char *const method_label[N_METHODS] = {"Unknown", "Put",     "Access",
-                                                    "Declare", "Declare", "Check"};
+static const char *const method_label[N_METHODS] = {
+    "Unknown", "Put", "Access", "Declare", "Declare", "Check", "Versions", "List", "Destroy"};
 static const char *const status_label[N_STATUS] = {
     "OK",                "CANCELLED",          "UNKNOWN",        "INVALID_ARGUMENT",
     "DEADLINE_EXCEEDED", "NOT_FOUND",          "ALREADY_EXISTS", "PERMISSION_DENIED",
