@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Build the libFuzzer targets with clang (ASan+UBSan, coverage everywhere) and fuzz each for a
 # bounded time, starting from (and adding to) its saved corpus.
-# Usage: fuzz/run.sh [SECONDS_PER_TARGET] [TARGET...]   (default 60 s; targets: grpc core)
+# Usage: fuzz/run.sh [SECONDS_PER_TARGET] [TARGET...]   (default 60 s; targets: grpc core client)
 set -euo pipefail
 secs=${1:-60}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(grpc core)
+[ ${#targets[@]} -gt 0 ] || targets=(grpc core client)
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=$root/build-fuzz
 CC=clang CFLAGS="-fsanitize=fuzzer-no-link" cmake -S "$root" -B "$build" -DCOFFER_FUZZ=ON \

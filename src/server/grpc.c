@@ -77,12 +77,20 @@ struct gs_conn {
 };
 
 /* Both of Nitric's contract generations, on the same port (see DESIGN.md, the wire contract). */
-static const gs_method path_methods[] = {GS_M_PUT, GS_M_ACCESS, GS_M_DECLARE,
-                                         GS_M_PUT, GS_M_ACCESS, GS_M_DECLARE_V0};
+static const gs_method path_methods[] = {
+    GS_M_PUT,        GS_M_ACCESS,         GS_M_DECLARE,    GS_M_PUT,          GS_M_ACCESS,
+    GS_M_DECLARE_V0, GS_M_ADMIN_VERSIONS, GS_M_ADMIN_LIST, GS_M_ADMIN_DESTROY};
 static const char *const path_names[] = {
-    "/nitric.proto.secrets.v1.SecretManager/Put",   "/nitric.proto.secrets.v1.SecretManager/Access",
-    "/nitric.proto.resources.v1.Resources/Declare", "/nitric.secret.v1.SecretService/Put",
-    "/nitric.secret.v1.SecretService/Access",       "/nitric.resource.v1.ResourceService/Declare",
+    "/nitric.proto.secrets.v1.SecretManager/Put",
+    "/nitric.proto.secrets.v1.SecretManager/Access",
+    "/nitric.proto.resources.v1.Resources/Declare",
+    "/nitric.secret.v1.SecretService/Put",
+    "/nitric.secret.v1.SecretService/Access",
+    "/nitric.resource.v1.ResourceService/Declare",
+    /* coffer's own admin service (proto/coffer/admin/v1/admin.proto, served by admin.c) */
+    "/coffer.admin.v1.Admin/Versions",
+    "/coffer.admin.v1.Admin/List",
+    "/coffer.admin.v1.Admin/Destroy",
 };
 
 /* --- call lifetime ------------------------------------------------------------------------- */

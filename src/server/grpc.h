@@ -38,6 +38,9 @@ typedef enum gs_method {
 	GS_M_ACCESS,
 	GS_M_DECLARE,
 	GS_M_DECLARE_V0, /* nitric.resource.v1 (the first contract): other enum values */
+	GS_M_ADMIN_VERSIONS, /* coffer.admin.v1.Admin (admin.c) */
+	GS_M_ADMIN_LIST,
+	GS_M_ADMIN_DESTROY,
 } gs_method;
 
 #define GS_MAX_MESSAGE       (4u * 1024u * 1024u) /* the gRPC default, what the SDK's client allows */

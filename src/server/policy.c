@@ -144,12 +144,19 @@ static size_t split_words(char *line, char **words, size_t max)
 static int parse_actions(const char *s, unsigned *perms)
 {
 	*perms = 0;
-	if (strcmp(s, "put") == 0)
-		*perms = WIRE_PERM_PUT;
-	else if (strcmp(s, "access") == 0)
-		*perms = WIRE_PERM_ACCESS;
-	else if (strcmp(s, "put,access") == 0 || strcmp(s, "access,put") == 0)
-		*perms = WIRE_PERM_PUT | WIRE_PERM_ACCESS;
+	while (*s != '\0') {
+		size_t n = strcspn(s, ",");
+		unsigned bit = n == 3 && strncmp(s, "put", 3) == 0      ? WIRE_PERM_PUT
+		               : n == 6 && strncmp(s, "access", 6) == 0 ? WIRE_PERM_ACCESS
+		               : n == 5 && strncmp(s, "admin", 5) == 0  ? POL_PERM_ADMIN
+		                                                        : 0;
+		if (bit == 0)
+			return -1;
+		*perms |= bit;
+		s += n;
+		if (*s == ',' && *++s == '\0')
+			return -1;
+	}
 	return *perms != 0 ? 0 : -1;
 }
 
@@ -161,12 +168,28 @@ static int policy_line(pol_table *t, char *line, char *err, size_t errlen, const
 	size_t n = split_words(line, w, 64);
 	if (n == 0)
 		return 0;
-	if (n < 4 || strcmp(w[0], "allow") != 0 || !pol_principal_ok(w[1], strlen(w[1])) ||
-	    parse_actions(w[2], &perms) != 0) {
+	int syntax_ok = n >= 3 && strcmp(w[0], "allow") == 0 &&
+	                pol_principal_ok(w[1], strlen(w[1])) && parse_actions(w[2], &perms) == 0;
+	if (!syntax_ok || (n == 3 && !(perms & POL_PERM_ADMIN))) {
 		snprintf(err, errlen,
-		         "%s:%d: expected 'allow PRINCIPAL put|access|put,access SECRET...'", path,
+		         "%s:%d: expected 'allow PRINCIPAL put|access|admin[,...] SECRET...'", path,
 		         lineno);
 		return -1;
+	}
+	/* admin reaches every secret (List crosses them all): say so rather than narrow it. */
+	if ((perms & POL_PERM_ADMIN) && (n > 4 || (n == 4 && strcmp(w[3], "*") != 0))) {
+		snprintf(err, errlen,
+		         "%s:%d: admin is granted for the whole store: write 'allow %s %s' or "
+		         "'allow %s %s *'",
+		         path, lineno, w[1], w[2], w[1], w[2]);
+		return -1;
+	}
+	if (n == 3) {
+		if (grant_add(t, w[1], "*", perms) != 0) {
+			snprintf(err, errlen, "%s:%d: too many grants", path, lineno);
+			return -1;
+		}
+		return 0;
 	}
 	for (size_t i = 3; i < n; i++) {
 		if (strcmp(w[i], "*") != 0 && coffer_name_check(w[i], strlen(w[i])) != COFFER_OK) {
@@ -346,6 +369,19 @@ int pol_declare(pol_table *t, const char *principal, const char *secret, unsigne
 	int rv = grant_add(t, principal, secret, perms);
 	pthread_rwlock_unlock(&t->lock);
 	return rv == 0 ? 1 : 0;
+}
+
+int pol_admin_ok(pol_table *t, const char *principal)
+{
+	int ok = 0;
+	if (t->dev)
+		return strcmp(principal, "default") == 0;
+	pthread_rwlock_rdlock(&t->lock);
+	for (size_t i = 0; i < t->n_grants && !ok; i++)
+		ok = (t->grants[i].perms & POL_PERM_ADMIN) != 0 &&
+		     strcmp(t->grants[i].principal, principal) == 0;
+	pthread_rwlock_unlock(&t->lock);
+	return ok;
 }
 
 pol_verdict pol_check(pol_table *t, const char *principal, const char *secret, unsigned perm)

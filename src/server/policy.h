@@ -27,9 +27,14 @@ pol_table *pol_new(int dev);
 void pol_free(pol_table *t);
 int pol_dev_mode(const pol_table *t);
 
+/* The admin grant (the coffer admin service: versions, list, destroy), beside WIRE_PERM_*. */
+#define POL_PERM_ADMIN 0x4u
+
 /*
- * Load operator grants, one per line:  allow PRINCIPAL put|access|put,access SECRET...
- * ('*' as SECRET: every secret; '#' starts a comment). Returns 0, or -1 with a message in err.
+ * Load operator grants, one per line:  allow PRINCIPAL ACTIONS SECRET...  where ACTIONS is a
+ * comma-separated list of put, access and admin ('*' as SECRET: every secret; '#' starts a
+ * comment). admin is granted for the whole store: its line names no secret, or only '*'.
+ * Returns 0, or -1 with a message in err.
  */
 int pol_load_file(pol_table *t, const char *path, char *err, size_t errlen);
 
@@ -51,6 +56,12 @@ int pol_declare(pol_table *t, const char *principal, const char *secret, unsigne
 
 /* May `principal` do `perm` (one WIRE_PERM_* bit) on `secret`? */
 pol_verdict pol_check(pol_table *t, const char *principal, const char *secret, unsigned perm);
+
+/*
+ * May `principal` call the admin service? With a policy file: when granted admin. In development
+ * (no policy file): only the service 'default' (the listener a local operator uses).
+ */
+int pol_admin_ok(pol_table *t, const char *principal);
 
 /* A principal name: 1..63 bytes of A-Z a-z 0-9 . _ - */
 int pol_principal_ok(const char *s, size_t len);

@@ -12,12 +12,14 @@
 #include <event2/event.h>
 #include <sodium.h>
 
+#include "admin.h"
 #include "wire.h"
 
 #define BATCH_MAX 256 /* puts in one group commit */
 #define RETRY_MS  10  /* how often a call waiting for its policy looks again */
 
-static const char *const method_names[] = {"Unknown", "Put", "Access", "Declare", "Declare"};
+static const char *const method_names[] = {"Unknown", "Put",      "Access", "Declare",
+                                           "Declare", "Versions", "List",   "Destroy"};
 
 static uint64_t now_us(void)
 {
@@ -446,6 +448,27 @@ static void handle_declare(svc_req *r)
 	wire_declare_free(&d);
 }
 
+/* --- the admin service (admin.c) ------------------------------------------------------------ */
+
+static void handle_admin(svc_req *r)
+{
+	admin_answer a;
+	size_t blen;
+	gs_method m = gs_call_method(r->call);
+	const uint8_t *body = gs_call_body(r->call, &blen);
+	admin_call(r->w->st, r->w->sh->pol, r->principal, m, body, blen, &a);
+	if (a.rc != COFFER_OK) {
+		reply_coffer_error(r, m, a.secret, a.version, a.rc, a.message);
+	} else if (a.status != GS_OK) {
+		reply_error(r, m, a.secret, a.version, a.status, a.message);
+	} else {
+		log_req(r, m, a.secret, a.version, GS_OK);
+		gs_call_reply(r->call, GS_OK, NULL, NULL, a.body, a.len);
+		req_done(r);
+	}
+	admin_answer_free(&a);
+}
+
 /* --- dispatch ------------------------------------------------------------------------------ */
 
 static void dispatch(svc_req *r)
@@ -460,6 +483,11 @@ static void dispatch(svc_req *r)
 	case GS_M_DECLARE:
 	case GS_M_DECLARE_V0:
 		handle_declare(r);
+		break;
+	case GS_M_ADMIN_VERSIONS:
+	case GS_M_ADMIN_LIST:
+	case GS_M_ADMIN_DESTROY:
+		handle_admin(r);
 		break;
 	default:
 		reply_error(r, GS_M_UNKNOWN, NULL, NULL, GS_UNIMPLEMENTED, "unknown method");

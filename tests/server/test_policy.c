@@ -70,6 +70,42 @@ static void test_policy_file_rules(void **state)
 	pol_free(t);
 }
 
+/* The admin action: store-wide, granted by the policy file; in development only 'default'. */
+static void test_admin_grant(void **state)
+{
+	char err[256];
+	pol_table *t = pol_new(0);
+	char *p = write_tmp("allow ops admin\nallow svc put,access,admin *\nallow app access k\n");
+	assert_int_equal(pol_load_file(t, p, err, sizeof(err)), 0);
+	unlink(p);
+	assert_true(pol_admin_ok(t, "ops"));
+	assert_true(pol_admin_ok(t, "svc"));
+	assert_false(pol_admin_ok(t, "app"));
+	assert_false(pol_admin_ok(t, "default"));
+	/* admin alone grants no data access, and put,access,admin grants both. */
+	assert_int_equal(pol_check(t, "ops", "k", WIRE_PERM_ACCESS), POL_DENY);
+	assert_int_equal(pol_check(t, "svc", "k", WIRE_PERM_PUT), POL_ALLOW);
+	pol_free(t);
+
+	const char *bad[] = {"allow ops admin k\n", "allow ops admin * k\n",
+	                     "allow ops put\n",     "allow ops admin,\n",
+	                     "allow ops ,admin\n",  "allow ops admin,delete\n"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		t = pol_new(0);
+		p = write_tmp(bad[i]);
+		assert_int_equal(pol_load_file(t, p, err, sizeof(err)), -1);
+		assert_non_null(strstr(err, ":1:"));
+		unlink(p);
+		assert_false(pol_admin_ok(t, "ops"));
+		pol_free(t);
+	}
+
+	t = pol_new(1);
+	assert_true(pol_admin_ok(t, "default"));
+	assert_false(pol_admin_ok(t, "svc"));
+	pol_free(t);
+}
+
 static void test_tokens(void **state)
 {
 	char err[256], who[POL_PRINCIPAL_MAX];
@@ -159,6 +195,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_dev_declares_grant),
 	    cmocka_unit_test(test_policy_file_rules),
+	    cmocka_unit_test(test_admin_grant),
 	    cmocka_unit_test(test_tokens),
 	    cmocka_unit_test(test_token_file_checks),
 	    cmocka_unit_test(test_principal_names),

@@ -1,0 +1,352 @@
+/*
+ * admin.c -- coffer's admin service: Versions, List, Destroy (see admin.h and
+ * proto/coffer/admin/v1/admin.proto).
+ */
+#include "admin.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "coffer/admin/v1/admin.pb-c.h"
+
+typedef Coffer__Admin__V1__VersionInfo PbVersionInfo;
+typedef Coffer__Admin__V1__SecretSummary PbSummary;
+
+int admin_method(gs_method m)
+{
+	return m == GS_M_ADMIN_VERSIONS || m == GS_M_ADMIN_LIST || m == GS_M_ADMIN_DESTROY;
+}
+
+const char *admin_method_name(gs_method m)
+{
+	return m == GS_M_ADMIN_VERSIONS  ? "Versions"
+	       : m == GS_M_ADMIN_LIST    ? "List"
+	       : m == GS_M_ADMIN_DESTROY ? "Destroy"
+	                                 : "Unknown";
+}
+
+static void fail(admin_answer *a, int status, const char *msg)
+{
+	a->status = status;
+	snprintf(a->message, sizeof(a->message), "%s", msg);
+}
+
+static void fail_rc(admin_answer *a, coffer_store *st, int rc)
+{
+	a->rc = rc;
+	a->status = coffer_grpc_status(rc);
+	snprintf(a->message, sizeof(a->message), "%s", coffer_errmsg(st));
+}
+
+/*
+ * protobuf-c turns a string field into a C string, so "db.password\0x" would become
+ * "db.password": a Destroy of another secret than the one named. Every admin request is flat
+ * (strings and varints at the top level), so a walk over its fields finds such NULs.
+ */
+static int read_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
+{
+	uint64_t r = 0;
+	for (int shift = 0; shift < 64 && *p < end; shift += 7) {
+		uint8_t b = *(*p)++;
+		r |= (uint64_t)(b & 0x7f) << shift;
+		if (!(b & 0x80)) {
+			*v = r;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+static int strings_have_nul(const uint8_t *p, size_t len)
+{
+	const uint8_t *end = p + len;
+	while (p < end) {
+		uint64_t key, v;
+		if (read_varint(&p, end, &key) != 0)
+			return 1;
+		switch (key & 7) {
+		case 0:
+			if (read_varint(&p, end, &v) != 0)
+				return 1;
+			break;
+		case 1:
+		case 5:
+			if ((size_t)(end - p) < ((key & 7) == 1 ? 8u : 4u))
+				return 1;
+			p += (key & 7) == 1 ? 8 : 4;
+			break;
+		case 2:
+			if (read_varint(&p, end, &v) != 0 || v > (uint64_t)(end - p))
+				return 1;
+			if (memchr(p, 0, (size_t)v) != NULL)
+				return 1;
+			p += v;
+			break;
+		default:
+			return 1;
+		}
+	}
+	return 0;
+}
+
+/* A name the core accepts; else INVALID_ARGUMENT with the rule. */
+static int name_ok(admin_answer *a, const char *name)
+{
+	if (name[0] == '\0') {
+		fail(a, GS_INVALID_ARGUMENT, "secret name is required");
+		return 0;
+	}
+	if (coffer_name_check(name, strlen(name)) != COFFER_OK) {
+		snprintf(
+		    a->message, sizeof(a->message),
+		    "invalid secret name: use 1-%d bytes of A-Z a-z 0-9 . _ -, starting with a "
+		    "letter or digit",
+		    COFFER_NAME_MAX);
+		a->status = GS_INVALID_ARGUMENT;
+		return 0;
+	}
+	a->secret = name;
+	return 1;
+}
+
+/* Pack a message into a->body; RESOURCE_EXHAUSTED if it is over the gRPC limit or no memory. */
+static void pack(admin_answer *a, const ProtobufCMessage *msg)
+{
+	size_t n = protobuf_c_message_get_packed_size(msg);
+	if (n > GS_MAX_MESSAGE) {
+		fail(a, GS_RESOURCE_EXHAUSTED, "answer larger than the 4 MiB gRPC message limit");
+		return;
+	}
+	a->body = malloc(n > 0 ? n : 1);
+	if (a->body == NULL) {
+		fail(a, GS_RESOURCE_EXHAUSTED, "out of memory");
+		return;
+	}
+	a->len = protobuf_c_message_pack(msg, a->body);
+	a->status = GS_OK;
+}
+
+/* --- Versions ------------------------------------------------------------------------------ */
+
+typedef struct versions_ctx {
+	PbVersionInfo *infos;
+	PbVersionInfo **ptrs;
+	char (*ids)[COFFER_VERSION_MAX];
+	size_t n, cap;
+} versions_ctx;
+
+static int version_cb(void *ctx, const coffer_version_info *info)
+{
+	versions_ctx *v = ctx;
+	if (v->n == v->cap) {
+		size_t cap = v->cap ? v->cap * 2 : 16;
+		PbVersionInfo *infos = realloc(v->infos, cap * sizeof(*infos));
+		if (infos != NULL)
+			v->infos = infos;
+		char (*ids)[COFFER_VERSION_MAX] = realloc(v->ids, cap * sizeof(*ids));
+		if (ids != NULL)
+			v->ids = ids;
+		if (infos == NULL || ids == NULL)
+			return COFFER_ENOMEM;
+		v->cap = cap;
+	}
+	PbVersionInfo *pi = &v->infos[v->n];
+	coffer__admin__v1__version_info__init(pi);
+	snprintf(v->ids[v->n], COFFER_VERSION_MAX, "%s", info->version);
+	pi->created_unix_ms = info->created_unix_ms;
+	pi->state = info->state == COFFER_STATE_DESTROYED
+	                ? COFFER__ADMIN__V1__VERSION_STATE__VERSION_STATE_DESTROYED
+	                : COFFER__ADMIN__V1__VERSION_STATE__VERSION_STATE_ENABLED;
+	pi->size = info->size;
+	pi->key_id = info->key_id;
+	v->n++;
+	return 0;
+}
+
+static void do_versions(coffer_store *st, const uint8_t *body, size_t blen, admin_answer *a)
+{
+	Coffer__Admin__V1__VersionsRequest *q =
+	    coffer__admin__v1__versions_request__unpack(NULL, blen, body);
+	if (q == NULL) {
+		fail(a, GS_INVALID_ARGUMENT, "malformed VersionsRequest");
+		return;
+	}
+	a->req = q;
+	if (!name_ok(a, q->secret))
+		return;
+	coffer_secret *sec = NULL;
+	versions_ctx v = {0};
+	int rc = coffer_secret_ref(st, q->secret, COFFER_ACCESS, &sec);
+	if (rc == COFFER_OK)
+		rc = coffer_list_versions(sec, version_cb, &v);
+	if (rc != COFFER_OK) {
+		fail_rc(a, st, rc);
+	} else {
+		Coffer__Admin__V1__VersionsResponse resp =
+		    COFFER__ADMIN__V1__VERSIONS_RESPONSE__INIT;
+		v.ptrs = calloc(v.n > 0 ? v.n : 1, sizeof(*v.ptrs));
+		if (v.ptrs == NULL) {
+			fail(a, GS_RESOURCE_EXHAUSTED, "out of memory");
+		} else {
+			for (size_t i = 0; i < v.n; i++) {
+				v.infos[i].version = v.ids[i]; /* ids has its final address now */
+				v.ptrs[i] = &v.infos[i];
+			}
+			resp.secret = q->secret;
+			resp.n_versions = v.n;
+			resp.versions = v.ptrs;
+			pack(a, &resp.base);
+		}
+	}
+	coffer_secret_free(sec);
+	free(v.ptrs);
+	free(v.infos);
+	free(v.ids);
+}
+
+/* --- List ---------------------------------------------------------------------------------- */
+
+typedef struct list_ctx {
+	const char *after;
+	size_t limit;
+	PbSummary *items;
+	PbSummary **ptrs;
+	size_t n;
+	int more;
+} list_ctx;
+
+#define LIST_STOP 1 /* the page is full and a further name exists */
+
+static int list_cb(void *ctx, const char *name, size_t nversions)
+{
+	list_ctx *l = ctx;
+	if (l->after[0] != '\0' && strcmp(name, l->after) <= 0)
+		return 0;
+	if (l->n == l->limit) {
+		l->more = 1;
+		return LIST_STOP;
+	}
+	char *copy = strdup(name);
+	if (copy == NULL)
+		return COFFER_ENOMEM;
+	coffer__admin__v1__secret_summary__init(&l->items[l->n]);
+	l->items[l->n].name = copy;
+	l->items[l->n].enabled_versions = nversions;
+	l->ptrs[l->n] = &l->items[l->n];
+	l->n++;
+	return 0;
+}
+
+static void do_list(coffer_store *st, const uint8_t *body, size_t blen, admin_answer *a)
+{
+	Coffer__Admin__V1__ListRequest *q =
+	    coffer__admin__v1__list_request__unpack(NULL, blen, body);
+	if (q == NULL) {
+		fail(a, GS_INVALID_ARGUMENT, "malformed ListRequest");
+		return;
+	}
+	a->req = q;
+	list_ctx l = {0};
+	l.after = q->start_after;
+	l.limit = q->limit == 0 || q->limit > ADMIN_LIST_MAX ? ADMIN_LIST_MAX : q->limit;
+	l.items = calloc(l.limit, sizeof(*l.items));
+	l.ptrs = calloc(l.limit, sizeof(*l.ptrs));
+	if (l.items == NULL || l.ptrs == NULL) {
+		fail(a, GS_RESOURCE_EXHAUSTED, "out of memory");
+	} else {
+		int rc = coffer_list_secrets(st, list_cb, &l);
+		if (rc != COFFER_OK && rc != LIST_STOP) {
+			fail_rc(a, st, rc);
+		} else {
+			Coffer__Admin__V1__ListResponse resp =
+			    COFFER__ADMIN__V1__LIST_RESPONSE__INIT;
+			resp.n_secrets = l.n;
+			resp.secrets = l.ptrs;
+			resp.more = l.more;
+			pack(a, &resp.base);
+		}
+	}
+	for (size_t i = 0; i < l.n; i++)
+		free(l.items[i].name);
+	free(l.items);
+	free(l.ptrs);
+}
+
+/* --- Destroy ------------------------------------------------------------------------------- */
+
+static void do_destroy(coffer_store *st, const uint8_t *body, size_t blen, admin_answer *a)
+{
+	Coffer__Admin__V1__DestroyRequest *q =
+	    coffer__admin__v1__destroy_request__unpack(NULL, blen, body);
+	if (q == NULL) {
+		fail(a, GS_INVALID_ARGUMENT, "malformed DestroyRequest");
+		return;
+	}
+	a->req = q;
+	if (!name_ok(a, q->secret))
+		return;
+	if (q->version[0] == '\0') {
+		fail(a, GS_INVALID_ARGUMENT, "version is required ('latest' or a version id)");
+		return;
+	}
+	coffer_secret *sec = NULL;
+	char ver[COFFER_VERSION_MAX];
+	int rc = coffer_secret_ref(st, q->secret, COFFER_PUT, &sec);
+	if (rc == COFFER_OK)
+		rc = coffer_destroy(sec, q->version, ver);
+	coffer_secret_free(sec);
+	if (rc != COFFER_OK) {
+		fail_rc(a, st, rc);
+		return;
+	}
+	snprintf(a->version, sizeof(a->version), "%s", ver);
+	Coffer__Admin__V1__DestroyResponse resp = COFFER__ADMIN__V1__DESTROY_RESPONSE__INIT;
+	resp.secret = q->secret;
+	resp.version = ver;
+	pack(a, &resp.base);
+}
+
+/* --- entry --------------------------------------------------------------------------------- */
+
+void admin_call(coffer_store *st, pol_table *pol, const char *principal, gs_method m,
+                const uint8_t *body, size_t blen, admin_answer *a)
+{
+	memset(a, 0, sizeof(*a));
+	if (!pol_admin_ok(pol, principal)) {
+		snprintf(a->message, sizeof(a->message),
+		         "service '%s' is not allowed to use the admin service (%s)", principal,
+		         pol_dev_mode(pol)
+		             ? "in development only the service 'default' may"
+			     : "grant it with 'allow PRINCIPAL admin' in the policy file");
+		a->status = GS_PERMISSION_DENIED;
+		return;
+	}
+	if (strings_have_nul(body, blen)) {
+		fail(a, GS_INVALID_ARGUMENT, "malformed request: a string field holds a NUL byte");
+		return;
+	}
+	switch (m) {
+	case GS_M_ADMIN_VERSIONS:
+		do_versions(st, body, blen, a);
+		break;
+	case GS_M_ADMIN_LIST:
+		do_list(st, body, blen, a);
+		break;
+	case GS_M_ADMIN_DESTROY:
+		do_destroy(st, body, blen, a);
+		break;
+	default:
+		fail(a, GS_UNIMPLEMENTED, "unknown method");
+	}
+}
+
+void admin_answer_free(admin_answer *a)
+{
+	free(a->body);
+	a->body = NULL;
+	if (a->req != NULL)
+		protobuf_c_message_free_unpacked(a->req, NULL);
+	a->req = NULL;
+	a->secret = NULL;
+}
