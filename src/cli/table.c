@@ -38,6 +38,29 @@ const opt_def cli_opts[O_COUNT] = {
      "print the result as JSON, only once the command succeeded; errors\n"
      "as one JSON object on stderr (env COFFER_FORMAT=json)",
      OPT_GLOBAL, 0, 0},
+    {O_SERVER, "server", 0, ARG_STR, "HOST:PORT|unix:PATH",
+     "run put, access, versions, list, destroy and run against a running\n"
+     "coffer serve there instead of a local store (env COFFER_SERVER); no\n"
+     "master key is needed or read. --store on the line overrides\n"
+     "COFFER_SERVER",
+     OPT_GLOBAL, 0, 0},
+    {O_TOKEN_FILE, "token-file", 0, ARG_FILE, "FILE",
+     "read the bearer token for --server from FILE, first line (env\n"
+     "COFFER_TOKEN_FILE)",
+     OPT_GLOBAL, 0, 0},
+    {O_TOKEN, "token", 0, ARG_STR, "TOKEN",
+     "the bearer token for --server. Visible to other local users in\n"
+     "the process list while coffer starts: prefer COFFER_TOKEN or\n"
+     "--token-file",
+     OPT_GLOBAL, 0, 0},
+    {O_TLS, "tls", 0, ARG_NONE, NULL,
+     "speak TLS to --server (env COFFER_TLS=1); the certificate is checked\n"
+     "against the system's CAs or --ca-file, and the host name",
+     OPT_GLOBAL, 0, 0},
+    {O_CA_FILE, "ca-file", 0, ARG_FILE, "FILE",
+     "PEM CA certificates to check --server's certificate (implies --tls;\n"
+     "env COFFER_CA_FILE)",
+     OPT_GLOBAL, 0, 0},
     {O_FILE, "file", 'f', ARG_FILE, "FILE", "read the value from FILE ('-': standard input)", 0,
      0, 0},
     {O_TRIM, "trim", 0, ARG_NONE, NULL, "drop one trailing newline (\\n or \\r\\n) from the value",
