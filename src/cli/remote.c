@@ -135,6 +135,10 @@ int cli_remote_check(cli *c)
 	if (srv == NULL && !cli_has(c, O_STORE) && (srv = env_nonempty("COFFER_SERVER")) != NULL)
 		from_env = 1;
 	if (srv == NULL) {
+		for (const opt_id *o = c->cmd->opts; *o != O_COUNT; o++)
+			if (*o == O_TOKENS && cli_has(c, O_TOKEN)) /* serve's --tokens FILE */
+				return cli_usage_error(c, "--token is for remote mode (--server); did "
+				                          "you mean '--tokens'?");
 		for (size_t i = 0; i < sizeof remote_only / sizeof remote_only[0]; i++)
 			if (cli_has(c, remote_only[i]))
 				return cli_usage_error(c,

@@ -39,8 +39,8 @@ const opt_def cli_opts[O_COUNT] = {
      "as one JSON object on stderr (env COFFER_FORMAT=json)",
      OPT_GLOBAL, 0, 0},
     {O_SERVER, "server", 0, ARG_STR, "HOST:PORT|unix:PATH",
-     "run put, access, versions, list, destroy and run against a running\n"
-     "coffer serve there instead of a local store (env COFFER_SERVER); no\n"
+     "run the command against a running coffer serve there instead of a\n"
+     "local store (env COFFER_SERVER; see below which commands can); no\n"
      "master key is needed or read. --store on the line overrides\n"
      "COFFER_SERVER",
      OPT_GLOBAL, 0, 0},
@@ -49,9 +49,9 @@ const opt_def cli_opts[O_COUNT] = {
      "COFFER_TOKEN_FILE)",
      OPT_GLOBAL, 0, 0},
     {O_TOKEN, "token", 0, ARG_STR, "TOKEN",
-     "the bearer token for --server. Visible to other local users in\n"
-     "the process list while coffer starts: prefer COFFER_TOKEN or\n"
-     "--token-file",
+     "the bearer token for --server. Visible to other local users (ps)\n"
+     "until coffer wipes it at start, and kept in shell history: prefer\n"
+     "COFFER_TOKEN or --token-file",
      OPT_GLOBAL, 0, 0},
     {O_TLS, "tls", 0, ARG_NONE, NULL,
      "speak TLS to --server (env COFFER_TLS=1); the certificate is checked\n"
@@ -146,14 +146,17 @@ const cmd_def cli_cmds[] = {
     {"versions", "NAME", "list a secret's versions",
      "Each version with its creation time (UTC), state, size and the id of the data key\n"
      "that sealed it. JSON: [{\"version\", \"created\", \"created_unix_ms\", \"state\",\n"
-     "\"size\", \"key_id\"}].",
+     "\"size\", \"key_id\"}]. With --server: needs an admin grant on the server.",
      1, 1, no_opts, CMD_JSON | CMD_REMOTE, cmd_versions, NULL},
     {"list", "", "list secret names and their readable versions",
-     "Destroyed versions are not counted. JSON: [{\"name\", \"versions\"}].", 0, 0, no_opts,
+     "Destroyed versions are not counted. JSON: [{\"name\", \"versions\"}].\n"
+     "With --server: needs an admin grant on the server.",
+     0, 0, no_opts,
      CMD_JSON | CMD_REMOTE, cmd_list, NULL},
     {"destroy", "NAME@VERSION", "delete a version's value for good",
      "VERSION is an id or latest. The id stays taken and listed as destroyed; latest moves\n"
-     "back to the version before. JSON: {\"name\", \"version\", \"state\"}.",
+     "back to the version before. JSON: {\"name\", \"version\", \"state\"}.\n"
+     "With --server: needs an admin grant on the server.",
      1, 1, no_opts, CMD_JSON | CMD_REMOTE, cmd_destroy, NULL},
     {"run", "--env VAR=NAME[@VERSION]... [--] CMD [ARGS]",
      "run CMD with secrets in its environment",
@@ -609,6 +612,16 @@ void cli_help_global(void)
 	for (int i = 0; i < O_COUNT; i++)
 		if (cli_opts[i].flags & OPT_GLOBAL)
 			print_opt(f, &cli_opts[i]);
+	fprintf(f, "\nagainst a server (--server):");
+	for (size_t i = 0; i < cli_ncmds; i++)
+		if (cli_cmds[i].flags & CMD_REMOTE)
+			fprintf(f, " %s", cli_cmds[i].name);
+	fprintf(f, "\n  (versions, list and destroy need an admin grant on the server)\n"
+	           "on a local store only:");
+	for (size_t i = 0; i < cli_ncmds; i++)
+		if ((cli_cmds[i].flags & CMD_LOCAL) && !cmd_hidden(&cli_cmds[i]))
+			fprintf(f, " %s", cli_cmds[i].name);
+	fputc('\n', f);
 	fprintf(f, "\n'coffer help COMMAND' (or coffer COMMAND --help) shows a command's options.\n"
 	           "'--' ends the options. Names: 1-255 characters of A-Z a-z 0-9 . _ -, starting\n"
 	           "with a letter or digit.\n\n");
@@ -722,9 +735,10 @@ static json_t *cmd_json(const cmd_def *d)
 	json_t *opts = json_array();
 	for (const opt_id *o = d->opts; *o != O_COUNT; o++)
 		json_array_append_new(opts, opt_json(&cli_opts[*o]));
-	return json_pack("{s:s,s:s,s:s,s:o,s:b,s:b}", "name", d->name, "args", d->args, "summary",
-	                 d->summary, "options", opts, "json", (d->flags & CMD_JSON) != 0, "local_only",
-	                 (d->flags & CMD_LOCAL) != 0);
+	return json_pack("{s:s,s:s,s:s,s:o,s:b,s:b,s:b}", "name", d->name, "args", d->args,
+	                 "summary", d->summary, "options", opts, "json", (d->flags & CMD_JSON) != 0,
+	                 "local_only", (d->flags & CMD_LOCAL) != 0, "remote",
+	                 (d->flags & CMD_REMOTE) != 0);
 }
 
 json_t *cli_help_json(const cmd_def *d)

@@ -219,11 +219,13 @@ expect_rc 0 "--store on the line overrides COFFER_SERVER" env COFFER_SERVER="$AD
 expect_rc 2 "--token without a server is a usage error" C --store "$WORK/local" --token x list
 expect_err_has "remote mode" "... saying it is for remote mode"
 expect_rc 2 "--tls without a server is a usage error" C --store "$WORK/local" --tls list
+expect_rc 2 "serve --token (for --tokens) is a usage error" C serve --store "$WORK/local" --token x
+expect_err_has "did you mean '--tokens'" "... suggesting --tokens"
 expect_rc 2 "--server '' is a usage error" C --server "" list
 expect_rc 2 "a malformed address" C --server "no-port" list
 
 # --- the token stays out of argv and of a run child's environment ----------------------------
-COFFER_TOKEN=$OPS_TOKEN "$COFFER" --server "$ADDR" run --env PW=db.password -- env >"$WORK/child.env" 2>"$WORK/err"
+COFFER_TOKEN=$OPS_TOKEN COFFER_MASTER_KEY=x COFFER_PASSPHRASE=y "$COFFER" --server "$ADDR" run --env PW=db.password -- env >"$WORK/child.env" 2>"$WORK/err"
 grep -q '^PW=third$' "$WORK/child.env" && pass "run's child gets the secret" || fail "run child env: $(cat "$WORK/err")"
 grep -q "COFFER_TOKEN\|$OPS_TOKEN" "$WORK/child.env" && fail "run's child sees the token" || pass "run's child does not see the token"
 grep -q "COFFER_MASTER_KEY\|COFFER_PASSPHRASE" "$WORK/child.env" && fail "run's child sees a key variable" || pass "... nor a key variable"
