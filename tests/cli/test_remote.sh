@@ -10,6 +10,7 @@ unset COFFER_SERVER COFFER_TOKEN COFFER_TOKEN_FILE COFFER_TLS COFFER_CA_FILE COF
 C() { "$COFFER" "$@"; }
 
 SERVER_PID=
+TLS_PID=
 stop_server() {
 	if [ -n "$SERVER_PID" ]; then
 		kill -TERM "$SERVER_PID" 2>/dev/null
@@ -17,7 +18,7 @@ stop_server() {
 		SERVER_PID=
 	fi
 }
-trap 'stop_server; [ -n "${KEEP:-}" ] || rm -rf "$WORK"' EXIT
+trap 'stop_server; [ -n "$TLS_PID" ] && kill -TERM "$TLS_PID" 2>/dev/null; [ -n "${KEEP:-}" ] || rm -rf "$WORK"' EXIT
 
 rand_token() { od -An -N24 -tx1 /dev/urandom | tr -d ' \n'; }
 OPS_TOKEN=ops-$(rand_token)
@@ -249,6 +250,49 @@ printf %s argv-value >&3
 exec 3>&-
 wait "$PUT_PID"
 expect_eq "1 0" "$hidden $?" "--token is wiped from /proc/PID/cmdline while coffer runs (and the put works)"
+
+# --- TLS: a development server (no policy, no tokens) with a certificate -------------------------
+# The local caller is its service 'default': put and access work because the CLI, without a
+# token, declares what it uses (as an SDK does), and the admin commands because a development
+# server lets 'default' use the admin service.
+if openssl version >/dev/null 2>&1; then
+	for n in good other; do
+		openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+			-keyout "$WORK/$n.key" -out "$WORK/$n.pem" -days 1 -subj /CN=localhost \
+			-addext subjectAltName=DNS:localhost,IP:127.0.0.1 >/dev/null 2>&1
+		chmod 600 "$WORK/$n.key"
+	done
+	"$COFFER" serve --store "$WORK/tls-srv" --listen 127.0.0.1:0 --tls-cert "$WORK/good.pem" \
+		--tls-key "$WORK/good.key" --quiet >"$WORK/tls.log" 2>&1 &
+	TLS_PID=$!
+	TADDR=
+	for _ in $(seq 600); do
+		TADDR=$(grep -o 'listening on 127\.0\.0\.1:[0-9]*' "$WORK/tls.log" | head -1 | cut -d' ' -f3)
+		[ -n "$TADDR" ] && break
+		kill -0 "$TLS_PID" 2>/dev/null || break
+		sleep 0.05
+	done
+	if [ -n "$TADDR" ]; then
+		expect_rc 0 "TLS: put with --ca-file (development server, no token)" C --server "$TADDR" --ca-file "$WORK/good.pem" put tls.secret over-tls
+		expect_eq 1 "$(cat "$WORK/out")" "... version 1"
+		expect_rc 0 "TLS: access with --tls and COFFER_CA_FILE" env COFFER_CA_FILE="$WORK/good.pem" "$COFFER" --server "$TADDR" --tls access tls.secret
+		expect_eq over-tls "$(cat "$WORK/out")" "... reads it back"
+		expect_rc 0 "TLS: list with COFFER_TLS=1 and COFFER_CA_FILE, by host name" env COFFER_TLS=1 COFFER_CA_FILE="$WORK/good.pem" "$COFFER" --server "localhost:${TADDR##*:}" list --json
+		expect_eq '[{"name":"tls.secret","versions":1}]' "$(cat "$WORK/out")" "... the admin service for the development server's operator"
+		expect_rc 6 "TLS: another CA is refused (exit 6)" C --server "$TADDR" --ca-file "$WORK/other.pem" list
+		expect_err_has "certificate verify failed" "... saying the certificate did not verify"
+		expect_rc 6 "TLS: plaintext against a TLS server (exit 6)" C --server "$TADDR" list
+		expect_rc 2 "COFFER_TLS=maybe is refused" env COFFER_TLS=maybe "$COFFER" --server "$TADDR" list
+		expect_rc 6 "TLS against the plaintext server (exit 6)" env COFFER_TOKEN="$OPS_TOKEN" "$COFFER" --server "$ADDR" --tls --ca-file "$WORK/good.pem" list
+	else
+		fail "TLS server started: $(cat "$WORK/tls.log")"
+	fi
+	kill -TERM "$TLS_PID" 2>/dev/null
+	wait "$TLS_PID" 2>/dev/null
+	TLS_PID=
+else
+	echo "skip TLS: no openssl"
+fi
 
 # --- the server down -------------------------------------------------------------------------
 stop_server
