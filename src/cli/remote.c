@@ -96,6 +96,7 @@ static int read_token_file(cli *c, const char *path, char **out)
 	return rc;
 }
 
+#ifdef COFFER_WITH_CLIENT
 /* COFFER_TLS: 1/true/yes on, 0/false/no (or empty) off; -1 for anything else. */
 static int env_flag(const char *name)
 {
@@ -107,6 +108,7 @@ static int env_flag(const char *name)
 		return 1;
 	return -1;
 }
+#endif
 
 static const opt_id remote_only[] = {O_TOKEN, O_TOKEN_FILE, O_TLS, O_CA_FILE};
 
