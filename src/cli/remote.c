@@ -149,20 +149,20 @@ int cli_remote_check(cli *c)
 				                       cli_opts[remote_only[i]].name);
 		return 0;
 	}
-	const char *via = from_env ? "COFFER_SERVER is set" : "--server is given";
+	const char *via = from_env ? "COFFER_SERVER is set: unset it, or give --store DIR"
+	                           : "--server is given";
 	if (f & CMD_LOCAL)
 		return cli_usage_error(c,
 		                       "'coffer %s' works on a local store only, not through a "
-		                       "server (%s%s)",
-		                       c->cmd->name, via,
-		                       from_env ? ": unset it, or give --store DIR" : "");
+		                       "server (%s)",
+		                       c->cmd->name, via);
 	if (cli_has(c, O_KEY_FILE))
-		return cli_usage_error(c, "--key-file has no use with a server (%s): the server holds "
-		                          "the master key",
+		return cli_usage_error(c, "--key-file has no use with a server, which holds the "
+		                          "master key (%s)",
 		                       via);
 	if (cli_has(c, O_MAX_VALUE))
-		return cli_usage_error(c, "--max-value has no use with a server (%s): the server's "
-		                          "own limit applies (coffer serve --max-value)",
+		return cli_usage_error(c, "--max-value has no use with a server, whose own limit "
+		                          "applies (coffer serve --max-value) (%s)",
 		                       via);
 	if (cli_has(c, O_TOKEN) && cli_has(c, O_TOKEN_FILE))
 		return cli_usage_error(c, "give the token either with --token or with --token-file");

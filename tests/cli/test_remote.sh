@@ -203,7 +203,7 @@ mkdir "$WORK/cwd"
 ) && pass "remote mode works with a bogus key and store in the environment" || fail "remote mode with a bogus key: $(cat "$WORK/nokey.err")"
 expect_eq "" "$(ls -A "$WORK/cwd")" "... and creates no store or key file"
 expect_rc 2 "--key-file with --server is refused" C --server "$ADDR" --key-file "$WORK/k" list
-expect_err_has "the server holds the master key" "... saying why"
+expect_err_has "which holds the master key" "... saying why"
 expect_rc 2 "--max-value with --server is refused" C --server "$ADDR" --max-value 10 list
 expect_rc 2 "--server and --store together are refused" C --server "$ADDR" --store "$WORK/local" list
 
