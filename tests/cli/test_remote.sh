@@ -6,7 +6,7 @@
 # commands refused, no master key looked for, the token kept out of argv and a child's environment.
 COFFER=$(realpath "${1:?usage: test_remote.sh path/to/coffer}")
 . "$(dirname "$0")/lib.sh"
-unset COFFER_SERVER COFFER_TOKEN COFFER_TOKEN_FILE COFFER_TLS COFFER_CA_FILE COFFER_FORMAT
+unset COFFER_FORMAT
 C() { "$COFFER" "$@"; }
 
 SERVER_PID=
