@@ -55,7 +55,8 @@ extern "C" {
  * CLI's exit codes, so the four can never disagree.
  *
  * CLI exit codes: 0 ok, 1 other failure, 2 usage or invalid input, 3 not found,
- * 4 permission denied, 5 key or integrity failure, 6 store busy or unavailable, 7 disk full.
+ * 4 permission denied, 5 key or integrity failure, 6 store busy or unavailable, 7 disk full,
+ * 8 the version's state refuses it (disabled), 9 check-and-set mismatch (docs/lifecycle.md).
  */
 #define COFFER_ERROR_LIST(X)                                                                       \
 	X(OK, 0, "ok", 0, 0)                                                                       \
@@ -71,7 +72,10 @@ extern "C" {
 	X(EIO, -10, "storage error", 13, 1)                                                        \
 	X(ECORRUPT, -11, "store is corrupt or of an unknown format", 13, 5)                        \
 	X(EMISUSE, -12, "library misuse", 13, 1)                                                   \
-	X(EFULL, -13, "disk full", 8, 7)
+	X(EFULL, -13, "disk full", 8, 7)                                                           \
+	X(EDISABLED, -14, "version is disabled", 9, 8)                                             \
+	X(ECONFLICT, -15, "check-and-set mismatch: the secret is not at the expected version", 9, \
+	  9)
 
 typedef enum coffer_rc {
 #define COFFER_X_ENUM(name, value, msg, grpc, exitcode) COFFER_##name = (value),
@@ -253,7 +257,8 @@ COFFER_API int coffer_put_batch(coffer_store *st, coffer_put_item *items,
  * Read a version: `version` is "latest" (any case) or a decimal id ("1", "2", ...).
  * On success *out owns a value freed (and wiped) with coffer_value_free().
  * Returns COFFER_OK, COFFER_EPERM (handle lacks COFFER_ACCESS), COFFER_EINVAL (malformed version
- * id), COFFER_ENOTFOUND (no such secret or version), COFFER_EINTEGRITY (the stored ciphertext
+ * id), COFFER_ENOTFOUND (no such secret or version, or a destroyed one), COFFER_EDISABLED (the
+ * version asked for by id is disabled), COFFER_EINTEGRITY (the stored ciphertext
  * fails to open: tampered, moved or corrupt; or what the store says about the secret's versions,
  * which one is latest, or the state of the one asked for, does not match its MAC: edited outside
  * coffer, e.g. the newest version deleted or marked destroyed to move latest back; never an
@@ -280,18 +285,36 @@ COFFER_API void coffer_value_free(coffer_value *v);
  * destroyed is written to version_out when not NULL. Needs COFFER_PUT.
  * Every version of the secret is checked against its MAC first, and all are MAC'd again (so a
  * copy of a row from before cannot be put back), which makes a destroy cost one row write per
- * version of the secret.
+ * version of the secret. A disabled version can be destroyed too.
  * Returns COFFER_OK, COFFER_EPERM, COFFER_EINVAL (malformed version id), COFFER_ENOTFOUND (no
- * such enabled version), COFFER_EINTEGRITY (the secret was edited outside coffer: nothing is
+ * such version, or it is destroyed already), COFFER_EINTEGRITY (the secret was edited outside coffer: nothing is
  * destroyed), COFFER_EMISUSE (backend without destroy), COFFER_EBUSY, COFFER_EFULL, COFFER_EIO,
  * COFFER_ENOMEM.
  */
 COFFER_API int coffer_destroy(coffer_secret *sec, const char *version,
                               char version_out[COFFER_VERSION_MAX]) COFFER_MUST_CHECK;
 
+/*
+ * Disable a version: its value is kept but every access of it fails with COFFER_EDISABLED
+ * ("version V is disabled") until coffer_enable(); "latest" then names the newest version still
+ * enabled. `version` is an id or "latest" (the newest enabled version). Enable takes an id only
+ * and undoes a disable (a destroyed version stays destroyed). Disabling a disabled version, or
+ * enabling an enabled one, changes nothing and succeeds. The real id is written to version_out
+ * when not NULL. Needs COFFER_PUT. As coffer_destroy(), every version of the secret is checked
+ * against its MAC and MAC'd again in the same transaction.
+ * Returns COFFER_OK, COFFER_EPERM, COFFER_EINVAL (malformed id, or "latest" for enable),
+ * COFFER_ENOTFOUND (no such version, or it is destroyed), COFFER_EINTEGRITY, COFFER_EMISUSE,
+ * COFFER_EBUSY, COFFER_EFULL, COFFER_EIO, COFFER_ENOMEM.
+ */
+COFFER_API int coffer_disable(coffer_secret *sec, const char *version,
+                              char version_out[COFFER_VERSION_MAX]) COFFER_MUST_CHECK;
+COFFER_API int coffer_enable(coffer_secret *sec, const char *version,
+                             char version_out[COFFER_VERSION_MAX]) COFFER_MUST_CHECK;
+
 /* Version states. */
 #define COFFER_STATE_ENABLED   0
 #define COFFER_STATE_DESTROYED 1
+#define COFFER_STATE_DISABLED  2
 
 typedef struct coffer_version_info {
 	const char *version;     /* decimal id */

@@ -114,11 +114,13 @@ int core_meta_read(coffer_store *st, const char *name, size_t len, uint64_t want
                    const store_meta *m, const store_row *row);
 /* put: check io->before, fill io's MACs. COFFER_EINTEGRITY (message set) if before fails. */
 int core_meta_put(coffer_store *st, const char *name, size_t len, store_seal_io *io);
-/* destroy: the store_retag_fn, with this ctx. */
+/* destroy, disable, enable: the store_retag_fn, with this ctx. */
 typedef struct core_destroy_ctx {
 	coffer_store *st;
 	uint64_t want; /* 0: latest, resolved in the transaction */
-	uint64_t done; /* the version destroyed */
+	uint64_t done; /* the version changed */
+	int to;        /* COFFER_STATE_*: what the version becomes */
+	int was;       /* out: its state before (a refusal: what it is) */
 } core_destroy_ctx;
 int core_meta_destroy(void *ctx, const char *name, size_t len, store_meta *m, store_row *rows,
                       size_t n);

@@ -159,11 +159,13 @@ int core_meta_read(coffer_store *st, const char *name, size_t len, uint64_t want
 		return COFFER_ENOTFOUND; /* never created */
 	if (want == 0 && (row->version != m->latest || row->state != COFFER_STATE_ENABLED))
 		return unlike(st, name, len, m->latest,
-		              row->version == 0 ? "missing" : "marked destroyed", "is the newest");
+		              row->version == 0 ? "missing" : "not enabled", "is the newest enabled");
 	if (row->version == 0)
 		return unlike(st, name, len, want, "missing", "exists");
 	rc = row_check(st, name, len, m->epoch, row);
-	if (rc == COFFER_OK && row->state != COFFER_STATE_ENABLED)
+	if (rc == COFFER_OK && row->state == COFFER_STATE_DISABLED)
+		rc = COFFER_EDISABLED; /* as its MAC says; the caller says so */
+	else if (rc == COFFER_OK && row->state != COFFER_STATE_ENABLED)
 		rc = COFFER_ENOTFOUND; /* destroyed, as its MAC says */
 	return rc;
 }
@@ -233,11 +235,16 @@ int core_meta_destroy(void *ctx, const char *name, size_t len, store_meta *m, st
 	int rc = check_all(dc->st, name, len, m, rows, n);
 	if (rc != COFFER_OK)
 		return rc;
-	/* "latest" is resolved here, in the destroy's own transaction. */
+	/* "latest" is resolved here, in the change's own transaction. */
 	uint64_t v = dc->want != 0 ? dc->want : m->latest;
-	if (v == 0 || v > n || rows[v - 1].state != COFFER_STATE_ENABLED)
+	if (v == 0 || v > n)
 		return COFFER_ENOTFOUND;
-	rows[v - 1].state = COFFER_STATE_DESTROYED;
+	dc->was = rows[v - 1].state;
+	if (rows[v - 1].state == COFFER_STATE_DESTROYED)
+		return COFFER_ENOTFOUND; /* for good: nothing moves it again */
+	rows[v - 1].state = dc->to;
+	/* Any change of state re-MACs every row under a new epoch: a copy of a row from before
+	 * (enabled again, say) never verifies. */
 	m->epoch++;
 	sign_all(dc->st, name, len, m, rows, n);
 	dc->done = v;

@@ -297,7 +297,10 @@ static int access_locked(coffer_store *st, coffer_secret *sec, uint64_t want, co
 	/* Read from the store: checked against the MACs (a cached row was, when it was read). */
 	if (rc == COFFER_OK)
 		rc = core_meta_read(st, sec->name, sec->name_len, want, &meta, &row);
-	if (rc == COFFER_ENOTFOUND) {
+	if (rc == COFFER_EDISABLED) {
+		core_set_err(st, "secret '%s' version '%s' is disabled (enable it to read it)",
+		             sec->name, vstr);
+	} else if (rc == COFFER_ENOTFOUND) {
 		if (want == 0)
 			core_set_err(st, "secret '%s' not found (it has no versions)", sec->name);
 		else
@@ -328,20 +331,24 @@ int coffer_access(coffer_secret *sec, const char *version, coffer_value **out)
 	return rc;
 }
 
-static int destroy_locked(coffer_store *st, coffer_secret *sec, uint64_t want, const char *vstr,
-                          uint64_t *done)
+/* destroy, disable, enable: one state change in one write transaction. */
+static int retag_locked(coffer_store *st, coffer_secret *sec, uint64_t want, const char *vstr,
+                        int to, uint64_t *done)
 {
 	if (st->ops->destroy == NULL) {
-		core_set_err(st, "the %s backend cannot destroy versions", st->ops->scheme);
+		core_set_err(st, "the %s backend cannot change version states", st->ops->scheme);
 		return COFFER_EMISUSE;
 	}
 	/* The core checks every row of the secret against the MACs and re-MACs them, inside the
-	 * destroy's transaction; "latest" is resolved there too. */
-	core_destroy_ctx dc = {st, want, 0};
+	 * change's transaction; "latest" is resolved there too. */
+	core_destroy_ctx dc = {st, want, 0, to, -1};
 	st->errmsg[0] = '\0';
 	int rc = st->ops->destroy(st->be, sec->name, sec->name_len, core_meta_destroy, &dc);
-	if (rc == COFFER_ENOTFOUND)
-		core_set_err(st, "secret '%s' has no enabled version '%s'", sec->name, vstr);
+	if (rc == COFFER_ENOTFOUND && dc.was == COFFER_STATE_DESTROYED)
+		core_set_err(st, "secret '%s' version '%s' is destroyed", sec->name, vstr);
+	else if (rc == COFFER_ENOTFOUND)
+		core_set_err(st, "secret '%s' has no %sversion '%s'", sec->name,
+		             want == 0 ? "enabled " : "", vstr);
 	else if (rc != COFFER_OK && (rc != COFFER_EINTEGRITY || st->errmsg[0] == '\0'))
 		core_set_backend_err(st, rc);
 	else if (rc == COFFER_OK)
@@ -349,7 +356,8 @@ static int destroy_locked(coffer_store *st, coffer_secret *sec, uint64_t want, c
 	return rc;
 }
 
-int coffer_destroy(coffer_secret *sec, const char *version, char version_out[COFFER_VERSION_MAX])
+static int change_state(coffer_secret *sec, const char *version, int to, const char *verb,
+                        char version_out[COFFER_VERSION_MAX])
 {
 	if (sec == NULL)
 		return COFFER_EMISUSE;
@@ -357,13 +365,32 @@ int coffer_destroy(coffer_secret *sec, const char *version, char version_out[COF
 	uint64_t want = 0, done = 0;
 	int rc;
 	pthread_mutex_lock(&st->mu);
-	rc = check_call(sec, COFFER_PUT, "destroy", version, &want);
+	rc = check_call(sec, COFFER_PUT, verb, version, &want);
+	if (rc == COFFER_OK && want == 0 && to == COFFER_STATE_ENABLED) {
+		core_set_err(st, "enable needs a version id of secret '%s', not 'latest'", sec->name);
+		rc = COFFER_EINVAL;
+	}
 	if (rc == COFFER_OK)
-		rc = destroy_locked(st, sec, want, version, &done);
+		rc = retag_locked(st, sec, want, version, to, &done);
 	pthread_mutex_unlock(&st->mu);
 	if (rc == COFFER_OK && version_out != NULL)
 		core_version_format(done, version_out);
 	return rc;
+}
+
+int coffer_destroy(coffer_secret *sec, const char *version, char version_out[COFFER_VERSION_MAX])
+{
+	return change_state(sec, version, COFFER_STATE_DESTROYED, "destroy", version_out);
+}
+
+int coffer_disable(coffer_secret *sec, const char *version, char version_out[COFFER_VERSION_MAX])
+{
+	return change_state(sec, version, COFFER_STATE_DISABLED, "disable", version_out);
+}
+
+int coffer_enable(coffer_secret *sec, const char *version, char version_out[COFFER_VERSION_MAX])
+{
+	return change_state(sec, version, COFFER_STATE_ENABLED, "enable", version_out);
 }
 
 const void *coffer_value_data(const coffer_value *v, size_t *len)

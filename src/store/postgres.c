@@ -215,7 +215,7 @@ static const pg_stmt stmts[ST_COUNT] = {
     [ST_RESEAL_SELECT] = {"coffer_reseal_select",
                           "SELECT s.name, v.secret_id, v.version, v.key_id, v.sealed "
                           "FROM coffer_versions v JOIN coffer_secrets s ON s.id = v.secret_id "
-                          "WHERE v.key_id < $1 AND v.state = 0 "
+                          "WHERE v.key_id < $1 AND v.state <> 1 "
                           "ORDER BY v.secret_id, v.version "
                           "LIMIT " PG_STR(PG_RESEAL_ROWS) " FOR UPDATE OF v",
                           1,
@@ -243,11 +243,12 @@ static const pg_stmt stmts[ST_COUNT] = {
                  1,
                  {OID_INT8}},
     /* Many rows' states and MACs in one statement: $2 and $3 are text arrays of versions and
-     * states, $4 their MACs end to end. A row no longer enabled loses its ciphertext. */
+     * states, $4 their MACs end to end. A row destroyed loses its ciphertext (a disabled one
+     * keeps it). */
     [ST_WRITE_ROWS] = {"coffer_write_rows",
                        "UPDATE coffer_versions v SET state = u.state, mac = substring($4 FROM "
                        "(u.ord::int - 1) * " PG_MAC_LEN " + 1 FOR " PG_MAC_LEN "), sealed = "
-                       "CASE WHEN u.state = 0 THEN v.sealed ELSE ''::bytea END "
+                       "CASE WHEN u.state = 1 THEN ''::bytea ELSE v.sealed END "
                        "FROM unnest($2::bigint[], $3::smallint[]) WITH ORDINALITY AS "
                        "u(version, state, ord) WHERE v.secret_id = $1 AND v.version = u.version",
                        4,
@@ -1736,7 +1737,7 @@ static int pg_keys_prune(store *st, size_t *pruned)
 		return rc;
 	PGresult *r = PQexec(s->conn, "DELETE FROM coffer_keys WHERE key_id < "
 	                              "(SELECT max(key_id) FROM coffer_keys) AND key_id NOT IN "
-	                              "(SELECT key_id FROM coffer_versions WHERE state = 0)");
+	                              "(SELECT key_id FROM coffer_versions WHERE state <> 1)");
 	rc = res_rc(s, r, PGRES_COMMAND_OK, "pruning data keys");
 	if (rc == COFFER_OK && !parse_u64(PQcmdTuples(r), &n)) {
 		set_err(s, "unexpected reply while pruning data keys");

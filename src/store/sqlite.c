@@ -79,9 +79,9 @@ static const char *const queries[Q_COUNT] = {
     [Q_LIST_VERSIONS] = "SELECT version, key_id, state, created_ms, length(sealed), mac FROM "
                         "versions WHERE secret_id = ?1 ORDER BY version",
     [Q_ROWS] = "SELECT version, state, mac FROM versions WHERE secret_id = ?1 ORDER BY version",
-    /* A row destroyed loses its ciphertext. */
-    [Q_WRITE_ROW] = "UPDATE versions SET state = ?3, mac = ?4, sealed = CASE WHEN ?3 = 0 THEN "
-                    "sealed END WHERE secret_id = ?1 AND version = ?2",
+    /* A row destroyed loses its ciphertext; a disabled one keeps it. */
+    [Q_WRITE_ROW] = "UPDATE versions SET state = ?3, mac = ?4, sealed = CASE WHEN ?3 = 1 THEN "
+                    "NULL ELSE sealed END WHERE secret_id = ?1 AND version = ?2",
     [Q_WRITE_META] = "UPDATE secrets SET latest = ?2, epoch = ?3, mac = ?4 WHERE id = ?1",
 };
 

@@ -55,7 +55,7 @@ typedef struct store_kdf {
 typedef struct store_meta {
 	uint64_t last_version; /* the largest version id ever assigned (0: a new secret) */
 	uint64_t latest;       /* the newest enabled version, 0 if none */
-	uint64_t epoch;        /* versions destroyed so far: bound into every version's MAC */
+	uint64_t epoch;        /* state changes so far: bound into every version's MAC */
 	uint8_t mac[STORE_MAC_LEN];
 	size_t mac_len;
 	uint64_t rows_max; /* get(), put(): the largest version id of any row now (not MAC'd) */
@@ -247,7 +247,7 @@ typedef struct store_ops {
 
 	/*
 	 * reseal_batch: one transaction of the re-encrypt pass. Read the newest data key as put()
-	 * does, select up to STORE_RESEAL_BATCH enabled versions sealed with a key id below
+	 * does, select up to STORE_RESEAL_BATCH versions holding a value (enabled or disabled) sealed with a key id below
 	 * `below`, replace each with what cb makes, bump the generation if any moved, commit. *done
 	 * counts the rows; fewer than STORE_RESEAL_BATCH means none was left below `below`.
 	 */
@@ -256,15 +256,17 @@ typedef struct store_ops {
 	/*
 	 * keys_prune: in one transaction that no put() or reseal_batch() overlaps (they may be
 	 * about to seal with the key being pruned), delete every data key but the newest that no
-	 * enabled version uses. *pruned counts them.
+	 * version holding a value (enabled or disabled) uses. *pruned counts them.
 	 */
 	int (*keys_prune)(store *s, size_t *pruned);
 
 	/*
-	 * destroy: in one write transaction that bumps the generation, read the secret's metadata
-	 * and all its version rows, hand them to cb (the core checks them, marks the version it
-	 * destroys, and re-MACs every row and the secret), then write back every row's state and
-	 * MAC and the secret's metadata, and drop the ciphertext of each row no longer enabled. Its
+	 * destroy (destroy, disable, enable: any change of a version's state): in one write
+	 * transaction that bumps the generation, read the secret's metadata and all its version
+	 * rows, hand them to cb (the core checks them, sets the state of the version it changes,
+	 * and re-MACs every row and the secret), then write back every row's state and MAC and the
+	 * secret's metadata, and drop the ciphertext of each row destroyed (COFFER_STATE_DESTROYED;
+	 * a disabled row keeps it). Its
 	 * id stays taken. COFFER_ENOTFOUND if the secret does not exist; cb's error otherwise (the
 	 * core says COFFER_ENOTFOUND for a version it cannot destroy). May be NULL (the core then
 	 * answers COFFER_EMISUSE).

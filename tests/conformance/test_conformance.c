@@ -429,7 +429,10 @@ static int collect_states(void *ctx, const coffer_version_info *vi)
 	states *st = ctx;
 	st->n +=
 	    (size_t)snprintf(st->list + st->n, sizeof st->list - st->n, "%s%s:%zu ", vi->version,
-	                     vi->state == COFFER_STATE_ENABLED ? "+" : "-", vi->size);
+	                     vi->state == COFFER_STATE_ENABLED    ? "+"
+	                     : vi->state == COFFER_STATE_DISABLED ? "~"
+	                                                          : "-",
+	                     vi->size);
 	return st->n < sizeof st->list - 1 ? 0 : 1;
 }
 
@@ -493,7 +496,7 @@ static void test_destroy(void **state)
 	assert_int_equal(listed_count(st, "destroy"), 2);
 	/* Errors: again, unknown, malformed, without permission, never-put secret. */
 	assert_int_equal(coffer_destroy(s, "2", ver), COFFER_ENOTFOUND);
-	assert_non_null(strstr(coffer_errmsg(st), "no enabled version '2'"));
+	assert_non_null(strstr(coffer_errmsg(st), "version '2' is destroyed"));
 	assert_int_equal(coffer_destroy(s, "99", ver), COFFER_ENOTFOUND);
 	assert_int_equal(coffer_destroy(s, "0", ver), COFFER_EINVAL);
 	assert_int_equal(coffer_destroy(s, "abc", ver), COFFER_EINVAL);
@@ -510,6 +513,91 @@ static void test_destroy(void **state)
 	assert_int_equal(listed_count(other, "destroy"), 0); /* still listed: its ids are taken */
 	size_t moved = 0; /* the re-encrypt pass passes destroyed rows by */
 	assert_int_equal(coffer_reencrypt(st, &moved), COFFER_OK);
+	coffer_secret_free(none);
+	coffer_secret_free(ro);
+	coffer_secret_free(o);
+	coffer_secret_free(s);
+	coffer_close(other);
+	coffer_close(st);
+}
+
+static void access_rc_is(coffer_secret *s, const char *version, int want);
+
+/* Version states (docs/lifecycle.md): a disabled version keeps its value but refuses access
+ * with its own error; latest is the newest enabled version, also in another handle's cache;
+ * enable undoes it; destroy works on a disabled version; a destroyed one moves no more. */
+static void test_disable_enable(void **state)
+{
+	coffer_store *st = open_store(), *other = open_store();
+	coffer_secret *s = ref(st, "states", COFFER_PUT | COFFER_ACCESS);
+	coffer_secret *o = ref(other, "states", COFFER_ACCESS);
+	coffer_secret *ro = ref(st, "states", COFFER_ACCESS);
+	char ver[COFFER_VERSION_MAX] = "";
+	put_ok(s, "one", 3, "1");
+	put_ok(s, "two", 3, "2");
+	put_ok(s, "three", 5, "3");
+	access_is(o, "latest", "three", 5, "3"); /* cached in the other handle */
+	assert_int_equal(coffer_disable(s, "latest", ver), COFFER_OK);
+	assert_string_equal(ver, "3");
+	access_is(o, "latest", "two", 3, "2"); /* its cache saw the change */
+	access_is(s, "latest", "two", 3, "2");
+	access_rc_is(o, "3", COFFER_EDISABLED);
+	assert_non_null(strstr(coffer_errmsg(other), "version '3' is disabled"));
+	assert_null(strstr(coffer_errmsg(other), "three"));
+	assert_int_equal(coffer_grpc_status(COFFER_EDISABLED), 9);
+	/* Disabled again: nothing changes. An older one too: latest stays. */
+	assert_int_equal(coffer_disable(s, "3", NULL), COFFER_OK);
+	assert_int_equal(coffer_disable(s, "1", NULL), COFFER_OK);
+	access_is(o, "latest", "two", 3, "2");
+	states sv = {{0}, 0};
+	assert_int_equal(coffer_list_versions(s, collect_states, &sv), COFFER_OK);
+	assert_string_equal(sv.list, "1~:3 2+:3 3~:5 "); /* values kept, sizes shown */
+	assert_int_equal(listed_count(st, "states"), 1);
+	/* Every version disabled: no latest. */
+	assert_int_equal(coffer_disable(s, "latest", ver), COFFER_OK);
+	assert_string_equal(ver, "2");
+	access_rc_is(o, "latest", COFFER_ENOTFOUND);
+	/* A put makes a new enabled latest. */
+	put_ok(s, "four", 4, "4");
+	access_is(o, "latest", "four", 4, "4");
+	/* Enable: by id only; the value is back as it was. */
+	assert_int_equal(coffer_enable(s, "latest", NULL), COFFER_EINVAL);
+	assert_int_equal(coffer_enable(s, "3", ver), COFFER_OK);
+	assert_string_equal(ver, "3");
+	access_is(o, "3", "three", 5, "3");
+	access_is(o, "latest", "four", 4, "4");
+	assert_int_equal(coffer_enable(s, "3", NULL), COFFER_OK); /* enabled already */
+	assert_int_equal(coffer_disable(s, "4", NULL), COFFER_OK);
+	access_is(o, "latest", "three", 5, "3");
+	/* Destroy a disabled version: gone for good, enable cannot bring it back. */
+	assert_int_equal(coffer_destroy(s, "1", NULL), COFFER_OK);
+	access_rc_is(o, "1", COFFER_ENOTFOUND);
+	assert_int_equal(coffer_enable(s, "1", NULL), COFFER_ENOTFOUND);
+	assert_non_null(strstr(coffer_errmsg(st), "version '1' is destroyed"));
+	assert_int_equal(coffer_disable(s, "1", NULL), COFFER_ENOTFOUND);
+	/* Errors: unknown, malformed, permission, never-put secret. */
+	assert_int_equal(coffer_disable(s, "99", NULL), COFFER_ENOTFOUND);
+	assert_int_equal(coffer_enable(s, "99", NULL), COFFER_ENOTFOUND);
+	assert_int_equal(coffer_disable(s, "x", NULL), COFFER_EINVAL);
+	assert_int_equal(coffer_disable(ro, "2", NULL), COFFER_EPERM);
+	assert_int_equal(coffer_enable(ro, "2", NULL), COFFER_EPERM);
+	coffer_secret *none = ref(st, "states-never", COFFER_PUT);
+	assert_int_equal(coffer_disable(none, "latest", NULL), COFFER_ENOTFOUND);
+	sv.n = 0;
+	assert_int_equal(coffer_list_versions(s, collect_states, &sv), COFFER_OK);
+	assert_string_equal(sv.list, "1-:0 2~:3 3+:5 4~:4 ");
+	/* A disabled version keeps its data key: re-encrypt moves it, and it still reads once
+	 * enabled. */
+	assert_int_equal(coffer_rotate_data_key(st, NULL), COFFER_OK);
+	size_t moved = 0;
+	assert_int_equal(coffer_reencrypt(st, &moved), COFFER_OK);
+	assert_true(moved >= 3);
+	assert_int_equal(coffer_enable(s, "2", NULL), COFFER_OK);
+	coffer_close(other);
+	other = open_store();
+	coffer_secret_free(o);
+	o = ref(other, "states", COFFER_ACCESS);
+	access_is(o, "2", "two", 3, "2");
 	coffer_secret_free(none);
 	coffer_secret_free(ro);
 	coffer_secret_free(o);
@@ -679,6 +767,28 @@ static void test_metadata_tamper(void **state)
 	coffer_secret_free(o);
 	coffer_secret_free(w);
 	coffer_close(server);
+}
+
+/* A disabled version's state is MAC'd as the others are: enabling it (or disabling another)
+ * in the database is an integrity error, never a value it should not give. */
+static void test_disabled_tamper(void **state)
+{
+	coffer_store *st = open_store();
+	coffer_secret *s = ref(st, "tamper.dis", COFFER_PUT | COFFER_ACCESS);
+	put_ok(s, "value-1", 7, "1");
+	put_ok(s, "value-2", 7, "2");
+	put_ok(s, "value-3", 7, "3");
+	assert_int_equal(coffer_disable(s, "2", NULL), COFFER_OK);
+	tamper("UPDATE %s SET state = 0 WHERE %s", tab_v(), row_of("tamper.dis", 2));
+	expect_integrity("tamper.dis", "2");
+	tamper("UPDATE %s SET state = 2 WHERE %s", tab_v(), row_of("tamper.dis", 2));
+	access_rc_is(s, "2", COFFER_EDISABLED);
+	/* The newest disabled behind coffer's back: latest would move back to 1. */
+	tamper("UPDATE %s SET state = 2 WHERE %s", tab_v(), row_of("tamper.dis", 3));
+	expect_integrity("tamper.dis", "latest");
+	expect_integrity("tamper.dis", "3");
+	coffer_secret_free(s);
+	coffer_close(st);
 }
 
 /* A table of the test's own, for rows an attacker keeps to put back later. */
@@ -1088,7 +1198,9 @@ int main(void)
 	    cmocka_unit_test(test_batch),
 	    cmocka_unit_test(test_concurrent_puts),
 	    cmocka_unit_test(test_destroy),
+	    cmocka_unit_test(test_disable_enable),
 	    cmocka_unit_test(test_metadata_tamper),
+	    cmocka_unit_test(test_disabled_tamper),
 	    cmocka_unit_test(test_metadata_replay),
 	    cmocka_unit_test(test_destroy_many),
 	    cmocka_unit_test(test_key_rotation),
