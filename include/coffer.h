@@ -75,7 +75,8 @@ extern "C" {
 	X(EFULL, -13, "disk full", 8, 7)                                                           \
 	X(EDISABLED, -14, "version is disabled", 9, 8)                                             \
 	X(ECONFLICT, -15, "check-and-set mismatch: the secret is not at the expected version", 9, \
-	  9)
+	  9)                                                                                       \
+	X(EREUSED, -16, "request id already used with another value", 6, 2)
 
 typedef enum coffer_rc {
 #define COFFER_X_ENUM(name, value, msg, grpc, exitcode) COFFER_##name = (value),
@@ -230,6 +231,45 @@ COFFER_API const char *coffer_secret_name(const coffer_secret *sec);
 COFFER_API int coffer_put(coffer_secret *sec, const void *value, size_t len,
                           char version_out[COFFER_VERSION_MAX]) COFFER_MUST_CHECK;
 
+/* Options of coffer_put_ex(). Zero-initialize, then set what you need. */
+#define COFFER_PUT_IF_VERSION 0x1u /* check-and-set: see if_version */
+typedef struct coffer_put_opts {
+	unsigned flags; /* COFFER_PUT_* */
+	/* With COFFER_PUT_IF_VERSION: the id of the secret's newest version (the largest id it
+	 * ever had, whatever its state; 0: the secret must never have had a version) must be
+	 * this, or nothing is stored and the put fails with COFFER_ECONFLICT. */
+	uint64_t if_version;
+	/* Idempotency: NULL, or 1..255 bytes naming this put. A put with the same id on the same
+	 * secret within at least 24 hours returns the version the first one made (and stores
+	 * nothing) if the value is the same, else COFFER_EREUSED. Kept only as a keyed hash. */
+	const void *request_id;
+	size_t request_id_len;
+} coffer_put_opts;
+
+#define COFFER_REQUEST_ID_MAX 255
+
+/*
+ * coffer_put() with options (NULL: none, the same as coffer_put()). Both checks happen inside
+ * the put's own write transaction, so of two puts with the same if_version exactly one wins,
+ * and the same request id from two processes at once makes one version. A request id is looked
+ * at first: a retry of a put that succeeded answers its version even though if_version no longer
+ * matches. *replayed (when not NULL) is set to 1 when the answer is a former put's version.
+ * Returns as coffer_put(), plus COFFER_ECONFLICT (check-and-set mismatch; coffer_errmsg() says
+ * the secret's newest version id) and COFFER_EREUSED, and COFFER_EINVAL for a request id of
+ * 0 or more than COFFER_REQUEST_ID_MAX bytes.
+ */
+COFFER_API int coffer_put_ex(coffer_secret *sec, const void *value, size_t len,
+                             const coffer_put_opts *opts, char version_out[COFFER_VERSION_MAX],
+                             int *replayed) COFFER_MUST_CHECK;
+
+/*
+ * Retention: keep at most `max` versions holding a value (enabled or disabled) of the secret;
+ * from its next put on, each put destroys the oldest ones beyond that in its own transaction.
+ * 0 removes the limit. Needs COFFER_PUT. Returns COFFER_OK, COFFER_EPERM, COFFER_ENOTFOUND (the
+ * secret has no versions yet), COFFER_EMISUSE, COFFER_EBUSY, COFFER_EIO.
+ */
+COFFER_API int coffer_set_max_versions(coffer_secret *sec, uint64_t max) COFFER_MUST_CHECK;
+
 /*
  * One put of a batch. Fill secret/value/len; coffer_put_batch() fills rc and version.
  */
@@ -287,8 +327,8 @@ COFFER_API void coffer_value_free(coffer_value *v);
  * copy of a row from before cannot be put back), which makes a destroy cost one row write per
  * version of the secret. A disabled version can be destroyed too.
  * Returns COFFER_OK, COFFER_EPERM, COFFER_EINVAL (malformed version id), COFFER_ENOTFOUND (no
- * such version, or it is destroyed already), COFFER_EINTEGRITY (the secret was edited outside coffer: nothing is
- * destroyed), COFFER_EMISUSE (backend without destroy), COFFER_EBUSY, COFFER_EFULL, COFFER_EIO,
+ * such version, or it is destroyed already), COFFER_EINTEGRITY (the secret was edited outside
+ * coffer: nothing is destroyed), COFFER_EMISUSE (backend without destroy), COFFER_EBUSY, COFFER_EFULL, COFFER_EIO,
  * COFFER_ENOMEM.
  */
 COFFER_API int coffer_destroy(coffer_secret *sec, const char *version,

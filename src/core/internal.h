@@ -124,6 +124,16 @@ typedef struct core_destroy_ctx {
 } core_destroy_ctx;
 int core_meta_destroy(void *ctx, const char *name, size_t len, store_meta *m, store_row *rows,
                       size_t n);
+/* Retention after a put (store_seal_io.retain), with a coffer_store as ctx: destroys the oldest
+ * versions still holding a value beyond m->max_versions, in the put's transaction. */
+int core_meta_retain(void *ctx, const char *name, size_t len, store_meta *m, store_row *rows,
+                     size_t n);
+/* Request ids (idempotent puts): the id's keyed hash, and the keyed hash of a value put with
+ * it, both under the metadata key (never stored in clear). */
+void core_request_hash(const coffer_store *st, const char *name, size_t len, const void *rid,
+                       size_t rid_len, uint8_t out[STORE_RID_LEN]);
+void core_value_hash(const coffer_store *st, const uint8_t rid_hash[STORE_RID_LEN],
+                     const void *value, size_t vlen, uint8_t out[STORE_RID_LEN]);
 /* list_versions: row `expect` (1, 2, ...) of a listing and the metadata of its snapshot; the
  * secret's MAC is checked whenever the metadata differs from *checked, which then holds it
  * (start with mac_len 0). list_end: after the last row, with `next` the version that would have

@@ -251,6 +251,48 @@ int core_meta_destroy(void *ctx, const char *name, size_t len, store_meta *m, st
 	return COFFER_OK;
 }
 
+int core_meta_retain(void *ctx, const char *name, size_t len, store_meta *m, store_row *rows,
+                     size_t n)
+{
+	coffer_store *st = ctx;
+	int rc = check_all(st, name, len, m, rows, n);
+	if (rc != COFFER_OK || m->max_versions == 0)
+		return rc;
+	size_t held = 0;
+	for (size_t i = 0; i < n; i++)
+		held += rows[i].state != COFFER_STATE_DESTROYED;
+	if (held <= m->max_versions)
+		return COFFER_OK;
+	/* Oldest first; the newest (this put's) is never reached, as max_versions >= 1. */
+	for (size_t i = 0; i < n && held > m->max_versions; i++) {
+		if (rows[i].state == COFFER_STATE_DESTROYED)
+			continue;
+		rows[i].state = COFFER_STATE_DESTROYED;
+		held--;
+	}
+	m->epoch++;
+	sign_all(st, name, len, m, rows, n);
+	return COFFER_OK;
+}
+
+void core_request_hash(const coffer_store *st, const char *name, size_t len, const void *rid,
+                       size_t rid_len, uint8_t out[STORE_RID_LEN])
+{
+	uint8_t msg[MSG_MAX];
+	size_t n = msg_head(msg, "coffer-request", st, name, len);
+	crypto_mac2(&st->meta, msg, n, rid, rid_len, out);
+}
+
+void core_value_hash(const coffer_store *st, const uint8_t rid_hash[STORE_RID_LEN],
+                     const void *value, size_t vlen, uint8_t out[STORE_RID_LEN])
+{
+	uint8_t msg[32 + STORE_RID_LEN];
+	size_t n = strlen("coffer-request-value") + 1;
+	memcpy(msg, "coffer-request-value", n);
+	memcpy(msg + n, rid_hash, STORE_RID_LEN);
+	crypto_mac2(&st->meta, msg, n + STORE_RID_LEN, value, vlen, out);
+}
+
 /* meta_init: a store's metadata as it stands is taken as the truth once, when a handle with the
  * master key first opens it after the upgrade. */
 typedef struct init_ctx {

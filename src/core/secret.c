@@ -94,7 +94,57 @@ typedef struct seal_ctx {
 	coffer_put_item **items; /* the valid items, in order */
 	int msg_set;             /* the store's message says what failed (a key, a MAC) */
 	size_t bad;              /* the item whose secret failed its MAC check, or SIZE_MAX */
+	const struct put_extra *x; /* coffer_put_ex's options (a put of one), or NULL */
 } seal_ctx;
+
+/* What coffer_put_ex() adds to a put of one. */
+typedef struct put_extra {
+	const coffer_put_opts *opts;
+	int has_rid;
+	uint8_t rid[STORE_RID_LEN]; /* the request id's keyed hash */
+	int replayed;               /* out */
+} put_extra;
+
+_Static_assert(STORE_RID_LEN == CRYPTO_MAC_LEN, "a request hash is a MAC");
+
+/* Request id and check-and-set, inside the put's transaction, the secret locked and its
+ * metadata checked. A request id seen before answers its version (io->replay) or refuses. */
+static int put_rules(seal_ctx *sc, const coffer_put_item *it, store_seal_io *io)
+{
+	const put_extra *x = sc->x;
+	coffer_store *st = sc->st;
+	const char *name = it->secret->name;
+	if (x->has_rid) {
+		core_value_hash(st, x->rid, it->value, it->len, io->vhash);
+		if (io->rid_version != 0) {
+			if (sodium_memcmp(io->rid_vhash, io->vhash, STORE_RID_LEN) == 0) {
+				io->replay = 1;
+				return COFFER_OK;
+			}
+			core_set_err(st,
+			             "secret '%s': this request id was used by an earlier put (of "
+			             "version %llu) with another value",
+			             name, (unsigned long long)io->rid_version);
+			return COFFER_EREUSED;
+		}
+	}
+	if ((x->opts->flags & COFFER_PUT_IF_VERSION) &&
+	    io->before.last_version != x->opts->if_version) {
+		if (io->before.last_version == 0)
+			core_set_err(st,
+			             "check-and-set: secret '%s' has no versions, not version %llu as "
+			             "expected; nothing stored",
+			             name, (unsigned long long)x->opts->if_version);
+		else
+			core_set_err(st,
+			             "check-and-set: secret '%s' is at version %llu, not %llu as "
+			             "expected; nothing stored",
+			             name, (unsigned long long)io->before.last_version,
+			             (unsigned long long)x->opts->if_version);
+		return COFFER_ECONFLICT;
+	}
+	return COFFER_OK;
+}
 
 static int seal_one(void *ctx, size_t i, store_seal_io *io)
 {
@@ -108,6 +158,16 @@ static int seal_one(void *ctx, size_t i, store_seal_io *io)
 		sc->msg_set = 1;
 		sc->bad = i;
 		return rc;
+	}
+	if (sc->x != NULL && (rc = put_rules(sc, it, io)) != COFFER_OK) {
+		sc->msg_set = 1;
+		return rc;
+	}
+	if (io->replay)
+		return COFFER_OK;
+	if (io->before.max_versions > 0) { /* retention, once the row is in */
+		io->retain = core_meta_retain;
+		io->retain_ctx = sc->st;
 	}
 	/* The store's newest key, read in this put's transaction: a rotation by any process is
 	 * used from the first put that starts after it committed. */
@@ -125,7 +185,7 @@ static int seal_one(void *ctx, size_t i, store_seal_io *io)
 /* One transaction for the items still pending (rc == COFFER_OK); *bad names an item whose
  * secret failed its MAC check (the transaction then rolled back), else SIZE_MAX. */
 static int put_pending(coffer_store *st, coffer_put_item *items, size_t n, coffer_put_item **valid,
-                       store_put *puts, size_t *bad)
+                       store_put *puts, size_t *bad, put_extra *x)
 {
 	size_t m = 0;
 	for (size_t i = 0; i < n; i++) {
@@ -135,12 +195,14 @@ static int put_pending(coffer_store *st, coffer_put_item *items, size_t n, coffe
 		puts[m].name = items[i].secret->name;
 		puts[m].name_len = items[i].secret->name_len;
 		puts[m].version = 0;
+		puts[m].rid = x != NULL && x->has_rid ? x->rid : NULL;
+		puts[m].replayed = 0;
 		m++;
 	}
 	*bad = SIZE_MAX;
 	if (m == 0)
 		return COFFER_OK;
-	seal_ctx sc = {st, valid, 0, SIZE_MAX};
+	seal_ctx sc = {st, valid, 0, SIZE_MAX, x};
 	int rc = st->ops->put(st->be, puts, m, seal_one, &sc);
 	if (rc != COFFER_OK && !sc.msg_set)
 		core_set_backend_err(st, rc);
@@ -170,14 +232,14 @@ static void fail_secret(coffer_put_item *items, size_t n, const coffer_secret *s
  * that found it rolled back, so nothing of it was written). Each round fails at least one more
  * item, so this ends. */
 static int put_locked(coffer_store *st, coffer_put_item *items, size_t n, coffer_put_item **valid,
-                      store_put *puts)
+                      store_put *puts, put_extra *x)
 {
 	char msg[CORE_ERRMSG_MAX] = "";
 	for (size_t i = 0; i < n; i++)
 		items[i].rc = put_check(st, &items[i]);
 	for (;;) {
 		size_t bad = SIZE_MAX;
-		int rc = put_pending(st, items, n, valid, puts, &bad);
+		int rc = put_pending(st, items, n, valid, puts, &bad, x);
 		if (bad == SIZE_MAX) {
 			/* The message says which secret failed its check. */
 			if (rc == COFFER_OK && msg[0] != '\0')
@@ -200,7 +262,7 @@ int coffer_put_batch(coffer_store *st, coffer_put_item *items, size_t n)
 	int rc = COFFER_ENOMEM;
 	if (valid != NULL && puts != NULL) {
 		pthread_mutex_lock(&st->mu);
-		rc = put_locked(st, items, n, valid, puts);
+		rc = put_locked(st, items, n, valid, puts, NULL);
 		pthread_mutex_unlock(&st->mu);
 	}
 	free(valid);
@@ -208,21 +270,70 @@ int coffer_put_batch(coffer_store *st, coffer_put_item *items, size_t n)
 	return rc;
 }
 
-int coffer_put(coffer_secret *sec, const void *value, size_t len,
-               char version_out[COFFER_VERSION_MAX])
+int coffer_put_ex(coffer_secret *sec, const void *value, size_t len, const coffer_put_opts *opts,
+                  char version_out[COFFER_VERSION_MAX], int *replayed)
 {
-	if (sec == NULL)
+	if (sec == NULL || (opts != NULL && (opts->flags & ~COFFER_PUT_IF_VERSION) != 0))
 		return COFFER_EMISUSE;
+	coffer_store *st = sec->st;
 	coffer_put_item it = {.secret = sec, .value = value, .len = len};
 	coffer_put_item *valid[1];
 	store_put puts[1];
-	pthread_mutex_lock(&sec->st->mu);
-	int rc = put_locked(sec->st, &it, 1, valid, puts);
-	pthread_mutex_unlock(&sec->st->mu);
+	put_extra x = {opts, 0, {0}, 0};
+	int rc = COFFER_OK;
+	pthread_mutex_lock(&st->mu);
+	if (opts != NULL && opts->request_id != NULL) {
+		if (opts->request_id_len == 0 || opts->request_id_len > COFFER_REQUEST_ID_MAX) {
+			core_set_err(st, "invalid request id for secret '%s': use 1 to %d bytes",
+			             sec->name, COFFER_REQUEST_ID_MAX);
+			rc = COFFER_EINVAL;
+		} else {
+			x.has_rid = 1;
+			core_request_hash(st, sec->name, sec->name_len, opts->request_id,
+			                  opts->request_id_len, x.rid);
+		}
+	}
+	if (rc == COFFER_OK)
+		rc = put_locked(st, &it, 1, valid, puts, opts != NULL ? &x : NULL);
+	pthread_mutex_unlock(&st->mu);
 	if (rc == COFFER_OK)
 		rc = it.rc;
 	if (rc == COFFER_OK && version_out != NULL)
 		memcpy(version_out, it.version, COFFER_VERSION_MAX);
+	if (rc == COFFER_OK && replayed != NULL)
+		*replayed = puts[0].replayed;
+	return rc;
+}
+
+int coffer_put(coffer_secret *sec, const void *value, size_t len,
+               char version_out[COFFER_VERSION_MAX])
+{
+	return coffer_put_ex(sec, value, len, NULL, version_out, NULL);
+}
+
+int coffer_set_max_versions(coffer_secret *sec, uint64_t max)
+{
+	if (sec == NULL)
+		return COFFER_EMISUSE;
+	coffer_store *st = sec->st;
+	int rc = COFFER_OK;
+	pthread_mutex_lock(&st->mu);
+	if (!(sec->perms & COFFER_PUT)) {
+		core_set_err(st, "permission denied: this handle to secret '%s' may not set its "
+		                 "retention",
+		             sec->name);
+		rc = COFFER_EPERM;
+	} else if (st->ops->set_max_versions == NULL) {
+		core_set_err(st, "the %s backend has no retention", st->ops->scheme);
+		rc = COFFER_EMISUSE;
+	} else {
+		rc = st->ops->set_max_versions(st->be, sec->name, sec->name_len, max);
+		if (rc == COFFER_ENOTFOUND)
+			core_set_err(st, "secret '%s' not found (it has no versions)", sec->name);
+		else if (rc != COFFER_OK)
+			core_set_backend_err(st, rc);
+	}
+	pthread_mutex_unlock(&st->mu);
 	return rc;
 }
 

@@ -43,7 +43,7 @@
 
 #include "store/store.h"
 
-#define PG_SCHEMA_VERSION 2 /* 2: metadata MACs */
+#define PG_SCHEMA_VERSION 3 /* 2: metadata MACs; 3: lifecycle */
 #define PG_CHANNEL        "coffer_gen"
 #define PG_MAX_STALE_MS   1000 /* longest time a generation is trusted without a table read */
 #define PG_RETRY_PAUSE_MS 200  /* after a failed reconnect, fail fast for this long */
@@ -105,6 +105,9 @@ enum {
 	ST_SET_META_KEY,
 	ST_SECRET_PAGE,
 	ST_SET_KDF,
+	ST_REQ_GET,
+	ST_REQ_PUT,
+	ST_SET_MAX,
 	ST_COUNT
 };
 
@@ -128,6 +131,7 @@ typedef struct pg_stmt {
 	", v.sealed, v.mac, " GEN_SUBSELECT                                                        \
 	" FROM coffer_secrets s LEFT JOIN coffer_versions v ON v.secret_id = s.id "
 #define PG_MAC_LEN "33" /* STORE_MAC_LEN, in SQL */
+#define PG_NOW_MS  "floor(extract(epoch FROM transaction_timestamp()) * 1000)::bigint"
 _Static_assert(STORE_MAC_LEN == 33, "PG_MAC_LEN");
 
 static const pg_stmt stmts[ST_COUNT] = {
@@ -147,7 +151,8 @@ static const pg_stmt stmts[ST_COUNT] = {
                    "INSERT INTO coffer_secrets AS s (name, last_version) VALUES ($1, $2) "
                    "ON CONFLICT (name) DO UPDATE SET last_version = s.last_version + "
                    "EXCLUDED.last_version RETURNING id, last_version, latest, epoch, mac, "
-                   "(SELECT max(version) FROM coffer_versions WHERE secret_id = s.id)",
+                   "(SELECT max(version) FROM coffer_versions WHERE secret_id = s.id), "
+                   "max_versions",
                    2,
                    {OID_TEXT, OID_INT8}},
     /* The version and the secret's new latest and MAC, in one round trip. */
@@ -233,8 +238,8 @@ static const pg_stmt stmts[ST_COUNT] = {
                       {0}},
     /* destroy: the secret's row, locked as a put locks it. */
     [ST_SECRET] = {"coffer_secret",
-                   "SELECT id, last_version, latest, epoch, mac FROM coffer_secrets "
-                   "WHERE name = $1 FOR UPDATE",
+                   "SELECT id, last_version, latest, epoch, mac, max_versions "
+                   "FROM coffer_secrets WHERE name = $1 FOR UPDATE",
                    1,
                    {OID_TEXT}},
     [ST_ROWS] = {"coffer_rows",
@@ -267,6 +272,24 @@ static const pg_stmt stmts[ST_COUNT] = {
                          1,
                          {OID_BYTEA}},
     /* meta_init: secrets by id, a page at a time. */
+    /* Request ids (idempotent puts), read once the secret's row is locked. */
+    [ST_REQ_GET] = {"coffer_req_get",
+                    "SELECT version, vhash FROM coffer_requests WHERE secret_id = $1 AND "
+                    "rid = $2",
+                    2,
+                    {OID_INT8, OID_BYTEA}},
+    /* Stored with the version; the ones past their time go in the same statement. */
+    [ST_REQ_PUT] = {"coffer_req_put",
+                    "WITH d AS (DELETE FROM coffer_requests WHERE created_ms < " PG_NOW_MS
+                    " - " PG_STR(STORE_RID_KEEP_MS) ") INSERT INTO coffer_requests "
+                    "(secret_id, rid, vhash, version, created_ms) VALUES ($1, $2, $3, $4, "
+                    PG_NOW_MS ")",
+                    4,
+                    {OID_INT8, OID_BYTEA, OID_BYTEA, OID_INT8}},
+    [ST_SET_MAX] = {"coffer_set_max",
+                    "UPDATE coffer_secrets SET max_versions = $2 WHERE name = $1",
+                    2,
+                    {OID_TEXT, OID_INT8}},
     [ST_SECRET_PAGE] = {"coffer_secret_page",
                         "SELECT id, name, last_version, latest, epoch, mac FROM coffer_secrets "
                         "WHERE id > $1 ORDER BY id LIMIT " PG_STR(PG_PAGE_ROWS),
@@ -323,8 +346,26 @@ static const char schema_v2[] =
     "ALTER TABLE coffer_versions ADD COLUMN mac bytea NOT NULL DEFAULT ''::bytea;"
     "ALTER TABLE coffer_versions ALTER COLUMN mac DROP DEFAULT;";
 
+/*
+ * Schema 2 -> 3: the lifecycle (docs/lifecycle.md). Per secret its retention (max_versions, 0:
+ * none); the request ids of idempotent puts, each only as a keyed hash, with the keyed hash of
+ * the value it put and the version it made, kept at least 24 hours. Version state 2 (disabled)
+ * needs no change. Self-contained: it assumes only schema 2 before it.
+ */
+static const char schema_v3[] =
+    "ALTER TABLE coffer_secrets ADD COLUMN max_versions bigint NOT NULL DEFAULT 0;"
+    "CREATE TABLE coffer_requests ("
+    " secret_id bigint NOT NULL REFERENCES coffer_secrets (id),"
+    " rid bytea NOT NULL,"
+    " vhash bytea NOT NULL,"
+    " version bigint NOT NULL,"
+    " created_ms bigint NOT NULL,"
+    " PRIMARY KEY (secret_id, rid));"
+    "CREATE INDEX coffer_requests_by_age ON coffer_requests (created_ms);";
+
 /* Migrations from version i to i + 1 go at index i. */
-static const char *const migrations[PG_SCHEMA_VERSION] = {[0] = schema_v1, [1] = schema_v2};
+static const char *const migrations[PG_SCHEMA_VERSION] = {[0] = schema_v1, [1] = schema_v2,
+                                                          [2] = schema_v3};
 
 /* ---------------------------------------------------------------------------------------- */
 /* Small helpers                                                                              */
@@ -1083,7 +1124,8 @@ static int reserve(pg_store *s, put_slot *slots, size_t n)
 		if (rc == COFFER_OK &&
 		    (PQntuples(r) != 1 || !col_uint(r, 0, 0, 8, &id) || !col_meta(r, 0, 1, m) ||
 		     m->last_version < j - i ||
-		     (!PQgetisnull(r, 0, 5) && !col_uint(r, 0, 5, 8, &m->rows_max)))) {
+		     (!PQgetisnull(r, 0, 5) && !col_uint(r, 0, 5, 8, &m->rows_max)) ||
+		     !col_uint(r, 0, 6, 8, &m->max_versions))) {
 			set_err(s, "unexpected reply while reserving version ids");
 			rc = COFFER_EIO;
 		}
@@ -1178,9 +1220,68 @@ static int begin_sealing(pg_store *s, pg_newest *nk)
 	return rc;
 }
 
-/* Seal and insert every item in array order; `byidx` maps an array index to its slot. */
-static int seal_all(pg_store *s, put_slot *const *byidx, size_t n, const store_key *newest,
-                    store_seal_fn seal, void *ctx)
+static int read_secret_locked(pg_store *s, const char *name, size_t name_len, uint64_t *sid,
+                              store_meta *m);
+static int retag(pg_store *s, uint64_t sid, const char *name, size_t name_len, store_meta *m,
+                 store_retag_fn cb, void *ctx);
+
+/* Inside the open transaction, the secret locked: what the store holds for this request id. */
+static int request_get(pg_store *s, const put_slot *slot, const uint8_t *rid, store_seal_io *io)
+{
+	uint8_t sid[8];
+	put_be64(sid, slot->secret_id);
+	const char *v[2] = {(const char *)sid, (const char *)rid};
+	const int l[2] = {8, STORE_RID_LEN};
+	PGresult *r = run(s, ST_REQ_GET, v, l);
+	int rc = res_rc(s, r, PGRES_TUPLES_OK, "reading a request id");
+	if (rc == COFFER_OK && PQntuples(r) == 1) {
+		if (!col_uint(r, 0, 0, 8, &io->rid_version) ||
+		    PQgetlength(r, 0, 1) != STORE_RID_LEN) {
+			set_err(s, "a request id row in this database is damaged");
+			rc = COFFER_ECORRUPT;
+		} else {
+			memcpy(io->rid_vhash, PQgetvalue(r, 0, 1), STORE_RID_LEN);
+		}
+	}
+	PQclear(r);
+	return rc;
+}
+
+static int request_put(pg_store *s, const put_slot *slot, const uint8_t *rid,
+                       const store_seal_io *io)
+{
+	uint8_t sid[8], ver[8];
+	put_be64(sid, slot->secret_id);
+	put_be64(ver, slot->version);
+	const char *v[4] = {(const char *)sid, (const char *)rid, (const char *)io->vhash,
+	                    (const char *)ver};
+	const int l[4] = {8, STORE_RID_LEN, STORE_RID_LEN, 8};
+	PGresult *r = run(s, ST_REQ_PUT, v, l);
+	int rc = res_rc(s, r, PGRES_COMMAND_OK, "storing a request id");
+	PQclear(r);
+	return rc;
+}
+
+/* Retention after item i: the secret with all its rows through the core, as a destroy. The
+ * secret's next item in the batch sees what it left. */
+static int retain(pg_store *s, const put_slot *slot, const store_seal_io *io, store_meta *m)
+{
+	uint64_t sid = 0;
+	store_meta now;
+	int rc = read_secret_locked(s, slot->name, slot->len, &sid, &now);
+	if (rc == COFFER_OK)
+		rc = retag(s, sid, slot->name, slot->len, &now, io->retain, io->retain_ctx);
+	if (rc == COFFER_OK) {
+		now.rows_max = m->rows_max;
+		*m = now;
+	}
+	return rc;
+}
+
+/* Seal and insert every item in array order; `byidx` maps an array index to its slot. *replay
+ * is set when a request id was done before (a batch of one: nothing is written). */
+static int seal_all(pg_store *s, put_slot *const *byidx, store_put *items, size_t n,
+                    const store_key *newest, store_seal_fn seal, void *ctx, int *replay)
 {
 	for (size_t i = 0; i < n; i++) {
 		store_meta *m = &byidx[i]->head->meta;
@@ -1189,7 +1290,15 @@ static int seal_all(pg_store *s, put_slot *const *byidx, size_t n, const store_k
 		io.version = byidx[i]->version;
 		io.newest = newest;
 		io.before = *m;
-		int rc = seal(ctx, i, &io);
+		int rc = items[i].rid != NULL ? request_get(s, byidx[i], items[i].rid, &io)
+		                              : COFFER_OK;
+		if (rc == COFFER_OK)
+			rc = seal(ctx, i, &io);
+		if (rc == COFFER_OK && io.replay) {
+			byidx[i]->version = io.rid_version;
+			*replay = 1;
+			return COFFER_OK;
+		}
 		if (rc == COFFER_OK &&
 		    (io.sealed == NULL || io.sealed_len == 0 || io.sealed_len > INT32_MAX)) {
 			set_err(s, "the sealed value is empty or too large");
@@ -1197,6 +1306,8 @@ static int seal_all(pg_store *s, put_slot *const *byidx, size_t n, const store_k
 		}
 		if (rc == COFFER_OK)
 			rc = insert_version(s, byidx[i], &io);
+		if (rc == COFFER_OK && items[i].rid != NULL)
+			rc = request_put(s, byidx[i], items[i].rid, &io);
 		free(io.sealed);
 		if (rc != COFFER_OK)
 			return rc;
@@ -1204,6 +1315,8 @@ static int seal_all(pg_store *s, put_slot *const *byidx, size_t n, const store_k
 		m->last_version = m->latest = io.version;
 		memcpy(m->mac, io.secret_mac, STORE_MAC_LEN);
 		m->mac_len = io.mac_len;
+		if (io.retain != NULL && (rc = retain(s, byidx[i], &io, m)) != COFFER_OK)
+			return rc;
 	}
 	return COFFER_OK;
 }
@@ -1263,8 +1376,8 @@ static int finish_write(pg_store *s, int rc)
  * One attempt. *sealing is set once seal() has been called: from then on the attempt may not be
  * repeated (store.h: seal is called once per item).
  */
-static int put_once(pg_store *s, put_slot *slots, put_slot *const *byidx, size_t n,
-                    store_seal_fn seal, void *ctx, int *sealing)
+static int put_once(pg_store *s, put_slot *slots, put_slot *const *byidx, store_put *items,
+                    size_t n, store_seal_fn seal, void *ctx, int *sealing, int *replay)
 {
 	pg_newest nk;
 	int rc = begin_sealing(s, &nk);
@@ -1273,7 +1386,12 @@ static int put_once(pg_store *s, put_slot *slots, put_slot *const *byidx, size_t
 	rc = reserve(s, slots, n);
 	if (rc == COFFER_OK) {
 		*sealing = 1;
-		rc = seal_all(s, byidx, n, &nk.key, seal, ctx);
+		rc = seal_all(s, byidx, items, n, &nk.key, seal, ctx, replay);
+	}
+	if (rc == COFFER_OK && *replay) { /* nothing to write: the reservation goes back */
+		s->sealing = 0;
+		rollback(s);
+		return COFFER_OK;
 	}
 	return finish_write(s, rc);
 }
@@ -1283,7 +1401,7 @@ static int pg_put(store *st, store_put *items, size_t n, store_seal_fn seal, voi
 	pg_store *s = (pg_store *)st;
 	put_slot *slots;
 	put_slot **byidx;
-	int sealing = 0, rc;
+	int sealing = 0, replay = 0, rc;
 
 	if (n == 0)
 		return COFFER_OK;
@@ -1302,14 +1420,16 @@ static int pg_put(store *st, store_put *items, size_t n, store_seal_fn seal, voi
 
 	rc = ensure_conn(s);
 	if (rc == COFFER_OK)
-		rc = put_once(s, slots, byidx, n, seal, ctx, &sealing);
+		rc = put_once(s, slots, byidx, items, n, seal, ctx, &sealing, &replay);
 	/* Safe to repeat only if nothing was sealed: the first attempt surely rolled back. */
 	if (!sealing && ((rc == COFFER_EUNAVAIL && s->lost) || rc == COFFER_EBUSY) &&
 	    (rc == COFFER_EBUSY || reconnect(s) == COFFER_OK))
-		rc = put_once(s, slots, byidx, n, seal, ctx, &sealing);
+		rc = put_once(s, slots, byidx, items, n, seal, ctx, &sealing, &replay);
 	if (rc == COFFER_OK)
-		for (size_t i = 0; i < n; i++)
+		for (size_t i = 0; i < n; i++) {
 			items[i].version = byidx[i]->version;
+			items[i].replayed = replay;
+		}
 	free(slots);
 	free(byidx);
 	return rc;
@@ -1904,28 +2024,57 @@ static int retag(pg_store *s, uint64_t sid, const char *name, size_t name_len, s
 
 /* The secret's row is locked first (as a put locks it), so destroys and puts of one secret take
  * turns. Dead tuples keep the old ciphertext until VACUUM reclaims them (docs/postgres.md). */
-static int pg_destroy(store *st, const char *name, size_t name_len, store_retag_fn cb, void *ctx)
+/* Inside the open transaction: the secret's id and metadata, its row locked. */
+static int read_secret_locked(pg_store *s, const char *name, size_t name_len, uint64_t *sid,
+                              store_meta *m)
 {
-	pg_store *s = (pg_store *)st;
 	const char *v[1] = {name};
 	const int l[1] = {(int)name_len};
-	int rc = begin_write(s);
-	if (rc != COFFER_OK)
-		return rc;
 	PGresult *r = run(s, ST_SECRET, v, l);
-	rc = res_rc(s, r, PGRES_TUPLES_OK, "reading a secret");
-	uint64_t sid = 0;
-	store_meta m;
+	int rc = res_rc(s, r, PGRES_TUPLES_OK, "reading a secret");
 	if (rc == COFFER_OK && PQntuples(r) == 0) {
 		set_err(s, "not found");
 		rc = COFFER_ENOTFOUND;
-	} else if (rc == COFFER_OK && (!col_uint(r, 0, 0, 8, &sid) || !col_meta(r, 0, 1, &m))) {
+	} else if (rc == COFFER_OK && (!col_uint(r, 0, 0, 8, sid) || !col_meta(r, 0, 1, m) ||
+	                               !col_uint(r, 0, 5, 8, &m->max_versions))) {
 		set_err(s, "a secret row in this database is damaged");
 		rc = COFFER_ECORRUPT;
 	}
 	PQclear(r);
+	return rc;
+}
+
+static int pg_destroy(store *st, const char *name, size_t name_len, store_retag_fn cb, void *ctx)
+{
+	pg_store *s = (pg_store *)st;
+	int rc = begin_write(s);
+	if (rc != COFFER_OK)
+		return rc;
+	uint64_t sid = 0;
+	store_meta m;
+	rc = read_secret_locked(s, name, name_len, &sid, &m);
 	if (rc == COFFER_OK)
 		rc = retag(s, sid, name, name_len, &m, cb, ctx);
+	return finish_write(s, rc);
+}
+
+static int pg_set_max_versions(store *st, const char *name, size_t name_len, uint64_t max)
+{
+	pg_store *s = (pg_store *)st;
+	uint8_t mx[8];
+	put_be64(mx, max);
+	const char *v[2] = {name, (const char *)mx};
+	const int l[2] = {(int)name_len, 8};
+	int rc = begin_write(s);
+	if (rc != COFFER_OK)
+		return rc;
+	PGresult *r = run(s, ST_SET_MAX, v, l);
+	rc = res_rc(s, r, PGRES_COMMAND_OK, "setting max_versions");
+	if (rc == COFFER_OK && strcmp(PQcmdTuples(r), "0") == 0) {
+		set_err(s, "not found");
+		rc = COFFER_ENOTFOUND;
+	}
+	PQclear(r);
 	return finish_write(s, rc);
 }
 
@@ -2075,5 +2224,6 @@ const store_ops postgres_store_ops = {
     .reseal_batch = pg_reseal_batch,
     .keys_prune = pg_keys_prune,
     .destroy = pg_destroy,
+    .set_max_versions = pg_set_max_versions,
     .meta_init = pg_meta_init,
 };

@@ -41,6 +41,10 @@ enum {
 	Q_ROWS,
 	Q_WRITE_ROW,
 	Q_WRITE_META,
+	Q_REQ_GET,
+	Q_REQ_PUT,
+	Q_REQ_PRUNE,
+	Q_SET_MAX,
 	Q_COUNT
 };
 
@@ -56,7 +60,7 @@ static const char *const queries[Q_COUNT] = {
                         "ON CONFLICT(name) DO UPDATE SET last_version = last_version + 1 "
                         "RETURNING id, last_version, latest, epoch, mac, (SELECT version "
                         "FROM versions WHERE secret_id = secrets.id ORDER BY version DESC "
-                        "LIMIT 1)",
+                        "LIMIT 1), max_versions",
     [Q_INSERT_VERSION] = "INSERT INTO versions(secret_id, version, key_id, state, created_ms, "
                          "sealed, mac) VALUES(?1, ?2, ?3, 0, ?4, ?5, ?6)",
     [Q_SET_LATEST] = "UPDATE secrets SET latest = ?2, mac = ?3 WHERE id = ?1",
@@ -75,7 +79,8 @@ static const char *const queries[Q_COUNT] = {
     /* Counts what can be read (enabled versions), so it agrees with latest. */
     [Q_LIST_SECRETS] = "SELECT s.name, (SELECT count(*) FROM versions v WHERE v.secret_id = "
                        "s.id AND v.state = 0) FROM secrets s ORDER BY s.name",
-    [Q_SECRET] = "SELECT id, last_version, latest, epoch, mac FROM secrets WHERE name = ?1",
+    [Q_SECRET] = "SELECT id, last_version, latest, epoch, mac, max_versions FROM secrets WHERE "
+                 "name = ?1",
     [Q_LIST_VERSIONS] = "SELECT version, key_id, state, created_ms, length(sealed), mac FROM "
                         "versions WHERE secret_id = ?1 ORDER BY version",
     [Q_ROWS] = "SELECT version, state, mac FROM versions WHERE secret_id = ?1 ORDER BY version",
@@ -83,6 +88,11 @@ static const char *const queries[Q_COUNT] = {
     [Q_WRITE_ROW] = "UPDATE versions SET state = ?3, mac = ?4, sealed = CASE WHEN ?3 = 1 THEN "
                     "NULL ELSE sealed END WHERE secret_id = ?1 AND version = ?2",
     [Q_WRITE_META] = "UPDATE secrets SET latest = ?2, epoch = ?3, mac = ?4 WHERE id = ?1",
+    [Q_REQ_GET] = "SELECT version, vhash FROM requests WHERE secret_id = ?1 AND rid = ?2",
+    [Q_REQ_PUT] = "INSERT INTO requests(secret_id, rid, vhash, version, created_ms) "
+                  "VALUES(?1, ?2, ?3, ?4, ?5)",
+    [Q_REQ_PRUNE] = "DELETE FROM requests WHERE created_ms < ?1",
+    [Q_SET_MAX] = "UPDATE secrets SET max_versions = ?2 WHERE name = ?1",
 };
 
 static const char schema_v1[] =
@@ -118,6 +128,20 @@ static const char schema_v2[] =
     "  SELECT RAISE(ABORT, 'this store has metadata MACs (schema 2): upgrade this coffer'); "
     "END;"
     "PRAGMA user_version = 2;";
+
+/*
+ * Schema 2 -> 3: the lifecycle (docs/lifecycle.md). Per secret its retention (max_versions, 0:
+ * none); the request ids of idempotent puts, each only as a keyed hash, with the keyed hash of
+ * the value it put and the version it made, kept at least 24 hours. Version state 2 (disabled)
+ * needs no change. Self-contained: it assumes only schema 2 before it.
+ */
+static const char schema_v3[] =
+    "ALTER TABLE secrets ADD COLUMN max_versions INTEGER NOT NULL DEFAULT 0;"
+    "CREATE TABLE requests(secret_id INTEGER NOT NULL REFERENCES secrets(id), "
+    "  rid BLOB NOT NULL, vhash BLOB NOT NULL, version INTEGER NOT NULL, "
+    "  created_ms INTEGER NOT NULL, PRIMARY KEY (secret_id, rid)) WITHOUT ROWID;"
+    "CREATE INDEX requests_by_age ON requests(created_ms);"
+    "PRAGMA user_version = 3;";
 
 typedef struct sqlite_store {
 	sqlite3 *db;
@@ -404,8 +428,13 @@ static int setup_schema(sqlite_store *s, unsigned flags)
 		rc = exec(s, schema_v1, "create schema");
 		if (rc == COFFER_OK)
 			rc = exec(s, schema_v2, "create schema");
-	} else if (ver == 1) {
-		rc = exec(s, schema_v2, "migrate the schema to version 2");
+		if (rc == COFFER_OK)
+			rc = exec(s, schema_v3, "create schema");
+	} else if (ver == 1 || ver == 2) {
+		if (ver == 1)
+			rc = exec(s, schema_v2, "migrate the schema to version 2");
+		if (rc == COFFER_OK)
+			rc = exec(s, schema_v3, "migrate the schema to version 3");
 	} else if (ver > STORE_SCHEMA_VERSION) {
 		snprintf(s->err, sizeof s->err,
 		         "store schema version %d is newer than this coffer understands (%d)", ver,
@@ -699,6 +728,7 @@ static int allocate(sqlite_store *s, const store_put *it, int64_t now, int64_t *
 		*sid = sqlite3_column_int64(q, 0);
 		col_meta(q, 1, &io->before);
 		io->before.rows_max = (uint64_t)sqlite3_column_int64(q, 5);
+		io->before.max_versions = (uint64_t)sqlite3_column_int64(q, 6);
 		io->version = io->before.last_version;
 		io->before.last_version--; /* RETURNING gives the row after the upsert */
 	}
@@ -733,6 +763,52 @@ static int insert_row(sqlite_store *s, int64_t sid, const store_seal_io *io, int
 	return rc;
 }
 
+static int read_secret(sqlite_store *s, const char *name, size_t name_len, int64_t *sid,
+                       store_meta *meta);
+static int retag(sqlite_store *s, int64_t sid, const char *name, size_t name_len, store_meta *m,
+                 store_retag_fn cb, void *ctx);
+
+/* Inside the open transaction, the secret locked: what the store holds for this request id. */
+static int request_get(sqlite_store *s, int64_t sid, const uint8_t *rid, store_seal_io *io)
+{
+	sqlite3_stmt *q = s->q[Q_REQ_GET];
+	sqlite3_bind_int64(q, 1, sid);
+	sqlite3_bind_blob(q, 2, rid, STORE_RID_LEN, SQLITE_STATIC);
+	int src = sqlite3_step(q), rc = COFFER_OK;
+	if (src == SQLITE_ROW) {
+		io->rid_version = (uint64_t)sqlite3_column_int64(q, 0);
+		if (sqlite3_column_bytes(q, 1) == STORE_RID_LEN)
+			memcpy(io->rid_vhash, sqlite3_column_blob(q, 1), STORE_RID_LEN);
+	} else if (src != SQLITE_DONE) {
+		rc = fail(s, src, "read request id");
+	}
+	sqlite3_clear_bindings(q);
+	sqlite3_reset(q);
+	return rc;
+}
+
+/* The request id of a new version, and away with the ones past their time. */
+static int request_put(sqlite_store *s, int64_t sid, const uint8_t *rid, const store_seal_io *io,
+                       int64_t now)
+{
+	sqlite3_stmt *q = s->q[Q_REQ_PUT];
+	sqlite3_bind_int64(q, 1, sid);
+	sqlite3_bind_blob(q, 2, rid, STORE_RID_LEN, SQLITE_STATIC);
+	sqlite3_bind_blob(q, 3, io->vhash, STORE_RID_LEN, SQLITE_STATIC);
+	sqlite3_bind_int64(q, 4, (int64_t)io->version);
+	sqlite3_bind_int64(q, 5, now);
+	int src = sqlite3_step(q);
+	sqlite3_clear_bindings(q);
+	sqlite3_reset(q);
+	if (src != SQLITE_DONE)
+		return fail(s, src, "store request id");
+	q = s->q[Q_REQ_PRUNE];
+	sqlite3_bind_int64(q, 1, now - STORE_RID_KEEP_MS);
+	src = sqlite3_step(q);
+	sqlite3_reset(q);
+	return src == SQLITE_DONE ? COFFER_OK : fail(s, src, "prune request ids");
+}
+
 /* One item of a put, inside the open transaction. */
 static int put_one(sqlite_store *s, store_put *it, size_t i, const store_key *newest,
                    store_seal_fn seal, void *ctx, int64_t now)
@@ -742,11 +818,26 @@ static int put_one(sqlite_store *s, store_put *it, size_t i, const store_key *ne
 	io.newest = newest;
 	int64_t sid = 0;
 	int rc = allocate(s, it, now, &sid, &io);
+	if (rc == COFFER_OK && it->rid != NULL)
+		rc = request_get(s, sid, it->rid, &io);
 	if (rc == COFFER_OK && (rc = seal(ctx, i, &io)) != COFFER_OK)
 		snprintf(s->err, sizeof s->err, "sealing the value failed");
+	if (rc == COFFER_OK && io.replay) {
+		it->version = io.rid_version;
+		it->replayed = 1;
+		return COFFER_OK; /* the caller rolls back */
+	}
 	if (rc == COFFER_OK)
 		rc = insert_row(s, sid, &io, now);
+	if (rc == COFFER_OK && it->rid != NULL)
+		rc = request_put(s, sid, it->rid, &io, now);
 	free(io.sealed);
+	if (rc == COFFER_OK && io.retain != NULL) {
+		store_meta m;
+		rc = read_secret(s, it->name, it->name_len, &sid, &m);
+		if (rc == COFFER_OK)
+			rc = retag(s, sid, it->name, it->name_len, &m, io.retain, io.retain_ctx);
+	}
 	it->version = io.version;
 	return rc;
 }
@@ -761,8 +852,14 @@ static int sq_put(store *h, store_put *items, size_t n, store_seal_fn seal, void
 	uint8_t buf[STORE_SEALED_KEY_MAX];
 	store_key newest;
 	rc = newest_key(s, &newest, buf);
-	for (size_t i = 0; i < n && rc == COFFER_OK; i++)
+	for (size_t i = 0; i < n && rc == COFFER_OK; i++) {
+		items[i].replayed = 0;
 		rc = put_one(s, &items[i], i, &newest, seal, ctx, now);
+		if (rc == COFFER_OK && items[i].replayed) { /* a batch of one: nothing to write */
+			rollback(s);
+			return COFFER_OK;
+		}
+	}
 	return finish_write(s, rc, 1);
 }
 
@@ -847,6 +944,7 @@ static int read_secret(sqlite_store *s, const char *name, size_t name_len, int64
 	if (src == SQLITE_ROW) {
 		*sid = sqlite3_column_int64(q, 0);
 		col_meta(q, 1, meta);
+		meta->max_versions = (uint64_t)sqlite3_column_int64(q, 5);
 	} else if (src == SQLITE_DONE) {
 		snprintf(s->err, sizeof s->err, "not found");
 		rc = COFFER_ENOTFOUND;
@@ -1294,6 +1392,26 @@ static int sq_destroy(store *h, const char *name, size_t name_len, store_retag_f
 	return rc;
 }
 
+static int sq_set_max_versions(store *h, const char *name, size_t name_len, uint64_t max)
+{
+	sqlite_store *s = S(h);
+	int rc = exec(s, "BEGIN IMMEDIATE", "begin");
+	if (rc != COFFER_OK)
+		return rc;
+	sqlite3_stmt *q = s->q[Q_SET_MAX];
+	sqlite3_bind_text(q, 1, name, (int)name_len, SQLITE_STATIC);
+	sqlite3_bind_int64(q, 2, (int64_t)max);
+	int src = sqlite3_step(q);
+	rc = src == SQLITE_DONE ? COFFER_OK : fail(s, src, "set max_versions");
+	if (rc == COFFER_OK && sqlite3_changes(s->db) == 0) {
+		snprintf(s->err, sizeof s->err, "not found");
+		rc = COFFER_ENOTFOUND;
+	}
+	sqlite3_clear_bindings(q);
+	sqlite3_reset(q);
+	return finish_write(s, rc, 1);
+}
+
 /* Inside the open transaction: the ids of every secret, into a malloc'd array, first, so that
  * no row is updated under an open SELECT of the same table. */
 static int secret_ids(sqlite_store *s, int64_t **ids, size_t *n)
@@ -1406,5 +1524,6 @@ const store_ops sqlite_store_ops = {
     .reseal_batch = sq_reseal_batch,
     .keys_prune = sq_keys_prune,
     .destroy = sq_destroy,
+    .set_max_versions = sq_set_max_versions,
     .meta_init = sq_meta_init,
 };

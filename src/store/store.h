@@ -22,7 +22,9 @@ typedef struct store store; /* each backend defines its own struct and casts */
 #define STORE_ID_LEN         16
 #define STORE_SALT_LEN       16
 #define STORE_SEALED_KEY_MAX 128
-#define STORE_SCHEMA_VERSION 2  /* 2: metadata MACs (docs/internals.md) */
+#define STORE_SCHEMA_VERSION 3  /* 2: metadata MACs (docs/internals.md); 3: lifecycle */
+#define STORE_RID_LEN        32 /* a request id as stored: its keyed hash */
+#define STORE_RID_KEEP_MS    (24 * 3600 * 1000) /* request ids are kept at least this long */
 #define STORE_MAC_LEN        33 /* a metadata MAC as stored: format byte | 32-byte tag */
 #define STORE_META_KEY_ID    0  /* keys_load / keys_reseal: the metadata key, not a data key */
 
@@ -59,6 +61,7 @@ typedef struct store_meta {
 	uint8_t mac[STORE_MAC_LEN];
 	size_t mac_len;
 	uint64_t rows_max; /* get(), put(): the largest version id of any row now (not MAC'd) */
+	uint64_t max_versions; /* put(), destroy(): retention, 0 for none (not MAC'd) */
 } store_meta;
 
 /* One version row. */
@@ -78,7 +81,9 @@ typedef struct store_row {
 typedef struct store_put {
 	const char *name;
 	size_t name_len;
-	uint64_t version; /* out */
+	const uint8_t *rid; /* NULL, or the request id's keyed hash (STORE_RID_LEN bytes) */
+	uint64_t version;   /* out */
+	int replayed;       /* out: the request id was done before; version is its version */
 } store_put;
 
 /* A data key as stored: its id and its sealed form (under the master key). As the newest key of
@@ -108,6 +113,18 @@ typedef struct store_seal_io {
 	uint8_t secret_mac[STORE_MAC_LEN]; /* out: the secret's new MAC */
 	uint8_t row_mac[STORE_MAC_LEN];    /* out: the new version row's MAC */
 	size_t mac_len;                    /* out: STORE_MAC_LEN (0: none, for backend tests) */
+	/* Request ids (items with rid): what the store holds for it, read after the secret was
+	 * locked (rid_version 0: nothing), and what to store with it. */
+	uint64_t rid_version;                /* in */
+	uint8_t rid_vhash[STORE_RID_LEN];    /* in: the value's keyed hash stored with it */
+	uint8_t vhash[STORE_RID_LEN];        /* out: this value's keyed hash */
+	int replay;                          /* out: 1 = answer rid_version, write nothing */
+	/* Retention: when seal sets retain, once the row and the secret's metadata are written the
+	 * backend reads the secret and all its rows again, hands them to retain (as destroy()
+	 * does) and writes back what it sets, in the same transaction. */
+	int (*retain)(void *ctx, const char *name, size_t name_len, struct store_meta *meta,
+	              struct store_row *rows, size_t n); /* out */
+	void *retain_ctx;                              /* out */
 } store_seal_io;
 
 typedef int (*store_seal_fn)(void *ctx, size_t i, store_seal_io *io);
@@ -190,6 +207,11 @@ typedef struct store_ops {
 	 * secret's new MAC. Bumps the store generation. A non-OK return of seal() rolls everything
 	 * back. If the outcome of the commit cannot be known (connection lost during COMMIT),
 	 * return COFFER_EUNAVAIL and never retry the write silently.
+	 * An item with a rid (only ever a batch of one): once the secret is locked, read the
+	 * version and value hash stored for (secret, rid) into the seal io; if seal() sets
+	 * replay, roll everything back and answer that version with replayed = 1; otherwise store
+	 * (secret, rid, vhash, version, now) with the row and delete the request ids older than
+	 * STORE_RID_KEEP_MS. The seal io's max_versions comes from the secret's row; see retain.
 	 */
 	int (*put)(store *s, store_put *items, size_t n, store_seal_fn seal, void *ctx);
 
@@ -284,6 +306,12 @@ typedef struct store_ops {
 	 */
 	int (*meta_init)(store *s, const uint8_t *sealed, size_t len, store_rekey_fn rekey,
 	                 store_retag_fn retag, void *ctx, uint8_t *found, size_t *found_len);
+
+	/*
+	 * set_max_versions: the secret's retention (0: none), applied from its next put. Bumps
+	 * the generation. COFFER_ENOTFOUND if the secret does not exist.
+	 */
+	int (*set_max_versions)(store *s, const char *name, size_t name_len, uint64_t max);
 } store_ops;
 
 /*

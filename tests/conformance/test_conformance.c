@@ -12,6 +12,8 @@
 #include <dirent.h>
 #include <pthread.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "../sqltool.h"
 #include "../testutil.h"
@@ -522,6 +524,8 @@ static void test_destroy(void **state)
 }
 
 static void access_rc_is(coffer_secret *s, const char *version, int want);
+static int is_pg(void);
+static void tamper(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* Version states (docs/lifecycle.md): a disabled version keeps its value but refuses access
  * with its own error; latest is the newest enabled version, also in another handle's cache;
@@ -603,6 +607,303 @@ static void test_disable_enable(void **state)
 	coffer_secret_free(o);
 	coffer_secret_free(s);
 	coffer_close(other);
+	coffer_close(st);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Check-and-set, request ids, retention (docs/lifecycle.md).                                 */
+
+static int put_opts(coffer_secret *s, const char *v, const coffer_put_opts *o, char *ver,
+                    int *replayed)
+{
+	return coffer_put_ex(s, v, strlen(v), o, ver, replayed);
+}
+
+static void test_check_and_set(void **state)
+{
+	coffer_store *st = open_store();
+	coffer_secret *s = ref(st, "cas", COFFER_PUT | COFFER_ACCESS);
+	char ver[COFFER_VERSION_MAX] = "";
+	coffer_put_opts o = {.flags = COFFER_PUT_IF_VERSION, .if_version = 1};
+	/* A secret with no versions: only 0 matches. */
+	assert_int_equal(put_opts(s, "value-x", &o, ver, NULL), COFFER_ECONFLICT);
+	assert_non_null(strstr(coffer_errmsg(st), "has no versions"));
+	access_rc_is(s, "latest", COFFER_ENOTFOUND); /* nothing stored */
+	o.if_version = 0;
+	assert_int_equal(put_opts(s, "value-1", &o, ver, NULL), COFFER_OK);
+	assert_string_equal(ver, "1");
+	assert_int_equal(put_opts(s, "value-y", &o, ver, NULL), COFFER_ECONFLICT);
+	assert_non_null(strstr(coffer_errmsg(st), "is at version 1, not 0"));
+	assert_null(strstr(coffer_errmsg(st), "value-"));
+	o.if_version = 1;
+	assert_int_equal(put_opts(s, "value-2", &o, ver, NULL), COFFER_OK);
+	assert_string_equal(ver, "2");
+	/* The newest id counts whatever its state: disabled, destroyed. */
+	assert_int_equal(coffer_disable(s, "2", NULL), COFFER_OK);
+	assert_int_equal(put_opts(s, "value-z", &o, ver, NULL), COFFER_ECONFLICT);
+	o.if_version = 2;
+	assert_int_equal(put_opts(s, "value-3", &o, ver, NULL), COFFER_OK);
+	assert_string_equal(ver, "3");
+	access_is(s, "latest", "value-3", 7, "3");
+	assert_int_equal(coffer_grpc_status(COFFER_ECONFLICT), 9);
+	assert_int_equal(coffer_exit_code(COFFER_ECONFLICT), 9);
+	assert_int_not_equal(coffer_exit_code(COFFER_ECONFLICT), coffer_exit_code(COFFER_EIO));
+	/* Unknown flags are misuse; NULL options are a plain put. */
+	coffer_put_opts bad = {.flags = 0x80};
+	assert_int_equal(put_opts(s, "value-w", &bad, ver, NULL), COFFER_EMISUSE);
+	assert_int_equal(put_opts(s, "value-4", NULL, ver, NULL), COFFER_OK);
+	assert_string_equal(ver, "4");
+	coffer_secret_free(s);
+	coffer_close(st);
+}
+
+static void test_request_id(void **state)
+{
+	coffer_store *st = open_store(), *other = open_store();
+	coffer_secret *s = ref(st, "rid", COFFER_PUT | COFFER_ACCESS);
+	coffer_secret *o2 = ref(other, "rid", COFFER_PUT | COFFER_ACCESS);
+	coffer_secret *t = ref(st, "rid.other", COFFER_PUT | COFFER_ACCESS);
+	char ver[COFFER_VERSION_MAX] = "";
+	int replayed = -1;
+	coffer_put_opts o = {.request_id = "token-123", .request_id_len = 9};
+	assert_int_equal(put_opts(s, "value-1", &o, ver, &replayed), COFFER_OK);
+	assert_string_equal(ver, "1");
+	assert_int_equal(replayed, 0);
+	put_ok(s, "value-2", 7, "2");
+	/* The same id and value, from another handle: the first version, nothing stored. */
+	assert_int_equal(put_opts(o2, "value-1", &o, ver, &replayed), COFFER_OK);
+	assert_string_equal(ver, "1");
+	assert_int_equal(replayed, 1);
+	access_is(s, "latest", "value-2", 7, "2");
+	/* The same id, another value: refused, nothing stored, no value in the message. */
+	assert_int_equal(put_opts(s, "value-9", &o, ver, &replayed), COFFER_EREUSED);
+	assert_non_null(strstr(coffer_errmsg(st), "another value"));
+	assert_null(strstr(coffer_errmsg(st), "value-"));
+	assert_null(strstr(coffer_errmsg(st), "token-123"));
+	put_ok(s, "value-3", 7, "3"); /* ids stay gapless */
+	/* Ids are per secret. */
+	assert_int_equal(put_opts(t, "value-t", &o, ver, &replayed), COFFER_OK);
+	assert_string_equal(ver, "1");
+	assert_int_equal(replayed, 0);
+	/* A retry of a put that won answers its version even though if_version no longer holds. */
+	coffer_put_opts c = {.flags = COFFER_PUT_IF_VERSION, .if_version = 3,
+	                     .request_id = "retry", .request_id_len = 5};
+	assert_int_equal(put_opts(s, "value-4", &c, ver, &replayed), COFFER_OK);
+	assert_string_equal(ver, "4");
+	assert_int_equal(put_opts(s, "value-4", &c, ver, &replayed), COFFER_OK);
+	assert_string_equal(ver, "4");
+	assert_int_equal(replayed, 1);
+	/* Bad ids. */
+	coffer_put_opts e = {.request_id = "x", .request_id_len = 0};
+	assert_int_equal(put_opts(s, "value-5", &e, ver, NULL), COFFER_EINVAL);
+	char longid[COFFER_REQUEST_ID_MAX + 1];
+	memset(longid, 'r', sizeof longid);
+	e.request_id = longid;
+	e.request_id_len = sizeof longid;
+	assert_int_equal(put_opts(s, "value-5", &e, ver, NULL), COFFER_EINVAL);
+	/* Stored only as a keyed hash: the id is nowhere in the database in clear. */
+	if (!is_pg()) {
+		char cmd[4400];
+		snprintf(cmd, sizeof cmd, "grep -rqa token-123 '%s'", location);
+		assert_int_not_equal(system(cmd), 0);
+	} else {
+		tamper("DO $$ BEGIN IF EXISTS (SELECT 1 FROM coffer_requests WHERE position("
+		       "'token-123'::bytea IN rid) > 0 OR length(rid) <> 32) THEN RAISE EXCEPTION "
+		       "'clear id'; END IF; END $$");
+	}
+	coffer_secret_free(t);
+	coffer_secret_free(o2);
+	coffer_secret_free(s);
+	coffer_close(other);
+	coffer_close(st);
+}
+
+static void test_retention(void **state)
+{
+	coffer_store *st = open_store();
+	coffer_secret *s = ref(st, "retain", COFFER_PUT | COFFER_ACCESS);
+	coffer_secret *ro = ref(st, "retain", COFFER_ACCESS);
+	coffer_secret *none = ref(st, "retain-never", COFFER_PUT);
+	assert_int_equal(coffer_set_max_versions(none, 2), COFFER_ENOTFOUND);
+	assert_int_equal(coffer_set_max_versions(ro, 2), COFFER_EPERM);
+	put_ok(s, "value-1", 7, "1");
+	put_ok(s, "value-2", 7, "2");
+	put_ok(s, "value-3", 7, "3");
+	put_ok(s, "value-4", 7, "4");
+	assert_int_equal(coffer_set_max_versions(s, 2), COFFER_OK);
+	states sv = {{0}, 0};
+	assert_int_equal(coffer_list_versions(s, collect_states, &sv), COFFER_OK);
+	assert_string_equal(sv.list, "1+:7 2+:7 3+:7 4+:7 "); /* applied from the next put */
+	assert_int_equal(coffer_disable(s, "3", NULL), COFFER_OK);
+	put_ok(s, "value-5", 7, "5");
+	sv.n = 0;
+	assert_int_equal(coffer_list_versions(s, collect_states, &sv), COFFER_OK);
+	/* Disabled versions count (they hold a value); the oldest go first. */
+	assert_string_equal(sv.list, "1-:0 2-:0 3-:0 4+:7 5+:7 ");
+	access_rc_is(s, "1", COFFER_ENOTFOUND);
+	access_is(s, "4", "value-4", 7, "4");
+	put_ok(s, "value-6", 7, "6");
+	access_rc_is(s, "4", COFFER_ENOTFOUND);
+	access_is(s, "latest", "value-6", 7, "6");
+	assert_int_equal(listed_count(st, "retain"), 2);
+	/* 0: no limit again. */
+	assert_int_equal(coffer_set_max_versions(s, 0), COFFER_OK);
+	put_ok(s, "value-7", 7, "7");
+	assert_int_equal(listed_count(st, "retain"), 3);
+	coffer_secret_free(none);
+	coffer_secret_free(ro);
+	coffer_secret_free(s);
+	coffer_close(st);
+}
+
+/* Races between processes: each child opens its own handle, waits for the go byte, does one
+ * put and reports (rc, version, replayed) on its pipe. */
+typedef struct race_out {
+	int rc;
+	int replayed;
+	char version[COFFER_VERSION_MAX];
+} race_out;
+
+static void race_puts(int nproc, const char *base, const char *const *values,
+                      const coffer_put_opts *o, race_out *out)
+{
+	int go[2];
+	pid_t pid[8];
+	int res[8][2];
+	assert_true(nproc <= 8);
+	assert_int_equal(pipe(go), 0);
+	fflush(NULL);
+	for (int i = 0; i < nproc; i++) {
+		assert_int_equal(pipe(res[i]), 0);
+		pid[i] = fork();
+		assert_true(pid[i] >= 0);
+		if (pid[i] == 0) {
+			close(go[1]);
+			coffer_options op = {.master_key_b64 = TEST_MASTER_KEY,
+			                     .flags = COFFER_OPEN_NO_ENV};
+			coffer_store *cs = NULL;
+			coffer_secret *cs_s = NULL;
+			race_out r = {COFFER_EIO, 0, ""};
+			char n[300], b;
+			name(n, sizeof n, base);
+			if (coffer_open(&cs, location, &op, NULL, 0) == COFFER_OK &&
+			    coffer_secret_ref(cs, n, COFFER_PUT, &cs_s) == COFFER_OK &&
+			    read(go[0], &b, 1) == 1)
+				r.rc = coffer_put_ex(cs_s, values[i], strlen(values[i]), o,
+				                     r.version, &r.replayed);
+			if (write(res[i][1], &r, sizeof r) != (ssize_t)sizeof r)
+				_exit(1);
+			coffer_secret_free(cs_s);
+			coffer_close(cs);
+			_exit(0);
+		}
+		close(res[i][1]);
+	}
+	close(go[0]);
+	char bytes[8] = {0};
+	assert_int_equal(write(go[1], bytes, (size_t)nproc), nproc); /* all at once */
+	close(go[1]);
+	for (int i = 0; i < nproc; i++) {
+		assert_int_equal(read(res[i][0], &out[i], sizeof out[i]), (ssize_t)sizeof out[i]);
+		close(res[i][0]);
+		int status = 0;
+		assert_int_equal(waitpid(pid[i], &status, 0), pid[i]);
+		assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	}
+}
+
+#define RACE_ROUNDS 10
+
+/* Issue 9 acceptance 1: writers with the same expected version, in processes of their own,
+ * started together: exactly one wins each round; the others store nothing. */
+static void test_race_check_and_set(void **state)
+{
+	coffer_store *st = open_store();
+	coffer_secret *s = ref(st, "race.cas", COFFER_PUT | COFFER_ACCESS);
+	const char *const values[4] = {"value-a", "value-b", "value-c", "value-d"};
+	for (int round = 0; round < RACE_ROUNDS; round++) {
+		coffer_put_opts o = {.flags = COFFER_PUT_IF_VERSION, .if_version = (uint64_t)round};
+		race_out out[4];
+		race_puts(4, "race.cas", values, &o, out);
+		int wins = 0, winner = -1;
+		for (int i = 0; i < 4; i++) {
+			if (out[i].rc == COFFER_OK) {
+				wins++;
+				winner = i;
+				char want[24];
+				snprintf(want, sizeof want, "%d", round + 1);
+				assert_string_equal(out[i].version, want);
+			} else if (out[i].rc != COFFER_ECONFLICT) {
+				fail_msg("round %d: writer %d: rc %d", round, i, out[i].rc);
+			}
+		}
+		assert_int_equal(wins, 1);
+		char want[24];
+		snprintf(want, sizeof want, "%d", round + 1);
+		access_is(s, "latest", values[winner], 7, want);
+	}
+	coffer_secret_free(s);
+	coffer_close(st);
+}
+
+/* The same request id (and value) from several processes at once: one version, every one of
+ * them told its id. */
+static void test_race_request_id(void **state)
+{
+	coffer_store *st = open_store();
+	coffer_secret *s = ref(st, "race.rid", COFFER_PUT | COFFER_ACCESS);
+	const char *const values[4] = {"value-r", "value-r", "value-r", "value-r"};
+	for (int round = 0; round < RACE_ROUNDS; round++) {
+		char id[32];
+		snprintf(id, sizeof id, "request-%d", round);
+		coffer_put_opts o = {.request_id = id, .request_id_len = strlen(id)};
+		race_out out[4];
+		race_puts(4, "race.rid", values, &o, out);
+		int fresh = 0;
+		char want[24];
+		snprintf(want, sizeof want, "%d", round + 1);
+		for (int i = 0; i < 4; i++) {
+			assert_int_equal(out[i].rc, COFFER_OK);
+			assert_string_equal(out[i].version, want);
+			fresh += !out[i].replayed;
+		}
+		assert_int_equal(fresh, 1);
+	}
+	assert_int_equal(listed_count(st, "race.rid"), RACE_ROUNDS);
+	coffer_secret_free(s);
+	coffer_close(st);
+}
+
+/* Retention under concurrent puts (threads with handles of their own, and processes): at the
+ * end exactly max_versions versions hold a value, the newest ones. */
+static void test_race_retention(void **state)
+{
+	coffer_store *st = open_store();
+	coffer_secret *s = ref(st, "race.keep", COFFER_PUT | COFFER_ACCESS);
+	put_ok(s, "value-0", 7, "1");
+	assert_int_equal(coffer_set_max_versions(s, 3), COFFER_OK);
+	const char *const values[4] = {"value-a", "value-b", "value-c", "value-d"};
+	for (int round = 0; round < RACE_ROUNDS / 2; round++) {
+		race_out out[4];
+		race_puts(4, "race.keep", values, NULL, out);
+		for (int i = 0; i < 4; i++)
+			assert_int_equal(out[i].rc, COFFER_OK);
+	}
+	uint64_t last = 1 + 4 * (RACE_ROUNDS / 2);
+	states sv = {{0}, 0};
+	size_t enabled = 0;
+	assert_int_equal(coffer_list_versions(s, count_enabled, &enabled), COFFER_OK);
+	assert_int_equal(enabled, 3);
+	for (uint64_t v = 1; v <= last; v++) {
+		char vs[24];
+		snprintf(vs, sizeof vs, "%llu", (unsigned long long)v);
+		coffer_value *val = NULL;
+		int rc = coffer_access(s, vs, &val);
+		coffer_value_free(val);
+		assert_int_equal(rc, v + 3 > last ? COFFER_OK : COFFER_ENOTFOUND);
+	}
+	(void)sv;
+	coffer_secret_free(s);
 	coffer_close(st);
 }
 
@@ -1199,6 +1500,12 @@ int main(void)
 	    cmocka_unit_test(test_concurrent_puts),
 	    cmocka_unit_test(test_destroy),
 	    cmocka_unit_test(test_disable_enable),
+	    cmocka_unit_test(test_check_and_set),
+	    cmocka_unit_test(test_request_id),
+	    cmocka_unit_test(test_retention),
+	    cmocka_unit_test(test_race_check_and_set),
+	    cmocka_unit_test(test_race_request_id),
+	    cmocka_unit_test(test_race_retention),
 	    cmocka_unit_test(test_metadata_tamper),
 	    cmocka_unit_test(test_disabled_tamper),
 	    cmocka_unit_test(test_metadata_replay),
