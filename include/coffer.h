@@ -294,7 +294,8 @@ COFFER_API int coffer_put_batch(coffer_store *st, coffer_put_item *items,
                                 size_t n) COFFER_MUST_CHECK;
 
 /*
- * Read a version: `version` is "latest" (any case) or a decimal id ("1", "2", ...).
+ * Read a version: `version` is "latest" (any case), a decimal id ("1", "2", ...) or a label
+ * ("previous", or a custom label: see coffer_label_set).
  * On success *out owns a value freed (and wiped) with coffer_value_free().
  * Returns COFFER_OK, COFFER_EPERM (handle lacks COFFER_ACCESS), COFFER_EINVAL (malformed version
  * id), COFFER_ENOTFOUND (no such secret or version, or a destroyed one), COFFER_EDISABLED (the
@@ -328,8 +329,8 @@ COFFER_API void coffer_value_free(coffer_value *v);
  * version of the secret. A disabled version can be destroyed too.
  * Returns COFFER_OK, COFFER_EPERM, COFFER_EINVAL (malformed version id), COFFER_ENOTFOUND (no
  * such version, or it is destroyed already), COFFER_EINTEGRITY (the secret was edited outside
- * coffer: nothing is destroyed), COFFER_EMISUSE (backend without destroy), COFFER_EBUSY, COFFER_EFULL, COFFER_EIO,
- * COFFER_ENOMEM.
+ * coffer: nothing is destroyed), COFFER_EMISUSE (backend without destroy), COFFER_EBUSY,
+ * COFFER_EFULL, COFFER_EIO, COFFER_ENOMEM.
  */
 COFFER_API int coffer_destroy(coffer_secret *sec, const char *version,
                               char version_out[COFFER_VERSION_MAX]) COFFER_MUST_CHECK;
@@ -350,6 +351,34 @@ COFFER_API int coffer_disable(coffer_secret *sec, const char *version,
                               char version_out[COFFER_VERSION_MAX]) COFFER_MUST_CHECK;
 COFFER_API int coffer_enable(coffer_secret *sec, const char *version,
                              char version_out[COFFER_VERSION_MAX]) COFFER_MUST_CHECK;
+
+/*
+ * Labels (aliases). "latest" is computed (the newest enabled version) and "previous" automatic
+ * (the version that was latest before the newest put). Custom labels name one version of the
+ * secret each and move atomically: 1-63 characters of A-Z a-z 0-9 . _ -, a letter first (so a
+ * label never reads as a version id), not "latest" or "previous" (any case). Everywhere a
+ * version is asked for (access, destroy, disable, enable), a label may be given instead, and
+ * is resolved in that call's transaction (an access reads the version the label named when it
+ * looked). Labels are covered by the secret's MAC: a label edited outside coffer is an
+ * integrity error. A secret holds at most 64 custom labels.
+ *
+ * coffer_label_set: point `label` at `version` (an id, "latest", "previous" or another label),
+ * creating or moving it; the version must exist and not be destroyed. The id is written to
+ * version_out when not NULL. coffer_label_delete removes one. Both need COFFER_PUT.
+ * Return COFFER_OK, COFFER_EPERM, COFFER_EINVAL (bad label or version), COFFER_ENOTFOUND (no such
+ * secret, version or label; a destroyed version), COFFER_EBUSY (64 labels already, or busy),
+ * COFFER_EINTEGRITY, COFFER_EMISUSE, COFFER_EIO, COFFER_ENOMEM.
+ *
+ * coffer_list_labels: call cb with ("latest", id) when there is one, ("previous", id) when
+ * there is one, then each custom label in byte order with the id it names. Needs COFFER_ACCESS.
+ * A non-zero return from cb stops the listing and is returned.
+ */
+COFFER_API int coffer_label_set(coffer_secret *sec, const char *label, const char *version,
+                                char version_out[COFFER_VERSION_MAX]) COFFER_MUST_CHECK;
+COFFER_API int coffer_label_delete(coffer_secret *sec, const char *label) COFFER_MUST_CHECK;
+COFFER_API int coffer_list_labels(coffer_secret *sec,
+                                  int (*cb)(void *ctx, const char *label, const char *version),
+                                  void *ctx);
 
 /* Version states. */
 #define COFFER_STATE_ENABLED   0

@@ -92,6 +92,11 @@ struct coffer_value {
 
 /* validate.c */
 int core_version_parse(const char *s, uint64_t *out); /* "latest" -> 0 */
+/* A label name: 1-63 of A-Z a-z 0-9 . _ -, a letter first (never a version id), not "latest"
+ * in any case. 1 if it is one. */
+int core_label_syntax(const char *s);
+/* A version reference: an id (*want), "latest" (*want 0) or a label (*label = s, *want 0). */
+int core_ref_parse(const char *s, uint64_t *want, const char **label);
 void core_version_format(uint64_t v, char out[COFFER_VERSION_MAX]);
 
 /* store.c */
@@ -120,8 +125,27 @@ typedef struct core_destroy_ctx {
 	uint64_t want; /* 0: latest, resolved in the transaction */
 	uint64_t done; /* the version changed */
 	int to;        /* COFFER_STATE_*: what the version becomes */
-	int was;       /* out: its state before (a refusal: what it is) */
+	int was;       /* out: its state before (a refusal: what it is; -2: no such label) */
+	const char *label; /* not NULL: the version this label names, in the transaction */
 } core_destroy_ctx;
+/* Label moves: the store_retag_fn, with this ctx. */
+typedef struct core_label_ctx {
+	coffer_store *st;
+	const char *label;
+	int remove;       /* delete the label */
+	uint64_t want;    /* the version to point at (0: latest) ... */
+	const char *from; /* ... or the version another label (or previous) names */
+	uint64_t done;    /* out: the version it points at now */
+	int missing;      /* out: 1 no such label / version, 2 destroyed */
+	int full;         /* out: STORE_LABELS_MAX labels already */
+} core_label_ctx;
+int core_meta_label(void *ctx, const char *name, size_t len, store_meta *m, store_row *rows,
+                    size_t n);
+/* The version a label (custom, or "previous") names in m, 0 if none; the label on a version. */
+uint64_t core_label_find(const store_meta *m, const char *label);
+const char *core_label_of(const store_meta *m, uint64_t version);
+/* An access by label: the metadata's MAC and the labels read with it. */
+int core_meta_labels_read(coffer_store *st, const char *name, size_t len, const store_meta *m);
 int core_meta_destroy(void *ctx, const char *name, size_t len, store_meta *m, store_row *rows,
                       size_t n);
 /* Retention after a put (store_seal_io.retain), with a coffer_store as ctx: destroys the oldest

@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <sodium.h>
 
@@ -374,22 +375,47 @@ static int open_row(coffer_store *st, const coffer_secret *sec, uint64_t version
 /* The checks a call on one version makes first: the handle's permission, then the version id
  * ("latest" gives 0). The caller holds the lock. */
 static int check_call(coffer_secret *sec, unsigned perm, const char *verb, const char *version,
-                      uint64_t *want)
+                      uint64_t *want, const char **label)
 {
 	if (!(sec->perms & perm)) {
 		core_set_err(sec->st, "permission denied: this handle to secret '%s' may not %s",
 		             sec->name, verb);
 		return COFFER_EPERM;
 	}
-	if (core_version_parse(version, want) != COFFER_OK) {
+	if (core_ref_parse(version, want, label) != COFFER_OK) {
 		char buf[40];
 		core_set_err(sec->st,
 		             "invalid version id '%s' for secret '%s': use 'latest' or a decimal "
-		             "id from 1",
+		             "id from 1 (or a label: a letter, then letters, digits, . _ -)",
 		             printable(version, buf, sizeof buf), sec->name);
 		return COFFER_EINVAL;
 	}
 	return COFFER_OK;
+}
+
+/* A label read with the secret's metadata and checked against its MAC: the version it names
+ * (*want), or COFFER_ENOTFOUND (message set). */
+static int resolve_label(coffer_store *st, coffer_secret *sec, const char *label, uint64_t *want)
+{
+	store_meta m;
+	memset(&m, 0, sizeof m);
+	if (st->ops->labels_get == NULL) {
+		core_set_err(st, "the %s backend has no labels", st->ops->scheme);
+		return COFFER_EMISUSE;
+	}
+	int rc = st->ops->labels_get(st->be, sec->name, sec->name_len, &m);
+	if (rc == COFFER_OK)
+		rc = core_meta_labels_read(st, sec->name, sec->name_len, &m);
+	else if (rc == COFFER_ENOTFOUND)
+		core_set_err(st, "secret '%s' not found (it has no versions)", sec->name);
+	else
+		core_set_backend_err(st, rc);
+	if (rc == COFFER_OK && (*want = core_label_find(&m, label)) == 0) {
+		core_set_err(st, "secret '%s' has no label '%s'", sec->name, label);
+		rc = COFFER_ENOTFOUND;
+	}
+	free(m.labels);
+	return rc;
 }
 
 static int access_locked(coffer_store *st, coffer_secret *sec, uint64_t want, const char *vstr,
@@ -435,7 +461,12 @@ int coffer_access(coffer_secret *sec, const char *version, coffer_value **out)
 	uint64_t want = 0;
 	int rc = COFFER_OK;
 	pthread_mutex_lock(&st->mu);
-	rc = check_call(sec, COFFER_ACCESS, "access", version, &want);
+	const char *label = NULL;
+	rc = check_call(sec, COFFER_ACCESS, "access", version, &want, &label);
+	/* A label names a version as the metadata read with it says, then that version is read
+	 * as any other (with its own checks): the version the label named at that moment. */
+	if (rc == COFFER_OK && label != NULL)
+		rc = resolve_label(st, sec, label, &want);
 	if (rc == COFFER_OK)
 		rc = access_locked(st, sec, want, version, out);
 	pthread_mutex_unlock(&st->mu);
@@ -443,8 +474,8 @@ int coffer_access(coffer_secret *sec, const char *version, coffer_value **out)
 }
 
 /* destroy, disable, enable: one state change in one write transaction. */
-static int retag_locked(coffer_store *st, coffer_secret *sec, uint64_t want, const char *vstr,
-                        int to, uint64_t *done)
+static int retag_locked(coffer_store *st, coffer_secret *sec, uint64_t want, const char *label,
+                        const char *vstr, int to, uint64_t *done)
 {
 	if (st->ops->destroy == NULL) {
 		core_set_err(st, "the %s backend cannot change version states", st->ops->scheme);
@@ -452,10 +483,12 @@ static int retag_locked(coffer_store *st, coffer_secret *sec, uint64_t want, con
 	}
 	/* The core checks every row of the secret against the MACs and re-MACs them, inside the
 	 * change's transaction; "latest" is resolved there too. */
-	core_destroy_ctx dc = {st, want, 0, to, -1};
+	core_destroy_ctx dc = {st, want, 0, to, -1, label};
 	st->errmsg[0] = '\0';
 	int rc = st->ops->destroy(st->be, sec->name, sec->name_len, core_meta_destroy, &dc);
-	if (rc == COFFER_ENOTFOUND && dc.was == COFFER_STATE_DESTROYED)
+	if (rc == COFFER_ENOTFOUND && dc.was == -2)
+		core_set_err(st, "secret '%s' has no label '%s'", sec->name, vstr);
+	else if (rc == COFFER_ENOTFOUND && dc.was == COFFER_STATE_DESTROYED)
 		core_set_err(st, "secret '%s' version '%s' is destroyed", sec->name, vstr);
 	else if (rc == COFFER_ENOTFOUND)
 		core_set_err(st, "secret '%s' has no %sversion '%s'", sec->name,
@@ -476,16 +509,129 @@ static int change_state(coffer_secret *sec, const char *version, int to, const c
 	uint64_t want = 0, done = 0;
 	int rc;
 	pthread_mutex_lock(&st->mu);
-	rc = check_call(sec, COFFER_PUT, verb, version, &want);
-	if (rc == COFFER_OK && want == 0 && to == COFFER_STATE_ENABLED) {
+	const char *label = NULL;
+	rc = check_call(sec, COFFER_PUT, verb, version, &want, &label);
+	if (rc == COFFER_OK && want == 0 && label == NULL && to == COFFER_STATE_ENABLED) {
 		core_set_err(st, "enable needs a version id of secret '%s', not 'latest'", sec->name);
 		rc = COFFER_EINVAL;
 	}
 	if (rc == COFFER_OK)
-		rc = retag_locked(st, sec, want, version, to, &done);
+		rc = retag_locked(st, sec, want, label, version, to, &done);
 	pthread_mutex_unlock(&st->mu);
 	if (rc == COFFER_OK && version_out != NULL)
 		core_version_format(done, version_out);
+	return rc;
+}
+
+static int label_locked(coffer_secret *sec, core_label_ctx *lc, const char *vstr)
+{
+	coffer_store *st = sec->st;
+	if (!(sec->perms & COFFER_PUT)) {
+		core_set_err(st, "permission denied: this handle to secret '%s' may not label",
+		             sec->name);
+		return COFFER_EPERM;
+	}
+	if (!core_label_syntax(lc->label) || strcasecmp(lc->label, "previous") == 0) {
+		char buf[80];
+		core_set_err(st,
+		             "invalid label '%s' for secret '%s': use 1-%d characters of A-Z a-z 0-9 "
+		             ". _ -, starting with a letter ('latest' and 'previous' are kept by "
+		             "coffer)",
+		             printable(lc->label, buf, sizeof buf), sec->name, STORE_LABEL_MAX);
+		return COFFER_EINVAL;
+	}
+	if (st->ops->destroy == NULL || st->ops->labels_get == NULL) {
+		core_set_err(st, "the %s backend has no labels", st->ops->scheme);
+		return COFFER_EMISUSE;
+	}
+	st->errmsg[0] = '\0';
+	int rc = st->ops->destroy(st->be, sec->name, sec->name_len, core_meta_label, lc);
+	if (rc == COFFER_ENOTFOUND && lc->remove)
+		core_set_err(st, "secret '%s' has no label '%s'", sec->name, lc->label);
+	else if (rc == COFFER_ENOTFOUND && lc->missing == 2)
+		core_set_err(st, "secret '%s' version '%s' is destroyed: it cannot be labelled",
+		             sec->name, vstr);
+	else if (rc == COFFER_ENOTFOUND)
+		core_set_err(st, "secret '%s' has no version '%s'", sec->name, vstr);
+	else if (rc == COFFER_EBUSY && lc->full)
+		core_set_err(st, "secret '%s' has %d labels already: delete one first", sec->name,
+		             STORE_LABELS_MAX);
+	else if (rc != COFFER_OK && (rc != COFFER_EINTEGRITY || st->errmsg[0] == '\0'))
+		core_set_backend_err(st, rc);
+	return rc;
+}
+
+int coffer_label_set(coffer_secret *sec, const char *label, const char *version,
+                     char version_out[COFFER_VERSION_MAX])
+{
+	if (sec == NULL || label == NULL)
+		return COFFER_EMISUSE;
+	coffer_store *st = sec->st;
+	core_label_ctx lc = {st, label, 0, 0, NULL, 0, 0, 0};
+	pthread_mutex_lock(&st->mu);
+	int rc = check_call(sec, COFFER_PUT, "label", version, &lc.want, &lc.from);
+	if (rc == COFFER_OK)
+		rc = label_locked(sec, &lc, version);
+	pthread_mutex_unlock(&st->mu);
+	if (rc == COFFER_OK && version_out != NULL)
+		core_version_format(lc.done, version_out);
+	return rc;
+}
+
+int coffer_label_delete(coffer_secret *sec, const char *label)
+{
+	if (sec == NULL || label == NULL)
+		return COFFER_EMISUSE;
+	coffer_store *st = sec->st;
+	core_label_ctx lc = {st, label, 1, 0, NULL, 0, 0, 0};
+	pthread_mutex_lock(&st->mu);
+	int rc = label_locked(sec, &lc, label);
+	pthread_mutex_unlock(&st->mu);
+	return rc;
+}
+
+int coffer_list_labels(coffer_secret *sec,
+                       int (*cb)(void *ctx, const char *label, const char *version), void *ctx)
+{
+	if (sec == NULL || cb == NULL)
+		return COFFER_EMISUSE;
+	coffer_store *st = sec->st;
+	store_meta m;
+	memset(&m, 0, sizeof m);
+	int rc = COFFER_OK;
+	pthread_mutex_lock(&st->mu);
+	if (!(sec->perms & COFFER_ACCESS)) {
+		core_set_err(st, "permission denied: this handle to secret '%s' may not access",
+		             sec->name);
+		rc = COFFER_EPERM;
+	} else if (st->ops->labels_get == NULL) {
+		core_set_err(st, "the %s backend has no labels", st->ops->scheme);
+		rc = COFFER_EMISUSE;
+	} else {
+		rc = st->ops->labels_get(st->be, sec->name, sec->name_len, &m);
+		if (rc == COFFER_OK)
+			rc = core_meta_labels_read(st, sec->name, sec->name_len, &m);
+		else if (rc == COFFER_ENOTFOUND)
+			core_set_err(st, "secret '%s' not found (it has no versions)", sec->name);
+		else
+			core_set_backend_err(st, rc);
+	}
+	pthread_mutex_unlock(&st->mu);
+	/* The callback runs unlocked (it may call coffer), on the copy read. */
+	char ver[COFFER_VERSION_MAX];
+	if (rc == COFFER_OK && m.latest != 0) {
+		core_version_format(m.latest, ver);
+		rc = cb(ctx, "latest", ver);
+	}
+	if (rc == COFFER_OK && m.previous != 0) {
+		core_version_format(m.previous, ver);
+		rc = cb(ctx, "previous", ver);
+	}
+	for (size_t i = 0; rc == COFFER_OK && i < m.nlabels; i++) {
+		core_version_format(m.labels[i].version, ver);
+		rc = cb(ctx, m.labels[i].name, ver);
+	}
+	free(m.labels);
 	return rc;
 }
 

@@ -108,6 +108,10 @@ enum {
 	ST_REQ_GET,
 	ST_REQ_PUT,
 	ST_SET_MAX,
+	ST_LABELS,
+	ST_LABELS_DEL,
+	ST_LABEL_INS,
+	ST_LABELS_GET,
 	ST_COUNT
 };
 
@@ -115,7 +119,7 @@ typedef struct pg_stmt {
 	const char *name;
 	const char *sql;
 	int nparams;
-	Oid types[6];
+	Oid types[7];
 } pg_stmt;
 
 #define ROW_COLUMNS "v.version, v.key_id, v.state, v.created_ms"
@@ -128,7 +132,7 @@ typedef struct pg_stmt {
 #define GET_SELECT                                                                                 \
 	"SELECT s.last_version, s.latest, s.epoch, s.mac, (SELECT max(version) FROM "              \
 	"coffer_versions WHERE secret_id = s.id), " ROW_COLUMNS                                    \
-	", v.sealed, v.mac, " GEN_SUBSELECT                                                        \
+	", v.sealed, v.mac, " GEN_SUBSELECT ", s.previous, s.ldigest"                             \
 	" FROM coffer_secrets s LEFT JOIN coffer_versions v ON v.secret_id = s.id "
 #define PG_MAC_LEN "33" /* STORE_MAC_LEN, in SQL */
 #define PG_NOW_MS  "floor(extract(epoch FROM transaction_timestamp()) * 1000)::bigint"
@@ -152,7 +156,7 @@ static const pg_stmt stmts[ST_COUNT] = {
                    "ON CONFLICT (name) DO UPDATE SET last_version = s.last_version + "
                    "EXCLUDED.last_version RETURNING id, last_version, latest, epoch, mac, "
                    "(SELECT max(version) FROM coffer_versions WHERE secret_id = s.id), "
-                   "max_versions",
+                   "max_versions, previous, ldigest",
                    2,
                    {OID_TEXT, OID_INT8}},
     /* The version and the secret's new latest and MAC, in one round trip. */
@@ -161,10 +165,11 @@ static const pg_stmt stmts[ST_COUNT] = {
                            "(secret_id, version, key_id, state, created_ms, sealed, mac) VALUES "
                            "($1, $2, $3, 0, "
                            "floor(extract(epoch FROM transaction_timestamp()) * 1000)::bigint, "
-                           "$4, $5)) UPDATE coffer_secrets SET latest = $2, mac = $6 "
-                           "WHERE id = $1",
-                           6,
-                           {OID_INT8, OID_INT8, OID_INT8, OID_BYTEA, OID_BYTEA, OID_BYTEA}},
+                           "$4, $5)) UPDATE coffer_secrets SET latest = $2, mac = $6, "
+                           "previous = $7 WHERE id = $1",
+                           7,
+                           {OID_INT8, OID_INT8, OID_INT8, OID_BYTEA, OID_BYTEA, OID_BYTEA,
+                            OID_INT8}},
     /* Last statement before COMMIT: every writer queues on this one row, keep it short. */
     [ST_BUMP] = {"coffer_bump",
                  "WITH g AS (UPDATE coffer_meta SET gen = gen + 1 WHERE id = 1 RETURNING gen) "
@@ -205,7 +210,7 @@ static const pg_stmt stmts[ST_COUNT] = {
     /* Each page with the secret's metadata of the same snapshot. */
     [ST_LIST_VERSIONS] = {"coffer_list_versions",
                           "SELECT " ROW_COLUMNS ", octet_length(v.sealed), v.mac, "
-                          "s.last_version, s.latest, s.epoch, s.mac" ROW_FROM
+                          "s.last_version, s.latest, s.epoch, s.mac, s.previous, s.ldigest" ROW_FROM
                           " AND v.version > $2 ORDER BY v.version LIMIT " PG_STR(PG_PAGE_ROWS),
                           2,
                           {OID_TEXT, OID_INT8}},
@@ -238,8 +243,8 @@ static const pg_stmt stmts[ST_COUNT] = {
                       {0}},
     /* destroy: the secret's row, locked as a put locks it. */
     [ST_SECRET] = {"coffer_secret",
-                   "SELECT id, last_version, latest, epoch, mac, max_versions "
-                   "FROM coffer_secrets WHERE name = $1 FOR UPDATE",
+                   "SELECT id, last_version, latest, epoch, mac, max_versions, previous, "
+                   "ldigest FROM coffer_secrets WHERE name = $1 FOR UPDATE",
                    1,
                    {OID_TEXT}},
     [ST_ROWS] = {"coffer_rows",
@@ -259,10 +264,10 @@ static const pg_stmt stmts[ST_COUNT] = {
                        4,
                        {OID_INT8, 0, 0, OID_BYTEA}},
     [ST_WRITE_META] = {"coffer_write_meta",
-                       "UPDATE coffer_secrets SET latest = $2, epoch = $3, mac = $4 "
-                       "WHERE id = $1",
-                       4,
-                       {OID_INT8, OID_INT8, OID_INT8, OID_BYTEA}},
+                       "UPDATE coffer_secrets SET latest = $2, epoch = $3, mac = $4, "
+                       "ldigest = $5 WHERE id = $1",
+                       5,
+                       {OID_INT8, OID_INT8, OID_INT8, OID_BYTEA, OID_BYTEA}},
     [ST_META_KEY] = {"coffer_meta_key",
                      "SELECT meta_key FROM coffer_header WHERE id = 1 FOR UPDATE",
                      0,
@@ -286,6 +291,27 @@ static const pg_stmt stmts[ST_COUNT] = {
                     PG_NOW_MS ")",
                     4,
                     {OID_INT8, OID_BYTEA, OID_BYTEA, OID_INT8}},
+    [ST_LABELS] = {"coffer_labels",
+                   "SELECT name, version FROM coffer_labels WHERE secret_id = $1 ORDER BY name",
+                   1,
+                   {OID_INT8}},
+    [ST_LABELS_DEL] = {"coffer_labels_del",
+                       "DELETE FROM coffer_labels WHERE secret_id = $1",
+                       1,
+                       {OID_INT8}},
+    /* $2 and $3: text arrays of names (validated: [A-Za-z0-9._-]) and versions. */
+    [ST_LABEL_INS] = {"coffer_label_ins",
+                      "INSERT INTO coffer_labels (secret_id, name, version) SELECT $1, u.name, "
+                      "u.version FROM unnest($2::text[], $3::bigint[]) AS u(name, version)",
+                      3,
+                      {OID_INT8, 0, 0}},
+    /* One statement, one snapshot: the metadata (0-5) and each label (6-7; NULL: none). */
+    [ST_LABELS_GET] = {"coffer_labels_get",
+                       "SELECT s.last_version, s.latest, s.epoch, s.mac, s.previous, s.ldigest, "
+                       "l.name, l.version FROM coffer_secrets s LEFT JOIN coffer_labels l ON "
+                       "l.secret_id = s.id WHERE s.name = $1 ORDER BY l.name COLLATE \"C\"",
+                       1,
+                       {OID_TEXT}},
     [ST_SET_MAX] = {"coffer_set_max",
                     "UPDATE coffer_secrets SET max_versions = $2 WHERE name = $1",
                     2,
@@ -348,12 +374,19 @@ static const char schema_v2[] =
 
 /*
  * Schema 2 -> 3: the lifecycle (docs/lifecycle.md). Per secret its retention (max_versions, 0:
- * none); the request ids of idempotent puts, each only as a keyed hash, with the keyed hash of
- * the value it put and the version it made, kept at least 24 hours. Version state 2 (disabled)
- * needs no change. Self-contained: it assumes only schema 2 before it.
+ * none), the version latest before the newest put and the digest of its custom labels (both
+ * MAC'd; NULL digest: no labels); the custom labels; the request ids of idempotent puts, each
+ * only as a keyed hash, with the keyed hash of the value it put and the version it made,
+ * kept at least 24 hours. Version state 2 (disabled) needs no change. Self-contained: it assumes only schema 2 before it.
  */
 static const char schema_v3[] =
-    "ALTER TABLE coffer_secrets ADD COLUMN max_versions bigint NOT NULL DEFAULT 0;"
+    "ALTER TABLE coffer_secrets ADD COLUMN max_versions bigint NOT NULL DEFAULT 0,"
+    " ADD COLUMN previous bigint NOT NULL DEFAULT 0, ADD COLUMN ldigest bytea;"
+    "CREATE TABLE coffer_labels ("
+    " secret_id bigint NOT NULL REFERENCES coffer_secrets (id),"
+    " name text COLLATE \"C\" NOT NULL,"
+    " version bigint NOT NULL,"
+    " PRIMARY KEY (secret_id, name));"
     "CREATE TABLE coffer_requests ("
     " secret_id bigint NOT NULL REFERENCES coffer_secrets (id),"
     " rid bytea NOT NULL,"
@@ -422,6 +455,20 @@ static int col_meta(const PGresult *r, int row, int first, store_meta *m)
 	    !col_uint(r, row, first + 2, 8, &m->epoch))
 		return 0;
 	col_mac(r, row, first + 3, m->mac, &m->mac_len);
+	return 1;
+}
+
+/* Columns col, col + 1: previous and the label digest (a digest of another length is kept as
+ * one byte that never verifies). 0 if malformed. */
+static int col_ext(const PGresult *r, int row, int col, store_meta *m)
+{
+	if (!col_uint(r, row, col, 8, &m->previous))
+		return 0;
+	size_t n = PQgetisnull(r, row, col + 1) ? 0 : (size_t)PQgetlength(r, row, col + 1);
+	memset(m->ldigest, 0, sizeof m->ldigest);
+	m->ldigest_len = n == 0 ? 0 : n == STORE_DIGEST_LEN ? n : 1;
+	if (n == STORE_DIGEST_LEN)
+		memcpy(m->ldigest, PQgetvalue(r, row, col + 1), n);
 	return 1;
 }
 
@@ -541,7 +588,7 @@ static int res_rc(pg_store *s, const PGresult *r, ExecStatusType want, const cha
 /* Run a prepared statement with binary parameters and binary results. */
 static PGresult *run(pg_store *s, int st, const char *const *vals, const int *lens)
 {
-	static const int formats[6] = {1, 1, 1, 1, 1, 1};
+	static const int formats[7] = {1, 1, 1, 1, 1, 1, 1};
 	return PQexecPrepared(s->conn, stmts[st].name, stmts[st].nparams, vals, lens, formats, 1);
 }
 
@@ -1125,7 +1172,7 @@ static int reserve(pg_store *s, put_slot *slots, size_t n)
 		    (PQntuples(r) != 1 || !col_uint(r, 0, 0, 8, &id) || !col_meta(r, 0, 1, m) ||
 		     m->last_version < j - i ||
 		     (!PQgetisnull(r, 0, 5) && !col_uint(r, 0, 5, 8, &m->rows_max)) ||
-		     !col_uint(r, 0, 6, 8, &m->max_versions))) {
+		     !col_uint(r, 0, 6, 8, &m->max_versions) || !col_ext(r, 0, 7, m))) {
 			set_err(s, "unexpected reply while reserving version ids");
 			rc = COFFER_EIO;
 		}
@@ -1146,17 +1193,19 @@ static int reserve(pg_store *s, put_slot *slots, size_t n)
 static int insert_version(pg_store *s, const put_slot *slot, const store_seal_io *io)
 {
 	static const uint8_t none[1];
-	uint8_t sid[8], ver[8], kid[8];
+	uint8_t sid[8], ver[8], kid[8], prev[8];
 	put_be64(sid, slot->secret_id);
 	put_be64(ver, slot->version);
 	put_be64(kid, io->key_id);
-	const char *v[6] = {(const char *)sid,
+	put_be64(prev, io->previous);
+	const char *v[7] = {(const char *)sid,
 	                    (const char *)ver,
 	                    (const char *)kid,
 	                    (const char *)io->sealed,
 	                    (const char *)(io->mac_len ? io->row_mac : none),
-	                    (const char *)(io->mac_len ? io->secret_mac : none)};
-	const int l[6] = {8, 8, 8, (int)io->sealed_len, (int)io->mac_len, (int)io->mac_len};
+	                    (const char *)(io->mac_len ? io->secret_mac : none),
+	                    (const char *)prev};
+	const int l[7] = {8, 8, 8, (int)io->sealed_len, (int)io->mac_len, (int)io->mac_len, 8};
 	PGresult *r = run(s, ST_INSERT_VERSION, v, l);
 	int rc = res_rc(s, r, PGRES_COMMAND_OK, "inserting a version");
 	PQclear(r);
@@ -1312,6 +1361,7 @@ static int seal_all(pg_store *s, put_slot *const *byidx, store_put *items, size_
 		if (rc != COFFER_OK)
 			return rc;
 		/* The next item of this secret sees what this one left. */
+		m->previous = io.previous;
 		m->last_version = m->latest = io.version;
 		memcpy(m->mac, io.secret_mac, STORE_MAC_LEN);
 		m->mac_len = io.mac_len;
@@ -1470,6 +1520,7 @@ static int get_fill(pg_store *s, const PGresult *r, const get_args *a)
 	uint64_t gen;
 	int has_row = !PQgetisnull(r, 0, 5);
 	if (!col_meta(r, 0, 0, &meta) || !col_uint(r, 0, 11, 8, &gen) ||
+	    !col_ext(r, 0, 12, &meta) ||
 	    (!PQgetisnull(r, 0, 4) && !col_uint(r, 0, 4, 8, &meta.rows_max)) ||
 	    (has_row && !parse_row_head(r, 0, 5, &row))) {
 		set_err(s, "a version row of secret '%.*s' is damaged", (int)a->name_len, a->name);
@@ -1621,7 +1672,7 @@ static int versions_page(pg_store *s, list_ctx *c)
 		store_meta meta;
 		uint64_t len;
 		if (!parse_row_head(r, i, 0, &row) || !col_uint(r, i, 4, 4, &len) ||
-		    !col_meta(r, i, 6, &meta)) {
+		    !col_meta(r, i, 6, &meta) || !col_ext(r, i, 10, &meta)) {
 			set_err(s, "a version row of secret '%.*s' is damaged", (int)c->name_len,
 			        c->name);
 			rc = COFFER_ECORRUPT;
@@ -1995,12 +2046,127 @@ static int write_meta(pg_store *s, uint64_t sid, const store_meta *m)
 	put_be64(b[0], sid);
 	put_be64(b[1], m->latest);
 	put_be64(b[2], m->epoch);
-	const char *v[4] = {(const char *)b[0], (const char *)b[1], (const char *)b[2],
-	                    (const char *)m->mac};
-	const int l[4] = {8, 8, 8, (int)m->mac_len};
+	const char *v[5] = {(const char *)b[0], (const char *)b[1], (const char *)b[2],
+	                    (const char *)m->mac,
+	                    m->ldigest_len == STORE_DIGEST_LEN ? (const char *)m->ldigest : NULL};
+	const int l[5] = {8, 8, 8, (int)m->mac_len, (int)m->ldigest_len};
 	PGresult *r = run(s, ST_WRITE_META, v, l);
 	int rc = res_rc(s, r, PGRES_COMMAND_OK, "writing a secret");
 	PQclear(r);
+	return rc;
+}
+
+/* Inside the open transaction: the secret's custom labels into m->labels (allocated here). */
+static int read_labels(pg_store *s, uint64_t sid, store_meta *m)
+{
+	uint8_t id[8];
+	put_be64(id, sid);
+	const char *v[1] = {(const char *)id};
+	const int l[1] = {8};
+	m->nlabels = 0;
+	m->labels_changed = 0;
+	m->labels = calloc(STORE_LABELS_MAX + 1, sizeof *m->labels);
+	if (m->labels == NULL)
+		return COFFER_ENOMEM;
+	PGresult *r = run(s, ST_LABELS, v, l);
+	int rc = res_rc(s, r, PGRES_TUPLES_OK, "reading labels");
+	int n = rc == COFFER_OK ? PQntuples(r) : 0;
+	for (int i = 0; rc == COFFER_OK && i < n; i++) {
+		size_t len = (size_t)PQgetlength(r, i, 0);
+		store_label *lb = &m->labels[m->nlabels];
+		if (m->nlabels == STORE_LABELS_MAX || len == 0 || len > STORE_LABEL_MAX ||
+		    !col_uint(r, i, 1, 8, &lb->version)) {
+			set_err(s, "a label row in this database is damaged");
+			rc = COFFER_ECORRUPT;
+			break;
+		}
+		memcpy(lb->name, PQgetvalue(r, i, 0), len);
+		lb->name[len] = '\0';
+		m->nlabels++;
+	}
+	PQclear(r);
+	return rc;
+}
+
+/* Inside the open transaction: the secret's custom labels become m->labels. */
+static int write_labels(pg_store *s, uint64_t sid, const store_meta *m)
+{
+	uint8_t id[8];
+	put_be64(id, sid);
+	const char *v1[1] = {(const char *)id};
+	const int l1[1] = {8};
+	PGresult *r = run(s, ST_LABELS_DEL, v1, l1);
+	int rc = res_rc(s, r, PGRES_COMMAND_OK, "writing labels");
+	PQclear(r);
+	if (rc != COFFER_OK || m->nlabels == 0)
+		return rc;
+	static const int formats[3] = {1, 0, 0};
+	char *names = malloc(m->nlabels * (STORE_LABEL_MAX + 1) + 3);
+	char *vers = malloc(m->nlabels * 24 + 3);
+	if (names == NULL || vers == NULL)
+		rc = COFFER_ENOMEM;
+	size_t a = 1, b = 1;
+	for (size_t i = 0; rc == COFFER_OK && i < m->nlabels; i++) {
+		size_t len = strlen(m->labels[i].name);
+		memcpy(names + a, m->labels[i].name, len);
+		a += len;
+		names[a++] = i + 1 < m->nlabels ? ',' : '}';
+		b = append_num(vers, b, (int64_t)m->labels[i].version, i + 1 < m->nlabels ? ',' : '}');
+	}
+	if (rc == COFFER_OK) {
+		names[0] = vers[0] = '{';
+		names[a] = '\0';
+		const char *v[3] = {(const char *)id, names, vers};
+		const int l[3] = {8, 0, 0};
+		r = PQexecPrepared(s->conn, stmts[ST_LABEL_INS].name, 3, v, l, formats, 1);
+		rc = res_rc(s, r, PGRES_COMMAND_OK, "writing labels");
+		PQclear(r);
+	}
+	free(names);
+	free(vers);
+	return rc;
+}
+
+static int pg_labels_get(store *st, const char *name, size_t name_len, store_meta *meta)
+{
+	pg_store *s = (pg_store *)st;
+	const char *v[1] = {name};
+	const int l[1] = {(int)name_len};
+	meta->labels = NULL;
+	int rc = ensure_conn(s);
+	if (rc != COFFER_OK)
+		return rc;
+	PGresult *r = run(s, ST_LABELS_GET, v, l);
+	rc = res_rc(s, r, PGRES_TUPLES_OK, "reading labels");
+	int n = rc == COFFER_OK ? PQntuples(r) : 0;
+	if (rc == COFFER_OK && n == 0) {
+		set_err(s, "not found");
+		rc = COFFER_ENOTFOUND;
+	} else if (rc == COFFER_OK && (!col_meta(r, 0, 0, meta) || !col_ext(r, 0, 4, meta))) {
+		set_err(s, "a secret row in this database is damaged");
+		rc = COFFER_ECORRUPT;
+	}
+	if (rc == COFFER_OK && (meta->labels = calloc(STORE_LABELS_MAX + 1,
+	                                              sizeof *meta->labels)) == NULL)
+		rc = COFFER_ENOMEM;
+	for (int i = 0; rc == COFFER_OK && i < n && !PQgetisnull(r, i, 6); i++) {
+		size_t len = (size_t)PQgetlength(r, i, 6);
+		store_label *lb = &meta->labels[meta->nlabels];
+		if (meta->nlabels == STORE_LABELS_MAX || len == 0 || len > STORE_LABEL_MAX ||
+		    !col_uint(r, i, 7, 8, &lb->version)) {
+			set_err(s, "a label row in this database is damaged");
+			rc = COFFER_ECORRUPT;
+			break;
+		}
+		memcpy(lb->name, PQgetvalue(r, i, 6), len);
+		lb->name[len] = '\0';
+		meta->nlabels++;
+	}
+	PQclear(r);
+	if (rc != COFFER_OK) {
+		free(meta->labels);
+		meta->labels = NULL;
+	}
 	return rc;
 }
 
@@ -2012,13 +2178,19 @@ static int retag(pg_store *s, uint64_t sid, const char *name, size_t name_len, s
 	size_t n = 0;
 	int rc = read_rows(s, sid, &rows, &n);
 	if (rc == COFFER_OK)
+		rc = read_labels(s, sid, m);
+	if (rc == COFFER_OK)
 		rc = cb(ctx, name, name_len, m, rows, n);
 	for (size_t i = 0; rc == COFFER_OK && i < n; i += PG_ROWS_PER_WRITE)
 		rc = write_rows_chunk(s, sid, rows + i,
 		                      n - i < PG_ROWS_PER_WRITE ? n - i : PG_ROWS_PER_WRITE);
 	if (rc == COFFER_OK)
 		rc = write_meta(s, sid, m);
+	if (rc == COFFER_OK && m->labels_changed)
+		rc = write_labels(s, sid, m);
 	free(rows);
+	free(m->labels);
+	m->labels = NULL;
 	return rc;
 }
 
@@ -2036,7 +2208,8 @@ static int read_secret_locked(pg_store *s, const char *name, size_t name_len, ui
 		set_err(s, "not found");
 		rc = COFFER_ENOTFOUND;
 	} else if (rc == COFFER_OK && (!col_uint(r, 0, 0, 8, sid) || !col_meta(r, 0, 1, m) ||
-	                               !col_uint(r, 0, 5, 8, &m->max_versions))) {
+	                               !col_uint(r, 0, 5, 8, &m->max_versions) ||
+	                               !col_ext(r, 0, 6, m))) {
 		set_err(s, "a secret row in this database is damaged");
 		rc = COFFER_ECORRUPT;
 	}
@@ -2225,5 +2398,6 @@ const store_ops postgres_store_ops = {
     .keys_prune = pg_keys_prune,
     .destroy = pg_destroy,
     .set_max_versions = pg_set_max_versions,
+    .labels_get = pg_labels_get,
     .meta_init = pg_meta_init,
 };

@@ -45,25 +45,30 @@ enum {
 	Q_REQ_PUT,
 	Q_REQ_PRUNE,
 	Q_SET_MAX,
+	Q_LABELS,
+	Q_LABELS_DEL,
+	Q_LABEL_INS,
 	Q_COUNT
 };
 
 /* The secret's metadata, the largest version id of any of its rows (a row beyond last_version
- * is an edit outside coffer), then one row: columns 0-4 and 5-10 of a get, 11 the generation. */
+ * is an edit outside coffer), then one row: columns 0-4 and 5-10 of a get, 11 the generation,
+ * 12-13 the rest of the metadata (previous, label digest). */
 #define GET_COLUMNS                                                                                \
 	"SELECT s.last_version, s.latest, s.epoch, s.mac, (SELECT version FROM versions WHERE "    \
 	"secret_id = s.id ORDER BY version DESC LIMIT 1), v.version, v.key_id, v.state, "          \
-	"v.created_ms, v.sealed, v.mac, (SELECT gen FROM gen WHERE id = 1) FROM secrets s "
+	"v.created_ms, v.sealed, v.mac, (SELECT gen FROM gen WHERE id = 1), s.previous, "         \
+	"s.ldigest FROM secrets s "
 
 static const char *const queries[Q_COUNT] = {
     [Q_UPSERT_SECRET] = "INSERT INTO secrets(name, last_version, created_ms) VALUES(?1, 1, ?2) "
                         "ON CONFLICT(name) DO UPDATE SET last_version = last_version + 1 "
                         "RETURNING id, last_version, latest, epoch, mac, (SELECT version "
                         "FROM versions WHERE secret_id = secrets.id ORDER BY version DESC "
-                        "LIMIT 1), max_versions",
+                        "LIMIT 1), max_versions, previous, ldigest",
     [Q_INSERT_VERSION] = "INSERT INTO versions(secret_id, version, key_id, state, created_ms, "
                          "sealed, mac) VALUES(?1, ?2, ?3, 0, ?4, ?5, ?6)",
-    [Q_SET_LATEST] = "UPDATE secrets SET latest = ?2, mac = ?3 WHERE id = ?1",
+    [Q_SET_LATEST] = "UPDATE secrets SET latest = ?2, mac = ?3, previous = ?4 WHERE id = ?1",
     [Q_BUMP_GEN] = "UPDATE gen SET gen = gen + 1 WHERE id = 1 RETURNING gen",
     /* latest is the row the (MAC'd) metadata names: a point lookup, whatever was edited. */
     [Q_GET_LATEST] = GET_COLUMNS "LEFT JOIN versions v ON v.secret_id = s.id AND v.version = "
@@ -79,20 +84,24 @@ static const char *const queries[Q_COUNT] = {
     /* Counts what can be read (enabled versions), so it agrees with latest. */
     [Q_LIST_SECRETS] = "SELECT s.name, (SELECT count(*) FROM versions v WHERE v.secret_id = "
                        "s.id AND v.state = 0) FROM secrets s ORDER BY s.name",
-    [Q_SECRET] = "SELECT id, last_version, latest, epoch, mac, max_versions FROM secrets WHERE "
-                 "name = ?1",
+    [Q_SECRET] = "SELECT id, last_version, latest, epoch, mac, max_versions, previous, ldigest "
+                 "FROM secrets WHERE name = ?1",
     [Q_LIST_VERSIONS] = "SELECT version, key_id, state, created_ms, length(sealed), mac FROM "
                         "versions WHERE secret_id = ?1 ORDER BY version",
     [Q_ROWS] = "SELECT version, state, mac FROM versions WHERE secret_id = ?1 ORDER BY version",
     /* A row destroyed loses its ciphertext; a disabled one keeps it. */
     [Q_WRITE_ROW] = "UPDATE versions SET state = ?3, mac = ?4, sealed = CASE WHEN ?3 = 1 THEN "
                     "NULL ELSE sealed END WHERE secret_id = ?1 AND version = ?2",
-    [Q_WRITE_META] = "UPDATE secrets SET latest = ?2, epoch = ?3, mac = ?4 WHERE id = ?1",
+    [Q_WRITE_META] = "UPDATE secrets SET latest = ?2, epoch = ?3, mac = ?4, ldigest = ?5 "
+                     "WHERE id = ?1",
     [Q_REQ_GET] = "SELECT version, vhash FROM requests WHERE secret_id = ?1 AND rid = ?2",
     [Q_REQ_PUT] = "INSERT INTO requests(secret_id, rid, vhash, version, created_ms) "
                   "VALUES(?1, ?2, ?3, ?4, ?5)",
     [Q_REQ_PRUNE] = "DELETE FROM requests WHERE created_ms < ?1",
     [Q_SET_MAX] = "UPDATE secrets SET max_versions = ?2 WHERE name = ?1",
+    [Q_LABELS] = "SELECT name, version FROM labels WHERE secret_id = ?1 ORDER BY name",
+    [Q_LABELS_DEL] = "DELETE FROM labels WHERE secret_id = ?1",
+    [Q_LABEL_INS] = "INSERT INTO labels(secret_id, name, version) VALUES(?1, ?2, ?3)",
 };
 
 static const char schema_v1[] =
@@ -131,12 +140,18 @@ static const char schema_v2[] =
 
 /*
  * Schema 2 -> 3: the lifecycle (docs/lifecycle.md). Per secret its retention (max_versions, 0:
- * none); the request ids of idempotent puts, each only as a keyed hash, with the keyed hash of
- * the value it put and the version it made, kept at least 24 hours. Version state 2 (disabled)
- * needs no change. Self-contained: it assumes only schema 2 before it.
+ * none), the version latest before the newest put and the digest of its custom labels (both
+ * MAC'd; NULL digest: no labels); the custom labels; the request ids of idempotent puts, each
+ * only as a keyed hash, with the keyed hash of the value it put and the version it made,
+ * kept at least 24 hours. Version state 2 (disabled) needs no change. Self-contained: it assumes only schema 2 before it.
  */
 static const char schema_v3[] =
     "ALTER TABLE secrets ADD COLUMN max_versions INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE secrets ADD COLUMN previous INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE secrets ADD COLUMN ldigest BLOB;"
+    "CREATE TABLE labels(secret_id INTEGER NOT NULL REFERENCES secrets(id), "
+    "  name TEXT NOT NULL, version INTEGER NOT NULL, PRIMARY KEY (secret_id, name)) "
+    "  WITHOUT ROWID;"
     "CREATE TABLE requests(secret_id INTEGER NOT NULL REFERENCES secrets(id), "
     "  rid BLOB NOT NULL, vhash BLOB NOT NULL, version INTEGER NOT NULL, "
     "  created_ms INTEGER NOT NULL, PRIMARY KEY (secret_id, rid)) WITHOUT ROWID;"
@@ -715,6 +730,18 @@ static void col_meta(sqlite3_stmt *q, int first, store_meta *m)
 	col_mac(q, first + 3, m->mac, &m->mac_len);
 }
 
+/* Columns col, col + 1: previous and the label digest (a digest of another length is kept as one
+ * byte that never verifies). */
+static void col_ext(sqlite3_stmt *q, int col, store_meta *m)
+{
+	m->previous = (uint64_t)sqlite3_column_int64(q, col);
+	size_t n = (size_t)sqlite3_column_bytes(q, col + 1);
+	memset(m->ldigest, 0, sizeof m->ldigest);
+	m->ldigest_len = n == 0 ? 0 : n == STORE_DIGEST_LEN ? n : 1;
+	if (n == STORE_DIGEST_LEN)
+		memcpy(m->ldigest, sqlite3_column_blob(q, col + 1), n);
+}
+
 /* Create the secret if needed and take its next version id: *sid, and the metadata it had. */
 static int allocate(sqlite_store *s, const store_put *it, int64_t now, int64_t *sid,
                     store_seal_io *io)
@@ -729,6 +756,7 @@ static int allocate(sqlite_store *s, const store_put *it, int64_t now, int64_t *
 		col_meta(q, 1, &io->before);
 		io->before.rows_max = (uint64_t)sqlite3_column_int64(q, 5);
 		io->before.max_versions = (uint64_t)sqlite3_column_int64(q, 6);
+		col_ext(q, 7, &io->before);
 		io->version = io->before.last_version;
 		io->before.last_version--; /* RETURNING gives the row after the upsert */
 	}
@@ -756,6 +784,7 @@ static int insert_row(sqlite_store *s, int64_t sid, const store_seal_io *io, int
 	sqlite3_bind_int64(q, 1, sid);
 	sqlite3_bind_int64(q, 2, (int64_t)io->version);
 	bind_mac(q, 3, io->secret_mac, io->mac_len);
+	sqlite3_bind_int64(q, 4, (int64_t)io->previous);
 	src = sqlite3_step(q);
 	rc = src == SQLITE_DONE ? COFFER_OK : fail(s, src, "update the secret");
 	sqlite3_clear_bindings(q);
@@ -904,6 +933,7 @@ static int sq_get(store *h, const char *name, size_t name_len, uint64_t version,
 	} else {
 		col_meta(q, 0, meta);
 		meta->rows_max = (uint64_t)sqlite3_column_int64(q, 4);
+		col_ext(q, 12, meta);
 		rc = get_row(q, out);
 	}
 	sqlite3_reset(q);
@@ -945,6 +975,7 @@ static int read_secret(sqlite_store *s, const char *name, size_t name_len, int64
 		*sid = sqlite3_column_int64(q, 0);
 		col_meta(q, 1, meta);
 		meta->max_versions = (uint64_t)sqlite3_column_int64(q, 5);
+		col_ext(q, 6, meta);
 	} else if (src == SQLITE_DONE) {
 		snprintf(s->err, sizeof s->err, "not found");
 		rc = COFFER_ENOTFOUND;
@@ -1328,6 +1359,74 @@ static int read_rows(sqlite_store *s, int64_t sid, store_row **rows, size_t *n)
 	return rc;
 }
 
+/* Inside the open transaction: the secret's custom labels into m->labels (allocated here). */
+static int read_labels(sqlite_store *s, int64_t sid, store_meta *m)
+{
+	m->nlabels = 0;
+	m->labels_changed = 0;
+	m->labels = calloc(STORE_LABELS_MAX + 1, sizeof *m->labels);
+	if (m->labels == NULL)
+		return COFFER_ENOMEM;
+	sqlite3_stmt *q = s->q[Q_LABELS];
+	sqlite3_bind_int64(q, 1, sid);
+	int src, rc = COFFER_OK;
+	while ((src = sqlite3_step(q)) == SQLITE_ROW) {
+		size_t n = (size_t)sqlite3_column_bytes(q, 0);
+		if (m->nlabels == STORE_LABELS_MAX || n == 0 || n > STORE_LABEL_MAX) {
+			snprintf(s->err, sizeof s->err, "a label row in this store is damaged");
+			rc = COFFER_ECORRUPT;
+			break;
+		}
+		store_label *l = &m->labels[m->nlabels++];
+		memcpy(l->name, sqlite3_column_text(q, 0), n);
+		l->name[n] = '\0';
+		l->version = (uint64_t)sqlite3_column_int64(q, 1);
+	}
+	if (rc == COFFER_OK && src != SQLITE_DONE)
+		rc = fail(s, src, "read labels");
+	sqlite3_reset(q);
+	return rc;
+}
+
+/* Inside the open transaction: the secret's custom labels become m->labels. */
+static int write_labels(sqlite_store *s, int64_t sid, const store_meta *m)
+{
+	sqlite3_stmt *q = s->q[Q_LABELS_DEL];
+	sqlite3_bind_int64(q, 1, sid);
+	int src = sqlite3_step(q);
+	sqlite3_reset(q);
+	q = s->q[Q_LABEL_INS];
+	for (size_t i = 0; i < m->nlabels && src == SQLITE_DONE; i++) {
+		sqlite3_bind_int64(q, 1, sid);
+		sqlite3_bind_text(q, 2, m->labels[i].name, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(q, 3, (int64_t)m->labels[i].version);
+		src = sqlite3_step(q);
+		sqlite3_reset(q);
+	}
+	sqlite3_clear_bindings(q);
+	return src == SQLITE_DONE ? COFFER_OK : fail(s, src, "write labels");
+}
+
+static int sq_labels_get(store *h, const char *name, size_t name_len, store_meta *meta)
+{
+	sqlite_store *s = S(h);
+	/* One read transaction, so the metadata and the labels agree. */
+	int rc = exec(s, "BEGIN", "begin read");
+	if (rc != COFFER_OK)
+		return rc;
+	int64_t sid = 0;
+	meta->labels = NULL;
+	rc = read_secret(s, name, name_len, &sid, meta);
+	if (rc == COFFER_OK)
+		rc = read_labels(s, sid, meta);
+	rollback(s); /* ends the read transaction */
+	if (rc != COFFER_OK) {
+		free(meta->labels);
+		meta->labels = NULL;
+	}
+	return rc;
+}
+
 /* Inside the open transaction: each row's state and MAC, then the secret's metadata. */
 static int write_retagged(sqlite_store *s, int64_t sid, const store_meta *m, const store_row *rows,
                           size_t n)
@@ -1350,10 +1449,14 @@ static int write_retagged(sqlite_store *s, int64_t sid, const store_meta *m, con
 	sqlite3_bind_int64(q, 2, (int64_t)m->latest);
 	sqlite3_bind_int64(q, 3, (int64_t)m->epoch);
 	bind_mac(q, 4, m->mac, m->mac_len);
+	if (m->ldigest_len == STORE_DIGEST_LEN)
+		sqlite3_bind_blob(q, 5, m->ldigest, STORE_DIGEST_LEN, SQLITE_STATIC);
 	src = sqlite3_step(q);
 	sqlite3_clear_bindings(q);
 	sqlite3_reset(q);
-	return src == SQLITE_DONE ? COFFER_OK : fail(s, src, "write the secret");
+	if (src != SQLITE_DONE)
+		return fail(s, src, "write the secret");
+	return m->labels_changed ? write_labels(s, sid, m) : COFFER_OK;
 }
 
 /* Inside the open transaction: hand one secret and all its rows to cb, write back the result. */
@@ -1364,10 +1467,14 @@ static int retag(sqlite_store *s, int64_t sid, const char *name, size_t name_len
 	size_t n = 0;
 	int rc = read_rows(s, sid, &rows, &n);
 	if (rc == COFFER_OK)
+		rc = read_labels(s, sid, m);
+	if (rc == COFFER_OK)
 		rc = cb(ctx, name, name_len, m, rows, n);
 	if (rc == COFFER_OK)
 		rc = write_retagged(s, sid, m, rows, n);
 	free(rows);
+	free(m->labels);
+	m->labels = NULL;
 	return rc;
 }
 
@@ -1525,5 +1632,6 @@ const store_ops sqlite_store_ops = {
     .keys_prune = sq_keys_prune,
     .destroy = sq_destroy,
     .set_max_versions = sq_set_max_versions,
+    .labels_get = sq_labels_get,
     .meta_init = sq_meta_init,
 };

@@ -25,6 +25,15 @@ typedef struct store store; /* each backend defines its own struct and casts */
 #define STORE_SCHEMA_VERSION 3  /* 2: metadata MACs (docs/internals.md); 3: lifecycle */
 #define STORE_RID_LEN        32 /* a request id as stored: its keyed hash */
 #define STORE_RID_KEEP_MS    (24 * 3600 * 1000) /* request ids are kept at least this long */
+#define STORE_LABEL_MAX      63 /* bytes in a label name */
+#define STORE_LABELS_MAX     64 /* custom labels per secret */
+#define STORE_DIGEST_LEN     32 /* a secret's label digest */
+
+/* One custom label of a secret. */
+typedef struct store_label {
+	char name[STORE_LABEL_MAX + 1];
+	uint64_t version;
+} store_label;
 #define STORE_MAC_LEN        33 /* a metadata MAC as stored: format byte | 32-byte tag */
 #define STORE_META_KEY_ID    0  /* keys_load / keys_reseal: the metadata key, not a data key */
 
@@ -62,6 +71,18 @@ typedef struct store_meta {
 	size_t mac_len;
 	uint64_t rows_max; /* get(), put(): the largest version id of any row now (not MAC'd) */
 	uint64_t max_versions; /* put(), destroy(): retention, 0 for none (not MAC'd) */
+	/* MAC'd (schema 3): the version that was latest before the newest put (0: none), and the
+	 * digest of the secret's custom labels (ldigest_len 0: it has none). Read and written
+	 * wherever last_version, latest and epoch are; put() writes previous, destroy() ldigest. */
+	uint64_t previous;
+	uint8_t ldigest[STORE_DIGEST_LEN];
+	size_t ldigest_len;
+	/* destroy() and labels_get() only: the custom labels, sorted by name, in an array of
+	 * STORE_LABELS_MAX + 1 the backend allocates (and frees). destroy()'s cb may change them
+	 * and sets labels_changed; the backend then writes them all back. */
+	store_label *labels;
+	size_t nlabels;
+	int labels_changed;
 } store_meta;
 
 /* One version row. */
@@ -113,6 +134,7 @@ typedef struct store_seal_io {
 	uint8_t secret_mac[STORE_MAC_LEN]; /* out: the secret's new MAC */
 	uint8_t row_mac[STORE_MAC_LEN];    /* out: the new version row's MAC */
 	size_t mac_len;                    /* out: STORE_MAC_LEN (0: none, for backend tests) */
+	uint64_t previous;                 /* out: the secret's new previous (before.latest) */
 	/* Request ids (items with rid): what the store holds for it, read after the secret was
 	 * locked (rid_version 0: nothing), and what to store with it. */
 	uint64_t rid_version;                /* in */
@@ -288,7 +310,9 @@ typedef struct store_ops {
 	 * rows, hand them to cb (the core checks them, sets the state of the version it changes,
 	 * and re-MACs every row and the secret), then write back every row's state and MAC and the
 	 * secret's metadata, and drop the ciphertext of each row destroyed (COFFER_STATE_DESTROYED;
-	 * a disabled row keeps it). Its
+	 * a disabled row keeps it). The custom labels are read with the rows (meta->labels) and,
+	 * when cb sets meta->labels_changed, written back, all in the same transaction (label
+	 * moves use this transaction too). Its
 	 * id stays taken. COFFER_ENOTFOUND if the secret does not exist; cb's error otherwise (the
 	 * core says COFFER_ENOTFOUND for a version it cannot destroy). May be NULL (the core then
 	 * answers COFFER_EMISUSE).
@@ -312,6 +336,13 @@ typedef struct store_ops {
 	 * the generation. COFFER_ENOTFOUND if the secret does not exist.
 	 */
 	int (*set_max_versions)(store *s, const char *name, size_t name_len, uint64_t max);
+
+	/*
+	 * labels_get: in one snapshot, the secret's metadata into *meta and its custom labels
+	 * into meta->labels (allocated here, STORE_LABELS_MAX + 1 entries; the caller frees).
+	 * COFFER_ENOTFOUND if the secret does not exist. The core checks them against the MAC.
+	 */
+	int (*labels_get)(store *s, const char *name, size_t name_len, store_meta *meta);
 } store_ops;
 
 /*

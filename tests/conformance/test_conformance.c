@@ -200,8 +200,8 @@ static void test_bad_values(void **state)
 static void test_bad_versions(void **state)
 {
 	static const char *const bad[] = {
-	    "0",   "-1",  "abc",     "99999999999999999999", "", " 1", "1 ", "01", "+1",
-	    "1.0", "0x1", "latest1", "9223372036854775808"};
+	    "0",   "-1",  "_abc",    "99999999999999999999", "", " 1", "1 ", "01", "+1",
+	    "1x",  "0x1", "a b",     "9223372036854775808",  "latest/1"};
 	coffer_store *st = open_store();
 	coffer_secret *s = ref(st, "versions", COFFER_PUT | COFFER_ACCESS);
 	put_ok(s, "v1", 2, "1");
@@ -212,6 +212,9 @@ static void test_bad_versions(void **state)
 		assert_non_null(strstr(coffer_errmsg(st), "invalid version id"));
 	}
 	coffer_value *v = NULL;
+	/* A name that could be a label is one: not found, never a version. */
+	assert_int_equal(coffer_access(s, "abc", &v), COFFER_ENOTFOUND);
+	assert_non_null(strstr(coffer_errmsg(st), "has no label 'abc'"));
 	assert_int_equal(coffer_access(s, NULL, &v), COFFER_EINVAL);
 	assert_int_equal(coffer_access(s, "2", &v), COFFER_ENOTFOUND);
 	assert_non_null(strstr(coffer_errmsg(st), "version '2' not found"));
@@ -501,7 +504,8 @@ static void test_destroy(void **state)
 	assert_non_null(strstr(coffer_errmsg(st), "version '2' is destroyed"));
 	assert_int_equal(coffer_destroy(s, "99", ver), COFFER_ENOTFOUND);
 	assert_int_equal(coffer_destroy(s, "0", ver), COFFER_EINVAL);
-	assert_int_equal(coffer_destroy(s, "abc", ver), COFFER_EINVAL);
+	assert_int_equal(coffer_destroy(s, "1abc", ver), COFFER_EINVAL);
+	assert_int_equal(coffer_destroy(s, "abc", ver), COFFER_ENOTFOUND); /* no such label */
 	assert_int_equal(coffer_destroy(ro, "1", ver), COFFER_EPERM);
 	coffer_secret *none = ref(st, "destroy-never", COFFER_PUT);
 	assert_int_equal(coffer_destroy(none, "latest", ver), COFFER_ENOTFOUND);
@@ -526,6 +530,8 @@ static void test_destroy(void **state)
 static void access_rc_is(coffer_secret *s, const char *version, int want);
 static int is_pg(void);
 static void tamper(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void expect_integrity(const char *base, const char *version);
+static const char *tab_s(void);
 
 /* Version states (docs/lifecycle.md): a disabled version keeps its value but refuses access
  * with its own error; latest is the newest enabled version, also in another handle's cache;
@@ -582,7 +588,8 @@ static void test_disable_enable(void **state)
 	/* Errors: unknown, malformed, permission, never-put secret. */
 	assert_int_equal(coffer_disable(s, "99", NULL), COFFER_ENOTFOUND);
 	assert_int_equal(coffer_enable(s, "99", NULL), COFFER_ENOTFOUND);
-	assert_int_equal(coffer_disable(s, "x", NULL), COFFER_EINVAL);
+	assert_int_equal(coffer_disable(s, "x y", NULL), COFFER_EINVAL);
+	assert_int_equal(coffer_disable(s, "x", NULL), COFFER_ENOTFOUND); /* no such label */
 	assert_int_equal(coffer_disable(ro, "2", NULL), COFFER_EPERM);
 	assert_int_equal(coffer_enable(ro, "2", NULL), COFFER_EPERM);
 	coffer_secret *none = ref(st, "states-never", COFFER_PUT);
@@ -908,6 +915,228 @@ static void test_race_retention(void **state)
 }
 
 /* ------------------------------------------------------------------------------------------ */
+/* Labels (docs/lifecycle.md).                                                                */
+
+typedef struct labels_seen {
+	char list[512];
+	size_t n;
+} labels_seen;
+
+static int collect_labels(void *ctx, const char *label, const char *version)
+{
+	labels_seen *l = ctx;
+	l->n += (size_t)snprintf(l->list + l->n, sizeof l->list - l->n, "%s=%s ", label, version);
+	return l->n < sizeof l->list - 1 ? 0 : 1;
+}
+
+static const char *labels_of(coffer_secret *s)
+{
+	static labels_seen l;
+	l.n = 0;
+	l.list[0] = '\0';
+	assert_int_equal(coffer_list_labels(s, collect_labels, &l), COFFER_OK);
+	return l.list;
+}
+
+static void test_labels(void **state)
+{
+	coffer_store *st = open_store(), *other = open_store();
+	coffer_secret *s = ref(st, "labels", COFFER_PUT | COFFER_ACCESS);
+	coffer_secret *o = ref(other, "labels", COFFER_ACCESS);
+	coffer_secret *ro = ref(st, "labels", COFFER_ACCESS);
+	char ver[COFFER_VERSION_MAX] = "";
+	put_ok(s, "value-1", 7, "1");
+	assert_string_equal(labels_of(s), "latest=1 ");
+	put_ok(s, "value-2", 7, "2");
+	/* previous: what was latest before the newest put. */
+	access_is(o, "previous", "value-1", 7, "1");
+	access_is(o, "PREVIOUS", "value-1", 7, "1");
+	put_ok(s, "value-3", 7, "3");
+	access_is(o, "previous", "value-2", 7, "2");
+	/* Custom labels: set, read, move. */
+	assert_int_equal(coffer_label_set(s, "stable", "1", ver), COFFER_OK);
+	assert_string_equal(ver, "1");
+	assert_int_equal(coffer_label_set(s, "blue", "latest", ver), COFFER_OK);
+	assert_string_equal(ver, "3");
+	access_is(o, "stable", "value-1", 7, "1");
+	access_is(o, "blue", "value-3", 7, "3");
+	assert_string_equal(labels_of(o), "latest=3 previous=2 blue=3 stable=1 ");
+	assert_int_equal(coffer_label_set(s, "stable", "blue", ver), COFFER_OK); /* moved */
+	assert_string_equal(ver, "3");
+	access_is(o, "stable", "value-3", 7, "3");
+	assert_int_equal(coffer_label_set(s, "green", "previous", ver), COFFER_OK);
+	assert_string_equal(ver, "2");
+	/* Labels are case-sensitive; latest is case-insensitive and reserved. */
+	access_rc_is(o, "Stable", COFFER_ENOTFOUND);
+	assert_non_null(strstr(coffer_errmsg(other), "no label 'Stable'"));
+	/* A label works wherever a version does: disable, enable, destroy. */
+	assert_int_equal(coffer_disable(s, "green", ver), COFFER_OK);
+	assert_string_equal(ver, "2");
+	access_rc_is(o, "green", COFFER_EDISABLED);
+	assert_int_equal(coffer_enable(s, "green", ver), COFFER_OK);
+	access_is(o, "green", "value-2", 7, "2");
+	assert_int_equal(coffer_destroy(s, "green", ver), COFFER_OK);
+	assert_string_equal(ver, "2");
+	access_rc_is(o, "green", COFFER_ENOTFOUND);
+	access_rc_is(o, "previous", COFFER_ENOTFOUND);
+	/* A destroyed version cannot be labelled; nor can one that does not exist. */
+	assert_int_equal(coffer_label_set(s, "red", "2", NULL), COFFER_ENOTFOUND);
+	assert_non_null(strstr(coffer_errmsg(st), "is destroyed"));
+	assert_int_equal(coffer_label_set(s, "red", "9", NULL), COFFER_ENOTFOUND);
+	assert_int_equal(coffer_label_set(s, "red", "nolabel", NULL), COFFER_ENOTFOUND);
+	/* Bad labels: reserved, would read as ids, bad characters, too long. */
+	static const char *const bad[] = {"latest", "LATEST", "previous", "Previous", "1",
+	                                  "1a",     "_a",     "a b",      "a/b",      "",
+	                                  "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		assert_int_equal(coffer_label_set(s, bad[i], "1", NULL), COFFER_EINVAL);
+		assert_non_null(strstr(coffer_errmsg(st), "invalid label"));
+	}
+	assert_int_equal(coffer_label_set(s, "a.b_c-D9", "1", NULL), COFFER_OK);
+	assert_int_equal(coffer_label_set(ro, "x", "1", NULL), COFFER_EPERM);
+	assert_int_equal(coffer_label_delete(ro, "blue"), COFFER_EPERM);
+	/* Delete. */
+	assert_int_equal(coffer_label_delete(s, "blue"), COFFER_OK);
+	assert_int_equal(coffer_label_delete(s, "blue"), COFFER_ENOTFOUND);
+	access_rc_is(o, "blue", COFFER_ENOTFOUND);
+	/* green still names 2, destroyed: reading it says not found. */
+	assert_string_equal(labels_of(o), "latest=3 previous=2 a.b_c-D9=1 green=2 stable=3 ");
+	/* Never-put secret. */
+	coffer_secret *none = ref(st, "labels-never", COFFER_PUT | COFFER_ACCESS);
+	assert_int_equal(coffer_label_set(none, "x", "1", NULL), COFFER_ENOTFOUND);
+	access_rc_is(none, "x", COFFER_ENOTFOUND);
+	/* At most 64 labels (3 now). */
+	char lb[16];
+	for (int i = 0; i < 61; i++) {
+		snprintf(lb, sizeof lb, "l%d", i);
+		assert_int_equal(coffer_label_set(s, lb, "1", NULL), COFFER_OK);
+	}
+	assert_int_equal(coffer_label_set(s, "one-too-many", "1", NULL), COFFER_EBUSY);
+	assert_int_equal(coffer_label_set(s, "l0", "3", NULL), COFFER_OK); /* a move still works */
+	access_is(o, "l0", "value-3", 7, "3");
+	coffer_secret_free(none);
+	coffer_secret_free(ro);
+	coffer_secret_free(o);
+	coffer_secret_free(s);
+	coffer_close(other);
+	coffer_close(st);
+}
+
+/* Retention keeps every labelled version (previous included), destroying the oldest others. */
+static void test_retention_labels(void **state)
+{
+	coffer_store *st = open_store();
+	coffer_secret *s = ref(st, "retain.lab", COFFER_PUT | COFFER_ACCESS);
+	put_ok(s, "value-1", 7, "1");
+	put_ok(s, "value-2", 7, "2");
+	put_ok(s, "value-3", 7, "3");
+	assert_int_equal(coffer_label_set(s, "stable", "1", NULL), COFFER_OK);
+	assert_int_equal(coffer_set_max_versions(s, 2), COFFER_OK);
+	put_ok(s, "value-4", 7, "4");
+	/* 1 stable, 3 previous, 4 latest: only 2 may go. */
+	states sv = {{0}, 0};
+	assert_int_equal(coffer_list_versions(s, collect_states, &sv), COFFER_OK);
+	assert_string_equal(sv.list, "1+:7 2-:0 3+:7 4+:7 ");
+	put_ok(s, "value-5", 7, "5");
+	sv.n = 0;
+	assert_int_equal(coffer_list_versions(s, collect_states, &sv), COFFER_OK);
+	assert_string_equal(sv.list, "1+:7 2-:0 3-:0 4+:7 5+:7 ");
+	access_is(s, "stable", "value-1", 7, "1");
+	coffer_secret_free(s);
+	coffer_close(st);
+}
+
+/* Labels are covered by the secret's MAC: moved, added or deleted in the database, a read by
+ * label is an integrity error, and so is a label move there. */
+static void test_labels_tamper(void **state)
+{
+	coffer_store *st = open_store();
+	coffer_secret *s = ref(st, "tamper.lab", COFFER_PUT | COFFER_ACCESS);
+	put_ok(s, "value-1", 7, "1");
+	put_ok(s, "value-2", 7, "2");
+	assert_int_equal(coffer_label_set(s, "stable", "2", NULL), COFFER_OK);
+	char n[300];
+	name(n, sizeof n, "tamper.lab");
+	const char *tl = is_pg() ? "coffer_labels" : "labels";
+	char who[400];
+	snprintf(who, sizeof who, "(SELECT id FROM %s WHERE name = '%s')", tab_s(), n);
+	tamper("UPDATE %s SET version = 1 WHERE secret_id = %s", tl, who);
+	expect_integrity("tamper.lab", "stable");
+	assert_int_equal(coffer_label_set(s, "other", "1", NULL), COFFER_EINTEGRITY);
+	tamper("UPDATE %s SET version = 2 WHERE secret_id = %s", tl, who);
+	access_is(s, "stable", "value-2", 7, "2");
+	tamper("INSERT INTO %s (secret_id, name, version) SELECT %s, 'extra', 1", tl, who);
+	expect_integrity("tamper.lab", "stable");
+	tamper("DELETE FROM %s WHERE secret_id = %s", tl, who);
+	expect_integrity("tamper.lab", "stable");
+	/* previous edited. */
+	tamper("UPDATE %s SET previous = 2 WHERE name = '%s'", tab_s(), n);
+	expect_integrity("tamper.lab", "previous");
+	expect_integrity("tamper.lab", "latest");
+	coffer_secret_free(s);
+	coffer_close(st);
+}
+
+typedef struct label_race {
+	int id;
+	int rc;
+} label_race;
+
+static void *label_mover(void *arg)
+{
+	label_race *lr = arg;
+	coffer_store *st = open_store();
+	coffer_secret *s = ref(st, "race.label", COFFER_PUT | COFFER_ACCESS);
+	lr->rc = COFFER_OK;
+	for (int i = 0; i < 20 && lr->rc == COFFER_OK; i++) {
+		char ver[COFFER_VERSION_MAX];
+		if (lr->id == 0) {
+			lr->rc = coffer_label_set(s, "stable", "latest", ver);
+		} else if (lr->id == 1) {
+			lr->rc = coffer_label_set(s, "stable", "previous", ver);
+			if (lr->rc == COFFER_ENOTFOUND) /* previous destroyed meanwhile: fine */
+				lr->rc = COFFER_OK;
+		} else {
+			char v[16];
+			snprintf(v, sizeof v, "value-%d-%d", lr->id, i);
+			lr->rc = coffer_put(s, v, strlen(v), ver);
+		}
+	}
+	coffer_secret_free(s);
+	coffer_close(st);
+	return NULL;
+}
+
+/* Label moves racing puts (handles of their own, in threads): every call succeeds, and at the
+ * end the labels and versions check against their MACs and stable names a version. */
+static void test_race_labels(void **state)
+{
+	coffer_store *st = open_store();
+	coffer_secret *s = ref(st, "race.label", COFFER_PUT | COFFER_ACCESS);
+	put_ok(s, "value-0", 7, "1");
+	put_ok(s, "value-1", 7, "2");
+	pthread_t th[4];
+	label_race lr[4];
+	for (int i = 0; i < 4; i++) {
+		lr[i] = (label_race){i, -1};
+		assert_int_equal(pthread_create(&th[i], NULL, label_mover, &lr[i]), 0);
+	}
+	for (int i = 0; i < 4; i++)
+		pthread_join(th[i], NULL);
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(lr[i].rc, COFFER_OK);
+	coffer_value *v = NULL;
+	assert_int_equal(coffer_access(s, "stable", &v), COFFER_OK);
+	coffer_value_free(v);
+	size_t enabled = 0;
+	assert_int_equal(coffer_list_versions(s, count_enabled, &enabled), COFFER_OK);
+	assert_int_equal(enabled, 2 + 2 * 20);
+	labels_of(s);
+	coffer_secret_free(s);
+	coffer_close(st);
+}
+
+/* ------------------------------------------------------------------------------------------ */
 /* Edits made outside coffer (tests/sqltool.h).                                               */
 
 static int is_pg(void)
@@ -1145,14 +1374,15 @@ static void test_metadata_replay(void **state)
 	put_ok(r, "value-r1", 8, "1");
 	put_ok(r, "value-r2", 8, "2");
 	name(n, sizeof n, "replay.row");
-	tamper("CREATE TABLE %s AS SELECT last_version, latest, epoch, mac FROM %s WHERE name = "
-	       "'%s'",
+	tamper("CREATE TABLE %s AS SELECT last_version, latest, epoch, mac, previous FROM %s "
+	       "WHERE name = '%s'",
 	       saved("row"), tab_s(), n);
 	put_ok(r, "value-r3", 8, "3");
 	tamper("UPDATE %s SET last_version = (SELECT last_version FROM %s), latest = (SELECT "
-	       "latest FROM %s), epoch = (SELECT epoch FROM %s), mac = (SELECT mac FROM %s) WHERE "
-	       "name = '%s'; DROP TABLE %s",
-	       tab_s(), saved("row"), saved("row"), saved("row"), saved("row"), n, saved("row"));
+	       "latest FROM %s), epoch = (SELECT epoch FROM %s), mac = (SELECT mac FROM %s), "
+	       "previous = (SELECT previous FROM %s) WHERE name = '%s'; DROP TABLE %s",
+	       tab_s(), saved("row"), saved("row"), saved("row"), saved("row"), saved("row"), n,
+	       saved("row"));
 	expect_integrity("replay.row", "latest");
 	expect_integrity("replay.row", "2");
 	/* A put or a destroy there must not bless the rollback; a listing shows it. */
@@ -1506,6 +1736,10 @@ int main(void)
 	    cmocka_unit_test(test_race_check_and_set),
 	    cmocka_unit_test(test_race_request_id),
 	    cmocka_unit_test(test_race_retention),
+	    cmocka_unit_test(test_labels),
+	    cmocka_unit_test(test_retention_labels),
+	    cmocka_unit_test(test_labels_tamper),
+	    cmocka_unit_test(test_race_labels),
 	    cmocka_unit_test(test_metadata_tamper),
 	    cmocka_unit_test(test_disabled_tamper),
 	    cmocka_unit_test(test_metadata_replay),

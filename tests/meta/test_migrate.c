@@ -203,7 +203,9 @@ static void test_lifecycle_after_upgrade(void **state)
 	assert_int_equal(read_rc(st, "b", "2", NULL), COFFER_EDISABLED);
 	assert_int_equal(coffer_set_max_versions(b, 1), COFFER_OK);
 	assert_int_equal(coffer_put(b, "beta-3", 6, ver), COFFER_OK);
-	assert_int_equal(read_rc(st, "b", "1", NULL), COFFER_ENOTFOUND);
+	/* 1 is "previous" (latest before this put: 2 was disabled), so kept; 2 goes. */
+	assert_int_equal(read_rc(st, "b", "2", NULL), COFFER_ENOTFOUND);
+	assert_int_equal(read_rc(st, "b", "previous", "beta-1"), COFFER_OK);
 	assert_int_equal(read_rc(st, "b", "latest", "beta-3"), COFFER_OK);
 	coffer_secret_free(b);
 	coffer_close(st);
