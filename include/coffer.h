@@ -76,7 +76,8 @@ extern "C" {
 	X(EDISABLED, -14, "version is disabled", 9, 8)                                             \
 	X(ECONFLICT, -15, "check-and-set mismatch: the secret is not at the expected version", 9, \
 	  9)                                                                                       \
-	X(EREUSED, -16, "request id already used with another value", 6, 2)
+	X(EREUSED, -16, "request id already used with another value", 6, 2)                        \
+	X(EDELETED, -17, "secret is scheduled for deletion", 9, 8)
 
 typedef enum coffer_rc {
 #define COFFER_X_ENUM(name, value, msg, grpc, exitcode) COFFER_##name = (value),
@@ -379,6 +380,83 @@ COFFER_API int coffer_label_delete(coffer_secret *sec, const char *label) COFFER
 COFFER_API int coffer_list_labels(coffer_secret *sec,
                                   int (*cb)(void *ctx, const char *label, const char *version),
                                   void *ctx);
+
+/*
+ * Delete a secret with a recovery window: from now on it is hidden from listings and refuses
+ * access, put, labels and state changes with COFFER_EDELETED ("scheduled for deletion"), until
+ * coffer_restore() brings it back as it was, or, once `recovery_days` (1-30; the CLI's default
+ * is COFFER_RECOVERY_DAYS) have passed, it is destroyed for good: its versions, labels and
+ * request ids deleted, its name free again. recovery_days 0 destroys it for good now. The time
+ * it goes for good (Unix ms) is written to *purge_at_ms when not NULL. Deleting a deleted
+ * secret again sets its new time. Needs COFFER_PUT. The deletion is covered by the secret's
+ * MAC (clearing it in the database is an integrity error).
+ * Returns COFFER_OK, COFFER_EPERM, COFFER_EINVAL (recovery_days over 30), COFFER_ENOTFOUND,
+ * COFFER_EINTEGRITY, COFFER_EMISUSE, COFFER_EBUSY, COFFER_EFULL, COFFER_EIO, COFFER_ENOMEM.
+ */
+#define COFFER_RECOVERY_DAYS     7
+#define COFFER_RECOVERY_DAYS_MAX 30
+COFFER_API int coffer_delete(coffer_secret *sec, unsigned recovery_days,
+                             int64_t *purge_at_ms) COFFER_MUST_CHECK;
+
+/* Bring back a secret scheduled for deletion, as it was. COFFER_EINVAL if it is not scheduled,
+ * COFFER_ENOTFOUND if it does not exist or its window has passed. Needs COFFER_PUT. */
+COFFER_API int coffer_restore(coffer_secret *sec) COFFER_MUST_CHECK;
+
+/* Destroy for good every secret whose recovery window has passed (coffer_open() does it too,
+ * and `coffer serve` every minute). *count (when not NULL) receives how many went. */
+COFFER_API int coffer_purge(coffer_store *st, size_t *count) COFFER_MUST_CHECK;
+
+/* What coffer_describe() gives. */
+#define COFFER_DESCRIPTION_MAX 1024 /* bytes of a description */
+#define COFFER_TAGS_MAX        32   /* tags per secret */
+typedef struct coffer_secret_info {
+	char description[COFFER_DESCRIPTION_MAX + 1];
+	char tags[4097];             /* "KEY=VALUE" lines, each ending in '\n', keys in order */
+	int64_t created_unix_ms;     /* the secret's first put */
+	int64_t updated_unix_ms;     /* its last change: put, state, label, description, tags */
+	char current_version[COFFER_VERSION_MAX]; /* latest: the newest enabled ("" if none) */
+	char last_version[COFFER_VERSION_MAX];    /* the largest id it ever had */
+	char previous_version[COFFER_VERSION_MAX]; /* "" if none */
+	uint64_t max_versions;                     /* 0: no limit */
+	int64_t purge_at_unix_ms; /* scheduled for deletion: when it goes for good; else 0 */
+	size_t nlabels;           /* custom labels (coffer_list_labels lists them) */
+} coffer_secret_info;
+
+/*
+ * The secret's metadata, all read in one snapshot and checked against its MAC (description and
+ * tags are not MAC'd). Works on a secret scheduled for deletion (so it can be seen). Needs
+ * COFFER_ACCESS. Returns COFFER_OK, COFFER_EPERM, COFFER_ENOTFOUND, COFFER_EINTEGRITY,
+ * COFFER_EBUSY, COFFER_EIO, COFFER_ENOMEM.
+ */
+COFFER_API int coffer_describe(coffer_secret *sec, coffer_secret_info *out) COFFER_MUST_CHECK;
+
+/*
+ * Set the description (NULL: leave it; at most COFFER_DESCRIPTION_MAX bytes of printable
+ * UTF-8 without control characters) and the tags (NULL: leave them; else all of them: "KEY=VALUE"
+ * separated by '\n', at most COFFER_TAGS_MAX; a key 1-63 of A-Z a-z 0-9 . _ -, a value 0-255
+ * printable bytes without '\n'; "" removes every tag). Needs COFFER_PUT. Returns COFFER_OK,
+ * COFFER_EPERM, COFFER_EINVAL, COFFER_ENOTFOUND, COFFER_EDELETED, COFFER_EBUSY, COFFER_EIO.
+ */
+COFFER_API int coffer_set_info(coffer_secret *sec, const char *description,
+                               const char *tags) COFFER_MUST_CHECK;
+
+/*
+ * One page of secret names in byte order, with each one's number of enabled versions: those
+ * that begin with `prefix` (NULL or "": all), not scheduled for deletion, from where
+ * `page_token` (NULL or "": the first page; else the next_token of the previous page) says, at
+ * most page_size (1..1000) of them. next_token receives the token of the next page, "" when this
+ * was the last. Memory stays bounded by the page whatever the number of secrets; pages see the
+ * store as it is when each is read (a secret made meanwhile shows up if its name comes after).
+ * The token is opaque (today the last name of the page, encoded).
+ * Returns COFFER_OK, cb's non-zero value, COFFER_EINVAL (bad prefix, size or token),
+ * COFFER_EBUSY, COFFER_EIO, COFFER_ENOMEM.
+ */
+#define COFFER_PAGE_TOKEN_MAX 520
+#define COFFER_PAGE_SIZE_MAX  1000
+COFFER_API int coffer_list_page(coffer_store *st, const char *prefix, size_t page_size,
+                                const char *page_token,
+                                int (*cb)(void *ctx, const char *name, size_t nversions),
+                                void *ctx, char next_token[COFFER_PAGE_TOKEN_MAX]);
 
 /* Version states. */
 #define COFFER_STATE_ENABLED   0

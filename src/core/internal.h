@@ -144,6 +144,19 @@ int core_meta_label(void *ctx, const char *name, size_t len, store_meta *m, stor
 /* The version a label (custom, or "previous") names in m, 0 if none; the label on a version. */
 uint64_t core_label_find(const store_meta *m, const char *label);
 const char *core_label_of(const store_meta *m, uint64_t version);
+/* delete / restore: the store_retag_fn, with this ctx. */
+typedef struct core_delete_ctx {
+	coffer_store *st;
+	uint64_t purge_ms; /* delete: when it goes for good; 0: restore */
+	uint64_t now_ms;
+	int not_deleted;   /* out: restore of a secret not scheduled */
+	int too_late;      /* out: restore after its window */
+} core_delete_ctx;
+int core_meta_delete(void *ctx, const char *name, size_t len, store_meta *m, store_row *rows,
+                     size_t n);
+/* Unix milliseconds; tests may set the hook. */
+int64_t core_now_ms(void);
+extern int64_t (*core_clock_hook)(void);
 /* An access by label: the metadata's MAC and the labels read with it. */
 int core_meta_labels_read(coffer_store *st, const char *name, size_t len, const store_meta *m);
 int core_meta_destroy(void *ctx, const char *name, size_t len, store_meta *m, store_row *rows,

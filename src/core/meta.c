@@ -22,7 +22,7 @@
 #include "core/internal.h"
 
 /* domain (with its NUL) | fmt | store_id | name_len | name | four 64-bit fields at most */
-#define MSG_MAX (16 + 1 + STORE_ID_LEN + 2 + COFFER_NAME_MAX + 4 * 8 + 2 + STORE_DIGEST_LEN)
+#define MSG_MAX (16 + 1 + STORE_ID_LEN + 2 + COFFER_NAME_MAX + 5 * 8 + 2 + STORE_DIGEST_LEN)
 
 static size_t put_u64(uint8_t *p, uint64_t v)
 {
@@ -57,10 +57,11 @@ static size_t secret_msg(uint8_t p[MSG_MAX], const coffer_store *st, const char 
 	/* Schema 3: previous and the label digest, only when there is one of them, so the MACs of
 	 * a secret without (every secret of a store from before) stay as they were. The message
 	 * without them has a fixed length for a name, so neither form can pass for the other. */
-	if (m->previous == 0 && m->ldigest_len == 0)
+	if (m->previous == 0 && m->ldigest_len == 0 && m->purge_ms == 0)
 		return n;
 	p[n++] = 1;
 	n += put_u64(p + n, m->previous);
+	n += put_u64(p + n, m->purge_ms);
 	p[n++] = (uint8_t)m->ldigest_len;
 	memcpy(p + n, m->ldigest, m->ldigest_len <= STORE_DIGEST_LEN ? m->ldigest_len : 0);
 	return n + (m->ldigest_len <= STORE_DIGEST_LEN ? m->ldigest_len : 0);
@@ -204,6 +205,8 @@ int core_meta_read(coffer_store *st, const char *name, size_t len, uint64_t want
 	int rc = meta_check_read(st, name, len, m);
 	if (rc != COFFER_OK)
 		return rc;
+	if (m->purge_ms != 0)
+		return COFFER_EDELETED; /* as its MAC says; the caller says so */
 	if (want == 0 && m->latest == 0)
 		return COFFER_ENOTFOUND; /* every version destroyed, as the MAC says */
 	if (want > m->last_version)
@@ -233,6 +236,11 @@ int core_meta_put(coffer_store *st, const char *name, size_t len, store_seal_io 
 		rc = beyond(st, name, len, b->rows_max, 0);
 	if (rc != COFFER_OK)
 		return rc;
+	if (b->purge_ms != 0) {
+		core_set_err(st, "secret '%.*s' is scheduled for deletion: restore it first", (int)len,
+		             name);
+		return COFFER_EDELETED;
+	}
 	store_meta after = {.last_version = io->version,
 	                    .latest = io->version,
 	                    .epoch = b->epoch,
@@ -289,6 +297,36 @@ static void sign_all(coffer_store *st, const char *name, size_t len, store_meta 
 	meta_sign(st, name, len, m);
 }
 
+static int deleted(coffer_store *st, const char *name, size_t len)
+{
+	core_set_err(st, "secret '%.*s' is scheduled for deletion: restore it first", (int)len,
+	             name);
+	return COFFER_EDELETED;
+}
+
+int core_meta_delete(void *ctx, const char *name, size_t len, store_meta *m, store_row *rows,
+                     size_t n)
+{
+	core_delete_ctx *dc = ctx;
+	int rc = check_all(dc->st, name, len, m, rows, n);
+	if (rc != COFFER_OK)
+		return rc;
+	if (dc->purge_ms == 0 && m->purge_ms == 0) {
+		dc->not_deleted = 1;
+		return COFFER_EINVAL;
+	}
+	if (dc->purge_ms == 0 && m->purge_ms <= dc->now_ms) {
+		dc->too_late = 1;
+		return COFFER_ENOTFOUND;
+	}
+	m->purge_ms = dc->purge_ms;
+	/* The rows are MAC'd again under a new epoch: a copy of the secret's row from before the
+	 * delete (or the restore) never verifies with them. */
+	m->epoch++;
+	sign_all(dc->st, name, len, m, rows, n);
+	return COFFER_OK;
+}
+
 int core_meta_destroy(void *ctx, const char *name, size_t len, store_meta *m, store_row *rows,
                       size_t n)
 {
@@ -296,6 +334,8 @@ int core_meta_destroy(void *ctx, const char *name, size_t len, store_meta *m, st
 	int rc = check_all(dc->st, name, len, m, rows, n);
 	if (rc != COFFER_OK)
 		return rc;
+	if (m->purge_ms != 0)
+		return deleted(dc->st, name, len);
 	/* "latest" and labels are resolved here, in the change's own transaction. */
 	uint64_t v = dc->want != 0 ? dc->want : m->latest;
 	if (dc->label != NULL && (v = core_label_find(m, dc->label)) == 0) {
@@ -373,6 +413,8 @@ int core_meta_label(void *ctx, const char *name, size_t len, store_meta *m, stor
 	int rc = check_all(lc->st, name, len, m, rows, n);
 	if (rc != COFFER_OK)
 		return rc;
+	if (m->purge_ms != 0)
+		return deleted(lc->st, name, len);
 	size_t at = m->nlabels;
 	for (size_t i = 0; i < m->nlabels; i++)
 		if (strcmp(m->labels[i].name, lc->label) == 0)
@@ -522,7 +564,7 @@ static int same_meta(const store_meta *a, const store_meta *b)
 {
 	return a->last_version == b->last_version && a->latest == b->latest &&
 	       a->epoch == b->epoch && a->mac_len == b->mac_len && a->previous == b->previous &&
-	       a->ldigest_len == b->ldigest_len &&
+	       a->ldigest_len == b->ldigest_len && a->purge_ms == b->purge_ms &&
 	       memcmp(a->ldigest, b->ldigest, sizeof a->ldigest) == 0 &&
 	       memcmp(a->mac, b->mac, sizeof a->mac) == 0;
 }

@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <strings.h>
 
 #include <sodium.h>
@@ -9,6 +10,16 @@
 #include "core/internal.h"
 
 void (*core_value_free_hook)(const void *data, size_t len);
+int64_t (*core_clock_hook)(void);
+
+int64_t core_now_ms(void)
+{
+	if (core_clock_hook != NULL)
+		return core_clock_hook();
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 /* Echo user-supplied text into a message safely: bounded, printable ASCII only. */
 static const char *printable(const char *s, char *buf, size_t len)
@@ -403,7 +414,7 @@ static int resolve_label(coffer_store *st, coffer_secret *sec, const char *label
 		core_set_err(st, "the %s backend has no labels", st->ops->scheme);
 		return COFFER_EMISUSE;
 	}
-	int rc = st->ops->labels_get(st->be, sec->name, sec->name_len, &m);
+	int rc = st->ops->labels_get(st->be, sec->name, sec->name_len, &m, NULL);
 	if (rc == COFFER_OK)
 		rc = core_meta_labels_read(st, sec->name, sec->name_len, &m);
 	else if (rc == COFFER_ENOTFOUND)
@@ -434,7 +445,10 @@ static int access_locked(coffer_store *st, coffer_secret *sec, uint64_t want, co
 	/* Read from the store: checked against the MACs (a cached row was, when it was read). */
 	if (rc == COFFER_OK)
 		rc = core_meta_read(st, sec->name, sec->name_len, want, &meta, &row);
-	if (rc == COFFER_EDISABLED) {
+	if (rc == COFFER_EDELETED) {
+		core_set_err(st, "secret '%s' is scheduled for deletion (restore it to read it)",
+		             sec->name);
+	} else if (rc == COFFER_EDISABLED) {
 		core_set_err(st, "secret '%s' version '%s' is disabled (enable it to read it)",
 		             sec->name, vstr);
 	} else if (rc == COFFER_ENOTFOUND) {
@@ -608,7 +622,7 @@ int coffer_list_labels(coffer_secret *sec,
 		core_set_err(st, "the %s backend has no labels", st->ops->scheme);
 		rc = COFFER_EMISUSE;
 	} else {
-		rc = st->ops->labels_get(st->be, sec->name, sec->name_len, &m);
+		rc = st->ops->labels_get(st->be, sec->name, sec->name_len, &m, NULL);
 		if (rc == COFFER_OK)
 			rc = core_meta_labels_read(st, sec->name, sec->name_len, &m);
 		else if (rc == COFFER_ENOTFOUND)
@@ -755,5 +769,320 @@ int coffer_list_versions(coffer_secret *sec, int (*cb)(void *ctx, const coffer_v
 	pthread_mutex_lock(&sec->st->mu);
 	int rc = list_versions_locked(sec, &vc);
 	pthread_mutex_unlock(&sec->st->mu);
+	return rc;
+}
+
+/* --- delete, restore, purge, describe, info, pages ------------------------------------------ */
+
+static int purge_locked(coffer_store *st, size_t *count)
+{
+	if (st->ops->purge == NULL)
+		return COFFER_OK;
+	int rc = st->ops->purge(st->be, (uint64_t)core_now_ms(), count);
+	if (rc != COFFER_OK)
+		core_set_backend_err(st, rc);
+	return rc;
+}
+
+int coffer_purge(coffer_store *st, size_t *count)
+{
+	if (st == NULL)
+		return COFFER_EMISUSE;
+	size_t n = 0;
+	pthread_mutex_lock(&st->mu);
+	int rc = purge_locked(st, &n);
+	pthread_mutex_unlock(&st->mu);
+	if (rc == COFFER_OK && count != NULL)
+		*count = n;
+	return rc;
+}
+
+static int delete_locked(coffer_secret *sec, core_delete_ctx *dc)
+{
+	coffer_store *st = sec->st;
+	if (!(sec->perms & COFFER_PUT)) {
+		core_set_err(st, "permission denied: this handle to secret '%s' may not %s",
+		             sec->name, dc->purge_ms != 0 ? "delete" : "restore");
+		return COFFER_EPERM;
+	}
+	if (st->ops->destroy == NULL) {
+		core_set_err(st, "the %s backend cannot delete secrets", st->ops->scheme);
+		return COFFER_EMISUSE;
+	}
+	st->errmsg[0] = '\0';
+	int rc = st->ops->destroy(st->be, sec->name, sec->name_len, core_meta_delete, dc);
+	if (rc == COFFER_EINVAL && dc->not_deleted)
+		core_set_err(st, "secret '%s' is not scheduled for deletion", sec->name);
+	else if (rc == COFFER_ENOTFOUND && dc->too_late)
+		core_set_err(st, "secret '%s' is past its recovery window: it is gone for good",
+		             sec->name);
+	else if (rc == COFFER_ENOTFOUND)
+		core_set_err(st, "secret '%s' not found", sec->name);
+	else if (rc != COFFER_OK && (rc != COFFER_EINTEGRITY || st->errmsg[0] == '\0'))
+		core_set_backend_err(st, rc);
+	return rc;
+}
+
+int coffer_delete(coffer_secret *sec, unsigned recovery_days, int64_t *purge_at_ms)
+{
+	if (sec == NULL)
+		return COFFER_EMISUSE;
+	coffer_store *st = sec->st;
+	int rc = COFFER_OK;
+	int64_t now = core_now_ms();
+	/* Now, for good, is "from 1 ms ago": a purge at this time takes it. */
+	uint64_t at = recovery_days == 0 ? (uint64_t)now - 1
+	                                 : (uint64_t)now + (uint64_t)recovery_days * 86400000u;
+	core_delete_ctx dc = {st, at, (uint64_t)now, 0, 0};
+	pthread_mutex_lock(&st->mu);
+	if (recovery_days > COFFER_RECOVERY_DAYS_MAX) {
+		core_set_err(st, "recovery window of %u days for secret '%s': use 1 to %d (0: now)",
+		             recovery_days, sec->name, COFFER_RECOVERY_DAYS_MAX);
+		rc = COFFER_EINVAL;
+	}
+	if (rc == COFFER_OK)
+		rc = delete_locked(sec, &dc);
+	size_t n = 0;
+	if (rc == COFFER_OK && recovery_days == 0)
+		rc = purge_locked(st, &n);
+	pthread_mutex_unlock(&st->mu);
+	if (rc == COFFER_OK && purge_at_ms != NULL)
+		*purge_at_ms = (int64_t)at;
+	return rc;
+}
+
+int coffer_restore(coffer_secret *sec)
+{
+	if (sec == NULL)
+		return COFFER_EMISUSE;
+	coffer_store *st = sec->st;
+	core_delete_ctx dc = {st, 0, (uint64_t)core_now_ms(), 0, 0};
+	pthread_mutex_lock(&st->mu);
+	int rc = delete_locked(sec, &dc);
+	pthread_mutex_unlock(&st->mu);
+	return rc;
+}
+
+int coffer_describe(coffer_secret *sec, coffer_secret_info *out)
+{
+	if (sec == NULL || out == NULL)
+		return COFFER_EMISUSE;
+	coffer_store *st = sec->st;
+	store_meta m;
+	store_info info;
+	memset(&m, 0, sizeof m);
+	int rc = COFFER_OK;
+	pthread_mutex_lock(&st->mu);
+	if (!(sec->perms & COFFER_ACCESS)) {
+		core_set_err(st, "permission denied: this handle to secret '%s' may not access",
+		             sec->name);
+		rc = COFFER_EPERM;
+	} else if (st->ops->labels_get == NULL) {
+		core_set_err(st, "the %s backend cannot describe secrets", st->ops->scheme);
+		rc = COFFER_EMISUSE;
+	} else {
+		rc = st->ops->labels_get(st->be, sec->name, sec->name_len, &m, &info);
+		if (rc == COFFER_OK)
+			rc = core_meta_labels_read(st, sec->name, sec->name_len, &m);
+		else if (rc == COFFER_ENOTFOUND)
+			core_set_err(st, "secret '%s' not found (it has no versions)", sec->name);
+		else
+			core_set_backend_err(st, rc);
+	}
+	pthread_mutex_unlock(&st->mu);
+	if (rc == COFFER_OK) {
+		memset(out, 0, sizeof *out);
+		snprintf(out->description, sizeof out->description, "%s", info.description);
+		snprintf(out->tags, sizeof out->tags, "%s", info.tags);
+		out->created_unix_ms = info.created_ms;
+		out->updated_unix_ms = info.updated_ms;
+		if (m.latest != 0)
+			core_version_format(m.latest, out->current_version);
+		core_version_format(m.last_version, out->last_version);
+		if (m.previous != 0)
+			core_version_format(m.previous, out->previous_version);
+		out->max_versions = info.max_versions;
+		out->purge_at_unix_ms = (int64_t)m.purge_ms;
+		out->nlabels = m.nlabels;
+	}
+	free(m.labels);
+	return rc;
+}
+
+/* A description: printable, no control characters (bytes >= 0x80 pass: UTF-8). */
+static int description_ok(const char *d)
+{
+	size_t n = strnlen(d, COFFER_DESCRIPTION_MAX + 1);
+	if (n > COFFER_DESCRIPTION_MAX)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)d[i] < 0x20 || d[i] == 0x7f)
+			return 0;
+	return 1;
+}
+
+/* Tags: "KEY=VALUE" lines; normalized into out (each line ending in a newline). */
+static int tags_ok(const char *t, char *out, size_t cap)
+{
+	size_t o = 0, count = 0;
+	const char *p = t;
+	while (*p != '\0') {
+		const char *nl = strchr(p, '\n');
+		size_t len = nl != NULL ? (size_t)(nl - p) : strlen(p);
+		const char *eq = memchr(p, '=', len);
+		if (len == 0) { /* an empty line */
+			p += nl != NULL ? 1 : 0;
+			if (nl == NULL)
+				break;
+			continue;
+		}
+		if (eq == NULL || eq == p || (size_t)(eq - p) > STORE_LABEL_MAX ||
+		    len - (size_t)(eq - p) - 1 > 255 || ++count > COFFER_TAGS_MAX ||
+		    o + len + 2 > cap)
+			return 0;
+		for (const char *k = p; k < eq; k++)
+			if (!((*k >= 'a' && *k <= 'z') || (*k >= 'A' && *k <= 'Z') ||
+			      (*k >= '0' && *k <= '9') || *k == '.' || *k == '_' || *k == '-'))
+				return 0;
+		for (const char *v = eq + 1; v < p + len; v++)
+			if ((unsigned char)*v < 0x20 || *v == 0x7f)
+				return 0;
+		memcpy(out + o, p, len);
+		o += len;
+		out[o++] = '\n';
+		p += len + (nl != NULL ? 1 : 0);
+	}
+	out[o] = '\0';
+	return 1;
+}
+
+int coffer_set_info(coffer_secret *sec, const char *description, const char *tags)
+{
+	if (sec == NULL)
+		return COFFER_EMISUSE;
+	coffer_store *st = sec->st;
+	char norm[STORE_TAGS_MAX + 1];
+	int rc = COFFER_OK;
+	pthread_mutex_lock(&st->mu);
+	if (!(sec->perms & COFFER_PUT)) {
+		core_set_err(st, "permission denied: this handle to secret '%s' may not change it",
+		             sec->name);
+		rc = COFFER_EPERM;
+	} else if (description != NULL && !description_ok(description)) {
+		core_set_err(st,
+		             "invalid description for secret '%s': at most %d bytes, no control "
+		             "characters",
+		             sec->name, COFFER_DESCRIPTION_MAX);
+		rc = COFFER_EINVAL;
+	} else if (tags != NULL && !tags_ok(tags, norm, sizeof norm)) {
+		core_set_err(st,
+		             "invalid tags for secret '%s': KEY=VALUE lines, at most %d, a key 1-%d "
+		             "of A-Z a-z 0-9 . _ -, a value of at most 255 printable bytes",
+		             sec->name, COFFER_TAGS_MAX, STORE_LABEL_MAX);
+		rc = COFFER_EINVAL;
+	} else if (st->ops->info_set == NULL) {
+		core_set_err(st, "the %s backend cannot describe secrets", st->ops->scheme);
+		rc = COFFER_EMISUSE;
+	} else {
+		rc = st->ops->info_set(st->be, sec->name, sec->name_len, description,
+		                       tags != NULL ? norm : NULL);
+		if (rc == COFFER_ENOTFOUND)
+			core_set_err(st, "secret '%s' not found (it has no versions)", sec->name);
+		else if (rc != COFFER_OK)
+			core_set_backend_err(st, rc);
+	}
+	pthread_mutex_unlock(&st->mu);
+	return rc;
+}
+
+/* Page tokens: "p1" then the hex of the last name of the page (names are ASCII, so the token
+ * is safe in any URL, header or JSON). */
+typedef struct page_ctx {
+	int (*cb)(void *ctx, const char *name, size_t nversions);
+	void *ctx;
+	size_t n;
+	char last[COFFER_NAME_MAX + 1];
+} page_ctx;
+
+static int page_row(void *ctx, const char *name, size_t nversions)
+{
+	page_ctx *pc = ctx;
+	pc->n++;
+	snprintf(pc->last, sizeof pc->last, "%s", name);
+	return pc->cb(pc->ctx, name, nversions);
+}
+
+static int token_decode(const char *t, char *name, size_t cap)
+{
+	size_t n = strlen(t);
+	if (n < 4 || n % 2 != 0 || t[0] != 'p' || t[1] != '1' || (n - 2) / 2 >= cap)
+		return 0;
+	for (size_t i = 2; i < n; i += 2) {
+		unsigned v = 0;
+		for (int k = 0; k < 2; k++) {
+			char c = t[i + (size_t)k];
+			v = v * 16 + (unsigned)(c >= '0' && c <= '9'   ? c - '0'
+			                        : c >= 'a' && c <= 'f' ? c - 'a' + 10
+			                                               : 99);
+		}
+		if (v > 0xff)
+			return 0;
+		name[(i - 2) / 2] = (char)v;
+	}
+	name[(n - 2) / 2] = '\0';
+	return coffer_name_check(name, (n - 2) / 2) == COFFER_OK;
+}
+
+int coffer_list_page(coffer_store *st, const char *prefix, size_t page_size,
+                     const char *page_token,
+                     int (*cb)(void *ctx, const char *name, size_t nversions), void *ctx,
+                     char next_token[COFFER_PAGE_TOKEN_MAX])
+{
+	if (st == NULL || cb == NULL || next_token == NULL)
+		return COFFER_EMISUSE;
+	char after[COFFER_NAME_MAX + 1] = "";
+	const char *pre = prefix != NULL ? prefix : "";
+	size_t plen = strnlen(pre, COFFER_NAME_MAX + 1);
+	int rc = COFFER_OK;
+	pthread_mutex_lock(&st->mu);
+	if (page_size == 0 || page_size > COFFER_PAGE_SIZE_MAX) {
+		core_set_err(st, "page size %zu: use 1 to %d", page_size, COFFER_PAGE_SIZE_MAX);
+		rc = COFFER_EINVAL;
+	} else if (plen > 0 && coffer_name_check(pre, plen) != COFFER_OK &&
+	           (plen > COFFER_NAME_MAX ||
+	            strspn(pre, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") !=
+	                plen)) {
+		core_set_err(st, "invalid prefix: use characters of secret names (A-Z a-z 0-9 . _ -)");
+		rc = COFFER_EINVAL;
+	} else if (page_token != NULL && page_token[0] != '\0' &&
+	           !token_decode(page_token, after, sizeof after)) {
+		core_set_err(st, "invalid page token: pass the next_page_token of the page before");
+		rc = COFFER_EINVAL;
+	} else if (st->ops->list_page == NULL) {
+		core_set_err(st, "the %s backend cannot list in pages", st->ops->scheme);
+		rc = COFFER_EMISUSE;
+	}
+	page_ctx pc = {cb, ctx, 0, ""};
+	if (rc == COFFER_OK) {
+		rc = st->ops->list_page(st->be, pre, plen, after, strlen(after), page_size, page_row,
+		                        &pc);
+		if (rc < 0)
+			core_set_backend_err(st, rc);
+	}
+	pthread_mutex_unlock(&st->mu);
+	if (rc == COFFER_OK) {
+		next_token[0] = '\0';
+		if (pc.n == page_size) { /* maybe more: the next page says */
+			size_t o = 0;
+			next_token[o++] = 'p';
+			next_token[o++] = '1';
+			for (size_t i = 0; pc.last[i] != '\0'; i++) {
+				static const char hex[] = "0123456789abcdef";
+				next_token[o++] = hex[(unsigned char)pc.last[i] >> 4];
+				next_token[o++] = hex[(unsigned char)pc.last[i] & 15];
+			}
+			next_token[o] = '\0';
+		}
+	}
 	return rc;
 }

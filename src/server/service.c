@@ -57,6 +57,28 @@ struct svc_committer {
 
 /* --- logging ------------------------------------------------------------------------------- */
 
+static void log_later(svc_worker *w);
+
+void svc_tick(svc_worker *w, uint64_t now_ms)
+{
+	if (now_ms < w->next_purge_ms)
+		return;
+	w->next_purge_ms = now_ms + SVC_PURGE_EVERY_MS;
+	size_t n = 0;
+	if (coffer_purge(w->st, &n) == COFFER_OK && n > 0 && !w->sh->quiet) {
+		char line[128];
+		int len = snprintf(line, sizeof line,
+		                   "coffer: %zu secret(s) past their recovery window deleted for good\n",
+		                   n);
+		if (len > 0 && (size_t)len < sizeof line &&
+		    sizeof(w->logbuf) - w->loglen > (size_t)len) {
+			memcpy(w->logbuf + w->loglen, line, (size_t)len);
+			w->loglen += (size_t)len;
+			log_later(w);
+		}
+	}
+}
+
 void svc_log_flush(svc_worker *w)
 {
 	size_t off = 0;

@@ -45,7 +45,14 @@ typedef struct svc_worker {
 	char logbuf[8192];
 	size_t loglen;
 	int log_scheduled;
+	uint64_t next_purge_ms; /* monotonic: when to look for secrets past their window again */
 } svc_worker;
+
+#define SVC_PURGE_EVERY_MS 60000 /* secrets past their recovery window go within a minute */
+
+/* Called from the worker's tick: every SVC_PURGE_EVERY_MS, coffer_purge() (a read when nothing
+ * is due). */
+void svc_tick(svc_worker *w, uint64_t now_ms);
 
 /* Event priorities: `base` must have SVC_PRIORITIES; I/O uses the default (middle) one. */
 #define SVC_PRIORITIES 3

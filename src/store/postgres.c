@@ -59,6 +59,7 @@ _Static_assert(PG_RESEAL_ROWS == STORE_RESEAL_BATCH, "one batch size for every b
 #define PG_GEN_BITS 48
 
 /* Type OIDs of the parameters we send (stable since PostgreSQL 7; not in libpq's headers). */
+#define OID_BOOL  16
 #define OID_BYTEA 17
 #define OID_INT8  20
 #define OID_TEXT  25
@@ -112,6 +113,7 @@ enum {
 	ST_LABELS_DEL,
 	ST_LABEL_INS,
 	ST_LABELS_GET,
+	ST_LIST_PAGE,
 	ST_COUNT
 };
 
@@ -132,7 +134,7 @@ typedef struct pg_stmt {
 #define GET_SELECT                                                                                 \
 	"SELECT s.last_version, s.latest, s.epoch, s.mac, (SELECT max(version) FROM "              \
 	"coffer_versions WHERE secret_id = s.id), " ROW_COLUMNS                                    \
-	", v.sealed, v.mac, " GEN_SUBSELECT ", s.previous, s.ldigest"                             \
+	", v.sealed, v.mac, " GEN_SUBSELECT ", s.previous, s.ldigest, s.purge_ms"                 \
 	" FROM coffer_secrets s LEFT JOIN coffer_versions v ON v.secret_id = s.id "
 #define PG_MAC_LEN "33" /* STORE_MAC_LEN, in SQL */
 #define PG_NOW_MS  "floor(extract(epoch FROM transaction_timestamp()) * 1000)::bigint"
@@ -152,11 +154,12 @@ static const pg_stmt stmts[ST_COUNT] = {
     /* Reserves $2 versions and locks the secret's row until commit; returns what the secret
      * was (an upsert changes only last_version). */
     [ST_UPSERT] = {"coffer_upsert",
-                   "INSERT INTO coffer_secrets AS s (name, last_version) VALUES ($1, $2) "
+                   "INSERT INTO coffer_secrets AS s (name, last_version, created_ms) VALUES "
+                   "($1, $2, " PG_NOW_MS ") "
                    "ON CONFLICT (name) DO UPDATE SET last_version = s.last_version + "
                    "EXCLUDED.last_version RETURNING id, last_version, latest, epoch, mac, "
                    "(SELECT max(version) FROM coffer_versions WHERE secret_id = s.id), "
-                   "max_versions, previous, ldigest",
+                   "max_versions, previous, ldigest, purge_ms",
                    2,
                    {OID_TEXT, OID_INT8}},
     /* The version and the secret's new latest and MAC, in one round trip. */
@@ -166,7 +169,7 @@ static const pg_stmt stmts[ST_COUNT] = {
                            "($1, $2, $3, 0, "
                            "floor(extract(epoch FROM transaction_timestamp()) * 1000)::bigint, "
                            "$4, $5)) UPDATE coffer_secrets SET latest = $2, mac = $6, "
-                           "previous = $7 WHERE id = $1",
+                           "previous = $7, updated_ms = " PG_NOW_MS " WHERE id = $1",
                            7,
                            {OID_INT8, OID_INT8, OID_INT8, OID_BYTEA, OID_BYTEA, OID_BYTEA,
                             OID_INT8}},
@@ -203,14 +206,15 @@ static const pg_stmt stmts[ST_COUNT] = {
     [ST_LIST_SECRETS] = {"coffer_list_secrets",
                          "SELECT s.name, (SELECT count(*) FROM coffer_versions v "
                          "WHERE v.secret_id = s.id AND v.state = 0) FROM coffer_secrets s "
-                         "WHERE s.name > $1 "
+                         "WHERE s.name > $1 AND s.purge_ms = 0 "
                          "ORDER BY s.name LIMIT " PG_STR(PG_PAGE_ROWS),
                          1,
                          {OID_TEXT}},
     /* Each page with the secret's metadata of the same snapshot. */
     [ST_LIST_VERSIONS] = {"coffer_list_versions",
                           "SELECT " ROW_COLUMNS ", octet_length(v.sealed), v.mac, "
-                          "s.last_version, s.latest, s.epoch, s.mac, s.previous, s.ldigest" ROW_FROM
+                          "s.last_version, s.latest, s.epoch, s.mac, s.previous, s.ldigest, "
+                          "s.purge_ms" ROW_FROM
                           " AND v.version > $2 ORDER BY v.version LIMIT " PG_STR(PG_PAGE_ROWS),
                           2,
                           {OID_TEXT, OID_INT8}},
@@ -244,7 +248,7 @@ static const pg_stmt stmts[ST_COUNT] = {
     /* destroy: the secret's row, locked as a put locks it. */
     [ST_SECRET] = {"coffer_secret",
                    "SELECT id, last_version, latest, epoch, mac, max_versions, previous, "
-                   "ldigest FROM coffer_secrets WHERE name = $1 FOR UPDATE",
+                   "ldigest, purge_ms FROM coffer_secrets WHERE name = $1 FOR UPDATE",
                    1,
                    {OID_TEXT}},
     [ST_ROWS] = {"coffer_rows",
@@ -265,9 +269,9 @@ static const pg_stmt stmts[ST_COUNT] = {
                        {OID_INT8, 0, 0, OID_BYTEA}},
     [ST_WRITE_META] = {"coffer_write_meta",
                        "UPDATE coffer_secrets SET latest = $2, epoch = $3, mac = $4, "
-                       "ldigest = $5 WHERE id = $1",
-                       5,
-                       {OID_INT8, OID_INT8, OID_INT8, OID_BYTEA, OID_BYTEA}},
+                       "ldigest = $5, purge_ms = $6, updated_ms = " PG_NOW_MS " WHERE id = $1",
+                       6,
+                       {OID_INT8, OID_INT8, OID_INT8, OID_BYTEA, OID_BYTEA, OID_INT8}},
     [ST_META_KEY] = {"coffer_meta_key",
                      "SELECT meta_key FROM coffer_header WHERE id = 1 FOR UPDATE",
                      0,
@@ -305,13 +309,23 @@ static const pg_stmt stmts[ST_COUNT] = {
                       "u.version FROM unnest($2::text[], $3::bigint[]) AS u(name, version)",
                       3,
                       {OID_INT8, 0, 0}},
-    /* One statement, one snapshot: the metadata (0-5) and each label (6-7; NULL: none). */
+    /* One statement, one snapshot: the metadata (0-6) and each label (7-8; NULL: none). */
     [ST_LABELS_GET] = {"coffer_labels_get",
                        "SELECT s.last_version, s.latest, s.epoch, s.mac, s.previous, s.ldigest, "
-                       "l.name, l.version FROM coffer_secrets s LEFT JOIN coffer_labels l ON "
-                       "l.secret_id = s.id WHERE s.name = $1 ORDER BY l.name COLLATE \"C\"",
+                       "s.purge_ms, l.name, l.version, s.description, s.tags, s.created_ms, "
+                       "s.updated_ms, s.max_versions FROM coffer_secrets s LEFT JOIN "
+                       "coffer_labels l ON l.secret_id = s.id WHERE s.name = $1 "
+                       "ORDER BY l.name COLLATE \"C\"",
                        1,
                        {OID_TEXT}},
+    /* Names hold only A-Z a-z 0-9 . _ -, all below '~': prefix..prefix~ is the prefix's range. */
+    [ST_LIST_PAGE] = {"coffer_list_page",
+                      "SELECT s.name, (SELECT count(*) FROM coffer_versions v WHERE v.secret_id "
+                      "= s.id AND v.state = 0) FROM coffer_secrets s WHERE s.purge_ms = 0 AND "
+                      "s.name > $1 AND s.name >= $2 AND s.name < $2 || '~' ORDER BY s.name "
+                      "LIMIT $3",
+                      3,
+                      {OID_TEXT, OID_TEXT, OID_INT8}},
     [ST_SET_MAX] = {"coffer_set_max",
                     "UPDATE coffer_secrets SET max_versions = $2 WHERE name = $1",
                     2,
@@ -377,11 +391,19 @@ static const char schema_v2[] =
  * none), the version latest before the newest put and the digest of its custom labels (both
  * MAC'd; NULL digest: no labels); the custom labels; the request ids of idempotent puts, each
  * only as a keyed hash, with the keyed hash of the value it put and the version it made,
- * kept at least 24 hours. Version state 2 (disabled) needs no change. Self-contained: it assumes only schema 2 before it.
+ * kept at least 24 hours. Version state 2 (disabled) needs no change. Self-contained: it
+ * assumes only schema 2 before it.
  */
 static const char schema_v3[] =
     "ALTER TABLE coffer_secrets ADD COLUMN max_versions bigint NOT NULL DEFAULT 0,"
-    " ADD COLUMN previous bigint NOT NULL DEFAULT 0, ADD COLUMN ldigest bytea;"
+    " ADD COLUMN previous bigint NOT NULL DEFAULT 0, ADD COLUMN ldigest bytea,"
+    " ADD COLUMN purge_ms bigint NOT NULL DEFAULT 0, ADD COLUMN description text,"
+    " ADD COLUMN tags text, ADD COLUMN created_ms bigint NOT NULL DEFAULT 0,"
+    " ADD COLUMN updated_ms bigint NOT NULL DEFAULT 0;"
+    "UPDATE coffer_secrets s SET created_ms = coalesce((SELECT min(created_ms) FROM "
+    " coffer_versions v WHERE v.secret_id = s.id), 0), updated_ms = coalesce((SELECT "
+    " max(created_ms) FROM coffer_versions v WHERE v.secret_id = s.id), 0);"
+    "CREATE INDEX coffer_secrets_purge ON coffer_secrets (purge_ms) WHERE purge_ms > 0;"
     "CREATE TABLE coffer_labels ("
     " secret_id bigint NOT NULL REFERENCES coffer_secrets (id),"
     " name text COLLATE \"C\" NOT NULL,"
@@ -458,11 +480,11 @@ static int col_meta(const PGresult *r, int row, int first, store_meta *m)
 	return 1;
 }
 
-/* Columns col, col + 1: previous and the label digest (a digest of another length is kept as
- * one byte that never verifies). 0 if malformed. */
+/* Columns col .. col + 2: previous, the label digest (a digest of another length is kept as
+ * one byte that never verifies) and purge_ms. 0 if malformed. */
 static int col_ext(const PGresult *r, int row, int col, store_meta *m)
 {
-	if (!col_uint(r, row, col, 8, &m->previous))
+	if (!col_uint(r, row, col, 8, &m->previous) || !col_uint(r, row, col + 2, 8, &m->purge_ms))
 		return 0;
 	size_t n = PQgetisnull(r, row, col + 1) ? 0 : (size_t)PQgetlength(r, row, col + 1);
 	memset(m->ldigest, 0, sizeof m->ldigest);
@@ -2046,10 +2068,15 @@ static int write_meta(pg_store *s, uint64_t sid, const store_meta *m)
 	put_be64(b[0], sid);
 	put_be64(b[1], m->latest);
 	put_be64(b[2], m->epoch);
-	const char *v[5] = {(const char *)b[0], (const char *)b[1], (const char *)b[2],
+	uint8_t purge[8];
+	put_be64(purge, m->purge_ms);
+	const char *v[6] = {(const char *)b[0],
+	                    (const char *)b[1],
+	                    (const char *)b[2],
 	                    (const char *)m->mac,
-	                    m->ldigest_len == STORE_DIGEST_LEN ? (const char *)m->ldigest : NULL};
-	const int l[5] = {8, 8, 8, (int)m->mac_len, (int)m->ldigest_len};
+	                    m->ldigest_len == STORE_DIGEST_LEN ? (const char *)m->ldigest : NULL,
+	                    (const char *)purge};
+	const int l[6] = {8, 8, 8, (int)m->mac_len, (int)m->ldigest_len, 8};
 	PGresult *r = run(s, ST_WRITE_META, v, l);
 	int rc = res_rc(s, r, PGRES_COMMAND_OK, "writing a secret");
 	PQclear(r);
@@ -2127,7 +2154,22 @@ static int write_labels(pg_store *s, uint64_t sid, const store_meta *m)
 	return rc;
 }
 
-static int pg_labels_get(store *st, const char *name, size_t name_len, store_meta *meta)
+static void info_fill(const PGresult *r, store_info *info)
+{
+	uint64_t c = 0, u = 0;
+	memset(info, 0, sizeof *info);
+	snprintf(info->description, sizeof info->description, "%s",
+	         PQgetisnull(r, 0, 9) ? "" : PQgetvalue(r, 0, 9));
+	snprintf(info->tags, sizeof info->tags, "%s", PQgetisnull(r, 0, 10) ? "" : PQgetvalue(r, 0, 10));
+	(void)col_uint(r, 0, 11, 8, &c);
+	(void)col_uint(r, 0, 12, 8, &u);
+	(void)col_uint(r, 0, 13, 8, &info->max_versions);
+	info->created_ms = (int64_t)c;
+	info->updated_ms = (int64_t)u;
+}
+
+static int pg_labels_get(store *st, const char *name, size_t name_len, store_meta *meta,
+                         store_info *info)
 {
 	pg_store *s = (pg_store *)st;
 	const char *v[1] = {name};
@@ -2149,25 +2191,145 @@ static int pg_labels_get(store *st, const char *name, size_t name_len, store_met
 	if (rc == COFFER_OK && (meta->labels = calloc(STORE_LABELS_MAX + 1,
 	                                              sizeof *meta->labels)) == NULL)
 		rc = COFFER_ENOMEM;
-	for (int i = 0; rc == COFFER_OK && i < n && !PQgetisnull(r, i, 6); i++) {
-		size_t len = (size_t)PQgetlength(r, i, 6);
+	for (int i = 0; rc == COFFER_OK && i < n && !PQgetisnull(r, i, 7); i++) {
+		size_t len = (size_t)PQgetlength(r, i, 7);
 		store_label *lb = &meta->labels[meta->nlabels];
 		if (meta->nlabels == STORE_LABELS_MAX || len == 0 || len > STORE_LABEL_MAX ||
-		    !col_uint(r, i, 7, 8, &lb->version)) {
+		    !col_uint(r, i, 8, 8, &lb->version)) {
 			set_err(s, "a label row in this database is damaged");
 			rc = COFFER_ECORRUPT;
 			break;
 		}
-		memcpy(lb->name, PQgetvalue(r, i, 6), len);
+		memcpy(lb->name, PQgetvalue(r, i, 7), len);
 		lb->name[len] = '\0';
 		meta->nlabels++;
 	}
+	if (rc == COFFER_OK && info != NULL)
+		info_fill(r, info);
 	PQclear(r);
 	if (rc != COFFER_OK) {
 		free(meta->labels);
 		meta->labels = NULL;
 	}
 	return rc;
+}
+
+static int pg_purge(store *st, uint64_t now, size_t *count)
+{
+	pg_store *s = (pg_store *)st;
+	uint8_t t[8];
+	uint64_t n = 0;
+	*count = 0;
+	put_be64(t, now);
+	static const Oid types[1] = {OID_INT8};
+	static const int formats[1] = {1};
+	const char *v[1] = {(const char *)t};
+	const int l[1] = {8};
+	/* A read first: the common case (nothing due) writes nothing. */
+	int rc = ensure_conn(s);
+	if (rc != COFFER_OK)
+		return rc;
+	PGresult *r = PQexecParams(s->conn,
+	                           "SELECT 1 FROM coffer_secrets WHERE purge_ms > 0 AND purge_ms <= "
+	                           "$1 LIMIT 1",
+	                           1, types, v, l, formats, 1);
+	rc = res_rc(s, r, PGRES_TUPLES_OK, "looking for deleted secrets");
+	int due = rc == COFFER_OK && PQntuples(r) > 0;
+	PQclear(r);
+	if (!due)
+		return rc;
+	rc = begin_write(s);
+	if (rc != COFFER_OK)
+		return rc;
+	static const char *const sql[] = {
+	    "DELETE FROM coffer_versions WHERE secret_id IN (SELECT id FROM coffer_secrets WHERE "
+	    "purge_ms > 0 AND purge_ms <= $1)",
+	    "DELETE FROM coffer_labels WHERE secret_id IN (SELECT id FROM coffer_secrets WHERE "
+	    "purge_ms > 0 AND purge_ms <= $1)",
+	    "DELETE FROM coffer_requests WHERE secret_id IN (SELECT id FROM coffer_secrets WHERE "
+	    "purge_ms > 0 AND purge_ms <= $1)",
+	    "DELETE FROM coffer_secrets WHERE purge_ms > 0 AND purge_ms <= $1"};
+	for (size_t i = 0; i < sizeof sql / sizeof sql[0] && rc == COFFER_OK; i++) {
+		r = PQexecParams(s->conn, sql[i], 1, types, v, l, formats, 1);
+		rc = res_rc(s, r, PGRES_COMMAND_OK, "purging deleted secrets");
+		if (rc == COFFER_OK && i + 1 == sizeof sql / sizeof sql[0] &&
+		    !parse_u64(PQcmdTuples(r), &n)) {
+			set_err(s, "unexpected reply while purging deleted secrets");
+			rc = COFFER_EIO;
+		}
+		PQclear(r);
+	}
+	if (rc == COFFER_OK && n == 0) { /* nothing went: no generation to bump */
+		rollback(s);
+		return COFFER_OK;
+	}
+	rc = finish_write(s, rc);
+	if (rc == COFFER_OK)
+		*count = (size_t)n;
+	return rc;
+}
+
+static int pg_list_page(store *st, const char *prefix, size_t prefix_len, const char *after,
+                        size_t after_len, size_t limit, store_name_cb cb, void *ctx)
+{
+	pg_store *s = (pg_store *)st;
+	int rc = ensure_conn(s);
+	if (rc != COFFER_OK)
+		return rc;
+	uint8_t lim[8];
+	put_be64(lim, limit);
+	const char *v[3] = {after, prefix, (const char *)lim};
+	const int l[3] = {(int)after_len, (int)prefix_len, 8};
+	PGresult *r = run(s, ST_LIST_PAGE, v, l);
+	rc = res_rc(s, r, PGRES_TUPLES_OK, "listing secrets");
+	int n = rc == COFFER_OK ? PQntuples(r) : 0;
+	for (int i = 0; rc == COFFER_OK && i < n; i++) {
+		uint64_t count = 0;
+		if (!col_uint(r, i, 1, 8, &count)) {
+			set_err(s, "unexpected reply while listing secrets");
+			rc = COFFER_EIO;
+			break;
+		}
+		char name[COFFER_NAME_MAX + 1];
+		size_t len = (size_t)PQgetlength(r, i, 0);
+		if (len == 0 || len > COFFER_NAME_MAX) {
+			set_err(s, "a secret row in this database is damaged");
+			rc = COFFER_ECORRUPT;
+			break;
+		}
+		memcpy(name, PQgetvalue(r, i, 0), len);
+		name[len] = '\0';
+		rc = cb(ctx, name, (size_t)count);
+	}
+	PQclear(r);
+	return rc;
+}
+
+static int pg_info_set(store *st, const char *name, size_t name_len, const char *description,
+                       const char *tags)
+{
+	pg_store *s = (pg_store *)st;
+	int rc = begin_write(s);
+	if (rc != COFFER_OK)
+		return rc;
+	static const Oid types[5] = {OID_TEXT, OID_BOOL, OID_TEXT, OID_BOOL, OID_TEXT};
+	static const int formats[5] = {1, 1, 1, 1, 1};
+	const char dset = description != NULL, tset = tags != NULL;
+	const char *v[5] = {name, &dset, description, &tset, tags};
+	const int l[5] = {(int)name_len, 1, description != NULL ? (int)strlen(description) : 0, 1,
+	                  tags != NULL ? (int)strlen(tags) : 0};
+	PGresult *r = PQexecParams(s->conn,
+	                           "UPDATE coffer_secrets SET description = CASE WHEN $2 THEN $3 "
+	                           "ELSE description END, tags = CASE WHEN $4 THEN $5 ELSE tags END, "
+	                           "updated_ms = " PG_NOW_MS " WHERE name = $1",
+	                           5, types, v, l, formats, 1);
+	rc = res_rc(s, r, PGRES_COMMAND_OK, "setting a secret's description");
+	if (rc == COFFER_OK && strcmp(PQcmdTuples(r), "0") == 0) {
+		set_err(s, "not found");
+		rc = COFFER_ENOTFOUND;
+	}
+	PQclear(r);
+	return finish_write(s, rc);
 }
 
 /* Inside the open transaction: hand one secret and all its rows to cb, write back the result. */
@@ -2399,5 +2561,8 @@ const store_ops postgres_store_ops = {
     .destroy = pg_destroy,
     .set_max_versions = pg_set_max_versions,
     .labels_get = pg_labels_get,
+    .purge = pg_purge,
+    .list_page = pg_list_page,
+    .info_set = pg_info_set,
     .meta_init = pg_meta_init,
 };

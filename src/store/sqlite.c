@@ -48,6 +48,8 @@ enum {
 	Q_LABELS,
 	Q_LABELS_DEL,
 	Q_LABEL_INS,
+	Q_INFO,
+	Q_LIST_PAGE,
 	Q_COUNT
 };
 
@@ -58,17 +60,18 @@ enum {
 	"SELECT s.last_version, s.latest, s.epoch, s.mac, (SELECT version FROM versions WHERE "    \
 	"secret_id = s.id ORDER BY version DESC LIMIT 1), v.version, v.key_id, v.state, "          \
 	"v.created_ms, v.sealed, v.mac, (SELECT gen FROM gen WHERE id = 1), s.previous, "         \
-	"s.ldigest FROM secrets s "
+	"s.ldigest, s.purge_ms FROM secrets s "
 
 static const char *const queries[Q_COUNT] = {
     [Q_UPSERT_SECRET] = "INSERT INTO secrets(name, last_version, created_ms) VALUES(?1, 1, ?2) "
                         "ON CONFLICT(name) DO UPDATE SET last_version = last_version + 1 "
                         "RETURNING id, last_version, latest, epoch, mac, (SELECT version "
                         "FROM versions WHERE secret_id = secrets.id ORDER BY version DESC "
-                        "LIMIT 1), max_versions, previous, ldigest",
+                        "LIMIT 1), max_versions, previous, ldigest, purge_ms",
     [Q_INSERT_VERSION] = "INSERT INTO versions(secret_id, version, key_id, state, created_ms, "
                          "sealed, mac) VALUES(?1, ?2, ?3, 0, ?4, ?5, ?6)",
-    [Q_SET_LATEST] = "UPDATE secrets SET latest = ?2, mac = ?3, previous = ?4 WHERE id = ?1",
+    [Q_SET_LATEST] = "UPDATE secrets SET latest = ?2, mac = ?3, previous = ?4, updated_ms = ?5 "
+                     "WHERE id = ?1",
     [Q_BUMP_GEN] = "UPDATE gen SET gen = gen + 1 WHERE id = 1 RETURNING gen",
     /* latest is the row the (MAC'd) metadata names: a point lookup, whatever was edited. */
     [Q_GET_LATEST] = GET_COLUMNS "LEFT JOIN versions v ON v.secret_id = s.id AND v.version = "
@@ -83,17 +86,18 @@ static const char *const queries[Q_COUNT] = {
     [Q_HEADER] = "SELECT store_id, kdf_salt, kdf_ops, kdf_mem, meta_key FROM header WHERE id = 1",
     /* Counts what can be read (enabled versions), so it agrees with latest. */
     [Q_LIST_SECRETS] = "SELECT s.name, (SELECT count(*) FROM versions v WHERE v.secret_id = "
-                       "s.id AND v.state = 0) FROM secrets s ORDER BY s.name",
-    [Q_SECRET] = "SELECT id, last_version, latest, epoch, mac, max_versions, previous, ldigest "
-                 "FROM secrets WHERE name = ?1",
+                       "s.id AND v.state = 0) FROM secrets s WHERE s.purge_ms = 0 "
+                       "ORDER BY s.name",
+    [Q_SECRET] = "SELECT id, last_version, latest, epoch, mac, max_versions, previous, ldigest, "
+                 "purge_ms FROM secrets WHERE name = ?1",
     [Q_LIST_VERSIONS] = "SELECT version, key_id, state, created_ms, length(sealed), mac FROM "
                         "versions WHERE secret_id = ?1 ORDER BY version",
     [Q_ROWS] = "SELECT version, state, mac FROM versions WHERE secret_id = ?1 ORDER BY version",
     /* A row destroyed loses its ciphertext; a disabled one keeps it. */
     [Q_WRITE_ROW] = "UPDATE versions SET state = ?3, mac = ?4, sealed = CASE WHEN ?3 = 1 THEN "
                     "NULL ELSE sealed END WHERE secret_id = ?1 AND version = ?2",
-    [Q_WRITE_META] = "UPDATE secrets SET latest = ?2, epoch = ?3, mac = ?4, ldigest = ?5 "
-                     "WHERE id = ?1",
+    [Q_WRITE_META] = "UPDATE secrets SET latest = ?2, epoch = ?3, mac = ?4, ldigest = ?5, "
+                     "purge_ms = ?6, updated_ms = ?7 WHERE id = ?1",
     [Q_REQ_GET] = "SELECT version, vhash FROM requests WHERE secret_id = ?1 AND rid = ?2",
     [Q_REQ_PUT] = "INSERT INTO requests(secret_id, rid, vhash, version, created_ms) "
                   "VALUES(?1, ?2, ?3, ?4, ?5)",
@@ -102,6 +106,12 @@ static const char *const queries[Q_COUNT] = {
     [Q_LABELS] = "SELECT name, version FROM labels WHERE secret_id = ?1 ORDER BY name",
     [Q_LABELS_DEL] = "DELETE FROM labels WHERE secret_id = ?1",
     [Q_LABEL_INS] = "INSERT INTO labels(secret_id, name, version) VALUES(?1, ?2, ?3)",
+    [Q_INFO] = "SELECT description, tags, created_ms, updated_ms, max_versions FROM secrets "
+               "WHERE id = ?1",
+    /* Names hold only A-Z a-z 0-9 . _ -, all below '~': prefix..prefix~ is the prefix's range. */
+    [Q_LIST_PAGE] = "SELECT s.name, (SELECT count(*) FROM versions v WHERE v.secret_id = s.id "
+                    "AND v.state = 0) FROM secrets s WHERE s.purge_ms = 0 AND s.name > ?1 AND "
+                    "s.name >= ?2 AND s.name < ?2 || '~' ORDER BY s.name LIMIT ?3",
 };
 
 static const char schema_v1[] =
@@ -143,12 +153,20 @@ static const char schema_v2[] =
  * none), the version latest before the newest put and the digest of its custom labels (both
  * MAC'd; NULL digest: no labels); the custom labels; the request ids of idempotent puts, each
  * only as a keyed hash, with the keyed hash of the value it put and the version it made,
- * kept at least 24 hours. Version state 2 (disabled) needs no change. Self-contained: it assumes only schema 2 before it.
+ * kept at least 24 hours. Version state 2 (disabled) needs no change. Self-contained: it
+ * assumes only schema 2 before it.
  */
 static const char schema_v3[] =
     "ALTER TABLE secrets ADD COLUMN max_versions INTEGER NOT NULL DEFAULT 0;"
     "ALTER TABLE secrets ADD COLUMN previous INTEGER NOT NULL DEFAULT 0;"
     "ALTER TABLE secrets ADD COLUMN ldigest BLOB;"
+    "ALTER TABLE secrets ADD COLUMN purge_ms INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE secrets ADD COLUMN description TEXT;"
+    "ALTER TABLE secrets ADD COLUMN tags TEXT;"
+    "ALTER TABLE secrets ADD COLUMN updated_ms INTEGER NOT NULL DEFAULT 0;"
+    "UPDATE secrets SET updated_ms = coalesce((SELECT max(created_ms) FROM versions v WHERE "
+    "  v.secret_id = secrets.id), created_ms);"
+    "CREATE INDEX secrets_purge ON secrets(purge_ms) WHERE purge_ms > 0;"
     "CREATE TABLE labels(secret_id INTEGER NOT NULL REFERENCES secrets(id), "
     "  name TEXT NOT NULL, version INTEGER NOT NULL, PRIMARY KEY (secret_id, name)) "
     "  WITHOUT ROWID;"
@@ -730,11 +748,12 @@ static void col_meta(sqlite3_stmt *q, int first, store_meta *m)
 	col_mac(q, first + 3, m->mac, &m->mac_len);
 }
 
-/* Columns col, col + 1: previous and the label digest (a digest of another length is kept as one
- * byte that never verifies). */
+/* Columns col .. col + 2: previous, the label digest (a digest of another length is kept as one
+ * byte that never verifies) and purge_ms. */
 static void col_ext(sqlite3_stmt *q, int col, store_meta *m)
 {
 	m->previous = (uint64_t)sqlite3_column_int64(q, col);
+	m->purge_ms = (uint64_t)sqlite3_column_int64(q, col + 2);
 	size_t n = (size_t)sqlite3_column_bytes(q, col + 1);
 	memset(m->ldigest, 0, sizeof m->ldigest);
 	m->ldigest_len = n == 0 ? 0 : n == STORE_DIGEST_LEN ? n : 1;
@@ -785,6 +804,7 @@ static int insert_row(sqlite_store *s, int64_t sid, const store_seal_io *io, int
 	sqlite3_bind_int64(q, 2, (int64_t)io->version);
 	bind_mac(q, 3, io->secret_mac, io->mac_len);
 	sqlite3_bind_int64(q, 4, (int64_t)io->previous);
+	sqlite3_bind_int64(q, 5, now);
 	src = sqlite3_step(q);
 	rc = src == SQLITE_DONE ? COFFER_OK : fail(s, src, "update the secret");
 	sqlite3_clear_bindings(q);
@@ -1407,7 +1427,30 @@ static int write_labels(sqlite_store *s, int64_t sid, const store_meta *m)
 	return src == SQLITE_DONE ? COFFER_OK : fail(s, src, "write labels");
 }
 
-static int sq_labels_get(store *h, const char *name, size_t name_len, store_meta *meta)
+/* Inside the open transaction: what describe shows beside the metadata. */
+static int read_info(sqlite_store *s, int64_t sid, store_info *info)
+{
+	sqlite3_stmt *q = s->q[Q_INFO];
+	sqlite3_bind_int64(q, 1, sid);
+	int src = sqlite3_step(q), rc = COFFER_OK;
+	memset(info, 0, sizeof *info);
+	if (src == SQLITE_ROW) {
+		const char *d = (const char *)sqlite3_column_text(q, 0);
+		const char *t = (const char *)sqlite3_column_text(q, 1);
+		snprintf(info->description, sizeof info->description, "%s", d != NULL ? d : "");
+		snprintf(info->tags, sizeof info->tags, "%s", t != NULL ? t : "");
+		info->created_ms = sqlite3_column_int64(q, 2);
+		info->updated_ms = sqlite3_column_int64(q, 3);
+		info->max_versions = (uint64_t)sqlite3_column_int64(q, 4);
+	} else {
+		rc = fail(s, src, "read a secret");
+	}
+	sqlite3_reset(q);
+	return rc;
+}
+
+static int sq_labels_get(store *h, const char *name, size_t name_len, store_meta *meta,
+                         store_info *info)
 {
 	sqlite_store *s = S(h);
 	/* One read transaction, so the metadata and the labels agree. */
@@ -1419,6 +1462,8 @@ static int sq_labels_get(store *h, const char *name, size_t name_len, store_meta
 	rc = read_secret(s, name, name_len, &sid, meta);
 	if (rc == COFFER_OK)
 		rc = read_labels(s, sid, meta);
+	if (rc == COFFER_OK && info != NULL)
+		rc = read_info(s, sid, info);
 	rollback(s); /* ends the read transaction */
 	if (rc != COFFER_OK) {
 		free(meta->labels);
@@ -1451,6 +1496,8 @@ static int write_retagged(sqlite_store *s, int64_t sid, const store_meta *m, con
 	bind_mac(q, 4, m->mac, m->mac_len);
 	if (m->ldigest_len == STORE_DIGEST_LEN)
 		sqlite3_bind_blob(q, 5, m->ldigest, STORE_DIGEST_LEN, SQLITE_STATIC);
+	sqlite3_bind_int64(q, 6, (int64_t)m->purge_ms);
+	sqlite3_bind_int64(q, 7, now_ms());
 	src = sqlite3_step(q);
 	sqlite3_clear_bindings(q);
 	sqlite3_reset(q);
@@ -1497,6 +1544,106 @@ static int sq_destroy(store *h, const char *name, size_t name_len, store_retag_f
 		(void)sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL,
 		                                NULL);
 	return rc;
+}
+
+static int sq_purge(store *h, uint64_t now, size_t *count)
+{
+	sqlite_store *s = S(h);
+	*count = 0;
+	/* A read first: the common case (nothing due) takes no write lock. */
+	sqlite3_stmt *q = NULL;
+	int due = 0, src = sqlite3_prepare_v2(
+	                  s->db, "SELECT 1 FROM secrets WHERE purge_ms > 0 AND purge_ms <= ?1 LIMIT 1",
+	                  -1, &q, NULL);
+	if (src == SQLITE_OK) {
+		sqlite3_bind_int64(q, 1, (int64_t)now);
+		src = sqlite3_step(q);
+		due = src == SQLITE_ROW;
+	}
+	sqlite3_finalize(q);
+	q = NULL;
+	if (src != SQLITE_ROW && src != SQLITE_DONE)
+		return fail(s, src, "look for deleted secrets");
+	if (!due)
+		return COFFER_OK;
+	int rc = exec(s, "BEGIN IMMEDIATE", "begin");
+	static const char *const sql[] = {
+	    "DELETE FROM versions WHERE secret_id IN (SELECT id FROM secrets WHERE purge_ms > 0 "
+	    "AND purge_ms <= ?1)",
+	    "DELETE FROM labels WHERE secret_id IN (SELECT id FROM secrets WHERE purge_ms > 0 AND "
+	    "purge_ms <= ?1)",
+	    "DELETE FROM requests WHERE secret_id IN (SELECT id FROM secrets WHERE purge_ms > 0 "
+	    "AND purge_ms <= ?1)",
+	    "DELETE FROM secrets WHERE purge_ms > 0 AND purge_ms <= ?1"};
+	for (size_t i = 0; i < sizeof sql / sizeof sql[0] && rc == COFFER_OK; i++) {
+		src = sqlite3_prepare_v2(s->db, sql[i], -1, &q, NULL);
+		if (src == SQLITE_OK) {
+			sqlite3_bind_int64(q, 1, (int64_t)now);
+			src = sqlite3_step(q);
+		}
+		rc = src == SQLITE_DONE ? COFFER_OK : fail(s, src, "purge deleted secrets");
+		sqlite3_finalize(q);
+		q = NULL;
+	}
+	if (rc == COFFER_OK)
+		*count = (size_t)sqlite3_changes(s->db);
+	rc = finish_write(s, rc, *count > 0);
+	if (rc == COFFER_OK && *count > 0)
+		(void)sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL,
+		                                NULL);
+	if (rc != COFFER_OK)
+		*count = 0;
+	return rc;
+}
+
+static int sq_list_page(store *h, const char *prefix, size_t prefix_len, const char *after,
+                        size_t after_len, size_t limit, store_name_cb cb, void *ctx)
+{
+	sqlite_store *s = S(h);
+	sqlite3_stmt *q = s->q[Q_LIST_PAGE];
+	sqlite3_bind_text(q, 1, after, (int)after_len, SQLITE_STATIC);
+	sqlite3_bind_text(q, 2, prefix, (int)prefix_len, SQLITE_STATIC);
+	sqlite3_bind_int64(q, 3, (int64_t)limit);
+	int src, rc = COFFER_OK;
+	while (rc == COFFER_OK && (src = sqlite3_step(q)) == SQLITE_ROW)
+		rc = cb(ctx, (const char *)sqlite3_column_text(q, 0),
+		        (size_t)sqlite3_column_int64(q, 1));
+	if (rc == COFFER_OK && src != SQLITE_DONE)
+		rc = fail(s, src, "list secrets");
+	sqlite3_reset(q);
+	sqlite3_clear_bindings(q);
+	return rc;
+}
+
+static int sq_info_set(store *h, const char *name, size_t name_len, const char *description,
+                       const char *tags)
+{
+	sqlite_store *s = S(h);
+	int rc = exec(s, "BEGIN IMMEDIATE", "begin");
+	if (rc != COFFER_OK)
+		return rc;
+	sqlite3_stmt *q = NULL;
+	int src = sqlite3_prepare_v2(s->db,
+	                             "UPDATE secrets SET description = CASE WHEN ?2 THEN ?3 ELSE "
+	                             "description END, tags = CASE WHEN ?4 THEN ?5 ELSE tags END, "
+	                             "updated_ms = ?6 WHERE name = ?1",
+	                             -1, &q, NULL);
+	if (src == SQLITE_OK) {
+		sqlite3_bind_text(q, 1, name, (int)name_len, SQLITE_STATIC);
+		sqlite3_bind_int(q, 2, description != NULL);
+		sqlite3_bind_text(q, 3, description, -1, SQLITE_STATIC);
+		sqlite3_bind_int(q, 4, tags != NULL);
+		sqlite3_bind_text(q, 5, tags, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(q, 6, now_ms());
+		src = sqlite3_step(q);
+	}
+	rc = src == SQLITE_DONE ? COFFER_OK : fail(s, src, "set a secret's description");
+	if (rc == COFFER_OK && sqlite3_changes(s->db) == 0) {
+		snprintf(s->err, sizeof s->err, "not found");
+		rc = COFFER_ENOTFOUND;
+	}
+	sqlite3_finalize(q);
+	return finish_write(s, rc, 1);
 }
 
 static int sq_set_max_versions(store *h, const char *name, size_t name_len, uint64_t max)
@@ -1633,5 +1780,8 @@ const store_ops sqlite_store_ops = {
     .destroy = sq_destroy,
     .set_max_versions = sq_set_max_versions,
     .labels_get = sq_labels_get,
+    .purge = sq_purge,
+    .list_page = sq_list_page,
+    .info_set = sq_info_set,
     .meta_init = sq_meta_init,
 };

@@ -29,6 +29,17 @@ typedef struct store store; /* each backend defines its own struct and casts */
 #define STORE_LABELS_MAX     64 /* custom labels per secret */
 #define STORE_DIGEST_LEN     32 /* a secret's label digest */
 
+/* What describe shows beside the metadata (not MAC'd). */
+#define STORE_DESCRIPTION_MAX 1024
+#define STORE_TAGS_MAX        4096
+typedef struct store_info {
+	char description[STORE_DESCRIPTION_MAX + 1];
+	char tags[STORE_TAGS_MAX + 1];
+	int64_t created_ms;
+	int64_t updated_ms;
+	uint64_t max_versions;
+} store_info;
+
 /* One custom label of a secret. */
 typedef struct store_label {
 	char name[STORE_LABEL_MAX + 1];
@@ -73,10 +84,11 @@ typedef struct store_meta {
 	uint64_t max_versions; /* put(), destroy(): retention, 0 for none (not MAC'd) */
 	/* MAC'd (schema 3): the version that was latest before the newest put (0: none), and the
 	 * digest of the secret's custom labels (ldigest_len 0: it has none). Read and written
-	 * wherever last_version, latest and epoch are; put() writes previous, destroy() ldigest. */
+	 * wherever last_version, latest and epoch are; put() writes previous, destroy() ldigest and purge_ms. */
 	uint64_t previous;
 	uint8_t ldigest[STORE_DIGEST_LEN];
 	size_t ldigest_len;
+	uint64_t purge_ms; /* MAC'd: scheduled for deletion, for good from this time (0: not) */
 	/* destroy() and labels_get() only: the custom labels, sorted by name, in an array of
 	 * STORE_LABELS_MAX + 1 the backend allocates (and frees). destroy()'s cb may change them
 	 * and sets labels_changed; the backend then writes them all back. */
@@ -342,7 +354,28 @@ typedef struct store_ops {
 	 * into meta->labels (allocated here, STORE_LABELS_MAX + 1 entries; the caller frees).
 	 * COFFER_ENOTFOUND if the secret does not exist. The core checks them against the MAC.
 	 */
-	int (*labels_get)(store *s, const char *name, size_t name_len, store_meta *meta);
+	int (*labels_get)(store *s, const char *name, size_t name_len, store_meta *meta,
+	                  store_info *info);
+
+	/*
+	 * purge: in one write transaction, delete for good every secret whose purge_ms is set and
+	 * at most now_ms: its versions (ciphertext), labels, request ids and itself. Bumps the
+	 * generation if any went. *count counts them.
+	 */
+	int (*purge)(store *s, uint64_t now_ms, size_t *count);
+
+	/*
+	 * list_page: up to `limit` secrets not scheduled for deletion, in byte order, whose names
+	 * begin with prefix (prefix_len may be 0) and come after `after` (after_len 0: from the
+	 * start), each with its number of enabled versions.
+	 */
+	int (*list_page)(store *s, const char *prefix, size_t prefix_len, const char *after,
+	                 size_t after_len, size_t limit, store_name_cb cb, void *ctx);
+
+	/* info_set: a secret's description and tags (NULL: leave as is). COFFER_ENOTFOUND if the
+	 * secret does not exist. Bumps the generation. */
+	int (*info_set)(store *s, const char *name, size_t name_len, const char *description,
+	                const char *tags);
 } store_ops;
 
 /*

@@ -11,12 +11,14 @@
 #include <cmocka.h>
 #include <dirent.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "../sqltool.h"
 #include "../testutil.h"
+#include "core/internal.h"
 
 static char tmpdir[4096];
 static char location[4200];
@@ -985,9 +987,9 @@ static void test_labels(void **state)
 	assert_int_equal(coffer_label_set(s, "red", "9", NULL), COFFER_ENOTFOUND);
 	assert_int_equal(coffer_label_set(s, "red", "nolabel", NULL), COFFER_ENOTFOUND);
 	/* Bad labels: reserved, would read as ids, bad characters, too long. */
-	static const char *const bad[] = {"latest", "LATEST", "previous", "Previous", "1",
-	                                  "1a",     "_a",     "a b",      "a/b",      "",
-	                                  "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"};
+	static const char *const bad[] = {
+	    "latest", "LATEST", "previous", "Previous", "1", "1a", "_a", "a b", "a/b", "",
+	    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"};
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
 		assert_int_equal(coffer_label_set(s, bad[i], "1", NULL), COFFER_EINVAL);
 		assert_non_null(strstr(coffer_errmsg(st), "invalid label"));
@@ -1132,6 +1134,275 @@ static void test_race_labels(void **state)
 	assert_int_equal(coffer_list_versions(s, count_enabled, &enabled), COFFER_OK);
 	assert_int_equal(enabled, 2 + 2 * 20);
 	labels_of(s);
+	coffer_secret_free(s);
+	coffer_close(st);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Delete and restore, describe, pages (docs/lifecycle.md).                                   */
+
+static int64_t fake_now;
+static int64_t fake_clock(void)
+{
+	return fake_now;
+}
+
+static void test_delete_restore(void **state)
+{
+	coffer_store *st = open_store(), *other = open_store();
+	coffer_secret *s = ref(st, "del", COFFER_PUT | COFFER_ACCESS);
+	coffer_secret *o = ref(other, "del", COFFER_PUT | COFFER_ACCESS);
+	coffer_secret *ro = ref(st, "del", COFFER_ACCESS);
+	put_ok(s, "value-1", 7, "1");
+	put_ok(s, "value-2", 7, "2");
+	assert_int_equal(coffer_label_set(s, "stable", "1", NULL), COFFER_OK);
+	access_is(o, "latest", "value-2", 7, "2"); /* cached in the other handle */
+	assert_int_equal(coffer_delete(ro, 7, NULL), COFFER_EPERM);
+	assert_int_equal(coffer_delete(s, 31, NULL), COFFER_EINVAL);
+	int64_t at = 0, before = core_now_ms();
+	assert_int_equal(coffer_delete(s, 7, &at), COFFER_OK);
+	assert_true(at >= before + 7 * 86400000LL && at <= core_now_ms() + 7 * 86400000LL);
+	/* Hidden and refused everywhere, also from the other handle's cache. */
+	access_rc_is(o, "latest", COFFER_EDELETED);
+	assert_non_null(strstr(coffer_errmsg(other), "scheduled for deletion"));
+	access_rc_is(o, "1", COFFER_EDELETED);
+	access_rc_is(o, "stable", COFFER_EDELETED);
+	assert_int_equal(coffer_put(o, "value-x", 7, NULL), COFFER_EDELETED);
+	assert_int_equal(coffer_disable(o, "1", NULL), COFFER_EDELETED);
+	assert_int_equal(coffer_label_set(o, "x", "1", NULL), COFFER_EDELETED);
+	assert_int_equal(listed_count(other, "del"), -1);
+	coffer_secret_info info;
+	assert_int_equal(coffer_describe(o, &info), COFFER_OK); /* still described */
+	assert_int_equal(info.purge_at_unix_ms, at);
+	assert_int_equal(coffer_grpc_status(COFFER_EDELETED), 9);
+	/* A purge before the window leaves it. */
+	size_t n = 99;
+	assert_int_equal(coffer_purge(st, &n), COFFER_OK);
+	assert_int_equal(n, 0);
+	/* Restore: as it was. */
+	assert_int_equal(coffer_restore(o), COFFER_OK);
+	assert_int_equal(coffer_restore(o), COFFER_EINVAL);
+	assert_non_null(strstr(coffer_errmsg(other), "not scheduled"));
+	access_is(o, "latest", "value-2", 7, "2");
+	access_is(s, "stable", "value-1", 7, "1");
+	put_ok(s, "value-3", 7, "3");
+	assert_int_equal(listed_count(other, "del"), 3);
+	/* Past the window: purged at the next open, for good; the name is free again. */
+	assert_int_equal(coffer_delete(s, 1, &at), COFFER_OK);
+	fake_now = at + 1;
+	core_clock_hook = fake_clock;
+	assert_int_equal(coffer_restore(s), COFFER_ENOTFOUND); /* too late, even before purging */
+	coffer_store *later = open_store();                    /* purges */
+	core_clock_hook = NULL;
+	coffer_secret *l = ref(later, "del", COFFER_PUT | COFFER_ACCESS);
+	access_rc_is(l, "latest", COFFER_ENOTFOUND);
+	access_rc_is(o, "1", COFFER_ENOTFOUND);
+	assert_int_equal(coffer_describe(l, &info), COFFER_ENOTFOUND);
+	put_ok(l, "value-new", 9, "1");
+	access_rc_is(l, "stable", COFFER_ENOTFOUND);
+	/* --force: at once. */
+	assert_int_equal(coffer_delete(l, 0, NULL), COFFER_OK);
+	access_rc_is(o, "latest", COFFER_ENOTFOUND);
+	assert_int_equal(listed_count(other, "del"), -1);
+	coffer_secret_free(l);
+	coffer_close(later);
+	coffer_secret_free(ro);
+	coffer_secret_free(o);
+	coffer_secret_free(s);
+	coffer_close(other);
+	coffer_close(st);
+}
+
+/* Deletion is MAC'd: cleared in the database, the secret is an integrity error, not readable. */
+static void test_delete_tamper(void **state)
+{
+	coffer_store *st = open_store();
+	coffer_secret *s = ref(st, "tamper.del", COFFER_PUT | COFFER_ACCESS);
+	put_ok(s, "value-1", 7, "1");
+	assert_int_equal(coffer_delete(s, 7, NULL), COFFER_OK);
+	char n[300];
+	name(n, sizeof n, "tamper.del");
+	tamper("UPDATE %s SET purge_ms = 0 WHERE name = '%s'", tab_s(), n);
+	expect_integrity("tamper.del", "latest");
+	coffer_secret_free(s);
+	coffer_close(st);
+}
+
+static void test_describe(void **state)
+{
+	coffer_store *st = open_store();
+	coffer_secret *s = ref(st, "desc", COFFER_PUT | COFFER_ACCESS);
+	coffer_secret_info info;
+	assert_int_equal(coffer_describe(s, &info), COFFER_ENOTFOUND);
+	assert_int_equal(coffer_set_info(s, "x", NULL), COFFER_ENOTFOUND);
+	int64_t t0 = core_now_ms();
+	put_ok(s, "value-1", 7, "1");
+	put_ok(s, "value-2", 7, "2");
+	assert_int_equal(coffer_label_set(s, "stable", "1", NULL), COFFER_OK);
+	assert_int_equal(coffer_set_max_versions(s, 5), COFFER_OK);
+	assert_int_equal(coffer_set_info(s, "the database password", "team=payments\nenv=prod"),
+	                 COFFER_OK);
+	assert_int_equal(coffer_describe(s, &info), COFFER_OK);
+	assert_string_equal(info.description, "the database password");
+	assert_string_equal(info.tags, "team=payments\nenv=prod\n");
+	assert_string_equal(info.current_version, "2");
+	assert_string_equal(info.last_version, "2");
+	assert_string_equal(info.previous_version, "1");
+	assert_int_equal(info.max_versions, 5);
+	assert_int_equal(info.nlabels, 1);
+	assert_int_equal(info.purge_at_unix_ms, 0);
+	assert_true(info.created_unix_ms >= t0 - 1000 && info.created_unix_ms <= core_now_ms());
+	assert_true(info.updated_unix_ms >= info.created_unix_ms);
+	/* NULL leaves; "" clears tags. */
+	assert_int_equal(coffer_set_info(s, NULL, ""), COFFER_OK);
+	assert_int_equal(coffer_describe(s, &info), COFFER_OK);
+	assert_string_equal(info.description, "the database password");
+	assert_string_equal(info.tags, "");
+	/* Bad input: refused, nothing changed. */
+	assert_int_equal(coffer_set_info(s, "a\nb", NULL), COFFER_EINVAL);
+	assert_int_equal(coffer_set_info(s, NULL, "novalue"), COFFER_EINVAL);
+	assert_int_equal(coffer_set_info(s, NULL, "=x"), COFFER_EINVAL);
+	assert_int_equal(coffer_set_info(s, NULL, "a b=x"), COFFER_EINVAL);
+	char big[COFFER_DESCRIPTION_MAX + 2];
+	memset(big, 'd', sizeof big - 1);
+	big[sizeof big - 1] = '\0';
+	assert_int_equal(coffer_set_info(s, big, NULL), COFFER_EINVAL);
+	assert_int_equal(coffer_describe(s, &info), COFFER_OK);
+	assert_string_equal(info.description, "the database password");
+	coffer_secret *ro = ref(st, "desc", COFFER_ACCESS);
+	assert_int_equal(coffer_set_info(ro, "x", NULL), COFFER_EPERM);
+	coffer_secret_free(ro);
+	coffer_secret_free(s);
+	coffer_close(st);
+}
+
+typedef struct page_seen {
+	char names[64][300];
+	size_t n;
+} page_seen;
+
+static int page_cb(void *ctx, const char *nm, size_t nv)
+{
+	page_seen *p = ctx;
+	if (p->n < 64)
+		snprintf(p->names[p->n++], sizeof p->names[0], "%s:%zu", nm, nv);
+	return 0;
+}
+
+static void test_list_pages(void **state)
+{
+	coffer_store *st = open_store();
+	/* 23 secrets under the prefix, one deleted, one outside it that sorts right after. */
+	for (int i = 0; i < 23; i++) {
+		char b[64];
+		snprintf(b, sizeof b, "page.s%02d", i);
+		coffer_secret *s = ref(st, b, COFFER_PUT);
+		put_ok(s, "value", 5, "1");
+		if (i == 5)
+			assert_int_equal(coffer_delete(s, 7, NULL), COFFER_OK);
+		coffer_secret_free(s);
+	}
+	coffer_secret *after = ref(st, "page.t", COFFER_PUT);
+	put_ok(after, "value", 5, "1");
+	char pre[64], tok[COFFER_PAGE_TOKEN_MAX] = "", first[300];
+	name(pre, sizeof pre, "page.s");
+	page_seen all = {.n = 0};
+	int pages = 0;
+	do {
+		char next[COFFER_PAGE_TOKEN_MAX];
+		page_seen pg = {.n = 0};
+		assert_int_equal(coffer_list_page(st, pre, 5, tok, page_cb, &pg, next), COFFER_OK);
+		assert_true(pg.n <= 5);
+		for (size_t i = 0; i < pg.n; i++)
+			memcpy(all.names[all.n++], pg.names[i], sizeof pg.names[0]);
+		snprintf(tok, sizeof tok, "%s", next);
+		pages++;
+	} while (tok[0] != '\0' && pages < 10);
+	assert_int_equal(all.n, 22);
+	assert_int_equal(pages, 5);
+	for (size_t i = 0, k = 0; i < 23; i++) {
+		if (i == 5)
+			continue;
+		char want[300];
+		snprintf(want, sizeof want, "%spage.s%02zu:1", prefix, i);
+		assert_string_equal(all.names[k++], want);
+	}
+	/* The first page from "" and NULL is the same. */
+	page_seen a = {.n = 0}, b = {.n = 0};
+	char n1[COFFER_PAGE_TOKEN_MAX], n2[COFFER_PAGE_TOKEN_MAX];
+	assert_int_equal(coffer_list_page(st, pre, 3, NULL, page_cb, &a, n1), COFFER_OK);
+	assert_int_equal(coffer_list_page(st, pre, 3, "", page_cb, &b, n2), COFFER_OK);
+	assert_string_equal(n1, n2);
+	snprintf(first, sizeof first, "%s", a.names[0]);
+	assert_string_equal(first, b.names[0]);
+	/* Bad input. */
+	assert_int_equal(coffer_list_page(st, pre, 0, NULL, page_cb, &a, n1), COFFER_EINVAL);
+	assert_int_equal(coffer_list_page(st, pre, 1001, NULL, page_cb, &a, n1), COFFER_EINVAL);
+	assert_int_equal(coffer_list_page(st, "a b", 5, NULL, page_cb, &a, n1), COFFER_EINVAL);
+	assert_int_equal(coffer_list_page(st, pre, 5, "garbage", page_cb, &a, n1), COFFER_EINVAL);
+	assert_int_equal(coffer_list_page(st, pre, 5, "p1zz", page_cb, &a, n1), COFFER_EINVAL);
+	coffer_secret_free(after);
+	coffer_close(st);
+}
+
+typedef struct del_race {
+	atomic_int stop;
+	atomic_int started;
+	long ok, deleted, other;
+} del_race;
+
+static void *race_reader(void *arg)
+{
+	del_race *dr = arg;
+	coffer_store *st = open_store();
+	coffer_secret *s = ref(st, "race.del", COFFER_ACCESS);
+	int first = 0;
+	while (!atomic_load(&dr->stop) || !first) {
+		coffer_value *v = NULL;
+		int rc = coffer_access(s, "latest", &v);
+		if (rc == COFFER_OK &&
+		    strcmp((const char *)coffer_value_data(v, NULL), "value-d") == 0)
+			__atomic_add_fetch(&dr->ok, 1, __ATOMIC_RELAXED);
+		else if (rc == COFFER_EDELETED)
+			__atomic_add_fetch(&dr->deleted, 1, __ATOMIC_RELAXED);
+		else
+			__atomic_add_fetch(&dr->other, 1, __ATOMIC_RELAXED);
+		coffer_value_free(v);
+		if (!first++)
+			atomic_fetch_add(&dr->started, 1);
+	}
+	coffer_secret_free(s);
+	coffer_close(st);
+	return NULL;
+}
+
+/* Delete racing access: readers (handles of their own) see the value or "scheduled for
+ * deletion", nothing else; once delete returns, every read refuses; once restore returns,
+ * every read gives the value again. */
+static void test_race_delete(void **state)
+{
+	coffer_store *st = open_store();
+	coffer_secret *s = ref(st, "race.del", COFFER_PUT | COFFER_ACCESS);
+	coffer_secret *r = ref(st, "race.del", COFFER_ACCESS);
+	put_ok(s, "value-d", 7, "1");
+	del_race dr = {0};
+	pthread_t th[3];
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(pthread_create(&th[i], NULL, race_reader, &dr), 0);
+	while (atomic_load(&dr.started) < 3) /* every reader is reading */
+		usleep(1000);
+	for (int round = 0; round < 10; round++) {
+		assert_int_equal(coffer_delete(s, 7, NULL), COFFER_OK);
+		access_rc_is(r, "latest", COFFER_EDELETED);
+		assert_int_equal(coffer_restore(s), COFFER_OK);
+		access_is(r, "latest", "value-d", 7, "1");
+	}
+	atomic_store(&dr.stop, 1);
+	for (int i = 0; i < 3; i++)
+		pthread_join(th[i], NULL);
+	assert_int_equal(dr.other, 0);
+	assert_true(dr.ok + dr.deleted >= 3);
+	coffer_secret_free(r);
 	coffer_secret_free(s);
 	coffer_close(st);
 }
@@ -1740,6 +2011,11 @@ int main(void)
 	    cmocka_unit_test(test_retention_labels),
 	    cmocka_unit_test(test_labels_tamper),
 	    cmocka_unit_test(test_race_labels),
+	    cmocka_unit_test(test_delete_restore),
+	    cmocka_unit_test(test_delete_tamper),
+	    cmocka_unit_test(test_describe),
+	    cmocka_unit_test(test_list_pages),
+	    cmocka_unit_test(test_race_delete),
 	    cmocka_unit_test(test_metadata_tamper),
 	    cmocka_unit_test(test_disabled_tamper),
 	    cmocka_unit_test(test_metadata_replay),

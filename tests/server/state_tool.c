@@ -1,10 +1,12 @@
 /*
- * state_tool STORE (disable|enable|destroy) NAME VERSION: one version state change through the
+ * state_tool STORE (disable|enable|destroy) NAME VERSION, state_tool STORE delete NAME DAYS,
+ * state_tool STORE restore NAME -: one version state change (or a delete or restore) through the
  * public API, in a process of its own beside a running server (the CLI gets these commands
  * later; tests/server/test_lifecycle.mjs needs them now). The master key comes as coffer_open()
  * finds it (the store's default key file, or the COFFER_* variables). Exit code: the CLI's.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "coffer.h"
@@ -31,6 +33,10 @@ int main(int argc, char **argv)
 		rc = coffer_enable(sec, argv[4], ver);
 	else if (rc == COFFER_OK && strcmp(argv[2], "destroy") == 0)
 		rc = coffer_destroy(sec, argv[4], ver);
+	else if (rc == COFFER_OK && strcmp(argv[2], "delete") == 0)
+		rc = coffer_delete(sec, (unsigned)atoi(argv[4]), NULL);
+	else if (rc == COFFER_OK && strcmp(argv[2], "restore") == 0)
+		rc = coffer_restore(sec);
 	else if (rc == COFFER_OK)
 		rc = COFFER_EINVAL;
 	if (rc != COFFER_OK)

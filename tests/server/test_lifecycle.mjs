@@ -86,6 +86,16 @@ await main([
     eq(again.code, 3, `enable of a destroyed version: ${again.stderr}`);
     check(/is destroyed/.test(again.stderr), again.stderr);
   }],
+  ['a secret scheduled for deletion is FAILED_PRECONDITION; restored, it reads again', async () => {
+    let r = await tool('delete', name, '7');
+    eq(r.code, 0, `delete: ${r.stderr}`);
+    await refused('latest', 9, /scheduled for deletion/);
+    const { err } = await put('four');
+    check(err && err.code === 9, `put to a deleted secret: ${err && err.details}`);
+    r = await tool('restore', name, '-');
+    eq(r.code, 0, `restore: ${r.stderr}`);
+    await reads('latest', 'three', '3');
+  }],
   ['the server exits cleanly', async () => {
     eq((await srv.stop()).code, 0, 'clean exit');
   }],
