@@ -115,6 +115,7 @@ typedef struct coffer_value coffer_value;
  * creation never finished), fail with COFFER_ENOTFOUND and create nothing at all (no folder,
  * file, schema, header or key file). */
 #define COFFER_OPEN_NO_CREATE 0x1u
+#define COFFER_OPEN_AUDIT_READS 0x4u /* audit log: also record every access (docs/lifecycle.md) */
 #define COFFER_OPEN_NO_ENV                                                                         \
 	0x2u /* ignore COFFER_MASTER_KEY / COFFER_KEY_FILE / COFFER_PASSPHRASE                     \
 	      */
@@ -132,6 +133,8 @@ typedef struct coffer_options {
 	const char *key_file;       /* path of a key file holding base64 of 32 bytes */
 	size_t max_value;           /* 0: COFFER_VALUE_DEFAULT_MAX; at most COFFER_VALUE_HARD_MAX */
 	unsigned flags;             /* COFFER_OPEN_* */
+	const char *principal;      /* who this handle acts for in the audit log ("cli:USER", a
+	                               service); NULL: "lib" */
 } coffer_options;
 
 /* What coffer_open() had to create, reported by coffer_created(). */
@@ -457,6 +460,44 @@ COFFER_API int coffer_list_page(coffer_store *st, const char *prefix, size_t pag
                                 const char *page_token,
                                 int (*cb)(void *ctx, const char *name, size_t nversions),
                                 void *ctx, char next_token[COFFER_PAGE_TOKEN_MAX]);
+
+/*
+ * The audit log (docs/lifecycle.md). Puts and every lifecycle change are recorded by the library
+ * in their own transaction (reads too with COFFER_OPEN_AUDIT_READS); failures and refusals in
+ * one of their own. Entries are chained by MACs under a key sealed by the master key.
+ *
+ * coffer_audit_append: record one entry for an embedder (the server records each request so,
+ * before it answers): principal (NULL: the handle's), action (1-32 printable bytes), secret
+ * and version (NULL or printable), outcome (a coffer_rc), request_id (only its keyed hash is
+ * kept). Never pass a value.
+ * coffer_audit_list: each entry at or after since_unix_ms (0: all), of one secret (NULL: all),
+ * in the order written. The strings live during the call only.
+ * coffer_audit_verify: check every chain: numbering and MACs. COFFER_OK with *entries set, or
+ * COFFER_EINTEGRITY with *first_bad the id of the first broken entry and errbuf saying how.
+ * (Deleting the newest entries of a chain cannot be told from a chain that ended there.)
+ */
+typedef struct coffer_audit_entry {
+	uint64_t id;
+	const char *chain;
+	uint64_t seq;
+	int64_t time_unix_ms;
+	const char *principal;
+	const char *action;
+	const char *secret;
+	const char *version;
+	int outcome;
+	const char *error;
+	const char *request_hash; /* hex, "" if none */
+} coffer_audit_entry;
+
+COFFER_API int coffer_audit_append(coffer_store *st, const char *principal, const char *action,
+                                   const char *secret, const char *version, int outcome,
+                                   const void *request_id,
+                                   size_t request_id_len) COFFER_MUST_CHECK;
+COFFER_API int coffer_audit_list(coffer_store *st, int64_t since_unix_ms, const char *secret,
+                                 int (*cb)(void *ctx, const coffer_audit_entry *e), void *ctx);
+COFFER_API int coffer_audit_verify(coffer_store *st, uint64_t *entries, uint64_t *first_bad,
+                                   char *errbuf, size_t errlen) COFFER_MUST_CHECK;
 
 /* Version states. */
 #define COFFER_STATE_ENABLED   0

@@ -58,8 +58,26 @@ typedef struct core_cache {
 	size_t bytes;
 } core_cache;
 
+/* audit.c: what a pending audit entry is made of (see core_audit_pending). */
+typedef struct audit_fill {
+	coffer_store *st;
+	const char *principal;
+	const char *action;
+	const char *secret;
+	const char *version;
+	const uint64_t *done;
+	const store_put *puts;
+	int outcome;
+	const char *error;
+	const uint8_t *rid;
+} audit_fill;
+
 struct coffer_store {
 	pthread_mutex_t mu;
+	audit_fill audit_fill;        /* the entries the next write appends */
+	char principal[129];          /* who this handle acts for, in the audit log */
+	char audit_chain[STORE_AUDIT_CHAIN_MAX + 1]; /* this handle's chain (PostgreSQL) */
+	int audit_reads;              /* COFFER_OPEN_AUDIT_READS */
 	const store_ops *ops;
 	store *be;
 	uint8_t store_id[STORE_ID_LEN];
@@ -89,6 +107,18 @@ struct coffer_value {
 	char version[COFFER_VERSION_MAX];
 	unsigned char data[]; /* len bytes + a NUL */
 };
+
+/* audit.c */
+void core_audit_init(coffer_store *st, const char *principal, unsigned flags);
+/* The next write transaction of the handle appends n entries (one per put when puts is not
+ * NULL; the version is *done, or puts[i].version, or `version`). Clear after the call. */
+void core_audit_pending(coffer_store *st, const char *action, const char *secret,
+                        const char *version, const uint64_t *done, const store_put *puts,
+                        size_t n, const uint8_t *rid);
+void core_audit_clear(coffer_store *st);
+/* One entry in a transaction of its own (a refusal, a failure, a read). */
+int core_audit_one(coffer_store *st, const char *principal, const char *action,
+                   const char *secret, const char *version, int outcome, const uint8_t *rid);
 
 /* validate.c */
 int core_version_parse(const char *s, uint64_t *out); /* "latest" -> 0 */

@@ -215,7 +215,14 @@ static int put_pending(coffer_store *st, coffer_put_item *items, size_t n, coffe
 	if (m == 0)
 		return COFFER_OK;
 	seal_ctx sc = {st, valid, 0, SIZE_MAX, x};
+	/* Audited in the put's own transaction, one entry per version made. */
+	core_audit_pending(st, "put", NULL, NULL, NULL, puts, m,
+	                   x != NULL && x->has_rid ? x->rid : NULL);
 	int rc = st->ops->put(st->be, puts, m, seal_one, &sc);
+	core_audit_clear(st);
+	if (rc != COFFER_OK) /* refused or failed: recorded on its own */
+		(void)core_audit_one(st, NULL, "put", puts[0].name, NULL, rc,
+		                     x != NULL && x->has_rid ? x->rid : NULL);
 	if (rc != COFFER_OK && !sc.msg_set)
 		core_set_backend_err(st, rc);
 	if (rc == COFFER_EINTEGRITY && sc.bad != SIZE_MAX) {
@@ -339,7 +346,9 @@ int coffer_set_max_versions(coffer_secret *sec, uint64_t max)
 		core_set_err(st, "the %s backend has no retention", st->ops->scheme);
 		rc = COFFER_EMISUSE;
 	} else {
+		core_audit_pending(st, "meta", sec->name, "", NULL, NULL, 1, NULL);
 		rc = st->ops->set_max_versions(st->be, sec->name, sec->name_len, max);
+		core_audit_clear(st);
 		if (rc == COFFER_ENOTFOUND)
 			core_set_err(st, "secret '%s' not found (it has no versions)", sec->name);
 		else if (rc != COFFER_OK)
@@ -483,6 +492,8 @@ int coffer_access(coffer_secret *sec, const char *version, coffer_value **out)
 		rc = resolve_label(st, sec, label, &want);
 	if (rc == COFFER_OK)
 		rc = access_locked(st, sec, want, version, out);
+	if (st->audit_reads) /* the embedder asked for reads too: a transaction of its own */
+		(void)core_audit_one(st, NULL, "access", sec->name, version, rc, NULL);
 	pthread_mutex_unlock(&st->mu);
 	return rc;
 }
@@ -498,8 +509,15 @@ static int retag_locked(coffer_store *st, coffer_secret *sec, uint64_t want, con
 	/* The core checks every row of the secret against the MACs and re-MACs them, inside the
 	 * change's transaction; "latest" is resolved there too. */
 	core_destroy_ctx dc = {st, want, 0, to, -1, label};
+	const char *verb = to == COFFER_STATE_DESTROYED ? "destroy"
+	                   : to == COFFER_STATE_DISABLED ? "disable"
+	                                                 : "enable";
 	st->errmsg[0] = '\0';
+	core_audit_pending(st, verb, sec->name, NULL, &dc.done, NULL, 1, NULL);
 	int rc = st->ops->destroy(st->be, sec->name, sec->name_len, core_meta_destroy, &dc);
+	core_audit_clear(st);
+	if (rc != COFFER_OK)
+		(void)core_audit_one(st, NULL, verb, sec->name, vstr, rc, NULL);
 	if (rc == COFFER_ENOTFOUND && dc.was == -2)
 		core_set_err(st, "secret '%s' has no label '%s'", sec->name, vstr);
 	else if (rc == COFFER_ENOTFOUND && dc.was == COFFER_STATE_DESTROYED)
@@ -559,7 +577,12 @@ static int label_locked(coffer_secret *sec, core_label_ctx *lc, const char *vstr
 		return COFFER_EMISUSE;
 	}
 	st->errmsg[0] = '\0';
+	const char *verb = lc->remove ? "unlabel" : "label";
+	core_audit_pending(st, verb, sec->name, lc->label, NULL, NULL, 1, NULL);
 	int rc = st->ops->destroy(st->be, sec->name, sec->name_len, core_meta_label, lc);
+	core_audit_clear(st);
+	if (rc != COFFER_OK)
+		(void)core_audit_one(st, NULL, verb, sec->name, lc->label, rc, NULL);
 	if (rc == COFFER_ENOTFOUND && lc->remove)
 		core_set_err(st, "secret '%s' has no label '%s'", sec->name, lc->label);
 	else if (rc == COFFER_ENOTFOUND && lc->missing == 2)
@@ -810,7 +833,12 @@ static int delete_locked(coffer_secret *sec, core_delete_ctx *dc)
 		return COFFER_EMISUSE;
 	}
 	st->errmsg[0] = '\0';
+	const char *verb = dc->purge_ms != 0 ? "delete" : "restore";
+	core_audit_pending(st, verb, sec->name, "", NULL, NULL, 1, NULL);
 	int rc = st->ops->destroy(st->be, sec->name, sec->name_len, core_meta_delete, dc);
+	core_audit_clear(st);
+	if (rc != COFFER_OK)
+		(void)core_audit_one(st, NULL, verb, sec->name, "", rc, NULL);
 	if (rc == COFFER_EINVAL && dc->not_deleted)
 		core_set_err(st, "secret '%s' is not scheduled for deletion", sec->name);
 	else if (rc == COFFER_ENOTFOUND && dc->too_late)
@@ -984,8 +1012,10 @@ int coffer_set_info(coffer_secret *sec, const char *description, const char *tag
 		core_set_err(st, "the %s backend cannot describe secrets", st->ops->scheme);
 		rc = COFFER_EMISUSE;
 	} else {
+		core_audit_pending(st, "meta", sec->name, "", NULL, NULL, 1, NULL);
 		rc = st->ops->info_set(st->be, sec->name, sec->name_len, description,
 		                       tags != NULL ? norm : NULL);
+		core_audit_clear(st);
 		if (rc == COFFER_ENOTFOUND)
 			core_set_err(st, "secret '%s' not found (it has no versions)", sec->name);
 		else if (rc != COFFER_OK)

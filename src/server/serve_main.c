@@ -59,6 +59,8 @@ static const char usage_text[] =
     "  --header-timeout SECS      close connections whose headers stall this long (default 10)\n"
     "  --max-conns N              connections at once (default 1024)\n"
     "  --quiet                    no per-request log lines\n"
+    "  --audit                    record every request in the store's audit log before\n"
+    "                             answering it (docs/lifecycle.md)\n"
     "  -h, --help                 this text\n"
     "\n"
     "Logs one line per request to stderr (method, principal, secret, version, status,\n"
@@ -209,6 +211,8 @@ static int parse_one(serve_opts *o, int argc, char **argv, int *i)
 		o->insecure = 1;
 	} else if (strcmp(a, "--quiet") == 0) {
 		cfg->sh->quiet = 1;
+	} else if (strcmp(a, "--audit") == 0) {
+		cfg->sh->audit = 1;
 	} else if (strcmp(a, "--threads") == 0) {
 		if (parse_number_opt(a, need_arg(argc, argv, i), 1, SRV_MAX_THREADS, &n) != 0)
 			return 2;
@@ -307,6 +311,7 @@ static int open_stores(serve_opts *o, coffer_store **committer_st)
 	char err[512];
 	memset(&opts, 0, sizeof(opts));
 	opts.max_value = o->max_value;
+	opts.principal = "server"; /* the library's own audit entries (puts, in their transaction) */
 	/* One handle per worker (reads never wait on each other) and one for the committer. */
 	for (unsigned i = 0; i <= o->cfg.threads; i++) {
 		coffer_store **dst = i < o->cfg.threads ? &o->cfg.stores[i] : committer_st;

@@ -114,6 +114,28 @@ static void log_cb(evutil_socket_t fd, short what, void *arg)
 static void log_req(svc_req *r, gs_method m, const char *secret, const char *version, int status)
 {
 	svc_worker *w = r->w;
+	/* Audited before the answer goes (every reply path logs first): the principal, method,
+	 * secret, version and gRPC status (a positive outcome), never a value or a token. */
+	if (w->sh->audit) {
+		const char *sn = secret != NULL && coffer_name_check(secret, strlen(secret)) == COFFER_OK
+		                     ? secret
+		                     : NULL;
+		const char *vn = version != NULL && strlen(version) < 64 &&
+		                         strspn(version, "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKL"
+		                                         "MNOPQRSTUVWXYZ._-") == strlen(version)
+		                     ? version
+		                     : NULL;
+		int arc = coffer_audit_append(w->st, r->principal, method_names[m], sn, vn, status,
+		                              NULL, 0);
+		if (arc != COFFER_OK && sizeof(w->logbuf) - w->loglen > 128) {
+			int n = snprintf(w->logbuf + w->loglen, sizeof(w->logbuf) - w->loglen,
+			                 "coffer: error: the audit log refused an entry: %s\n",
+			                 coffer_strerror(arc));
+			if (n > 0 && (size_t)n < sizeof(w->logbuf) - w->loglen)
+				w->loglen += (size_t)n;
+			log_later(w);
+		}
+	}
 	if (w->sh->quiet)
 		return;
 	if (sizeof(w->logbuf) - w->loglen < 512)

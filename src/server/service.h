@@ -30,6 +30,7 @@ typedef struct svc_shared {
 	size_t max_value;        /* bytes, the store's limit */
 	unsigned policy_wait_ms; /* how long a data call waits for its policy in development */
 	int quiet;               /* no per-request log lines (benchmarks) */
+	int audit;               /* --audit: every request into the audit log before its answer */
 } svc_shared;
 
 /* One worker thread's service state. */

@@ -75,6 +75,11 @@ typedef struct pg_store {
 	uint64_t *shared;   /* the generation shared by this process's handles on the store */
 	int sealing;        /* a put or re-encrypt transaction is open: never reconnect inside */
 	char err[PG_ERR_MAX];
+	/* Audit entries the next write transaction appends before it commits, to this chain. */
+	size_t audit_n;
+	store_audit_fn audit_fn;
+	void *audit_ctx;
+	char audit_chain[STORE_AUDIT_CHAIN_MAX + 1];
 } pg_store;
 
 /* ---------------------------------------------------------------------------------------- */
@@ -416,7 +421,23 @@ static const char schema_v3[] =
     " version bigint NOT NULL,"
     " created_ms bigint NOT NULL,"
     " PRIMARY KEY (secret_id, rid));"
-    "CREATE INDEX coffer_requests_by_age ON coffer_requests (created_ms);";
+    "CREATE INDEX coffer_requests_by_age ON coffer_requests (created_ms);"
+    /* One chain per handle (a server's worker, a CLI run): writers never queue on a shared
+     * chain head. */
+    "CREATE TABLE coffer_audit ("
+    " id bigserial PRIMARY KEY,"
+    " chain text NOT NULL,"
+    " seq bigint NOT NULL,"
+    " ts_ms bigint NOT NULL,"
+    " principal text NOT NULL,"
+    " action text NOT NULL,"
+    " secret text NOT NULL,"
+    " version text NOT NULL,"
+    " outcome integer NOT NULL,"
+    " error text NOT NULL,"
+    " rid text NOT NULL,"
+    " mac bytea NOT NULL,"
+    " UNIQUE (chain, seq));";
 
 /* Migrations from version i to i + 1 go at index i. */
 static const char *const migrations[PG_SCHEMA_VERSION] = {[0] = schema_v1, [1] = schema_v2,
@@ -1379,6 +1400,7 @@ static int seal_all(pg_store *s, put_slot *const *byidx, store_put *items, size_
 			rc = insert_version(s, byidx[i], &io);
 		if (rc == COFFER_OK && items[i].rid != NULL)
 			rc = request_put(s, byidx[i], items[i].rid, &io);
+		items[i].version = byidx[i]->version; /* known now: the audit entry names it */
 		free(io.sealed);
 		if (rc != COFFER_OK)
 			return rc;
@@ -1422,10 +1444,16 @@ static int commit(pg_store *s)
 	return rc;
 }
 
+static int audit_write(pg_store *s, const char *chain, size_t n, store_audit_fn fn, void *ctx);
+
 /* Finish a write transaction: bump and announce the generation, COMMIT, or roll back. */
 static int finish_write(pg_store *s, int rc)
 {
 	uint64_t gen = 0;
+	size_t an = s->audit_n;
+	s->audit_n = 0;
+	if (rc == COFFER_OK && an > 0)
+		rc = audit_write(s, s->audit_chain, an, s->audit_fn, s->audit_ctx);
 	s->sealing = 0;
 	if (rc == COFFER_OK)
 		rc = bump_gen(s, &gen);
@@ -1484,8 +1512,16 @@ static int pg_put(store *st, store_put *items, size_t n, store_seal_fn seal, voi
 		free(byidx);
 		return COFFER_ENOMEM;
 	}
-	for (size_t i = 0; i < n; i++)
+	uint64_t *given = malloc(n * sizeof *given);
+	if (given == NULL) {
+		free(slots);
+		free(byidx);
+		return COFFER_ENOMEM;
+	}
+	for (size_t i = 0; i < n; i++) {
 		slots[i] = (put_slot){.name = items[i].name, .len = items[i].name_len, .idx = i};
+		given[i] = items[i].version;
+	}
 	qsort(slots, n, sizeof *slots, slot_cmp);
 	for (size_t i = 0; i < n; i++)
 		byidx[slots[i].idx] = &slots[i];
@@ -1497,11 +1533,14 @@ static int pg_put(store *st, store_put *items, size_t n, store_seal_fn seal, voi
 	if (!sealing && ((rc == COFFER_EUNAVAIL && s->lost) || rc == COFFER_EBUSY) &&
 	    (rc == COFFER_EBUSY || reconnect(s) == COFFER_OK))
 		rc = put_once(s, slots, byidx, items, n, seal, ctx, &sealing, &replay);
-	if (rc == COFFER_OK)
-		for (size_t i = 0; i < n; i++) {
-			items[i].version = byidx[i]->version;
+	for (size_t i = 0; i < n; i++) {
+		/* seal_all wrote each version for the audit entries; on failure the out-parameters
+		 * go back to what they were. */
+		items[i].version = rc == COFFER_OK ? byidx[i]->version : given[i];
+		if (rc == COFFER_OK)
 			items[i].replayed = replay;
-		}
+	}
+	free(given);
 	free(slots);
 	free(byidx);
 	return rc;
@@ -2393,6 +2432,142 @@ static int pg_destroy(store *st, const char *name, size_t name_len, store_retag_
 	return finish_write(s, rc);
 }
 
+/* Inside the open write transaction: n entries after the chain's last one. */
+static int audit_write(pg_store *s, const char *chain, size_t n, store_audit_fn fn, void *ctx)
+{
+	store_audit e;
+	memset(&e, 0, sizeof e);
+	snprintf(e.chain, sizeof e.chain, "%s", chain);
+	static const Oid t1[1] = {OID_TEXT};
+	static const int f1[1] = {1};
+	const char *v1[1] = {e.chain};
+	const int l1[1] = {(int)strlen(e.chain)};
+	PGresult *r = PQexecParams(s->conn,
+	                           "SELECT seq, mac FROM coffer_audit WHERE chain = $1 ORDER BY seq "
+	                           "DESC LIMIT 1",
+	                           1, t1, v1, l1, f1, 1);
+	int rc = res_rc(s, r, PGRES_TUPLES_OK, "reading the audit log");
+	if (rc == COFFER_OK && PQntuples(r) == 1) {
+		if (!col_uint(r, 0, 0, 8, &e.seq))
+			rc = COFFER_ECORRUPT;
+		col_mac(r, 0, 1, e.prev, &e.prev_len);
+	}
+	PQclear(r);
+	static const Oid t[11] = {OID_TEXT, OID_INT8, OID_INT8, OID_TEXT, OID_TEXT, OID_TEXT,
+	                          OID_TEXT, OID_INT8, OID_TEXT, OID_TEXT, OID_BYTEA};
+	static const int f[11] = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1};
+	for (size_t i = 0; i < n && rc == COFFER_OK; i++) {
+		e.seq++;
+		rc = fn(ctx, i, &e);
+		if (rc != COFFER_OK)
+			break;
+		uint8_t seq[8], ts[8], oc[8];
+		put_be64(seq, e.seq);
+		put_be64(ts, (uint64_t)e.ts_ms);
+		put_be64(oc, (uint64_t)(int64_t)e.outcome);
+		const char *v[11] = {e.chain,     (const char *)seq, (const char *)ts, e.principal,
+		                     e.action,    e.secret,          e.version,        (const char *)oc,
+		                     e.error,     e.rid,             (const char *)e.mac};
+		const int l[11] = {(int)strlen(e.chain),     8,
+		                   8,                        (int)strlen(e.principal),
+		                   (int)strlen(e.action),    (int)strlen(e.secret),
+		                   (int)strlen(e.version),   8,
+		                   (int)strlen(e.error),     (int)strlen(e.rid),
+		                   (int)e.mac_len};
+		r = PQexecParams(s->conn,
+		                 "INSERT INTO coffer_audit (chain, seq, ts_ms, principal, action, secret, "
+		                 "version, outcome, error, rid, mac) VALUES ($1, $2, $3, $4, $5, $6, $7, "
+		                 "$8, $9, $10, $11)",
+		                 11, t, v, l, f, 1);
+		rc = res_rc(s, r, PGRES_COMMAND_OK, "writing the audit log");
+		PQclear(r);
+		memcpy(e.prev, e.mac, sizeof e.prev);
+		e.prev_len = e.mac_len;
+	}
+	return rc;
+}
+
+static void pg_audit_pending(store *st, const char *chain, size_t n, store_audit_fn fn, void *ctx)
+{
+	pg_store *s = (pg_store *)st;
+	s->audit_n = n;
+	s->audit_fn = fn;
+	s->audit_ctx = ctx;
+	snprintf(s->audit_chain, sizeof s->audit_chain, "%s", chain != NULL ? chain : "");
+}
+
+static int pg_audit_append(store *st, const char *chain, store_audit_fn fn, void *ctx)
+{
+	pg_store *s = (pg_store *)st;
+	s->audit_n = 0;
+	int rc = begin_write(s);
+	if (rc != COFFER_OK)
+		return rc;
+	rc = audit_write(s, chain, 1, fn, ctx);
+	if (rc != COFFER_OK) {
+		rollback(s);
+		return rc;
+	}
+	rc = commit(s); /* no generation bump: nothing a cache holds changed */
+	return rc;
+}
+
+static void res_text(const PGresult *r, int i, int col, char *out, size_t cap)
+{
+	snprintf(out, cap, "%s", PQgetisnull(r, i, col) ? "" : PQgetvalue(r, i, col));
+}
+
+static int pg_audit_list(store *st, uint64_t after, int (*cb)(void *ctx, const store_audit *e),
+                         void *ctx)
+{
+	pg_store *s = (pg_store *)st;
+	int rc = ensure_conn(s);
+	for (;;) {
+		if (rc != COFFER_OK)
+			return rc;
+		uint8_t a[8];
+		put_be64(a, after);
+		static const Oid t[1] = {OID_INT8};
+		static const int f[1] = {1};
+		const char *v[1] = {(const char *)a};
+		const int l[1] = {8};
+		PGresult *r = PQexecParams(s->conn,
+		                           "SELECT id, chain, seq, ts_ms, principal, action, secret, "
+		                           "version, outcome::bigint, error, rid, mac FROM coffer_audit "
+		                           "WHERE id > $1 ORDER BY id LIMIT 1000",
+		                           1, t, v, l, f, 1);
+		rc = res_rc(s, r, PGRES_TUPLES_OK, "reading the audit log");
+		int n = rc == COFFER_OK ? PQntuples(r) : 0;
+		for (int i = 0; rc == COFFER_OK && i < n; i++) {
+			store_audit e;
+			uint64_t seq = 0, ts = 0, oc = 0;
+			memset(&e, 0, sizeof e);
+			if (!col_uint(r, i, 0, 8, &e.id) || !col_uint(r, i, 2, 8, &seq) ||
+			    !col_uint(r, i, 3, 8, &ts) || !col_uint(r, i, 8, 8, &oc)) {
+				set_err(s, "an audit row in this database is damaged");
+				rc = COFFER_ECORRUPT;
+				break;
+			}
+			e.seq = seq;
+			e.ts_ms = (int64_t)ts;
+			e.outcome = (int)(int64_t)oc;
+			res_text(r, i, 1, e.chain, sizeof e.chain);
+			res_text(r, i, 4, e.principal, sizeof e.principal);
+			res_text(r, i, 5, e.action, sizeof e.action);
+			res_text(r, i, 6, e.secret, sizeof e.secret);
+			res_text(r, i, 7, e.version, sizeof e.version);
+			res_text(r, i, 9, e.error, sizeof e.error);
+			res_text(r, i, 10, e.rid, sizeof e.rid);
+			col_mac(r, i, 11, e.mac, &e.mac_len);
+			after = e.id;
+			rc = cb(ctx, &e);
+		}
+		PQclear(r);
+		if (rc != COFFER_OK || n < 1000)
+			return rc;
+	}
+}
+
 static int pg_set_max_versions(store *st, const char *name, size_t name_len, uint64_t max)
 {
 	pg_store *s = (pg_store *)st;
@@ -2564,5 +2739,8 @@ const store_ops postgres_store_ops = {
     .purge = pg_purge,
     .list_page = pg_list_page,
     .info_set = pg_info_set,
+    .audit_pending = pg_audit_pending,
+    .audit_append = pg_audit_append,
+    .audit_list = pg_audit_list,
     .meta_init = pg_meta_init,
 };

@@ -174,6 +174,10 @@ static const char schema_v3[] =
     "  rid BLOB NOT NULL, vhash BLOB NOT NULL, version INTEGER NOT NULL, "
     "  created_ms INTEGER NOT NULL, PRIMARY KEY (secret_id, rid)) WITHOUT ROWID;"
     "CREATE INDEX requests_by_age ON requests(created_ms);"
+    "CREATE TABLE audit(id INTEGER PRIMARY KEY, chain TEXT NOT NULL, seq INTEGER NOT NULL, "
+    "  ts_ms INTEGER NOT NULL, principal TEXT NOT NULL, action TEXT NOT NULL, "
+    "  secret TEXT NOT NULL, version TEXT NOT NULL, outcome INTEGER NOT NULL, "
+    "  error TEXT NOT NULL, rid TEXT NOT NULL, mac BLOB NOT NULL, UNIQUE (chain, seq));"
     "PRAGMA user_version = 3;";
 
 typedef struct sqlite_store {
@@ -182,6 +186,10 @@ typedef struct sqlite_store {
 	uint64_t *gen;       /* mmap of coffer.gen, or NULL when unavailable (cache then unused) */
 	char gen_path[4096]; /* coffer.gen, to map it later when it could not be at open */
 	char err[512];
+	/* Audit entries the next write transaction appends before it commits. */
+	size_t audit_n;
+	store_audit_fn audit_fn;
+	void *audit_ctx;
 } sqlite_store;
 
 #define S(s) ((sqlite_store *)(s))
@@ -257,8 +265,15 @@ static int bump_gen(sqlite_store *s);
 
 /* End the open write transaction: bump (and publish) the generation if asked, then COMMIT;
  * on any failure, ROLLBACK. Returns the first error. */
+static int audit_write(sqlite_store *s, const char *chain, size_t n, store_audit_fn fn,
+                       void *ctx);
+
 static int finish_write(sqlite_store *s, int rc, int bump)
 {
+	size_t an = s->audit_n;
+	s->audit_n = 0;
+	if (rc == COFFER_OK && an > 0)
+		rc = audit_write(s, "", an, s->audit_fn, s->audit_ctx);
 	if (rc == COFFER_OK && bump)
 		rc = bump_gen(s);
 	if (rc == COFFER_OK)
@@ -1646,6 +1661,127 @@ static int sq_info_set(store *h, const char *name, size_t name_len, const char *
 	return finish_write(s, rc, 1);
 }
 
+/* Inside the open write transaction: n entries after the chain's last one. */
+static int audit_write(sqlite_store *s, const char *chain, size_t n, store_audit_fn fn,
+                       void *ctx)
+{
+	store_audit e;
+	memset(&e, 0, sizeof e);
+	snprintf(e.chain, sizeof e.chain, "%s", chain);
+	sqlite3_stmt *q = NULL;
+	int src = sqlite3_prepare_v2(s->db,
+	                             "SELECT seq, mac FROM audit WHERE chain = ?1 ORDER BY seq DESC "
+	                             "LIMIT 1",
+	                             -1, &q, NULL);
+	if (src == SQLITE_OK) {
+		sqlite3_bind_text(q, 1, chain, -1, SQLITE_STATIC);
+		src = sqlite3_step(q);
+		if (src == SQLITE_ROW) {
+			e.seq = (uint64_t)sqlite3_column_int64(q, 0);
+			col_mac(q, 1, e.prev, &e.prev_len);
+			src = SQLITE_DONE;
+		}
+	}
+	sqlite3_finalize(q);
+	q = NULL;
+	if (src != SQLITE_DONE)
+		return fail(s, src, "read the audit log");
+	src = sqlite3_prepare_v2(s->db,
+	                         "INSERT INTO audit(chain, seq, ts_ms, principal, action, secret, "
+	                         "version, outcome, error, rid, mac) VALUES(?1, ?2, ?3, ?4, ?5, ?6, "
+	                         "?7, ?8, ?9, ?10, ?11)",
+	                         -1, &q, NULL);
+	int rc = src == SQLITE_OK ? COFFER_OK : fail(s, src, "write the audit log");
+	for (size_t i = 0; i < n && rc == COFFER_OK; i++) {
+		e.seq++;
+		rc = fn(ctx, i, &e);
+		if (rc != COFFER_OK)
+			break;
+		sqlite3_bind_text(q, 1, e.chain, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(q, 2, (int64_t)e.seq);
+		sqlite3_bind_int64(q, 3, e.ts_ms);
+		sqlite3_bind_text(q, 4, e.principal, -1, SQLITE_STATIC);
+		sqlite3_bind_text(q, 5, e.action, -1, SQLITE_STATIC);
+		sqlite3_bind_text(q, 6, e.secret, -1, SQLITE_STATIC);
+		sqlite3_bind_text(q, 7, e.version, -1, SQLITE_STATIC);
+		sqlite3_bind_int(q, 8, e.outcome);
+		sqlite3_bind_text(q, 9, e.error, -1, SQLITE_STATIC);
+		sqlite3_bind_text(q, 10, e.rid, -1, SQLITE_STATIC);
+		sqlite3_bind_blob(q, 11, e.mac, (int)e.mac_len, SQLITE_STATIC);
+		src = sqlite3_step(q);
+		sqlite3_reset(q);
+		if (src != SQLITE_DONE)
+			rc = fail(s, src, "write the audit log");
+		memcpy(e.prev, e.mac, sizeof e.prev);
+		e.prev_len = e.mac_len;
+	}
+	sqlite3_finalize(q);
+	return rc;
+}
+
+static void sq_audit_pending(store *h, const char *chain, size_t n, store_audit_fn fn, void *ctx)
+{
+	sqlite_store *s = S(h);
+	(void)chain; /* one chain: writers take turns on the database's write lock */
+	s->audit_n = n;
+	s->audit_fn = fn;
+	s->audit_ctx = ctx;
+}
+
+static int sq_audit_append(store *h, const char *chain, store_audit_fn fn, void *ctx)
+{
+	sqlite_store *s = S(h);
+	(void)chain;
+	s->audit_n = 0;
+	int rc = exec(s, "BEGIN IMMEDIATE", "begin");
+	if (rc != COFFER_OK)
+		return rc;
+	rc = audit_write(s, "", 1, fn, ctx);
+	return finish_write(s, rc, 0);
+}
+
+static void col_text(sqlite3_stmt *q, int col, char *out, size_t cap)
+{
+	const char *t = (const char *)sqlite3_column_text(q, col);
+	snprintf(out, cap, "%s", t != NULL ? t : "");
+}
+
+static int sq_audit_list(store *h, uint64_t after, int (*cb)(void *ctx, const store_audit *e),
+                         void *ctx)
+{
+	sqlite_store *s = S(h);
+	sqlite3_stmt *q = NULL;
+	int src = sqlite3_prepare_v2(s->db,
+	                             "SELECT id, chain, seq, ts_ms, principal, action, secret, "
+	                             "version, outcome, error, rid, mac FROM audit WHERE id > ?1 "
+	                             "ORDER BY id",
+	                             -1, &q, NULL);
+	int rc = src == SQLITE_OK ? COFFER_OK : fail(s, src, "read the audit log");
+	if (rc == COFFER_OK)
+		sqlite3_bind_int64(q, 1, (int64_t)after);
+	while (rc == COFFER_OK && (src = sqlite3_step(q)) == SQLITE_ROW) {
+		store_audit e;
+		memset(&e, 0, sizeof e);
+		e.id = (uint64_t)sqlite3_column_int64(q, 0);
+		col_text(q, 1, e.chain, sizeof e.chain);
+		e.seq = (uint64_t)sqlite3_column_int64(q, 2);
+		e.ts_ms = sqlite3_column_int64(q, 3);
+		col_text(q, 4, e.principal, sizeof e.principal);
+		col_text(q, 5, e.action, sizeof e.action);
+		col_text(q, 6, e.secret, sizeof e.secret);
+		col_text(q, 7, e.version, sizeof e.version);
+		e.outcome = (int)sqlite3_column_int64(q, 8);
+		col_text(q, 9, e.error, sizeof e.error);
+		col_text(q, 10, e.rid, sizeof e.rid);
+		col_mac(q, 11, e.mac, &e.mac_len);
+		rc = cb(ctx, &e);
+	}
+	if (rc == COFFER_OK && src != SQLITE_DONE)
+		rc = fail(s, src, "read the audit log");
+	sqlite3_finalize(q);
+	return rc;
+}
+
 static int sq_set_max_versions(store *h, const char *name, size_t name_len, uint64_t max)
 {
 	sqlite_store *s = S(h);
@@ -1783,5 +1919,8 @@ const store_ops sqlite_store_ops = {
     .purge = sq_purge,
     .list_page = sq_list_page,
     .info_set = sq_info_set,
+    .audit_pending = sq_audit_pending,
+    .audit_append = sq_audit_append,
+    .audit_list = sq_audit_list,
     .meta_init = sq_meta_init,
 };

@@ -28,6 +28,32 @@ typedef struct store store; /* each backend defines its own struct and casts */
 #define STORE_LABEL_MAX      63 /* bytes in a label name */
 #define STORE_LABELS_MAX     64 /* custom labels per secret */
 #define STORE_DIGEST_LEN     32 /* a secret's label digest */
+#define STORE_MAC_LEN        33 /* a metadata MAC as stored: format byte | 32-byte tag */
+
+/* One audit entry (docs/lifecycle.md, "Audit log"). Strings are NUL-terminated, cut to size. */
+#define STORE_AUDIT_CHAIN_MAX 32
+typedef struct store_audit {
+	uint64_t id;                            /* audit_list: the row id (insertion order) */
+	char chain[STORE_AUDIT_CHAIN_MAX + 1];  /* "" on SQLite (one chain); PostgreSQL: the handle's */
+	uint64_t seq;                           /* 1, 2, ... within its chain */
+	int64_t ts_ms;
+	char principal[129];
+	char action[33];
+	char secret[COFFER_NAME_MAX + 1];
+	char version[65];                       /* a version id or label, "" if none */
+	int outcome;                            /* a coffer_rc */
+	char error[257];
+	char rid[2 * STORE_RID_LEN + 1];        /* hex of the request id's keyed hash, "" if none */
+	uint8_t prev[STORE_MAC_LEN];            /* the MAC of the entry before in the chain */
+	size_t prev_len;                        /* 0: the first of its chain */
+	uint8_t mac[STORE_MAC_LEN];
+	size_t mac_len;
+} store_audit;
+
+/* Fill entry i's content and MAC; the backend has set chain, seq and prev (read in the same
+ * write transaction, after the chain's last entry, so concurrent writers of one chain take
+ * turns). */
+typedef int (*store_audit_fn)(void *ctx, size_t i, store_audit *e);
 
 /* What describe shows beside the metadata (not MAC'd). */
 #define STORE_DESCRIPTION_MAX 1024
@@ -45,7 +71,6 @@ typedef struct store_label {
 	char name[STORE_LABEL_MAX + 1];
 	uint64_t version;
 } store_label;
-#define STORE_MAC_LEN        33 /* a metadata MAC as stored: format byte | 32-byte tag */
 #define STORE_META_KEY_ID    0  /* keys_load / keys_reseal: the metadata key, not a data key */
 
 /* The header of a store, written once, atomically, by whichever process creates the store. */
@@ -84,7 +109,8 @@ typedef struct store_meta {
 	uint64_t max_versions; /* put(), destroy(): retention, 0 for none (not MAC'd) */
 	/* MAC'd (schema 3): the version that was latest before the newest put (0: none), and the
 	 * digest of the secret's custom labels (ldigest_len 0: it has none). Read and written
-	 * wherever last_version, latest and epoch are; put() writes previous, destroy() ldigest and purge_ms. */
+	 * wherever last_version, latest and epoch are; put() writes previous, destroy() ldigest
+	 * and purge_ms. */
 	uint64_t previous;
 	uint8_t ldigest[STORE_DIGEST_LEN];
 	size_t ldigest_len;
@@ -303,9 +329,10 @@ typedef struct store_ops {
 
 	/*
 	 * reseal_batch: one transaction of the re-encrypt pass. Read the newest data key as put()
-	 * does, select up to STORE_RESEAL_BATCH versions holding a value (enabled or disabled) sealed with a key id below
-	 * `below`, replace each with what cb makes, bump the generation if any moved, commit. *done
-	 * counts the rows; fewer than STORE_RESEAL_BATCH means none was left below `below`.
+	 * does, select up to STORE_RESEAL_BATCH versions holding a value (enabled or disabled)
+	 * sealed with a key id below `below`, replace each with what cb makes, bump the generation
+	 * if any moved, commit. *done counts the rows; fewer than STORE_RESEAL_BATCH means none was
+	 * left below `below`.
 	 */
 	int (*reseal_batch)(store *s, uint32_t below, store_reseal_fn cb, void *ctx, size_t *done);
 
@@ -376,6 +403,18 @@ typedef struct store_ops {
 	 * secret does not exist. Bumps the generation. */
 	int (*info_set)(store *s, const char *name, size_t name_len, const char *description,
 	                const char *tags);
+
+	/*
+	 * Audit. audit_pending: the next write transaction of this handle (put, destroy, label,
+	 * delete, set_max_versions, info_set), if it commits, appends n entries to `chain` through
+	 * fn, in the same transaction, just before COMMIT; n 0 cancels. The backend forgets the
+	 * pending entries once that transaction ends either way. audit_append: one entry in a
+	 * transaction of its own. audit_list: every entry with an id above after_id, in id order.
+	 */
+	void (*audit_pending)(store *s, const char *chain, size_t n, store_audit_fn fn, void *ctx);
+	int (*audit_append)(store *s, const char *chain, store_audit_fn fn, void *ctx);
+	int (*audit_list)(store *s, uint64_t after_id, int (*cb)(void *ctx, const store_audit *e),
+	                  void *ctx);
 } store_ops;
 
 /*

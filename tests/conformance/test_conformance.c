@@ -534,6 +534,7 @@ static int is_pg(void);
 static void tamper(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void expect_integrity(const char *base, const char *version);
 static const char *tab_s(void);
+static const char *saved(const char *what);
 
 /* Version states (docs/lifecycle.md): a disabled version keeps its value but refuses access
  * with its own error; latest is the newest enabled version, also in another handle's cache;
@@ -1408,6 +1409,140 @@ static void test_race_delete(void **state)
 }
 
 /* ------------------------------------------------------------------------------------------ */
+/* The audit log (docs/lifecycle.md).                                                         */
+
+typedef struct audit_seen {
+	uint64_t ids[4096];
+	char chains[4096][40];
+	char what[8192];
+	size_t n, wn;
+} audit_seen;
+
+static int audit_cb(void *ctx, const coffer_audit_entry *e)
+{
+	audit_seen *a = ctx;
+	if (a->n < 4096) {
+		a->ids[a->n] = e->id;
+		snprintf(a->chains[a->n], sizeof a->chains[0], "%s", e->chain);
+		a->n++;
+	}
+	a->wn += (size_t)snprintf(a->what + a->wn, sizeof a->what - a->wn, "%s:%s:%d ", e->action,
+	                          e->version, e->outcome);
+	if (a->wn >= sizeof a->what)
+		a->wn = sizeof a->what - 1;
+	return 0;
+}
+
+static void verify_ok(coffer_store *st)
+{
+	uint64_t n = 0, bad = 0;
+	char err[300] = "";
+	int rc = coffer_audit_verify(st, &n, &bad, err, sizeof err);
+	if (rc != COFFER_OK)
+		fail_msg("audit verify: rc %d, entry %llu: %s", rc, (unsigned long long)bad, err);
+	assert_true(n > 0);
+}
+
+static void verify_names(coffer_store *st, uint64_t want)
+{
+	uint64_t bad = 0;
+	char err[300] = "";
+	assert_int_equal(coffer_audit_verify(st, NULL, &bad, err, sizeof err), COFFER_EINTEGRITY);
+	if (bad != want)
+		fail_msg("verify named entry %llu, want %llu: %s", (unsigned long long)bad,
+		         (unsigned long long)want, err);
+	assert_non_null(strstr(err, "entry"));
+}
+
+/* The next entry of the same chain after `id` (what verify names when id is deleted). */
+static uint64_t next_in_chain(const audit_seen *all, uint64_t id)
+{
+	size_t i = 0;
+	while (i < all->n && all->ids[i] != id)
+		i++;
+	for (size_t k = i + 1; k < all->n; k++)
+		if (strcmp(all->chains[k], all->chains[i]) == 0)
+			return all->ids[k];
+	return 0;
+}
+
+/* Puts and lifecycle changes are in the log (with their outcome, refusals too); reads when
+ * asked for; no value or request id in clear; verify passes, and names the entry each time one
+ * is deleted, edited, or two are swapped. */
+static void test_audit(void **state)
+{
+	coffer_options ao = {.master_key_b64 = TEST_MASTER_KEY,
+	                     .flags = COFFER_OPEN_NO_ENV | COFFER_OPEN_AUDIT_READS,
+	                     .principal = "cli:tester"};
+	coffer_store *st = NULL;
+	char err[512];
+	assert_int_equal(coffer_open(&st, location, &ao, err, sizeof err), COFFER_OK);
+	coffer_secret *s = ref(st, "audit", COFFER_PUT | COFFER_ACCESS);
+	coffer_secret *ro = ref(st, "audit", COFFER_ACCESS);
+	coffer_put_opts o = {.request_id = "canary-request-7f3a", .request_id_len = 19};
+	assert_int_equal(coffer_put_ex(s, "canary-value-91c2", 17, &o, NULL, NULL), COFFER_OK);
+	put_ok(s, "canary-value-91c3", 17, "2");
+	access_is(s, "1", "canary-value-91c2", 17, "1");
+	assert_int_equal(coffer_disable(s, "1", NULL), COFFER_OK);
+	assert_int_equal(coffer_put(ro, "x", 1, NULL), COFFER_EPERM); /* a refusal */
+	assert_int_equal(coffer_label_set(s, "stable", "2", NULL), COFFER_OK);
+	assert_int_equal(coffer_destroy(s, "1", NULL), COFFER_OK);
+	assert_int_equal(coffer_audit_append(st, "svc:a", "custom", NULL, NULL, 5, "tok-x", 5),
+	                 COFFER_OK);
+	char nm[300];
+	name(nm, sizeof nm, "audit");
+	audit_seen *a = calloc(1, sizeof *a);
+	assert_int_equal(coffer_audit_list(st, 0, nm, audit_cb, a), COFFER_OK);
+	assert_string_equal(a->what, "put:1:0 put:2:0 access:1:0 disable:1:0 label:stable:0 "
+	                             "destroy:1:0 ");
+	verify_ok(st);
+	/* Canary scan: values, the request id, the token: nowhere in the database in clear. */
+	if (!is_pg()) {
+		char cmd[4400];
+		snprintf(cmd, sizeof cmd,
+		         "grep -rqaE 'canary-value|canary-request|tok-x' '%s'", location);
+		assert_int_not_equal(system(cmd), 0);
+	} else {
+		tamper("DO $$ BEGIN IF EXISTS (SELECT 1 FROM coffer_audit a WHERE a::text ~ "
+		       "'canary-value|canary-request|tok-x') THEN RAISE EXCEPTION 'clear'; END IF; "
+		       "END $$");
+	}
+	/* Tampering, each time on a copy put back afterwards. */
+	audit_seen *all = calloc(1, sizeof *all);
+	assert_int_equal(coffer_audit_list(st, 0, NULL, audit_cb, all), COFFER_OK);
+	const char *t = is_pg() ? "coffer_audit" : "audit";
+	const char *keep = saved("audit");
+	tamper("CREATE TABLE %s AS SELECT * FROM %s", keep, t);
+	uint64_t victim = a->ids[2], other = a->ids[4];
+	/* Delete one: the next entry of its chain is named. */
+	tamper("DELETE FROM %s WHERE id = %llu", t, (unsigned long long)victim);
+	verify_names(st, next_in_chain(all, victim));
+	tamper("DELETE FROM %s; INSERT INTO %s SELECT * FROM %s", t, t, keep);
+	verify_ok(st);
+	/* Edit one. */
+	tamper("UPDATE %s SET outcome = -4 WHERE id = %llu", t, (unsigned long long)victim);
+	verify_names(st, victim);
+	tamper("DELETE FROM %s; INSERT INTO %s SELECT * FROM %s", t, t, keep);
+	/* Swap two (all but their ids). */
+	const char *cols = "chain, seq, ts_ms, principal, action, secret, version, outcome, error, "
+	                   "rid, mac";
+	tamper("DELETE FROM %s WHERE id IN (%llu, %llu); INSERT INTO %s (id, %s) SELECT %llu, %s "
+	       "FROM %s WHERE id = %llu; INSERT INTO %s (id, %s) SELECT %llu, %s FROM %s WHERE id "
+	       "= %llu",
+	       t, (unsigned long long)victim, (unsigned long long)other, t, cols,
+	       (unsigned long long)victim, cols, keep, (unsigned long long)other, t, cols,
+	       (unsigned long long)other, cols, keep, (unsigned long long)victim);
+	verify_names(st, victim);
+	tamper("DELETE FROM %s; INSERT INTO %s SELECT * FROM %s; DROP TABLE %s", t, t, keep, keep);
+	verify_ok(st);
+	free(all);
+	free(a);
+	coffer_secret_free(ro);
+	coffer_secret_free(s);
+	coffer_close(st);
+}
+
+/* ------------------------------------------------------------------------------------------ */
 /* Edits made outside coffer (tests/sqltool.h).                                               */
 
 static int is_pg(void)
@@ -2016,6 +2151,7 @@ int main(void)
 	    cmocka_unit_test(test_describe),
 	    cmocka_unit_test(test_list_pages),
 	    cmocka_unit_test(test_race_delete),
+	    cmocka_unit_test(test_audit),
 	    cmocka_unit_test(test_metadata_tamper),
 	    cmocka_unit_test(test_disabled_tamper),
 	    cmocka_unit_test(test_metadata_replay),
