@@ -1,6 +1,8 @@
 /*
  * state_tool STORE (disable|enable|destroy) NAME VERSION, state_tool STORE delete NAME DAYS,
- * state_tool STORE restore NAME -: one version state change (or a delete or restore) through the
+ * state_tool STORE restore NAME -, state_tool STORE audit-verify - -: one version state change
+ * (or a delete or restore, or the audit log's check: prints the number of entries, or names the
+ * first broken one and exits 5) through the
  * public API, in a process of its own beside a running server (the CLI gets these commands
  * later; tests/server/test_lifecycle.mjs needs them now). The master key comes as coffer_open()
  * finds it (the store's default key file, or the COFFER_* variables). Exit code: the CLI's.
@@ -22,6 +24,17 @@ int main(int argc, char **argv)
 	int rc = coffer_open(&st, argv[1], NULL, err, sizeof err);
 	if (rc != COFFER_OK) {
 		fprintf(stderr, "state_tool: %s\n", err);
+		return coffer_exit_code(rc);
+	}
+	if (strcmp(argv[2], "audit-verify") == 0) {
+		uint64_t n = 0, bad = 0;
+		char why[300] = "";
+		rc = coffer_audit_verify(st, &n, &bad, why, sizeof why);
+		if (rc == COFFER_OK)
+			printf("%llu\n", (unsigned long long)n);
+		else
+			fprintf(stderr, "state_tool: %s\n", why[0] ? why : coffer_errmsg(st));
+		coffer_close(st);
 		return coffer_exit_code(rc);
 	}
 	coffer_secret *sec = NULL;
