@@ -223,6 +223,12 @@ static int put_pending(coffer_store *st, coffer_put_item *items, size_t n, coffe
 	if (rc != COFFER_OK) /* refused or failed: recorded on its own */
 		(void)core_audit_one(st, NULL, "put", puts[0].name, NULL, rc,
 		                     x != NULL && x->has_rid ? x->rid : NULL);
+	if (rc == COFFER_OK && m == 1 && puts[0].replayed) { /* answered, nothing written */
+		char ver[COFFER_VERSION_MAX];
+		core_version_format(puts[0].version, ver);
+		(void)core_audit_one(st, NULL, "put-replayed", puts[0].name, ver, COFFER_OK,
+		                     x != NULL && x->has_rid ? x->rid : NULL);
+	}
 	if (rc != COFFER_OK && !sc.msg_set)
 		core_set_backend_err(st, rc);
 	if (rc == COFFER_EINTEGRITY && sc.bad != SIZE_MAX) {

@@ -822,7 +822,7 @@ static void race_puts(int nproc, const char *base, const char *const *values,
 	}
 }
 
-#define RACE_ROUNDS 10
+#define RACE_ROUNDS 6
 
 /* Issue 9 acceptance 1: writers with the same expected version, in processes of their own,
  * started together: exactly one wins each round; the others store nothing. */

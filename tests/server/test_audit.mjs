@@ -2,14 +2,14 @@
 // --audit` records every request before answering it. After mixed requests (puts, reads, reads
 // of a version that does not exist, reads without permission) the log verifies; no value
 // appears in the store's files in clear (canary scan); then one entry deleted, one edited and
-// two swapped are each named by the check. 1,000 requests; COFFER_SOAK=1: 10,000.
+// two swapped are each named by the check. 400 requests; COFFER_SOAK=1: 10,000.
 import fs from 'node:fs';
 import path from 'node:path';
 import { A, check, eq, loadContract, main, run, startServer, T, tmpDir } from './lib.mjs';
 
 const { grpc, pkg } = loadContract();
 const TOOL = process.env.COFFER_STATE_TOOL;
-const N = process.env.COFFER_SOAK === '1' ? 10000 : 1000;
+const N = process.env.COFFER_SOAK === '1' ? 10000 : 400;
 const dir = tmpDir('audit');
 const store = path.join(dir, 'store');
 let srv, sm, res;
