@@ -1496,6 +1496,13 @@ static void test_audit(void **state)
 	assert_string_equal(a->what, "put:1:0 put:2:0 access:1:0 disable:1:0 label:stable:0 "
 	                             "destroy:1:0 ");
 	verify_ok(st);
+	/* Key operations too. */
+	assert_int_equal(coffer_rotate_data_key(st, NULL), COFFER_OK);
+	audit_seen *k = calloc(1, sizeof *k);
+	assert_int_equal(coffer_audit_list(st, 0, "", audit_cb, k), COFFER_OK);
+	assert_non_null(strstr(k->what, "rotate-key:key "));
+	free(k);
+	verify_ok(st);
 	/* Canary scan: values, the request id, the token: nowhere in the database in clear. */
 	if (!is_pg()) {
 		char cmd[4400];
