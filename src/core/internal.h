@@ -184,6 +184,13 @@ typedef struct core_delete_ctx {
 } core_delete_ctx;
 int core_meta_delete(void *ctx, const char *name, size_t len, store_meta *m, store_row *rows,
                      size_t n);
+/* set_max_versions: the store_retag_fn, with this ctx (max_versions is MAC'd). */
+typedef struct core_setmax_ctx {
+	coffer_store *st;
+	uint64_t max;
+} core_setmax_ctx;
+int core_meta_setmax(void *ctx, const char *name, size_t len, store_meta *m, store_row *rows,
+                     size_t n);
 /* Unix milliseconds; tests may set the hook. */
 int64_t core_now_ms(void);
 extern int64_t (*core_clock_hook)(void);

@@ -22,7 +22,7 @@
 #include "core/internal.h"
 
 /* domain (with its NUL) | fmt | store_id | name_len | name | four 64-bit fields at most */
-#define MSG_MAX (16 + 1 + STORE_ID_LEN + 2 + COFFER_NAME_MAX + 5 * 8 + 2 + STORE_DIGEST_LEN)
+#define MSG_MAX (16 + 1 + STORE_ID_LEN + 2 + COFFER_NAME_MAX + 6 * 8 + 2 + STORE_DIGEST_LEN)
 
 static size_t put_u64(uint8_t *p, uint64_t v)
 {
@@ -57,11 +57,12 @@ static size_t secret_msg(uint8_t p[MSG_MAX], const coffer_store *st, const char 
 	/* Schema 3: previous and the label digest, only when there is one of them, so the MACs of
 	 * a secret without (every secret of a store from before) stay as they were. The message
 	 * without them has a fixed length for a name, so neither form can pass for the other. */
-	if (m->previous == 0 && m->ldigest_len == 0 && m->purge_ms == 0)
+	if (m->previous == 0 && m->ldigest_len == 0 && m->purge_ms == 0 && m->max_versions == 0)
 		return n;
 	p[n++] = 1;
 	n += put_u64(p + n, m->previous);
 	n += put_u64(p + n, m->purge_ms);
+	n += put_u64(p + n, m->max_versions);
 	p[n++] = (uint8_t)m->ldigest_len;
 	memcpy(p + n, m->ldigest, m->ldigest_len <= STORE_DIGEST_LEN ? m->ldigest_len : 0);
 	return n + (m->ldigest_len <= STORE_DIGEST_LEN ? m->ldigest_len : 0);
@@ -245,7 +246,8 @@ int core_meta_put(coffer_store *st, const char *name, size_t len, store_seal_io 
 	                    .latest = io->version,
 	                    .epoch = b->epoch,
 	                    .previous = b->latest,
-	                    .ldigest_len = b->ldigest_len};
+	                    .ldigest_len = b->ldigest_len,
+	                    .max_versions = b->max_versions};
 	memcpy(after.ldigest, b->ldigest, sizeof after.ldigest);
 	io->previous = b->latest;
 	store_row row = {.version = io->version, .state = COFFER_STATE_ENABLED};
@@ -302,6 +304,21 @@ static int deleted(coffer_store *st, const char *name, size_t len)
 	core_set_err(st, "secret '%.*s' is scheduled for deletion: restore it first", (int)len,
 	             name);
 	return COFFER_EDELETED;
+}
+
+int core_meta_setmax(void *ctx, const char *name, size_t len, store_meta *m, store_row *rows,
+                     size_t n)
+{
+	core_setmax_ctx *sc = ctx;
+	int rc = check_all(sc->st, name, len, m, rows, n);
+	if (rc != COFFER_OK)
+		return rc;
+	if (m->purge_ms != 0)
+		return deleted(sc->st, name, len);
+	m->max_versions = sc->max;
+	m->epoch++; /* a copy of the secret's row from before never verifies with the rows */
+	sign_all(sc->st, name, len, m, rows, n);
+	return COFFER_OK;
 }
 
 int core_meta_delete(void *ctx, const char *name, size_t len, store_meta *m, store_row *rows,
@@ -565,6 +582,7 @@ static int same_meta(const store_meta *a, const store_meta *b)
 	return a->last_version == b->last_version && a->latest == b->latest &&
 	       a->epoch == b->epoch && a->mac_len == b->mac_len && a->previous == b->previous &&
 	       a->ldigest_len == b->ldigest_len && a->purge_ms == b->purge_ms &&
+	       a->max_versions == b->max_versions &&
 	       memcmp(a->ldigest, b->ldigest, sizeof a->ldigest) == 0 &&
 	       memcmp(a->mac, b->mac, sizeof a->mac) == 0;
 }

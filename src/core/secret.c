@@ -348,16 +348,20 @@ int coffer_set_max_versions(coffer_secret *sec, uint64_t max)
 		                 "retention",
 		             sec->name);
 		rc = COFFER_EPERM;
-	} else if (st->ops->set_max_versions == NULL) {
+	} else if (st->ops->destroy == NULL) {
 		core_set_err(st, "the %s backend has no retention", st->ops->scheme);
 		rc = COFFER_EMISUSE;
 	} else {
+		/* MAC'd with the secret: set in the state-change transaction, rows re-MAC'd. */
+		core_setmax_ctx sc = {st, max};
+		st->errmsg[0] = '\0';
 		core_audit_pending(st, "meta", sec->name, "", NULL, NULL, 1, NULL);
-		rc = st->ops->set_max_versions(st->be, sec->name, sec->name_len, max);
+		rc = st->ops->destroy(st->be, sec->name, sec->name_len, core_meta_setmax, &sc);
 		core_audit_clear(st);
 		if (rc == COFFER_ENOTFOUND)
 			core_set_err(st, "secret '%s' not found (it has no versions)", sec->name);
-		else if (rc != COFFER_OK)
+		else if (rc != COFFER_OK && (rc != COFFER_EINTEGRITY || st->errmsg[0] == '\0') &&
+		         rc != COFFER_EDELETED)
 			core_set_backend_err(st, rc);
 	}
 	pthread_mutex_unlock(&st->mu);

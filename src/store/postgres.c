@@ -113,7 +113,6 @@ enum {
 	ST_SET_KDF,
 	ST_REQ_GET,
 	ST_REQ_PUT,
-	ST_SET_MAX,
 	ST_LABELS,
 	ST_LABELS_DEL,
 	ST_LABEL_INS,
@@ -139,7 +138,7 @@ typedef struct pg_stmt {
 #define GET_SELECT                                                                                 \
 	"SELECT s.last_version, s.latest, s.epoch, s.mac, (SELECT max(version) FROM "              \
 	"coffer_versions WHERE secret_id = s.id), " ROW_COLUMNS                                    \
-	", v.sealed, v.mac, " GEN_SUBSELECT ", s.previous, s.ldigest, s.purge_ms"                 \
+	", v.sealed, v.mac, " GEN_SUBSELECT ", s.previous, s.ldigest, s.purge_ms, s.max_versions"  \
 	" FROM coffer_secrets s LEFT JOIN coffer_versions v ON v.secret_id = s.id "
 #define PG_MAC_LEN "33" /* STORE_MAC_LEN, in SQL */
 #define PG_NOW_MS  "floor(extract(epoch FROM transaction_timestamp()) * 1000)::bigint"
@@ -219,7 +218,7 @@ static const pg_stmt stmts[ST_COUNT] = {
     [ST_LIST_VERSIONS] = {"coffer_list_versions",
                           "SELECT " ROW_COLUMNS ", octet_length(v.sealed), v.mac, "
                           "s.last_version, s.latest, s.epoch, s.mac, s.previous, s.ldigest, "
-                          "s.purge_ms" ROW_FROM
+                          "s.purge_ms, s.max_versions" ROW_FROM
                           " AND v.version > $2 ORDER BY v.version LIMIT " PG_STR(PG_PAGE_ROWS),
                           2,
                           {OID_TEXT, OID_INT8}},
@@ -274,9 +273,10 @@ static const pg_stmt stmts[ST_COUNT] = {
                        {OID_INT8, 0, 0, OID_BYTEA}},
     [ST_WRITE_META] = {"coffer_write_meta",
                        "UPDATE coffer_secrets SET latest = $2, epoch = $3, mac = $4, "
-                       "ldigest = $5, purge_ms = $6, updated_ms = " PG_NOW_MS " WHERE id = $1",
-                       6,
-                       {OID_INT8, OID_INT8, OID_INT8, OID_BYTEA, OID_BYTEA, OID_INT8}},
+                       "ldigest = $5, purge_ms = $6, updated_ms = " PG_NOW_MS ", "
+                       "max_versions = $7 WHERE id = $1",
+                       7,
+                       {OID_INT8, OID_INT8, OID_INT8, OID_BYTEA, OID_BYTEA, OID_INT8, OID_INT8}},
     [ST_META_KEY] = {"coffer_meta_key",
                      "SELECT meta_key FROM coffer_header WHERE id = 1 FOR UPDATE",
                      0,
@@ -331,10 +331,6 @@ static const pg_stmt stmts[ST_COUNT] = {
                       "LIMIT $3",
                       3,
                       {OID_TEXT, OID_TEXT, OID_INT8}},
-    [ST_SET_MAX] = {"coffer_set_max",
-                    "UPDATE coffer_secrets SET max_versions = $2 WHERE name = $1",
-                    2,
-                    {OID_TEXT, OID_INT8}},
     [ST_SECRET_PAGE] = {"coffer_secret_page",
                         "SELECT id, name, last_version, latest, epoch, mac FROM coffer_secrets "
                         "WHERE id > $1 ORDER BY id LIMIT " PG_STR(PG_PAGE_ROWS),
@@ -1581,7 +1577,7 @@ static int get_fill(pg_store *s, const PGresult *r, const get_args *a)
 	uint64_t gen;
 	int has_row = !PQgetisnull(r, 0, 5);
 	if (!col_meta(r, 0, 0, &meta) || !col_uint(r, 0, 11, 8, &gen) ||
-	    !col_ext(r, 0, 12, &meta) ||
+	    !col_ext(r, 0, 12, &meta) || !col_uint(r, 0, 15, 8, &meta.max_versions) ||
 	    (!PQgetisnull(r, 0, 4) && !col_uint(r, 0, 4, 8, &meta.rows_max)) ||
 	    (has_row && !parse_row_head(r, 0, 5, &row))) {
 		set_err(s, "a version row of secret '%.*s' is damaged", (int)a->name_len, a->name);
@@ -1733,7 +1729,8 @@ static int versions_page(pg_store *s, list_ctx *c)
 		store_meta meta;
 		uint64_t len;
 		if (!parse_row_head(r, i, 0, &row) || !col_uint(r, i, 4, 4, &len) ||
-		    !col_meta(r, i, 6, &meta) || !col_ext(r, i, 10, &meta)) {
+		    !col_meta(r, i, 6, &meta) || !col_ext(r, i, 10, &meta) ||
+		    !col_uint(r, i, 13, 8, &meta.max_versions)) {
 			set_err(s, "a version row of secret '%.*s' is damaged", (int)c->name_len,
 			        c->name);
 			rc = COFFER_ECORRUPT;
@@ -2107,15 +2104,17 @@ static int write_meta(pg_store *s, uint64_t sid, const store_meta *m)
 	put_be64(b[0], sid);
 	put_be64(b[1], m->latest);
 	put_be64(b[2], m->epoch);
-	uint8_t purge[8];
+	uint8_t purge[8], mx[8];
 	put_be64(purge, m->purge_ms);
-	const char *v[6] = {(const char *)b[0],
+	put_be64(mx, m->max_versions);
+	const char *v[7] = {(const char *)b[0],
 	                    (const char *)b[1],
 	                    (const char *)b[2],
 	                    (const char *)m->mac,
 	                    m->ldigest_len == STORE_DIGEST_LEN ? (const char *)m->ldigest : NULL,
-	                    (const char *)purge};
-	const int l[6] = {8, 8, 8, (int)m->mac_len, (int)m->ldigest_len, 8};
+	                    (const char *)purge,
+	                    (const char *)mx};
+	const int l[7] = {8, 8, 8, (int)m->mac_len, (int)m->ldigest_len, 8, 8};
 	PGresult *r = run(s, ST_WRITE_META, v, l);
 	int rc = res_rc(s, r, PGRES_COMMAND_OK, "writing a secret");
 	PQclear(r);
@@ -2223,7 +2222,8 @@ static int pg_labels_get(store *st, const char *name, size_t name_len, store_met
 	if (rc == COFFER_OK && n == 0) {
 		set_err(s, "not found");
 		rc = COFFER_ENOTFOUND;
-	} else if (rc == COFFER_OK && (!col_meta(r, 0, 0, meta) || !col_ext(r, 0, 4, meta))) {
+	} else if (rc == COFFER_OK && (!col_meta(r, 0, 0, meta) || !col_ext(r, 0, 4, meta) ||
+	                               !col_uint(r, 0, 13, 8, &meta->max_versions))) {
 		set_err(s, "a secret row in this database is damaged");
 		rc = COFFER_ECORRUPT;
 	}
@@ -2568,26 +2568,6 @@ static int pg_audit_list(store *st, uint64_t after, int (*cb)(void *ctx, const s
 	}
 }
 
-static int pg_set_max_versions(store *st, const char *name, size_t name_len, uint64_t max)
-{
-	pg_store *s = (pg_store *)st;
-	uint8_t mx[8];
-	put_be64(mx, max);
-	const char *v[2] = {name, (const char *)mx};
-	const int l[2] = {(int)name_len, 8};
-	int rc = begin_write(s);
-	if (rc != COFFER_OK)
-		return rc;
-	PGresult *r = run(s, ST_SET_MAX, v, l);
-	rc = res_rc(s, r, PGRES_COMMAND_OK, "setting max_versions");
-	if (rc == COFFER_OK && strcmp(PQcmdTuples(r), "0") == 0) {
-		set_err(s, "not found");
-		rc = COFFER_ENOTFOUND;
-	}
-	PQclear(r);
-	return finish_write(s, rc);
-}
-
 /* Inside the open transaction: retag one page of secrets after id *after. */
 static int retag_page(pg_store *s, uint64_t *after, store_retag_fn cb, void *ctx, int *done)
 {
@@ -2734,7 +2714,6 @@ const store_ops postgres_store_ops = {
     .reseal_batch = pg_reseal_batch,
     .keys_prune = pg_keys_prune,
     .destroy = pg_destroy,
-    .set_max_versions = pg_set_max_versions,
     .labels_get = pg_labels_get,
     .purge = pg_purge,
     .list_page = pg_list_page,

@@ -44,7 +44,6 @@ enum {
 	Q_REQ_GET,
 	Q_REQ_PUT,
 	Q_REQ_PRUNE,
-	Q_SET_MAX,
 	Q_LABELS,
 	Q_LABELS_DEL,
 	Q_LABEL_INS,
@@ -60,7 +59,7 @@ enum {
 	"SELECT s.last_version, s.latest, s.epoch, s.mac, (SELECT version FROM versions WHERE "    \
 	"secret_id = s.id ORDER BY version DESC LIMIT 1), v.version, v.key_id, v.state, "          \
 	"v.created_ms, v.sealed, v.mac, (SELECT gen FROM gen WHERE id = 1), s.previous, "         \
-	"s.ldigest, s.purge_ms FROM secrets s "
+	"s.ldigest, s.purge_ms, s.max_versions FROM secrets s "
 
 static const char *const queries[Q_COUNT] = {
     [Q_UPSERT_SECRET] = "INSERT INTO secrets(name, last_version, created_ms) VALUES(?1, 1, ?2) "
@@ -97,12 +96,11 @@ static const char *const queries[Q_COUNT] = {
     [Q_WRITE_ROW] = "UPDATE versions SET state = ?3, mac = ?4, sealed = CASE WHEN ?3 = 1 THEN "
                     "NULL ELSE sealed END WHERE secret_id = ?1 AND version = ?2",
     [Q_WRITE_META] = "UPDATE secrets SET latest = ?2, epoch = ?3, mac = ?4, ldigest = ?5, "
-                     "purge_ms = ?6, updated_ms = ?7 WHERE id = ?1",
+                     "purge_ms = ?6, updated_ms = ?7, max_versions = ?8 WHERE id = ?1",
     [Q_REQ_GET] = "SELECT version, vhash FROM requests WHERE secret_id = ?1 AND rid = ?2",
     [Q_REQ_PUT] = "INSERT INTO requests(secret_id, rid, vhash, version, created_ms) "
                   "VALUES(?1, ?2, ?3, ?4, ?5)",
     [Q_REQ_PRUNE] = "DELETE FROM requests WHERE created_ms < ?1",
-    [Q_SET_MAX] = "UPDATE secrets SET max_versions = ?2 WHERE name = ?1",
     [Q_LABELS] = "SELECT name, version FROM labels WHERE secret_id = ?1 ORDER BY name",
     [Q_LABELS_DEL] = "DELETE FROM labels WHERE secret_id = ?1",
     [Q_LABEL_INS] = "INSERT INTO labels(secret_id, name, version) VALUES(?1, ?2, ?3)",
@@ -969,6 +967,7 @@ static int sq_get(store *h, const char *name, size_t name_len, uint64_t version,
 		col_meta(q, 0, meta);
 		meta->rows_max = (uint64_t)sqlite3_column_int64(q, 4);
 		col_ext(q, 12, meta);
+		meta->max_versions = (uint64_t)sqlite3_column_int64(q, 15);
 		rc = get_row(q, out);
 	}
 	sqlite3_reset(q);
@@ -1513,6 +1512,7 @@ static int write_retagged(sqlite_store *s, int64_t sid, const store_meta *m, con
 		sqlite3_bind_blob(q, 5, m->ldigest, STORE_DIGEST_LEN, SQLITE_STATIC);
 	sqlite3_bind_int64(q, 6, (int64_t)m->purge_ms);
 	sqlite3_bind_int64(q, 7, now_ms());
+	sqlite3_bind_int64(q, 8, (int64_t)m->max_versions);
 	src = sqlite3_step(q);
 	sqlite3_clear_bindings(q);
 	sqlite3_reset(q);
@@ -1782,26 +1782,6 @@ static int sq_audit_list(store *h, uint64_t after, int (*cb)(void *ctx, const st
 	return rc;
 }
 
-static int sq_set_max_versions(store *h, const char *name, size_t name_len, uint64_t max)
-{
-	sqlite_store *s = S(h);
-	int rc = exec(s, "BEGIN IMMEDIATE", "begin");
-	if (rc != COFFER_OK)
-		return rc;
-	sqlite3_stmt *q = s->q[Q_SET_MAX];
-	sqlite3_bind_text(q, 1, name, (int)name_len, SQLITE_STATIC);
-	sqlite3_bind_int64(q, 2, (int64_t)max);
-	int src = sqlite3_step(q);
-	rc = src == SQLITE_DONE ? COFFER_OK : fail(s, src, "set max_versions");
-	if (rc == COFFER_OK && sqlite3_changes(s->db) == 0) {
-		snprintf(s->err, sizeof s->err, "not found");
-		rc = COFFER_ENOTFOUND;
-	}
-	sqlite3_clear_bindings(q);
-	sqlite3_reset(q);
-	return finish_write(s, rc, 1);
-}
-
 /* Inside the open transaction: the ids of every secret, into a malloc'd array, first, so that
  * no row is updated under an open SELECT of the same table. */
 static int secret_ids(sqlite_store *s, int64_t **ids, size_t *n)
@@ -1914,7 +1894,6 @@ const store_ops sqlite_store_ops = {
     .reseal_batch = sq_reseal_batch,
     .keys_prune = sq_keys_prune,
     .destroy = sq_destroy,
-    .set_max_versions = sq_set_max_versions,
     .labels_get = sq_labels_get,
     .purge = sq_purge,
     .list_page = sq_list_page,

@@ -371,12 +371,6 @@ typedef struct store_ops {
 	                 store_retag_fn retag, void *ctx, uint8_t *found, size_t *found_len);
 
 	/*
-	 * set_max_versions: the secret's retention (0: none), applied from its next put. Bumps
-	 * the generation. COFFER_ENOTFOUND if the secret does not exist.
-	 */
-	int (*set_max_versions)(store *s, const char *name, size_t name_len, uint64_t max);
-
-	/*
 	 * labels_get: in one snapshot, the secret's metadata into *meta and its custom labels
 	 * into meta->labels (allocated here, STORE_LABELS_MAX + 1 entries; the caller frees).
 	 * COFFER_ENOTFOUND if the secret does not exist. The core checks them against the MAC.
@@ -406,7 +400,7 @@ typedef struct store_ops {
 
 	/*
 	 * Audit. audit_pending: the next write transaction of this handle (put, destroy, label,
-	 * delete, set_max_versions, info_set), if it commits, appends n entries to `chain` through
+	 * delete, retention, info_set), if it commits, appends n entries to `chain` through
 	 * fn, in the same transaction, just before COMMIT; n 0 cancels. The backend forgets the
 	 * pending entries once that transaction ends either way. audit_append: one entry in a
 	 * transaction of its own. audit_list: every entry with an id above after_id, in id order.

@@ -1214,6 +1214,28 @@ static void test_delete_restore(void **state)
 	coffer_close(st);
 }
 
+/* max_versions is MAC'd: lowered in the database, the next put is an integrity error instead of
+ * destroying old versions (and neither is the secret readable). */
+static void test_retention_tamper(void **state)
+{
+	coffer_store *st = open_store();
+	coffer_secret *s = ref(st, "tamper.keep", COFFER_PUT | COFFER_ACCESS);
+	put_ok(s, "value-1", 7, "1");
+	put_ok(s, "value-2", 7, "2");
+	put_ok(s, "value-3", 7, "3");
+	assert_int_equal(coffer_set_max_versions(s, 5), COFFER_OK);
+	char n[300];
+	name(n, sizeof n, "tamper.keep");
+	tamper("UPDATE %s SET max_versions = 1 WHERE name = '%s'", tab_s(), n);
+	assert_int_equal(coffer_put(s, "value-4", 7, NULL), COFFER_EINTEGRITY);
+	expect_integrity("tamper.keep", "latest");
+	tamper("UPDATE %s SET max_versions = 5 WHERE name = '%s'", tab_s(), n);
+	access_is(s, "1", "value-1", 7, "1"); /* nothing was destroyed */
+	put_ok(s, "value-4", 7, "4");
+	coffer_secret_free(s);
+	coffer_close(st);
+}
+
 /* Deletion is MAC'd: cleared in the database, the secret is an integrity error, not readable. */
 static void test_delete_tamper(void **state)
 {
@@ -2155,6 +2177,7 @@ int main(void)
 	    cmocka_unit_test(test_race_labels),
 	    cmocka_unit_test(test_delete_restore),
 	    cmocka_unit_test(test_delete_tamper),
+	    cmocka_unit_test(test_retention_tamper),
 	    cmocka_unit_test(test_describe),
 	    cmocka_unit_test(test_list_pages),
 	    cmocka_unit_test(test_race_delete),
