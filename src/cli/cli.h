@@ -59,6 +59,7 @@ typedef enum opt_id {
 	O_MAX_CONNS,
 	O_METRICS,
 	O_LOG_FORMAT,
+	O_AUDIT,
 	O_QUIET,
 	O_COUNT
 } opt_id;

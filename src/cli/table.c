@@ -130,6 +130,10 @@ const opt_def cli_opts[O_COUNT] = {
      "log lines as text (default) or JSON objects; each starts with an\n"
      "RFC 3339 UTC time and a level",
      0, 0, 0},
+    [O_AUDIT] = {O_AUDIT, "audit", 0, ARG_NONE, NULL,
+     "record every request in the store's audit log before answering\n"
+     "it (docs/lifecycle.md)",
+     0, 0, 0},
     [O_QUIET] = {O_QUIET, "quiet", 'q', ARG_NONE, NULL, "no per-request log lines", 0, 0, 0},
 };
 
@@ -139,7 +143,7 @@ static const opt_id rekey_opts[] = {O_NEW_KEY_FILE, O_COUNT};
 static const opt_id run_opts[] = {O_ENV, O_COUNT};
 static const opt_id serve_opts[] = {O_LISTEN,        O_ALLOW_UID,    O_THREADS,        O_POLICY,  O_RECORD_POLICY,
                                     O_TOKENS,        O_TLS_CERT,     O_TLS_KEY,        O_INSECURE,
-                                    O_POLICY_WAIT,   O_IDLE_TIMEOUT, O_HEADER_TIMEOUT, O_MAX_CONNS, O_METRICS, O_LOG_FORMAT,
+                                    O_POLICY_WAIT,   O_IDLE_TIMEOUT, O_HEADER_TIMEOUT, O_MAX_CONNS, O_METRICS, O_LOG_FORMAT, O_AUDIT,
                                     O_QUIET,         O_COUNT};
 
 const cmd_def cli_cmds[] = {
@@ -691,6 +695,9 @@ static const struct {
     {5, "key or integrity failure", NULL},
     {6, "store busy or unavailable", NULL},
     {7, "disk full", NULL},
+    {8, "refused by the state of the version or secret (disabled, scheduled for deletion)",
+     NULL},
+    {9, "check-and-set mismatch", NULL},
     {126, "run: CMD was found but could not be executed", CLI_ERR_CANNOT_EXEC},
     {127, "run: CMD was not found", CLI_ERR_NO_CMD},
 };

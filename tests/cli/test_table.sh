@@ -126,7 +126,7 @@ expect_err_has "needs a value" "and says so"
 # Failures: nothing on stdout, a JSON error on stderr, the exit code of the table.
 expect_json_fail 3 "versions of an unknown secret" C -s "$S" -k "$WORK/k2" versions nosuch --json
 expect_json_fail 3 "access of an unknown version" C -s "$S" -k "$WORK/k2" access k@9 --json
-expect_json_fail 2 "access of a malformed version" C -s "$S" -k "$WORK/k2" access k@x --json
+expect_json_fail 2 "access of a malformed version" C -s "$S" -k "$WORK/k2" access k@1x --json
 expect_json_fail 2 "put of a bad name" C -s "$S" -k "$WORK/k2" put 'a/b' v --json
 expect_json_fail 3 "destroy of a destroyed version" C -s "$S" -k "$WORK/k2" destroy k@1 --json
 expect_json_fail 3 "list of no store" C -s "$WORK/none" list --json
