@@ -309,7 +309,9 @@ static int fv_shm_map(sqlite3_file *file, int pg, int pgsz, int extend, void vol
 static int fv_shm_lock(sqlite3_file *file, int offset, int n, int flags)
 {
 	fv_file *f = (fv_file *)file;
-	if (inject(FV_LOCK))
+	/* Taking a lock can fail; releasing one cannot (SQLite ignores the result, and a lock kept
+	 * by mistake would block this very connection). */
+	if ((flags & SQLITE_SHM_LOCK) && inject(FV_LOCK))
 		return SQLITE_IOERR_SHMLOCK;
 	return f->real->pMethods->xShmLock(f->real, offset, n, flags);
 }
@@ -376,6 +378,10 @@ static int fv_randomness(sqlite3_vfs *vfs, int n, char *out)
 
 static int fv_sleep(sqlite3_vfs *vfs, int us)
 {
+	/* While errors are injected, SQLite's retries (a failed WAL lock is retried for up to ~10 s
+	 * of backoff) need no real time: there is no other process to wait for. */
+	if (ie_on)
+		return us;
 	return real_vfs->xSleep(real_vfs, us);
 }
 
