@@ -12,6 +12,11 @@
  *     returned OK), and no key material is left in files (a failed rekey removes its new key
  *     file).
  *   test_ioerr [OP]   only that operation
+ *
+ * Built a second time as test_nomem (FAULT_NOMEM): the same rounds with the Nth allocation
+ * failing (failmalloc.h: libcoffer's own allocations and SQLite's), plus the gRPC request path
+ * (the fuzz target's driver over the saved corpus: HTTP/2 framing, protobuf-c decoding with the
+ * wiping allocator, replies), where a failure must be an error answer or a dropped connection.
  */
 #include <dirent.h>
 #include <fcntl.h>
@@ -20,12 +25,29 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <sqlite3.h>
 
 #include "coffer.h"
 #include "faultvfs.h"
+#ifdef FAULT_NOMEM
+#include "failmalloc.h"
+#define NKINDS            1
+#define KIND_NAME(k)      "allocation"
+#define ARM(k, n, p)      failmalloc_arm(n, p)
+#define CLEAR()           failmalloc_clear()
+#define INJECTED()        failmalloc_injected()
+#define FAULT_WORD        "allocation failures"
+#else
+#define NKINDS            FV_NOPS
+#define KIND_NAME(k)      faultvfs_op_name(k)
+#define ARM(k, n, p)      faultvfs_ioerr(k, n, p)
+#define CLEAR()           faultvfs_clear()
+#define INJECTED()        faultvfs_injected()
+#define FAULT_WORD        "I/O errors"
+#endif
 #include "oracle.h"
 #include "testutil.h"
 
@@ -182,7 +204,7 @@ static int round_(enum op op, enum faultvfs_op kind, long n, int persistent)
 	int rc = 0, cnt = 0;
 	coffer_secret *s = NULL;
 	static char put_ver[4][COFFER_VERSION_MAX];
-	faultvfs_ioerr(kind, n, persistent);
+	ARM(kind, n, persistent);
 	switch (op) {
 	case OP_OPEN:
 		rc = open_store(&st, TEST_MASTER_KEY, NULL);
@@ -201,14 +223,14 @@ static int round_(enum op op, enum faultvfs_op kind, long n, int persistent)
 		static const char *const names[3] = {"io.a", "io.new", "io.a"};
 		coffer_secret *ss[3] = {0};
 		coffer_put_item it[3];
-		for (int i = 0; i < 3; i++) {
-			if (coffer_secret_ref(st, names[i], COFFER_PUT, &ss[i]) != COFFER_OK)
-				abort();
+		for (int i = 0; i < 3 && rc == COFFER_OK; i++) {
+			rc = coffer_secret_ref(st, names[i], COFFER_PUT, &ss[i]);
 			it[i] = (coffer_put_item){.secret = ss[i], .value = v[i],
 			                          .len = oracle_value(SEED, 200 + (uint64_t)i, v[i],
 			                                              sizeof v[i])};
 		}
-		rc = coffer_put_batch(st, it, 3);
+		if (rc == COFFER_OK)
+			rc = coffer_put_batch(st, it, 3);
 		for (int i = 0; i < 3; i++) {
 			if (rc == COFFER_OK) {
 				if (it[i].rc != COFFER_OK)
@@ -263,20 +285,12 @@ static int round_(enum op op, enum faultvfs_op kind, long n, int persistent)
 	default:
 		abort();
 	}
-	long hit = faultvfs_injected();
-	faultvfs_clear();
+	long hit = INJECTED();
+	CLEAR();
 	coffer_secret_free(s);
 	injected_total += hit;
 	int bad = 0;
-	if (!in_list(rc)) {
-		fprintf(stderr, "    returned %d\n", rc);
-		bad = 1;
-	}
-	/* After the fault: the same handle still reads everything acknowledged. */
-	if (st != NULL && check_known(st, 0))
-		same_handle_stuck++;
-	coffer_close(st);
-	st = NULL;
+	/* The rows as committed, read by another connection while the handle is still open. */
 	if (oracle_fingerprint(work, 0, f1) != 0) {
 		fprintf(stderr, "    cannot fingerprint the store\n");
 		bad = 1;
@@ -285,6 +299,33 @@ static int round_(enum op op, enum faultvfs_op kind, long n, int persistent)
 		fprintf(stderr, "    the store changed (rc %d)\n", rc);
 		bad = 1;
 	}
+	if (st != NULL && rc != COFFER_OK && op_writes[op]) {
+		/* ... and can write again */
+		coffer_secret *w = NULL;
+		int wrc = coffer_secret_ref(st, "io.after", COFFER_PUT, &w);
+		if (wrc == COFFER_OK)
+			wrc = coffer_put(w, "x", 1, NULL);
+		coffer_secret_free(w);
+		if (wrc != COFFER_OK) {
+			fprintf(stderr, "    the same handle cannot put after the fault: %d (%s)\n", wrc,
+			        coffer_errmsg(st));
+			bad = 1;
+		}
+	}
+	if (!in_list(rc)) {
+		fprintf(stderr, "    returned %d\n", rc);
+		bad = 1;
+	}
+	/* After the fault: the same handle still reads everything acknowledged. */
+	if (st != NULL && check_known(st, 1)) {
+		/* e.g. a ROLLBACK that could not run left the transaction open: the handle read its
+		 * own half-done put (a false integrity error) and refused every later write. */
+		same_handle_stuck++;
+		fprintf(stderr, "    the same handle does not read acknowledged data back\n");
+		bad = 1;
+	}
+	coffer_close(st);
+	st = NULL;
 	/* The key the store names: the new one only after a rekey that succeeded. */
 	int rekeyed = op == OP_REKEY && rc == COFFER_OK;
 	char stray[256];
@@ -312,8 +353,8 @@ static int round_(enum op op, enum faultvfs_op kind, long n, int persistent)
 	}
 	if (bad) {
 		failures++;
-		fprintf(stderr, "FAIL %s, %s error at call %ld (%s), rc %d\n", op_names[op],
-		        faultvfs_op_name(kind), n, persistent ? "persistent" : "one-shot", rc);
+		fprintf(stderr, "FAIL %s, %s failing at call %ld (%s), rc %d\n", op_names[op],
+		        KIND_NAME(kind), n, persistent ? "persistent" : "one-shot", rc);
 	}
 	/* The template's own list, as it was. */
 	nkn = nkn0;
@@ -321,18 +362,106 @@ static int round_(enum op op, enum faultvfs_op kind, long n, int persistent)
 	return rc == COFFER_OK && hit == 0;
 }
 
+/* N = 1, 2, ... 64, then every stride'th from a random start (printed; stride 1, every N, with
+ * COFFER_SOAK=1 or FAULT_STRIDE=1): the allocation loops over open alone are ~1,800 calls. */
+static long stride = 1, offset;
+static long next_n(long n)
+{
+	if (n < 64 || stride == 1)
+		return n + 1;
+	return n == 64 ? 64 + 1 + offset : n + stride;
+}
+
+#ifdef FAULT_NOMEM
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static int by_name(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The gRPC request path: saved fuzz inputs (a client's bytes after the preface), each with the
+ * Nth allocation failing, N = 1.. until one runs through without reaching it. */
+static void grpc_rounds(const char *only)
+{
+	const char *dir = FAULT_GRPC_CORPUS;
+	DIR *d = opendir(dir);
+	if (d == NULL) {
+		fprintf(stderr, "no corpus at %s\n", dir);
+		failures++;
+		return;
+	}
+	char *names[1024];
+	int nn = 0;
+	struct dirent *e;
+	while ((e = readdir(d)) != NULL && nn < 1024)
+		if (e->d_name[0] != '.')
+			names[nn++] = strdup(e->d_name);
+	closedir(d);
+	qsort(names, (size_t)nn, sizeof *names, by_name);
+	long r = 0;
+	int used = 0;
+	static uint8_t buf[16384];
+	for (int i = 0; i < nn; i++) {
+		char path[4400];
+		snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+		FILE *f = fopen(path, "rb");
+		size_t len = f != NULL ? fread(buf, 1, sizeof buf, f) : 0;
+		if (f != NULL)
+			fclose(f);
+		/* Inputs of some size (whole requests), 12 of them, or the one named. */
+		if (only != NULL ? strcmp(only, names[i]) != 0 : (len < 200 || len > 4000 || used >= 12))
+			continue;
+		used++;
+		for (int persistent = 0; persistent < 2; persistent++)
+			for (long n = 1; n < 20000; n = next_n(n)) {
+				r++;
+				failmalloc_arm(n, persistent);
+				LLVMFuzzerTestOneInput(buf, len);
+				long hit = failmalloc_injected();
+				failmalloc_clear();
+				injected_total += hit;
+				if (hit == 0)
+					break;
+			}
+	}
+	for (int i = 0; i < nn; i++)
+		free(names[i]);
+	printf("%-10s %5ld rounds over %d saved requests\n", "grpc", r, used);
+	rounds += r;
+}
+#endif
+
 int main(int argc, char **argv)
 {
+#ifdef FAULT_NOMEM
+	if (failmalloc_install() != 0)
+		return 1;
+#endif
 	if (faultvfs_register() != SQLITE_OK)
 		return 1;
+#ifdef FAULT_NOMEM
+	stride = 7;
+#endif
+	const char *soak = getenv("COFFER_SOAK");
+	if (soak != NULL && strcmp(soak, "1") == 0)
+		stride = 1;
+	if (getenv("FAULT_STRIDE") != NULL)
+		stride = atol(getenv("FAULT_STRIDE"));
+	if (stride < 1)
+		stride = 1;
+	offset = getenv("FAULT_SEED") != NULL ? atol(getenv("FAULT_SEED")) % stride
+	                                      : (long)(time(NULL) % stride);
+	printf("every N up to 64, then every %ld from %ld (FAULT_STRIDE=%ld FAULT_SEED=%ld)\n",
+	       stride, 65 + offset, stride, offset);
 	make_template();
 	long per_op[OP_COUNT] = {0};
 	for (int op = 0; op < OP_COUNT; op++) {
 		if (argc > 1 && strcmp(argv[1], op_names[op]) != 0)
 			continue;
-		for (int kind = 0; kind < FV_NOPS; kind++)
+		for (int kind = 0; kind < NKINDS; kind++)
 			for (int persistent = 0; persistent < 2; persistent++)
-				for (long n = 1; n < 2000; n++) {
+				for (long n = 1; n < 20000; n = next_n(n)) {
 					per_op[op]++;
 					if (round_((enum op)op, (enum faultvfs_op)kind, n, persistent))
 						break;
@@ -341,8 +470,12 @@ int main(int argc, char **argv)
 	for (int op = 0; op < OP_COUNT; op++)
 		if (per_op[op] > 0)
 			printf("%-10s %5ld rounds\n", op_names[op], per_op[op]);
-	printf("I/O errors: %ld rounds, %ld errors injected, %ld failures; the same handle needed "
-	       "a reopen to read acknowledged data after %ld of them\n",
+#ifdef FAULT_NOMEM
+	if (argc <= 1 || strcmp(argv[1], "grpc") == 0)
+		grpc_rounds(argc > 2 ? argv[2] : NULL);
+#endif
+	printf(FAULT_WORD ": %ld rounds, %ld errors injected, %ld failures (the same handle not "
+	       "reading acknowledged data back: %ld)\n",
 	       rounds, injected_total, failures, same_handle_stuck);
 	if (failures == 0)
 		test_rmrf(base);
