@@ -6,6 +6,11 @@
  *                          server (inside a transaction, inside COMMIT) or server to client (the
  *                          answer to COMMIT lost: outcome unknown), once per round, over puts,
  *                          batches, data-key rotation and re-encryption.
+ *   test_pgfault restart   the server is stopped with -m immediate (pg_server.sh crash) while
+ *                          a re-encryption or a rekey runs, then started again: the pass is
+ *                          run again to its end, and every version decrypts under the key the
+ *                          store names; the store opens with exactly one master key (the new
+ *                          one after a rekey that returned OK). Stops the shared server: serial.
  *   test_pgfault timeout   a put waits on a lock another session holds, past the store's
  *                          statement_timeout (set in the URL).
  * Afterwards, through a direct connection: every acknowledged put reads back exactly; every
@@ -423,6 +428,132 @@ static int run_timeout(const char *url)
 	return check(direct) || bad;
 }
 
+/* ---- restart during rotation ---- */
+
+typedef struct rot_job {
+	coffer_store *st;
+	int rekey;
+	const char *new_key;
+	int rc;
+} rot_job;
+
+static void *rotate_thread(void *p)
+{
+	rot_job *j = p;
+	if (j->rekey) {
+		coffer_options nk = {.master_key_b64 = j->new_key};
+		char err[256];
+		j->rc = coffer_rotate_master_key(j->st, &nk, err, sizeof err);
+	} else {
+		size_t n = 0;
+		j->rc = coffer_reencrypt(j->st, &n);
+	}
+	return NULL;
+}
+
+static int pg_script(const char *verb)
+{
+	char cmd[4096];
+	snprintf(cmd, sizeof cmd, "'%s' %s '%s'", getenv("COFFER_PG_SCRIPT"), verb,
+	         getenv("COFFER_PG_STATE"));
+	return system(cmd);
+}
+
+static int open_key(coffer_store **st, const char *url, const char *key)
+{
+	coffer_options o = {.master_key_b64 = key, .flags = COFFER_OPEN_NO_ENV};
+	char err[256];
+	return coffer_open(st, url, &o, err, sizeof err);
+}
+
+static int run_restart(const char *url)
+{
+	if (getenv("COFFER_PG_SCRIPT") == NULL || getenv("COFFER_PG_STATE") == NULL)
+		return 77;
+	const char *soak = getenv("COFFER_SOAK");
+	int rounds = soak != NULL && strcmp(soak, "1") == 0 ? 20 : 4;
+	uint64_t seed = getenv("FAULT_SEED") != NULL ? strtoull(getenv("FAULT_SEED"), NULL, 10)
+	                                             : (uint64_t)time(NULL);
+	printf("server restarts during rotation: %d rounds from seed %" PRIu64 "\n", rounds, seed);
+	const char *keys[2] = {TEST_MASTER_KEY, TEST_OTHER_KEY};
+	int key = 0, bad = 0;
+	uint64_t j = 0;
+	for (int r = 0; r < rounds && !bad; r++) {
+		coffer_store *st = NULL;
+		if (open_key(&st, url, keys[key]) != COFFER_OK) {
+			fprintf(stderr, "round %d: the store does not open with its key\n", r);
+			return 1;
+		}
+		/* Versions under the current data key, then a new one for the pass to move them to. */
+		for (int i = 0; i < 80; i++) {
+			char name[32];
+			snprintf(name, sizeof name, "pgf.%d", i % NSEC);
+			put_one(st, name, ++j);
+		}
+		if (coffer_rotate_data_key(st, NULL) != COFFER_OK)
+			return 1;
+		rot_job job = {.st = st, .rekey = r % 2, .new_key = keys[!key]};
+		pthread_t t;
+		pthread_create(&t, NULL, rotate_thread, &job);
+		/* A rekey is one short transaction: the crash comes sooner for it. */
+		usleep((useconds_t)(oracle_mix(seed + (uint64_t)r) % (job.rekey ? 8000 : 100000)));
+		pg_script("crash");
+		pthread_join(t, NULL);
+		if (pg_script("restart") != 0) {
+			fprintf(stderr, "cannot restart the server\n");
+			return 1;
+		}
+		if (!listed(job.rc))
+			bad_rc++;
+		printf("round %d: %s during the crash returned %d (%s)\n", r,
+		       job.rekey ? "rekey" : "reencrypt", job.rc, coffer_strerror(job.rc));
+		coffer_close(st);
+		/* Which key the store names: exactly one of the two opens it. */
+		coffer_store *a = NULL, *b = NULL;
+		int ra = open_key(&a, url, keys[key]), rb = open_key(&b, url, keys[!key]);
+		coffer_close(a);
+		coffer_close(b);
+		if ((ra == COFFER_OK) == (rb == COFFER_OK)) {
+			fprintf(stderr, "round %d: old key %d, new key %d: not exactly one opens\n", r,
+			        ra, rb);
+			bad = 1;
+			break;
+		}
+		if (job.rekey && job.rc == COFFER_OK && rb != COFFER_OK) {
+			fprintf(stderr, "round %d: an acknowledged rekey was lost\n", r);
+			bad = 1;
+		}
+		if (job.rekey && job.rc != COFFER_OK && job.rc != COFFER_EUNAVAIL && rb == COFFER_OK) {
+			fprintf(stderr, "round %d: a rekey that failed (%d) took effect\n", r, job.rc);
+			bad = 1;
+		}
+		if (rb == COFFER_OK)
+			key = !key;
+		/* The pass again, to its end. */
+		if (open_key(&st, url, keys[key]) != COFFER_OK)
+			return 1;
+		size_t n = 0;
+		int rc = coffer_reencrypt(st, &n);
+		if (rc != COFFER_OK) {
+			fprintf(stderr, "round %d: re-encryption after the restart: %s\n", r,
+			        coffer_errmsg(st));
+			bad = 1;
+		}
+		coffer_close(st);
+	}
+	/* check() opens with TEST_MASTER_KEY: hand it the key the store names now. */
+	if (key != 0) {
+		coffer_store *st = NULL;
+		coffer_options nk = {.master_key_b64 = TEST_MASTER_KEY};
+		char err[256];
+		if (open_key(&st, url, keys[key]) != COFFER_OK ||
+		    coffer_rotate_master_key(st, &nk, err, sizeof err) != COFFER_OK)
+			return 1;
+		coffer_close(st);
+	}
+	return check(url) || bad;
+}
+
 int main(int argc, char **argv)
 {
 	const char *url = getenv("COFFER_TEST_STORE");
@@ -432,5 +563,7 @@ int main(int argc, char **argv)
 	}
 	if (argc > 1 && strcmp(argv[1], "timeout") == 0)
 		return run_timeout(url);
+	if (argc > 1 && strcmp(argv[1], "restart") == 0)
+		return run_restart(url);
 	return run_cut(url);
 }
