@@ -192,6 +192,7 @@ static const char schema_decl[] =
 typedef struct sqlite_store {
 	sqlite3 *db;
 	sqlite3_stmt *q[Q_COUNT];
+	sqlite3_stmt *rollback_q; /* prepared at open: a ROLLBACK must not need memory */
 	uint64_t *gen;       /* mmap of coffer.gen, or NULL when unavailable (cache then unused) */
 	char gen_path[4096]; /* coffer.gen, to map it later when it could not be at open */
 	char err[512];
@@ -258,16 +259,29 @@ static int fail(sqlite_store *s, int src, const char *what)
 	return map_rc(src);
 }
 
+static void rollback(sqlite_store *s);
+
 static int exec(sqlite_store *s, const char *sql, const char *what)
 {
+	/* A transaction still open here is one whose ROLLBACK failed (out of memory): end it, or
+	 * this handle would read its own half-done write and refuse every later one. */
+	if (strncmp(sql, "BEGIN", 5) == 0 && !sqlite3_get_autocommit(s->db))
+		rollback(s);
 	int src = sqlite3_exec(s->db, sql, NULL, NULL, NULL);
 	return src == SQLITE_OK ? COFFER_OK : fail(s, src, what);
 }
 
 static void rollback(sqlite_store *s)
 {
-	/* Fails harmlessly when no transaction is open (e.g. COMMIT already rolled back). */
-	(void)sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+	/* Fails harmlessly when no transaction is open (e.g. COMMIT already rolled back). The
+	 * statement is prepared at open: compiling it here could fail for want of memory and
+	 * leave the transaction open. */
+	if (s->rollback_q != NULL) {
+		(void)sqlite3_step(s->rollback_q);
+		(void)sqlite3_reset(s->rollback_q);
+	}
+	if (!sqlite3_get_autocommit(s->db))
+		(void)sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
 }
 
 static int bump_gen(sqlite_store *s);
@@ -523,6 +537,10 @@ static int configure(sqlite_store *s, unsigned flags)
 		snprintf(s->err, sizeof s->err, "the store has no schema yet");
 		return COFFER_ENOTFOUND;
 	}
+	src = sqlite3_prepare_v3(s->db, "ROLLBACK", -1, SQLITE_PREPARE_PERSISTENT, &s->rollback_q,
+	                         NULL);
+	if (src != SQLITE_OK)
+		return fail(s, src, "prepare");
 	int rc = exec(s,
 	              "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; "
 	              "PRAGMA secure_delete = ON; PRAGMA foreign_keys = ON; "
@@ -546,6 +564,7 @@ static void sq_close(store *h)
 		return;
 	for (int i = 0; i < Q_COUNT; i++)
 		sqlite3_finalize(s->q[i]);
+	sqlite3_finalize(s->rollback_q);
 	sqlite3_close(s->db);
 	if (s->gen != NULL)
 		munmap(s->gen, 8);
