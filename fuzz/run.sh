@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Build the libFuzzer targets with clang (ASan+UBSan, coverage everywhere) and fuzz each for a
 # bounded time, starting from (and adding to) its saved corpus.
-# Usage: fuzz/run.sh [SECONDS_PER_TARGET] [TARGET...]   (default 60 s; targets: grpc core policy client health)
+# Usage: fuzz/run.sh [SECONDS_PER_TARGET] [TARGET...]   (default 60 s; targets: grpc core policy client health cli)
 #   grpc    the gRPC request path (HTTP/2 framing, protobuf decoding, replies)
 #   core    names, version ids, base64 keys, sealed records as read from a store
 #   policy  the server's policy and token files
 #   client  libcoffer_client's handling of what a server sends
 #   health  the HealthCheckRequest decoder
+#   cli     the CLI's argument parser (every command, option and help path)
 # FUZZ_NIGHTLY=1: 1,800 s per target unless given, and the new inputs are merged (minimized) into
 # fuzz/corpus/TARGET, so the saved corpus grows in the repository (commit it).
 # FUZZ_MERGE=1: merge after a run of any length.
@@ -15,7 +16,7 @@ nightly=${FUZZ_NIGHTLY:-0}
 secs=${1:-$([ "$nightly" = 1 ] && echo 1800 || echo 60)}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(grpc core policy client health)
+[ ${#targets[@]} -gt 0 ] || targets=(grpc core policy client health cli)
 merge=${FUZZ_MERGE:-$nightly}
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=$root/build-fuzz
