@@ -45,7 +45,8 @@ void cli_note(cli *c, const char *fmt, ...)
 
 /* Report a failure: rc is a coffer_rc (its exit code from the error list) or, when positive, an
  * exit code as is. The message: fmt, else the target's detail, else the code's text. */
-static int failv(cli *c, int rc, const char *hint, const char *fmt, va_list ap)
+__attribute__((format(printf, 4, 0))) static int failv(cli *c, int rc, const char *hint,
+                                                     const char *fmt, va_list ap)
 {
 	char msg[2048];
 	if (fmt != NULL)

@@ -317,7 +317,8 @@ static const char *suggest_opt(const cmd_def *d, const char *name)
 
 /* ---- errors ------------------------------------------------------------------------------- */
 
-static int usage_errorv(const cli *c, const cmd_def *d, const char *fmt, va_list ap)
+__attribute__((format(printf, 3, 0))) static int usage_errorv(const cli *c, const cmd_def *d,
+                                                            const char *fmt, va_list ap)
 {
 	char msg[1024];
 	vsnprintf(msg, sizeof msg, fmt, ap);
