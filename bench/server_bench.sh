@@ -6,7 +6,8 @@
 #   - Put throughput with 1 and with 50 requests in flight (group commit should make the second
 #     much higher);
 #   - the server's RSS idle and under load.
-# Usage: bench/server_bench.sh [REQUESTS]   (env COFFER_BUILD: a built tree to use; INFLIGHT: 50)
+# Usage: bench/server_bench.sh [REQUESTS]   (env COFFER_BUILD: a built tree to use; INFLIGHT: 50;
+#        ONLY=put: the Put figures alone, in ROUNDS (3) alternating rounds of 1 and 50 in flight)
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 n=${1:-200000}
@@ -95,6 +96,18 @@ redis-cli -p "$redis_port" set bench-key "$value" >/dev/null
 redis_get() {
 	redis-benchmark -p "$redis_port" -c "$inflight" -n "$1" --csv GET bench-key | tail -n 1 | cut -d, -f2 | tr -d '"'
 }
+
+# Put alone: 1 and INFLIGHT in flight alternately, ROUNDS times, each pair's ratio printed.
+if [ "${ONLY:-}" = put ]; then
+	start_server "${SERVER_THREADS:-1}"
+	h2 200 "$inflight" "$work/put.bin" Put >/dev/null # warm-up
+	for round in $(seq "${ROUNDS:-3}"); do
+		p1=$(h2 "$puts1" 1 "$work/put.bin" Put | rps_of)
+		p50=$(h2 "$puts50" "$inflight" "$work/put.bin" Put | rps_of)
+		echo "round $round: coffer serve Put, 1 in flight: $p1 req/s; $inflight in flight: $p50 req/s ($(awk -v a="$p50" -v b="$p1" 'BEGIN {printf "%.1f", a / b}')x)"
+	done
+	exit 0
+fi
 
 # redis-server serves from one thread, and the load generator needs the machine's other core:
 # the comparison runs coffer serve with one worker thread too (SERVER_THREADS to change it).

@@ -786,6 +786,19 @@ const uint8_t *gs_call_body(const gs_call *call, size_t *len)
 	return call->msg != NULL ? call->msg : (const uint8_t *)"";
 }
 
+uint8_t *gs_call_take_body(gs_call *call, size_t *len, size_t *cap)
+{
+	uint8_t *m = call->msg;
+	*len = m != NULL ? call->msg_len : 0;
+	*cap = m != NULL ? call->msg_cap : 0;
+	if (m != NULL && call->conn != NULL)
+		call->conn->buffered -= call->msg_cap;
+	call->msg = NULL;
+	call->msg_cap = 0;
+	call->msg_len = 0;
+	return m;
+}
+
 const char *gs_call_bearer(const gs_call *call, size_t *len)
 {
 	if (!call->has_bearer)

@@ -121,6 +121,12 @@ gs_method gs_call_method(const gs_call *call);
 const char *gs_call_path(const gs_call *call);
 /* The request message (protobuf bytes, without the 5-byte gRPC prefix). */
 const uint8_t *gs_call_body(const gs_call *call, size_t *len);
+/*
+ * Take the request message's buffer from the call (a put's value stays in it, uncopied, until
+ * its commit ends): *len bytes of message in a buffer of *cap bytes, or NULL for an empty message.
+ * The caller wipes all *cap bytes and frees it; the call's gs_call_body() is empty from then on.
+ */
+uint8_t *gs_call_take_body(gs_call *call, size_t *len, size_t *cap);
 /* The bearer token of an "authorization: Bearer ..." header, or NULL. */
 const char *gs_call_bearer(const gs_call *call, size_t *len);
 /* Opaque slot for the owner. */

@@ -18,7 +18,6 @@
 
 typedef Nitric__Proto__Secrets__V1__Secret PbSecret;
 typedef Nitric__Proto__Secrets__V1__SecretVersion PbSecretVersion;
-typedef Nitric__Proto__Secrets__V1__SecretPutRequest PbPutReq;
 typedef Nitric__Proto__Secrets__V1__SecretPutResponse PbPutResp;
 typedef Nitric__Proto__Secrets__V1__SecretAccessRequest PbAccessReq;
 typedef Nitric__Proto__Secrets__V1__SecretAccessResponse PbAccessResp;
@@ -116,23 +115,62 @@ static void pb_free(void *ud, void *p)
  */
 static ProtobufCAllocator wiping_allocator = {pb_alloc, pb_free, NULL};
 
+/*
+ * SecretPutRequest{1: secret Secret{1: name string}, 2: value bytes}, read in place: the value is
+ * a view into `buf`, so the request's bytes stay the only plaintext copy of it (protobuf-c would
+ * copy it into the message it unpacks). As protobuf-c does: the last occurrence of a field wins,
+ * repeated submessages merge, unknown fields are skipped, a known field of another wire type is
+ * malformed. A name holding a NUL byte is malformed too.
+ */
 int wire_decode_put(const uint8_t *buf, size_t len, wire_secret_req *out)
 {
-	static const uint32_t name_path[] = {1, 1};
-	PbPutReq *m =
-	    nitric__proto__secrets__v1__secret_put_request__unpack(&wiping_allocator, len, buf);
-	if (m == NULL)
-		return -1;
-	if (path_has_nul(buf, len, name_path, 2)) {
-		nitric__proto__secrets__v1__secret_put_request__free_unpacked(m, &wiping_allocator);
-		return -1;
+	const uint8_t *p = buf, *end = buf + len;
+	const uint8_t *name = NULL, *value = NULL;
+	size_t name_len = 0, value_len = 0;
+	while (p < end) {
+		const uint8_t *key_at = p, *ld;
+		size_t ldlen = 0;
+		uint32_t f;
+		if (next_field(&p, end, &f, &ld, &ldlen) != 0 || f == 0)
+			return -1;
+		if (f != 1 && f != 2)
+			continue;
+		if (ld == NULL || (*key_at & 7) != 2)
+			return -1; /* both fields are length-delimited */
+		if (f == 2) {
+			value = ld;
+			value_len = ldlen;
+			continue;
+		}
+		const uint8_t *q = ld, *qend = ld + ldlen;
+		while (q < qend) {
+			const uint8_t *sub_at = q, *sld;
+			size_t sldlen = 0;
+			uint32_t sf;
+			if (next_field(&q, qend, &sf, &sld, &sldlen) != 0 || sf == 0)
+				return -1;
+			if (sf != 1)
+				continue;
+			if (sld == NULL || (*sub_at & 7) != 2)
+				return -1;
+			name = sld;
+			name_len = sldlen;
+		}
 	}
+	if (name_len > 0 && memchr(name, 0, name_len) != NULL)
+		return -1;
+	char *n = malloc(name_len + 1);
+	if (n == NULL)
+		return -1;
+	if (name_len > 0)
+		memcpy(n, name, name_len);
+	n[name_len] = '\0';
 	memset(out, 0, sizeof(*out));
-	out->msg = m;
-	out->name = m->secret != NULL ? m->secret->name : "";
+	out->name_buf = n;
+	out->name = n;
 	out->version = "";
-	out->value = m->value.data;
-	out->value_len = m->value.len;
+	out->value = value_len > 0 ? value : (const uint8_t *)"";
+	out->value_len = value_len;
 	return 0;
 }
 
@@ -163,9 +201,12 @@ int wire_decode_access(const uint8_t *buf, size_t len, wire_secret_req *out)
 
 void wire_secret_req_free(wire_secret_req *r)
 {
-	if (r == NULL || r->msg == NULL)
+	if (r == NULL)
 		return;
-	/* A put request holds the value: the allocator wipes it. */
+	free(r->name_buf);
+	r->name_buf = NULL;
+	if (r->msg == NULL)
+		return;
 	protobuf_c_message_free_unpacked(r->msg, &wiping_allocator);
 	r->msg = NULL;
 }

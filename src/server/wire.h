@@ -12,16 +12,21 @@
 #define WIRE_PERM_PUT    0x1u
 #define WIRE_PERM_ACCESS 0x2u
 
-/* A decoded SecretPutRequest / SecretAccessRequest. Pointers borrow from the unpacked message. */
+/*
+ * A decoded SecretPutRequest / SecretAccessRequest. Access: pointers borrow from the unpacked
+ * message. Put: `value` points into the bytes decoded (no copy of the value is made: those bytes
+ * stay its only copy, to be wiped by their owner), `name` is a copy of its own.
+ */
 typedef struct wire_secret_req {
 	void *msg;            /* the protobuf-c message, freed by wire_secret_req_free() */
+	char *name_buf;       /* Put: the name's own copy, freed by wire_secret_req_free() */
 	const char *name;     /* secret name, "" when absent */
 	const char *version;  /* Access only: version, "" when absent */
 	const uint8_t *value; /* Put only */
 	size_t value_len;
 } wire_secret_req;
 
-/* Decode a request body. Returns 0, or -1 for bytes that are not the message. */
+/* Decode a request body. Returns 0, or -1 for bytes that are not the message (or no memory). */
 int wire_decode_put(const uint8_t *buf, size_t len, wire_secret_req *out);
 int wire_decode_access(const uint8_t *buf, size_t len, wire_secret_req *out);
 void wire_secret_req_free(wire_secret_req *r);
