@@ -392,6 +392,36 @@ static void test_timeouts(void **state)
 	harness_fini(&h);
 }
 
+/* A put's value is read where it lies in the request's bytes: the decoder makes no copy of it
+ * (the bytes stay its only plaintext copy). Field rules as protobuf: last wins, submessages
+ * merge, unknown fields skipped, a known field of another wire type is malformed. */
+static void test_wire_put_in_place(void **state)
+{
+	/* secret{name:"a"}, value:"v1", unknown field 3 (varint), secret{name:"bb"}, value:"val" */
+	static const uint8_t put[] = {0x0a, 0x03, 0x0a, 0x01, 'a', 0x12, 0x02, 'v', '1', 0x18, 0x07,
+	                              0x0a, 0x04, 0x0a, 0x02, 'b', 'b', 0x12, 0x03, 'v', 'a', 'l'};
+	wire_secret_req q;
+	assert_int_equal(wire_decode_put(put, sizeof(put), &q), 0);
+	assert_string_equal(q.name, "bb");
+	assert_int_equal(q.value_len, 3);
+	assert_ptr_equal(q.value, put + sizeof(put) - 3);
+	wire_secret_req_free(&q);
+	/* no name, no value: decoded as empty (the core then refuses them) */
+	assert_int_equal(wire_decode_put(put, 0, &q), 0);
+	assert_string_equal(q.name, "");
+	assert_int_equal(q.value_len, 0);
+	wire_secret_req_free(&q);
+	/* value as a varint: malformed; truncated length: malformed; field number 0: malformed */
+	static const uint8_t badtype[] = {0x10, 0x01};
+	static const uint8_t trunc[] = {0x12, 0x05, 'v'};
+	static const uint8_t field0[] = {0x02, 0x01, 'v'};
+	static const uint8_t subtype[] = {0x0a, 0x02, 0x08, 0x01};
+	assert_int_equal(wire_decode_put(badtype, sizeof(badtype), &q), -1);
+	assert_int_equal(wire_decode_put(trunc, sizeof(trunc), &q), -1);
+	assert_int_equal(wire_decode_put(field0, sizeof(field0), &q), -1);
+	assert_int_equal(wire_decode_put(subtype, sizeof(subtype), &q), -1);
+}
+
 static void test_wire_nul_and_details(void **state)
 {
 	/* SecretPutRequest{secret{name:"a\0b"}, value:"v"} */
@@ -474,6 +504,7 @@ int main(void)
 	    cmocka_unit_test(test_waiting_calls_raise_stream_limit),
 	    cmocka_unit_test(test_timeouts),
 	    cmocka_unit_test(test_wire_nul_and_details),
+	    cmocka_unit_test(test_wire_put_in_place),
 	    cmocka_unit_test(test_declare_policy),
 	    cmocka_unit_test(test_declare_first_contract),
 	};
