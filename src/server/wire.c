@@ -19,7 +19,6 @@
 typedef Nitric__Proto__Secrets__V1__Secret PbSecret;
 typedef Nitric__Proto__Secrets__V1__SecretVersion PbSecretVersion;
 typedef Nitric__Proto__Secrets__V1__SecretPutResponse PbPutResp;
-typedef Nitric__Proto__Secrets__V1__SecretAccessRequest PbAccessReq;
 typedef Nitric__Proto__Secrets__V1__SecretAccessResponse PbAccessResp;
 typedef Nitric__Proto__Resources__V1__ResourceDeclareRequest PbDeclareReq;
 typedef Nitric__Proto__Resources__V1__ResourceIdentifier PbResId;
@@ -78,25 +77,6 @@ static int next_field(const uint8_t **p, const uint8_t *end, uint32_t *fieldno, 
 	}
 }
 
-/* 1 if any occurrence of the string at `path` (field numbers, depth n) holds a NUL byte. */
-static int path_has_nul(const uint8_t *buf, size_t len, const uint32_t *path, size_t n)
-{
-	const uint8_t *p = buf, *end = buf + len;
-	while (p < end) {
-		uint32_t f;
-		const uint8_t *ld;
-		size_t ldlen = 0;
-		if (next_field(&p, end, &f, &ld, &ldlen) != 0)
-			return 1;
-		if (f != path[0] || ld == NULL)
-			continue;
-		if (n == 1 ? memchr(ld, 0, ldlen) != NULL
-		           : path_has_nul(ld, ldlen, path + 1, n - 1))
-			return 1;
-	}
-	return 0;
-}
-
 static void *pb_alloc(void *ud, size_t n)
 {
 	return malloc(n);
@@ -107,95 +87,93 @@ static void pb_free(void *ud, void *p)
 	wipe_free(p);
 }
 
-/*
- * protobuf-c copies a put's value into the message it unpacks, and frees that message itself when
- * the bytes turn out malformed after the value was copied (a bad field after it): every block it
- * frees is wiped, on every path. The requests' strings (names, versions) are wiped as well, which
- * costs nothing worth saving.
- */
+/* Declarations are unpacked by protobuf-c; what it frees is wiped, as every request's bytes are.
+ * (Put and Access are read in place below: protobuf-c would copy a put's value.) */
 static ProtobufCAllocator wiping_allocator = {pb_alloc, pb_free, NULL};
 
 /*
- * SecretPutRequest{1: secret Secret{1: name string}, 2: value bytes}, read in place: the value is
- * a view into `buf`, so the request's bytes stay the only plaintext copy of it (protobuf-c would
- * copy it into the message it unpacks). As protobuf-c does: the last occurrence of a field wins,
- * repeated submessages merge, unknown fields are skipped, a known field of another wire type is
- * malformed. A name holding a NUL byte is malformed too.
+ * The string or bytes field at `path` (field numbers, depth n), read in place: as protobuf-c does,
+ * the last occurrence wins and repeated submessages merge; unknown fields are skipped; a field on
+ * the path of another wire type than length-delimited is malformed (-1). Not found: *val NULL.
  */
-int wire_decode_put(const uint8_t *buf, size_t len, wire_secret_req *out)
+static int pb_find(const uint8_t *buf, size_t len, const uint32_t *path, size_t n,
+                   const uint8_t **val, size_t *vlen)
 {
 	const uint8_t *p = buf, *end = buf + len;
-	const uint8_t *name = NULL, *value = NULL;
-	size_t name_len = 0, value_len = 0;
 	while (p < end) {
 		const uint8_t *key_at = p, *ld;
 		size_t ldlen = 0;
 		uint32_t f;
 		if (next_field(&p, end, &f, &ld, &ldlen) != 0 || f == 0)
 			return -1;
-		if (f != 1 && f != 2)
+		if (f != path[0])
 			continue;
 		if (ld == NULL || (*key_at & 7) != 2)
-			return -1; /* both fields are length-delimited */
-		if (f == 2) {
-			value = ld;
-			value_len = ldlen;
-			continue;
-		}
-		const uint8_t *q = ld, *qend = ld + ldlen;
-		while (q < qend) {
-			const uint8_t *sub_at = q, *sld;
-			size_t sldlen = 0;
-			uint32_t sf;
-			if (next_field(&q, qend, &sf, &sld, &sldlen) != 0 || sf == 0)
-				return -1;
-			if (sf != 1)
-				continue;
-			if (sld == NULL || (*sub_at & 7) != 2)
-				return -1;
-			name = sld;
-			name_len = sldlen;
+			return -1;
+		if (n == 1) {
+			*val = ld;
+			*vlen = ldlen;
+		} else if (pb_find(ld, ldlen, path + 1, n - 1, val, vlen) != 0) {
+			return -1;
 		}
 	}
-	if (name_len > 0 && memchr(name, 0, name_len) != NULL)
-		return -1;
-	char *n = malloc(name_len + 1);
-	if (n == NULL)
-		return -1;
-	if (name_len > 0)
-		memcpy(n, name, name_len);
-	n[name_len] = '\0';
-	memset(out, 0, sizeof(*out));
-	out->name_buf = n;
-	out->name = n;
-	out->version = "";
-	out->value = value_len > 0 ? value : (const uint8_t *)"";
-	out->value_len = value_len;
 	return 0;
 }
 
+/* One allocation holds the request's strings, NUL-terminated: the name, then the version. */
+static int strings_of(wire_secret_req *out, const uint8_t *name, size_t nlen,
+                      const uint8_t *version, size_t vlen)
+{
+	if ((nlen > 0 && memchr(name, 0, nlen) != NULL) ||
+	    (vlen > 0 && memchr(version, 0, vlen) != NULL))
+		return -1;
+	char *b = malloc(nlen + vlen + 2);
+	if (b == NULL)
+		return -1;
+	if (nlen > 0)
+		memcpy(b, name, nlen);
+	b[nlen] = '\0';
+	if (vlen > 0)
+		memcpy(b + nlen + 1, version, vlen);
+	b[nlen + 1 + vlen] = '\0';
+	out->name_buf = b;
+	out->name = b;
+	out->version = b + nlen + 1;
+	return 0;
+}
+
+/*
+ * SecretPutRequest{1: secret Secret{1: name string}, 2: value bytes}, read in place: the value is
+ * a view into `buf`, so the request's bytes stay the only plaintext copy of it (protobuf-c would
+ * copy it into the message it unpacks). A name holding a NUL byte is malformed.
+ */
+int wire_decode_put(const uint8_t *buf, size_t len, wire_secret_req *out)
+{
+	static const uint32_t name_path[] = {1, 1}, value_path[] = {2};
+	const uint8_t *name = NULL, *value = NULL;
+	size_t nlen = 0, vlen = 0;
+	memset(out, 0, sizeof(*out));
+	if (pb_find(buf, len, name_path, 2, &name, &nlen) != 0 ||
+	    pb_find(buf, len, value_path, 1, &value, &vlen) != 0 ||
+	    strings_of(out, name, nlen, NULL, 0) != 0)
+		return -1;
+	out->value = vlen > 0 ? value : (const uint8_t *)"";
+	out->value_len = vlen;
+	return 0;
+}
+
+/* SecretAccessRequest{1: secret_version SecretVersion{1: secret Secret{1: name}, 2: version}},
+ * read in place as a put is (one allocation for both strings, none for the message). */
 int wire_decode_access(const uint8_t *buf, size_t len, wire_secret_req *out)
 {
-	static const uint32_t name_path[] = {1, 1, 1};
-	static const uint32_t version_path[] = {1, 2};
-	PbAccessReq *m =
-	    nitric__proto__secrets__v1__secret_access_request__unpack(&wiping_allocator, len, buf);
-	if (m == NULL)
-		return -1;
-	if (path_has_nul(buf, len, name_path, 3) || path_has_nul(buf, len, version_path, 2)) {
-		nitric__proto__secrets__v1__secret_access_request__free_unpacked(m,
-		                                                                 &wiping_allocator);
-		return -1;
-	}
+	static const uint32_t name_path[] = {1, 1, 1}, version_path[] = {1, 2};
+	const uint8_t *name = NULL, *version = NULL;
+	size_t nlen = 0, vlen = 0;
 	memset(out, 0, sizeof(*out));
-	out->msg = m;
-	out->name = "";
-	out->version = "";
-	if (m->secret_version != NULL) {
-		out->version = m->secret_version->version;
-		if (m->secret_version->secret != NULL)
-			out->name = m->secret_version->secret->name;
-	}
+	if (pb_find(buf, len, name_path, 3, &name, &nlen) != 0 ||
+	    pb_find(buf, len, version_path, 2, &version, &vlen) != 0 ||
+	    strings_of(out, name, nlen, version, vlen) != 0)
+		return -1;
 	return 0;
 }
 

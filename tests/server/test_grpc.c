@@ -420,6 +420,16 @@ static void test_wire_put_in_place(void **state)
 	assert_int_equal(wire_decode_put(trunc, sizeof(trunc), &q), -1);
 	assert_int_equal(wire_decode_put(field0, sizeof(field0), &q), -1);
 	assert_int_equal(wire_decode_put(subtype, sizeof(subtype), &q), -1);
+	/* Access: secret_version{secret{name:"n"}, version:"7"}, then secret_version{version:"9"}
+	 * merges in (last version wins, the name stays) */
+	static const uint8_t acc[] = {0x0a, 0x08, 0x0a, 0x03, 0x0a, 0x01, 'n', 0x12, 0x01, '7',
+	                              0x0a, 0x03, 0x12, 0x01, '9'};
+	assert_int_equal(wire_decode_access(acc, sizeof(acc), &q), 0);
+	assert_string_equal(q.name, "n");
+	assert_string_equal(q.version, "9");
+	wire_secret_req_free(&q);
+	static const uint8_t accnul[] = {0x0a, 0x03, 0x12, 0x01, 0};
+	assert_int_equal(wire_decode_access(accnul, sizeof(accnul), &q), -1);
 }
 
 static void test_wire_nul_and_details(void **state)
