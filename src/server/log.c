@@ -137,21 +137,26 @@ size_t log_format_request(char *buf, size_t len, const char *method, const char 
 	log_timestamp(ts);
 	if (fmt == LOG_TEXT) {
 		/* The line of every request: built without printf. */
-		if (add_str(buf, len, &off, ts) != 0 || add_str(buf, len, &off, " info coffer: ") != 0 ||
+		if (add_str(buf, len, &off, ts) != 0 ||
+		    add_str(buf, len, &off, " info coffer: ") != 0 ||
 		    add_str(buf, len, &off, method) != 0 ||
 		    add_str(buf, len, &off, " principal=") != 0 ||
 		    add_str(buf, len, &off, principal) != 0 ||
-		    add_str(buf, len, &off, " secret=") != 0 || add_str(buf, len, &off, secret) != 0 ||
+		    add_str(buf, len, &off, " secret=") != 0 ||
+		    add_str(buf, len, &off, secret) != 0 ||
 		    add_str(buf, len, &off, " version=") != 0 ||
-		    add_str(buf, len, &off, version) != 0 || add_str(buf, len, &off, " status=") != 0 ||
+		    add_str(buf, len, &off, version) != 0 ||
+		    add_str(buf, len, &off, " status=") != 0 ||
 		    add_num(buf, len, &off, status) != 0 || add_str(buf, len, &off, " us=") != 0 ||
-		    us > (unsigned long long)INT64_MAX || add_num(buf, len, &off, (long long)us) != 0 ||
+		    us > (unsigned long long)INT64_MAX ||
+		    add_num(buf, len, &off, (long long)us) != 0 ||
 		    add_str(buf, len, &off, "\n") != 0)
 			return 0;
 		buf[off] = '\0';
 		return off;
 	}
-	if (put(buf, len, &off, "{\"time\":\"%s\",\"level\":\"info\",\"msg\":\"request\",\"method\":", ts) != 0 ||
+	if (put(buf, len, &off,
+	        "{\"time\":\"%s\",\"level\":\"info\",\"msg\":\"request\",\"method\":", ts) != 0 ||
 	    json_str(buf, len, &off, method) != 0 || put(buf, len, &off, ",\"principal\":") != 0 ||
 	    json_str(buf, len, &off, principal) != 0 || put(buf, len, &off, ",\"secret\":") != 0 ||
 	    json_str(buf, len, &off, secret) != 0 || put(buf, len, &off, ",\"version\":") != 0 ||

@@ -398,8 +398,9 @@ static void test_timeouts(void **state)
 static void test_wire_put_in_place(void **state)
 {
 	/* secret{name:"a"}, value:"v1", unknown field 3 (varint), secret{name:"bb"}, value:"val" */
-	static const uint8_t put[] = {0x0a, 0x03, 0x0a, 0x01, 'a', 0x12, 0x02, 'v', '1', 0x18, 0x07,
-	                              0x0a, 0x04, 0x0a, 0x02, 'b', 'b', 0x12, 0x03, 'v', 'a', 'l'};
+	static const uint8_t put[] = {0x0a, 0x03, 0x0a, 0x01, 'a',  0x12, 0x02, 'v',
+	                              '1',  0x18, 0x07, 0x0a, 0x04, 0x0a, 0x02, 'b',
+	                              'b',  0x12, 0x03, 'v',  'a',  'l'};
 	wire_secret_req q;
 	assert_int_equal(wire_decode_put(put, sizeof(put), &q), 0);
 	assert_string_equal(q.name, "bb");
@@ -422,8 +423,8 @@ static void test_wire_put_in_place(void **state)
 	assert_int_equal(wire_decode_put(subtype, sizeof(subtype), &q), -1);
 	/* Access: secret_version{secret{name:"n"}, version:"7"}, then secret_version{version:"9"}
 	 * merges in (last version wins, the name stays) */
-	static const uint8_t acc[] = {0x0a, 0x08, 0x0a, 0x03, 0x0a, 0x01, 'n', 0x12, 0x01, '7',
-	                              0x0a, 0x03, 0x12, 0x01, '9'};
+	static const uint8_t acc[] = {0x0a, 0x08, 0x0a, 0x03, 0x0a, 0x01, 'n', 0x12,
+	                              0x01, '7',  0x0a, 0x03, 0x12, 0x01, '9'};
 	assert_int_equal(wire_decode_access(acc, sizeof(acc), &q), 0);
 	assert_string_equal(q.name, "n");
 	assert_string_equal(q.version, "9");
