@@ -148,6 +148,15 @@ int gs_call_reply(gs_call *call, int status, const char *message, const char *ca
                   const uint8_t *body, size_t len);
 
 /*
+ * Answer OK with a message written in place: fill(dst, len, ctx) writes exactly `len` bytes into
+ * the answer's own buffer (after the gRPC prefix), which is wiped when freed; nothing is written
+ * when the call is gone already. An Access answer's value is then copied once, from the library's
+ * value into the bytes sent. Otherwise as gs_call_reply().
+ */
+typedef void (*gs_fill_fn)(uint8_t *dst, size_t len, void *ctx);
+int gs_call_reply_fill(gs_call *call, size_t len, gs_fill_fn fill, void *ctx);
+
+/*
  * The owner parks this call until its policy arrives (development mode). A client with more calls
  * than streams queues its policy Declare behind calls that wait for that very policy, so while
  * waiting calls fill half of the connection's streams the connection advertises more (doubling,

@@ -339,21 +339,21 @@ static void wake_cb(evutil_socket_t fd, short what, void *arg)
 
 /* --- Access -------------------------------------------------------------------------------- */
 
+static void fill_access(uint8_t *dst, size_t len, void *ctx)
+{
+	wire_access_resp_write(ctx, dst);
+}
+
+/* The value goes from the library's (wiped) value straight into the answer's (wiped) buffer. */
 static void access_answer(svc_req *r, const char *name, coffer_value *v)
 {
-	size_t vlen, olen = 0;
+	size_t vlen;
 	const uint8_t *data = coffer_value_data(v, &vlen);
 	const char *ver = coffer_value_version(v);
-	uint8_t *out = NULL;
-
-	if (wire_encode_access_resp(name, ver, data, vlen, &out, &olen) != 0) {
-		reply_error(r, GS_M_ACCESS, name, ver, GS_RESOURCE_EXHAUSTED, "out of memory");
-		return;
-	}
+	wire_access_resp w;
+	size_t len = wire_access_resp_prepare(&w, name, ver, data, vlen);
 	log_req(r, GS_M_ACCESS, name, ver, GS_OK);
-	gs_call_reply(r->call, GS_OK, NULL, NULL, out, olen);
-	sodium_memzero(out, olen);
-	free(out);
+	gs_call_reply_fill(r->call, len, fill_access, &w);
 	req_done(r);
 }
 

@@ -330,6 +330,68 @@ int wire_encode_access_resp(const char *name, const char *version, const uint8_t
 	return pack_new(&resp.base, out, outlen);
 }
 
+/* The same message as wire_encode_access_resp() gives (proto3: empty strings and bytes left out,
+ * the two submessages always there), encoded by hand into the caller's buffer. */
+static size_t varint_len(size_t v)
+{
+	size_t n = 1;
+	while (v >= 0x80) {
+		v >>= 7;
+		n++;
+	}
+	return n;
+}
+
+static uint8_t *put_ld(uint8_t *p, uint8_t key, size_t len)
+{
+	*p++ = key;
+	while (len >= 0x80) {
+		*p++ = (uint8_t)(len | 0x80);
+		len >>= 7;
+	}
+	*p++ = (uint8_t)len;
+	return p;
+}
+
+static size_t ld_size(size_t len)
+{
+	return len > 0 ? 1 + varint_len(len) + len : 0;
+}
+
+size_t wire_access_resp_prepare(wire_access_resp *w, const char *name, const char *version,
+                                const uint8_t *value, size_t vlen)
+{
+	w->name = name;
+	w->version = version;
+	w->value = value;
+	w->name_len = strlen(name);
+	w->version_len = strlen(version);
+	w->value_len = vlen;
+	w->sec_len = ld_size(w->name_len);
+	w->sv_len = 1 + varint_len(w->sec_len) + w->sec_len + ld_size(w->version_len);
+	return 1 + varint_len(w->sv_len) + w->sv_len + ld_size(vlen);
+}
+
+void wire_access_resp_write(const wire_access_resp *w, uint8_t *dst)
+{
+	uint8_t *p = put_ld(dst, 0x0a, w->sv_len);
+	p = put_ld(p, 0x0a, w->sec_len);
+	if (w->name_len > 0) {
+		p = put_ld(p, 0x0a, w->name_len);
+		memcpy(p, w->name, w->name_len);
+		p += w->name_len;
+	}
+	if (w->version_len > 0) {
+		p = put_ld(p, 0x12, w->version_len);
+		memcpy(p, w->version, w->version_len);
+		p += w->version_len;
+	}
+	if (w->value_len > 0) {
+		p = put_ld(p, 0x12, w->value_len);
+		memcpy(p, w->value, w->value_len);
+	}
+}
+
 int wire_encode_declare_resp(uint8_t **out, size_t *outlen)
 {
 	Nitric__Proto__Resources__V1__ResourceDeclareResponse resp =

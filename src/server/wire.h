@@ -67,6 +67,20 @@ int wire_encode_access_resp(const char *name, const char *version, const uint8_t
 int wire_encode_declare_resp(uint8_t **out, size_t *outlen);
 
 /*
+ * An Access answer encoded straight into a buffer of the caller's (the gRPC answer's own), the
+ * same bytes as wire_encode_access_resp(): prepare returns the size, write puts exactly that many
+ * bytes at dst. The strings and the value are borrowed until the write.
+ */
+typedef struct wire_access_resp {
+	const char *name, *version;
+	const uint8_t *value;
+	size_t name_len, version_len, value_len, sec_len, sv_len;
+} wire_access_resp;
+size_t wire_access_resp_prepare(wire_access_resp *w, const char *name, const char *version,
+                                const uint8_t *value, size_t vlen);
+void wire_access_resp_write(const wire_access_resp *w, uint8_t *dst);
+
+/*
  * The grpc-status-details-bin value: base64 (unpadded) of google.rpc.Status{code, message,
  * details: [Any{type.googleapis.com/google.protobuf.Struct, Struct{"cause": cause}}]}.
  * Writes a NUL-terminated string into out; returns 0, or -1 if it does not fit.

@@ -433,6 +433,42 @@ static void test_wire_put_in_place(void **state)
 	assert_int_equal(wire_decode_access(accnul, sizeof(accnul), &q), -1);
 }
 
+/* The Access answer encoded in place is byte for byte what protobuf-c packs. */
+static void test_wire_access_resp_in_place(void **state)
+{
+	static uint8_t value[5000];
+	char longname[201];
+	memset(longname, 'n', 200);
+	longname[200] = '\0';
+	for (size_t i = 0; i < sizeof(value); i++)
+		value[i] = (uint8_t)(i * 7 + 1);
+	const struct {
+		const char *name, *version;
+		size_t vlen;
+	} cases[] = {{"api-key", "3", 32}, {longname, "18446744073709551615", 4096},
+	             {"a", "1", 1},        {"b", "", 130},
+	             {"", "7", 0},         {"c", "12", sizeof(value)}};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		uint8_t *want = NULL;
+		size_t wlen = 0;
+		assert_int_equal(wire_encode_access_resp(cases[i].name, cases[i].version, value,
+		                                         cases[i].vlen, &want, &wlen),
+		                 0);
+		wire_access_resp w;
+		size_t len = wire_access_resp_prepare(&w, cases[i].name, cases[i].version, value,
+		                                      cases[i].vlen);
+		assert_int_equal(len, wlen);
+		uint8_t *got = malloc(len + 1);
+		assert_non_null(got);
+		got[len] = 0xee;
+		wire_access_resp_write(&w, got);
+		assert_memory_equal(got, want, len);
+		assert_int_equal(got[len], 0xee);
+		free(got);
+		free(want);
+	}
+}
+
 static void test_wire_nul_and_details(void **state)
 {
 	/* SecretPutRequest{secret{name:"a\0b"}, value:"v"} */
@@ -516,6 +552,7 @@ int main(void)
 	    cmocka_unit_test(test_timeouts),
 	    cmocka_unit_test(test_wire_nul_and_details),
 	    cmocka_unit_test(test_wire_put_in_place),
+	    cmocka_unit_test(test_wire_access_resp_in_place),
 	    cmocka_unit_test(test_declare_policy),
 	    cmocka_unit_test(test_declare_first_contract),
 	};
