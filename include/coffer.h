@@ -289,6 +289,17 @@ COFFER_API int coffer_put_ex(coffer_secret *sec, const void *value, size_t len,
 COFFER_API int coffer_set_max_versions(coffer_secret *sec, uint64_t max) COFFER_MUST_CHECK;
 
 /*
+ * Check a put without making it: the handle's permission and the value's size, the checks
+ * coffer_put() and coffer_put_batch() make first, with the same error and coffer_errmsg() message
+ * (for a server that answers a bad put at once and batches the good ones). Nothing is locked in
+ * the store and nothing is written.
+ * Returns COFFER_OK, COFFER_EPERM, COFFER_EINVAL (empty value or NULL), COFFER_ETOOBIG,
+ * COFFER_EMISUSE (sec is NULL).
+ */
+COFFER_API int coffer_put_check(coffer_secret *sec, const void *value,
+                                size_t len) COFFER_MUST_CHECK;
+
+/*
  * One put of a batch. Fill secret/value/len; coffer_put_batch() fills rc and version.
  */
 typedef struct coffer_put_item {

@@ -101,6 +101,17 @@ static int put_check(coffer_store *st, const coffer_put_item *it)
 	return COFFER_OK;
 }
 
+int coffer_put_check(coffer_secret *sec, const void *value, size_t len)
+{
+	if (sec == NULL)
+		return COFFER_EMISUSE;
+	coffer_put_item it = {.secret = sec, .value = value, .len = len};
+	pthread_mutex_lock(&sec->st->mu);
+	int rc = put_check(sec->st, &it);
+	pthread_mutex_unlock(&sec->st->mu);
+	return rc;
+}
+
 typedef struct seal_ctx {
 	coffer_store *st;
 	coffer_put_item **items; /* the valid items, in order */

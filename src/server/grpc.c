@@ -171,7 +171,17 @@ static ssize_t resp_read(nghttp2_session *s, int32_t stream_id, uint8_t *buf, si
 	return (ssize_t)n;
 }
 
-static int submit_ok(gs_call *call, const uint8_t *body, size_t len)
+typedef struct copy_fill {
+	const uint8_t *body;
+} copy_fill;
+
+static void fill_copy(uint8_t *dst, size_t len, void *ctx)
+{
+	if (len > 0)
+		memcpy(dst, ((copy_fill *)ctx)->body, len);
+}
+
+static int submit_ok(gs_call *call, size_t len, gs_fill_fn fill, void *ctx)
 {
 	nghttp2_nv hdrs[] = {NV(":status", "200"), NV("content-type", "application/grpc"),
 	                     NV("grpc-accept-encoding", "identity")};
@@ -185,8 +195,7 @@ static int submit_ok(gs_call *call, const uint8_t *body, size_t len)
 	call->resp[2] = (uint8_t)(len >> 16);
 	call->resp[3] = (uint8_t)(len >> 8);
 	call->resp[4] = (uint8_t)len;
-	if (len > 0)
-		memcpy(call->resp + 5, body, len);
+	fill(call->resp + 5, len, ctx);
 	call->resp_len = len + 5;
 	prd.source.ptr = call;
 	prd.read_callback = resp_read;
@@ -786,6 +795,19 @@ const uint8_t *gs_call_body(const gs_call *call, size_t *len)
 	return call->msg != NULL ? call->msg : (const uint8_t *)"";
 }
 
+uint8_t *gs_call_take_body(gs_call *call, size_t *len, size_t *cap)
+{
+	uint8_t *m = call->msg;
+	*len = m != NULL ? call->msg_len : 0;
+	*cap = m != NULL ? call->msg_cap : 0;
+	if (m != NULL && call->conn != NULL)
+		call->conn->buffered -= call->msg_cap;
+	call->msg = NULL;
+	call->msg_cap = 0;
+	call->msg_len = 0;
+	return m;
+}
+
 const char *gs_call_bearer(const gs_call *call, size_t *len)
 {
 	if (!call->has_bearer)
@@ -831,8 +853,8 @@ static void call_disown(gs_call *call)
 	call_release_msg(call);
 }
 
-int gs_call_reply(gs_call *call, int status, const char *message, const char *cause,
-                  const uint8_t *body, size_t len)
+static int reply(gs_call *call, int status, const char *message, const char *cause, size_t len,
+                 gs_fill_fn fill, void *ctx)
 {
 	gs_conn *c = call->conn;
 	int rv = 0;
@@ -843,7 +865,7 @@ int gs_call_reply(gs_call *call, int status, const char *message, const char *ca
 		return 0;
 	}
 	call->replied = 1;
-	rv = status == GS_OK ? submit_ok(call, body, len)
+	rv = status == GS_OK ? submit_ok(call, len, fill, ctx)
 	                     : submit_error(call, "200", status, message, cause);
 	if (rv != 0)
 		nghttp2_submit_rst_stream(c->h2, NGHTTP2_FLAG_NONE, call->stream_id,
@@ -851,6 +873,18 @@ int gs_call_reply(gs_call *call, int status, const char *message, const char *ca
 	/* The stream closes (and frees the call) once the answer is sent. */
 	notify_output(c);
 	return rv;
+}
+
+int gs_call_reply(gs_call *call, int status, const char *message, const char *cause,
+                  const uint8_t *body, size_t len)
+{
+	copy_fill cf = {body};
+	return reply(call, status, message, cause, len, fill_copy, &cf);
+}
+
+int gs_call_reply_fill(gs_call *call, size_t len, gs_fill_fn fill, void *ctx)
+{
+	return reply(call, GS_OK, NULL, NULL, len, fill, ctx);
 }
 
 void gs_call_wait(gs_call *call)

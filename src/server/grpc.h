@@ -121,6 +121,12 @@ gs_method gs_call_method(const gs_call *call);
 const char *gs_call_path(const gs_call *call);
 /* The request message (protobuf bytes, without the 5-byte gRPC prefix). */
 const uint8_t *gs_call_body(const gs_call *call, size_t *len);
+/*
+ * Take the request message's buffer from the call (a put's value stays in it, uncopied, until
+ * its commit ends): *len bytes of message in a buffer of *cap bytes, or NULL for an empty message.
+ * The caller wipes all *cap bytes and frees it; the call's gs_call_body() is empty from then on.
+ */
+uint8_t *gs_call_take_body(gs_call *call, size_t *len, size_t *cap);
 /* The bearer token of an "authorization: Bearer ..." header, or NULL. */
 const char *gs_call_bearer(const gs_call *call, size_t *len);
 /* Opaque slot for the owner. */
@@ -140,6 +146,15 @@ int gs_call_alive(const gs_call *call);
  */
 int gs_call_reply(gs_call *call, int status, const char *message, const char *cause,
                   const uint8_t *body, size_t len);
+
+/*
+ * Answer OK with a message written in place: fill(dst, len, ctx) writes exactly `len` bytes into
+ * the answer's own buffer (after the gRPC prefix), which is wiped when freed; nothing is written
+ * when the call is gone already. An Access answer's value is then copied once, from the library's
+ * value into the bytes sent. Otherwise as gs_call_reply().
+ */
+typedef void (*gs_fill_fn)(uint8_t *dst, size_t len, void *ctx);
+int gs_call_reply_fill(gs_call *call, size_t len, gs_fill_fn fill, void *ctx);
 
 /*
  * The owner parks this call until its policy arrives (development mode). A client with more calls

@@ -4,6 +4,7 @@
 #include "log.h"
 
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -32,14 +33,55 @@ int log_parse_format(const char *s, log_format *out)
 	return 0;
 }
 
+/* The seconds part changes once a second: formatted once per second per thread (a request line
+ * is written per request, and strftime cost more than the rest of the line). */
+static _Thread_local time_t ts_sec = -1;
+static _Thread_local char ts_prefix[24];
+static _Thread_local size_t ts_len;
+
 void log_timestamp(char out[32])
 {
 	struct timespec ts;
-	struct tm tm;
 	clock_gettime(CLOCK_REALTIME, &ts);
-	gmtime_r(&ts.tv_sec, &tm);
-	size_t n = strftime(out, 32, "%Y-%m-%dT%H:%M:%S", &tm);
-	snprintf(out + n, 32 - n, ".%03uZ", (unsigned)(ts.tv_nsec / 1000000L) % 1000u);
+	if (ts.tv_sec != ts_sec) {
+		struct tm tm;
+		gmtime_r(&ts.tv_sec, &tm);
+		ts_len = strftime(ts_prefix, sizeof(ts_prefix), "%Y-%m-%dT%H:%M:%S", &tm);
+		ts_sec = ts_len > 0 ? ts.tv_sec : -1;
+	}
+	unsigned ms = (unsigned)(ts.tv_nsec / 1000000L) % 1000u;
+	memcpy(out, ts_prefix, ts_len);
+	char *p = out + ts_len;
+	*p++ = '.';
+	*p++ = (char)('0' + ms / 100);
+	*p++ = (char)('0' + ms / 10 % 10);
+	*p++ = (char)('0' + ms % 10);
+	*p++ = 'Z';
+	*p = '\0';
+}
+
+/* Append a string / a decimal number at buf+*off; -1 when it does not fit (a NUL must too). */
+static int add_str(char *buf, size_t len, size_t *off, const char *s)
+{
+	size_t n = strlen(s);
+	if (n >= len - *off)
+		return -1;
+	memcpy(buf + *off, s, n);
+	*off += n;
+	return 0;
+}
+
+static int add_num(char *buf, size_t len, size_t *off, long long v)
+{
+	char tmp[24], *p = tmp + sizeof(tmp);
+	unsigned long long u = v < 0 ? 0ull - (unsigned long long)v : (unsigned long long)v;
+	*--p = '\0';
+	do
+		*--p = (char)('0' + u % 10);
+	while ((u /= 10) != 0);
+	if (v < 0)
+		*--p = '-';
+	return add_str(buf, len, off, p);
 }
 
 /* Append s as a JSON string (quoted, escaped) at buf+*off; -1 when it does not fit. */
@@ -94,13 +136,27 @@ size_t log_format_request(char *buf, size_t len, const char *method, const char 
 	size_t off = 0;
 	log_timestamp(ts);
 	if (fmt == LOG_TEXT) {
-		if (put(buf, len, &off,
-		        "%s info coffer: %s principal=%s secret=%s version=%s status=%d us=%llu\n", ts,
-		        method, principal, secret, version, status, us) != 0)
+		/* The line of every request: built without printf. */
+		if (add_str(buf, len, &off, ts) != 0 ||
+		    add_str(buf, len, &off, " info coffer: ") != 0 ||
+		    add_str(buf, len, &off, method) != 0 ||
+		    add_str(buf, len, &off, " principal=") != 0 ||
+		    add_str(buf, len, &off, principal) != 0 ||
+		    add_str(buf, len, &off, " secret=") != 0 ||
+		    add_str(buf, len, &off, secret) != 0 ||
+		    add_str(buf, len, &off, " version=") != 0 ||
+		    add_str(buf, len, &off, version) != 0 ||
+		    add_str(buf, len, &off, " status=") != 0 ||
+		    add_num(buf, len, &off, status) != 0 || add_str(buf, len, &off, " us=") != 0 ||
+		    us > (unsigned long long)INT64_MAX ||
+		    add_num(buf, len, &off, (long long)us) != 0 ||
+		    add_str(buf, len, &off, "\n") != 0)
 			return 0;
+		buf[off] = '\0';
 		return off;
 	}
-	if (put(buf, len, &off, "{\"time\":\"%s\",\"level\":\"info\",\"msg\":\"request\",\"method\":", ts) != 0 ||
+	if (put(buf, len, &off,
+	        "{\"time\":\"%s\",\"level\":\"info\",\"msg\":\"request\",\"method\":", ts) != 0 ||
 	    json_str(buf, len, &off, method) != 0 || put(buf, len, &off, ",\"principal\":") != 0 ||
 	    json_str(buf, len, &off, principal) != 0 || put(buf, len, &off, ",\"secret\":") != 0 ||
 	    json_str(buf, len, &off, secret) != 0 || put(buf, len, &off, ",\"version\":") != 0 ||

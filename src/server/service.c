@@ -44,7 +44,11 @@ struct svc_put_job {
 	svc_put_job *next;
 	svc_req *req;
 	char name[COFFER_NAME_MAX + 1];
-	uint8_t *value;
+	/* The request's bytes, taken from the call (gs_call_take_body): the value is a view into
+	 * them, never copied, and they are wiped as soon as the commit is over. */
+	uint8_t *body;
+	size_t body_cap;
+	const uint8_t *value;
 	size_t len;
 	int rc;
 	char version[COFFER_VERSION_MAX];
@@ -273,23 +277,17 @@ static int permitted(svc_req *r, gs_method m, const char *secret, unsigned perm)
 	return 0;
 }
 
-static int name_ok(svc_req *r, gs_method m, const char *name)
+/*
+ * The name's check is the core's (coffer_secret_ref), with its message: answered here before the
+ * name reaches a policy lookup or a log line. 1: valid (*out is a handle on the worker's store).
+ */
+static int name_ok(svc_req *r, gs_method m, const char *name, unsigned perm, coffer_secret **out)
 {
-	char msg[128];
-	if (name[0] == '\0') {
-		reply_error(r, m, NULL, NULL, GS_INVALID_ARGUMENT, "secret name is required");
-		return 0;
-	}
-	if (coffer_name_check(name, strlen(name)) != COFFER_OK) {
-		snprintf(
-		    msg, sizeof(msg),
-		    "invalid secret name: use 1-%d bytes of A-Z a-z 0-9 . _ -, starting with a "
-		    "letter or digit",
-		    COFFER_NAME_MAX);
-		reply_error(r, m, NULL, NULL, GS_INVALID_ARGUMENT, msg);
-		return 0;
-	}
-	return 1;
+	int rc = coffer_secret_ref(r->w->st, name, perm, out);
+	if (rc == COFFER_OK)
+		return 1;
+	reply_coffer_error(r, m, NULL, NULL, rc, coffer_errmsg(r->w->st));
+	return 0;
 }
 
 /* --- Put ----------------------------------------------------------------------------------- */
@@ -310,45 +308,40 @@ static void committer_push(svc_committer *c, svc_put_job *j)
 static void handle_put(svc_req *r)
 {
 	wire_secret_req q;
-	size_t blen;
+	size_t blen, bcap;
 	const uint8_t *body = gs_call_body(r->call, &blen);
-	char msg[160];
+	coffer_secret *sec = NULL;
 
 	if (wire_decode_put(body, blen, &q) != 0) {
 		reply_error(r, GS_M_PUT, NULL, NULL, GS_INVALID_ARGUMENT,
 		            "malformed SecretPutRequest");
 		return;
 	}
-	if (!name_ok(r, GS_M_PUT, q.name))
+	if (!name_ok(r, GS_M_PUT, q.name, COFFER_PUT, &sec))
 		goto out;
-	if (q.value_len == 0) {
-		reply_error(r, GS_M_PUT, q.name, NULL, GS_INVALID_ARGUMENT,
-		            "secret value must not be empty");
-		goto out;
-	}
-	if (q.value_len > r->w->sh->max_value) {
-		snprintf(msg, sizeof(msg),
-		         "secret value of %zu bytes is over the limit of %zu bytes", q.value_len,
-		         r->w->sh->max_value);
-		reply_error(r, GS_M_PUT, q.name, NULL, GS_INVALID_ARGUMENT, msg);
+	/* The value's checks are the core's too (the batch makes them again, for nothing). */
+	int rc = coffer_put_check(sec, q.value, q.value_len);
+	if (rc != COFFER_OK) {
+		reply_coffer_error(r, GS_M_PUT, q.name, NULL, rc, coffer_errmsg(r->w->st));
 		goto out;
 	}
 	if (!permitted(r, GS_M_PUT, q.name, WIRE_PERM_PUT))
-		goto out;
+		goto out; /* answered, or parked with its body: handle_put runs again */
 	svc_put_job *j = calloc(1, sizeof(*j));
-	uint8_t *val = j != NULL ? malloc(q.value_len) : NULL;
-	if (val == NULL) {
-		free(j);
+	if (j == NULL) {
 		reply_error(r, GS_M_PUT, q.name, NULL, GS_RESOURCE_EXHAUSTED, "out of memory");
 		goto out;
 	}
-	memcpy(val, q.value, q.value_len);
 	snprintf(j->name, sizeof(j->name), "%s", q.name);
-	j->value = val;
+	/* The body moves to the job, at the same address: q.value still points into it. */
+	j->body = gs_call_take_body(r->call, &blen, &bcap);
+	j->body_cap = bcap;
+	j->value = q.value;
 	j->len = q.value_len;
 	j->req = r;
 	committer_push(r->w->sh->committer, j);
 out:
+	coffer_secret_free(sec);
 	wire_secret_req_free(&q);
 }
 
@@ -390,21 +383,21 @@ static void wake_cb(evutil_socket_t fd, short what, void *arg)
 
 /* --- Access -------------------------------------------------------------------------------- */
 
+static void fill_access(uint8_t *dst, size_t len, void *ctx)
+{
+	wire_access_resp_write(ctx, dst);
+}
+
+/* The value goes from the library's (wiped) value straight into the answer's (wiped) buffer. */
 static void access_answer(svc_req *r, const char *name, coffer_value *v)
 {
-	size_t vlen, olen = 0;
+	size_t vlen;
 	const uint8_t *data = coffer_value_data(v, &vlen);
 	const char *ver = coffer_value_version(v);
-	uint8_t *out = NULL;
-
-	if (wire_encode_access_resp(name, ver, data, vlen, &out, &olen) != 0) {
-		reply_error(r, GS_M_ACCESS, name, ver, GS_RESOURCE_EXHAUSTED, "out of memory");
-		return;
-	}
+	wire_access_resp w;
+	size_t len = wire_access_resp_prepare(&w, name, ver, data, vlen);
 	log_req(r, GS_M_ACCESS, name, ver, GS_OK);
-	gs_call_reply(r->call, GS_OK, NULL, NULL, out, olen);
-	sodium_memzero(out, olen);
-	free(out);
+	gs_call_reply_fill(r->call, len, fill_access, &w);
 	req_done(r);
 }
 
@@ -421,7 +414,7 @@ static void handle_access(svc_req *r)
 		            "malformed SecretAccessRequest");
 		return;
 	}
-	if (!name_ok(r, GS_M_ACCESS, q.name))
+	if (!name_ok(r, GS_M_ACCESS, q.name, COFFER_ACCESS, &sec))
 		goto out;
 	if (q.version[0] == '\0') {
 		reply_error(r, GS_M_ACCESS, q.name, NULL, GS_INVALID_ARGUMENT,
@@ -430,16 +423,14 @@ static void handle_access(svc_req *r)
 	}
 	if (!permitted(r, GS_M_ACCESS, q.name, WIRE_PERM_ACCESS))
 		goto out;
-	int rc = coffer_secret_ref(r->w->st, q.name, COFFER_ACCESS, &sec);
-	if (rc == COFFER_OK)
-		rc = coffer_access(sec, q.version, &v);
+	int rc = coffer_access(sec, q.version, &v);
 	if (rc != COFFER_OK)
 		reply_coffer_error(r, GS_M_ACCESS, q.name, q.version, rc, coffer_errmsg(r->w->st));
 	else
 		access_answer(r, q.name, v);
 	coffer_value_free(v);
-	coffer_secret_free(sec);
 out:
+	coffer_secret_free(sec);
 	wire_secret_req_free(&q);
 }
 
@@ -695,17 +686,35 @@ void svc_worker_fini(svc_worker *w)
 
 /* --- the committer ------------------------------------------------------------------------- */
 
-static void job_post(svc_put_job *j)
+/* The commit is over: wipe each request's bytes (the value's only copy), then hand the answers
+ * to their workers, one lock and one wake-up per worker. */
+static void jobs_post(svc_put_job **jobs, size_t n)
 {
-	svc_worker *w = j->req->w;
-	sodium_memzero(j->value, j->len);
-	free(j->value);
-	j->value = NULL;
-	pthread_mutex_lock(&w->mu);
-	j->next = w->done;
-	w->done = j;
-	pthread_mutex_unlock(&w->mu);
-	event_active(w->wake, 0, 0);
+	for (size_t i = 0; i < n; i++) {
+		svc_put_job *j = jobs[i];
+		if (j->body != NULL) {
+			sodium_memzero(j->body, j->body_cap);
+			free(j->body);
+		}
+		j->body = NULL;
+		j->value = NULL;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (jobs[i] == NULL)
+			continue;
+		svc_worker *w = jobs[i]->req->w;
+		pthread_mutex_lock(&w->mu);
+		for (size_t k = i; k < n; k++) {
+			svc_put_job *j = jobs[k];
+			if (j == NULL || j->req->w != w)
+				continue;
+			j->next = w->done;
+			w->done = j;
+			jobs[k] = NULL;
+		}
+		pthread_mutex_unlock(&w->mu);
+		event_active(w->wake, 0, 0);
+	}
 }
 
 /* Commit a batch of puts in one transaction and hand each answer back to its worker. */
@@ -741,8 +750,8 @@ static void commit_batch(svc_committer *c, svc_put_job **jobs, size_t n)
 				snprintf(j->errmsg, sizeof(j->errmsg), "%s", coffer_errmsg(c->st));
 			coffer_secret_free(item->secret);
 		}
-		job_post(j);
 	}
+	jobs_post(jobs, n);
 }
 
 /* Write the queued declarations in one transaction; a failure is logged, never answered (the

@@ -18,9 +18,7 @@
 
 typedef Nitric__Proto__Secrets__V1__Secret PbSecret;
 typedef Nitric__Proto__Secrets__V1__SecretVersion PbSecretVersion;
-typedef Nitric__Proto__Secrets__V1__SecretPutRequest PbPutReq;
 typedef Nitric__Proto__Secrets__V1__SecretPutResponse PbPutResp;
-typedef Nitric__Proto__Secrets__V1__SecretAccessRequest PbAccessReq;
 typedef Nitric__Proto__Secrets__V1__SecretAccessResponse PbAccessResp;
 typedef Nitric__Proto__Resources__V1__ResourceDeclareRequest PbDeclareReq;
 typedef Nitric__Proto__Resources__V1__ResourceIdentifier PbResId;
@@ -79,25 +77,6 @@ static int next_field(const uint8_t **p, const uint8_t *end, uint32_t *fieldno, 
 	}
 }
 
-/* 1 if any occurrence of the string at `path` (field numbers, depth n) holds a NUL byte. */
-static int path_has_nul(const uint8_t *buf, size_t len, const uint32_t *path, size_t n)
-{
-	const uint8_t *p = buf, *end = buf + len;
-	while (p < end) {
-		uint32_t f;
-		const uint8_t *ld;
-		size_t ldlen = 0;
-		if (next_field(&p, end, &f, &ld, &ldlen) != 0)
-			return 1;
-		if (f != path[0] || ld == NULL)
-			continue;
-		if (n == 1 ? memchr(ld, 0, ldlen) != NULL
-		           : path_has_nul(ld, ldlen, path + 1, n - 1))
-			return 1;
-	}
-	return 0;
-}
-
 static void *pb_alloc(void *ud, size_t n)
 {
 	return malloc(n);
@@ -108,64 +87,104 @@ static void pb_free(void *ud, void *p)
 	wipe_free(p);
 }
 
-/*
- * protobuf-c copies a put's value into the message it unpacks, and frees that message itself when
- * the bytes turn out malformed after the value was copied (a bad field after it): every block it
- * frees is wiped, on every path. The requests' strings (names, versions) are wiped as well, which
- * costs nothing worth saving.
- */
+/* Declarations are unpacked by protobuf-c; what it frees is wiped, as every request's bytes are.
+ * (Put and Access are read in place below: protobuf-c would copy a put's value.) */
 static ProtobufCAllocator wiping_allocator = {pb_alloc, pb_free, NULL};
 
-int wire_decode_put(const uint8_t *buf, size_t len, wire_secret_req *out)
+/*
+ * The string or bytes field at `path` (field numbers, depth n), read in place: as protobuf-c does,
+ * the last occurrence wins and repeated submessages merge; unknown fields are skipped; a field on
+ * the path of another wire type than length-delimited is malformed (-1). Not found: *val NULL.
+ */
+static int pb_find(const uint8_t *buf, size_t len, const uint32_t *path, size_t n,
+                   const uint8_t **val, size_t *vlen)
 {
-	static const uint32_t name_path[] = {1, 1};
-	PbPutReq *m =
-	    nitric__proto__secrets__v1__secret_put_request__unpack(&wiping_allocator, len, buf);
-	if (m == NULL)
-		return -1;
-	if (path_has_nul(buf, len, name_path, 2)) {
-		nitric__proto__secrets__v1__secret_put_request__free_unpacked(m, &wiping_allocator);
-		return -1;
+	const uint8_t *p = buf, *end = buf + len;
+	while (p < end) {
+		const uint8_t *key_at = p, *ld;
+		size_t ldlen = 0;
+		uint32_t f;
+		if (next_field(&p, end, &f, &ld, &ldlen) != 0 || f == 0)
+			return -1;
+		if (f != path[0])
+			continue;
+		if (ld == NULL || (*key_at & 7) != 2)
+			return -1;
+		if (n == 1) {
+			*val = ld;
+			*vlen = ldlen;
+		} else if (pb_find(ld, ldlen, path + 1, n - 1, val, vlen) != 0) {
+			return -1;
+		}
 	}
-	memset(out, 0, sizeof(*out));
-	out->msg = m;
-	out->name = m->secret != NULL ? m->secret->name : "";
-	out->version = "";
-	out->value = m->value.data;
-	out->value_len = m->value.len;
 	return 0;
 }
 
+/* One allocation holds the request's strings, NUL-terminated: the name, then the version. */
+static int strings_of(wire_secret_req *out, const uint8_t *name, size_t nlen,
+                      const uint8_t *version, size_t vlen)
+{
+	if ((nlen > 0 && memchr(name, 0, nlen) != NULL) ||
+	    (vlen > 0 && memchr(version, 0, vlen) != NULL))
+		return -1;
+	char *b = malloc(nlen + vlen + 2);
+	if (b == NULL)
+		return -1;
+	if (nlen > 0)
+		memcpy(b, name, nlen);
+	b[nlen] = '\0';
+	if (vlen > 0)
+		memcpy(b + nlen + 1, version, vlen);
+	b[nlen + 1 + vlen] = '\0';
+	out->name_buf = b;
+	out->name = b;
+	out->version = b + nlen + 1;
+	return 0;
+}
+
+/*
+ * SecretPutRequest{1: secret Secret{1: name string}, 2: value bytes}, read in place: the value is
+ * a view into `buf`, so the request's bytes stay the only plaintext copy of it (protobuf-c would
+ * copy it into the message it unpacks). A name holding a NUL byte is malformed.
+ */
+int wire_decode_put(const uint8_t *buf, size_t len, wire_secret_req *out)
+{
+	static const uint32_t name_path[] = {1, 1}, value_path[] = {2};
+	const uint8_t *name = NULL, *value = NULL;
+	size_t nlen = 0, vlen = 0;
+	memset(out, 0, sizeof(*out));
+	if (pb_find(buf, len, name_path, 2, &name, &nlen) != 0 ||
+	    pb_find(buf, len, value_path, 1, &value, &vlen) != 0 ||
+	    strings_of(out, name, nlen, NULL, 0) != 0)
+		return -1;
+	out->value = vlen > 0 ? value : (const uint8_t *)"";
+	out->value_len = vlen;
+	return 0;
+}
+
+/* SecretAccessRequest{1: secret_version SecretVersion{1: secret Secret{1: name}, 2: version}},
+ * read in place as a put is (one allocation for both strings, none for the message). */
 int wire_decode_access(const uint8_t *buf, size_t len, wire_secret_req *out)
 {
-	static const uint32_t name_path[] = {1, 1, 1};
-	static const uint32_t version_path[] = {1, 2};
-	PbAccessReq *m =
-	    nitric__proto__secrets__v1__secret_access_request__unpack(&wiping_allocator, len, buf);
-	if (m == NULL)
-		return -1;
-	if (path_has_nul(buf, len, name_path, 3) || path_has_nul(buf, len, version_path, 2)) {
-		nitric__proto__secrets__v1__secret_access_request__free_unpacked(m,
-		                                                                 &wiping_allocator);
-		return -1;
-	}
+	static const uint32_t name_path[] = {1, 1, 1}, version_path[] = {1, 2};
+	const uint8_t *name = NULL, *version = NULL;
+	size_t nlen = 0, vlen = 0;
 	memset(out, 0, sizeof(*out));
-	out->msg = m;
-	out->name = "";
-	out->version = "";
-	if (m->secret_version != NULL) {
-		out->version = m->secret_version->version;
-		if (m->secret_version->secret != NULL)
-			out->name = m->secret_version->secret->name;
-	}
+	if (pb_find(buf, len, name_path, 3, &name, &nlen) != 0 ||
+	    pb_find(buf, len, version_path, 2, &version, &vlen) != 0 ||
+	    strings_of(out, name, nlen, version, vlen) != 0)
+		return -1;
 	return 0;
 }
 
 void wire_secret_req_free(wire_secret_req *r)
 {
-	if (r == NULL || r->msg == NULL)
+	if (r == NULL)
 		return;
-	/* A put request holds the value: the allocator wipes it. */
+	free(r->name_buf);
+	r->name_buf = NULL;
+	if (r->msg == NULL)
+		return;
 	protobuf_c_message_free_unpacked(r->msg, &wiping_allocator);
 	r->msg = NULL;
 }
@@ -309,6 +328,68 @@ int wire_encode_access_resp(const char *name, const char *version, const uint8_t
 	resp.value.data = (uint8_t *)value;
 	resp.value.len = vlen;
 	return pack_new(&resp.base, out, outlen);
+}
+
+/* The same message as wire_encode_access_resp() gives (proto3: empty strings and bytes left out,
+ * the two submessages always there), encoded by hand into the caller's buffer. */
+static size_t varint_len(size_t v)
+{
+	size_t n = 1;
+	while (v >= 0x80) {
+		v >>= 7;
+		n++;
+	}
+	return n;
+}
+
+static uint8_t *put_ld(uint8_t *p, uint8_t key, size_t len)
+{
+	*p++ = key;
+	while (len >= 0x80) {
+		*p++ = (uint8_t)(len | 0x80);
+		len >>= 7;
+	}
+	*p++ = (uint8_t)len;
+	return p;
+}
+
+static size_t ld_size(size_t len)
+{
+	return len > 0 ? 1 + varint_len(len) + len : 0;
+}
+
+size_t wire_access_resp_prepare(wire_access_resp *w, const char *name, const char *version,
+                                const uint8_t *value, size_t vlen)
+{
+	w->name = name;
+	w->version = version;
+	w->value = value;
+	w->name_len = strlen(name);
+	w->version_len = strlen(version);
+	w->value_len = vlen;
+	w->sec_len = ld_size(w->name_len);
+	w->sv_len = 1 + varint_len(w->sec_len) + w->sec_len + ld_size(w->version_len);
+	return 1 + varint_len(w->sv_len) + w->sv_len + ld_size(vlen);
+}
+
+void wire_access_resp_write(const wire_access_resp *w, uint8_t *dst)
+{
+	uint8_t *p = put_ld(dst, 0x0a, w->sv_len);
+	p = put_ld(p, 0x0a, w->sec_len);
+	if (w->name_len > 0) {
+		p = put_ld(p, 0x0a, w->name_len);
+		memcpy(p, w->name, w->name_len);
+		p += w->name_len;
+	}
+	if (w->version_len > 0) {
+		p = put_ld(p, 0x12, w->version_len);
+		memcpy(p, w->version, w->version_len);
+		p += w->version_len;
+	}
+	if (w->value_len > 0) {
+		p = put_ld(p, 0x12, w->value_len);
+		memcpy(p, w->value, w->value_len);
+	}
 }
 
 int wire_encode_declare_resp(uint8_t **out, size_t *outlen)

@@ -12,16 +12,21 @@
 #define WIRE_PERM_PUT    0x1u
 #define WIRE_PERM_ACCESS 0x2u
 
-/* A decoded SecretPutRequest / SecretAccessRequest. Pointers borrow from the unpacked message. */
+/*
+ * A decoded SecretPutRequest / SecretAccessRequest. Access: pointers borrow from the unpacked
+ * message. Put: `value` points into the bytes decoded (no copy of the value is made: those bytes
+ * stay its only copy, to be wiped by their owner), `name` is a copy of its own.
+ */
 typedef struct wire_secret_req {
 	void *msg;            /* the protobuf-c message, freed by wire_secret_req_free() */
+	char *name_buf;       /* Put: the name's own copy, freed by wire_secret_req_free() */
 	const char *name;     /* secret name, "" when absent */
 	const char *version;  /* Access only: version, "" when absent */
 	const uint8_t *value; /* Put only */
 	size_t value_len;
 } wire_secret_req;
 
-/* Decode a request body. Returns 0, or -1 for bytes that are not the message. */
+/* Decode a request body. Returns 0, or -1 for bytes that are not the message (or no memory). */
 int wire_decode_put(const uint8_t *buf, size_t len, wire_secret_req *out);
 int wire_decode_access(const uint8_t *buf, size_t len, wire_secret_req *out);
 void wire_secret_req_free(wire_secret_req *r);
@@ -60,6 +65,20 @@ int wire_encode_put_resp(const char *name, const char *version, uint8_t **out, s
 int wire_encode_access_resp(const char *name, const char *version, const uint8_t *value,
                             size_t vlen, uint8_t **out, size_t *outlen);
 int wire_encode_declare_resp(uint8_t **out, size_t *outlen);
+
+/*
+ * An Access answer encoded straight into a buffer of the caller's (the gRPC answer's own), the
+ * same bytes as wire_encode_access_resp(): prepare returns the size, write puts exactly that many
+ * bytes at dst. The strings and the value are borrowed until the write.
+ */
+typedef struct wire_access_resp {
+	const char *name, *version;
+	const uint8_t *value;
+	size_t name_len, version_len, value_len, sec_len, sv_len;
+} wire_access_resp;
+size_t wire_access_resp_prepare(wire_access_resp *w, const char *name, const char *version,
+                                const uint8_t *value, size_t vlen);
+void wire_access_resp_write(const wire_access_resp *w, uint8_t *dst);
 
 /*
  * The grpc-status-details-bin value: base64 (unpadded) of google.rpc.Status{code, message,

@@ -189,6 +189,16 @@ static void test_bad_values(void **state)
 	assert_int_equal(coffer_put(s, big, COFFER_VALUE_DEFAULT_MAX + 1, ver), COFFER_ETOOBIG);
 	assert_non_null(strstr(coffer_errmsg(st), "65536"));
 	assert_string_equal(ver, "untouched");
+	/* coffer_put_check: the same checks and messages, nothing written */
+	assert_int_equal(coffer_put_check(s, "", 0), COFFER_EINVAL);
+	assert_non_null(strstr(coffer_errmsg(st), "empty value"));
+	assert_int_equal(coffer_put_check(s, big, COFFER_VALUE_DEFAULT_MAX + 1), COFFER_ETOOBIG);
+	assert_non_null(strstr(coffer_errmsg(st), "65536"));
+	assert_int_equal(coffer_put_check(s, big, COFFER_VALUE_DEFAULT_MAX), COFFER_OK);
+	assert_int_equal(coffer_put_check(NULL, big, 1), COFFER_EMISUSE);
+	coffer_secret *ro = ref(st, "limits", COFFER_ACCESS);
+	assert_int_equal(coffer_put_check(ro, big, 1), COFFER_EPERM);
+	coffer_secret_free(ro);
 	fingerprint(st, &after);
 	assert_string_equal(before.buf, after.buf);
 	/* Exactly at the limit: accepted and read back whole. */

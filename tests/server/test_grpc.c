@@ -392,6 +392,83 @@ static void test_timeouts(void **state)
 	harness_fini(&h);
 }
 
+/* A put's value is read where it lies in the request's bytes: the decoder makes no copy of it
+ * (the bytes stay its only plaintext copy). Field rules as protobuf: last wins, submessages
+ * merge, unknown fields skipped, a known field of another wire type is malformed. */
+static void test_wire_put_in_place(void **state)
+{
+	/* secret{name:"a"}, value:"v1", unknown field 3 (varint), secret{name:"bb"}, value:"val" */
+	static const uint8_t put[] = {0x0a, 0x03, 0x0a, 0x01, 'a',  0x12, 0x02, 'v',
+	                              '1',  0x18, 0x07, 0x0a, 0x04, 0x0a, 0x02, 'b',
+	                              'b',  0x12, 0x03, 'v',  'a',  'l'};
+	wire_secret_req q;
+	assert_int_equal(wire_decode_put(put, sizeof(put), &q), 0);
+	assert_string_equal(q.name, "bb");
+	assert_int_equal(q.value_len, 3);
+	assert_ptr_equal(q.value, put + sizeof(put) - 3);
+	wire_secret_req_free(&q);
+	/* no name, no value: decoded as empty (the core then refuses them) */
+	assert_int_equal(wire_decode_put(put, 0, &q), 0);
+	assert_string_equal(q.name, "");
+	assert_int_equal(q.value_len, 0);
+	wire_secret_req_free(&q);
+	/* value as a varint: malformed; truncated length: malformed; field number 0: malformed */
+	static const uint8_t badtype[] = {0x10, 0x01};
+	static const uint8_t trunc[] = {0x12, 0x05, 'v'};
+	static const uint8_t field0[] = {0x02, 0x01, 'v'};
+	static const uint8_t subtype[] = {0x0a, 0x02, 0x08, 0x01};
+	assert_int_equal(wire_decode_put(badtype, sizeof(badtype), &q), -1);
+	assert_int_equal(wire_decode_put(trunc, sizeof(trunc), &q), -1);
+	assert_int_equal(wire_decode_put(field0, sizeof(field0), &q), -1);
+	assert_int_equal(wire_decode_put(subtype, sizeof(subtype), &q), -1);
+	/* Access: secret_version{secret{name:"n"}, version:"7"}, then secret_version{version:"9"}
+	 * merges in (last version wins, the name stays) */
+	static const uint8_t acc[] = {0x0a, 0x08, 0x0a, 0x03, 0x0a, 0x01, 'n', 0x12,
+	                              0x01, '7',  0x0a, 0x03, 0x12, 0x01, '9'};
+	assert_int_equal(wire_decode_access(acc, sizeof(acc), &q), 0);
+	assert_string_equal(q.name, "n");
+	assert_string_equal(q.version, "9");
+	wire_secret_req_free(&q);
+	static const uint8_t accnul[] = {0x0a, 0x03, 0x12, 0x01, 0};
+	assert_int_equal(wire_decode_access(accnul, sizeof(accnul), &q), -1);
+}
+
+/* The Access answer encoded in place is byte for byte what protobuf-c packs. */
+static void test_wire_access_resp_in_place(void **state)
+{
+	static uint8_t value[5000];
+	char longname[201];
+	memset(longname, 'n', 200);
+	longname[200] = '\0';
+	for (size_t i = 0; i < sizeof(value); i++)
+		value[i] = (uint8_t)(i * 7 + 1);
+	const struct {
+		const char *name, *version;
+		size_t vlen;
+	} cases[] = {{"api-key", "3", 32}, {longname, "18446744073709551615", 4096},
+	             {"a", "1", 1},        {"b", "", 130},
+	             {"", "7", 0},         {"c", "12", sizeof(value)}};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		uint8_t *want = NULL;
+		size_t wlen = 0;
+		assert_int_equal(wire_encode_access_resp(cases[i].name, cases[i].version, value,
+		                                         cases[i].vlen, &want, &wlen),
+		                 0);
+		wire_access_resp w;
+		size_t len = wire_access_resp_prepare(&w, cases[i].name, cases[i].version, value,
+		                                      cases[i].vlen);
+		assert_int_equal(len, wlen);
+		uint8_t *got = malloc(len + 1);
+		assert_non_null(got);
+		got[len] = 0xee;
+		wire_access_resp_write(&w, got);
+		assert_memory_equal(got, want, len);
+		assert_int_equal(got[len], 0xee);
+		free(got);
+		free(want);
+	}
+}
+
 static void test_wire_nul_and_details(void **state)
 {
 	/* SecretPutRequest{secret{name:"a\0b"}, value:"v"} */
@@ -474,6 +551,8 @@ int main(void)
 	    cmocka_unit_test(test_waiting_calls_raise_stream_limit),
 	    cmocka_unit_test(test_timeouts),
 	    cmocka_unit_test(test_wire_nul_and_details),
+	    cmocka_unit_test(test_wire_put_in_place),
+	    cmocka_unit_test(test_wire_access_resp_in_place),
 	    cmocka_unit_test(test_declare_policy),
 	    cmocka_unit_test(test_declare_first_contract),
 	};

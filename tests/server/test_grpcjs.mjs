@@ -95,7 +95,7 @@ await main([
   }],
   ['Put refuses bad input with INVALID_ARGUMENT', async () => {
     await fails(c, 'sm', 'Put', put('api-key', ''), 3, /empty/);
-    await fails(c, 'sm', 'Put', { value: Buffer.from('x') }, 3, /name is required/);
+    await fails(c, 'sm', 'Put', { value: Buffer.from('x') }, 3, /invalid secret name ''/);
     for (const bad of ['../x', 'a/b', 'has space', '.env', 'é', 'x'.repeat(256)])
       await fails(c, 'sm', 'Put', put(bad, 'x'), 3, /invalid secret name/);
     await fails(c, 'sm', 'Put', put('api-key', 'x'.repeat(65537)), 3, /65536/);
@@ -110,7 +110,7 @@ await main([
       await fails(c, 'sm', 'Access', acc('api-key', v), 3);
     // A word is a label (docs/lifecycle.md): one the secret does not have is not found.
     await fails(c, 'sm', 'Access', acc('api-key', 'abc'), 5, /no label 'abc'/);
-    await fails(c, 'sm', 'Access', acc('', 'latest'), 3, /name is required/);
+    await fails(c, 'sm', 'Access', acc('', 'latest'), 3, /invalid secret name ''/);
   }],
   ['errors carry grpc-status-details-bin: google.rpc.Status with Struct{cause}', async () => {
     const err = await fails(c, 'sm', 'Access', acc('api-key', '999'), 5);
