@@ -242,6 +242,7 @@ await main([
     const bad = await hup(srv, 5);
     check(bad.includes(`reload refused, nothing changed: ${CONF}:${text.split('\n').length}: unknown key 'bogus'`), `log: ${bad}`);
     eq(await access('c.one'), 0, 'policy3 still applies');
+    fs.writeFileSync(CONF, text);
   }],
   ['health SERVING; /metrics moved by exactly the calls sent, reloads counted; the sessions never closed', async () => {
     eq(await healthCheck(), 1, 'Health/Check SERVING');
@@ -262,6 +263,23 @@ await main([
     eq(sessionEvents.join(','), '', 'raw session events (no GOAWAY, no close)');
     check(!session.closed && !session.destroyed, 'raw session open');
   }],
+  ['SIGHUP under load: every call in flight or arriving during reloads answered, none failed', async () => {
+    const calls = [];
+    const clients = Array.from({ length: 4 }, () => new SecretManager(srv.addr(), grpc.credentials.createInsecure()));
+    const one = (c) => new Promise((resolve) => c.Access({ secret_version: { secret: { name: 'c.one' }, version: 'latest' } },
+      (err) => resolve(err ? err.code : 0)));
+    const before = (srv.stderr.match(/coffer: reloaded: /g) || []).length;
+    for (let i = 0; i < 400; i++) {
+      calls.push(one(clients[i % clients.length]));
+      if (i % 40 === 0) srv.proc.kill('SIGHUP');
+    }
+    const codes = await Promise.all(calls);
+    eq(codes.filter((c) => c !== 0).length, 0, 'failed calls during reloads');
+    for (let i = 0; i < 1000 && (srv.stderr.match(/coffer: reloaded: /g) || []).length < before + 1; i++)
+      await new Promise((r) => setTimeout(r, 10));
+    check((srv.stderr.match(/coffer: reloaded: /g) || []).length > before, 'reloads happened');
+    for (const c of clients) c.close();
+  }],
   ['SIGTERM drains and exits 0', async () => {
     session.close();
     sm.close();
@@ -269,5 +287,58 @@ await main([
     const { code: c } = await srv.stop();
     eq(c, 0, `exit code\n${srv.stderr}`);
     for (const t of [TOKEN1, TOKEN2, BAD_TOKEN]) check(!srv.stderr.includes(t), 'a token in the log');
+  }],
+  ['TLS: SIGHUP swaps the certificate for new connections; an open one keeps its own; a bad key is refused', async () => {
+    const mk = async (name) => {
+      const key = path.join(dir, `${name}.key`);
+      const cert = path.join(dir, `${name}.pem`);
+      const r = await run('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes',
+        '-keyout', key, '-out', cert, '-days', '1', '-subj', `/CN=${name}`]);
+      eq(r.code, 0, `openssl req (${r.stderr})`);
+      fs.chmodSync(key, 0o600);
+      return { key, cert };
+    };
+    const a = await mk('tls-a');
+    const b = await mk('tls-b');
+    const cert = path.join(dir, 'tls.pem');
+    const key = path.join(dir, 'tls.key');
+    const use = (c) => {
+      fs.copyFileSync(c.cert, `${cert}.new`);
+      fs.copyFileSync(c.key, `${key}.new`);
+      fs.chmodSync(`${key}.new`, 0o600);
+      fs.renameSync(`${cert}.new`, cert);
+      fs.renameSync(`${key}.new`, key);
+    };
+    use(a);
+    const conf = path.join(dir, 'tls.conf');
+    fs.writeFileSync(conf, `[serve]\nstore = ${path.join(dir, 'store')}\nlisten = 127.0.0.1:0\ntls-cert = ${cert}\ntls-key = ${key}\n`);
+    const t = await start(['serve', '--config', conf]);
+    const connect = () => new Promise((resolve, reject) => {
+      const s = http2.connect(`https://${t.addr()}`, { rejectUnauthorized: false });
+      s.on('error', reject);
+      s.on('connect', () => resolve(s));
+    });
+    const cn = (s) => s.socket.getPeerCertificate().subject.CN;
+    const s1 = await connect();
+    eq(cn(s1), 'tls-a', 'first certificate');
+    const events = [];
+    for (const ev of ['goaway', 'close', 'error']) s1.on(ev, () => events.push(ev));
+    use(b);
+    check((await hup(t, 1)).includes(`reloaded: no policy file (development), TLS ${cert}`), 'TLS reload logged');
+    const s2 = await connect();
+    eq(cn(s2), 'tls-b', 'a new connection gets the new certificate');
+    eq(await grpcStatus(s1, '/grpc.health.v1.Health/Check', Buffer.from([0, 0, 0, 0, 0])), 0, 'the old connection still served');
+    eq(cn(s1), 'tls-a', 'the old connection keeps its certificate');
+    // A key others may read is refused: nothing changes.
+    use(a);
+    fs.chmodSync(key, 0o644);
+    const line = await hup(t, 2);
+    check(line.includes('reload refused, nothing changed') && line.includes(key), `log: ${line}`);
+    const s3 = await connect();
+    eq(cn(s3), 'tls-b', 'still the certificate in force');
+    eq(await grpcStatus(s3, '/grpc.health.v1.Health/Check', Buffer.from([0, 0, 0, 0, 0])), 0, 'new connection served');
+    eq(events.join(','), '', 'old TLS session events');
+    for (const s of [s1, s2, s3]) s.close();
+    eq((await t.stop()).code, 0, 'exit code');
   }],
 ]);
