@@ -112,6 +112,8 @@ static unsigned long num(const resolved *r, opt_id id)
 	return v != NULL ? strtoul(v, NULL, 10) : 0;
 }
 
+static const char *origin(void *ctx, const char *option, size_t index);
+
 /* Every key's values and their source; then the arguments coffer_serve() takes. */
 static int resolve(serve_ctx *x, resolved *r, char *err, size_t errlen)
 {
@@ -189,7 +191,29 @@ static int resolve(serve_ctx *x, resolved *r, char *err, size_t errlen)
 	a->metrics = one(r, O_METRICS);
 	a->log_format = one(r, O_LOG_FORMAT);
 	a->config = x->path;
+	a->origin = origin;
+	a->origin_ctx = x;
 	return 0;
+}
+
+/* The file's line of the index-th value of an option, for the server's start-up messages. */
+static const char *origin(void *ctx, const char *option, size_t index)
+{
+	static char buf[4200];
+	serve_ctx *x = ctx;
+	const resolved *r = &x->first;
+	conf_key k;
+	if (x->path == NULL || lookup(NULL, option, &k) != 0)
+		return NULL;
+	const setting *s = &r->s[k.id];
+	if (s->from != SRC_FILE || s->n == 0)
+		return NULL;
+	/* A scalar's value is its last (the only one); a list's the index-th. */
+	size_t i = k.multi ? index : s->n - 1;
+	if (i >= s->n)
+		return NULL;
+	snprintf(buf, sizeof(buf), "%s:%u", x->path, s->line[i]);
+	return buf;
 }
 
 #ifdef COFFER_WITH_SERVER

@@ -76,6 +76,17 @@ static int usage_error(const char *msg, const char *arg)
 	return 2;
 }
 
+/* A bad value of an option: named with the configuration file's line when it came from there. */
+static int value_error(const coffer_serve_args *a, const char *option, size_t index,
+                       const char *msg, const char *arg)
+{
+	const char *at = a->origin != NULL ? a->origin(a->origin_ctx, option, index) : NULL;
+	if (at == NULL)
+		return usage_error(msg, arg);
+	fprintf(stderr, "coffer serve: %s: %s (%s)\n", at, msg, option);
+	return 2;
+}
+
 static int parse_ulong(const char *s, unsigned long lo, unsigned long hi, unsigned long *out)
 {
 	char *end;
@@ -132,21 +143,22 @@ static int parse_listen(const char *arg, srv_listen *l)
 }
 
 /* --allow-uid UID|USER: a number is a uid (it need not have a user name); else a user name. */
-static int parse_allow_uid(srv_uids *u, const char *v)
+static int parse_allow_uid(srv_uids *u, const coffer_serve_args *a, size_t i)
 {
 	unsigned long n;
 	uid_t uid;
+	const char *v = a->allow_uid[i];
 	if (v == NULL || v[0] == '\0')
-		return usage_error("missing value for", "--allow-uid");
+		return value_error(a, "allow-uid", i, "missing value for", "--allow-uid");
 	if (u->n_allow >= SRV_MAX_ALLOW)
-		return usage_error("too many --allow-uid", NULL);
+		return value_error(a, "allow-uid", i, "too many --allow-uid", NULL);
 	if (parse_ulong(v, 0, (uid_t)-2, &n) == 0) {
 		uid = (uid_t)n;
 	} else {
 		struct passwd pw, *found = NULL;
 		char buf[4096];
 		if (getpwnam_r(v, &pw, buf, sizeof(buf), &found) != 0 || found == NULL)
-			return usage_error("--allow-uid: no such user", v);
+			return value_error(a, "allow-uid", i, "--allow-uid: no such user", v);
 		uid = found->pw_uid;
 	}
 	u->allow[u->n_allow++] = uid;
@@ -173,24 +185,25 @@ static int apply_args(serve_opts *o, const coffer_serve_args *a)
 		return usage_error("too many --listen", NULL);
 	for (size_t i = 0; i < a->n_listen; i++) {
 		if (parse_listen(a->listen[i], &cfg->listen[cfg->n_listen]) != 0)
-			return usage_error(
+			return value_error(a, "listen", i,
 			    "expected --listen [SERVICE=]HOST:PORT or [SERVICE=]unix:PATH", a->listen[i]);
 		cfg->n_listen++;
 	}
 	if (a->metrics != NULL) {
 		if (metrics_parse_addr(a->metrics, o->metrics_host, sizeof(o->metrics_host),
 		                       &o->metrics_port) != 0)
-			return usage_error("expected --metrics HOST:PORT", a->metrics);
+			return value_error(a, "metrics", 0, "expected --metrics HOST:PORT", a->metrics);
 		o->metrics = a->metrics;
 	}
 	if (a->log_format != NULL) {
 		log_format f;
 		if (log_parse_format(a->log_format, &f) != 0)
-			return usage_error("expected --log-format text or json", a->log_format);
+			return value_error(a, "log-format", 0, "expected --log-format text or json",
+			                   a->log_format);
 		log_set_format(f);
 	}
 	for (size_t i = 0; i < a->n_allow_uid; i++) {
-		int rc = parse_allow_uid(&cfg->uids, a->allow_uid[i]);
+		int rc = parse_allow_uid(&cfg->uids, a, i);
 		if (rc != 0)
 			return rc;
 	}

@@ -41,6 +41,10 @@ struct coffer_serve_args {
 	 * token and TLS file settings take effect; the rest is named in the log as needing a restart.
 	 */
 	const char *config;
+	/* Where an option's value came from, for messages: "FILE:LINE" for the index-th value of
+	 * the option (long name) when it came from the file, else NULL. May be NULL. */
+	const char *(*origin)(void *ctx, const char *option, size_t index);
+	void *origin_ctx;
 	int (*reread)(void *ctx, const coffer_serve_args **out, char *err, size_t errlen);
 	void *reread_ctx;
 };

@@ -166,6 +166,9 @@ await main([
       ['[serve]\nthreads = 2\nthreads = 4\n', `${bad}:3: 'threads' given twice (first at line 2)`],
       ['[serve]\nmax-conns = lots\n', `${bad}:2: 'max-conns' wants a number from 1 to 100000`],
       ['[server]\n', `${bad}:1: unknown section [server]`],
+      // Values only the server can judge are named by their line too.
+      ['[serve]\nlisten = 127.0.0.1:0\nlisten = nonsense\n', `${bad}:3: expected --listen [SERVICE=]HOST:PORT`],
+      ['[serve]\nlog-format = xml\n', `${bad}:2: expected --log-format text or json`],
     ]) {
       fs.writeFileSync(bad, text);
       const r = await run(COFFER, ['serve', '--config', bad]);
