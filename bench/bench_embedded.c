@@ -275,6 +275,34 @@ int main(int argc, char **argv)
 		cp[i] = (double)nput / tcof;
 	}
 	report("durable put", "raw sqlite insert", cp, rp, ROUNDS);
+	/* Issue 9: a put to a secret with labels and retention (max_versions 10, 3 custom labels,
+	 * so each put also destroys the oldest unlabelled version in its transaction) against a
+	 * plain put, alternating as above. */
+	coffer_secret *q = NULL;
+	if (coffer_secret_ref(st, "bench.keep", COFFER_PUT, &q) != COFFER_OK)
+		die("coffer ref", coffer_errmsg(st));
+	for (int j = 0; j < 12; j++)
+		coffer_puts(q, 1);
+	if (coffer_label_set(q, "stable", "1", NULL) != COFFER_OK ||
+	    coffer_label_set(q, "blue", "2", NULL) != COFFER_OK ||
+	    coffer_label_set(q, "green", "3", NULL) != COFFER_OK ||
+	    coffer_set_max_versions(q, 10) != COFFER_OK)
+		die("coffer label", coffer_errmsg(st));
+	for (int i = 0; i < ROUNDS; i++) {
+		double tplain = 0, tkeep = 0;
+		for (long j = 0; j < nput; j++) {
+			double t0 = now_s();
+			coffer_puts(p, 1);
+			double t1 = now_s();
+			coffer_puts(q, 1);
+			tkeep += now_s() - t1;
+			tplain += t1 - t0;
+		}
+		rp[i] = (double)nput / tplain;
+		cp[i] = (double)nput / tkeep;
+	}
+	report("put, labels+keep", "plain coffer put", cp, rp, ROUNDS);
+	coffer_secret_free(q);
 	coffer_secret_free(s);
 	coffer_secret_free(p);
 	coffer_close(st);

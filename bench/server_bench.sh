@@ -5,7 +5,8 @@
 #     both throughputs, their ratio (target: coffer >= 0.5x redis) and coffer's p50/p99 latency;
 #   - Put throughput with 1 and with 50 requests in flight (group commit should make the second
 #     much higher);
-#   - the server's RSS idle and under load.
+#   - the server's RSS idle and under load;
+#   - Access with the audit log on against off (issue 9: target >= 0.8x).
 # Usage: bench/server_bench.sh [REQUESTS]   (env COFFER_BUILD: a built tree to use; INFLIGHT: 50)
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -58,7 +59,7 @@ hdrs=(-H 'content-type: application/grpc' -H 'te: trailers')
 start_server() {
 	env -u COFFER_MASTER_KEY -u COFFER_PASSPHRASE -u COFFER_KEY_FILE \
 		"$coffer" --store "$work/store" serve --listen 127.0.0.1:0 --policy "$work/policy" \
-		--threads "$1" >"$work/serve.out" 2>"$work/serve.log" &
+		--threads "$1" ${2:+$2} >"$work/serve.out" 2>"$work/serve.log" &
 	srv_pid=$!
 	for _ in $(seq 100); do
 		grep -q '^coffer: store' "$work/serve.out" 2>/dev/null && break
@@ -133,6 +134,18 @@ start_server "$(nproc)"
 coffer_default=$(h2 "$n" "$inflight" "$work/access.bin" Access | rps_of)
 stop_server
 
+# Access with the audit log on (--audit: every request recorded before its answer) against the
+# same load with it off, on the same thread count (issue 9, acceptance 5).
+audit_n=${AUDIT_REQUESTS:-5000}
+start_server "$threads"
+audit_off=$(h2 "$audit_n" "$inflight" "$work/access.bin" Access | rps_of)
+stop_server
+start_server "$threads" --audit
+audit_on=$(h2 "$audit_n" "$inflight" "$work/access.bin" Access | rps_of)
+stop_server
+audit_ratio=$(awk -v a="$audit_on" -v b="$audit_off" 'BEGIN {printf "%.2f", a / b}')
+audit_met=$(awk -v r="$audit_ratio" 'BEGIN {print (r >= 0.8) ? "met" : "NOT met"}')
+
 ratio=$(awk -v a="$coffer_rps" -v b="$redis_rps" 'BEGIN {printf "%.2f", a / b}')
 gain=$(awk -v a="$put50" -v b="$put1" 'BEGIN {printf "%.1f", a / b}')
 met=$(awk -v r="$ratio" 'BEGIN {print (r >= 0.5) ? "met" : "NOT met"}')
@@ -142,3 +155,4 @@ echo "ratio coffer/redis: ${ratio}x (target >= 0.5x: $met)"
 echo "coffer serve Access with the default $(nproc) worker threads (sharing the cores with h2load): $coffer_default req/s"
 echo "coffer serve Put, 1 in flight: $put1 req/s; $inflight in flight: $put50 req/s (${gain}x, group commit)"
 echo "coffer serve RSS: idle ${rss_idle} KiB, after Access load ${rss_load} KiB, after 3 more rounds (soak):${soak} KiB, after Put load ${rss_after} KiB"
+echo "coffer serve Access with --audit: $audit_on req/s, without: $audit_off req/s ($audit_n requests): ${audit_ratio}x (target >= 0.8x: $audit_met)"

@@ -69,7 +69,8 @@ COFFER_API void coffer_cache_stats(uint64_t *hits, uint64_t *misses);
  * CLI's exit codes, so the four can never disagree.
  *
  * CLI exit codes: 0 ok, 1 other failure, 2 usage or invalid input, 3 not found,
- * 4 permission denied, 5 key or integrity failure, 6 store busy or unavailable, 7 disk full.
+ * 4 permission denied, 5 key or integrity failure, 6 store busy or unavailable, 7 disk full,
+ * 8 the version's state refuses it (disabled), 9 check-and-set mismatch (docs/lifecycle.md).
  */
 #define COFFER_ERROR_LIST(X)                                                                       \
 	X(OK, 0, "ok", 0, 0)                                                                       \
@@ -85,7 +86,12 @@ COFFER_API void coffer_cache_stats(uint64_t *hits, uint64_t *misses);
 	X(EIO, -10, "storage error", 13, 1)                                                        \
 	X(ECORRUPT, -11, "store is corrupt or of an unknown format", 13, 5)                        \
 	X(EMISUSE, -12, "library misuse", 13, 1)                                                   \
-	X(EFULL, -13, "disk full", 8, 7)
+	X(EFULL, -13, "disk full", 8, 7)                                                           \
+	X(EDISABLED, -14, "version is disabled", 9, 8)                                             \
+	X(ECONFLICT, -15, "check-and-set mismatch: the secret is not at the expected version", 9, \
+	  9)                                                                                       \
+	X(EREUSED, -16, "request id already used with another value", 6, 2)                        \
+	X(EDELETED, -17, "secret is scheduled for deletion", 9, 8)
 
 typedef enum coffer_rc {
 #define COFFER_X_ENUM(name, value, msg, grpc, exitcode) COFFER_##name = (value),
@@ -123,6 +129,7 @@ typedef struct coffer_value coffer_value;
  * creation never finished), fail with COFFER_ENOTFOUND and create nothing at all (no folder,
  * file, schema, header or key file). */
 #define COFFER_OPEN_NO_CREATE 0x1u
+#define COFFER_OPEN_AUDIT_READS 0x4u /* audit log: also record every access (docs/lifecycle.md) */
 #define COFFER_OPEN_NO_ENV                                                                         \
 	0x2u /* ignore COFFER_MASTER_KEY / COFFER_KEY_FILE / COFFER_PASSPHRASE                     \
 	      */
@@ -140,6 +147,8 @@ typedef struct coffer_options {
 	const char *key_file;       /* path of a key file holding base64 of 32 bytes */
 	size_t max_value;           /* 0: COFFER_VALUE_DEFAULT_MAX; at most COFFER_VALUE_HARD_MAX */
 	unsigned flags;             /* COFFER_OPEN_* */
+	const char *principal;      /* who this handle acts for in the audit log ("cli:USER", a
+	                               service); NULL: "lib" */
 } coffer_options;
 
 /* What coffer_open() had to create, reported by coffer_created(). */
@@ -240,6 +249,45 @@ COFFER_API const char *coffer_secret_name(const coffer_secret *sec);
 COFFER_API int coffer_put(coffer_secret *sec, const void *value, size_t len,
                           char version_out[COFFER_VERSION_MAX]) COFFER_MUST_CHECK;
 
+/* Options of coffer_put_ex(). Zero-initialize, then set what you need. */
+#define COFFER_PUT_IF_VERSION 0x1u /* check-and-set: see if_version */
+typedef struct coffer_put_opts {
+	unsigned flags; /* COFFER_PUT_* */
+	/* With COFFER_PUT_IF_VERSION: the id of the secret's newest version (the largest id it
+	 * ever had, whatever its state; 0: the secret must never have had a version) must be
+	 * this, or nothing is stored and the put fails with COFFER_ECONFLICT. */
+	uint64_t if_version;
+	/* Idempotency: NULL, or 1..255 bytes naming this put. A put with the same id on the same
+	 * secret within at least 24 hours returns the version the first one made (and stores
+	 * nothing) if the value is the same, else COFFER_EREUSED. Kept only as a keyed hash. */
+	const void *request_id;
+	size_t request_id_len;
+} coffer_put_opts;
+
+#define COFFER_REQUEST_ID_MAX 255
+
+/*
+ * coffer_put() with options (NULL: none, the same as coffer_put()). Both checks happen inside
+ * the put's own write transaction, so of two puts with the same if_version exactly one wins,
+ * and the same request id from two processes at once makes one version. A request id is looked
+ * at first: a retry of a put that succeeded answers its version even though if_version no longer
+ * matches. *replayed (when not NULL) is set to 1 when the answer is a former put's version.
+ * Returns as coffer_put(), plus COFFER_ECONFLICT (check-and-set mismatch; coffer_errmsg() says
+ * the secret's newest version id) and COFFER_EREUSED, and COFFER_EINVAL for a request id of
+ * 0 or more than COFFER_REQUEST_ID_MAX bytes.
+ */
+COFFER_API int coffer_put_ex(coffer_secret *sec, const void *value, size_t len,
+                             const coffer_put_opts *opts, char version_out[COFFER_VERSION_MAX],
+                             int *replayed) COFFER_MUST_CHECK;
+
+/*
+ * Retention: keep at most `max` versions holding a value (enabled or disabled) of the secret;
+ * from its next put on, each put destroys the oldest ones beyond that in its own transaction.
+ * 0 removes the limit. Needs COFFER_PUT. Returns COFFER_OK, COFFER_EPERM, COFFER_ENOTFOUND (the
+ * secret has no versions yet), COFFER_EMISUSE, COFFER_EBUSY, COFFER_EIO.
+ */
+COFFER_API int coffer_set_max_versions(coffer_secret *sec, uint64_t max) COFFER_MUST_CHECK;
+
 /*
  * One put of a batch. Fill secret/value/len; coffer_put_batch() fills rc and version.
  */
@@ -264,10 +312,12 @@ COFFER_API int coffer_put_batch(coffer_store *st, coffer_put_item *items,
                                 size_t n) COFFER_MUST_CHECK;
 
 /*
- * Read a version: `version` is "latest" (any case) or a decimal id ("1", "2", ...).
+ * Read a version: `version` is "latest" (any case), a decimal id ("1", "2", ...) or a label
+ * ("previous", or a custom label: see coffer_label_set).
  * On success *out owns a value freed (and wiped) with coffer_value_free().
  * Returns COFFER_OK, COFFER_EPERM (handle lacks COFFER_ACCESS), COFFER_EINVAL (malformed version
- * id), COFFER_ENOTFOUND (no such secret or version), COFFER_EINTEGRITY (the stored ciphertext
+ * id), COFFER_ENOTFOUND (no such secret or version, or a destroyed one), COFFER_EDISABLED (the
+ * version asked for by id is disabled), COFFER_EINTEGRITY (the stored ciphertext
  * fails to open: tampered, moved or corrupt; or what the store says about the secret's versions,
  * which one is latest, or the state of the one asked for, does not match its MAC: edited outside
  * coffer, e.g. the newest version deleted or marked destroyed to move latest back; never an
@@ -294,18 +344,179 @@ COFFER_API void coffer_value_free(coffer_value *v);
  * destroyed is written to version_out when not NULL. Needs COFFER_PUT.
  * Every version of the secret is checked against its MAC first, and all are MAC'd again (so a
  * copy of a row from before cannot be put back), which makes a destroy cost one row write per
- * version of the secret.
+ * version of the secret. A disabled version can be destroyed too.
  * Returns COFFER_OK, COFFER_EPERM, COFFER_EINVAL (malformed version id), COFFER_ENOTFOUND (no
- * such enabled version), COFFER_EINTEGRITY (the secret was edited outside coffer: nothing is
- * destroyed), COFFER_EMISUSE (backend without destroy), COFFER_EBUSY, COFFER_EFULL, COFFER_EIO,
- * COFFER_ENOMEM.
+ * such version, or it is destroyed already), COFFER_EINTEGRITY (the secret was edited outside
+ * coffer: nothing is destroyed), COFFER_EMISUSE (backend without destroy), COFFER_EBUSY,
+ * COFFER_EFULL, COFFER_EIO, COFFER_ENOMEM.
  */
 COFFER_API int coffer_destroy(coffer_secret *sec, const char *version,
                               char version_out[COFFER_VERSION_MAX]) COFFER_MUST_CHECK;
 
+/*
+ * Disable a version: its value is kept but every access of it fails with COFFER_EDISABLED
+ * ("version V is disabled") until coffer_enable(); "latest" then names the newest version still
+ * enabled. `version` is an id or "latest" (the newest enabled version). Enable takes an id only
+ * and undoes a disable (a destroyed version stays destroyed). Disabling a disabled version, or
+ * enabling an enabled one, changes nothing and succeeds. The real id is written to version_out
+ * when not NULL. Needs COFFER_PUT. As coffer_destroy(), every version of the secret is checked
+ * against its MAC and MAC'd again in the same transaction.
+ * Returns COFFER_OK, COFFER_EPERM, COFFER_EINVAL (malformed id, or "latest" for enable),
+ * COFFER_ENOTFOUND (no such version, or it is destroyed), COFFER_EINTEGRITY, COFFER_EMISUSE,
+ * COFFER_EBUSY, COFFER_EFULL, COFFER_EIO, COFFER_ENOMEM.
+ */
+COFFER_API int coffer_disable(coffer_secret *sec, const char *version,
+                              char version_out[COFFER_VERSION_MAX]) COFFER_MUST_CHECK;
+COFFER_API int coffer_enable(coffer_secret *sec, const char *version,
+                             char version_out[COFFER_VERSION_MAX]) COFFER_MUST_CHECK;
+
+/*
+ * Labels (aliases). "latest" is computed (the newest enabled version) and "previous" automatic
+ * (the version that was latest before the newest put). Custom labels name one version of the
+ * secret each and move atomically: 1-63 characters of A-Z a-z 0-9 . _ -, a letter first (so a
+ * label never reads as a version id), not "latest" or "previous" (any case). Everywhere a
+ * version is asked for (access, destroy, disable, enable), a label may be given instead, and
+ * is resolved in that call's transaction (an access reads the version the label named when it
+ * looked). Labels are covered by the secret's MAC: a label edited outside coffer is an
+ * integrity error. A secret holds at most 64 custom labels.
+ *
+ * coffer_label_set: point `label` at `version` (an id, "latest", "previous" or another label),
+ * creating or moving it; the version must exist and not be destroyed. The id is written to
+ * version_out when not NULL. coffer_label_delete removes one. Both need COFFER_PUT.
+ * Return COFFER_OK, COFFER_EPERM, COFFER_EINVAL (bad label or version), COFFER_ENOTFOUND (no such
+ * secret, version or label; a destroyed version), COFFER_EBUSY (64 labels already, or busy),
+ * COFFER_EINTEGRITY, COFFER_EMISUSE, COFFER_EIO, COFFER_ENOMEM.
+ *
+ * coffer_list_labels: call cb with ("latest", id) when there is one, ("previous", id) when
+ * there is one, then each custom label in byte order with the id it names. Needs COFFER_ACCESS.
+ * A non-zero return from cb stops the listing and is returned.
+ */
+COFFER_API int coffer_label_set(coffer_secret *sec, const char *label, const char *version,
+                                char version_out[COFFER_VERSION_MAX]) COFFER_MUST_CHECK;
+COFFER_API int coffer_label_delete(coffer_secret *sec, const char *label) COFFER_MUST_CHECK;
+COFFER_API int coffer_list_labels(coffer_secret *sec,
+                                  int (*cb)(void *ctx, const char *label, const char *version),
+                                  void *ctx);
+
+/*
+ * Delete a secret with a recovery window: from now on it is hidden from listings and refuses
+ * access, put, labels and state changes with COFFER_EDELETED ("scheduled for deletion"), until
+ * coffer_restore() brings it back as it was, or, once `recovery_days` (1-30; the CLI's default
+ * is COFFER_RECOVERY_DAYS) have passed, it is destroyed for good: its versions, labels and
+ * request ids deleted, its name free again. recovery_days 0 destroys it for good now. The time
+ * it goes for good (Unix ms) is written to *purge_at_ms when not NULL. Deleting a deleted
+ * secret again sets its new time. Needs COFFER_PUT. The deletion is covered by the secret's
+ * MAC (clearing it in the database is an integrity error).
+ * Returns COFFER_OK, COFFER_EPERM, COFFER_EINVAL (recovery_days over 30), COFFER_ENOTFOUND,
+ * COFFER_EINTEGRITY, COFFER_EMISUSE, COFFER_EBUSY, COFFER_EFULL, COFFER_EIO, COFFER_ENOMEM.
+ */
+#define COFFER_RECOVERY_DAYS     7
+#define COFFER_RECOVERY_DAYS_MAX 30
+COFFER_API int coffer_delete(coffer_secret *sec, unsigned recovery_days,
+                             int64_t *purge_at_ms) COFFER_MUST_CHECK;
+
+/* Bring back a secret scheduled for deletion, as it was. COFFER_EINVAL if it is not scheduled,
+ * COFFER_ENOTFOUND if it does not exist or its window has passed. Needs COFFER_PUT. */
+COFFER_API int coffer_restore(coffer_secret *sec) COFFER_MUST_CHECK;
+
+/* Destroy for good every secret whose recovery window has passed (coffer_open() does it too,
+ * and `coffer serve` every minute). *count (when not NULL) receives how many went. */
+COFFER_API int coffer_purge(coffer_store *st, size_t *count) COFFER_MUST_CHECK;
+
+/* What coffer_describe() gives. */
+#define COFFER_DESCRIPTION_MAX 1024 /* bytes of a description */
+#define COFFER_TAGS_MAX        32   /* tags per secret */
+typedef struct coffer_secret_info {
+	char description[COFFER_DESCRIPTION_MAX + 1];
+	char tags[4097];             /* "KEY=VALUE" lines, each ending in '\n', keys in order */
+	int64_t created_unix_ms;     /* the secret's first put */
+	int64_t updated_unix_ms;     /* its last change: put, state, label, description, tags */
+	char current_version[COFFER_VERSION_MAX]; /* latest: the newest enabled ("" if none) */
+	char last_version[COFFER_VERSION_MAX];    /* the largest id it ever had */
+	char previous_version[COFFER_VERSION_MAX]; /* "" if none */
+	uint64_t max_versions;                     /* 0: no limit */
+	int64_t purge_at_unix_ms; /* scheduled for deletion: when it goes for good; else 0 */
+	size_t nlabels;           /* custom labels (coffer_list_labels lists them) */
+} coffer_secret_info;
+
+/*
+ * The secret's metadata, all read in one snapshot and checked against its MAC (description and
+ * tags are not MAC'd). Works on a secret scheduled for deletion (so it can be seen). Needs
+ * COFFER_ACCESS. Returns COFFER_OK, COFFER_EPERM, COFFER_ENOTFOUND, COFFER_EINTEGRITY,
+ * COFFER_EBUSY, COFFER_EIO, COFFER_ENOMEM.
+ */
+COFFER_API int coffer_describe(coffer_secret *sec, coffer_secret_info *out) COFFER_MUST_CHECK;
+
+/*
+ * Set the description (NULL: leave it; at most COFFER_DESCRIPTION_MAX bytes of printable
+ * UTF-8 without control characters) and the tags (NULL: leave them; else all of them: "KEY=VALUE"
+ * separated by '\n', at most COFFER_TAGS_MAX; a key 1-63 of A-Z a-z 0-9 . _ -, a value 0-255
+ * printable bytes without '\n'; "" removes every tag). Needs COFFER_PUT. Returns COFFER_OK,
+ * COFFER_EPERM, COFFER_EINVAL, COFFER_ENOTFOUND, COFFER_EDELETED, COFFER_EBUSY, COFFER_EIO.
+ */
+COFFER_API int coffer_set_info(coffer_secret *sec, const char *description,
+                               const char *tags) COFFER_MUST_CHECK;
+
+/*
+ * One page of secret names in byte order, with each one's number of enabled versions: those
+ * that begin with `prefix` (NULL or "": all), not scheduled for deletion, from where
+ * `page_token` (NULL or "": the first page; else the next_token of the previous page) says, at
+ * most page_size (1..1000) of them. next_token receives the token of the next page, "" when this
+ * was the last. Memory stays bounded by the page whatever the number of secrets; pages see the
+ * store as it is when each is read (a secret made meanwhile shows up if its name comes after).
+ * The token is opaque (today the last name of the page, encoded).
+ * Returns COFFER_OK, cb's non-zero value, COFFER_EINVAL (bad prefix, size or token),
+ * COFFER_EBUSY, COFFER_EIO, COFFER_ENOMEM.
+ */
+#define COFFER_PAGE_TOKEN_MAX 520
+#define COFFER_PAGE_SIZE_MAX  1000
+COFFER_API int coffer_list_page(coffer_store *st, const char *prefix, size_t page_size,
+                                const char *page_token,
+                                int (*cb)(void *ctx, const char *name, size_t nversions),
+                                void *ctx, char next_token[COFFER_PAGE_TOKEN_MAX]);
+
+/*
+ * The audit log (docs/lifecycle.md). Puts and every lifecycle change are recorded by the library
+ * in their own transaction (reads too with COFFER_OPEN_AUDIT_READS); failures and refusals in
+ * one of their own. Entries are chained by MACs under a key sealed by the master key.
+ *
+ * coffer_audit_append: record one entry for an embedder (the server records each request so,
+ * before it answers): principal (NULL: the handle's), action (1-32 printable bytes), secret
+ * and version (NULL or printable), outcome (a coffer_rc), request_id (only its keyed hash is
+ * kept). Never pass a value.
+ * coffer_audit_list: each entry at or after since_unix_ms (0: all), of one secret (NULL: all),
+ * in the order written. The strings live during the call only.
+ * coffer_audit_verify: check every chain: numbering and MACs. COFFER_OK with *entries set, or
+ * COFFER_EINTEGRITY with *first_bad the id of the first broken entry and errbuf saying how.
+ * (Deleting the newest entries of a chain cannot be told from a chain that ended there.)
+ */
+typedef struct coffer_audit_entry {
+	uint64_t id;
+	const char *chain;
+	uint64_t seq;
+	int64_t time_unix_ms;
+	const char *principal;
+	const char *action;
+	const char *secret;
+	const char *version;
+	int outcome;
+	const char *error;
+	const char *request_hash; /* hex, "" if none */
+} coffer_audit_entry;
+
+COFFER_API int coffer_audit_append(coffer_store *st, const char *principal, const char *action,
+                                   const char *secret, const char *version, int outcome,
+                                   const void *request_id,
+                                   size_t request_id_len) COFFER_MUST_CHECK;
+COFFER_API int coffer_audit_list(coffer_store *st, int64_t since_unix_ms, const char *secret,
+                                 int (*cb)(void *ctx, const coffer_audit_entry *e), void *ctx);
+COFFER_API int coffer_audit_verify(coffer_store *st, uint64_t *entries, uint64_t *first_bad,
+                                   char *errbuf, size_t errlen) COFFER_MUST_CHECK;
+
 /* Version states. */
 #define COFFER_STATE_ENABLED   0
 #define COFFER_STATE_DESTROYED 1
+#define COFFER_STATE_DISABLED  2
 
 typedef struct coffer_version_info {
 	const char *version;     /* decimal id */

@@ -10,8 +10,10 @@
  * against a server later: a new kind of operation is one more member of target_ops (for the
  * local target, one libcoffer call in main.c).
  *
- * Remote mode (not built yet): cli_target_open() would return a target whose ops speak to a
- * running `coffer serve` for the commands flagged CMD_REMOTE, and refuse CMD_LOCAL ones.
+ * Remote mode (remote.c): with --server (or COFFER_SERVER), cli_target_open() returns a target
+ * whose ops speak to a running `coffer serve` through libcoffer_client, for the commands flagged
+ * CMD_REMOTE; CMD_LOCAL ones are refused before they run (cli_remote_check()). A command flagged
+ * CMD_REMOTE must therefore use only c->tgt->ops, never c->tgt->st (NULL there).
  */
 #ifndef COFFER_CLI_H
 #define COFFER_CLI_H
@@ -31,6 +33,12 @@ typedef enum opt_id {
 	O_KEY_FILE,
 	O_MAX_VALUE,
 	O_JSON,
+	/* remote mode */
+	O_SERVER,
+	O_TOKEN_FILE,
+	O_TOKEN,
+	O_TLS,
+	O_CA_FILE,
 	O_FILE,
 	O_TRIM,
 	O_NEW_KEY_FILE,
@@ -51,6 +59,7 @@ typedef enum opt_id {
 	O_MAX_CONNS,
 	O_METRICS,
 	O_LOG_FORMAT,
+	O_AUDIT,
 	O_QUIET,
 	O_CONFIG,
 	O_PRINT_CONFIG,
@@ -88,7 +97,7 @@ typedef struct cli cli;
 #define CMD_JSON   0x1u /* has a JSON form of its output */
 #define CMD_STOP   0x2u /* the first argument ends the options (run: the rest is CMD ARGS) */
 #define CMD_LOCAL  0x4u /* needs the store itself (never against a server) */
-#define CMD_REMOTE 0x8u /* could run against a server through a target (remote mode, later) */
+#define CMD_REMOTE 0x8u /* runs against a server through a target with --server (remote.c) */
 
 typedef struct cmd_def {
 	const char *name;
@@ -150,6 +159,16 @@ struct target {
 	coffer_store *st; /* the local store, or NULL for a remote target */
 };
 
+/* Growing arrays for the list operations of a target: {.size = sizeof(tgt_version)} with
+ * cli_collect_version, {.size = sizeof(tgt_name)} with cli_collect_name (free: cli_names_free). */
+typedef struct cli_vec {
+	void *items;
+	size_t n, cap, size;
+} cli_vec;
+int cli_collect_version(void *ctx, const coffer_version_info *vi);
+int cli_collect_name(void *ctx, const char *name, size_t nversions);
+void cli_names_free(tgt_name *ns, size_t n);
+
 /* ---- the parsed command line ------------------------------------------------------------ */
 
 typedef struct opt_seen {
@@ -167,6 +186,8 @@ struct cli {
 	int json;            /* --json or COFFER_FORMAT=json */
 	json_t *messages;    /* JSON mode: notes and warnings, reported in the result */
 	target *tgt;
+	const char *server;  /* remote mode: the server's address (--server, COFFER_SERVER) */
+	char *token;         /* remote mode: the bearer token (a copy, wiped when freed) */
 	int is_help;         /* `coffer help` / --help / --version done */
 };
 
@@ -197,6 +218,14 @@ int cli_emit(cli *c, json_t *j); /* print and free a JSON result (steals j) */
 int cli_open_local(cli *c, int create, coffer_store **out);
 /* Open what the command runs against into c->tgt; 0 or the exit code after saying why. */
 int cli_target_open(cli *c, int create);
+
+/* remote.c */
+/* Decide local or remote mode (c->server) and check the options against it; take the token.
+ * 0, or the exit code after saying why. */
+int cli_remote_check(cli *c);
+/* Connect to c->server as a target; 0 or the exit code after saying why. */
+int cli_remote_open(cli *c, target **out);
+void cli_remote_done(cli *c);
 
 /* handlers (cmds.c) */
 int cmd_init(cli *c);

@@ -277,7 +277,9 @@ int cmd_versions(cli *c)
 		       "KEY");
 	for (size_t i = 0; i < n; i++) {
 		char when[32];
-		const char *state = vs[i].state == COFFER_STATE_ENABLED ? "enabled" : "destroyed";
+		const char *state = vs[i].state == COFFER_STATE_ENABLED    ? "enabled"
+		                    : vs[i].state == COFFER_STATE_DISABLED ? "disabled"
+		                                                           : "destroyed";
 		format_time(vs[i].created_unix_ms, when, sizeof when, c->json);
 		if (c->json)
 			json_array_append_new(

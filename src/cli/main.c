@@ -171,12 +171,7 @@ static void lt_value_free(target *t, tgt_value *v)
 	memset(v, 0, sizeof *v);
 }
 
-typedef struct vec {
-	void *items;
-	size_t n, cap, size;
-} vec;
-
-static void *vec_push(vec *v)
+static void *vec_push(cli_vec *v)
 {
 	if (v->n == v->cap) {
 		size_t ncap = v->cap ? v->cap * 2 : 16;
@@ -189,7 +184,7 @@ static void *vec_push(vec *v)
 	return (char *)v->items + v->size * v->n++;
 }
 
-static int collect_version(void *ctx, const coffer_version_info *vi)
+int cli_collect_version(void *ctx, const coffer_version_info *vi)
 {
 	tgt_version *o = vec_push(ctx);
 	if (o == NULL)
@@ -205,10 +200,10 @@ static int collect_version(void *ctx, const coffer_version_info *vi)
 static int lt_versions(target *t, const char *name, tgt_version **out, size_t *n)
 {
 	coffer_secret *sec = NULL;
-	vec v = {.size = sizeof(tgt_version)};
+	cli_vec v = {.size = sizeof(tgt_version)};
 	int rc = lt_secret(t, name, COFFER_ACCESS, &sec);
 	if (rc == COFFER_OK)
-		rc = coffer_list_versions(sec, collect_version, &v);
+		rc = coffer_list_versions(sec, cli_collect_version, &v);
 	coffer_secret_free(sec);
 	if (rc != COFFER_OK) {
 		free(v.items);
@@ -219,13 +214,13 @@ static int lt_versions(target *t, const char *name, tgt_version **out, size_t *n
 	return COFFER_OK;
 }
 
-static int collect_name(void *ctx, const char *name, size_t nversions)
+int cli_collect_name(void *ctx, const char *name, size_t nversions)
 {
 	tgt_name *o = vec_push(ctx);
 	if (o == NULL)
 		return COFFER_ENOMEM;
 	if ((o->name = strdup(name)) == NULL) {
-		((vec *)ctx)->n--;
+		((cli_vec *)ctx)->n--;
 		return COFFER_ENOMEM;
 	}
 	o->nversions = nversions;
@@ -239,7 +234,7 @@ static int name_cmp(const void *x, const void *y)
 }
 
 typedef struct decl_names {
-	vec *v;
+	cli_vec *v;
 	size_t nsecrets; /* items[0..nsecrets) are the stored secrets, sorted by name */
 } decl_names;
 
@@ -253,16 +248,23 @@ static int collect_declared(void *ctx, const coffer_declaration *d)
 	for (size_t i = dn->nsecrets; i < dn->v->n; i++) /* declared by several services */
 		if (strcmp(items[i].name, d->secret) == 0)
 			return 0;
-	int rc = collect_name(dn->v, d->secret, 0);
+	int rc = cli_collect_name(dn->v, d->secret, 0);
 	if (rc == 0)
 		((tgt_name *)dn->v->items)[dn->v->n - 1].declared = 1;
 	return rc;
 }
 
+void cli_names_free(tgt_name *ns, size_t n)
+{
+	for (size_t i = 0; ns != NULL && i < n; i++)
+		free(ns[i].name);
+	free(ns);
+}
+
 static int lt_list(target *t, tgt_name **out, size_t *n)
 {
-	vec v = {.size = sizeof(tgt_name)};
-	int rc = coffer_list_secrets(t->st, collect_name, &v);
+	cli_vec v = {.size = sizeof(tgt_name)};
+	int rc = coffer_list_secrets(t->st, cli_collect_name, &v);
 	if (rc == COFFER_OK) {
 		if (v.n > 1)
 			qsort(v.items, v.n, sizeof(tgt_name), name_cmp);
@@ -274,9 +276,7 @@ static int lt_list(target *t, tgt_name **out, size_t *n)
 			qsort(v.items, v.n, sizeof(tgt_name), name_cmp);
 	}
 	if (rc != COFFER_OK) {
-		for (size_t i = 0; i < v.n; i++)
-			free(((tgt_name *)v.items)[i].name);
-		free(v.items);
+		cli_names_free(v.items, v.n);
 		return rc;
 	}
 	*out = v.items;
@@ -398,10 +398,12 @@ int cli_open_local(cli *c, int create, coffer_store **out)
 	return 0;
 }
 
-/* Open what the command runs against. Today always the local store; a remote target (coffer
- * --server) would be chosen here for the commands marked CMD_REMOTE. */
+/* Open what the command runs against: the server of remote mode (cli_remote_check() decided),
+ * else the local store. */
 int cli_target_open(cli *c, int create)
 {
+	if (c->server != NULL)
+		return cli_remote_open(c, &c->tgt);
 	target *t = calloc(1, sizeof *t);
 	if (t == NULL)
 		return cli_fail(c, COFFER_ENOMEM, NULL);
@@ -449,11 +451,14 @@ int main(int argc, char **argv)
 	cli c = {0};
 	int rc = cli_parse(&c, argc, argv);
 	if (rc == 0)
+		rc = cli_remote_check(&c);
+	if (rc == 0)
 		rc = c.cmd->run(&c);
 	else if (rc < 0)
 		rc = 0;
 	if (c.tgt != NULL)
 		c.tgt->ops->close(c.tgt);
+	cli_remote_done(&c);
 	json_decref(c.messages);
 	free(c.seen);
 	free(c.args);

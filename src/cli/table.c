@@ -17,38 +17,61 @@
 #endif
 
 const opt_def cli_opts[O_COUNT] = {
-    {O_HELP, "help", 'h', ARG_NONE, NULL, "this help (or a command's: coffer CMD --help)",
+    [O_HELP] = {O_HELP, "help", 'h', ARG_NONE, NULL, "this help (or a command's: coffer CMD --help)",
      OPT_GLOBAL, 0, 0},
-    {O_VERSION, "version", 'v', ARG_NONE, NULL, "print coffer's version", OPT_GLOBAL, 0, 0},
-    {O_STORE, "store", 's', ARG_STR, "DIR|URL",
+    [O_VERSION] = {O_VERSION, "version", 'v', ARG_NONE, NULL, "print coffer's version", OPT_GLOBAL, 0, 0},
+    [O_STORE] = {O_STORE, "store", 's', ARG_STR, "DIR|URL",
      "the store: a folder (SQLite; default ./.coffer, env COFFER_STORE)\n"
      "or postgres://user@host/db",
      OPT_GLOBAL | OPT_CONF, 0, 0},
-    {O_KEY_FILE, "key-file", 'k', ARG_FILE, "FILE",
+    [O_KEY_FILE] = {O_KEY_FILE, "key-file", 'k', ARG_FILE, "FILE",
      "master key file (env COFFER_KEY_FILE; default: the store's own,\n"
      "DIR/master.key). COFFER_MASTER_KEY (base64 of 32 bytes) or\n"
      "COFFER_PASSPHRASE (Argon2id, at least 12 characters) take\n"
      "precedence over it",
      OPT_GLOBAL | OPT_CONF, 0, 0},
-    {O_MAX_VALUE, "max-value", 0, ARG_UINT, "BYTES",
+    [O_MAX_VALUE] = {O_MAX_VALUE, "max-value", 0, ARG_UINT, "BYTES",
      "largest value put (or serve) accepts (default 65536, at most\n"
      "1048576; env COFFER_MAX_VALUE)",
      OPT_GLOBAL | OPT_CONF, 1, COFFER_VALUE_HARD_MAX},
-    {O_JSON, "json", 'j', ARG_NONE, NULL,
+    [O_JSON] = {O_JSON, "json", 'j', ARG_NONE, NULL,
      "print the result as JSON, only once the command succeeded; errors\n"
      "as one JSON object on stderr (env COFFER_FORMAT=json)",
      OPT_GLOBAL, 0, 0},
-    {O_FILE, "file", 'f', ARG_FILE, "FILE", "read the value from FILE ('-': standard input)", 0,
+    [O_SERVER] = {O_SERVER, "server", 0, ARG_STR, "HOST:PORT|unix:PATH",
+     "run the command against a running coffer serve there instead of a\n"
+     "local store (env COFFER_SERVER; see below which commands can); no\n"
+     "master key is needed or read. --store on the line overrides\n"
+     "COFFER_SERVER",
+     OPT_GLOBAL, 0, 0},
+    [O_TOKEN_FILE] = {O_TOKEN_FILE, "token-file", 0, ARG_FILE, "FILE",
+     "read the bearer token for --server from FILE, first line (env\n"
+     "COFFER_TOKEN_FILE)",
+     OPT_GLOBAL, 0, 0},
+    [O_TOKEN] = {O_TOKEN, "token", 0, ARG_STR, "TOKEN",
+     "the bearer token for --server. Visible to other local users (ps)\n"
+     "until coffer wipes it at start, and kept in shell history: prefer\n"
+     "COFFER_TOKEN or --token-file",
+     OPT_GLOBAL, 0, 0},
+    [O_TLS] = {O_TLS, "tls", 0, ARG_NONE, NULL,
+     "speak TLS to --server (env COFFER_TLS=1); the certificate is checked\n"
+     "against the system's CAs or --ca-file, and the host name",
+     OPT_GLOBAL, 0, 0},
+    [O_CA_FILE] = {O_CA_FILE, "ca-file", 0, ARG_FILE, "FILE",
+     "PEM CA certificates to check --server's certificate (implies --tls;\n"
+     "env COFFER_CA_FILE)",
+     OPT_GLOBAL, 0, 0},
+    [O_FILE] = {O_FILE, "file", 'f', ARG_FILE, "FILE", "read the value from FILE ('-': standard input)", 0,
      0, 0},
-    {O_TRIM, "trim", 0, ARG_NONE, NULL, "drop one trailing newline (\\n or \\r\\n) from the value",
+    [O_TRIM] = {O_TRIM, "trim", 0, ARG_NONE, NULL, "drop one trailing newline (\\n or \\r\\n) from the value",
      0, 0, 0},
-    {O_NEW_KEY_FILE, "new-key-file", 0, ARG_FILE, "FILE",
+    [O_NEW_KEY_FILE] = {O_NEW_KEY_FILE, "new-key-file", 0, ARG_FILE, "FILE",
      "seal under a new key kept in FILE (created 0600 if missing), instead\n"
      "of replacing the key file in use in place",
      0, 0, 0},
-    {O_ENV, "env", 'e', ARG_STR, "VAR=NAME[@VERSION]",
+    [O_ENV] = {O_ENV, "env", 'e', ARG_STR, "VAR=NAME[@VERSION]",
      "set VAR to that secret's value (repeatable, at least one)", OPT_MULTI, 0, 0},
-    {O_LISTEN, "listen", 'l', ARG_STR, "[SERVICE=]ADDR",
+    [O_LISTEN] = {O_LISTEN, "listen", 'l', ARG_STR, "[SERVICE=]ADDR",
      "listen for the service SERVICE (default 'default') on HOST:PORT\n"
      "or unix:PATH; repeatable, one port per service; default\n"
      "127.0.0.1:50051. Port 0 picks a free port (printed at start).\n"
@@ -57,15 +80,15 @@ const opt_def cli_opts[O_COUNT] = {
      "SDKs: SERVICE_ADDRESS=unix:PATH. A path that is not a socket is\n"
      "never replaced; the socket is removed at exit.",
      OPT_MULTI, 0, 0},
-    {O_ALLOW_UID, "allow-uid", 0, ARG_STR, "UID|USER",
+    [O_ALLOW_UID] = {O_ALLOW_UID, "allow-uid", 0, ARG_STR, "UID|USER",
      "also serve this local user without a token (repeatable). Over\n"
      "loopback TCP and Unix sockets, a call without a token is served\n"
      "only for the server's own uid, root and these; others get\n"
      "UNAUTHENTICATED (16).",
      OPT_MULTI, 0, 0},
-    {O_THREADS, "threads", 0, ARG_UINT, "N", "worker threads (default: the number of cores)", 0,
+    [O_THREADS] = {O_THREADS, "threads", 0, ARG_UINT, "N", "worker threads (default: the number of cores)", 0,
      1, 64},
-    {O_POLICY, "policy", 0, ARG_FILE, "FILE",
+    [O_POLICY] = {O_POLICY, "policy", 0, ARG_FILE, "FILE",
      "the operator's grants, one rule per line:\n"
      "  allow SERVICE put|access|put,access SECRET...\n"
      "  allow SERVICE admin *   (coffer's admin service: versions, list,\n"
@@ -74,47 +97,51 @@ const opt_def cli_opts[O_COUNT] = {
      "service's own policy Declare grants it what it declared, and only\n"
      "the service 'default' may use the admin service.",
      0, 0, 0},
-    {O_RECORD_POLICY, "record-policy", 0, ARG_STR, "FILE",
+    [O_RECORD_POLICY] = {O_RECORD_POLICY, "record-policy", 0, ARG_STR, "FILE",
      "development: at exit, write every declaration kept in the store\n"
      "(coffer policy show) as a policy file for --policy",
      0, 0, 0},
-    {O_TOKENS, "tokens", 0, ARG_FILE, "FILE",
+    [O_TOKENS] = {O_TOKENS, "tokens", 0, ARG_FILE, "FILE",
      "bearer tokens, one 'PRINCIPAL TOKEN' per line; clients send\n"
      "'authorization: Bearer TOKEN' and act as PRINCIPAL, whatever their\n"
      "uid. Needs --policy.",
      0, 0, 0},
-    {O_TLS_CERT, "tls-cert", 0, ARG_FILE, "FILE",
+    [O_TLS_CERT] = {O_TLS_CERT, "tls-cert", 0, ARG_FILE, "FILE",
      "serve TLS (ALPN h2; TLS 1.3, or 1.2 with ECDHE and AES-GCM or\n"
      "ChaCha20-Poly1305) instead of plaintext h2c; with --tls-key",
      0, 0, 0},
-    {O_TLS_KEY, "tls-key", 0, ARG_FILE, "FILE",
+    [O_TLS_KEY] = {O_TLS_KEY, "tls-key", 0, ARG_FILE, "FILE",
      "the TLS private key: mode 0600 (or stricter), not a symlink", 0, 0, 0},
-    {O_INSECURE, "insecure", 0, ARG_NONE, NULL,
+    [O_INSECURE] = {O_INSECURE, "insecure", 0, ARG_NONE, NULL,
      "allow a non-loopback address without TLS and tokens", 0, 0, 0},
-    {O_POLICY_WAIT, "policy-wait", 0, ARG_UINT, "MS",
+    [O_POLICY_WAIT] = {O_POLICY_WAIT, "policy-wait", 0, ARG_UINT, "MS",
      "how long a call waits for its policy Declare (default 1000)", 0, 0, 60000},
-    {O_IDLE_TIMEOUT, "idle-timeout", 0, ARG_UINT, "SECS",
+    [O_IDLE_TIMEOUT] = {O_IDLE_TIMEOUT, "idle-timeout", 0, ARG_UINT, "SECS",
      "close connections idle this long (default 120)", 0, 1, 86400},
-    {O_HEADER_TIMEOUT, "header-timeout", 0, ARG_UINT, "SECS",
+    [O_HEADER_TIMEOUT] = {O_HEADER_TIMEOUT, "header-timeout", 0, ARG_UINT, "SECS",
      "close connections whose headers stall this long (default 10)", 0, 1, 86400},
-    {O_MAX_CONNS, "max-conns", 0, ARG_UINT, "N", "connections at once (default 1024)", 0, 1,
+    [O_MAX_CONNS] = {O_MAX_CONNS, "max-conns", 0, ARG_UINT, "N", "connections at once (default 1024)", 0, 1,
      100000},
-    {O_METRICS, "metrics", 0, ARG_STR, "HOST:PORT",
+    [O_METRICS] = {O_METRICS, "metrics", 0, ARG_STR, "HOST:PORT",
      "serve Prometheus metrics over HTTP at /metrics there (off by\n"
      "default; keep it on loopback)",
      0, 0, 0},
-    {O_LOG_FORMAT, "log-format", 0, ARG_STR, "text|json",
+    [O_LOG_FORMAT] = {O_LOG_FORMAT, "log-format", 0, ARG_STR, "text|json",
      "log lines as text (default) or JSON objects; each starts with an\n"
      "RFC 3339 UTC time and a level",
      0, 0, 0},
-    {O_QUIET, "quiet", 'q', ARG_NONE, NULL, "no per-request log lines", 0, 0, 0},
-    {O_CONFIG, "config", 0, ARG_FILE, "FILE",
+    [O_AUDIT] = {O_AUDIT, "audit", 0, ARG_NONE, NULL,
+     "record every request in the store's audit log before answering\n"
+     "it (docs/lifecycle.md)",
+     0, 0, 0},
+    [O_QUIET] = {O_QUIET, "quiet", 'q', ARG_NONE, NULL, "no per-request log lines", 0, 0, 0},
+    [O_CONFIG] = {O_CONFIG, "config", 0, ARG_FILE, "FILE",
      "read settings from this coffer.conf ([serve] section, a key per\n"
      "long option: listen = ..., tls-cert = ...; env COFFER_CONFIG;\n"
      "default " SERVE_CONF_DEFAULT " if it exists). Flags beat the\n"
      "environment, which beats the file. SIGHUP reads it again",
      OPT_NOCONF, 0, 0},
-    {O_PRINT_CONFIG, "print-config", 0, ARG_NONE, NULL,
+    [O_PRINT_CONFIG] = {O_PRINT_CONFIG, "print-config", 0, ARG_NONE, NULL,
      "print the effective settings, where each came from, and exit", OPT_NOCONF, 0, 0},
 };
 
@@ -124,7 +151,7 @@ static const opt_id rekey_opts[] = {O_NEW_KEY_FILE, O_COUNT};
 static const opt_id run_opts[] = {O_ENV, O_COUNT};
 static const opt_id serve_opts[] = {O_LISTEN,        O_ALLOW_UID,    O_THREADS,        O_POLICY,  O_RECORD_POLICY,
                                     O_TOKENS,        O_TLS_CERT,     O_TLS_KEY,        O_INSECURE,
-                                    O_POLICY_WAIT,   O_IDLE_TIMEOUT, O_HEADER_TIMEOUT, O_MAX_CONNS, O_METRICS, O_LOG_FORMAT,
+                                    O_POLICY_WAIT,   O_IDLE_TIMEOUT, O_HEADER_TIMEOUT, O_MAX_CONNS, O_METRICS, O_LOG_FORMAT, O_AUDIT,
                                     O_QUIET,         O_CONFIG,       O_PRINT_CONFIG,   O_COUNT};
 
 const cmd_def cli_cmds[] = {
@@ -147,12 +174,14 @@ const cmd_def cli_cmds[] = {
     {"versions", "NAME", "list a secret's versions",
      "Each version with its creation time (UTC), state, size and the id of the data key\n"
      "that sealed it. JSON: [{\"version\", \"created\", \"created_unix_ms\", \"state\",\n"
-     "\"size\", \"key_id\"}].",
+     "\"size\", \"key_id\"}]. With --server: needs an admin grant on the server.",
      1, 1, no_opts, CMD_JSON | CMD_REMOTE, cmd_versions, NULL},
     {"list", "", "list secret names and their readable versions",
      "Destroyed versions are not counted. Secrets a program declared to coffer serve\n"
-     "that have no value yet are listed with 0 (declared, no value yet).\n"
-     "JSON: [{\"name\", \"versions\", and \"declared\": true for those}].", 0, 0, no_opts,
+     "that have no value yet are listed with 0 (declared, no value yet; local stores).\n"
+     "JSON: [{\"name\", \"versions\", and \"declared\": true for those}].\n"
+     "With --server: needs an admin grant on the server.",
+     0, 0, no_opts,
      CMD_JSON | CMD_REMOTE, cmd_list, NULL},
     {"policy", "show", "print the grants services declared to coffer serve",
      "Every (service, secret) a program declared to coffer serve, with the actions it\n"
@@ -161,7 +190,8 @@ const cmd_def cli_cmds[] = {
      1, 1, no_opts, CMD_JSON | CMD_LOCAL, cmd_policy, NULL},
     {"destroy", "NAME@VERSION", "delete a version's value for good",
      "VERSION is an id or latest. The id stays taken and listed as destroyed; latest moves\n"
-     "back to the version before. JSON: {\"name\", \"version\", \"state\"}.",
+     "back to the version before. JSON: {\"name\", \"version\", \"state\"}.\n"
+     "With --server: needs an admin grant on the server.",
      1, 1, no_opts, CMD_JSON | CMD_REMOTE, cmd_destroy, NULL},
     {"run", "--env VAR=NAME[@VERSION]... [--] CMD [ARGS]",
      "run CMD with secrets in its environment",
@@ -621,6 +651,16 @@ void cli_help_global(void)
 	for (int i = 0; i < O_COUNT; i++)
 		if (cli_opts[i].flags & OPT_GLOBAL)
 			print_opt(f, &cli_opts[i]);
+	fprintf(f, "\nagainst a server (--server):");
+	for (size_t i = 0; i < cli_ncmds; i++)
+		if (cli_cmds[i].flags & CMD_REMOTE)
+			fprintf(f, " %s", cli_cmds[i].name);
+	fprintf(f, "\n  (versions, list and destroy need an admin grant on the server)\n"
+	           "on a local store only:");
+	for (size_t i = 0; i < cli_ncmds; i++)
+		if ((cli_cmds[i].flags & CMD_LOCAL) && !cmd_hidden(&cli_cmds[i]))
+			fprintf(f, " %s", cli_cmds[i].name);
+	fputc('\n', f);
 	fprintf(f, "\n'coffer help COMMAND' (or coffer COMMAND --help) shows a command's options.\n"
 	           "'--' ends the options. Names: 1-255 characters of A-Z a-z 0-9 . _ -, starting\n"
 	           "with a letter or digit.\n\n");
@@ -665,6 +705,9 @@ static const struct {
     {5, "key or integrity failure", NULL},
     {6, "store busy or unavailable", NULL},
     {7, "disk full", NULL},
+    {8, "refused by the state of the version or secret (disabled, scheduled for deletion)",
+     NULL},
+    {9, "check-and-set mismatch", NULL},
     {126, "run: CMD was found but could not be executed", CLI_ERR_CANNOT_EXEC},
     {127, "run: CMD was not found", CLI_ERR_NO_CMD},
 };
@@ -734,9 +777,10 @@ static json_t *cmd_json(const cmd_def *d)
 	json_t *opts = json_array();
 	for (const opt_id *o = d->opts; *o != O_COUNT; o++)
 		json_array_append_new(opts, opt_json(&cli_opts[*o]));
-	return json_pack("{s:s,s:s,s:s,s:o,s:b,s:b}", "name", d->name, "args", d->args, "summary",
-	                 d->summary, "options", opts, "json", (d->flags & CMD_JSON) != 0, "local_only",
-	                 (d->flags & CMD_LOCAL) != 0);
+	return json_pack("{s:s,s:s,s:s,s:o,s:b,s:b,s:b}", "name", d->name, "args", d->args,
+	                 "summary", d->summary, "options", opts, "json", (d->flags & CMD_JSON) != 0,
+	                 "local_only", (d->flags & CMD_LOCAL) != 0, "remote",
+	                 (d->flags & CMD_REMOTE) != 0);
 }
 
 json_t *cli_help_json(const cmd_def *d)

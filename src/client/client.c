@@ -419,10 +419,13 @@ static int read_version_info(const uint8_t *p, size_t len, coffer_version_info *
 	}
 	if (k != 0 || id[0] == '\0' || strspn(id, "0123456789") != strlen(id))
 		return -1;
-	/* VERSION_STATE_ENABLED 1, DESTROYED 2 (the proto's numbering; 0 is unspecified) */
-	if (state != 1 && state != 2)
+	/* VERSION_STATE_ENABLED 1, DESTROYED 2, DISABLED 3 (the proto's numbering; 0 is
+	 * unspecified) */
+	if (state < 1 || state > 3)
 		return -1;
-	info->state = state == 2 ? COFFER_STATE_DESTROYED : COFFER_STATE_ENABLED;
+	info->state = state == 2   ? COFFER_STATE_DESTROYED
+	              : state == 3 ? COFFER_STATE_DISABLED
+	                           : COFFER_STATE_ENABLED;
 	info->version = id;
 	return 0;
 }

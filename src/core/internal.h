@@ -58,8 +58,26 @@ typedef struct core_cache {
 	size_t bytes;
 } core_cache;
 
+/* audit.c: what a pending audit entry is made of (see core_audit_pending). */
+typedef struct audit_fill {
+	coffer_store *st;
+	const char *principal;
+	const char *action;
+	const char *secret;
+	const char *version;
+	const uint64_t *done;
+	const store_put *puts;
+	int outcome;
+	const char *error;
+	const uint8_t *rid;
+} audit_fill;
+
 struct coffer_store {
 	pthread_mutex_t mu;
+	audit_fill audit_fill;        /* the entries the next write appends */
+	char principal[129];          /* who this handle acts for, in the audit log */
+	char audit_chain[STORE_AUDIT_CHAIN_MAX + 1]; /* this handle's chain (PostgreSQL) */
+	int audit_reads;              /* COFFER_OPEN_AUDIT_READS */
 	const store_ops *ops;
 	store *be;
 	uint8_t store_id[STORE_ID_LEN];
@@ -91,8 +109,25 @@ struct coffer_value {
 	unsigned char data[]; /* len bytes + a NUL */
 };
 
+/* audit.c */
+void core_audit_init(coffer_store *st, const char *principal, unsigned flags);
+/* The next write transaction of the handle appends n entries (one per put when puts is not
+ * NULL; the version is *done, or puts[i].version, or `version`). Clear after the call. */
+void core_audit_pending(coffer_store *st, const char *action, const char *secret,
+                        const char *version, const uint64_t *done, const store_put *puts,
+                        size_t n, const uint8_t *rid);
+void core_audit_clear(coffer_store *st);
+/* One entry in a transaction of its own (a refusal, a failure, a read). */
+int core_audit_one(coffer_store *st, const char *principal, const char *action,
+                   const char *secret, const char *version, int outcome, const uint8_t *rid);
+
 /* validate.c */
 int core_version_parse(const char *s, uint64_t *out); /* "latest" -> 0 */
+/* A label name: 1-63 of A-Z a-z 0-9 . _ -, a letter first (never a version id), not "latest"
+ * in any case. 1 if it is one. */
+int core_label_syntax(const char *s);
+/* A version reference: an id (*want), "latest" (*want 0) or a label (*label = s, *want 0). */
+int core_ref_parse(const char *s, uint64_t *want, const char **label);
 void core_version_format(uint64_t v, char out[COFFER_VERSION_MAX]);
 
 /* store.c */
@@ -115,14 +150,65 @@ int core_meta_read(coffer_store *st, const char *name, size_t len, uint64_t want
                    const store_meta *m, const store_row *row);
 /* put: check io->before, fill io's MACs. COFFER_EINTEGRITY (message set) if before fails. */
 int core_meta_put(coffer_store *st, const char *name, size_t len, store_seal_io *io);
-/* destroy: the store_retag_fn, with this ctx. */
+/* destroy, disable, enable: the store_retag_fn, with this ctx. */
 typedef struct core_destroy_ctx {
 	coffer_store *st;
 	uint64_t want; /* 0: latest, resolved in the transaction */
-	uint64_t done; /* the version destroyed */
+	uint64_t done; /* the version changed */
+	int to;        /* COFFER_STATE_*: what the version becomes */
+	int was;       /* out: its state before (a refusal: what it is; -2: no such label) */
+	const char *label; /* not NULL: the version this label names, in the transaction */
 } core_destroy_ctx;
+/* Label moves: the store_retag_fn, with this ctx. */
+typedef struct core_label_ctx {
+	coffer_store *st;
+	const char *label;
+	int remove;       /* delete the label */
+	uint64_t want;    /* the version to point at (0: latest) ... */
+	const char *from; /* ... or the version another label (or previous) names */
+	uint64_t done;    /* out: the version it points at now */
+	int missing;      /* out: 1 no such label / version, 2 destroyed */
+	int full;         /* out: STORE_LABELS_MAX labels already */
+} core_label_ctx;
+int core_meta_label(void *ctx, const char *name, size_t len, store_meta *m, store_row *rows,
+                    size_t n);
+/* The version a label (custom, or "previous") names in m, 0 if none; the label on a version. */
+uint64_t core_label_find(const store_meta *m, const char *label);
+const char *core_label_of(const store_meta *m, uint64_t version);
+/* delete / restore: the store_retag_fn, with this ctx. */
+typedef struct core_delete_ctx {
+	coffer_store *st;
+	uint64_t purge_ms; /* delete: when it goes for good; 0: restore */
+	uint64_t now_ms;
+	int not_deleted;   /* out: restore of a secret not scheduled */
+	int too_late;      /* out: restore after its window */
+} core_delete_ctx;
+int core_meta_delete(void *ctx, const char *name, size_t len, store_meta *m, store_row *rows,
+                     size_t n);
+/* set_max_versions: the store_retag_fn, with this ctx (max_versions is MAC'd). */
+typedef struct core_setmax_ctx {
+	coffer_store *st;
+	uint64_t max;
+} core_setmax_ctx;
+int core_meta_setmax(void *ctx, const char *name, size_t len, store_meta *m, store_row *rows,
+                     size_t n);
+/* Unix milliseconds; tests may set the hook. */
+int64_t core_now_ms(void);
+extern int64_t (*core_clock_hook)(void);
+/* An access by label: the metadata's MAC and the labels read with it. */
+int core_meta_labels_read(coffer_store *st, const char *name, size_t len, const store_meta *m);
 int core_meta_destroy(void *ctx, const char *name, size_t len, store_meta *m, store_row *rows,
                       size_t n);
+/* Retention after a put (store_seal_io.retain), with a coffer_store as ctx: destroys the oldest
+ * versions still holding a value beyond m->max_versions, in the put's transaction. */
+int core_meta_retain(void *ctx, const char *name, size_t len, store_meta *m, store_row *rows,
+                     size_t n);
+/* Request ids (idempotent puts): the id's keyed hash, and the keyed hash of a value put with
+ * it, both under the metadata key (never stored in clear). */
+void core_request_hash(const coffer_store *st, const char *name, size_t len, const void *rid,
+                       size_t rid_len, uint8_t out[STORE_RID_LEN]);
+void core_value_hash(const coffer_store *st, const uint8_t rid_hash[STORE_RID_LEN],
+                     const void *value, size_t vlen, uint8_t out[STORE_RID_LEN]);
 /* list_versions: row `expect` (1, 2, ...) of a listing and the metadata of its snapshot; the
  * secret's MAC is checked whenever the metadata differs from *checked, which then holds it
  * (start with mac_len 0). list_end: after the last row, with `next` the version that would have

@@ -15,11 +15,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+
+#include <sodium.h>
 
 #include "core/internal.h"
 
 /* domain (with its NUL) | fmt | store_id | name_len | name | four 64-bit fields at most */
-#define MSG_MAX (16 + 1 + STORE_ID_LEN + 2 + COFFER_NAME_MAX + 4 * 8)
+#define MSG_MAX (16 + 1 + STORE_ID_LEN + 2 + COFFER_NAME_MAX + 6 * 8 + 2 + STORE_DIGEST_LEN)
 
 static size_t put_u64(uint8_t *p, uint64_t v)
 {
@@ -50,7 +53,57 @@ static size_t secret_msg(uint8_t p[MSG_MAX], const coffer_store *st, const char 
 	size_t n = msg_head(p, "coffer-secret", st, name, len);
 	n += put_u64(p + n, m->last_version);
 	n += put_u64(p + n, m->latest);
-	return n + put_u64(p + n, m->epoch);
+	n += put_u64(p + n, m->epoch);
+	/* Schema 3: previous and the label digest, only when there is one of them, so the MACs of
+	 * a secret without (every secret of a store from before) stay as they were. The message
+	 * without them has a fixed length for a name, so neither form can pass for the other. */
+	if (m->previous == 0 && m->ldigest_len == 0 && m->purge_ms == 0 && m->max_versions == 0)
+		return n;
+	p[n++] = 1;
+	n += put_u64(p + n, m->previous);
+	n += put_u64(p + n, m->purge_ms);
+	n += put_u64(p + n, m->max_versions);
+	p[n++] = (uint8_t)m->ldigest_len;
+	memcpy(p + n, m->ldigest, m->ldigest_len <= STORE_DIGEST_LEN ? m->ldigest_len : 0);
+	return n + (m->ldigest_len <= STORE_DIGEST_LEN ? m->ldigest_len : 0);
+}
+
+/* The digest of a secret's custom labels (sorted by name): none when it has none. */
+static void labels_digest(const coffer_store *st, const char *name, size_t len, store_meta *m)
+{
+	if (m->nlabels == 0) {
+		m->ldigest_len = 0;
+		memset(m->ldigest, 0, sizeof m->ldigest);
+		return;
+	}
+	uint8_t head[MSG_MAX];
+	size_t n = msg_head(head, "coffer-labels", st, name, len);
+	uint8_t body[STORE_LABELS_MAX * (1 + STORE_LABEL_MAX + 8)];
+	size_t b = 0;
+	for (size_t i = 0; i < m->nlabels && i < STORE_LABELS_MAX; i++) {
+		size_t l = strlen(m->labels[i].name);
+		body[b++] = (uint8_t)l;
+		memcpy(body + b, m->labels[i].name, l);
+		b += l;
+		b += put_u64(body + b, m->labels[i].version);
+	}
+	crypto_mac2(&st->meta, head, n, body, b, m->ldigest);
+	m->ldigest_len = STORE_DIGEST_LEN;
+}
+
+/* The labels read in the same snapshot as the metadata are the ones its MAC names. */
+static int labels_check(coffer_store *st, const char *name, size_t len, const store_meta *m)
+{
+	store_meta d = *m;
+	labels_digest(st, name, len, &d);
+	if (d.ldigest_len == m->ldigest_len &&
+	    sodium_memcmp(d.ldigest, m->ldigest, STORE_DIGEST_LEN) == 0)
+		return COFFER_OK;
+	core_set_err(st,
+	             "secret '%.*s' failed its integrity check: its labels do not match its MAC "
+	             "(edited outside coffer?)",
+	             (int)len, name);
+	return COFFER_EINTEGRITY;
 }
 
 static size_t row_msg(uint8_t p[MSG_MAX], const coffer_store *st, const char *name, size_t len,
@@ -153,17 +206,21 @@ int core_meta_read(coffer_store *st, const char *name, size_t len, uint64_t want
 	int rc = meta_check_read(st, name, len, m);
 	if (rc != COFFER_OK)
 		return rc;
+	if (m->purge_ms != 0)
+		return COFFER_EDELETED; /* as its MAC says; the caller says so */
 	if (want == 0 && m->latest == 0)
 		return COFFER_ENOTFOUND; /* every version destroyed, as the MAC says */
 	if (want > m->last_version)
 		return COFFER_ENOTFOUND; /* never created */
 	if (want == 0 && (row->version != m->latest || row->state != COFFER_STATE_ENABLED))
 		return unlike(st, name, len, m->latest,
-		              row->version == 0 ? "missing" : "marked destroyed", "is the newest");
+		              row->version == 0 ? "missing" : "not enabled", "is the newest enabled");
 	if (row->version == 0)
 		return unlike(st, name, len, want, "missing", "exists");
 	rc = row_check(st, name, len, m->epoch, row);
-	if (rc == COFFER_OK && row->state != COFFER_STATE_ENABLED)
+	if (rc == COFFER_OK && row->state == COFFER_STATE_DISABLED)
+		rc = COFFER_EDISABLED; /* as its MAC says; the caller says so */
+	else if (rc == COFFER_OK && row->state != COFFER_STATE_ENABLED)
 		rc = COFFER_ENOTFOUND; /* destroyed, as its MAC says */
 	return rc;
 }
@@ -180,7 +237,19 @@ int core_meta_put(coffer_store *st, const char *name, size_t len, store_seal_io 
 		rc = beyond(st, name, len, b->rows_max, 0);
 	if (rc != COFFER_OK)
 		return rc;
-	store_meta after = {.last_version = io->version, .latest = io->version, .epoch = b->epoch};
+	if (b->purge_ms != 0) {
+		core_set_err(st, "secret '%.*s' is scheduled for deletion: restore it first", (int)len,
+		             name);
+		return COFFER_EDELETED;
+	}
+	store_meta after = {.last_version = io->version,
+	                    .latest = io->version,
+	                    .epoch = b->epoch,
+	                    .previous = b->latest,
+	                    .ldigest_len = b->ldigest_len,
+	                    .max_versions = b->max_versions};
+	memcpy(after.ldigest, b->ldigest, sizeof after.ldigest);
+	io->previous = b->latest;
 	store_row row = {.version = io->version, .state = COFFER_STATE_ENABLED};
 	meta_sign(st, name, len, &after);
 	row_sign(st, name, len, b->epoch, &row);
@@ -210,6 +279,8 @@ static int check_all(coffer_store *st, const char *name, size_t len, const store
 		return unlike(st, name, len, n + 1, "missing", "exists");
 	if (rc == COFFER_OK && newest != m->latest)
 		return unlike(st, name, len, newest, "the newest enabled one", "is not");
+	if (rc == COFFER_OK && m->labels != NULL)
+		rc = labels_check(st, name, len, m);
 	return rc;
 }
 
@@ -223,7 +294,54 @@ static void sign_all(coffer_store *st, const char *name, size_t len, store_meta 
 		if (rows[i].state == COFFER_STATE_ENABLED && rows[i].version > m->latest)
 			m->latest = rows[i].version;
 	}
+	if (m->labels_changed)
+		labels_digest(st, name, len, m);
 	meta_sign(st, name, len, m);
+}
+
+static int deleted(coffer_store *st, const char *name, size_t len)
+{
+	core_set_err(st, "secret '%.*s' is scheduled for deletion: restore it first", (int)len,
+	             name);
+	return COFFER_EDELETED;
+}
+
+int core_meta_setmax(void *ctx, const char *name, size_t len, store_meta *m, store_row *rows,
+                     size_t n)
+{
+	core_setmax_ctx *sc = ctx;
+	int rc = check_all(sc->st, name, len, m, rows, n);
+	if (rc != COFFER_OK)
+		return rc;
+	if (m->purge_ms != 0)
+		return deleted(sc->st, name, len);
+	m->max_versions = sc->max;
+	m->epoch++; /* a copy of the secret's row from before never verifies with the rows */
+	sign_all(sc->st, name, len, m, rows, n);
+	return COFFER_OK;
+}
+
+int core_meta_delete(void *ctx, const char *name, size_t len, store_meta *m, store_row *rows,
+                     size_t n)
+{
+	core_delete_ctx *dc = ctx;
+	int rc = check_all(dc->st, name, len, m, rows, n);
+	if (rc != COFFER_OK)
+		return rc;
+	if (dc->purge_ms == 0 && m->purge_ms == 0) {
+		dc->not_deleted = 1;
+		return COFFER_EINVAL;
+	}
+	if (dc->purge_ms == 0 && m->purge_ms <= dc->now_ms) {
+		dc->too_late = 1;
+		return COFFER_ENOTFOUND;
+	}
+	m->purge_ms = dc->purge_ms;
+	/* The rows are MAC'd again under a new epoch: a copy of the secret's row from before the
+	 * delete (or the restore) never verifies with them. */
+	m->epoch++;
+	sign_all(dc->st, name, len, m, rows, n);
+	return COFFER_OK;
 }
 
 int core_meta_destroy(void *ctx, const char *name, size_t len, store_meta *m, store_row *rows,
@@ -233,15 +351,145 @@ int core_meta_destroy(void *ctx, const char *name, size_t len, store_meta *m, st
 	int rc = check_all(dc->st, name, len, m, rows, n);
 	if (rc != COFFER_OK)
 		return rc;
-	/* "latest" is resolved here, in the destroy's own transaction. */
+	if (m->purge_ms != 0)
+		return deleted(dc->st, name, len);
+	/* "latest" and labels are resolved here, in the change's own transaction. */
 	uint64_t v = dc->want != 0 ? dc->want : m->latest;
-	if (v == 0 || v > n || rows[v - 1].state != COFFER_STATE_ENABLED)
+	if (dc->label != NULL && (v = core_label_find(m, dc->label)) == 0) {
+		dc->was = -2; /* no such label */
 		return COFFER_ENOTFOUND;
-	rows[v - 1].state = COFFER_STATE_DESTROYED;
+	}
+	if (v == 0 || v > n)
+		return COFFER_ENOTFOUND;
+	dc->was = rows[v - 1].state;
+	if (rows[v - 1].state == COFFER_STATE_DESTROYED)
+		return COFFER_ENOTFOUND; /* for good: nothing moves it again */
+	rows[v - 1].state = dc->to;
+	/* Any change of state re-MACs every row under a new epoch: a copy of a row from before
+	 * (enabled again, say) never verifies. */
 	m->epoch++;
 	sign_all(dc->st, name, len, m, rows, n);
 	dc->done = v;
 	return COFFER_OK;
+}
+
+int core_meta_retain(void *ctx, const char *name, size_t len, store_meta *m, store_row *rows,
+                     size_t n)
+{
+	coffer_store *st = ctx;
+	int rc = check_all(st, name, len, m, rows, n);
+	if (rc != COFFER_OK || m->max_versions == 0)
+		return rc;
+	size_t held = 0;
+	for (size_t i = 0; i < n; i++)
+		held += rows[i].state != COFFER_STATE_DESTROYED;
+	if (held <= m->max_versions)
+		return COFFER_OK;
+	/* Oldest first; the newest (this put's) is never reached, as max_versions >= 1. A version
+	 * with a label (previous, or a custom one) is kept: it may leave more than max_versions. */
+	for (size_t i = 0; i < n && held > m->max_versions; i++) {
+		if (rows[i].state == COFFER_STATE_DESTROYED || rows[i].version == m->latest ||
+		    rows[i].version == m->previous || core_label_of(m, rows[i].version) != NULL)
+			continue;
+		rows[i].state = COFFER_STATE_DESTROYED;
+		held--;
+	}
+	m->epoch++;
+	sign_all(st, name, len, m, rows, n);
+	return COFFER_OK;
+}
+
+uint64_t core_label_find(const store_meta *m, const char *label)
+{
+	if (strcasecmp(label, "previous") == 0)
+		return m->previous;
+	for (size_t i = 0; i < m->nlabels; i++)
+		if (strcmp(m->labels[i].name, label) == 0)
+			return m->labels[i].version;
+	return 0;
+}
+
+const char *core_label_of(const store_meta *m, uint64_t version)
+{
+	for (size_t i = 0; m->labels != NULL && i < m->nlabels; i++)
+		if (m->labels[i].version == version)
+			return m->labels[i].name;
+	return NULL;
+}
+
+int core_meta_labels_read(coffer_store *st, const char *name, size_t len, const store_meta *m)
+{
+	int rc = meta_check(st, name, len, m);
+	return rc == COFFER_OK ? labels_check(st, name, len, m) : rc;
+}
+
+int core_meta_label(void *ctx, const char *name, size_t len, store_meta *m, store_row *rows,
+                    size_t n)
+{
+	core_label_ctx *lc = ctx;
+	int rc = check_all(lc->st, name, len, m, rows, n);
+	if (rc != COFFER_OK)
+		return rc;
+	if (m->purge_ms != 0)
+		return deleted(lc->st, name, len);
+	size_t at = m->nlabels;
+	for (size_t i = 0; i < m->nlabels; i++)
+		if (strcmp(m->labels[i].name, lc->label) == 0)
+			at = i;
+	if (lc->remove) {
+		if (at == m->nlabels)
+			return COFFER_ENOTFOUND;
+		memmove(&m->labels[at], &m->labels[at + 1], (m->nlabels - at - 1) * sizeof *m->labels);
+		m->nlabels--;
+	} else {
+		uint64_t v = lc->want != 0 ? lc->want : m->latest;
+		if (lc->from != NULL)
+			v = core_label_find(m, lc->from);
+		if (v == 0 || v > n || rows[v - 1].state == COFFER_STATE_DESTROYED) {
+			lc->missing = v == 0 ? 1 : 2;
+			return COFFER_ENOTFOUND;
+		}
+		if (at == m->nlabels) {
+			if (m->nlabels == STORE_LABELS_MAX) {
+				lc->full = 1;
+				return COFFER_EBUSY;
+			}
+			/* Sorted by name (byte order, as the stores return them). */
+			at = 0;
+			while (at < m->nlabels && strcmp(m->labels[at].name, lc->label) < 0)
+				at++;
+			memmove(&m->labels[at + 1], &m->labels[at],
+			        (m->nlabels - at) * sizeof *m->labels);
+			m->nlabels++;
+			snprintf(m->labels[at].name, sizeof m->labels[at].name, "%s", lc->label);
+		}
+		m->labels[at].version = v;
+		lc->done = v;
+	}
+	m->labels_changed = 1;
+	/* A move is a change like a state's: a copy of the label rows from before never verifies
+	 * once the epoch moved. */
+	m->epoch++;
+	sign_all(lc->st, name, len, m, rows, n);
+	return COFFER_OK;
+}
+
+void core_request_hash(const coffer_store *st, const char *name, size_t len, const void *rid,
+                       size_t rid_len, uint8_t out[STORE_RID_LEN])
+{
+	uint8_t msg[MSG_MAX];
+	size_t n = msg_head(msg, "coffer-request", st, name, len);
+	crypto_mac2(&st->meta, msg, n, rid, rid_len, out);
+}
+
+void core_value_hash(const coffer_store *st, const uint8_t rid_hash[STORE_RID_LEN],
+                     const void *value, size_t vlen, uint8_t out[STORE_RID_LEN])
+{
+	uint8_t msg[32 + STORE_RID_LEN];
+	size_t n = strlen("coffer-request-value") + 1;
+	memcpy(msg, "coffer-request-value", n);
+	memcpy(msg + n, rid_hash, STORE_RID_LEN);
+	crypto_mac2(&st->meta, msg, n + STORE_RID_LEN, value, vlen, out);
 }
 
 /* meta_init: a store's metadata as it stands is taken as the truth once, when a handle with the
@@ -332,7 +580,10 @@ int core_meta_ready(coffer_store *st, const crypto_key *master, char *err, size_
 static int same_meta(const store_meta *a, const store_meta *b)
 {
 	return a->last_version == b->last_version && a->latest == b->latest &&
-	       a->epoch == b->epoch && a->mac_len == b->mac_len &&
+	       a->epoch == b->epoch && a->mac_len == b->mac_len && a->previous == b->previous &&
+	       a->ldigest_len == b->ldigest_len && a->purge_ms == b->purge_ms &&
+	       a->max_versions == b->max_versions &&
+	       memcmp(a->ldigest, b->ldigest, sizeof a->ldigest) == 0 &&
 	       memcmp(a->mac, b->mac, sizeof a->mac) == 0;
 }
 

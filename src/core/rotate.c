@@ -145,6 +145,12 @@ int coffer_rotate_data_key(coffer_store *st, uint32_t *key_id)
 	if (rc == COFFER_OK)
 		(void)core_key_adopt(st, ac.id, &ac.fresh, 0);
 	crypto_key_free(&ac.fresh);
+	/* Key operations are recorded in the audit log right after (a transaction of their own). */
+	char kid[16] = "";
+	if (rc == COFFER_OK)
+		snprintf(kid, sizeof kid, "key %u", (unsigned)ac.id);
+	if (rc != COFFER_EMISUSE)
+		(void)core_audit_one(st, NULL, "rotate-key", "", kid, rc, NULL);
 	pthread_mutex_unlock(&st->mu);
 	if (rc == COFFER_OK && key_id != NULL)
 		*key_id = ac.id;
@@ -232,6 +238,7 @@ int coffer_reencrypt(coffer_store *st, size_t *count)
 		rc = reencrypt_locked(st, &moved);
 		if (rc != COFFER_OK && st->errmsg[0] == '\0')
 			core_set_backend_err(st, rc);
+		(void)core_audit_one(st, NULL, "reencrypt", "", "", rc, NULL);
 	}
 	pthread_mutex_unlock(&st->mu);
 	if (rc == COFFER_OK && count != NULL)
@@ -355,6 +362,7 @@ int coffer_rotate_master_key(coffer_store *st, const coffer_options *new_key, ch
 		master_lock(st);
 	}
 	crypto_key_free(&nk);
+	(void)core_audit_one(st, NULL, "rekey", "", "", rc, NULL);
 	pthread_mutex_unlock(&st->mu);
 	return rc;
 }

@@ -533,6 +533,13 @@ int coffer_open(coffer_store **out, const char *location, const coffer_options *
 		rc = open_steps(&o, location != NULL ? location : "./.coffer");
 	if (rc == COFFER_OK && (st->cache = core_cache_new()) == NULL)
 		rc = COFFER_ENOMEM;
+	if (rc == COFFER_OK)
+		core_audit_init(st, o.opts->principal, o.opts->flags);
+	/* Secrets past their recovery window go for good at open (best effort: a busy store
+	 * leaves them to the next open or the server's periodic purge). */
+	size_t purged = 0;
+	if (rc == COFFER_OK && st->ops->purge != NULL)
+		(void)st->ops->purge(st->be, (uint64_t)core_now_ms(), &purged);
 	if (rc != COFFER_OK) {
 		if (errbuf[0] == '\0')
 			snprintf(errbuf, errlen, "%s", coffer_strerror(rc));

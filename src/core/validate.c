@@ -1,6 +1,7 @@
 /* Validation of names and version ids: the first thing every entry point does, so that nothing
  * malformed reaches the crypto or a storage backend (never a path, never SQL). */
 #include <string.h>
+#include <strings.h>
 
 #include "core/internal.h"
 
@@ -71,4 +72,31 @@ void core_version_format(uint64_t v, char out[COFFER_VERSION_MAX])
 	for (size_t i = 0; i < n; i++)
 		out[i] = tmp[n - 1 - i];
 	out[n] = '\0';
+}
+
+int core_label_syntax(const char *s)
+{
+	size_t n = s == NULL ? 0 : strnlen(s, STORE_LABEL_MAX + 1);
+	if (n == 0 || n > STORE_LABEL_MAX || !((s[0] >= 'a' && s[0] <= 'z') ||
+	                                       (s[0] >= 'A' && s[0] <= 'Z')))
+		return 0; /* a letter first: a label never reads as a version id */
+	for (size_t i = 1; i < n; i++) {
+		char c = s[i];
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      c == '.' || c == '_' || c == '-'))
+			return 0;
+	}
+	return strcasecmp(s, "latest") != 0;
+}
+
+int core_ref_parse(const char *s, uint64_t *want, const char **label)
+{
+	*label = NULL;
+	if (core_version_parse(s, want) == COFFER_OK)
+		return COFFER_OK;
+	if (!core_label_syntax(s))
+		return COFFER_EINVAL;
+	*want = 0;
+	*label = s;
+	return COFFER_OK;
 }

@@ -226,6 +226,17 @@ void crypto_mac(const crypto_key *key, const uint8_t *msg, size_t len, uint8_t o
 	crypto_generichash(out, CRYPTO_MAC_LEN, msg, len, key->k, CRYPTO_KEY_LEN);
 }
 
+void crypto_mac2(const crypto_key *key, const uint8_t *head, size_t hlen, const void *body,
+                 size_t blen, uint8_t out[CRYPTO_MAC_LEN])
+{
+	crypto_generichash_state h;
+	crypto_generichash_init(&h, key->k, CRYPTO_KEY_LEN, CRYPTO_MAC_LEN);
+	crypto_generichash_update(&h, head, hlen);
+	crypto_generichash_update(&h, body, blen);
+	crypto_generichash_final(&h, out, CRYPTO_MAC_LEN);
+	sodium_memzero(&h, sizeof h);
+}
+
 int crypto_mac_verify(const crypto_key *key, const uint8_t *msg, size_t len,
                       const uint8_t tag[CRYPTO_MAC_LEN])
 {

@@ -90,6 +90,9 @@ int crypto_open_meta_key(const crypto_key *master, const uint8_t *store_id, cons
 void crypto_mac(const crypto_key *key, const uint8_t *msg, size_t len, uint8_t out[CRYPTO_MAC_LEN]);
 int crypto_mac_verify(const crypto_key *key, const uint8_t *msg, size_t len,
                       const uint8_t tag[CRYPTO_MAC_LEN]) __attribute__((warn_unused_result));
+/* The MAC of head | body, the two in one pass (a long body is not copied). */
+void crypto_mac2(const crypto_key *key, const uint8_t *head, size_t hlen, const void *body,
+                 size_t blen, uint8_t out[CRYPTO_MAC_LEN]);
 
 /* Argon2id: derive a master key from a passphrase and the store's salt and limits. */
 int crypto_key_from_passphrase(crypto_key *key, const char *pass, size_t pass_len,

@@ -157,6 +157,8 @@ static int version_cb(void *ctx, const coffer_version_info *info)
 	pi->created_unix_ms = info->created_unix_ms;
 	pi->state = info->state == COFFER_STATE_DESTROYED
 	                ? COFFER__ADMIN__V1__VERSION_STATE__VERSION_STATE_DESTROYED
+	            : info->state == COFFER_STATE_DISABLED
+	                ? COFFER__ADMIN__V1__VERSION_STATE__VERSION_STATE_DISABLED
 	                : COFFER__ADMIN__V1__VERSION_STATE__VERSION_STATE_ENABLED;
 	pi->size = info->size;
 	pi->key_id = info->key_id;

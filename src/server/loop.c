@@ -551,6 +551,7 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
 		conn_maybe_close(sc);
 		sc = next;
 	}
+	svc_tick(&w->svc, now);
 	svc_log_flush(&w->svc);
 	worker_check_done(w);
 }

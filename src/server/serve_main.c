@@ -181,6 +181,7 @@ static int apply_args(serve_opts *o, const coffer_serve_args *a)
 	o->insecure = a->insecure;
 	o->max_value = a->max_value;
 	cfg->sh->quiet = a->quiet;
+	cfg->sh->audit = a->audit;
 	if (a->n_listen > SRV_MAX_LISTEN)
 		return usage_error("too many --listen", NULL);
 	for (size_t i = 0; i < a->n_listen; i++) {
@@ -281,6 +282,7 @@ static int open_stores(serve_opts *o, coffer_store **committer_st)
 	memset(&opts, 0, sizeof(opts));
 	opts.max_value = o->max_value;
 	opts.key_file = o->key_file;
+	opts.principal = "server"; /* the library's own audit entries (puts, in their transaction) */
 	/* One handle per worker (reads never wait on each other) and one for the committer. */
 	for (unsigned i = 0; i <= o->cfg.threads; i++) {
 		coffer_store **dst = i < o->cfg.threads ? &o->cfg.stores[i] : committer_st;
@@ -544,6 +546,8 @@ static void restart_needed(const coffer_serve_args *was, const coffer_serve_args
 		add_name(buf, len, "insecure");
 	if (was->quiet != now->quiet)
 		add_name(buf, len, "quiet");
+	if (was->audit != now->audit)
+		add_name(buf, len, "audit");
 	if (was->policy_wait_ms != now->policy_wait_ms)
 		add_name(buf, len, "policy-wait");
 	if (was->idle_timeout_s != now->idle_timeout_s)

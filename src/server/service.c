@@ -71,6 +71,28 @@ struct svc_committer {
 
 /* --- logging ------------------------------------------------------------------------------- */
 
+static void log_later(svc_worker *w);
+
+void svc_tick(svc_worker *w, uint64_t now_ms)
+{
+	if (now_ms < w->next_purge_ms)
+		return;
+	w->next_purge_ms = now_ms + SVC_PURGE_EVERY_MS;
+	size_t n = 0;
+	if (coffer_purge(w->st, &n) == COFFER_OK && n > 0 && !w->sh->quiet) {
+		char line[128];
+		int len = snprintf(line, sizeof line,
+		                   "coffer: %zu secret(s) past their recovery window deleted for good\n",
+		                   n);
+		if (len > 0 && (size_t)len < sizeof line &&
+		    sizeof(w->logbuf) - w->loglen > (size_t)len) {
+			memcpy(w->logbuf + w->loglen, line, (size_t)len);
+			w->loglen += (size_t)len;
+			log_later(w);
+		}
+	}
+}
+
 void svc_log_flush(svc_worker *w)
 {
 	size_t off = 0;
@@ -106,6 +128,28 @@ static void log_cb(evutil_socket_t fd, short what, void *arg)
 static void log_req(svc_req *r, gs_method m, const char *secret, const char *version, int status)
 {
 	svc_worker *w = r->w;
+	/* Audited before the answer goes (every reply path logs first): the principal, method,
+	 * secret, version and gRPC status (a positive outcome), never a value or a token. */
+	if (w->sh->audit) {
+		const char *sn = secret != NULL && coffer_name_check(secret, strlen(secret)) == COFFER_OK
+		                     ? secret
+		                     : NULL;
+		const char *vn = version != NULL && strlen(version) < 64 &&
+		                         strspn(version, "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKL"
+		                                         "MNOPQRSTUVWXYZ._-") == strlen(version)
+		                     ? version
+		                     : NULL;
+		int arc = coffer_audit_append(w->st, r->principal, method_names[m], sn, vn, status,
+		                              NULL, 0);
+		if (arc != COFFER_OK && sizeof(w->logbuf) - w->loglen > 128) {
+			int n = snprintf(w->logbuf + w->loglen, sizeof(w->logbuf) - w->loglen,
+			                 "coffer: error: the audit log refused an entry: %s\n",
+			                 coffer_strerror(arc));
+			if (n > 0 && (size_t)n < sizeof(w->logbuf) - w->loglen)
+				w->loglen += (size_t)n;
+			log_later(w);
+		}
+	}
 	uint64_t us = now_us() - r->start_us;
 	metrics_request(m, status, us);
 	if (w->sh->quiet)

@@ -30,6 +30,7 @@ typedef struct svc_shared {
 	size_t max_value;        /* bytes, the store's limit */
 	unsigned policy_wait_ms; /* how long a data call waits for its policy in development */
 	int quiet;               /* no per-request log lines (benchmarks) */
+	int audit;               /* --audit: every request into the audit log before its answer */
 } svc_shared;
 
 /* One worker thread's service state. */
@@ -45,7 +46,14 @@ typedef struct svc_worker {
 	char logbuf[8192];
 	size_t loglen;
 	int log_scheduled;
+	uint64_t next_purge_ms; /* monotonic: when to look for secrets past their window again */
 } svc_worker;
+
+#define SVC_PURGE_EVERY_MS 60000 /* secrets past their recovery window go within a minute */
+
+/* Called from the worker's tick: every SVC_PURGE_EVERY_MS, coffer_purge() (a read when nothing
+ * is due). */
+void svc_tick(svc_worker *w, uint64_t now_ms);
 
 /* Event priorities: `base` must have SVC_PRIORITIES; I/O uses the default (middle) one. */
 #define SVC_PRIORITIES 3

@@ -43,7 +43,7 @@
 
 #include "store/store.h"
 
-#define PG_SCHEMA_VERSION 3 /* 2: metadata MACs; 3: declarations */
+#define PG_SCHEMA_VERSION 4 /* 2: metadata MACs; 3: lifecycle; 4: declarations */
 #define PG_CHANNEL        "coffer_gen"
 #define PG_MAX_STALE_MS   1000 /* longest time a generation is trusted without a table read */
 #define PG_RETRY_PAUSE_MS 200  /* after a failed reconnect, fail fast for this long */
@@ -59,6 +59,7 @@ _Static_assert(PG_RESEAL_ROWS == STORE_RESEAL_BATCH, "one batch size for every b
 #define PG_GEN_BITS 48
 
 /* Type OIDs of the parameters we send (stable since PostgreSQL 7; not in libpq's headers). */
+#define OID_BOOL  16
 #define OID_BYTEA 17
 #define OID_INT8  20
 #define OID_TEXT  25
@@ -74,6 +75,11 @@ typedef struct pg_store {
 	uint64_t *shared;   /* the generation shared by this process's handles on the store */
 	int sealing;        /* a put or re-encrypt transaction is open: never reconnect inside */
 	char err[PG_ERR_MAX];
+	/* Audit entries the next write transaction appends before it commits, to this chain. */
+	size_t audit_n;
+	store_audit_fn audit_fn;
+	void *audit_ctx;
+	char audit_chain[STORE_AUDIT_CHAIN_MAX + 1];
 } pg_store;
 
 /* ---------------------------------------------------------------------------------------- */
@@ -105,6 +111,13 @@ enum {
 	ST_SET_META_KEY,
 	ST_SECRET_PAGE,
 	ST_SET_KDF,
+	ST_REQ_GET,
+	ST_REQ_PUT,
+	ST_LABELS,
+	ST_LABELS_DEL,
+	ST_LABEL_INS,
+	ST_LABELS_GET,
+	ST_LIST_PAGE,
 	ST_COUNT
 };
 
@@ -112,7 +125,7 @@ typedef struct pg_stmt {
 	const char *name;
 	const char *sql;
 	int nparams;
-	Oid types[6];
+	Oid types[7];
 } pg_stmt;
 
 #define ROW_COLUMNS "v.version, v.key_id, v.state, v.created_ms"
@@ -125,9 +138,10 @@ typedef struct pg_stmt {
 #define GET_SELECT                                                                                 \
 	"SELECT s.last_version, s.latest, s.epoch, s.mac, (SELECT max(version) FROM "              \
 	"coffer_versions WHERE secret_id = s.id), " ROW_COLUMNS                                    \
-	", v.sealed, v.mac, " GEN_SUBSELECT                                                        \
+	", v.sealed, v.mac, " GEN_SUBSELECT ", s.previous, s.ldigest, s.purge_ms, s.max_versions"  \
 	" FROM coffer_secrets s LEFT JOIN coffer_versions v ON v.secret_id = s.id "
 #define PG_MAC_LEN "33" /* STORE_MAC_LEN, in SQL */
+#define PG_NOW_MS  "floor(extract(epoch FROM transaction_timestamp()) * 1000)::bigint"
 _Static_assert(STORE_MAC_LEN == 33, "PG_MAC_LEN");
 
 static const pg_stmt stmts[ST_COUNT] = {
@@ -144,10 +158,12 @@ static const pg_stmt stmts[ST_COUNT] = {
     /* Reserves $2 versions and locks the secret's row until commit; returns what the secret
      * was (an upsert changes only last_version). */
     [ST_UPSERT] = {"coffer_upsert",
-                   "INSERT INTO coffer_secrets AS s (name, last_version) VALUES ($1, $2) "
+                   "INSERT INTO coffer_secrets AS s (name, last_version, created_ms) VALUES "
+                   "($1, $2, " PG_NOW_MS ") "
                    "ON CONFLICT (name) DO UPDATE SET last_version = s.last_version + "
                    "EXCLUDED.last_version RETURNING id, last_version, latest, epoch, mac, "
-                   "(SELECT max(version) FROM coffer_versions WHERE secret_id = s.id)",
+                   "(SELECT max(version) FROM coffer_versions WHERE secret_id = s.id), "
+                   "max_versions, previous, ldigest, purge_ms",
                    2,
                    {OID_TEXT, OID_INT8}},
     /* The version and the secret's new latest and MAC, in one round trip. */
@@ -156,10 +172,11 @@ static const pg_stmt stmts[ST_COUNT] = {
                            "(secret_id, version, key_id, state, created_ms, sealed, mac) VALUES "
                            "($1, $2, $3, 0, "
                            "floor(extract(epoch FROM transaction_timestamp()) * 1000)::bigint, "
-                           "$4, $5)) UPDATE coffer_secrets SET latest = $2, mac = $6 "
-                           "WHERE id = $1",
-                           6,
-                           {OID_INT8, OID_INT8, OID_INT8, OID_BYTEA, OID_BYTEA, OID_BYTEA}},
+                           "$4, $5)) UPDATE coffer_secrets SET latest = $2, mac = $6, "
+                           "previous = $7, updated_ms = " PG_NOW_MS " WHERE id = $1",
+                           7,
+                           {OID_INT8, OID_INT8, OID_INT8, OID_BYTEA, OID_BYTEA, OID_BYTEA,
+                            OID_INT8}},
     /* Last statement before COMMIT: every writer queues on this one row, keep it short. */
     [ST_BUMP] = {"coffer_bump",
                  "WITH g AS (UPDATE coffer_meta SET gen = gen + 1 WHERE id = 1 RETURNING gen) "
@@ -193,14 +210,15 @@ static const pg_stmt stmts[ST_COUNT] = {
     [ST_LIST_SECRETS] = {"coffer_list_secrets",
                          "SELECT s.name, (SELECT count(*) FROM coffer_versions v "
                          "WHERE v.secret_id = s.id AND v.state = 0) FROM coffer_secrets s "
-                         "WHERE s.name > $1 "
+                         "WHERE s.name > $1 AND s.purge_ms = 0 "
                          "ORDER BY s.name LIMIT " PG_STR(PG_PAGE_ROWS),
                          1,
                          {OID_TEXT}},
     /* Each page with the secret's metadata of the same snapshot. */
     [ST_LIST_VERSIONS] = {"coffer_list_versions",
                           "SELECT " ROW_COLUMNS ", octet_length(v.sealed), v.mac, "
-                          "s.last_version, s.latest, s.epoch, s.mac" ROW_FROM
+                          "s.last_version, s.latest, s.epoch, s.mac, s.previous, s.ldigest, "
+                          "s.purge_ms, s.max_versions" ROW_FROM
                           " AND v.version > $2 ORDER BY v.version LIMIT " PG_STR(PG_PAGE_ROWS),
                           2,
                           {OID_TEXT, OID_INT8}},
@@ -215,7 +233,7 @@ static const pg_stmt stmts[ST_COUNT] = {
     [ST_RESEAL_SELECT] = {"coffer_reseal_select",
                           "SELECT s.name, v.secret_id, v.version, v.key_id, v.sealed "
                           "FROM coffer_versions v JOIN coffer_secrets s ON s.id = v.secret_id "
-                          "WHERE v.key_id < $1 AND v.state = 0 "
+                          "WHERE v.key_id < $1 AND v.state <> 1 "
                           "ORDER BY v.secret_id, v.version "
                           "LIMIT " PG_STR(PG_RESEAL_ROWS) " FOR UPDATE OF v",
                           1,
@@ -233,8 +251,8 @@ static const pg_stmt stmts[ST_COUNT] = {
                       {0}},
     /* destroy: the secret's row, locked as a put locks it. */
     [ST_SECRET] = {"coffer_secret",
-                   "SELECT id, last_version, latest, epoch, mac FROM coffer_secrets "
-                   "WHERE name = $1 FOR UPDATE",
+                   "SELECT id, last_version, latest, epoch, mac, max_versions, previous, "
+                   "ldigest, purge_ms FROM coffer_secrets WHERE name = $1 FOR UPDATE",
                    1,
                    {OID_TEXT}},
     [ST_ROWS] = {"coffer_rows",
@@ -243,20 +261,22 @@ static const pg_stmt stmts[ST_COUNT] = {
                  1,
                  {OID_INT8}},
     /* Many rows' states and MACs in one statement: $2 and $3 are text arrays of versions and
-     * states, $4 their MACs end to end. A row no longer enabled loses its ciphertext. */
+     * states, $4 their MACs end to end. A row destroyed loses its ciphertext (a disabled one
+     * keeps it). */
     [ST_WRITE_ROWS] = {"coffer_write_rows",
                        "UPDATE coffer_versions v SET state = u.state, mac = substring($4 FROM "
                        "(u.ord::int - 1) * " PG_MAC_LEN " + 1 FOR " PG_MAC_LEN "), sealed = "
-                       "CASE WHEN u.state = 0 THEN v.sealed ELSE ''::bytea END "
+                       "CASE WHEN u.state = 1 THEN ''::bytea ELSE v.sealed END "
                        "FROM unnest($2::bigint[], $3::smallint[]) WITH ORDINALITY AS "
                        "u(version, state, ord) WHERE v.secret_id = $1 AND v.version = u.version",
                        4,
                        {OID_INT8, 0, 0, OID_BYTEA}},
     [ST_WRITE_META] = {"coffer_write_meta",
-                       "UPDATE coffer_secrets SET latest = $2, epoch = $3, mac = $4 "
-                       "WHERE id = $1",
-                       4,
-                       {OID_INT8, OID_INT8, OID_INT8, OID_BYTEA}},
+                       "UPDATE coffer_secrets SET latest = $2, epoch = $3, mac = $4, "
+                       "ldigest = $5, purge_ms = $6, updated_ms = " PG_NOW_MS ", "
+                       "max_versions = $7 WHERE id = $1",
+                       7,
+                       {OID_INT8, OID_INT8, OID_INT8, OID_BYTEA, OID_BYTEA, OID_INT8, OID_INT8}},
     [ST_META_KEY] = {"coffer_meta_key",
                      "SELECT meta_key FROM coffer_header WHERE id = 1 FOR UPDATE",
                      0,
@@ -266,6 +286,51 @@ static const pg_stmt stmts[ST_COUNT] = {
                          1,
                          {OID_BYTEA}},
     /* meta_init: secrets by id, a page at a time. */
+    /* Request ids (idempotent puts), read once the secret's row is locked. */
+    [ST_REQ_GET] = {"coffer_req_get",
+                    "SELECT version, vhash FROM coffer_requests WHERE secret_id = $1 AND "
+                    "rid = $2",
+                    2,
+                    {OID_INT8, OID_BYTEA}},
+    /* Stored with the version; the ones past their time go in the same statement. */
+    [ST_REQ_PUT] = {"coffer_req_put",
+                    "WITH d AS (DELETE FROM coffer_requests WHERE created_ms < " PG_NOW_MS
+                    " - " PG_STR(STORE_RID_KEEP_MS) ") INSERT INTO coffer_requests "
+                    "(secret_id, rid, vhash, version, created_ms) VALUES ($1, $2, $3, $4, "
+                    PG_NOW_MS ")",
+                    4,
+                    {OID_INT8, OID_BYTEA, OID_BYTEA, OID_INT8}},
+    [ST_LABELS] = {"coffer_labels",
+                   "SELECT name, version FROM coffer_labels WHERE secret_id = $1 ORDER BY name",
+                   1,
+                   {OID_INT8}},
+    [ST_LABELS_DEL] = {"coffer_labels_del",
+                       "DELETE FROM coffer_labels WHERE secret_id = $1",
+                       1,
+                       {OID_INT8}},
+    /* $2 and $3: text arrays of names (validated: [A-Za-z0-9._-]) and versions. */
+    [ST_LABEL_INS] = {"coffer_label_ins",
+                      "INSERT INTO coffer_labels (secret_id, name, version) SELECT $1, u.name, "
+                      "u.version FROM unnest($2::text[], $3::bigint[]) AS u(name, version)",
+                      3,
+                      {OID_INT8, 0, 0}},
+    /* One statement, one snapshot: the metadata (0-6) and each label (7-8; NULL: none). */
+    [ST_LABELS_GET] = {"coffer_labels_get",
+                       "SELECT s.last_version, s.latest, s.epoch, s.mac, s.previous, s.ldigest, "
+                       "s.purge_ms, l.name, l.version, s.description, s.tags, s.created_ms, "
+                       "s.updated_ms, s.max_versions FROM coffer_secrets s LEFT JOIN "
+                       "coffer_labels l ON l.secret_id = s.id WHERE s.name = $1 "
+                       "ORDER BY l.name COLLATE \"C\"",
+                       1,
+                       {OID_TEXT}},
+    /* Names hold only A-Z a-z 0-9 . _ -, all below '~': prefix..prefix~ is the prefix's range. */
+    [ST_LIST_PAGE] = {"coffer_list_page",
+                      "SELECT s.name, (SELECT count(*) FROM coffer_versions v WHERE v.secret_id "
+                      "= s.id AND v.state = 0) FROM coffer_secrets s WHERE s.purge_ms = 0 AND "
+                      "s.name > $1 AND s.name >= $2 AND s.name < $2 || '~' ORDER BY s.name "
+                      "LIMIT $3",
+                      3,
+                      {OID_TEXT, OID_TEXT, OID_INT8}},
     [ST_SECRET_PAGE] = {"coffer_secret_page",
                         "SELECT id, name, last_version, latest, epoch, mac FROM coffer_secrets "
                         "WHERE id > $1 ORDER BY id LIMIT " PG_STR(PG_PAGE_ROWS),
@@ -323,7 +388,55 @@ static const char schema_v2[] =
     "ALTER TABLE coffer_versions ALTER COLUMN mac DROP DEFAULT;";
 
 /*
- * Schema 2 -> 3: declarations (issue 13 item 8). Which service declared which secret, with which
+ * Schema 2 -> 3: the lifecycle (docs/lifecycle.md). Per secret its retention (max_versions, 0:
+ * none), the version latest before the newest put and the digest of its custom labels (both
+ * MAC'd; NULL digest: no labels); the custom labels; the request ids of idempotent puts, each
+ * only as a keyed hash, with the keyed hash of the value it put and the version it made,
+ * kept at least 24 hours. Version state 2 (disabled) needs no change. Self-contained: it
+ * assumes only schema 2 before it.
+ */
+static const char schema_v3[] =
+    "ALTER TABLE coffer_secrets ADD COLUMN max_versions bigint NOT NULL DEFAULT 0,"
+    " ADD COLUMN previous bigint NOT NULL DEFAULT 0, ADD COLUMN ldigest bytea,"
+    " ADD COLUMN purge_ms bigint NOT NULL DEFAULT 0, ADD COLUMN description text,"
+    " ADD COLUMN tags text, ADD COLUMN created_ms bigint NOT NULL DEFAULT 0,"
+    " ADD COLUMN updated_ms bigint NOT NULL DEFAULT 0;"
+    "UPDATE coffer_secrets s SET created_ms = coalesce((SELECT min(created_ms) FROM "
+    " coffer_versions v WHERE v.secret_id = s.id), 0), updated_ms = coalesce((SELECT "
+    " max(created_ms) FROM coffer_versions v WHERE v.secret_id = s.id), 0);"
+    "CREATE INDEX coffer_secrets_purge ON coffer_secrets (purge_ms) WHERE purge_ms > 0;"
+    "CREATE TABLE coffer_labels ("
+    " secret_id bigint NOT NULL REFERENCES coffer_secrets (id),"
+    " name text COLLATE \"C\" NOT NULL,"
+    " version bigint NOT NULL,"
+    " PRIMARY KEY (secret_id, name));"
+    "CREATE TABLE coffer_requests ("
+    " secret_id bigint NOT NULL REFERENCES coffer_secrets (id),"
+    " rid bytea NOT NULL,"
+    " vhash bytea NOT NULL,"
+    " version bigint NOT NULL,"
+    " created_ms bigint NOT NULL,"
+    " PRIMARY KEY (secret_id, rid));"
+    "CREATE INDEX coffer_requests_by_age ON coffer_requests (created_ms);"
+    /* One chain per handle (a server's worker, a CLI run): writers never queue on a shared
+     * chain head. */
+    "CREATE TABLE coffer_audit ("
+    " id bigserial PRIMARY KEY,"
+    " chain text NOT NULL,"
+    " seq bigint NOT NULL,"
+    " ts_ms bigint NOT NULL,"
+    " principal text NOT NULL,"
+    " action text NOT NULL,"
+    " secret text NOT NULL,"
+    " version text NOT NULL,"
+    " outcome integer NOT NULL,"
+    " error text NOT NULL,"
+    " rid text NOT NULL,"
+    " mac bytea NOT NULL,"
+    " UNIQUE (chain, seq));";
+
+/*
+ * Schema 3 -> 4: declarations (issue 13 item 8). Which service declared which secret, with which
  * actions (a bit set, 0: the secret alone). Self-contained: it only adds a table.
  */
 static const char schema_decl[] =
@@ -336,7 +449,7 @@ static const char schema_decl[] =
 
 /* Migrations from version i to i + 1 go at index i. */
 static const char *const migrations[PG_SCHEMA_VERSION] = {
-    [0] = schema_v1, [1] = schema_v2, [2] = schema_decl};
+    [0] = schema_v1, [1] = schema_v2, [2] = schema_v3, [3] = schema_decl};
 
 /* ---------------------------------------------------------------------------------------- */
 /* Small helpers                                                                              */
@@ -393,6 +506,20 @@ static int col_meta(const PGresult *r, int row, int first, store_meta *m)
 	    !col_uint(r, row, first + 2, 8, &m->epoch))
 		return 0;
 	col_mac(r, row, first + 3, m->mac, &m->mac_len);
+	return 1;
+}
+
+/* Columns col .. col + 2: previous, the label digest (a digest of another length is kept as
+ * one byte that never verifies) and purge_ms. 0 if malformed. */
+static int col_ext(const PGresult *r, int row, int col, store_meta *m)
+{
+	if (!col_uint(r, row, col, 8, &m->previous) || !col_uint(r, row, col + 2, 8, &m->purge_ms))
+		return 0;
+	size_t n = PQgetisnull(r, row, col + 1) ? 0 : (size_t)PQgetlength(r, row, col + 1);
+	memset(m->ldigest, 0, sizeof m->ldigest);
+	m->ldigest_len = n == 0 ? 0 : n == STORE_DIGEST_LEN ? n : 1;
+	if (n == STORE_DIGEST_LEN)
+		memcpy(m->ldigest, PQgetvalue(r, row, col + 1), n);
 	return 1;
 }
 
@@ -512,7 +639,7 @@ static int res_rc(pg_store *s, const PGresult *r, ExecStatusType want, const cha
 /* Run a prepared statement with binary parameters and binary results. */
 static PGresult *run(pg_store *s, int st, const char *const *vals, const int *lens)
 {
-	static const int formats[6] = {1, 1, 1, 1, 1, 1};
+	static const int formats[7] = {1, 1, 1, 1, 1, 1, 1};
 	return PQexecPrepared(s->conn, stmts[st].name, stmts[st].nparams, vals, lens, formats, 1);
 }
 
@@ -1095,7 +1222,8 @@ static int reserve(pg_store *s, put_slot *slots, size_t n)
 		if (rc == COFFER_OK &&
 		    (PQntuples(r) != 1 || !col_uint(r, 0, 0, 8, &id) || !col_meta(r, 0, 1, m) ||
 		     m->last_version < j - i ||
-		     (!PQgetisnull(r, 0, 5) && !col_uint(r, 0, 5, 8, &m->rows_max)))) {
+		     (!PQgetisnull(r, 0, 5) && !col_uint(r, 0, 5, 8, &m->rows_max)) ||
+		     !col_uint(r, 0, 6, 8, &m->max_versions) || !col_ext(r, 0, 7, m))) {
 			set_err(s, "unexpected reply while reserving version ids");
 			rc = COFFER_EIO;
 		}
@@ -1116,17 +1244,19 @@ static int reserve(pg_store *s, put_slot *slots, size_t n)
 static int insert_version(pg_store *s, const put_slot *slot, const store_seal_io *io)
 {
 	static const uint8_t none[1];
-	uint8_t sid[8], ver[8], kid[8];
+	uint8_t sid[8], ver[8], kid[8], prev[8];
 	put_be64(sid, slot->secret_id);
 	put_be64(ver, slot->version);
 	put_be64(kid, io->key_id);
-	const char *v[6] = {(const char *)sid,
+	put_be64(prev, io->previous);
+	const char *v[7] = {(const char *)sid,
 	                    (const char *)ver,
 	                    (const char *)kid,
 	                    (const char *)io->sealed,
 	                    (const char *)(io->mac_len ? io->row_mac : none),
-	                    (const char *)(io->mac_len ? io->secret_mac : none)};
-	const int l[6] = {8, 8, 8, (int)io->sealed_len, (int)io->mac_len, (int)io->mac_len};
+	                    (const char *)(io->mac_len ? io->secret_mac : none),
+	                    (const char *)prev};
+	const int l[7] = {8, 8, 8, (int)io->sealed_len, (int)io->mac_len, (int)io->mac_len, 8};
 	PGresult *r = run(s, ST_INSERT_VERSION, v, l);
 	int rc = res_rc(s, r, PGRES_COMMAND_OK, "inserting a version");
 	PQclear(r);
@@ -1190,9 +1320,68 @@ static int begin_sealing(pg_store *s, pg_newest *nk)
 	return rc;
 }
 
-/* Seal and insert every item in array order; `byidx` maps an array index to its slot. */
-static int seal_all(pg_store *s, put_slot *const *byidx, size_t n, const store_key *newest,
-                    store_seal_fn seal, void *ctx)
+static int read_secret_locked(pg_store *s, const char *name, size_t name_len, uint64_t *sid,
+                              store_meta *m);
+static int retag(pg_store *s, uint64_t sid, const char *name, size_t name_len, store_meta *m,
+                 store_retag_fn cb, void *ctx);
+
+/* Inside the open transaction, the secret locked: what the store holds for this request id. */
+static int request_get(pg_store *s, const put_slot *slot, const uint8_t *rid, store_seal_io *io)
+{
+	uint8_t sid[8];
+	put_be64(sid, slot->secret_id);
+	const char *v[2] = {(const char *)sid, (const char *)rid};
+	const int l[2] = {8, STORE_RID_LEN};
+	PGresult *r = run(s, ST_REQ_GET, v, l);
+	int rc = res_rc(s, r, PGRES_TUPLES_OK, "reading a request id");
+	if (rc == COFFER_OK && PQntuples(r) == 1) {
+		if (!col_uint(r, 0, 0, 8, &io->rid_version) ||
+		    PQgetlength(r, 0, 1) != STORE_RID_LEN) {
+			set_err(s, "a request id row in this database is damaged");
+			rc = COFFER_ECORRUPT;
+		} else {
+			memcpy(io->rid_vhash, PQgetvalue(r, 0, 1), STORE_RID_LEN);
+		}
+	}
+	PQclear(r);
+	return rc;
+}
+
+static int request_put(pg_store *s, const put_slot *slot, const uint8_t *rid,
+                       const store_seal_io *io)
+{
+	uint8_t sid[8], ver[8];
+	put_be64(sid, slot->secret_id);
+	put_be64(ver, slot->version);
+	const char *v[4] = {(const char *)sid, (const char *)rid, (const char *)io->vhash,
+	                    (const char *)ver};
+	const int l[4] = {8, STORE_RID_LEN, STORE_RID_LEN, 8};
+	PGresult *r = run(s, ST_REQ_PUT, v, l);
+	int rc = res_rc(s, r, PGRES_COMMAND_OK, "storing a request id");
+	PQclear(r);
+	return rc;
+}
+
+/* Retention after item i: the secret with all its rows through the core, as a destroy. The
+ * secret's next item in the batch sees what it left. */
+static int retain(pg_store *s, const put_slot *slot, const store_seal_io *io, store_meta *m)
+{
+	uint64_t sid = 0;
+	store_meta now;
+	int rc = read_secret_locked(s, slot->name, slot->len, &sid, &now);
+	if (rc == COFFER_OK)
+		rc = retag(s, sid, slot->name, slot->len, &now, io->retain, io->retain_ctx);
+	if (rc == COFFER_OK) {
+		now.rows_max = m->rows_max;
+		*m = now;
+	}
+	return rc;
+}
+
+/* Seal and insert every item in array order; `byidx` maps an array index to its slot. *replay
+ * is set when a request id was done before (a batch of one: nothing is written). */
+static int seal_all(pg_store *s, put_slot *const *byidx, store_put *items, size_t n,
+                    const store_key *newest, store_seal_fn seal, void *ctx, int *replay)
 {
 	for (size_t i = 0; i < n; i++) {
 		store_meta *m = &byidx[i]->head->meta;
@@ -1201,7 +1390,15 @@ static int seal_all(pg_store *s, put_slot *const *byidx, size_t n, const store_k
 		io.version = byidx[i]->version;
 		io.newest = newest;
 		io.before = *m;
-		int rc = seal(ctx, i, &io);
+		int rc = items[i].rid != NULL ? request_get(s, byidx[i], items[i].rid, &io)
+		                              : COFFER_OK;
+		if (rc == COFFER_OK)
+			rc = seal(ctx, i, &io);
+		if (rc == COFFER_OK && io.replay) {
+			byidx[i]->version = io.rid_version;
+			*replay = 1;
+			return COFFER_OK;
+		}
 		if (rc == COFFER_OK &&
 		    (io.sealed == NULL || io.sealed_len == 0 || io.sealed_len > INT32_MAX)) {
 			set_err(s, "the sealed value is empty or too large");
@@ -1209,13 +1406,19 @@ static int seal_all(pg_store *s, put_slot *const *byidx, size_t n, const store_k
 		}
 		if (rc == COFFER_OK)
 			rc = insert_version(s, byidx[i], &io);
+		if (rc == COFFER_OK && items[i].rid != NULL)
+			rc = request_put(s, byidx[i], items[i].rid, &io);
+		items[i].version = byidx[i]->version; /* known now: the audit entry names it */
 		free(io.sealed);
 		if (rc != COFFER_OK)
 			return rc;
 		/* The next item of this secret sees what this one left. */
+		m->previous = io.previous;
 		m->last_version = m->latest = io.version;
 		memcpy(m->mac, io.secret_mac, STORE_MAC_LEN);
 		m->mac_len = io.mac_len;
+		if (io.retain != NULL && (rc = retain(s, byidx[i], &io, m)) != COFFER_OK)
+			return rc;
 	}
 	return COFFER_OK;
 }
@@ -1249,10 +1452,16 @@ static int commit(pg_store *s)
 	return rc;
 }
 
+static int audit_write(pg_store *s, const char *chain, size_t n, store_audit_fn fn, void *ctx);
+
 /* Finish a write transaction: bump and announce the generation, COMMIT, or roll back. */
 static int finish_write(pg_store *s, int rc)
 {
 	uint64_t gen = 0;
+	size_t an = s->audit_n;
+	s->audit_n = 0;
+	if (rc == COFFER_OK && an > 0)
+		rc = audit_write(s, s->audit_chain, an, s->audit_fn, s->audit_ctx);
 	s->sealing = 0;
 	if (rc == COFFER_OK)
 		rc = bump_gen(s, &gen);
@@ -1275,8 +1484,8 @@ static int finish_write(pg_store *s, int rc)
  * One attempt. *sealing is set once seal() has been called: from then on the attempt may not be
  * repeated (store.h: seal is called once per item).
  */
-static int put_once(pg_store *s, put_slot *slots, put_slot *const *byidx, size_t n,
-                    store_seal_fn seal, void *ctx, int *sealing)
+static int put_once(pg_store *s, put_slot *slots, put_slot *const *byidx, store_put *items,
+                    size_t n, store_seal_fn seal, void *ctx, int *sealing, int *replay)
 {
 	pg_newest nk;
 	int rc = begin_sealing(s, &nk);
@@ -1285,7 +1494,12 @@ static int put_once(pg_store *s, put_slot *slots, put_slot *const *byidx, size_t
 	rc = reserve(s, slots, n);
 	if (rc == COFFER_OK) {
 		*sealing = 1;
-		rc = seal_all(s, byidx, n, &nk.key, seal, ctx);
+		rc = seal_all(s, byidx, items, n, &nk.key, seal, ctx, replay);
+	}
+	if (rc == COFFER_OK && *replay) { /* nothing to write: the reservation goes back */
+		s->sealing = 0;
+		rollback(s);
+		return COFFER_OK;
 	}
 	return finish_write(s, rc);
 }
@@ -1295,7 +1509,7 @@ static int pg_put(store *st, store_put *items, size_t n, store_seal_fn seal, voi
 	pg_store *s = (pg_store *)st;
 	put_slot *slots;
 	put_slot **byidx;
-	int sealing = 0, rc;
+	int sealing = 0, replay = 0, rc;
 
 	if (n == 0)
 		return COFFER_OK;
@@ -1306,22 +1520,35 @@ static int pg_put(store *st, store_put *items, size_t n, store_seal_fn seal, voi
 		free(byidx);
 		return COFFER_ENOMEM;
 	}
-	for (size_t i = 0; i < n; i++)
+	uint64_t *given = malloc(n * sizeof *given);
+	if (given == NULL) {
+		free(slots);
+		free(byidx);
+		return COFFER_ENOMEM;
+	}
+	for (size_t i = 0; i < n; i++) {
 		slots[i] = (put_slot){.name = items[i].name, .len = items[i].name_len, .idx = i};
+		given[i] = items[i].version;
+	}
 	qsort(slots, n, sizeof *slots, slot_cmp);
 	for (size_t i = 0; i < n; i++)
 		byidx[slots[i].idx] = &slots[i];
 
 	rc = ensure_conn(s);
 	if (rc == COFFER_OK)
-		rc = put_once(s, slots, byidx, n, seal, ctx, &sealing);
+		rc = put_once(s, slots, byidx, items, n, seal, ctx, &sealing, &replay);
 	/* Safe to repeat only if nothing was sealed: the first attempt surely rolled back. */
 	if (!sealing && ((rc == COFFER_EUNAVAIL && s->lost) || rc == COFFER_EBUSY) &&
 	    (rc == COFFER_EBUSY || reconnect(s) == COFFER_OK))
-		rc = put_once(s, slots, byidx, n, seal, ctx, &sealing);
-	if (rc == COFFER_OK)
-		for (size_t i = 0; i < n; i++)
-			items[i].version = byidx[i]->version;
+		rc = put_once(s, slots, byidx, items, n, seal, ctx, &sealing, &replay);
+	for (size_t i = 0; i < n; i++) {
+		/* seal_all wrote each version for the audit entries; on failure the out-parameters
+		 * go back to what they were. */
+		items[i].version = rc == COFFER_OK ? byidx[i]->version : given[i];
+		if (rc == COFFER_OK)
+			items[i].replayed = replay;
+	}
+	free(given);
 	free(slots);
 	free(byidx);
 	return rc;
@@ -1362,6 +1589,7 @@ static int get_fill(pg_store *s, const PGresult *r, const get_args *a)
 	uint64_t gen;
 	int has_row = !PQgetisnull(r, 0, 5);
 	if (!col_meta(r, 0, 0, &meta) || !col_uint(r, 0, 11, 8, &gen) ||
+	    !col_ext(r, 0, 12, &meta) || !col_uint(r, 0, 15, 8, &meta.max_versions) ||
 	    (!PQgetisnull(r, 0, 4) && !col_uint(r, 0, 4, 8, &meta.rows_max)) ||
 	    (has_row && !parse_row_head(r, 0, 5, &row))) {
 		set_err(s, "a version row of secret '%.*s' is damaged", (int)a->name_len, a->name);
@@ -1513,7 +1741,8 @@ static int versions_page(pg_store *s, list_ctx *c)
 		store_meta meta;
 		uint64_t len;
 		if (!parse_row_head(r, i, 0, &row) || !col_uint(r, i, 4, 4, &len) ||
-		    !col_meta(r, i, 6, &meta)) {
+		    !col_meta(r, i, 6, &meta) || !col_ext(r, i, 10, &meta) ||
+		    !col_uint(r, i, 13, 8, &meta.max_versions)) {
 			set_err(s, "a version row of secret '%.*s' is damaged", (int)c->name_len,
 			        c->name);
 			rc = COFFER_ECORRUPT;
@@ -1749,7 +1978,7 @@ static int pg_keys_prune(store *st, size_t *pruned)
 		return rc;
 	PGresult *r = PQexec(s->conn, "DELETE FROM coffer_keys WHERE key_id < "
 	                              "(SELECT max(key_id) FROM coffer_keys) AND key_id NOT IN "
-	                              "(SELECT key_id FROM coffer_versions WHERE state = 0)");
+	                              "(SELECT key_id FROM coffer_versions WHERE state <> 1)");
 	rc = res_rc(s, r, PGRES_COMMAND_OK, "pruning data keys");
 	if (rc == COFFER_OK && !parse_u64(PQcmdTuples(r), &n)) {
 		set_err(s, "unexpected reply while pruning data keys");
@@ -1887,13 +2116,271 @@ static int write_meta(pg_store *s, uint64_t sid, const store_meta *m)
 	put_be64(b[0], sid);
 	put_be64(b[1], m->latest);
 	put_be64(b[2], m->epoch);
-	const char *v[4] = {(const char *)b[0], (const char *)b[1], (const char *)b[2],
-	                    (const char *)m->mac};
-	const int l[4] = {8, 8, 8, (int)m->mac_len};
+	uint8_t purge[8], mx[8];
+	put_be64(purge, m->purge_ms);
+	put_be64(mx, m->max_versions);
+	const char *v[7] = {(const char *)b[0],
+	                    (const char *)b[1],
+	                    (const char *)b[2],
+	                    (const char *)m->mac,
+	                    m->ldigest_len == STORE_DIGEST_LEN ? (const char *)m->ldigest : NULL,
+	                    (const char *)purge,
+	                    (const char *)mx};
+	const int l[7] = {8, 8, 8, (int)m->mac_len, (int)m->ldigest_len, 8, 8};
 	PGresult *r = run(s, ST_WRITE_META, v, l);
 	int rc = res_rc(s, r, PGRES_COMMAND_OK, "writing a secret");
 	PQclear(r);
 	return rc;
+}
+
+/* Inside the open transaction: the secret's custom labels into m->labels (allocated here). */
+static int read_labels(pg_store *s, uint64_t sid, store_meta *m)
+{
+	uint8_t id[8];
+	put_be64(id, sid);
+	const char *v[1] = {(const char *)id};
+	const int l[1] = {8};
+	m->nlabels = 0;
+	m->labels_changed = 0;
+	m->labels = calloc(STORE_LABELS_MAX + 1, sizeof *m->labels);
+	if (m->labels == NULL)
+		return COFFER_ENOMEM;
+	PGresult *r = run(s, ST_LABELS, v, l);
+	int rc = res_rc(s, r, PGRES_TUPLES_OK, "reading labels");
+	int n = rc == COFFER_OK ? PQntuples(r) : 0;
+	for (int i = 0; rc == COFFER_OK && i < n; i++) {
+		size_t len = (size_t)PQgetlength(r, i, 0);
+		store_label *lb = &m->labels[m->nlabels];
+		if (m->nlabels == STORE_LABELS_MAX || len == 0 || len > STORE_LABEL_MAX ||
+		    !col_uint(r, i, 1, 8, &lb->version)) {
+			set_err(s, "a label row in this database is damaged");
+			rc = COFFER_ECORRUPT;
+			break;
+		}
+		memcpy(lb->name, PQgetvalue(r, i, 0), len);
+		lb->name[len] = '\0';
+		m->nlabels++;
+	}
+	PQclear(r);
+	return rc;
+}
+
+/* Inside the open transaction: the secret's custom labels become m->labels. */
+static int write_labels(pg_store *s, uint64_t sid, const store_meta *m)
+{
+	uint8_t id[8];
+	put_be64(id, sid);
+	const char *v1[1] = {(const char *)id};
+	const int l1[1] = {8};
+	PGresult *r = run(s, ST_LABELS_DEL, v1, l1);
+	int rc = res_rc(s, r, PGRES_COMMAND_OK, "writing labels");
+	PQclear(r);
+	if (rc != COFFER_OK || m->nlabels == 0)
+		return rc;
+	static const int formats[3] = {1, 0, 0};
+	char *names = malloc(m->nlabels * (STORE_LABEL_MAX + 1) + 3);
+	char *vers = malloc(m->nlabels * 24 + 3);
+	if (names == NULL || vers == NULL)
+		rc = COFFER_ENOMEM;
+	size_t a = 1, b = 1;
+	for (size_t i = 0; rc == COFFER_OK && i < m->nlabels; i++) {
+		size_t len = strlen(m->labels[i].name);
+		memcpy(names + a, m->labels[i].name, len);
+		a += len;
+		names[a++] = i + 1 < m->nlabels ? ',' : '}';
+		b = append_num(vers, b, (int64_t)m->labels[i].version, i + 1 < m->nlabels ? ',' : '}');
+	}
+	if (rc == COFFER_OK) {
+		names[0] = vers[0] = '{';
+		names[a] = '\0';
+		const char *v[3] = {(const char *)id, names, vers};
+		const int l[3] = {8, 0, 0};
+		r = PQexecPrepared(s->conn, stmts[ST_LABEL_INS].name, 3, v, l, formats, 1);
+		rc = res_rc(s, r, PGRES_COMMAND_OK, "writing labels");
+		PQclear(r);
+	}
+	free(names);
+	free(vers);
+	return rc;
+}
+
+static void info_fill(const PGresult *r, store_info *info)
+{
+	uint64_t c = 0, u = 0;
+	memset(info, 0, sizeof *info);
+	snprintf(info->description, sizeof info->description, "%s",
+	         PQgetisnull(r, 0, 9) ? "" : PQgetvalue(r, 0, 9));
+	snprintf(info->tags, sizeof info->tags, "%s", PQgetisnull(r, 0, 10) ? "" : PQgetvalue(r, 0, 10));
+	(void)col_uint(r, 0, 11, 8, &c);
+	(void)col_uint(r, 0, 12, 8, &u);
+	(void)col_uint(r, 0, 13, 8, &info->max_versions);
+	info->created_ms = (int64_t)c;
+	info->updated_ms = (int64_t)u;
+}
+
+static int pg_labels_get(store *st, const char *name, size_t name_len, store_meta *meta,
+                         store_info *info)
+{
+	pg_store *s = (pg_store *)st;
+	const char *v[1] = {name};
+	const int l[1] = {(int)name_len};
+	meta->labels = NULL;
+	int rc = ensure_conn(s);
+	if (rc != COFFER_OK)
+		return rc;
+	PGresult *r = run(s, ST_LABELS_GET, v, l);
+	rc = res_rc(s, r, PGRES_TUPLES_OK, "reading labels");
+	int n = rc == COFFER_OK ? PQntuples(r) : 0;
+	if (rc == COFFER_OK && n == 0) {
+		set_err(s, "not found");
+		rc = COFFER_ENOTFOUND;
+	} else if (rc == COFFER_OK && (!col_meta(r, 0, 0, meta) || !col_ext(r, 0, 4, meta) ||
+	                               !col_uint(r, 0, 13, 8, &meta->max_versions))) {
+		set_err(s, "a secret row in this database is damaged");
+		rc = COFFER_ECORRUPT;
+	}
+	if (rc == COFFER_OK && (meta->labels = calloc(STORE_LABELS_MAX + 1,
+	                                              sizeof *meta->labels)) == NULL)
+		rc = COFFER_ENOMEM;
+	for (int i = 0; rc == COFFER_OK && i < n && !PQgetisnull(r, i, 7); i++) {
+		size_t len = (size_t)PQgetlength(r, i, 7);
+		store_label *lb = &meta->labels[meta->nlabels];
+		if (meta->nlabels == STORE_LABELS_MAX || len == 0 || len > STORE_LABEL_MAX ||
+		    !col_uint(r, i, 8, 8, &lb->version)) {
+			set_err(s, "a label row in this database is damaged");
+			rc = COFFER_ECORRUPT;
+			break;
+		}
+		memcpy(lb->name, PQgetvalue(r, i, 7), len);
+		lb->name[len] = '\0';
+		meta->nlabels++;
+	}
+	if (rc == COFFER_OK && info != NULL)
+		info_fill(r, info);
+	PQclear(r);
+	if (rc != COFFER_OK) {
+		free(meta->labels);
+		meta->labels = NULL;
+	}
+	return rc;
+}
+
+static int pg_purge(store *st, uint64_t now, size_t *count)
+{
+	pg_store *s = (pg_store *)st;
+	uint8_t t[8];
+	uint64_t n = 0;
+	*count = 0;
+	put_be64(t, now);
+	static const Oid types[1] = {OID_INT8};
+	static const int formats[1] = {1};
+	const char *v[1] = {(const char *)t};
+	const int l[1] = {8};
+	/* A read first: the common case (nothing due) writes nothing. */
+	int rc = ensure_conn(s);
+	if (rc != COFFER_OK)
+		return rc;
+	PGresult *r = PQexecParams(s->conn,
+	                           "SELECT 1 FROM coffer_secrets WHERE purge_ms > 0 AND purge_ms <= "
+	                           "$1 LIMIT 1",
+	                           1, types, v, l, formats, 1);
+	rc = res_rc(s, r, PGRES_TUPLES_OK, "looking for deleted secrets");
+	int due = rc == COFFER_OK && PQntuples(r) > 0;
+	PQclear(r);
+	if (!due)
+		return rc;
+	rc = begin_write(s);
+	if (rc != COFFER_OK)
+		return rc;
+	static const char *const sql[] = {
+	    "DELETE FROM coffer_versions WHERE secret_id IN (SELECT id FROM coffer_secrets WHERE "
+	    "purge_ms > 0 AND purge_ms <= $1)",
+	    "DELETE FROM coffer_labels WHERE secret_id IN (SELECT id FROM coffer_secrets WHERE "
+	    "purge_ms > 0 AND purge_ms <= $1)",
+	    "DELETE FROM coffer_requests WHERE secret_id IN (SELECT id FROM coffer_secrets WHERE "
+	    "purge_ms > 0 AND purge_ms <= $1)",
+	    "DELETE FROM coffer_secrets WHERE purge_ms > 0 AND purge_ms <= $1"};
+	for (size_t i = 0; i < sizeof sql / sizeof sql[0] && rc == COFFER_OK; i++) {
+		r = PQexecParams(s->conn, sql[i], 1, types, v, l, formats, 1);
+		rc = res_rc(s, r, PGRES_COMMAND_OK, "purging deleted secrets");
+		if (rc == COFFER_OK && i + 1 == sizeof sql / sizeof sql[0] &&
+		    !parse_u64(PQcmdTuples(r), &n)) {
+			set_err(s, "unexpected reply while purging deleted secrets");
+			rc = COFFER_EIO;
+		}
+		PQclear(r);
+	}
+	if (rc == COFFER_OK && n == 0) { /* nothing went: no generation to bump */
+		rollback(s);
+		return COFFER_OK;
+	}
+	rc = finish_write(s, rc);
+	if (rc == COFFER_OK)
+		*count = (size_t)n;
+	return rc;
+}
+
+static int pg_list_page(store *st, const char *prefix, size_t prefix_len, const char *after,
+                        size_t after_len, size_t limit, store_name_cb cb, void *ctx)
+{
+	pg_store *s = (pg_store *)st;
+	int rc = ensure_conn(s);
+	if (rc != COFFER_OK)
+		return rc;
+	uint8_t lim[8];
+	put_be64(lim, limit);
+	const char *v[3] = {after, prefix, (const char *)lim};
+	const int l[3] = {(int)after_len, (int)prefix_len, 8};
+	PGresult *r = run(s, ST_LIST_PAGE, v, l);
+	rc = res_rc(s, r, PGRES_TUPLES_OK, "listing secrets");
+	int n = rc == COFFER_OK ? PQntuples(r) : 0;
+	for (int i = 0; rc == COFFER_OK && i < n; i++) {
+		uint64_t count = 0;
+		if (!col_uint(r, i, 1, 8, &count)) {
+			set_err(s, "unexpected reply while listing secrets");
+			rc = COFFER_EIO;
+			break;
+		}
+		char name[COFFER_NAME_MAX + 1];
+		size_t len = (size_t)PQgetlength(r, i, 0);
+		if (len == 0 || len > COFFER_NAME_MAX) {
+			set_err(s, "a secret row in this database is damaged");
+			rc = COFFER_ECORRUPT;
+			break;
+		}
+		memcpy(name, PQgetvalue(r, i, 0), len);
+		name[len] = '\0';
+		rc = cb(ctx, name, (size_t)count);
+	}
+	PQclear(r);
+	return rc;
+}
+
+static int pg_info_set(store *st, const char *name, size_t name_len, const char *description,
+                       const char *tags)
+{
+	pg_store *s = (pg_store *)st;
+	int rc = begin_write(s);
+	if (rc != COFFER_OK)
+		return rc;
+	static const Oid types[5] = {OID_TEXT, OID_BOOL, OID_TEXT, OID_BOOL, OID_TEXT};
+	static const int formats[5] = {1, 1, 1, 1, 1};
+	const char dset = description != NULL, tset = tags != NULL;
+	const char *v[5] = {name, &dset, description, &tset, tags};
+	const int l[5] = {(int)name_len, 1, description != NULL ? (int)strlen(description) : 0, 1,
+	                  tags != NULL ? (int)strlen(tags) : 0};
+	PGresult *r = PQexecParams(s->conn,
+	                           "UPDATE coffer_secrets SET description = CASE WHEN $2 THEN $3 "
+	                           "ELSE description END, tags = CASE WHEN $4 THEN $5 ELSE tags END, "
+	                           "updated_ms = " PG_NOW_MS " WHERE name = $1",
+	                           5, types, v, l, formats, 1);
+	rc = res_rc(s, r, PGRES_COMMAND_OK, "setting a secret's description");
+	if (rc == COFFER_OK && strcmp(PQcmdTuples(r), "0") == 0) {
+		set_err(s, "not found");
+		rc = COFFER_ENOTFOUND;
+	}
+	PQclear(r);
+	return finish_write(s, rc);
 }
 
 /* Inside the open transaction: hand one secret and all its rows to cb, write back the result. */
@@ -1904,41 +2391,193 @@ static int retag(pg_store *s, uint64_t sid, const char *name, size_t name_len, s
 	size_t n = 0;
 	int rc = read_rows(s, sid, &rows, &n);
 	if (rc == COFFER_OK)
+		rc = read_labels(s, sid, m);
+	if (rc == COFFER_OK)
 		rc = cb(ctx, name, name_len, m, rows, n);
 	for (size_t i = 0; rc == COFFER_OK && i < n; i += PG_ROWS_PER_WRITE)
 		rc = write_rows_chunk(s, sid, rows + i,
 		                      n - i < PG_ROWS_PER_WRITE ? n - i : PG_ROWS_PER_WRITE);
 	if (rc == COFFER_OK)
 		rc = write_meta(s, sid, m);
+	if (rc == COFFER_OK && m->labels_changed)
+		rc = write_labels(s, sid, m);
 	free(rows);
+	free(m->labels);
+	m->labels = NULL;
 	return rc;
 }
 
 /* The secret's row is locked first (as a put locks it), so destroys and puts of one secret take
  * turns. Dead tuples keep the old ciphertext until VACUUM reclaims them (docs/postgres.md). */
-static int pg_destroy(store *st, const char *name, size_t name_len, store_retag_fn cb, void *ctx)
+/* Inside the open transaction: the secret's id and metadata, its row locked. */
+static int read_secret_locked(pg_store *s, const char *name, size_t name_len, uint64_t *sid,
+                              store_meta *m)
 {
-	pg_store *s = (pg_store *)st;
 	const char *v[1] = {name};
 	const int l[1] = {(int)name_len};
-	int rc = begin_write(s);
-	if (rc != COFFER_OK)
-		return rc;
 	PGresult *r = run(s, ST_SECRET, v, l);
-	rc = res_rc(s, r, PGRES_TUPLES_OK, "reading a secret");
-	uint64_t sid = 0;
-	store_meta m;
+	int rc = res_rc(s, r, PGRES_TUPLES_OK, "reading a secret");
 	if (rc == COFFER_OK && PQntuples(r) == 0) {
 		set_err(s, "not found");
 		rc = COFFER_ENOTFOUND;
-	} else if (rc == COFFER_OK && (!col_uint(r, 0, 0, 8, &sid) || !col_meta(r, 0, 1, &m))) {
+	} else if (rc == COFFER_OK && (!col_uint(r, 0, 0, 8, sid) || !col_meta(r, 0, 1, m) ||
+	                               !col_uint(r, 0, 5, 8, &m->max_versions) ||
+	                               !col_ext(r, 0, 6, m))) {
 		set_err(s, "a secret row in this database is damaged");
 		rc = COFFER_ECORRUPT;
 	}
 	PQclear(r);
+	return rc;
+}
+
+static int pg_destroy(store *st, const char *name, size_t name_len, store_retag_fn cb, void *ctx)
+{
+	pg_store *s = (pg_store *)st;
+	int rc = begin_write(s);
+	if (rc != COFFER_OK)
+		return rc;
+	uint64_t sid = 0;
+	store_meta m;
+	rc = read_secret_locked(s, name, name_len, &sid, &m);
 	if (rc == COFFER_OK)
 		rc = retag(s, sid, name, name_len, &m, cb, ctx);
 	return finish_write(s, rc);
+}
+
+/* Inside the open write transaction: n entries after the chain's last one. */
+static int audit_write(pg_store *s, const char *chain, size_t n, store_audit_fn fn, void *ctx)
+{
+	store_audit e;
+	memset(&e, 0, sizeof e);
+	snprintf(e.chain, sizeof e.chain, "%s", chain);
+	static const Oid t1[1] = {OID_TEXT};
+	static const int f1[1] = {1};
+	const char *v1[1] = {e.chain};
+	const int l1[1] = {(int)strlen(e.chain)};
+	PGresult *r = PQexecParams(s->conn,
+	                           "SELECT seq, mac FROM coffer_audit WHERE chain = $1 ORDER BY seq "
+	                           "DESC LIMIT 1",
+	                           1, t1, v1, l1, f1, 1);
+	int rc = res_rc(s, r, PGRES_TUPLES_OK, "reading the audit log");
+	if (rc == COFFER_OK && PQntuples(r) == 1) {
+		if (!col_uint(r, 0, 0, 8, &e.seq))
+			rc = COFFER_ECORRUPT;
+		col_mac(r, 0, 1, e.prev, &e.prev_len);
+	}
+	PQclear(r);
+	static const Oid t[11] = {OID_TEXT, OID_INT8, OID_INT8, OID_TEXT, OID_TEXT, OID_TEXT,
+	                          OID_TEXT, OID_INT8, OID_TEXT, OID_TEXT, OID_BYTEA};
+	static const int f[11] = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1};
+	for (size_t i = 0; i < n && rc == COFFER_OK; i++) {
+		e.seq++;
+		rc = fn(ctx, i, &e);
+		if (rc != COFFER_OK)
+			break;
+		uint8_t seq[8], ts[8], oc[8];
+		put_be64(seq, e.seq);
+		put_be64(ts, (uint64_t)e.ts_ms);
+		put_be64(oc, (uint64_t)(int64_t)e.outcome);
+		const char *v[11] = {e.chain,     (const char *)seq, (const char *)ts, e.principal,
+		                     e.action,    e.secret,          e.version,        (const char *)oc,
+		                     e.error,     e.rid,             (const char *)e.mac};
+		const int l[11] = {(int)strlen(e.chain),     8,
+		                   8,                        (int)strlen(e.principal),
+		                   (int)strlen(e.action),    (int)strlen(e.secret),
+		                   (int)strlen(e.version),   8,
+		                   (int)strlen(e.error),     (int)strlen(e.rid),
+		                   (int)e.mac_len};
+		r = PQexecParams(s->conn,
+		                 "INSERT INTO coffer_audit (chain, seq, ts_ms, principal, action, secret, "
+		                 "version, outcome, error, rid, mac) VALUES ($1, $2, $3, $4, $5, $6, $7, "
+		                 "$8, $9, $10, $11)",
+		                 11, t, v, l, f, 1);
+		rc = res_rc(s, r, PGRES_COMMAND_OK, "writing the audit log");
+		PQclear(r);
+		memcpy(e.prev, e.mac, sizeof e.prev);
+		e.prev_len = e.mac_len;
+	}
+	return rc;
+}
+
+static void pg_audit_pending(store *st, const char *chain, size_t n, store_audit_fn fn, void *ctx)
+{
+	pg_store *s = (pg_store *)st;
+	s->audit_n = n;
+	s->audit_fn = fn;
+	s->audit_ctx = ctx;
+	snprintf(s->audit_chain, sizeof s->audit_chain, "%s", chain != NULL ? chain : "");
+}
+
+static int pg_audit_append(store *st, const char *chain, store_audit_fn fn, void *ctx)
+{
+	pg_store *s = (pg_store *)st;
+	s->audit_n = 0;
+	int rc = begin_write(s);
+	if (rc != COFFER_OK)
+		return rc;
+	rc = audit_write(s, chain, 1, fn, ctx);
+	if (rc != COFFER_OK) {
+		rollback(s);
+		return rc;
+	}
+	rc = commit(s); /* no generation bump: nothing a cache holds changed */
+	return rc;
+}
+
+static void res_text(const PGresult *r, int i, int col, char *out, size_t cap)
+{
+	snprintf(out, cap, "%s", PQgetisnull(r, i, col) ? "" : PQgetvalue(r, i, col));
+}
+
+static int pg_audit_list(store *st, uint64_t after, int (*cb)(void *ctx, const store_audit *e),
+                         void *ctx)
+{
+	pg_store *s = (pg_store *)st;
+	int rc = ensure_conn(s);
+	for (;;) {
+		if (rc != COFFER_OK)
+			return rc;
+		uint8_t a[8];
+		put_be64(a, after);
+		static const Oid t[1] = {OID_INT8};
+		static const int f[1] = {1};
+		const char *v[1] = {(const char *)a};
+		const int l[1] = {8};
+		PGresult *r = PQexecParams(s->conn,
+		                           "SELECT id, chain, seq, ts_ms, principal, action, secret, "
+		                           "version, outcome::bigint, error, rid, mac FROM coffer_audit "
+		                           "WHERE id > $1 ORDER BY id LIMIT 1000",
+		                           1, t, v, l, f, 1);
+		rc = res_rc(s, r, PGRES_TUPLES_OK, "reading the audit log");
+		int n = rc == COFFER_OK ? PQntuples(r) : 0;
+		for (int i = 0; rc == COFFER_OK && i < n; i++) {
+			store_audit e;
+			uint64_t seq = 0, ts = 0, oc = 0;
+			memset(&e, 0, sizeof e);
+			if (!col_uint(r, i, 0, 8, &e.id) || !col_uint(r, i, 2, 8, &seq) ||
+			    !col_uint(r, i, 3, 8, &ts) || !col_uint(r, i, 8, 8, &oc)) {
+				set_err(s, "an audit row in this database is damaged");
+				rc = COFFER_ECORRUPT;
+				break;
+			}
+			e.seq = seq;
+			e.ts_ms = (int64_t)ts;
+			e.outcome = (int)(int64_t)oc;
+			res_text(r, i, 1, e.chain, sizeof e.chain);
+			res_text(r, i, 4, e.principal, sizeof e.principal);
+			res_text(r, i, 5, e.action, sizeof e.action);
+			res_text(r, i, 6, e.secret, sizeof e.secret);
+			res_text(r, i, 7, e.version, sizeof e.version);
+			res_text(r, i, 9, e.error, sizeof e.error);
+			res_text(r, i, 10, e.rid, sizeof e.rid);
+			col_mac(r, i, 11, e.mac, &e.mac_len);
+			after = e.id;
+			rc = cb(ctx, &e);
+		}
+		PQclear(r);
+		if (rc != COFFER_OK || n < 1000)
+			return rc;
+	}
 }
 
 /* Inside the open transaction: retag one page of secrets after id *after. */
@@ -2070,7 +2709,7 @@ static int pg_reseal_batch(store *st, uint32_t below, store_reseal_fn cb, void *
 }
 
 /* ---------------------------------------------------------------------------------------- */
-/* declarations (schema 3)                                                                    */
+/* declarations (schema 4)                                                                    */
 
 /* Never retried: a connection lost during COMMIT leaves the outcome unknown (EUNAVAIL). */
 static int pg_decl_add(store *st, const store_decl *items, size_t n)
@@ -2137,6 +2776,13 @@ const store_ops postgres_store_ops = {
     .reseal_batch = pg_reseal_batch,
     .keys_prune = pg_keys_prune,
     .destroy = pg_destroy,
+    .labels_get = pg_labels_get,
+    .purge = pg_purge,
+    .list_page = pg_list_page,
+    .info_set = pg_info_set,
+    .audit_pending = pg_audit_pending,
+    .audit_append = pg_audit_append,
+    .audit_list = pg_audit_list,
     .meta_init = pg_meta_init,
     .decl_add = pg_decl_add,
     .decl_list = pg_decl_list,

@@ -41,25 +41,36 @@ enum {
 	Q_ROWS,
 	Q_WRITE_ROW,
 	Q_WRITE_META,
+	Q_REQ_GET,
+	Q_REQ_PUT,
+	Q_REQ_PRUNE,
+	Q_LABELS,
+	Q_LABELS_DEL,
+	Q_LABEL_INS,
+	Q_INFO,
+	Q_LIST_PAGE,
 	Q_COUNT
 };
 
 /* The secret's metadata, the largest version id of any of its rows (a row beyond last_version
- * is an edit outside coffer), then one row: columns 0-4 and 5-10 of a get, 11 the generation. */
+ * is an edit outside coffer), then one row: columns 0-4 and 5-10 of a get, 11 the generation,
+ * 12-13 the rest of the metadata (previous, label digest). */
 #define GET_COLUMNS                                                                                \
 	"SELECT s.last_version, s.latest, s.epoch, s.mac, (SELECT version FROM versions WHERE "    \
 	"secret_id = s.id ORDER BY version DESC LIMIT 1), v.version, v.key_id, v.state, "          \
-	"v.created_ms, v.sealed, v.mac, (SELECT gen FROM gen WHERE id = 1) FROM secrets s "
+	"v.created_ms, v.sealed, v.mac, (SELECT gen FROM gen WHERE id = 1), s.previous, "         \
+	"s.ldigest, s.purge_ms, s.max_versions FROM secrets s "
 
 static const char *const queries[Q_COUNT] = {
     [Q_UPSERT_SECRET] = "INSERT INTO secrets(name, last_version, created_ms) VALUES(?1, 1, ?2) "
                         "ON CONFLICT(name) DO UPDATE SET last_version = last_version + 1 "
                         "RETURNING id, last_version, latest, epoch, mac, (SELECT version "
                         "FROM versions WHERE secret_id = secrets.id ORDER BY version DESC "
-                        "LIMIT 1)",
+                        "LIMIT 1), max_versions, previous, ldigest, purge_ms",
     [Q_INSERT_VERSION] = "INSERT INTO versions(secret_id, version, key_id, state, created_ms, "
                          "sealed, mac) VALUES(?1, ?2, ?3, 0, ?4, ?5, ?6)",
-    [Q_SET_LATEST] = "UPDATE secrets SET latest = ?2, mac = ?3 WHERE id = ?1",
+    [Q_SET_LATEST] = "UPDATE secrets SET latest = ?2, mac = ?3, previous = ?4, updated_ms = ?5 "
+                     "WHERE id = ?1",
     [Q_BUMP_GEN] = "UPDATE gen SET gen = gen + 1 WHERE id = 1 RETURNING gen",
     /* latest is the row the (MAC'd) metadata names: a point lookup, whatever was edited. */
     [Q_GET_LATEST] = GET_COLUMNS "LEFT JOIN versions v ON v.secret_id = s.id AND v.version = "
@@ -74,15 +85,31 @@ static const char *const queries[Q_COUNT] = {
     [Q_HEADER] = "SELECT store_id, kdf_salt, kdf_ops, kdf_mem, meta_key FROM header WHERE id = 1",
     /* Counts what can be read (enabled versions), so it agrees with latest. */
     [Q_LIST_SECRETS] = "SELECT s.name, (SELECT count(*) FROM versions v WHERE v.secret_id = "
-                       "s.id AND v.state = 0) FROM secrets s ORDER BY s.name",
-    [Q_SECRET] = "SELECT id, last_version, latest, epoch, mac FROM secrets WHERE name = ?1",
+                       "s.id AND v.state = 0) FROM secrets s WHERE s.purge_ms = 0 "
+                       "ORDER BY s.name",
+    [Q_SECRET] = "SELECT id, last_version, latest, epoch, mac, max_versions, previous, ldigest, "
+                 "purge_ms FROM secrets WHERE name = ?1",
     [Q_LIST_VERSIONS] = "SELECT version, key_id, state, created_ms, length(sealed), mac FROM "
                         "versions WHERE secret_id = ?1 ORDER BY version",
     [Q_ROWS] = "SELECT version, state, mac FROM versions WHERE secret_id = ?1 ORDER BY version",
-    /* A row destroyed loses its ciphertext. */
-    [Q_WRITE_ROW] = "UPDATE versions SET state = ?3, mac = ?4, sealed = CASE WHEN ?3 = 0 THEN "
-                    "sealed END WHERE secret_id = ?1 AND version = ?2",
-    [Q_WRITE_META] = "UPDATE secrets SET latest = ?2, epoch = ?3, mac = ?4 WHERE id = ?1",
+    /* A row destroyed loses its ciphertext; a disabled one keeps it. */
+    [Q_WRITE_ROW] = "UPDATE versions SET state = ?3, mac = ?4, sealed = CASE WHEN ?3 = 1 THEN "
+                    "NULL ELSE sealed END WHERE secret_id = ?1 AND version = ?2",
+    [Q_WRITE_META] = "UPDATE secrets SET latest = ?2, epoch = ?3, mac = ?4, ldigest = ?5, "
+                     "purge_ms = ?6, updated_ms = ?7, max_versions = ?8 WHERE id = ?1",
+    [Q_REQ_GET] = "SELECT version, vhash FROM requests WHERE secret_id = ?1 AND rid = ?2",
+    [Q_REQ_PUT] = "INSERT INTO requests(secret_id, rid, vhash, version, created_ms) "
+                  "VALUES(?1, ?2, ?3, ?4, ?5)",
+    [Q_REQ_PRUNE] = "DELETE FROM requests WHERE created_ms < ?1",
+    [Q_LABELS] = "SELECT name, version FROM labels WHERE secret_id = ?1 ORDER BY name",
+    [Q_LABELS_DEL] = "DELETE FROM labels WHERE secret_id = ?1",
+    [Q_LABEL_INS] = "INSERT INTO labels(secret_id, name, version) VALUES(?1, ?2, ?3)",
+    [Q_INFO] = "SELECT description, tags, created_ms, updated_ms, max_versions FROM secrets "
+               "WHERE id = ?1",
+    /* Names hold only A-Z a-z 0-9 . _ -, all below '~': prefix..prefix~ is the prefix's range. */
+    [Q_LIST_PAGE] = "SELECT s.name, (SELECT count(*) FROM versions v WHERE v.secret_id = s.id "
+                    "AND v.state = 0) FROM secrets s WHERE s.purge_ms = 0 AND s.name > ?1 AND "
+                    "s.name >= ?2 AND s.name < ?2 || '~' ORDER BY s.name LIMIT ?3",
 };
 
 static const char schema_v1[] =
@@ -120,7 +147,39 @@ static const char schema_v2[] =
     "PRAGMA user_version = 2;";
 
 /*
- * Schema 2 -> 3: declarations (issue 13 item 8). Which service declared which secret, with which
+ * Schema 2 -> 3: the lifecycle (docs/lifecycle.md). Per secret its retention (max_versions, 0:
+ * none), the version latest before the newest put and the digest of its custom labels (both
+ * MAC'd; NULL digest: no labels); the custom labels; the request ids of idempotent puts, each
+ * only as a keyed hash, with the keyed hash of the value it put and the version it made,
+ * kept at least 24 hours. Version state 2 (disabled) needs no change. Self-contained: it
+ * assumes only schema 2 before it.
+ */
+static const char schema_v3[] =
+    "ALTER TABLE secrets ADD COLUMN max_versions INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE secrets ADD COLUMN previous INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE secrets ADD COLUMN ldigest BLOB;"
+    "ALTER TABLE secrets ADD COLUMN purge_ms INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE secrets ADD COLUMN description TEXT;"
+    "ALTER TABLE secrets ADD COLUMN tags TEXT;"
+    "ALTER TABLE secrets ADD COLUMN updated_ms INTEGER NOT NULL DEFAULT 0;"
+    "UPDATE secrets SET updated_ms = coalesce((SELECT max(created_ms) FROM versions v WHERE "
+    "  v.secret_id = secrets.id), created_ms);"
+    "CREATE INDEX secrets_purge ON secrets(purge_ms) WHERE purge_ms > 0;"
+    "CREATE TABLE labels(secret_id INTEGER NOT NULL REFERENCES secrets(id), "
+    "  name TEXT NOT NULL, version INTEGER NOT NULL, PRIMARY KEY (secret_id, name)) "
+    "  WITHOUT ROWID;"
+    "CREATE TABLE requests(secret_id INTEGER NOT NULL REFERENCES secrets(id), "
+    "  rid BLOB NOT NULL, vhash BLOB NOT NULL, version INTEGER NOT NULL, "
+    "  created_ms INTEGER NOT NULL, PRIMARY KEY (secret_id, rid)) WITHOUT ROWID;"
+    "CREATE INDEX requests_by_age ON requests(created_ms);"
+    "CREATE TABLE audit(id INTEGER PRIMARY KEY, chain TEXT NOT NULL, seq INTEGER NOT NULL, "
+    "  ts_ms INTEGER NOT NULL, principal TEXT NOT NULL, action TEXT NOT NULL, "
+    "  secret TEXT NOT NULL, version TEXT NOT NULL, outcome INTEGER NOT NULL, "
+    "  error TEXT NOT NULL, rid TEXT NOT NULL, mac BLOB NOT NULL, UNIQUE (chain, seq));"
+    "PRAGMA user_version = 3;";
+
+/*
+ * Schema 3 -> 4: declarations (issue 13 item 8). Which service declared which secret, with which
  * actions (a bit set, 0: the secret alone); what development mode learned and --record-policy
  * writes out. Self-contained: it only adds a table.
  */
@@ -128,14 +187,19 @@ static const char schema_decl[] =
     "CREATE TABLE declarations(service TEXT NOT NULL, secret TEXT NOT NULL, "
     "  actions INTEGER NOT NULL, declared_ms INTEGER NOT NULL, PRIMARY KEY (service, secret)) "
     "  WITHOUT ROWID;"
-    "PRAGMA user_version = 3;";
+    "PRAGMA user_version = 4;";
 
 typedef struct sqlite_store {
 	sqlite3 *db;
 	sqlite3_stmt *q[Q_COUNT];
+	sqlite3_stmt *rollback_q; /* prepared at open: a ROLLBACK must not need memory */
 	uint64_t *gen;       /* mmap of coffer.gen, or NULL when unavailable (cache then unused) */
 	char gen_path[4096]; /* coffer.gen, to map it later when it could not be at open */
 	char err[512];
+	/* Audit entries the next write transaction appends before it commits. */
+	size_t audit_n;
+	store_audit_fn audit_fn;
+	void *audit_ctx;
 } sqlite_store;
 
 #define S(s) ((sqlite_store *)(s))
@@ -195,24 +259,44 @@ static int fail(sqlite_store *s, int src, const char *what)
 	return map_rc(src);
 }
 
+static void rollback(sqlite_store *s);
+
 static int exec(sqlite_store *s, const char *sql, const char *what)
 {
+	/* A transaction still open here is one whose ROLLBACK failed (out of memory): end it, or
+	 * this handle would read its own half-done write and refuse every later one. */
+	if (strncmp(sql, "BEGIN", 5) == 0 && !sqlite3_get_autocommit(s->db))
+		rollback(s);
 	int src = sqlite3_exec(s->db, sql, NULL, NULL, NULL);
 	return src == SQLITE_OK ? COFFER_OK : fail(s, src, what);
 }
 
 static void rollback(sqlite_store *s)
 {
-	/* Fails harmlessly when no transaction is open (e.g. COMMIT already rolled back). */
-	(void)sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+	/* Fails harmlessly when no transaction is open (e.g. COMMIT already rolled back). The
+	 * statement is prepared at open: compiling it here could fail for want of memory and
+	 * leave the transaction open. */
+	if (s->rollback_q != NULL) {
+		(void)sqlite3_step(s->rollback_q);
+		(void)sqlite3_reset(s->rollback_q);
+	}
+	if (!sqlite3_get_autocommit(s->db))
+		(void)sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
 }
 
 static int bump_gen(sqlite_store *s);
 
 /* End the open write transaction: bump (and publish) the generation if asked, then COMMIT;
  * on any failure, ROLLBACK. Returns the first error. */
+static int audit_write(sqlite_store *s, const char *chain, size_t n, store_audit_fn fn,
+                       void *ctx);
+
 static int finish_write(sqlite_store *s, int rc, int bump)
 {
+	size_t an = s->audit_n;
+	s->audit_n = 0;
+	if (rc == COFFER_OK && an > 0)
+		rc = audit_write(s, "", an, s->audit_fn, s->audit_ctx);
 	if (rc == COFFER_OK && bump)
 		rc = bump_gen(s);
 	if (rc == COFFER_OK)
@@ -416,13 +500,16 @@ static int setup_schema(sqlite_store *s, unsigned flags)
 		if (rc == COFFER_OK)
 			rc = exec(s, schema_v2, "create schema");
 		if (rc == COFFER_OK)
-			rc = exec(s, schema_decl, "create schema");
-	} else if (ver == 1) {
-		rc = exec(s, schema_v2, "migrate the schema to version 2");
+			rc = exec(s, schema_v3, "create schema");
 		if (rc == COFFER_OK)
-			rc = exec(s, schema_decl, "migrate the schema to version 3");
-	} else if (ver == 2) {
-		rc = exec(s, schema_decl, "migrate the schema to version 3");
+			rc = exec(s, schema_decl, "create schema");
+	} else if (ver >= 1 && ver <= 3) {
+		if (ver == 1)
+			rc = exec(s, schema_v2, "migrate the schema to version 2");
+		if (rc == COFFER_OK && ver <= 2)
+			rc = exec(s, schema_v3, "migrate the schema to version 3");
+		if (rc == COFFER_OK)
+			rc = exec(s, schema_decl, "migrate the schema to version 4");
 	} else if (ver > STORE_SCHEMA_VERSION) {
 		snprintf(s->err, sizeof s->err,
 		         "store schema version %d is newer than this coffer understands (%d)", ver,
@@ -450,6 +537,10 @@ static int configure(sqlite_store *s, unsigned flags)
 		snprintf(s->err, sizeof s->err, "the store has no schema yet");
 		return COFFER_ENOTFOUND;
 	}
+	src = sqlite3_prepare_v3(s->db, "ROLLBACK", -1, SQLITE_PREPARE_PERSISTENT, &s->rollback_q,
+	                         NULL);
+	if (src != SQLITE_OK)
+		return fail(s, src, "prepare");
 	int rc = exec(s,
 	              "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; "
 	              "PRAGMA secure_delete = ON; PRAGMA foreign_keys = ON; "
@@ -473,6 +564,7 @@ static void sq_close(store *h)
 		return;
 	for (int i = 0; i < Q_COUNT; i++)
 		sqlite3_finalize(s->q[i]);
+	sqlite3_finalize(s->rollback_q);
 	sqlite3_close(s->db);
 	if (s->gen != NULL)
 		munmap(s->gen, 8);
@@ -703,6 +795,19 @@ static void col_meta(sqlite3_stmt *q, int first, store_meta *m)
 	col_mac(q, first + 3, m->mac, &m->mac_len);
 }
 
+/* Columns col .. col + 2: previous, the label digest (a digest of another length is kept as one
+ * byte that never verifies) and purge_ms. */
+static void col_ext(sqlite3_stmt *q, int col, store_meta *m)
+{
+	m->previous = (uint64_t)sqlite3_column_int64(q, col);
+	m->purge_ms = (uint64_t)sqlite3_column_int64(q, col + 2);
+	size_t n = (size_t)sqlite3_column_bytes(q, col + 1);
+	memset(m->ldigest, 0, sizeof m->ldigest);
+	m->ldigest_len = n == 0 ? 0 : n == STORE_DIGEST_LEN ? n : 1;
+	if (n == STORE_DIGEST_LEN)
+		memcpy(m->ldigest, sqlite3_column_blob(q, col + 1), n);
+}
+
 /* Create the secret if needed and take its next version id: *sid, and the metadata it had. */
 static int allocate(sqlite_store *s, const store_put *it, int64_t now, int64_t *sid,
                     store_seal_io *io)
@@ -716,6 +821,8 @@ static int allocate(sqlite_store *s, const store_put *it, int64_t now, int64_t *
 		*sid = sqlite3_column_int64(q, 0);
 		col_meta(q, 1, &io->before);
 		io->before.rows_max = (uint64_t)sqlite3_column_int64(q, 5);
+		io->before.max_versions = (uint64_t)sqlite3_column_int64(q, 6);
+		col_ext(q, 7, &io->before);
 		io->version = io->before.last_version;
 		io->before.last_version--; /* RETURNING gives the row after the upsert */
 	}
@@ -743,11 +850,59 @@ static int insert_row(sqlite_store *s, int64_t sid, const store_seal_io *io, int
 	sqlite3_bind_int64(q, 1, sid);
 	sqlite3_bind_int64(q, 2, (int64_t)io->version);
 	bind_mac(q, 3, io->secret_mac, io->mac_len);
+	sqlite3_bind_int64(q, 4, (int64_t)io->previous);
+	sqlite3_bind_int64(q, 5, now);
 	src = sqlite3_step(q);
 	rc = src == SQLITE_DONE ? COFFER_OK : fail(s, src, "update the secret");
 	sqlite3_clear_bindings(q);
 	sqlite3_reset(q);
 	return rc;
+}
+
+static int read_secret(sqlite_store *s, const char *name, size_t name_len, int64_t *sid,
+                       store_meta *meta);
+static int retag(sqlite_store *s, int64_t sid, const char *name, size_t name_len, store_meta *m,
+                 store_retag_fn cb, void *ctx);
+
+/* Inside the open transaction, the secret locked: what the store holds for this request id. */
+static int request_get(sqlite_store *s, int64_t sid, const uint8_t *rid, store_seal_io *io)
+{
+	sqlite3_stmt *q = s->q[Q_REQ_GET];
+	sqlite3_bind_int64(q, 1, sid);
+	sqlite3_bind_blob(q, 2, rid, STORE_RID_LEN, SQLITE_STATIC);
+	int src = sqlite3_step(q), rc = COFFER_OK;
+	if (src == SQLITE_ROW) {
+		io->rid_version = (uint64_t)sqlite3_column_int64(q, 0);
+		if (sqlite3_column_bytes(q, 1) == STORE_RID_LEN)
+			memcpy(io->rid_vhash, sqlite3_column_blob(q, 1), STORE_RID_LEN);
+	} else if (src != SQLITE_DONE) {
+		rc = fail(s, src, "read request id");
+	}
+	sqlite3_clear_bindings(q);
+	sqlite3_reset(q);
+	return rc;
+}
+
+/* The request id of a new version, and away with the ones past their time. */
+static int request_put(sqlite_store *s, int64_t sid, const uint8_t *rid, const store_seal_io *io,
+                       int64_t now)
+{
+	sqlite3_stmt *q = s->q[Q_REQ_PUT];
+	sqlite3_bind_int64(q, 1, sid);
+	sqlite3_bind_blob(q, 2, rid, STORE_RID_LEN, SQLITE_STATIC);
+	sqlite3_bind_blob(q, 3, io->vhash, STORE_RID_LEN, SQLITE_STATIC);
+	sqlite3_bind_int64(q, 4, (int64_t)io->version);
+	sqlite3_bind_int64(q, 5, now);
+	int src = sqlite3_step(q);
+	sqlite3_clear_bindings(q);
+	sqlite3_reset(q);
+	if (src != SQLITE_DONE)
+		return fail(s, src, "store request id");
+	q = s->q[Q_REQ_PRUNE];
+	sqlite3_bind_int64(q, 1, now - STORE_RID_KEEP_MS);
+	src = sqlite3_step(q);
+	sqlite3_reset(q);
+	return src == SQLITE_DONE ? COFFER_OK : fail(s, src, "prune request ids");
 }
 
 /* One item of a put, inside the open transaction. */
@@ -759,11 +914,26 @@ static int put_one(sqlite_store *s, store_put *it, size_t i, const store_key *ne
 	io.newest = newest;
 	int64_t sid = 0;
 	int rc = allocate(s, it, now, &sid, &io);
+	if (rc == COFFER_OK && it->rid != NULL)
+		rc = request_get(s, sid, it->rid, &io);
 	if (rc == COFFER_OK && (rc = seal(ctx, i, &io)) != COFFER_OK)
 		snprintf(s->err, sizeof s->err, "sealing the value failed");
+	if (rc == COFFER_OK && io.replay) {
+		it->version = io.rid_version;
+		it->replayed = 1;
+		return COFFER_OK; /* the caller rolls back */
+	}
 	if (rc == COFFER_OK)
 		rc = insert_row(s, sid, &io, now);
+	if (rc == COFFER_OK && it->rid != NULL)
+		rc = request_put(s, sid, it->rid, &io, now);
 	free(io.sealed);
+	if (rc == COFFER_OK && io.retain != NULL) {
+		store_meta m;
+		rc = read_secret(s, it->name, it->name_len, &sid, &m);
+		if (rc == COFFER_OK)
+			rc = retag(s, sid, it->name, it->name_len, &m, io.retain, io.retain_ctx);
+	}
 	it->version = io.version;
 	return rc;
 }
@@ -778,8 +948,14 @@ static int sq_put(store *h, store_put *items, size_t n, store_seal_fn seal, void
 	uint8_t buf[STORE_SEALED_KEY_MAX];
 	store_key newest;
 	rc = newest_key(s, &newest, buf);
-	for (size_t i = 0; i < n && rc == COFFER_OK; i++)
+	for (size_t i = 0; i < n && rc == COFFER_OK; i++) {
+		items[i].replayed = 0;
 		rc = put_one(s, &items[i], i, &newest, seal, ctx, now);
+		if (rc == COFFER_OK && items[i].replayed) { /* a batch of one: nothing to write */
+			rollback(s);
+			return COFFER_OK;
+		}
+	}
 	return finish_write(s, rc, 1);
 }
 
@@ -824,6 +1000,8 @@ static int sq_get(store *h, const char *name, size_t name_len, uint64_t version,
 	} else {
 		col_meta(q, 0, meta);
 		meta->rows_max = (uint64_t)sqlite3_column_int64(q, 4);
+		col_ext(q, 12, meta);
+		meta->max_versions = (uint64_t)sqlite3_column_int64(q, 15);
 		rc = get_row(q, out);
 	}
 	sqlite3_reset(q);
@@ -864,6 +1042,8 @@ static int read_secret(sqlite_store *s, const char *name, size_t name_len, int64
 	if (src == SQLITE_ROW) {
 		*sid = sqlite3_column_int64(q, 0);
 		col_meta(q, 1, meta);
+		meta->max_versions = (uint64_t)sqlite3_column_int64(q, 5);
+		col_ext(q, 6, meta);
 	} else if (src == SQLITE_DONE) {
 		snprintf(s->err, sizeof s->err, "not found");
 		rc = COFFER_ENOTFOUND;
@@ -1247,6 +1427,99 @@ static int read_rows(sqlite_store *s, int64_t sid, store_row **rows, size_t *n)
 	return rc;
 }
 
+/* Inside the open transaction: the secret's custom labels into m->labels (allocated here). */
+static int read_labels(sqlite_store *s, int64_t sid, store_meta *m)
+{
+	m->nlabels = 0;
+	m->labels_changed = 0;
+	m->labels = calloc(STORE_LABELS_MAX + 1, sizeof *m->labels);
+	if (m->labels == NULL)
+		return COFFER_ENOMEM;
+	sqlite3_stmt *q = s->q[Q_LABELS];
+	sqlite3_bind_int64(q, 1, sid);
+	int src, rc = COFFER_OK;
+	while ((src = sqlite3_step(q)) == SQLITE_ROW) {
+		size_t n = (size_t)sqlite3_column_bytes(q, 0);
+		if (m->nlabels == STORE_LABELS_MAX || n == 0 || n > STORE_LABEL_MAX) {
+			snprintf(s->err, sizeof s->err, "a label row in this store is damaged");
+			rc = COFFER_ECORRUPT;
+			break;
+		}
+		store_label *l = &m->labels[m->nlabels++];
+		memcpy(l->name, sqlite3_column_text(q, 0), n);
+		l->name[n] = '\0';
+		l->version = (uint64_t)sqlite3_column_int64(q, 1);
+	}
+	if (rc == COFFER_OK && src != SQLITE_DONE)
+		rc = fail(s, src, "read labels");
+	sqlite3_reset(q);
+	return rc;
+}
+
+/* Inside the open transaction: the secret's custom labels become m->labels. */
+static int write_labels(sqlite_store *s, int64_t sid, const store_meta *m)
+{
+	sqlite3_stmt *q = s->q[Q_LABELS_DEL];
+	sqlite3_bind_int64(q, 1, sid);
+	int src = sqlite3_step(q);
+	sqlite3_reset(q);
+	q = s->q[Q_LABEL_INS];
+	for (size_t i = 0; i < m->nlabels && src == SQLITE_DONE; i++) {
+		sqlite3_bind_int64(q, 1, sid);
+		sqlite3_bind_text(q, 2, m->labels[i].name, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(q, 3, (int64_t)m->labels[i].version);
+		src = sqlite3_step(q);
+		sqlite3_reset(q);
+	}
+	sqlite3_clear_bindings(q);
+	return src == SQLITE_DONE ? COFFER_OK : fail(s, src, "write labels");
+}
+
+/* Inside the open transaction: what describe shows beside the metadata. */
+static int read_info(sqlite_store *s, int64_t sid, store_info *info)
+{
+	sqlite3_stmt *q = s->q[Q_INFO];
+	sqlite3_bind_int64(q, 1, sid);
+	int src = sqlite3_step(q), rc = COFFER_OK;
+	memset(info, 0, sizeof *info);
+	if (src == SQLITE_ROW) {
+		const char *d = (const char *)sqlite3_column_text(q, 0);
+		const char *t = (const char *)sqlite3_column_text(q, 1);
+		snprintf(info->description, sizeof info->description, "%s", d != NULL ? d : "");
+		snprintf(info->tags, sizeof info->tags, "%s", t != NULL ? t : "");
+		info->created_ms = sqlite3_column_int64(q, 2);
+		info->updated_ms = sqlite3_column_int64(q, 3);
+		info->max_versions = (uint64_t)sqlite3_column_int64(q, 4);
+	} else {
+		rc = fail(s, src, "read a secret");
+	}
+	sqlite3_reset(q);
+	return rc;
+}
+
+static int sq_labels_get(store *h, const char *name, size_t name_len, store_meta *meta,
+                         store_info *info)
+{
+	sqlite_store *s = S(h);
+	/* One read transaction, so the metadata and the labels agree. */
+	int rc = exec(s, "BEGIN", "begin read");
+	if (rc != COFFER_OK)
+		return rc;
+	int64_t sid = 0;
+	meta->labels = NULL;
+	rc = read_secret(s, name, name_len, &sid, meta);
+	if (rc == COFFER_OK)
+		rc = read_labels(s, sid, meta);
+	if (rc == COFFER_OK && info != NULL)
+		rc = read_info(s, sid, info);
+	rollback(s); /* ends the read transaction */
+	if (rc != COFFER_OK) {
+		free(meta->labels);
+		meta->labels = NULL;
+	}
+	return rc;
+}
+
 /* Inside the open transaction: each row's state and MAC, then the secret's metadata. */
 static int write_retagged(sqlite_store *s, int64_t sid, const store_meta *m, const store_row *rows,
                           size_t n)
@@ -1269,10 +1542,17 @@ static int write_retagged(sqlite_store *s, int64_t sid, const store_meta *m, con
 	sqlite3_bind_int64(q, 2, (int64_t)m->latest);
 	sqlite3_bind_int64(q, 3, (int64_t)m->epoch);
 	bind_mac(q, 4, m->mac, m->mac_len);
+	if (m->ldigest_len == STORE_DIGEST_LEN)
+		sqlite3_bind_blob(q, 5, m->ldigest, STORE_DIGEST_LEN, SQLITE_STATIC);
+	sqlite3_bind_int64(q, 6, (int64_t)m->purge_ms);
+	sqlite3_bind_int64(q, 7, now_ms());
+	sqlite3_bind_int64(q, 8, (int64_t)m->max_versions);
 	src = sqlite3_step(q);
 	sqlite3_clear_bindings(q);
 	sqlite3_reset(q);
-	return src == SQLITE_DONE ? COFFER_OK : fail(s, src, "write the secret");
+	if (src != SQLITE_DONE)
+		return fail(s, src, "write the secret");
+	return m->labels_changed ? write_labels(s, sid, m) : COFFER_OK;
 }
 
 /* Inside the open transaction: hand one secret and all its rows to cb, write back the result. */
@@ -1283,10 +1563,14 @@ static int retag(sqlite_store *s, int64_t sid, const char *name, size_t name_len
 	size_t n = 0;
 	int rc = read_rows(s, sid, &rows, &n);
 	if (rc == COFFER_OK)
+		rc = read_labels(s, sid, m);
+	if (rc == COFFER_OK)
 		rc = cb(ctx, name, name_len, m, rows, n);
 	if (rc == COFFER_OK)
 		rc = write_retagged(s, sid, m, rows, n);
 	free(rows);
+	free(m->labels);
+	m->labels = NULL;
 	return rc;
 }
 
@@ -1308,6 +1592,227 @@ static int sq_destroy(store *h, const char *name, size_t name_len, store_retag_f
 	if (rc == COFFER_OK)
 		(void)sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL,
 		                                NULL);
+	return rc;
+}
+
+static int sq_purge(store *h, uint64_t now, size_t *count)
+{
+	sqlite_store *s = S(h);
+	*count = 0;
+	/* A read first: the common case (nothing due) takes no write lock. */
+	sqlite3_stmt *q = NULL;
+	int due = 0, src = sqlite3_prepare_v2(
+	                  s->db, "SELECT 1 FROM secrets WHERE purge_ms > 0 AND purge_ms <= ?1 LIMIT 1",
+	                  -1, &q, NULL);
+	if (src == SQLITE_OK) {
+		sqlite3_bind_int64(q, 1, (int64_t)now);
+		src = sqlite3_step(q);
+		due = src == SQLITE_ROW;
+	}
+	sqlite3_finalize(q);
+	q = NULL;
+	if (src != SQLITE_ROW && src != SQLITE_DONE)
+		return fail(s, src, "look for deleted secrets");
+	if (!due)
+		return COFFER_OK;
+	int rc = exec(s, "BEGIN IMMEDIATE", "begin");
+	static const char *const sql[] = {
+	    "DELETE FROM versions WHERE secret_id IN (SELECT id FROM secrets WHERE purge_ms > 0 "
+	    "AND purge_ms <= ?1)",
+	    "DELETE FROM labels WHERE secret_id IN (SELECT id FROM secrets WHERE purge_ms > 0 AND "
+	    "purge_ms <= ?1)",
+	    "DELETE FROM requests WHERE secret_id IN (SELECT id FROM secrets WHERE purge_ms > 0 "
+	    "AND purge_ms <= ?1)",
+	    "DELETE FROM secrets WHERE purge_ms > 0 AND purge_ms <= ?1"};
+	for (size_t i = 0; i < sizeof sql / sizeof sql[0] && rc == COFFER_OK; i++) {
+		src = sqlite3_prepare_v2(s->db, sql[i], -1, &q, NULL);
+		if (src == SQLITE_OK) {
+			sqlite3_bind_int64(q, 1, (int64_t)now);
+			src = sqlite3_step(q);
+		}
+		rc = src == SQLITE_DONE ? COFFER_OK : fail(s, src, "purge deleted secrets");
+		sqlite3_finalize(q);
+		q = NULL;
+	}
+	if (rc == COFFER_OK)
+		*count = (size_t)sqlite3_changes(s->db);
+	rc = finish_write(s, rc, *count > 0);
+	if (rc == COFFER_OK && *count > 0)
+		(void)sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL,
+		                                NULL);
+	if (rc != COFFER_OK)
+		*count = 0;
+	return rc;
+}
+
+static int sq_list_page(store *h, const char *prefix, size_t prefix_len, const char *after,
+                        size_t after_len, size_t limit, store_name_cb cb, void *ctx)
+{
+	sqlite_store *s = S(h);
+	sqlite3_stmt *q = s->q[Q_LIST_PAGE];
+	sqlite3_bind_text(q, 1, after, (int)after_len, SQLITE_STATIC);
+	sqlite3_bind_text(q, 2, prefix, (int)prefix_len, SQLITE_STATIC);
+	sqlite3_bind_int64(q, 3, (int64_t)limit);
+	int src, rc = COFFER_OK;
+	while (rc == COFFER_OK && (src = sqlite3_step(q)) == SQLITE_ROW)
+		rc = cb(ctx, (const char *)sqlite3_column_text(q, 0),
+		        (size_t)sqlite3_column_int64(q, 1));
+	if (rc == COFFER_OK && src != SQLITE_DONE)
+		rc = fail(s, src, "list secrets");
+	sqlite3_reset(q);
+	sqlite3_clear_bindings(q);
+	return rc;
+}
+
+static int sq_info_set(store *h, const char *name, size_t name_len, const char *description,
+                       const char *tags)
+{
+	sqlite_store *s = S(h);
+	int rc = exec(s, "BEGIN IMMEDIATE", "begin");
+	if (rc != COFFER_OK)
+		return rc;
+	sqlite3_stmt *q = NULL;
+	int src = sqlite3_prepare_v2(s->db,
+	                             "UPDATE secrets SET description = CASE WHEN ?2 THEN ?3 ELSE "
+	                             "description END, tags = CASE WHEN ?4 THEN ?5 ELSE tags END, "
+	                             "updated_ms = ?6 WHERE name = ?1",
+	                             -1, &q, NULL);
+	if (src == SQLITE_OK) {
+		sqlite3_bind_text(q, 1, name, (int)name_len, SQLITE_STATIC);
+		sqlite3_bind_int(q, 2, description != NULL);
+		sqlite3_bind_text(q, 3, description, -1, SQLITE_STATIC);
+		sqlite3_bind_int(q, 4, tags != NULL);
+		sqlite3_bind_text(q, 5, tags, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(q, 6, now_ms());
+		src = sqlite3_step(q);
+	}
+	rc = src == SQLITE_DONE ? COFFER_OK : fail(s, src, "set a secret's description");
+	if (rc == COFFER_OK && sqlite3_changes(s->db) == 0) {
+		snprintf(s->err, sizeof s->err, "not found");
+		rc = COFFER_ENOTFOUND;
+	}
+	sqlite3_finalize(q);
+	return finish_write(s, rc, 1);
+}
+
+/* Inside the open write transaction: n entries after the chain's last one. */
+static int audit_write(sqlite_store *s, const char *chain, size_t n, store_audit_fn fn,
+                       void *ctx)
+{
+	store_audit e;
+	memset(&e, 0, sizeof e);
+	snprintf(e.chain, sizeof e.chain, "%s", chain);
+	sqlite3_stmt *q = NULL;
+	int src = sqlite3_prepare_v2(s->db,
+	                             "SELECT seq, mac FROM audit WHERE chain = ?1 ORDER BY seq DESC "
+	                             "LIMIT 1",
+	                             -1, &q, NULL);
+	if (src == SQLITE_OK) {
+		sqlite3_bind_text(q, 1, chain, -1, SQLITE_STATIC);
+		src = sqlite3_step(q);
+		if (src == SQLITE_ROW) {
+			e.seq = (uint64_t)sqlite3_column_int64(q, 0);
+			col_mac(q, 1, e.prev, &e.prev_len);
+			src = SQLITE_DONE;
+		}
+	}
+	sqlite3_finalize(q);
+	q = NULL;
+	if (src != SQLITE_DONE)
+		return fail(s, src, "read the audit log");
+	src = sqlite3_prepare_v2(s->db,
+	                         "INSERT INTO audit(chain, seq, ts_ms, principal, action, secret, "
+	                         "version, outcome, error, rid, mac) VALUES(?1, ?2, ?3, ?4, ?5, ?6, "
+	                         "?7, ?8, ?9, ?10, ?11)",
+	                         -1, &q, NULL);
+	int rc = src == SQLITE_OK ? COFFER_OK : fail(s, src, "write the audit log");
+	for (size_t i = 0; i < n && rc == COFFER_OK; i++) {
+		e.seq++;
+		rc = fn(ctx, i, &e);
+		if (rc != COFFER_OK)
+			break;
+		sqlite3_bind_text(q, 1, e.chain, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(q, 2, (int64_t)e.seq);
+		sqlite3_bind_int64(q, 3, e.ts_ms);
+		sqlite3_bind_text(q, 4, e.principal, -1, SQLITE_STATIC);
+		sqlite3_bind_text(q, 5, e.action, -1, SQLITE_STATIC);
+		sqlite3_bind_text(q, 6, e.secret, -1, SQLITE_STATIC);
+		sqlite3_bind_text(q, 7, e.version, -1, SQLITE_STATIC);
+		sqlite3_bind_int(q, 8, e.outcome);
+		sqlite3_bind_text(q, 9, e.error, -1, SQLITE_STATIC);
+		sqlite3_bind_text(q, 10, e.rid, -1, SQLITE_STATIC);
+		sqlite3_bind_blob(q, 11, e.mac, (int)e.mac_len, SQLITE_STATIC);
+		src = sqlite3_step(q);
+		sqlite3_reset(q);
+		if (src != SQLITE_DONE)
+			rc = fail(s, src, "write the audit log");
+		memcpy(e.prev, e.mac, sizeof e.prev);
+		e.prev_len = e.mac_len;
+	}
+	sqlite3_finalize(q);
+	return rc;
+}
+
+static void sq_audit_pending(store *h, const char *chain, size_t n, store_audit_fn fn, void *ctx)
+{
+	sqlite_store *s = S(h);
+	(void)chain; /* one chain: writers take turns on the database's write lock */
+	s->audit_n = n;
+	s->audit_fn = fn;
+	s->audit_ctx = ctx;
+}
+
+static int sq_audit_append(store *h, const char *chain, store_audit_fn fn, void *ctx)
+{
+	sqlite_store *s = S(h);
+	(void)chain;
+	s->audit_n = 0;
+	int rc = exec(s, "BEGIN IMMEDIATE", "begin");
+	if (rc != COFFER_OK)
+		return rc;
+	rc = audit_write(s, "", 1, fn, ctx);
+	return finish_write(s, rc, 0);
+}
+
+static void col_text(sqlite3_stmt *q, int col, char *out, size_t cap)
+{
+	const char *t = (const char *)sqlite3_column_text(q, col);
+	snprintf(out, cap, "%s", t != NULL ? t : "");
+}
+
+static int sq_audit_list(store *h, uint64_t after, int (*cb)(void *ctx, const store_audit *e),
+                         void *ctx)
+{
+	sqlite_store *s = S(h);
+	sqlite3_stmt *q = NULL;
+	int src = sqlite3_prepare_v2(s->db,
+	                             "SELECT id, chain, seq, ts_ms, principal, action, secret, "
+	                             "version, outcome, error, rid, mac FROM audit WHERE id > ?1 "
+	                             "ORDER BY id",
+	                             -1, &q, NULL);
+	int rc = src == SQLITE_OK ? COFFER_OK : fail(s, src, "read the audit log");
+	if (rc == COFFER_OK)
+		sqlite3_bind_int64(q, 1, (int64_t)after);
+	while (rc == COFFER_OK && (src = sqlite3_step(q)) == SQLITE_ROW) {
+		store_audit e;
+		memset(&e, 0, sizeof e);
+		e.id = (uint64_t)sqlite3_column_int64(q, 0);
+		col_text(q, 1, e.chain, sizeof e.chain);
+		e.seq = (uint64_t)sqlite3_column_int64(q, 2);
+		e.ts_ms = sqlite3_column_int64(q, 3);
+		col_text(q, 4, e.principal, sizeof e.principal);
+		col_text(q, 5, e.action, sizeof e.action);
+		col_text(q, 6, e.secret, sizeof e.secret);
+		col_text(q, 7, e.version, sizeof e.version);
+		e.outcome = (int)sqlite3_column_int64(q, 8);
+		col_text(q, 9, e.error, sizeof e.error);
+		col_text(q, 10, e.rid, sizeof e.rid);
+		col_mac(q, 11, e.mac, &e.mac_len);
+		rc = cb(ctx, &e);
+	}
+	if (rc == COFFER_OK && src != SQLITE_DONE)
+		rc = fail(s, src, "read the audit log");
+	sqlite3_finalize(q);
 	return rc;
 }
 
@@ -1405,7 +1910,7 @@ static int sq_meta_init(store *h, const uint8_t *sealed, size_t len, store_rekey
 	return finish_write(s, rc, 1);
 }
 
-/* --- declarations (schema 3) --------------------------------------------------------------- */
+/* --- declarations (schema 4) --------------------------------------------------------------- */
 
 static int sq_decl_add(store *h, const store_decl *items, size_t n)
 {
@@ -1479,6 +1984,13 @@ const store_ops sqlite_store_ops = {
     .reseal_batch = sq_reseal_batch,
     .keys_prune = sq_keys_prune,
     .destroy = sq_destroy,
+    .labels_get = sq_labels_get,
+    .purge = sq_purge,
+    .list_page = sq_list_page,
+    .info_set = sq_info_set,
+    .audit_pending = sq_audit_pending,
+    .audit_append = sq_audit_append,
+    .audit_list = sq_audit_list,
     .meta_init = sq_meta_init,
     .decl_add = sq_decl_add,
     .decl_list = sq_decl_list,

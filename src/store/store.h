@@ -22,8 +22,55 @@ typedef struct store store; /* each backend defines its own struct and casts */
 #define STORE_ID_LEN         16
 #define STORE_SALT_LEN       16
 #define STORE_SEALED_KEY_MAX 128
-#define STORE_SCHEMA_VERSION 3  /* 2: metadata MACs (docs/internals.md); 3: declarations */
+#define STORE_SCHEMA_VERSION 4  /* 2: metadata MACs (docs/internals.md); 3: lifecycle; 4: declarations */
+#define STORE_RID_LEN        32 /* a request id as stored: its keyed hash */
+#define STORE_RID_KEEP_MS    (24 * 3600 * 1000) /* request ids are kept at least this long */
+#define STORE_LABEL_MAX      63 /* bytes in a label name */
+#define STORE_LABELS_MAX     64 /* custom labels per secret */
+#define STORE_DIGEST_LEN     32 /* a secret's label digest */
 #define STORE_MAC_LEN        33 /* a metadata MAC as stored: format byte | 32-byte tag */
+
+/* One audit entry (docs/lifecycle.md, "Audit log"). Strings are NUL-terminated, cut to size. */
+#define STORE_AUDIT_CHAIN_MAX 32
+typedef struct store_audit {
+	uint64_t id;                            /* audit_list: the row id (insertion order) */
+	char chain[STORE_AUDIT_CHAIN_MAX + 1];  /* "" on SQLite (one chain); PostgreSQL: the handle's */
+	uint64_t seq;                           /* 1, 2, ... within its chain */
+	int64_t ts_ms;
+	char principal[129];
+	char action[33];
+	char secret[COFFER_NAME_MAX + 1];
+	char version[65];                       /* a version id or label, "" if none */
+	int outcome;                            /* a coffer_rc */
+	char error[257];
+	char rid[2 * STORE_RID_LEN + 1];        /* hex of the request id's keyed hash, "" if none */
+	uint8_t prev[STORE_MAC_LEN];            /* the MAC of the entry before in the chain */
+	size_t prev_len;                        /* 0: the first of its chain */
+	uint8_t mac[STORE_MAC_LEN];
+	size_t mac_len;
+} store_audit;
+
+/* Fill entry i's content and MAC; the backend has set chain, seq and prev (read in the same
+ * write transaction, after the chain's last entry, so concurrent writers of one chain take
+ * turns). */
+typedef int (*store_audit_fn)(void *ctx, size_t i, store_audit *e);
+
+/* What describe shows beside the metadata (not MAC'd). */
+#define STORE_DESCRIPTION_MAX 1024
+#define STORE_TAGS_MAX        4096
+typedef struct store_info {
+	char description[STORE_DESCRIPTION_MAX + 1];
+	char tags[STORE_TAGS_MAX + 1];
+	int64_t created_ms;
+	int64_t updated_ms;
+	uint64_t max_versions;
+} store_info;
+
+/* One custom label of a secret. */
+typedef struct store_label {
+	char name[STORE_LABEL_MAX + 1];
+	uint64_t version;
+} store_label;
 #define STORE_META_KEY_ID    0  /* keys_load / keys_reseal: the metadata key, not a data key */
 
 /* The header of a store, written once, atomically, by whichever process creates the store. */
@@ -55,10 +102,25 @@ typedef struct store_kdf {
 typedef struct store_meta {
 	uint64_t last_version; /* the largest version id ever assigned (0: a new secret) */
 	uint64_t latest;       /* the newest enabled version, 0 if none */
-	uint64_t epoch;        /* versions destroyed so far: bound into every version's MAC */
+	uint64_t epoch;        /* state changes so far: bound into every version's MAC */
 	uint8_t mac[STORE_MAC_LEN];
 	size_t mac_len;
 	uint64_t rows_max; /* get(), put(): the largest version id of any row now (not MAC'd) */
+	uint64_t max_versions; /* put(), destroy(): retention, 0 for none (not MAC'd) */
+	/* MAC'd (schema 3): the version that was latest before the newest put (0: none), and the
+	 * digest of the secret's custom labels (ldigest_len 0: it has none). Read and written
+	 * wherever last_version, latest and epoch are; put() writes previous, destroy() ldigest
+	 * and purge_ms. */
+	uint64_t previous;
+	uint8_t ldigest[STORE_DIGEST_LEN];
+	size_t ldigest_len;
+	uint64_t purge_ms; /* MAC'd: scheduled for deletion, for good from this time (0: not) */
+	/* destroy() and labels_get() only: the custom labels, sorted by name, in an array of
+	 * STORE_LABELS_MAX + 1 the backend allocates (and frees). destroy()'s cb may change them
+	 * and sets labels_changed; the backend then writes them all back. */
+	store_label *labels;
+	size_t nlabels;
+	int labels_changed;
 } store_meta;
 
 /* One version row. */
@@ -78,7 +140,9 @@ typedef struct store_row {
 typedef struct store_put {
 	const char *name;
 	size_t name_len;
-	uint64_t version; /* out */
+	const uint8_t *rid; /* NULL, or the request id's keyed hash (STORE_RID_LEN bytes) */
+	uint64_t version;   /* out */
+	int replayed;       /* out: the request id was done before; version is its version */
 } store_put;
 
 /* A data key as stored: its id and its sealed form (under the master key). As the newest key of
@@ -108,6 +172,19 @@ typedef struct store_seal_io {
 	uint8_t secret_mac[STORE_MAC_LEN]; /* out: the secret's new MAC */
 	uint8_t row_mac[STORE_MAC_LEN];    /* out: the new version row's MAC */
 	size_t mac_len;                    /* out: STORE_MAC_LEN (0: none, for backend tests) */
+	uint64_t previous;                 /* out: the secret's new previous (before.latest) */
+	/* Request ids (items with rid): what the store holds for it, read after the secret was
+	 * locked (rid_version 0: nothing), and what to store with it. */
+	uint64_t rid_version;                /* in */
+	uint8_t rid_vhash[STORE_RID_LEN];    /* in: the value's keyed hash stored with it */
+	uint8_t vhash[STORE_RID_LEN];        /* out: this value's keyed hash */
+	int replay;                          /* out: 1 = answer rid_version, write nothing */
+	/* Retention: when seal sets retain, once the row and the secret's metadata are written the
+	 * backend reads the secret and all its rows again, hands them to retain (as destroy()
+	 * does) and writes back what it sets, in the same transaction. */
+	int (*retain)(void *ctx, const char *name, size_t name_len, struct store_meta *meta,
+	              struct store_row *rows, size_t n); /* out */
+	void *retain_ctx;                              /* out */
 } store_seal_io;
 
 typedef int (*store_seal_fn)(void *ctx, size_t i, store_seal_io *io);
@@ -201,6 +278,11 @@ typedef struct store_ops {
 	 * secret's new MAC. Bumps the store generation. A non-OK return of seal() rolls everything
 	 * back. If the outcome of the commit cannot be known (connection lost during COMMIT),
 	 * return COFFER_EUNAVAIL and never retry the write silently.
+	 * An item with a rid (only ever a batch of one): once the secret is locked, read the
+	 * version and value hash stored for (secret, rid) into the seal io; if seal() sets
+	 * replay, roll everything back and answer that version with replayed = 1; otherwise store
+	 * (secret, rid, vhash, version, now) with the row and delete the request ids older than
+	 * STORE_RID_KEEP_MS. The seal io's max_versions comes from the secret's row; see retain.
 	 */
 	int (*put)(store *s, store_put *items, size_t n, store_seal_fn seal, void *ctx);
 
@@ -258,24 +340,29 @@ typedef struct store_ops {
 
 	/*
 	 * reseal_batch: one transaction of the re-encrypt pass. Read the newest data key as put()
-	 * does, select up to STORE_RESEAL_BATCH enabled versions sealed with a key id below
-	 * `below`, replace each with what cb makes, bump the generation if any moved, commit. *done
-	 * counts the rows; fewer than STORE_RESEAL_BATCH means none was left below `below`.
+	 * does, select up to STORE_RESEAL_BATCH versions holding a value (enabled or disabled)
+	 * sealed with a key id below `below`, replace each with what cb makes, bump the generation
+	 * if any moved, commit. *done counts the rows; fewer than STORE_RESEAL_BATCH means none was
+	 * left below `below`.
 	 */
 	int (*reseal_batch)(store *s, uint32_t below, store_reseal_fn cb, void *ctx, size_t *done);
 
 	/*
 	 * keys_prune: in one transaction that no put() or reseal_batch() overlaps (they may be
 	 * about to seal with the key being pruned), delete every data key but the newest that no
-	 * enabled version uses. *pruned counts them.
+	 * version holding a value (enabled or disabled) uses. *pruned counts them.
 	 */
 	int (*keys_prune)(store *s, size_t *pruned);
 
 	/*
-	 * destroy: in one write transaction that bumps the generation, read the secret's metadata
-	 * and all its version rows, hand them to cb (the core checks them, marks the version it
-	 * destroys, and re-MACs every row and the secret), then write back every row's state and
-	 * MAC and the secret's metadata, and drop the ciphertext of each row no longer enabled. Its
+	 * destroy (destroy, disable, enable: any change of a version's state): in one write
+	 * transaction that bumps the generation, read the secret's metadata and all its version
+	 * rows, hand them to cb (the core checks them, sets the state of the version it changes,
+	 * and re-MACs every row and the secret), then write back every row's state and MAC and the
+	 * secret's metadata, and drop the ciphertext of each row destroyed (COFFER_STATE_DESTROYED;
+	 * a disabled row keeps it). The custom labels are read with the rows (meta->labels) and,
+	 * when cb sets meta->labels_changed, written back, all in the same transaction (label
+	 * moves use this transaction too). Its
 	 * id stays taken. COFFER_ENOTFOUND if the secret does not exist; cb's error otherwise (the
 	 * core says COFFER_ENOTFOUND for a version it cannot destroy). May be NULL (the core then
 	 * answers COFFER_EMISUSE).
@@ -295,12 +382,52 @@ typedef struct store_ops {
 	                 store_retag_fn retag, void *ctx, uint8_t *found, size_t *found_len);
 
 	/*
-	 * Declarations (schema 3): decl_add ORs each item's actions into its (service, secret)
+	 * Declarations (schema 4): decl_add ORs each item's actions into its (service, secret)
 	 * row, creating it, all n in ONE transaction (the generation is not bumped: no secret
 	 * changes). decl_list calls cb for every row, by service then secret. May be NULL.
 	 */
 	int (*decl_add)(store *s, const store_decl *items, size_t n);
 	int (*decl_list)(store *s, store_decl_cb cb, void *ctx);
+
+	/*
+	 * labels_get: in one snapshot, the secret's metadata into *meta and its custom labels
+	 * into meta->labels (allocated here, STORE_LABELS_MAX + 1 entries; the caller frees).
+	 * COFFER_ENOTFOUND if the secret does not exist. The core checks them against the MAC.
+	 */
+	int (*labels_get)(store *s, const char *name, size_t name_len, store_meta *meta,
+	                  store_info *info);
+
+	/*
+	 * purge: in one write transaction, delete for good every secret whose purge_ms is set and
+	 * at most now_ms: its versions (ciphertext), labels, request ids and itself. Bumps the
+	 * generation if any went. *count counts them.
+	 */
+	int (*purge)(store *s, uint64_t now_ms, size_t *count);
+
+	/*
+	 * list_page: up to `limit` secrets not scheduled for deletion, in byte order, whose names
+	 * begin with prefix (prefix_len may be 0) and come after `after` (after_len 0: from the
+	 * start), each with its number of enabled versions.
+	 */
+	int (*list_page)(store *s, const char *prefix, size_t prefix_len, const char *after,
+	                 size_t after_len, size_t limit, store_name_cb cb, void *ctx);
+
+	/* info_set: a secret's description and tags (NULL: leave as is). COFFER_ENOTFOUND if the
+	 * secret does not exist. Bumps the generation. */
+	int (*info_set)(store *s, const char *name, size_t name_len, const char *description,
+	                const char *tags);
+
+	/*
+	 * Audit. audit_pending: the next write transaction of this handle (put, destroy, label,
+	 * delete, retention, info_set), if it commits, appends n entries to `chain` through
+	 * fn, in the same transaction, just before COMMIT; n 0 cancels. The backend forgets the
+	 * pending entries once that transaction ends either way. audit_append: one entry in a
+	 * transaction of its own. audit_list: every entry with an id above after_id, in id order.
+	 */
+	void (*audit_pending)(store *s, const char *chain, size_t n, store_audit_fn fn, void *ctx);
+	int (*audit_append)(store *s, const char *chain, store_audit_fn fn, void *ctx);
+	int (*audit_list)(store *s, uint64_t after_id, int (*cb)(void *ctx, const store_audit *e),
+	                  void *ctx);
 } store_ops;
 
 /*

@@ -6,6 +6,8 @@ FAIL=0
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/coffer-cli-XXXXXX")
 export COFFER_STORE="$WORK/store"
 unset COFFER_MASTER_KEY COFFER_PASSPHRASE COFFER_KEY_FILE
+# Remote mode is chosen by the environment too: the tests say --server where they mean it.
+unset COFFER_SERVER COFFER_TOKEN COFFER_TOKEN_FILE COFFER_TLS COFFER_CA_FILE
 trap 'rm -rf "$WORK"' EXIT
 
 pass() { PASS=$((PASS + 1)); printf 'ok   %s\n' "$1"; }

@@ -81,7 +81,7 @@ for bad in "a/b" "a b" ".." ".env" "a'b" 'a"b' "../etc/passwd" "$long" "caf$(pri
 	expect_rc 2 "name '${bad:0:20}' is refused" C put "$bad" value
 done
 expect_err_has "invalid secret name" "a bad name is explained"
-for v in 0 -1 abc 99999999999999999999 01 ""; do
+for v in 0 -1 1abc 99999999999999999999 01 ""; do
 	expect_rc 2 "version '$v' is refused" C access "db.password@$v"
 done
 expect_err_has "invalid version id" "a bad version is explained"

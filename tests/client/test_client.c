@@ -287,7 +287,7 @@ static void test_scenario(void **state)
 	assert_null(v);
 	assert_non_null(strstr(coffer_client_errmsg(c), "7"));
 	assert_int_equal(coffer_client_access(c, "nosuch", "latest", &v), COFFER_ENOTFOUND);
-	assert_int_equal(coffer_client_access(c, "db.password", "x1", &v), COFFER_EINVAL);
+	assert_int_equal(coffer_client_access(c, "db.password", "1x", &v), COFFER_EINVAL);
 	/* Refused here, before any round trip. */
 	assert_int_equal(coffer_client_put(c, "../etc", "x", 1, NULL), COFFER_EINVAL);
 	assert_int_equal(coffer_client_put(c, "ok", "", 0, NULL), COFFER_EINVAL);

@@ -11,10 +11,14 @@
 #include <cmocka.h>
 #include <dirent.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "../sqltool.h"
 #include "../testutil.h"
+#include "core/internal.h"
 
 static char tmpdir[4096];
 static char location[4200];
@@ -198,8 +202,8 @@ static void test_bad_values(void **state)
 static void test_bad_versions(void **state)
 {
 	static const char *const bad[] = {
-	    "0",   "-1",  "abc",     "99999999999999999999", "", " 1", "1 ", "01", "+1",
-	    "1.0", "0x1", "latest1", "9223372036854775808"};
+	    "0",   "-1",  "_abc",    "99999999999999999999", "", " 1", "1 ", "01", "+1",
+	    "1x",  "0x1", "a b",     "9223372036854775808",  "latest/1"};
 	coffer_store *st = open_store();
 	coffer_secret *s = ref(st, "versions", COFFER_PUT | COFFER_ACCESS);
 	put_ok(s, "v1", 2, "1");
@@ -210,6 +214,9 @@ static void test_bad_versions(void **state)
 		assert_non_null(strstr(coffer_errmsg(st), "invalid version id"));
 	}
 	coffer_value *v = NULL;
+	/* A name that could be a label is one: not found, never a version. */
+	assert_int_equal(coffer_access(s, "abc", &v), COFFER_ENOTFOUND);
+	assert_non_null(strstr(coffer_errmsg(st), "has no label 'abc'"));
 	assert_int_equal(coffer_access(s, NULL, &v), COFFER_EINVAL);
 	assert_int_equal(coffer_access(s, "2", &v), COFFER_ENOTFOUND);
 	assert_non_null(strstr(coffer_errmsg(st), "version '2' not found"));
@@ -429,7 +436,10 @@ static int collect_states(void *ctx, const coffer_version_info *vi)
 	states *st = ctx;
 	st->n +=
 	    (size_t)snprintf(st->list + st->n, sizeof st->list - st->n, "%s%s:%zu ", vi->version,
-	                     vi->state == COFFER_STATE_ENABLED ? "+" : "-", vi->size);
+	                     vi->state == COFFER_STATE_ENABLED    ? "+"
+	                     : vi->state == COFFER_STATE_DISABLED ? "~"
+	                                                          : "-",
+	                     vi->size);
 	return st->n < sizeof st->list - 1 ? 0 : 1;
 }
 
@@ -493,10 +503,11 @@ static void test_destroy(void **state)
 	assert_int_equal(listed_count(st, "destroy"), 2);
 	/* Errors: again, unknown, malformed, without permission, never-put secret. */
 	assert_int_equal(coffer_destroy(s, "2", ver), COFFER_ENOTFOUND);
-	assert_non_null(strstr(coffer_errmsg(st), "no enabled version '2'"));
+	assert_non_null(strstr(coffer_errmsg(st), "version '2' is destroyed"));
 	assert_int_equal(coffer_destroy(s, "99", ver), COFFER_ENOTFOUND);
 	assert_int_equal(coffer_destroy(s, "0", ver), COFFER_EINVAL);
-	assert_int_equal(coffer_destroy(s, "abc", ver), COFFER_EINVAL);
+	assert_int_equal(coffer_destroy(s, "1abc", ver), COFFER_EINVAL);
+	assert_int_equal(coffer_destroy(s, "abc", ver), COFFER_ENOTFOUND); /* no such label */
 	assert_int_equal(coffer_destroy(ro, "1", ver), COFFER_EPERM);
 	coffer_secret *none = ref(st, "destroy-never", COFFER_PUT);
 	assert_int_equal(coffer_destroy(none, "latest", ver), COFFER_ENOTFOUND);
@@ -515,6 +526,1048 @@ static void test_destroy(void **state)
 	coffer_secret_free(o);
 	coffer_secret_free(s);
 	coffer_close(other);
+	coffer_close(st);
+}
+
+static void access_rc_is(coffer_secret *s, const char *version, int want);
+static int is_pg(void);
+static void tamper(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void expect_integrity(const char *base, const char *version);
+static const char *tab_s(void);
+static const char *saved(const char *what);
+
+/* Version states (docs/lifecycle.md): a disabled version keeps its value but refuses access
+ * with its own error; latest is the newest enabled version, also in another handle's cache;
+ * enable undoes it; destroy works on a disabled version; a destroyed one moves no more. */
+static void test_disable_enable(void **state)
+{
+	coffer_store *st = open_store(), *other = open_store();
+	coffer_secret *s = ref(st, "states", COFFER_PUT | COFFER_ACCESS);
+	coffer_secret *o = ref(other, "states", COFFER_ACCESS);
+	coffer_secret *ro = ref(st, "states", COFFER_ACCESS);
+	char ver[COFFER_VERSION_MAX] = "";
+	put_ok(s, "one", 3, "1");
+	put_ok(s, "two", 3, "2");
+	put_ok(s, "three", 5, "3");
+	access_is(o, "latest", "three", 5, "3"); /* cached in the other handle */
+	assert_int_equal(coffer_disable(s, "latest", ver), COFFER_OK);
+	assert_string_equal(ver, "3");
+	access_is(o, "latest", "two", 3, "2"); /* its cache saw the change */
+	access_is(s, "latest", "two", 3, "2");
+	access_rc_is(o, "3", COFFER_EDISABLED);
+	assert_non_null(strstr(coffer_errmsg(other), "version '3' is disabled"));
+	assert_null(strstr(coffer_errmsg(other), "three"));
+	assert_int_equal(coffer_grpc_status(COFFER_EDISABLED), 9);
+	/* Disabled again: nothing changes. An older one too: latest stays. */
+	assert_int_equal(coffer_disable(s, "3", NULL), COFFER_OK);
+	assert_int_equal(coffer_disable(s, "1", NULL), COFFER_OK);
+	access_is(o, "latest", "two", 3, "2");
+	states sv = {{0}, 0};
+	assert_int_equal(coffer_list_versions(s, collect_states, &sv), COFFER_OK);
+	assert_string_equal(sv.list, "1~:3 2+:3 3~:5 "); /* values kept, sizes shown */
+	assert_int_equal(listed_count(st, "states"), 1);
+	/* Every version disabled: no latest. */
+	assert_int_equal(coffer_disable(s, "latest", ver), COFFER_OK);
+	assert_string_equal(ver, "2");
+	access_rc_is(o, "latest", COFFER_ENOTFOUND);
+	/* A put makes a new enabled latest. */
+	put_ok(s, "four", 4, "4");
+	access_is(o, "latest", "four", 4, "4");
+	/* Enable: by id only; the value is back as it was. */
+	assert_int_equal(coffer_enable(s, "latest", NULL), COFFER_EINVAL);
+	assert_int_equal(coffer_enable(s, "3", ver), COFFER_OK);
+	assert_string_equal(ver, "3");
+	access_is(o, "3", "three", 5, "3");
+	access_is(o, "latest", "four", 4, "4");
+	assert_int_equal(coffer_enable(s, "3", NULL), COFFER_OK); /* enabled already */
+	assert_int_equal(coffer_disable(s, "4", NULL), COFFER_OK);
+	access_is(o, "latest", "three", 5, "3");
+	/* Destroy a disabled version: gone for good, enable cannot bring it back. */
+	assert_int_equal(coffer_destroy(s, "1", NULL), COFFER_OK);
+	access_rc_is(o, "1", COFFER_ENOTFOUND);
+	assert_int_equal(coffer_enable(s, "1", NULL), COFFER_ENOTFOUND);
+	assert_non_null(strstr(coffer_errmsg(st), "version '1' is destroyed"));
+	assert_int_equal(coffer_disable(s, "1", NULL), COFFER_ENOTFOUND);
+	/* Errors: unknown, malformed, permission, never-put secret. */
+	assert_int_equal(coffer_disable(s, "99", NULL), COFFER_ENOTFOUND);
+	assert_int_equal(coffer_enable(s, "99", NULL), COFFER_ENOTFOUND);
+	assert_int_equal(coffer_disable(s, "x y", NULL), COFFER_EINVAL);
+	assert_int_equal(coffer_disable(s, "x", NULL), COFFER_ENOTFOUND); /* no such label */
+	assert_int_equal(coffer_disable(ro, "2", NULL), COFFER_EPERM);
+	assert_int_equal(coffer_enable(ro, "2", NULL), COFFER_EPERM);
+	coffer_secret *none = ref(st, "states-never", COFFER_PUT);
+	assert_int_equal(coffer_disable(none, "latest", NULL), COFFER_ENOTFOUND);
+	sv.n = 0;
+	assert_int_equal(coffer_list_versions(s, collect_states, &sv), COFFER_OK);
+	assert_string_equal(sv.list, "1-:0 2~:3 3+:5 4~:4 ");
+	/* A disabled version keeps its data key: re-encrypt moves it, and it still reads once
+	 * enabled. */
+	assert_int_equal(coffer_rotate_data_key(st, NULL), COFFER_OK);
+	size_t moved = 0;
+	assert_int_equal(coffer_reencrypt(st, &moved), COFFER_OK);
+	assert_true(moved >= 3);
+	assert_int_equal(coffer_enable(s, "2", NULL), COFFER_OK);
+	coffer_close(other);
+	other = open_store();
+	coffer_secret_free(o);
+	o = ref(other, "states", COFFER_ACCESS);
+	access_is(o, "2", "two", 3, "2");
+	coffer_secret_free(none);
+	coffer_secret_free(ro);
+	coffer_secret_free(o);
+	coffer_secret_free(s);
+	coffer_close(other);
+	coffer_close(st);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Check-and-set, request ids, retention (docs/lifecycle.md).                                 */
+
+static int put_opts(coffer_secret *s, const char *v, const coffer_put_opts *o, char *ver,
+                    int *replayed)
+{
+	return coffer_put_ex(s, v, strlen(v), o, ver, replayed);
+}
+
+static void test_check_and_set(void **state)
+{
+	coffer_store *st = open_store();
+	coffer_secret *s = ref(st, "cas", COFFER_PUT | COFFER_ACCESS);
+	char ver[COFFER_VERSION_MAX] = "";
+	coffer_put_opts o = {.flags = COFFER_PUT_IF_VERSION, .if_version = 1};
+	/* A secret with no versions: only 0 matches. */
+	assert_int_equal(put_opts(s, "value-x", &o, ver, NULL), COFFER_ECONFLICT);
+	assert_non_null(strstr(coffer_errmsg(st), "has no versions"));
+	access_rc_is(s, "latest", COFFER_ENOTFOUND); /* nothing stored */
+	o.if_version = 0;
+	assert_int_equal(put_opts(s, "value-1", &o, ver, NULL), COFFER_OK);
+	assert_string_equal(ver, "1");
+	assert_int_equal(put_opts(s, "value-y", &o, ver, NULL), COFFER_ECONFLICT);
+	assert_non_null(strstr(coffer_errmsg(st), "is at version 1, not 0"));
+	assert_null(strstr(coffer_errmsg(st), "value-"));
+	o.if_version = 1;
+	assert_int_equal(put_opts(s, "value-2", &o, ver, NULL), COFFER_OK);
+	assert_string_equal(ver, "2");
+	/* The newest id counts whatever its state: disabled, destroyed. */
+	assert_int_equal(coffer_disable(s, "2", NULL), COFFER_OK);
+	assert_int_equal(put_opts(s, "value-z", &o, ver, NULL), COFFER_ECONFLICT);
+	o.if_version = 2;
+	assert_int_equal(put_opts(s, "value-3", &o, ver, NULL), COFFER_OK);
+	assert_string_equal(ver, "3");
+	access_is(s, "latest", "value-3", 7, "3");
+	assert_int_equal(coffer_grpc_status(COFFER_ECONFLICT), 9);
+	assert_int_equal(coffer_exit_code(COFFER_ECONFLICT), 9);
+	assert_int_not_equal(coffer_exit_code(COFFER_ECONFLICT), coffer_exit_code(COFFER_EIO));
+	/* Unknown flags are misuse; NULL options are a plain put. */
+	coffer_put_opts bad = {.flags = 0x80};
+	assert_int_equal(put_opts(s, "value-w", &bad, ver, NULL), COFFER_EMISUSE);
+	assert_int_equal(put_opts(s, "value-4", NULL, ver, NULL), COFFER_OK);
+	assert_string_equal(ver, "4");
+	coffer_secret_free(s);
+	coffer_close(st);
+}
+
+static void test_request_id(void **state)
+{
+	coffer_store *st = open_store(), *other = open_store();
+	coffer_secret *s = ref(st, "rid", COFFER_PUT | COFFER_ACCESS);
+	coffer_secret *o2 = ref(other, "rid", COFFER_PUT | COFFER_ACCESS);
+	coffer_secret *t = ref(st, "rid.other", COFFER_PUT | COFFER_ACCESS);
+	char ver[COFFER_VERSION_MAX] = "";
+	int replayed = -1;
+	coffer_put_opts o = {.request_id = "token-123", .request_id_len = 9};
+	assert_int_equal(put_opts(s, "value-1", &o, ver, &replayed), COFFER_OK);
+	assert_string_equal(ver, "1");
+	assert_int_equal(replayed, 0);
+	put_ok(s, "value-2", 7, "2");
+	/* The same id and value, from another handle: the first version, nothing stored. */
+	assert_int_equal(put_opts(o2, "value-1", &o, ver, &replayed), COFFER_OK);
+	assert_string_equal(ver, "1");
+	assert_int_equal(replayed, 1);
+	access_is(s, "latest", "value-2", 7, "2");
+	/* The same id, another value: refused, nothing stored, no value in the message. */
+	assert_int_equal(put_opts(s, "value-9", &o, ver, &replayed), COFFER_EREUSED);
+	assert_non_null(strstr(coffer_errmsg(st), "another value"));
+	assert_null(strstr(coffer_errmsg(st), "value-"));
+	assert_null(strstr(coffer_errmsg(st), "token-123"));
+	put_ok(s, "value-3", 7, "3"); /* ids stay gapless */
+	/* Ids are per secret. */
+	assert_int_equal(put_opts(t, "value-t", &o, ver, &replayed), COFFER_OK);
+	assert_string_equal(ver, "1");
+	assert_int_equal(replayed, 0);
+	/* A retry of a put that won answers its version even though if_version no longer holds. */
+	coffer_put_opts c = {.flags = COFFER_PUT_IF_VERSION, .if_version = 3,
+	                     .request_id = "retry", .request_id_len = 5};
+	assert_int_equal(put_opts(s, "value-4", &c, ver, &replayed), COFFER_OK);
+	assert_string_equal(ver, "4");
+	assert_int_equal(put_opts(s, "value-4", &c, ver, &replayed), COFFER_OK);
+	assert_string_equal(ver, "4");
+	assert_int_equal(replayed, 1);
+	/* Bad ids. */
+	coffer_put_opts e = {.request_id = "x", .request_id_len = 0};
+	assert_int_equal(put_opts(s, "value-5", &e, ver, NULL), COFFER_EINVAL);
+	char longid[COFFER_REQUEST_ID_MAX + 1];
+	memset(longid, 'r', sizeof longid);
+	e.request_id = longid;
+	e.request_id_len = sizeof longid;
+	assert_int_equal(put_opts(s, "value-5", &e, ver, NULL), COFFER_EINVAL);
+	/* Stored only as a keyed hash: the id is nowhere in the database in clear. */
+	if (!is_pg()) {
+		char cmd[4400];
+		snprintf(cmd, sizeof cmd, "grep -rqa token-123 '%s'", location);
+		assert_int_not_equal(system(cmd), 0);
+	} else {
+		tamper("DO $$ BEGIN IF EXISTS (SELECT 1 FROM coffer_requests WHERE position("
+		       "'token-123'::bytea IN rid) > 0 OR length(rid) <> 32) THEN RAISE EXCEPTION "
+		       "'clear id'; END IF; END $$");
+	}
+	coffer_secret_free(t);
+	coffer_secret_free(o2);
+	coffer_secret_free(s);
+	coffer_close(other);
+	coffer_close(st);
+}
+
+static void test_retention(void **state)
+{
+	coffer_store *st = open_store();
+	coffer_secret *s = ref(st, "retain", COFFER_PUT | COFFER_ACCESS);
+	coffer_secret *ro = ref(st, "retain", COFFER_ACCESS);
+	coffer_secret *none = ref(st, "retain-never", COFFER_PUT);
+	assert_int_equal(coffer_set_max_versions(none, 2), COFFER_ENOTFOUND);
+	assert_int_equal(coffer_set_max_versions(ro, 2), COFFER_EPERM);
+	put_ok(s, "value-1", 7, "1");
+	put_ok(s, "value-2", 7, "2");
+	put_ok(s, "value-3", 7, "3");
+	put_ok(s, "value-4", 7, "4");
+	assert_int_equal(coffer_set_max_versions(s, 2), COFFER_OK);
+	states sv = {{0}, 0};
+	assert_int_equal(coffer_list_versions(s, collect_states, &sv), COFFER_OK);
+	assert_string_equal(sv.list, "1+:7 2+:7 3+:7 4+:7 "); /* applied from the next put */
+	assert_int_equal(coffer_disable(s, "3", NULL), COFFER_OK);
+	put_ok(s, "value-5", 7, "5");
+	sv.n = 0;
+	assert_int_equal(coffer_list_versions(s, collect_states, &sv), COFFER_OK);
+	/* Disabled versions count (they hold a value); the oldest go first. */
+	assert_string_equal(sv.list, "1-:0 2-:0 3-:0 4+:7 5+:7 ");
+	access_rc_is(s, "1", COFFER_ENOTFOUND);
+	access_is(s, "4", "value-4", 7, "4");
+	put_ok(s, "value-6", 7, "6");
+	access_rc_is(s, "4", COFFER_ENOTFOUND);
+	access_is(s, "latest", "value-6", 7, "6");
+	assert_int_equal(listed_count(st, "retain"), 2);
+	/* 0: no limit again. */
+	assert_int_equal(coffer_set_max_versions(s, 0), COFFER_OK);
+	put_ok(s, "value-7", 7, "7");
+	assert_int_equal(listed_count(st, "retain"), 3);
+	coffer_secret_free(none);
+	coffer_secret_free(ro);
+	coffer_secret_free(s);
+	coffer_close(st);
+}
+
+/* Races between processes: each child opens its own handle, waits for the go byte, does one
+ * put and reports (rc, version, replayed) on its pipe. */
+typedef struct race_out {
+	int rc;
+	int replayed;
+	char version[COFFER_VERSION_MAX];
+} race_out;
+
+static void race_puts(int nproc, const char *base, const char *const *values,
+                      const coffer_put_opts *o, race_out *out)
+{
+	int go[2];
+	pid_t pid[8];
+	int res[8][2];
+	assert_true(nproc <= 8);
+	assert_int_equal(pipe(go), 0);
+	fflush(NULL);
+	for (int i = 0; i < nproc; i++) {
+		assert_int_equal(pipe(res[i]), 0);
+		pid[i] = fork();
+		assert_true(pid[i] >= 0);
+		if (pid[i] == 0) {
+			close(go[1]);
+			coffer_options op = {.master_key_b64 = TEST_MASTER_KEY,
+			                     .flags = COFFER_OPEN_NO_ENV};
+			coffer_store *cs = NULL;
+			coffer_secret *cs_s = NULL;
+			race_out r = {COFFER_EIO, 0, ""};
+			char n[300], b;
+			name(n, sizeof n, base);
+			if (coffer_open(&cs, location, &op, NULL, 0) == COFFER_OK &&
+			    coffer_secret_ref(cs, n, COFFER_PUT, &cs_s) == COFFER_OK &&
+			    read(go[0], &b, 1) == 1)
+				r.rc = coffer_put_ex(cs_s, values[i], strlen(values[i]), o,
+				                     r.version, &r.replayed);
+			if (write(res[i][1], &r, sizeof r) != (ssize_t)sizeof r)
+				_exit(1);
+			coffer_secret_free(cs_s);
+			coffer_close(cs);
+			_exit(0);
+		}
+		close(res[i][1]);
+	}
+	close(go[0]);
+	char bytes[8] = {0};
+	assert_int_equal(write(go[1], bytes, (size_t)nproc), nproc); /* all at once */
+	close(go[1]);
+	for (int i = 0; i < nproc; i++) {
+		assert_int_equal(read(res[i][0], &out[i], sizeof out[i]), (ssize_t)sizeof out[i]);
+		close(res[i][0]);
+		int status = 0;
+		assert_int_equal(waitpid(pid[i], &status, 0), pid[i]);
+		assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	}
+}
+
+#define RACE_ROUNDS 6
+
+/* Issue 9 acceptance 1: writers with the same expected version, in processes of their own,
+ * started together: exactly one wins each round; the others store nothing. */
+static void test_race_check_and_set(void **state)
+{
+	coffer_store *st = open_store();
+	coffer_secret *s = ref(st, "race.cas", COFFER_PUT | COFFER_ACCESS);
+	const char *const values[4] = {"value-a", "value-b", "value-c", "value-d"};
+	for (int round = 0; round < RACE_ROUNDS; round++) {
+		coffer_put_opts o = {.flags = COFFER_PUT_IF_VERSION, .if_version = (uint64_t)round};
+		race_out out[4];
+		race_puts(4, "race.cas", values, &o, out);
+		int wins = 0, winner = -1;
+		for (int i = 0; i < 4; i++) {
+			if (out[i].rc == COFFER_OK) {
+				wins++;
+				winner = i;
+				char want[24];
+				snprintf(want, sizeof want, "%d", round + 1);
+				assert_string_equal(out[i].version, want);
+			} else if (out[i].rc != COFFER_ECONFLICT) {
+				fail_msg("round %d: writer %d: rc %d", round, i, out[i].rc);
+			}
+		}
+		assert_int_equal(wins, 1);
+		char want[24];
+		snprintf(want, sizeof want, "%d", round + 1);
+		access_is(s, "latest", values[winner], 7, want);
+	}
+	coffer_secret_free(s);
+	coffer_close(st);
+}
+
+/* The same request id (and value) from several processes at once: one version, every one of
+ * them told its id. */
+static void test_race_request_id(void **state)
+{
+	coffer_store *st = open_store();
+	coffer_secret *s = ref(st, "race.rid", COFFER_PUT | COFFER_ACCESS);
+	const char *const values[4] = {"value-r", "value-r", "value-r", "value-r"};
+	for (int round = 0; round < RACE_ROUNDS; round++) {
+		char id[32];
+		snprintf(id, sizeof id, "request-%d", round);
+		coffer_put_opts o = {.request_id = id, .request_id_len = strlen(id)};
+		race_out out[4];
+		race_puts(4, "race.rid", values, &o, out);
+		int fresh = 0;
+		char want[24];
+		snprintf(want, sizeof want, "%d", round + 1);
+		for (int i = 0; i < 4; i++) {
+			assert_int_equal(out[i].rc, COFFER_OK);
+			assert_string_equal(out[i].version, want);
+			fresh += !out[i].replayed;
+		}
+		assert_int_equal(fresh, 1);
+	}
+	assert_int_equal(listed_count(st, "race.rid"), RACE_ROUNDS);
+	coffer_secret_free(s);
+	coffer_close(st);
+}
+
+/* Retention under concurrent puts (threads with handles of their own, and processes): at the
+ * end exactly max_versions versions hold a value, the newest ones. */
+static void test_race_retention(void **state)
+{
+	coffer_store *st = open_store();
+	coffer_secret *s = ref(st, "race.keep", COFFER_PUT | COFFER_ACCESS);
+	put_ok(s, "value-0", 7, "1");
+	assert_int_equal(coffer_set_max_versions(s, 3), COFFER_OK);
+	const char *const values[4] = {"value-a", "value-b", "value-c", "value-d"};
+	for (int round = 0; round < RACE_ROUNDS / 2; round++) {
+		race_out out[4];
+		race_puts(4, "race.keep", values, NULL, out);
+		for (int i = 0; i < 4; i++)
+			assert_int_equal(out[i].rc, COFFER_OK);
+	}
+	uint64_t last = 1 + 4 * (RACE_ROUNDS / 2);
+	states sv = {{0}, 0};
+	size_t enabled = 0;
+	assert_int_equal(coffer_list_versions(s, count_enabled, &enabled), COFFER_OK);
+	assert_int_equal(enabled, 3);
+	for (uint64_t v = 1; v <= last; v++) {
+		char vs[24];
+		snprintf(vs, sizeof vs, "%llu", (unsigned long long)v);
+		coffer_value *val = NULL;
+		int rc = coffer_access(s, vs, &val);
+		coffer_value_free(val);
+		assert_int_equal(rc, v + 3 > last ? COFFER_OK : COFFER_ENOTFOUND);
+	}
+	(void)sv;
+	coffer_secret_free(s);
+	coffer_close(st);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Labels (docs/lifecycle.md).                                                                */
+
+typedef struct labels_seen {
+	char list[512];
+	size_t n;
+} labels_seen;
+
+static int collect_labels(void *ctx, const char *label, const char *version)
+{
+	labels_seen *l = ctx;
+	l->n += (size_t)snprintf(l->list + l->n, sizeof l->list - l->n, "%s=%s ", label, version);
+	return l->n < sizeof l->list - 1 ? 0 : 1;
+}
+
+static const char *labels_of(coffer_secret *s)
+{
+	static labels_seen l;
+	l.n = 0;
+	l.list[0] = '\0';
+	assert_int_equal(coffer_list_labels(s, collect_labels, &l), COFFER_OK);
+	return l.list;
+}
+
+static void test_labels(void **state)
+{
+	coffer_store *st = open_store(), *other = open_store();
+	coffer_secret *s = ref(st, "labels", COFFER_PUT | COFFER_ACCESS);
+	coffer_secret *o = ref(other, "labels", COFFER_ACCESS);
+	coffer_secret *ro = ref(st, "labels", COFFER_ACCESS);
+	char ver[COFFER_VERSION_MAX] = "";
+	put_ok(s, "value-1", 7, "1");
+	assert_string_equal(labels_of(s), "latest=1 ");
+	put_ok(s, "value-2", 7, "2");
+	/* previous: what was latest before the newest put. */
+	access_is(o, "previous", "value-1", 7, "1");
+	access_is(o, "PREVIOUS", "value-1", 7, "1");
+	put_ok(s, "value-3", 7, "3");
+	access_is(o, "previous", "value-2", 7, "2");
+	/* Custom labels: set, read, move. */
+	assert_int_equal(coffer_label_set(s, "stable", "1", ver), COFFER_OK);
+	assert_string_equal(ver, "1");
+	assert_int_equal(coffer_label_set(s, "blue", "latest", ver), COFFER_OK);
+	assert_string_equal(ver, "3");
+	access_is(o, "stable", "value-1", 7, "1");
+	access_is(o, "blue", "value-3", 7, "3");
+	assert_string_equal(labels_of(o), "latest=3 previous=2 blue=3 stable=1 ");
+	assert_int_equal(coffer_label_set(s, "stable", "blue", ver), COFFER_OK); /* moved */
+	assert_string_equal(ver, "3");
+	access_is(o, "stable", "value-3", 7, "3");
+	assert_int_equal(coffer_label_set(s, "green", "previous", ver), COFFER_OK);
+	assert_string_equal(ver, "2");
+	/* Labels are case-sensitive; latest is case-insensitive and reserved. */
+	access_rc_is(o, "Stable", COFFER_ENOTFOUND);
+	assert_non_null(strstr(coffer_errmsg(other), "no label 'Stable'"));
+	/* A label works wherever a version does: disable, enable, destroy. */
+	assert_int_equal(coffer_disable(s, "green", ver), COFFER_OK);
+	assert_string_equal(ver, "2");
+	access_rc_is(o, "green", COFFER_EDISABLED);
+	assert_int_equal(coffer_enable(s, "green", ver), COFFER_OK);
+	access_is(o, "green", "value-2", 7, "2");
+	assert_int_equal(coffer_destroy(s, "green", ver), COFFER_OK);
+	assert_string_equal(ver, "2");
+	access_rc_is(o, "green", COFFER_ENOTFOUND);
+	access_rc_is(o, "previous", COFFER_ENOTFOUND);
+	/* A destroyed version cannot be labelled; nor can one that does not exist. */
+	assert_int_equal(coffer_label_set(s, "red", "2", NULL), COFFER_ENOTFOUND);
+	assert_non_null(strstr(coffer_errmsg(st), "is destroyed"));
+	assert_int_equal(coffer_label_set(s, "red", "9", NULL), COFFER_ENOTFOUND);
+	assert_int_equal(coffer_label_set(s, "red", "nolabel", NULL), COFFER_ENOTFOUND);
+	/* Bad labels: reserved, would read as ids, bad characters, too long. */
+	static const char *const bad[] = {
+	    "latest", "LATEST", "previous", "Previous", "1", "1a", "_a", "a b", "a/b", "",
+	    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		assert_int_equal(coffer_label_set(s, bad[i], "1", NULL), COFFER_EINVAL);
+		assert_non_null(strstr(coffer_errmsg(st), "invalid label"));
+	}
+	assert_int_equal(coffer_label_set(s, "a.b_c-D9", "1", NULL), COFFER_OK);
+	assert_int_equal(coffer_label_set(ro, "x", "1", NULL), COFFER_EPERM);
+	assert_int_equal(coffer_label_delete(ro, "blue"), COFFER_EPERM);
+	/* Delete. */
+	assert_int_equal(coffer_label_delete(s, "blue"), COFFER_OK);
+	assert_int_equal(coffer_label_delete(s, "blue"), COFFER_ENOTFOUND);
+	access_rc_is(o, "blue", COFFER_ENOTFOUND);
+	/* green still names 2, destroyed: reading it says not found. */
+	assert_string_equal(labels_of(o), "latest=3 previous=2 a.b_c-D9=1 green=2 stable=3 ");
+	/* Never-put secret. */
+	coffer_secret *none = ref(st, "labels-never", COFFER_PUT | COFFER_ACCESS);
+	assert_int_equal(coffer_label_set(none, "x", "1", NULL), COFFER_ENOTFOUND);
+	access_rc_is(none, "x", COFFER_ENOTFOUND);
+	/* At most 64 labels (3 now). */
+	char lb[16];
+	for (int i = 0; i < 61; i++) {
+		snprintf(lb, sizeof lb, "l%d", i);
+		assert_int_equal(coffer_label_set(s, lb, "1", NULL), COFFER_OK);
+	}
+	assert_int_equal(coffer_label_set(s, "one-too-many", "1", NULL), COFFER_EBUSY);
+	assert_int_equal(coffer_label_set(s, "l0", "3", NULL), COFFER_OK); /* a move still works */
+	access_is(o, "l0", "value-3", 7, "3");
+	coffer_secret_free(none);
+	coffer_secret_free(ro);
+	coffer_secret_free(o);
+	coffer_secret_free(s);
+	coffer_close(other);
+	coffer_close(st);
+}
+
+/* Retention keeps every labelled version (previous included), destroying the oldest others. */
+static void test_retention_labels(void **state)
+{
+	coffer_store *st = open_store();
+	coffer_secret *s = ref(st, "retain.lab", COFFER_PUT | COFFER_ACCESS);
+	put_ok(s, "value-1", 7, "1");
+	put_ok(s, "value-2", 7, "2");
+	put_ok(s, "value-3", 7, "3");
+	assert_int_equal(coffer_label_set(s, "stable", "1", NULL), COFFER_OK);
+	assert_int_equal(coffer_set_max_versions(s, 2), COFFER_OK);
+	put_ok(s, "value-4", 7, "4");
+	/* 1 stable, 3 previous, 4 latest: only 2 may go. */
+	states sv = {{0}, 0};
+	assert_int_equal(coffer_list_versions(s, collect_states, &sv), COFFER_OK);
+	assert_string_equal(sv.list, "1+:7 2-:0 3+:7 4+:7 ");
+	put_ok(s, "value-5", 7, "5");
+	sv.n = 0;
+	assert_int_equal(coffer_list_versions(s, collect_states, &sv), COFFER_OK);
+	assert_string_equal(sv.list, "1+:7 2-:0 3-:0 4+:7 5+:7 ");
+	access_is(s, "stable", "value-1", 7, "1");
+	coffer_secret_free(s);
+	coffer_close(st);
+}
+
+/* Labels are covered by the secret's MAC: moved, added or deleted in the database, a read by
+ * label is an integrity error, and so is a label move there. */
+static void test_labels_tamper(void **state)
+{
+	coffer_store *st = open_store();
+	coffer_secret *s = ref(st, "tamper.lab", COFFER_PUT | COFFER_ACCESS);
+	put_ok(s, "value-1", 7, "1");
+	put_ok(s, "value-2", 7, "2");
+	assert_int_equal(coffer_label_set(s, "stable", "2", NULL), COFFER_OK);
+	char n[300];
+	name(n, sizeof n, "tamper.lab");
+	const char *tl = is_pg() ? "coffer_labels" : "labels";
+	char who[400];
+	snprintf(who, sizeof who, "(SELECT id FROM %s WHERE name = '%s')", tab_s(), n);
+	tamper("UPDATE %s SET version = 1 WHERE secret_id = %s", tl, who);
+	expect_integrity("tamper.lab", "stable");
+	assert_int_equal(coffer_label_set(s, "other", "1", NULL), COFFER_EINTEGRITY);
+	tamper("UPDATE %s SET version = 2 WHERE secret_id = %s", tl, who);
+	access_is(s, "stable", "value-2", 7, "2");
+	tamper("INSERT INTO %s (secret_id, name, version) SELECT %s, 'extra', 1", tl, who);
+	expect_integrity("tamper.lab", "stable");
+	tamper("DELETE FROM %s WHERE secret_id = %s", tl, who);
+	expect_integrity("tamper.lab", "stable");
+	/* previous edited. */
+	tamper("UPDATE %s SET previous = 2 WHERE name = '%s'", tab_s(), n);
+	expect_integrity("tamper.lab", "previous");
+	expect_integrity("tamper.lab", "latest");
+	coffer_secret_free(s);
+	coffer_close(st);
+}
+
+typedef struct label_race {
+	int id;
+	int rc;
+} label_race;
+
+static void *label_mover(void *arg)
+{
+	label_race *lr = arg;
+	coffer_store *st = open_store();
+	coffer_secret *s = ref(st, "race.label", COFFER_PUT | COFFER_ACCESS);
+	lr->rc = COFFER_OK;
+	for (int i = 0; i < 20 && lr->rc == COFFER_OK; i++) {
+		char ver[COFFER_VERSION_MAX];
+		if (lr->id == 0) {
+			lr->rc = coffer_label_set(s, "stable", "latest", ver);
+		} else if (lr->id == 1) {
+			lr->rc = coffer_label_set(s, "stable", "previous", ver);
+			if (lr->rc == COFFER_ENOTFOUND) /* previous destroyed meanwhile: fine */
+				lr->rc = COFFER_OK;
+		} else {
+			char v[16];
+			snprintf(v, sizeof v, "value-%d-%d", lr->id, i);
+			lr->rc = coffer_put(s, v, strlen(v), ver);
+		}
+	}
+	coffer_secret_free(s);
+	coffer_close(st);
+	return NULL;
+}
+
+/* Label moves racing puts (handles of their own, in threads): every call succeeds, and at the
+ * end the labels and versions check against their MACs and stable names a version. */
+static void test_race_labels(void **state)
+{
+	coffer_store *st = open_store();
+	coffer_secret *s = ref(st, "race.label", COFFER_PUT | COFFER_ACCESS);
+	put_ok(s, "value-0", 7, "1");
+	put_ok(s, "value-1", 7, "2");
+	pthread_t th[4];
+	label_race lr[4];
+	for (int i = 0; i < 4; i++) {
+		lr[i] = (label_race){i, -1};
+		assert_int_equal(pthread_create(&th[i], NULL, label_mover, &lr[i]), 0);
+	}
+	for (int i = 0; i < 4; i++)
+		pthread_join(th[i], NULL);
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(lr[i].rc, COFFER_OK);
+	coffer_value *v = NULL;
+	assert_int_equal(coffer_access(s, "stable", &v), COFFER_OK);
+	coffer_value_free(v);
+	size_t enabled = 0;
+	assert_int_equal(coffer_list_versions(s, count_enabled, &enabled), COFFER_OK);
+	assert_int_equal(enabled, 2 + 2 * 20);
+	labels_of(s);
+	coffer_secret_free(s);
+	coffer_close(st);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Delete and restore, describe, pages (docs/lifecycle.md).                                   */
+
+static int64_t fake_now;
+static int64_t fake_clock(void)
+{
+	return fake_now;
+}
+
+static void test_delete_restore(void **state)
+{
+	coffer_store *st = open_store(), *other = open_store();
+	coffer_secret *s = ref(st, "del", COFFER_PUT | COFFER_ACCESS);
+	coffer_secret *o = ref(other, "del", COFFER_PUT | COFFER_ACCESS);
+	coffer_secret *ro = ref(st, "del", COFFER_ACCESS);
+	put_ok(s, "value-1", 7, "1");
+	put_ok(s, "value-2", 7, "2");
+	assert_int_equal(coffer_label_set(s, "stable", "1", NULL), COFFER_OK);
+	access_is(o, "latest", "value-2", 7, "2"); /* cached in the other handle */
+	assert_int_equal(coffer_delete(ro, 7, NULL), COFFER_EPERM);
+	assert_int_equal(coffer_delete(s, 31, NULL), COFFER_EINVAL);
+	int64_t at = 0, before = core_now_ms();
+	assert_int_equal(coffer_delete(s, 7, &at), COFFER_OK);
+	assert_true(at >= before + 7 * 86400000LL && at <= core_now_ms() + 7 * 86400000LL);
+	/* Hidden and refused everywhere, also from the other handle's cache. */
+	access_rc_is(o, "latest", COFFER_EDELETED);
+	assert_non_null(strstr(coffer_errmsg(other), "scheduled for deletion"));
+	access_rc_is(o, "1", COFFER_EDELETED);
+	access_rc_is(o, "stable", COFFER_EDELETED);
+	assert_int_equal(coffer_put(o, "value-x", 7, NULL), COFFER_EDELETED);
+	assert_int_equal(coffer_disable(o, "1", NULL), COFFER_EDELETED);
+	assert_int_equal(coffer_label_set(o, "x", "1", NULL), COFFER_EDELETED);
+	assert_int_equal(listed_count(other, "del"), -1);
+	coffer_secret_info info;
+	assert_int_equal(coffer_describe(o, &info), COFFER_OK); /* still described */
+	assert_int_equal(info.purge_at_unix_ms, at);
+	assert_int_equal(coffer_grpc_status(COFFER_EDELETED), 9);
+	/* A purge before the window leaves it. */
+	size_t n = 99;
+	assert_int_equal(coffer_purge(st, &n), COFFER_OK);
+	assert_int_equal(n, 0);
+	/* Restore: as it was. */
+	assert_int_equal(coffer_restore(o), COFFER_OK);
+	assert_int_equal(coffer_restore(o), COFFER_EINVAL);
+	assert_non_null(strstr(coffer_errmsg(other), "not scheduled"));
+	access_is(o, "latest", "value-2", 7, "2");
+	access_is(s, "stable", "value-1", 7, "1");
+	put_ok(s, "value-3", 7, "3");
+	assert_int_equal(listed_count(other, "del"), 3);
+	/* Past the window: purged at the next open, for good; the name is free again. */
+	assert_int_equal(coffer_delete(s, 1, &at), COFFER_OK);
+	fake_now = at + 1;
+	core_clock_hook = fake_clock;
+	assert_int_equal(coffer_restore(s), COFFER_ENOTFOUND); /* too late, even before purging */
+	coffer_store *later = open_store();                    /* purges */
+	core_clock_hook = NULL;
+	coffer_secret *l = ref(later, "del", COFFER_PUT | COFFER_ACCESS);
+	access_rc_is(l, "latest", COFFER_ENOTFOUND);
+	access_rc_is(o, "1", COFFER_ENOTFOUND);
+	assert_int_equal(coffer_describe(l, &info), COFFER_ENOTFOUND);
+	put_ok(l, "value-new", 9, "1");
+	access_rc_is(l, "stable", COFFER_ENOTFOUND);
+	/* --force: at once. */
+	assert_int_equal(coffer_delete(l, 0, NULL), COFFER_OK);
+	access_rc_is(o, "latest", COFFER_ENOTFOUND);
+	assert_int_equal(listed_count(other, "del"), -1);
+	coffer_secret_free(l);
+	coffer_close(later);
+	coffer_secret_free(ro);
+	coffer_secret_free(o);
+	coffer_secret_free(s);
+	coffer_close(other);
+	coffer_close(st);
+}
+
+/* max_versions is MAC'd: lowered in the database, the next put is an integrity error instead of
+ * destroying old versions (and neither is the secret readable). */
+static void test_retention_tamper(void **state)
+{
+	coffer_store *st = open_store();
+	coffer_secret *s = ref(st, "tamper.keep", COFFER_PUT | COFFER_ACCESS);
+	put_ok(s, "value-1", 7, "1");
+	put_ok(s, "value-2", 7, "2");
+	put_ok(s, "value-3", 7, "3");
+	assert_int_equal(coffer_set_max_versions(s, 5), COFFER_OK);
+	char n[300];
+	name(n, sizeof n, "tamper.keep");
+	tamper("UPDATE %s SET max_versions = 1 WHERE name = '%s'", tab_s(), n);
+	assert_int_equal(coffer_put(s, "value-4", 7, NULL), COFFER_EINTEGRITY);
+	expect_integrity("tamper.keep", "latest");
+	tamper("UPDATE %s SET max_versions = 5 WHERE name = '%s'", tab_s(), n);
+	access_is(s, "1", "value-1", 7, "1"); /* nothing was destroyed */
+	put_ok(s, "value-4", 7, "4");
+	coffer_secret_free(s);
+	coffer_close(st);
+}
+
+/* Deletion is MAC'd: cleared in the database, the secret is an integrity error, not readable. */
+static void test_delete_tamper(void **state)
+{
+	coffer_store *st = open_store();
+	coffer_secret *s = ref(st, "tamper.del", COFFER_PUT | COFFER_ACCESS);
+	put_ok(s, "value-1", 7, "1");
+	assert_int_equal(coffer_delete(s, 7, NULL), COFFER_OK);
+	char n[300];
+	name(n, sizeof n, "tamper.del");
+	tamper("UPDATE %s SET purge_ms = 0 WHERE name = '%s'", tab_s(), n);
+	expect_integrity("tamper.del", "latest");
+	coffer_secret_free(s);
+	coffer_close(st);
+}
+
+static void test_describe(void **state)
+{
+	coffer_store *st = open_store();
+	coffer_secret *s = ref(st, "desc", COFFER_PUT | COFFER_ACCESS);
+	coffer_secret_info info;
+	assert_int_equal(coffer_describe(s, &info), COFFER_ENOTFOUND);
+	assert_int_equal(coffer_set_info(s, "x", NULL), COFFER_ENOTFOUND);
+	int64_t t0 = core_now_ms();
+	put_ok(s, "value-1", 7, "1");
+	put_ok(s, "value-2", 7, "2");
+	assert_int_equal(coffer_label_set(s, "stable", "1", NULL), COFFER_OK);
+	assert_int_equal(coffer_set_max_versions(s, 5), COFFER_OK);
+	assert_int_equal(coffer_set_info(s, "the database password", "team=payments\nenv=prod"),
+	                 COFFER_OK);
+	assert_int_equal(coffer_describe(s, &info), COFFER_OK);
+	assert_string_equal(info.description, "the database password");
+	assert_string_equal(info.tags, "team=payments\nenv=prod\n");
+	assert_string_equal(info.current_version, "2");
+	assert_string_equal(info.last_version, "2");
+	assert_string_equal(info.previous_version, "1");
+	assert_int_equal(info.max_versions, 5);
+	assert_int_equal(info.nlabels, 1);
+	assert_int_equal(info.purge_at_unix_ms, 0);
+	assert_true(info.created_unix_ms >= t0 - 1000 && info.created_unix_ms <= core_now_ms());
+	assert_true(info.updated_unix_ms >= info.created_unix_ms);
+	/* NULL leaves; "" clears tags. */
+	assert_int_equal(coffer_set_info(s, NULL, ""), COFFER_OK);
+	assert_int_equal(coffer_describe(s, &info), COFFER_OK);
+	assert_string_equal(info.description, "the database password");
+	assert_string_equal(info.tags, "");
+	/* Bad input: refused, nothing changed. */
+	assert_int_equal(coffer_set_info(s, "a\nb", NULL), COFFER_EINVAL);
+	assert_int_equal(coffer_set_info(s, NULL, "novalue"), COFFER_EINVAL);
+	assert_int_equal(coffer_set_info(s, NULL, "=x"), COFFER_EINVAL);
+	assert_int_equal(coffer_set_info(s, NULL, "a b=x"), COFFER_EINVAL);
+	char big[COFFER_DESCRIPTION_MAX + 2];
+	memset(big, 'd', sizeof big - 1);
+	big[sizeof big - 1] = '\0';
+	assert_int_equal(coffer_set_info(s, big, NULL), COFFER_EINVAL);
+	assert_int_equal(coffer_describe(s, &info), COFFER_OK);
+	assert_string_equal(info.description, "the database password");
+	coffer_secret *ro = ref(st, "desc", COFFER_ACCESS);
+	assert_int_equal(coffer_set_info(ro, "x", NULL), COFFER_EPERM);
+	coffer_secret_free(ro);
+	coffer_secret_free(s);
+	coffer_close(st);
+}
+
+typedef struct page_seen {
+	char names[64][300];
+	size_t n;
+} page_seen;
+
+static int page_cb(void *ctx, const char *nm, size_t nv)
+{
+	page_seen *p = ctx;
+	if (p->n < 64)
+		snprintf(p->names[p->n++], sizeof p->names[0], "%s:%zu", nm, nv);
+	return 0;
+}
+
+static void test_list_pages(void **state)
+{
+	coffer_store *st = open_store();
+	/* 23 secrets under the prefix, one deleted, one outside it that sorts right after. */
+	for (int i = 0; i < 23; i++) {
+		char b[64];
+		snprintf(b, sizeof b, "page.s%02d", i);
+		coffer_secret *s = ref(st, b, COFFER_PUT);
+		put_ok(s, "value", 5, "1");
+		if (i == 5)
+			assert_int_equal(coffer_delete(s, 7, NULL), COFFER_OK);
+		coffer_secret_free(s);
+	}
+	coffer_secret *after = ref(st, "page.t", COFFER_PUT);
+	put_ok(after, "value", 5, "1");
+	char pre[64], tok[COFFER_PAGE_TOKEN_MAX] = "", first[300];
+	name(pre, sizeof pre, "page.s");
+	page_seen all = {.n = 0};
+	int pages = 0;
+	do {
+		char next[COFFER_PAGE_TOKEN_MAX];
+		page_seen pg = {.n = 0};
+		assert_int_equal(coffer_list_page(st, pre, 5, tok, page_cb, &pg, next), COFFER_OK);
+		assert_true(pg.n <= 5);
+		for (size_t i = 0; i < pg.n; i++)
+			memcpy(all.names[all.n++], pg.names[i], sizeof pg.names[0]);
+		snprintf(tok, sizeof tok, "%s", next);
+		pages++;
+	} while (tok[0] != '\0' && pages < 10);
+	assert_int_equal(all.n, 22);
+	assert_int_equal(pages, 5);
+	for (size_t i = 0, k = 0; i < 23; i++) {
+		if (i == 5)
+			continue;
+		char want[300];
+		snprintf(want, sizeof want, "%spage.s%02zu:1", prefix, i);
+		assert_string_equal(all.names[k++], want);
+	}
+	/* The first page from "" and NULL is the same. */
+	page_seen a = {.n = 0}, b = {.n = 0};
+	char n1[COFFER_PAGE_TOKEN_MAX], n2[COFFER_PAGE_TOKEN_MAX];
+	assert_int_equal(coffer_list_page(st, pre, 3, NULL, page_cb, &a, n1), COFFER_OK);
+	assert_int_equal(coffer_list_page(st, pre, 3, "", page_cb, &b, n2), COFFER_OK);
+	assert_string_equal(n1, n2);
+	snprintf(first, sizeof first, "%s", a.names[0]);
+	assert_string_equal(first, b.names[0]);
+	/* Bad input. */
+	assert_int_equal(coffer_list_page(st, pre, 0, NULL, page_cb, &a, n1), COFFER_EINVAL);
+	assert_int_equal(coffer_list_page(st, pre, 1001, NULL, page_cb, &a, n1), COFFER_EINVAL);
+	assert_int_equal(coffer_list_page(st, "a b", 5, NULL, page_cb, &a, n1), COFFER_EINVAL);
+	assert_int_equal(coffer_list_page(st, pre, 5, "garbage", page_cb, &a, n1), COFFER_EINVAL);
+	assert_int_equal(coffer_list_page(st, pre, 5, "p1zz", page_cb, &a, n1), COFFER_EINVAL);
+	coffer_secret_free(after);
+	coffer_close(st);
+}
+
+typedef struct del_race {
+	atomic_int stop;
+	atomic_int started;
+	long ok, deleted, other;
+} del_race;
+
+static void *race_reader(void *arg)
+{
+	del_race *dr = arg;
+	coffer_store *st = open_store();
+	coffer_secret *s = ref(st, "race.del", COFFER_ACCESS);
+	int first = 0;
+	while (!atomic_load(&dr->stop) || !first) {
+		coffer_value *v = NULL;
+		int rc = coffer_access(s, "latest", &v);
+		if (rc == COFFER_OK &&
+		    strcmp((const char *)coffer_value_data(v, NULL), "value-d") == 0)
+			__atomic_add_fetch(&dr->ok, 1, __ATOMIC_RELAXED);
+		else if (rc == COFFER_EDELETED)
+			__atomic_add_fetch(&dr->deleted, 1, __ATOMIC_RELAXED);
+		else
+			__atomic_add_fetch(&dr->other, 1, __ATOMIC_RELAXED);
+		coffer_value_free(v);
+		if (!first++)
+			atomic_fetch_add(&dr->started, 1);
+	}
+	coffer_secret_free(s);
+	coffer_close(st);
+	return NULL;
+}
+
+/* Delete racing access: readers (handles of their own) see the value or "scheduled for
+ * deletion", nothing else; once delete returns, every read refuses; once restore returns,
+ * every read gives the value again. */
+static void test_race_delete(void **state)
+{
+	coffer_store *st = open_store();
+	coffer_secret *s = ref(st, "race.del", COFFER_PUT | COFFER_ACCESS);
+	coffer_secret *r = ref(st, "race.del", COFFER_ACCESS);
+	put_ok(s, "value-d", 7, "1");
+	del_race dr = {0};
+	pthread_t th[3];
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(pthread_create(&th[i], NULL, race_reader, &dr), 0);
+	while (atomic_load(&dr.started) < 3) /* every reader is reading */
+		usleep(1000);
+	for (int round = 0; round < 10; round++) {
+		assert_int_equal(coffer_delete(s, 7, NULL), COFFER_OK);
+		access_rc_is(r, "latest", COFFER_EDELETED);
+		assert_int_equal(coffer_restore(s), COFFER_OK);
+		access_is(r, "latest", "value-d", 7, "1");
+	}
+	atomic_store(&dr.stop, 1);
+	for (int i = 0; i < 3; i++)
+		pthread_join(th[i], NULL);
+	assert_int_equal(dr.other, 0);
+	assert_true(dr.ok + dr.deleted >= 3);
+	coffer_secret_free(r);
+	coffer_secret_free(s);
+	coffer_close(st);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* The audit log (docs/lifecycle.md).                                                         */
+
+typedef struct audit_seen {
+	uint64_t ids[4096];
+	char chains[4096][40];
+	char what[8192];
+	size_t n, wn;
+} audit_seen;
+
+static int audit_cb(void *ctx, const coffer_audit_entry *e)
+{
+	audit_seen *a = ctx;
+	if (a->n < 4096) {
+		a->ids[a->n] = e->id;
+		snprintf(a->chains[a->n], sizeof a->chains[0], "%s", e->chain);
+		a->n++;
+	}
+	a->wn += (size_t)snprintf(a->what + a->wn, sizeof a->what - a->wn, "%s:%s:%d ", e->action,
+	                          e->version, e->outcome);
+	if (a->wn >= sizeof a->what)
+		a->wn = sizeof a->what - 1;
+	return 0;
+}
+
+static void verify_ok(coffer_store *st)
+{
+	uint64_t n = 0, bad = 0;
+	char err[300] = "";
+	int rc = coffer_audit_verify(st, &n, &bad, err, sizeof err);
+	if (rc != COFFER_OK)
+		fail_msg("audit verify: rc %d, entry %llu: %s", rc, (unsigned long long)bad, err);
+	assert_true(n > 0);
+}
+
+static void verify_names(coffer_store *st, uint64_t want)
+{
+	uint64_t bad = 0;
+	char err[300] = "";
+	assert_int_equal(coffer_audit_verify(st, NULL, &bad, err, sizeof err), COFFER_EINTEGRITY);
+	if (bad != want)
+		fail_msg("verify named entry %llu, want %llu: %s", (unsigned long long)bad,
+		         (unsigned long long)want, err);
+	assert_non_null(strstr(err, "entry"));
+}
+
+/* The next entry of the same chain after `id` (what verify names when id is deleted). */
+static uint64_t next_in_chain(const audit_seen *all, uint64_t id)
+{
+	size_t i = 0;
+	while (i < all->n && all->ids[i] != id)
+		i++;
+	for (size_t k = i + 1; k < all->n; k++)
+		if (strcmp(all->chains[k], all->chains[i]) == 0)
+			return all->ids[k];
+	return 0;
+}
+
+/* Puts and lifecycle changes are in the log (with their outcome, refusals too); reads when
+ * asked for; no value or request id in clear; verify passes, and names the entry each time one
+ * is deleted, edited, or two are swapped. */
+static void test_audit(void **state)
+{
+	coffer_options ao = {.master_key_b64 = TEST_MASTER_KEY,
+	                     .flags = COFFER_OPEN_NO_ENV | COFFER_OPEN_AUDIT_READS,
+	                     .principal = "cli:tester"};
+	coffer_store *st = NULL;
+	char err[512];
+	assert_int_equal(coffer_open(&st, location, &ao, err, sizeof err), COFFER_OK);
+	coffer_secret *s = ref(st, "audit", COFFER_PUT | COFFER_ACCESS);
+	coffer_secret *ro = ref(st, "audit", COFFER_ACCESS);
+	coffer_put_opts o = {.request_id = "canary-request-7f3a", .request_id_len = 19};
+	assert_int_equal(coffer_put_ex(s, "canary-value-91c2", 17, &o, NULL, NULL), COFFER_OK);
+	put_ok(s, "canary-value-91c3", 17, "2");
+	access_is(s, "1", "canary-value-91c2", 17, "1");
+	assert_int_equal(coffer_disable(s, "1", NULL), COFFER_OK);
+	assert_int_equal(coffer_put(ro, "x", 1, NULL), COFFER_EPERM); /* a refusal */
+	assert_int_equal(coffer_label_set(s, "stable", "2", NULL), COFFER_OK);
+	assert_int_equal(coffer_destroy(s, "1", NULL), COFFER_OK);
+	assert_int_equal(coffer_audit_append(st, "svc:a", "custom", NULL, NULL, 5, "tok-x", 5),
+	                 COFFER_OK);
+	char nm[300];
+	name(nm, sizeof nm, "audit");
+	audit_seen *a = calloc(1, sizeof *a);
+	assert_int_equal(coffer_audit_list(st, 0, nm, audit_cb, a), COFFER_OK);
+	assert_string_equal(a->what, "put:1:0 put:2:0 access:1:0 disable:1:0 label:stable:0 "
+	                             "destroy:1:0 ");
+	verify_ok(st);
+	/* Key operations too. */
+	assert_int_equal(coffer_rotate_data_key(st, NULL), COFFER_OK);
+	audit_seen *k = calloc(1, sizeof *k);
+	assert_int_equal(coffer_audit_list(st, 0, "", audit_cb, k), COFFER_OK);
+	assert_non_null(strstr(k->what, "rotate-key:key "));
+	free(k);
+	verify_ok(st);
+	/* Canary scan: values, the request id, the token: nowhere in the database in clear. */
+	if (!is_pg()) {
+		char cmd[4400];
+		snprintf(cmd, sizeof cmd,
+		         "grep -rqaE 'canary-value|canary-request|tok-x' '%s'", location);
+		assert_int_not_equal(system(cmd), 0);
+	} else {
+		tamper("DO $$ BEGIN IF EXISTS (SELECT 1 FROM coffer_audit a WHERE a::text ~ "
+		       "'canary-value|canary-request|tok-x') THEN RAISE EXCEPTION 'clear'; END IF; "
+		       "END $$");
+	}
+	/* Tampering, each time on a copy put back afterwards. */
+	audit_seen *all = calloc(1, sizeof *all);
+	assert_int_equal(coffer_audit_list(st, 0, NULL, audit_cb, all), COFFER_OK);
+	const char *t = is_pg() ? "coffer_audit" : "audit";
+	const char *keep = saved("audit");
+	tamper("CREATE TABLE %s AS SELECT * FROM %s", keep, t);
+	uint64_t victim = a->ids[2], other = a->ids[4];
+	/* Delete one: the next entry of its chain is named. */
+	tamper("DELETE FROM %s WHERE id = %llu", t, (unsigned long long)victim);
+	verify_names(st, next_in_chain(all, victim));
+	tamper("DELETE FROM %s; INSERT INTO %s SELECT * FROM %s", t, t, keep);
+	verify_ok(st);
+	/* Edit one. */
+	tamper("UPDATE %s SET outcome = -4 WHERE id = %llu", t, (unsigned long long)victim);
+	verify_names(st, victim);
+	tamper("DELETE FROM %s; INSERT INTO %s SELECT * FROM %s", t, t, keep);
+	/* Swap two (all but their ids). */
+	const char *cols = "chain, seq, ts_ms, principal, action, secret, version, outcome, error, "
+	                   "rid, mac";
+	tamper("DELETE FROM %s WHERE id IN (%llu, %llu); INSERT INTO %s (id, %s) SELECT %llu, %s "
+	       "FROM %s WHERE id = %llu; INSERT INTO %s (id, %s) SELECT %llu, %s FROM %s WHERE id "
+	       "= %llu",
+	       t, (unsigned long long)victim, (unsigned long long)other, t, cols,
+	       (unsigned long long)victim, cols, keep, (unsigned long long)other, t, cols,
+	       (unsigned long long)other, cols, keep, (unsigned long long)victim);
+	verify_names(st, victim);
+	tamper("DELETE FROM %s; INSERT INTO %s SELECT * FROM %s; DROP TABLE %s", t, t, keep, keep);
+	verify_ok(st);
+	free(all);
+	free(a);
+	coffer_secret_free(ro);
+	coffer_secret_free(s);
 	coffer_close(st);
 }
 
@@ -681,6 +1734,28 @@ static void test_metadata_tamper(void **state)
 	coffer_close(server);
 }
 
+/* A disabled version's state is MAC'd as the others are: enabling it (or disabling another)
+ * in the database is an integrity error, never a value it should not give. */
+static void test_disabled_tamper(void **state)
+{
+	coffer_store *st = open_store();
+	coffer_secret *s = ref(st, "tamper.dis", COFFER_PUT | COFFER_ACCESS);
+	put_ok(s, "value-1", 7, "1");
+	put_ok(s, "value-2", 7, "2");
+	put_ok(s, "value-3", 7, "3");
+	assert_int_equal(coffer_disable(s, "2", NULL), COFFER_OK);
+	tamper("UPDATE %s SET state = 0 WHERE %s", tab_v(), row_of("tamper.dis", 2));
+	expect_integrity("tamper.dis", "2");
+	tamper("UPDATE %s SET state = 2 WHERE %s", tab_v(), row_of("tamper.dis", 2));
+	access_rc_is(s, "2", COFFER_EDISABLED);
+	/* The newest disabled behind coffer's back: latest would move back to 1. */
+	tamper("UPDATE %s SET state = 2 WHERE %s", tab_v(), row_of("tamper.dis", 3));
+	expect_integrity("tamper.dis", "latest");
+	expect_integrity("tamper.dis", "3");
+	coffer_secret_free(s);
+	coffer_close(st);
+}
+
 /* A table of the test's own, for rows an attacker keeps to put back later. */
 static const char *saved(const char *what)
 {
@@ -734,14 +1809,15 @@ static void test_metadata_replay(void **state)
 	put_ok(r, "value-r1", 8, "1");
 	put_ok(r, "value-r2", 8, "2");
 	name(n, sizeof n, "replay.row");
-	tamper("CREATE TABLE %s AS SELECT last_version, latest, epoch, mac FROM %s WHERE name = "
-	       "'%s'",
+	tamper("CREATE TABLE %s AS SELECT last_version, latest, epoch, mac, previous FROM %s "
+	       "WHERE name = '%s'",
 	       saved("row"), tab_s(), n);
 	put_ok(r, "value-r3", 8, "3");
 	tamper("UPDATE %s SET last_version = (SELECT last_version FROM %s), latest = (SELECT "
-	       "latest FROM %s), epoch = (SELECT epoch FROM %s), mac = (SELECT mac FROM %s) WHERE "
-	       "name = '%s'; DROP TABLE %s",
-	       tab_s(), saved("row"), saved("row"), saved("row"), saved("row"), n, saved("row"));
+	       "latest FROM %s), epoch = (SELECT epoch FROM %s), mac = (SELECT mac FROM %s), "
+	       "previous = (SELECT previous FROM %s) WHERE name = '%s'; DROP TABLE %s",
+	       tab_s(), saved("row"), saved("row"), saved("row"), saved("row"), saved("row"), n,
+	       saved("row"));
 	expect_integrity("replay.row", "latest");
 	expect_integrity("replay.row", "2");
 	/* A put or a destroy there must not bless the rollback; a listing shows it. */
@@ -1088,7 +2164,26 @@ int main(void)
 	    cmocka_unit_test(test_batch),
 	    cmocka_unit_test(test_concurrent_puts),
 	    cmocka_unit_test(test_destroy),
+	    cmocka_unit_test(test_disable_enable),
+	    cmocka_unit_test(test_check_and_set),
+	    cmocka_unit_test(test_request_id),
+	    cmocka_unit_test(test_retention),
+	    cmocka_unit_test(test_race_check_and_set),
+	    cmocka_unit_test(test_race_request_id),
+	    cmocka_unit_test(test_race_retention),
+	    cmocka_unit_test(test_labels),
+	    cmocka_unit_test(test_retention_labels),
+	    cmocka_unit_test(test_labels_tamper),
+	    cmocka_unit_test(test_race_labels),
+	    cmocka_unit_test(test_delete_restore),
+	    cmocka_unit_test(test_delete_tamper),
+	    cmocka_unit_test(test_retention_tamper),
+	    cmocka_unit_test(test_describe),
+	    cmocka_unit_test(test_list_pages),
+	    cmocka_unit_test(test_race_delete),
+	    cmocka_unit_test(test_audit),
 	    cmocka_unit_test(test_metadata_tamper),
+	    cmocka_unit_test(test_disabled_tamper),
 	    cmocka_unit_test(test_metadata_replay),
 	    cmocka_unit_test(test_destroy_many),
 	    cmocka_unit_test(test_key_rotation),

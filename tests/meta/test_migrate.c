@@ -1,4 +1,9 @@
 /*
+ * Also run on a store of schema 2 (tests/meta/v2-sqlite.sql, v2-postgres.sql, made by the release
+ * before the lifecycle of docs/lifecycle.md): it is migrated to schema 4 (3: lifecycle, 4:
+ * declarations) once, keeps every value
+ * and state, and the lifecycle works on it.
+ *
  * A store written before metadata MACs (schema 1: tests/meta/v1-sqlite.sql, v1-postgres.sql,
  * made by the previous release) gets its MACs when a handle with the master key first opens it:
  * values and states are kept, edits outside coffer are caught from then on, and stripping the
@@ -161,6 +166,52 @@ static void test_migrate_and_check(void **state)
 	    tab("versions"), blob, blob, tab("secrets"), tab("versions"));
 }
 
+/* The schema is at the newest version (3) once opened, whatever it was: the store's own SQL
+ * tool fails the statement otherwise. */
+static void test_schema_is_current(void **state)
+{
+	if (sqltool_is_pg(location))
+		sql("DO $$ BEGIN IF (SELECT schema_version FROM coffer_meta) <> 4 THEN RAISE "
+		    "EXCEPTION 'schema not 4'; END IF; END $$");
+	else
+		sql("SELECT CASE WHEN (SELECT user_version FROM pragma_user_version) = 4 THEN 1 "
+		    "ELSE abs(-9223372036854775807 - 1) END");
+	/* Opening again migrates nothing (the version says so) and reads the same. */
+	assert_int_equal(read_rc(NULL, "a", "latest", "alpha-4"), COFFER_OK);
+	assert_int_equal(read_rc(NULL, "b", "1", "beta-1"), COFFER_OK);
+}
+
+/* What schema 3 adds works on an upgraded store: a disabled version, check-and-set, a request
+ * id, retention. */
+static void test_lifecycle_after_upgrade(void **state)
+{
+	coffer_store *st = open_store();
+	coffer_secret *b = NULL;
+	char ver[COFFER_VERSION_MAX];
+	int replayed = -1;
+	assert_int_equal(coffer_secret_ref(st, "b", COFFER_PUT | COFFER_ACCESS, &b), COFFER_OK);
+	coffer_put_opts o = {.flags = COFFER_PUT_IF_VERSION, .if_version = 1};
+	o.request_id = "req-1";
+	o.request_id_len = 5;
+	assert_int_equal(coffer_put_ex(b, "beta-2", 6, &o, ver, &replayed), COFFER_OK);
+	assert_string_equal(ver, "2");
+	assert_int_equal(replayed, 0);
+	assert_int_equal(coffer_put_ex(b, "beta-2", 6, &o, ver, &replayed), COFFER_OK);
+	assert_string_equal(ver, "2");
+	assert_int_equal(replayed, 1);
+	assert_int_equal(coffer_disable(b, "2", NULL), COFFER_OK);
+	assert_int_equal(read_rc(st, "b", "latest", "beta-1"), COFFER_OK);
+	assert_int_equal(read_rc(st, "b", "2", NULL), COFFER_EDISABLED);
+	assert_int_equal(coffer_set_max_versions(b, 1), COFFER_OK);
+	assert_int_equal(coffer_put(b, "beta-3", 6, ver), COFFER_OK);
+	/* 1 is "previous" (latest before this put: 2 was disabled), so kept; 2 goes. */
+	assert_int_equal(read_rc(st, "b", "2", NULL), COFFER_ENOTFOUND);
+	assert_int_equal(read_rc(st, "b", "previous", "beta-1"), COFFER_OK);
+	assert_int_equal(read_rc(st, "b", "latest", "beta-3"), COFFER_OK);
+	coffer_secret_free(b);
+	coffer_close(st);
+}
+
 /* Stripping every MAC and the metadata key, so that the store looks as if it had not been
  * upgraded yet and the next opener would MAC whatever it finds (here: latest moved back), is
  * refused: the data keys were re-sealed in a form that says the store has a metadata key. */
@@ -240,6 +291,8 @@ int main(int argc, char **argv)
 	       sqltool_is_pg(location) ? "postgres" : location);
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_migrate_and_check),
+	    cmocka_unit_test(test_schema_is_current),
+	    cmocka_unit_test(test_lifecycle_after_upgrade),
 	    cmocka_unit_test(test_declarations), /* before test_strip_macs, which breaks the store */
 	    cmocka_unit_test(test_strip_macs),
 	};

@@ -193,7 +193,7 @@ static uint64_t put1(store *s, const char *name, const char *value)
 {
 	const char *vals[1] = {value};
 	sealer z = new_sealer(vals);
-	store_put it = {name, strlen(name), 0};
+	store_put it = {name, strlen(name), NULL, 0, 0};
 	int rc = ops->put(s, &it, 1, seal_cb, &z);
 	if (rc != COFFER_OK)
 		fail_msg("put %s: %s", name, ops->errmsg(s));
@@ -301,7 +301,7 @@ static void test_read_only_server(void **state)
 	assert_true(kill_sessions() >= 1); /* new sessions get the setting */
 	const char *vals[1] = {"ro2"};
 	sealer z = new_sealer(vals);
-	store_put it = {"ro", 2, 0};
+	store_put it = {"ro", 2, NULL, 0, 0};
 	assert_int_equal(ops->put(s, &it, 1, seal_cb, &z), COFFER_EUNAVAIL);
 	assert_non_null(strstr(ops->errmsg(s), "read-only"));
 	assert_non_null(strstr(ops->errmsg(s), "nothing was written"));
@@ -448,7 +448,10 @@ static void test_batch_order(void **state)
 	store *s = open_ok();
 	put1(s, "y", "y1");
 	const char *vals[4] = {"x1", "y2", "x2", "x3"};
-	store_put it[4] = {{"x", 1, 0}, {"y", 1, 0}, {"x", 1, 0}, {"x", 1, 0}};
+	store_put it[4] = {{"x", 1, NULL, 0, 0},
+	                   {"y", 1, NULL, 0, 0},
+	                   {"x", 1, NULL, 0, 0},
+	                   {"x", 1, NULL, 0, 0}};
 	sealer z = new_sealer(vals);
 	assert_int_equal(ops->put(s, it, 4, seal_cb, &z), COFFER_OK);
 	assert_int_equal(z.calls, 4);
@@ -472,7 +475,7 @@ static void test_seal_failure(void **state)
 	store *s = open_ok();
 	put1(s, "x", "x1");
 	const char *vals[2] = {"x2", "new1"};
-	store_put it[2] = {{"x", 1, 0}, {"new", 3, 0}};
+	store_put it[2] = {{"x", 1, NULL, 0, 0}, {"new", 3, NULL, 0, 0}};
 	sealer z = new_sealer(vals);
 	z.fail_at = 1;
 	assert_int_equal(ops->put(s, it, 2, seal_cb, &z), COFFER_EINTEGRITY);
@@ -506,7 +509,7 @@ static void test_disk_full_then_room_again(void **state)
 	     NULL);
 	const char *vals[1] = {"x2"};
 	sealer z = new_sealer(vals);
-	store_put it = {"x", 1, 0};
+	store_put it = {"x", 1, NULL, 0, 0};
 	assert_int_equal(ops->put(s, &it, 1, seal_cb, &z), COFFER_EFULL);
 	assert_non_null(strstr(ops->errmsg(s), "disk is full"));
 	assert_non_null(strstr(ops->errmsg(s), "53100"));
@@ -572,7 +575,7 @@ static void test_generation(void **state)
 		int rc = ops->open(url, 0, &c, err, sizeof err);
 		const char *vals[1] = {"g3"};
 		sealer z = new_sealer(vals);
-		store_put it = {"g", 1, 0};
+		store_put it = {"g", 1, NULL, 0, 0};
 		if (rc == COFFER_OK)
 			rc = ops->put(c, &it, 1, seal_cb, &z);
 		ops->close(c);
@@ -636,7 +639,7 @@ static void test_reconnect(void **state)
 	const char *vals[1] = {"r3"};
 	sealer z = new_sealer(vals);
 	z.kill_at = 0;
-	store_put it = {"r", 1, 0};
+	store_put it = {"r", 1, NULL, 0, 0};
 	assert_int_equal(ops->put(s, &it, 1, seal_cb, &z), COFFER_EUNAVAIL);
 	assert_int_equal(z.calls, 1);
 	assert_non_null(strstr(ops->errmsg(s), "nothing was written"));
@@ -666,7 +669,7 @@ static void test_lock_timeout(void **state)
 	PQclear(r);
 	const char *vals[1] = {"h2"};
 	sealer z = new_sealer(vals);
-	store_put it = {"held", 4, 0};
+	store_put it = {"held", 4, NULL, 0, 0};
 	assert_int_equal(ops->put(s, &it, 1, seal_cb, &z), COFFER_EBUSY);
 	assert_non_null(strstr(ops->errmsg(s), "55P03"));
 	assert_int_equal(z.calls, 0);
@@ -725,14 +728,14 @@ static void test_listing(void **state)
 	for (int i = 0; i < MANY; i++) {
 		snprintf(names[i], sizeof names[i], "%c%04d", i % 2 ? 'n' : 'N', MANY - i);
 		v[i] = names[i];
-		it[i] = (store_put){names[i], strlen(names[i]), 0};
+		it[i] = (store_put){names[i], strlen(names[i]), NULL, 0, 0};
 	}
 	sealer z = new_sealer(v);
 	assert_int_equal(ops->put(s, it, MANY, seal_cb, &z), COFFER_OK);
 	for (int i = 0; i < 600; i++) {
 		snprintf(vals[i], sizeof vals[i], "m%d", i + 1);
 		v[i] = vals[i];
-		it[i] = (store_put){"multi", 5, 0};
+		it[i] = (store_put){"multi", 5, NULL, 0, 0};
 	}
 	z = new_sealer(v);
 	assert_int_equal(ops->put(s, it, 600, seal_cb, &z), COFFER_OK);
@@ -791,7 +794,7 @@ static int writer(int w, int fd)
 			snprintf(vbuf[i], sizeof vbuf[i], "w%d-b%d-i%zu", w, b, i);
 			vals[i] = vbuf[i];
 			it[i] =
-			    (store_put){secret_names[which[i]], strlen(secret_names[which[i]]), 0};
+			    (store_put){secret_names[which[i]], strlen(secret_names[which[i]]), NULL, 0, 0};
 		}
 		sealer z = new_sealer(vals);
 		if (ops->put(s, it, n, seal_cb, &z) != COFFER_OK)
@@ -975,7 +978,7 @@ static int streamer(int fd)
 		int k = (int)(seq % NSECRETS);
 		snprintf(val, sizeof val, "seq-%u", seq);
 		sealer z = new_sealer(vals);
-		store_put it = {secret_names[k], strlen(secret_names[k]), 0};
+		store_put it = {secret_names[k], strlen(secret_names[k]), NULL, 0, 0};
 		int rc = ops->put(s, &it, 1, seal_cb, &z);
 		int len;
 		if (rc == COFFER_OK)

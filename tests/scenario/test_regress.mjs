@@ -14,6 +14,18 @@ import { Embed, backend, cli, firstLine, serve } from './lib.mjs';
 
 const be = backend('sqlite');
 
+// The SDK sends its Declares without awaiting them and throws their failures inside a callback.
+// When the server is killed while one is still in flight (on a loaded machine), that is expected
+// and must not crash this test; before the kill, such a failure is a real one.
+let serverKilled = false;
+const onSdkError = (e) => {
+  const msg = String((e && e.message) || e).replace(/\s+/g, ' ');
+  if (serverKilled) console.log(`(after kill -9 the SDK reported, as expected: ${msg})`);
+  else check(false, `the SDK failed outside a call before the server was killed: ${msg}`);
+};
+process.on('uncaughtException', onSdkError);
+process.on('unhandledRejection', onSdkError);
+
 // The store files a process still has open although they are gone from the folder: the
 // symptom in /proc/PID/fd ("coffer.db-wal (deleted)").
 function deletedStoreFiles(pid) {
@@ -60,6 +72,7 @@ await main([
       const value = 'regress-canary-server-1-bleak_dearest_hanged_reigns';
       const v = await secret('regress.x').allow('put', 'access').put(value);
       eq(v.version, '1', 'the put through the server was acknowledged as version 1');
+      serverKilled = true;
       srv.proc.kill('SIGKILL');
       await srv.exited;
       const r = await cli(st, ['access', 'regress.x@1']).done;

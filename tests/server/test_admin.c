@@ -181,7 +181,7 @@ static void test_refused_requests(void **state)
 	    {GS_M_ADMIN_VERSIONS, "", 0},                    /* no name */
 	    {GS_M_ADMIN_VERSIONS, "\x0a\x03../", 5},         /* bad name */
 	    {GS_M_ADMIN_DESTROY, "\x0a\x02k1", 4},           /* no version */
-	    {GS_M_ADMIN_DESTROY, "\x0a\x02k1\x12\x02x1", 8}, /* bad version */
+	    {GS_M_ADMIN_DESTROY, "\x0a\x02k1\x12\x02" "1x", 8}, /* bad version */
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		call("ops", bad[i].m, bad[i].body, bad[i].len, &a);

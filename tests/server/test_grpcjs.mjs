@@ -106,8 +106,10 @@ await main([
     await fails(c, 'sm', 'Access', acc('api-key', '999'), 5, /api-key.*999|999.*api-key/);
     await fails(c, 'sm', 'Access', acc('db.password', 'latest'), 5, /db\.password/);
     await fails(c, 'sm', 'Access', acc('api-key', ''), 3, /version is required/);
-    for (const v of ['abc', '-1', '0', '99999999999999999999'])
+    for (const v of ['1abc', '-1', '0', '99999999999999999999'])
       await fails(c, 'sm', 'Access', acc('api-key', v), 3);
+    // A word is a label (docs/lifecycle.md): one the secret does not have is not found.
+    await fails(c, 'sm', 'Access', acc('api-key', 'abc'), 5, /no label 'abc'/);
     await fails(c, 'sm', 'Access', acc('', 'latest'), 3, /name is required/);
   }],
   ['errors carry grpc-status-details-bin: google.rpc.Status with Struct{cause}', async () => {
