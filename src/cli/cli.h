@@ -61,6 +61,8 @@ typedef enum opt_id {
 	O_LOG_FORMAT,
 	O_AUDIT,
 	O_QUIET,
+	O_CONFIG,
+	O_PRINT_CONFIG,
 	O_COUNT
 } opt_id;
 
@@ -73,6 +75,11 @@ typedef enum arg_kind {
 
 #define OPT_GLOBAL 0x1u /* accepted by every command, anywhere on the line */
 #define OPT_MULTI  0x2u /* may be given more than once (each is kept) */
+/* coffer.conf (serve --config): every option of serve's own is a key of its [serve] section
+ * under its long name, but for those flagged OPT_NOCONF; of the global options, only those
+ * flagged OPT_CONF are. */
+#define OPT_CONF   0x4u
+#define OPT_NOCONF 0x8u
 
 typedef struct opt_def {
 	opt_id id;
@@ -232,6 +239,10 @@ int cmd_run(cli *c);
 int cmd_rotate_key(cli *c);
 int cmd_rekey(cli *c);
 int cmd_serve(cli *c);
+
+/* serve_conf.c: `coffer serve`'s settings from flags, environment, coffer.conf and defaults. */
+#define SERVE_CONF_DEFAULT "/etc/coffer/coffer.conf"
+int serve_conf_run(cli *c); /* resolve, then --print-config or coffer_serve() */
 int cmd_help(cli *c);
 int cmd_completion(cli *c);
 

@@ -573,40 +573,7 @@ int cmd_run(cli *c)
 
 int cmd_serve(cli *c)
 {
-#ifdef COFFER_WITH_SERVER
-	const char *listen[64], *allow[64];
-	coffer_serve_args a = {
-	    .store = cli_opt(c, O_STORE),
-	    .key_file = cli_opt(c, O_KEY_FILE),
-	    .max_value = c->num[O_MAX_VALUE],
-	    .listen = listen,
-	    .n_listen = cli_opt_all(c, O_LISTEN, listen, 64),
-	    .allow_uid = allow,
-	    .n_allow_uid = cli_opt_all(c, O_ALLOW_UID, allow, 64),
-	    .threads = (unsigned)c->num[O_THREADS],
-	    .policy = cli_opt(c, O_POLICY),
-	    .record_policy = cli_opt(c, O_RECORD_POLICY),
-	    .metrics = cli_opt(c, O_METRICS),
-	    .log_format = cli_opt(c, O_LOG_FORMAT),
-	    .audit = cli_has(c, O_AUDIT),
-	    .tokens = cli_opt(c, O_TOKENS),
-	    .tls_cert = cli_opt(c, O_TLS_CERT),
-	    .tls_key = cli_opt(c, O_TLS_KEY),
-	    .insecure = cli_has(c, O_INSECURE),
-	    .quiet = cli_has(c, O_QUIET),
-	    .policy_wait_ms = cli_has(c, O_POLICY_WAIT) ? (long)c->num[O_POLICY_WAIT] : -1,
-	    .idle_timeout_s = (unsigned)c->num[O_IDLE_TIMEOUT],
-	    .header_timeout_s = (unsigned)c->num[O_HEADER_TIMEOUT],
-	    .max_conns = (unsigned)c->num[O_MAX_CONNS],
-	};
-	if (a.n_listen > 64 || a.n_allow_uid > 64)
-		return cli_usage_error(c, "too many --listen or --allow-uid");
-	if (a.store == NULL && (a.store = getenv("COFFER_STORE")) != NULL && a.store[0] == '\0')
-		a.store = NULL;
-	return coffer_serve(&a);
-#else
-	return cli_fail(c, COFFER_EMISUSE, "this coffer was built without the server");
-#endif
+	return serve_conf_run(c); /* serve_conf.c: flags, environment, coffer.conf */
 }
 
 int cmd_help(cli *c)

@@ -23,17 +23,17 @@ const opt_def cli_opts[O_COUNT] = {
     [O_STORE] = {O_STORE, "store", 's', ARG_STR, "DIR|URL",
      "the store: a folder (SQLite; default ./.coffer, env COFFER_STORE)\n"
      "or postgres://user@host/db",
-     OPT_GLOBAL, 0, 0},
+     OPT_GLOBAL | OPT_CONF, 0, 0},
     [O_KEY_FILE] = {O_KEY_FILE, "key-file", 'k', ARG_FILE, "FILE",
      "master key file (env COFFER_KEY_FILE; default: the store's own,\n"
      "DIR/master.key). COFFER_MASTER_KEY (base64 of 32 bytes) or\n"
      "COFFER_PASSPHRASE (Argon2id, at least 12 characters) take\n"
      "precedence over it",
-     OPT_GLOBAL, 0, 0},
+     OPT_GLOBAL | OPT_CONF, 0, 0},
     [O_MAX_VALUE] = {O_MAX_VALUE, "max-value", 0, ARG_UINT, "BYTES",
      "largest value put (or serve) accepts (default 65536, at most\n"
      "1048576; env COFFER_MAX_VALUE)",
-     OPT_GLOBAL, 1, COFFER_VALUE_HARD_MAX},
+     OPT_GLOBAL | OPT_CONF, 1, COFFER_VALUE_HARD_MAX},
     [O_JSON] = {O_JSON, "json", 'j', ARG_NONE, NULL,
      "print the result as JSON, only once the command succeeded; errors\n"
      "as one JSON object on stderr (env COFFER_FORMAT=json)",
@@ -135,6 +135,14 @@ const opt_def cli_opts[O_COUNT] = {
      "it (docs/lifecycle.md)",
      0, 0, 0},
     [O_QUIET] = {O_QUIET, "quiet", 'q', ARG_NONE, NULL, "no per-request log lines", 0, 0, 0},
+    [O_CONFIG] = {O_CONFIG, "config", 0, ARG_FILE, "FILE",
+     "read settings from this coffer.conf ([serve] section, a key per\n"
+     "long option: listen = ..., tls-cert = ...; env COFFER_CONFIG;\n"
+     "default " SERVE_CONF_DEFAULT " if it exists). Flags beat the\n"
+     "environment, which beats the file. SIGHUP reads it again",
+     OPT_NOCONF, 0, 0},
+    [O_PRINT_CONFIG] = {O_PRINT_CONFIG, "print-config", 0, ARG_NONE, NULL,
+     "print the effective settings, where each came from, and exit", OPT_NOCONF, 0, 0},
 };
 
 static const opt_id no_opts[] = {O_COUNT};
@@ -144,7 +152,7 @@ static const opt_id run_opts[] = {O_ENV, O_COUNT};
 static const opt_id serve_opts[] = {O_LISTEN,        O_ALLOW_UID,    O_THREADS,        O_POLICY,  O_RECORD_POLICY,
                                     O_TOKENS,        O_TLS_CERT,     O_TLS_KEY,        O_INSECURE,
                                     O_POLICY_WAIT,   O_IDLE_TIMEOUT, O_HEADER_TIMEOUT, O_MAX_CONNS, O_METRICS, O_LOG_FORMAT, O_AUDIT,
-                                    O_QUIET,         O_COUNT};
+                                    O_QUIET,         O_CONFIG,       O_PRINT_CONFIG,   O_COUNT};
 
 const cmd_def cli_cmds[] = {
     {"init", "", "create the store and its master key",
@@ -209,6 +217,8 @@ const cmd_def cli_cmds[] = {
      "Logs one line per request to stderr (method, principal, secret, version, status,\n"
      "microseconds), never a value. Answers grpc.health.v1.Health/Check to any caller.\n"
      "SIGTERM or SIGINT drains in-flight calls and exits 0 (systemd: READY=1, STOPPING=1).\n"
+     "SIGHUP reads the policy, token and TLS files (and --config's file) again; a bad one\n"
+     "is refused and the running ones kept (systemd: RELOADING=1, READY=1).\n"
      "The store: --store, else $COFFER_STORE, else $STATE_DIRECTORY (systemd), else\n"
      "./.coffer. See docs/server.md.",
      0, 0, serve_opts, CMD_LOCAL, cmd_serve, NULL},

@@ -13,6 +13,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -424,9 +425,39 @@ static void tls_event_cb(struct bufferevent *bev, short what, void *arg)
 		conn_free(sc);
 }
 
+/*
+ * The TLS context new connections get. SIGHUP may replace it (srv_tls_swap) while workers accept:
+ * each takes a reference under the mutex, and a connection's SSL holds its own, so the old context
+ * lives until its last connection ends.
+ */
+static pthread_mutex_t tls_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static SSL_CTX *tls_current(srv_config *cfg)
+{
+	pthread_mutex_lock(&tls_mu);
+	SSL_CTX *ctx = cfg->tls;
+	if (ctx != NULL)
+		SSL_CTX_up_ref(ctx);
+	pthread_mutex_unlock(&tls_mu);
+	return ctx;
+}
+
+void srv_tls_swap(srv_config *cfg, SSL_CTX *ctx)
+{
+	pthread_mutex_lock(&tls_mu);
+	SSL_CTX *old = cfg->tls;
+	cfg->tls = ctx;
+	pthread_mutex_unlock(&tls_mu);
+	SSL_CTX_free(old);
+}
+
 static int conn_io_tls(srv_worker *w, srv_conn *sc, evutil_socket_t fd)
 {
-	SSL *ssl = SSL_new(w->cfg->tls);
+	SSL_CTX *ctx = tls_current(w->cfg);
+	if (ctx == NULL)
+		return -1;
+	SSL *ssl = SSL_new(ctx);
+	SSL_CTX_free(ctx); /* the SSL keeps its own reference */
 	if (ssl == NULL)
 		return -1;
 	sc->bev = bufferevent_openssl_socket_new(w->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
@@ -486,7 +517,7 @@ static void accept_cb(struct evconnlistener *lev, evutil_socket_t fd, struct soc
 	if (l->is_unix || l->loopback)
 		conn_identify(w, sc, fd);
 	int rc =
-	    w->cfg->tls != NULL && !l->is_unix ? conn_io_tls(w, sc, fd) : conn_io_plain(w, sc, fd);
+	    w->cfg->tls_on && !l->is_unix ? conn_io_tls(w, sc, fd) : conn_io_plain(w, sc, fd);
 	if (rc != 0 || sc->g == NULL) {
 		conn_free(sc); /* closes fd itself, or through the bufferevent that took it */
 		return;
@@ -627,8 +658,11 @@ int srv_run(srv_config *cfg)
 	}
 	if (rv == 0 && cfg->on_ready != NULL)
 		cfg->on_ready(cfg->ready_ctx);
-	if (rv == 0)
-		sigwait(&set, &sig);
+	sigaddset(&set, SIGHUP);
+	/* SIGHUP: reload (policy, tokens, TLS) on this thread while the workers serve on. */
+	while (rv == 0 && sigwait(&set, &sig) == 0 && sig == SIGHUP)
+		if (cfg->on_reload != NULL)
+			cfg->on_reload(cfg->reload_ctx);
 	health_set_draining();
 	notify_stopping();
 	for (unsigned i = 0; i < started; i++)
@@ -653,6 +687,7 @@ void srv_block_signals(void)
 	sigemptyset(&set);
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 }
 

@@ -51,7 +51,9 @@ typedef struct srv_config {
 	size_t n_listen;
 	unsigned threads;
 	unsigned max_conns; /* per process */
-	SSL_CTX *tls;       /* NULL: plaintext h2c (Unix socket listeners: always) */
+	SSL_CTX *tls;       /* NULL: plaintext h2c (Unix socket listeners: always); swapped only
+	                     * through srv_tls_swap() once workers run */
+	int tls_on;         /* tls != NULL at start (set before srv_run) */
 	gs_limits limits;
 	srv_uids uids;
 	svc_shared *sh;
@@ -60,6 +62,9 @@ typedef struct srv_config {
 	 * open), before the first signal is awaited: where `coffer serve` says it is ready. */
 	void (*on_ready)(void *ctx);
 	void *ready_ctx;
+	/* Called on the main thread for each SIGHUP while serving (NULL: SIGHUP is ignored). */
+	void (*on_reload)(void *ctx);
+	void *reload_ctx;
 } srv_config;
 
 /*
@@ -88,12 +93,16 @@ void srv_unbind(srv_config *cfg);
 int srv_check_identity(const srv_config *cfg, char *err, size_t errlen);
 
 /*
- * Block SIGTERM and SIGINT in this thread and every thread it starts, before the listening
+ * Block SIGTERM, SIGINT and SIGHUP in this thread and every thread it starts, before the listening
  * address is announced, so that a signal sent right after start-up is a drain, not a kill.
  */
 void srv_block_signals(void);
 
-/* Run the workers until SIGTERM or SIGINT, then drain. Returns 0 or -1. */
+/* Replace the TLS context new connections get (SIGHUP); open connections keep theirs. The old
+ * context is released (freed once its last connection ends). */
+void srv_tls_swap(srv_config *cfg, SSL_CTX *ctx);
+
+/* Run the workers until SIGTERM or SIGINT, then drain (SIGHUP calls on_reload). 0 or -1. */
 int srv_run(srv_config *cfg);
 
 /*

@@ -47,6 +47,7 @@ static struct {
 	uint64_t batch_count, batch_sum;
 	uint64_t conns_total;
 	int64_t conns_open;
+	uint64_t reloads[2]; /* SIGHUP: [0] refused, [1] applied */
 } m;
 
 static void add(uint64_t *p, uint64_t v)
@@ -98,6 +99,11 @@ void metrics_conn_opened(void)
 {
 	add(&m.conns_total, 1);
 	__atomic_fetch_add(&m.conns_open, 1, __ATOMIC_RELAXED);
+}
+
+void metrics_reload(int ok)
+{
+	add(&m.reloads[ok ? 1 : 0], 1);
 }
 
 void metrics_conn_closed(void)
@@ -245,6 +251,11 @@ char *metrics_render(size_t *len)
 	     "# HELP coffer_connections_total gRPC connections accepted.\n"
 	     "# TYPE coffer_connections_total counter\ncoffer_connections_total %llu\n",
 	     (long long)(open < 0 ? 0 : open), (unsigned long long)get(&m.conns_total));
+	emit(&o,
+	     "# HELP coffer_reloads_total SIGHUP reloads of the policy, token and TLS files.\n"
+	     "# TYPE coffer_reloads_total counter\n"
+	     "coffer_reloads_total{result=\"ok\"} %llu\ncoffer_reloads_total{result=\"refused\"} %llu\n",
+	     (unsigned long long)get(&m.reloads[1]), (unsigned long long)get(&m.reloads[0]));
 
 	if (o.oom) {
 		free(o.buf);

@@ -21,6 +21,8 @@ void metrics_coffer_error(int rc);
 void metrics_put_batch(size_t n);
 void metrics_conn_opened(void);
 void metrics_conn_closed(void);
+/* A SIGHUP reload: applied (ok != 0) or refused. */
+void metrics_reload(int ok);
 
 /* The whole exposition text into a malloc'd string (*len bytes); NULL when out of memory. */
 char *metrics_render(size_t *len);

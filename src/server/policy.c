@@ -347,7 +347,56 @@ int pol_load_tokens(pol_table *t, const char *path, char *err, size_t errlen)
 
 size_t pol_token_count(const pol_table *t)
 {
-	return t->n_tokens;
+	pol_table *m = (pol_table *)t; /* the lock is not part of the table's value */
+	pthread_rwlock_rdlock(&m->lock);
+	size_t n = m->n_tokens;
+	pthread_rwlock_unlock(&m->lock);
+	return n;
+}
+
+int pol_reload(pol_table *t, const char *policy, const char *tokens, size_t *n_grants,
+               size_t *n_tokens, char *err, size_t errlen)
+{
+	/* Everything is read into a scratch table first: a bad file changes nothing. */
+	pol_table *s = pol_new(t->dev);
+	if (s == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	memcpy(s->key, t->key, sizeof(s->key)); /* the same keyed hash for the tokens */
+	if ((policy != NULL && pol_load_file(s, policy, err, errlen) != 0) ||
+	    (tokens != NULL && pol_load_tokens(s, tokens, err, errlen) < 0)) {
+		pol_free(s);
+		return -1;
+	}
+	/* One swap under the write lock: a check sees the old rules or the new, never a mix. The
+	 * declarations services made stay where they are. */
+	pthread_rwlock_wrlock(&t->lock);
+	grant *g = t->grants;
+	size_t ng = t->n_grants, cg = t->cap_grants;
+	t->grants = s->grants;
+	t->n_grants = s->n_grants;
+	t->cap_grants = s->cap_grants;
+	s->grants = g;
+	s->n_grants = ng;
+	s->cap_grants = cg;
+	if (tokens != NULL) {
+		token *tk = t->tokens;
+		size_t nt = t->n_tokens, ct = t->cap_tokens;
+		t->tokens = s->tokens;
+		t->n_tokens = s->n_tokens;
+		t->cap_tokens = s->cap_tokens;
+		s->tokens = tk;
+		s->n_tokens = nt;
+		s->cap_tokens = ct;
+	}
+	if (n_grants != NULL)
+		*n_grants = t->n_grants;
+	if (n_tokens != NULL)
+		*n_tokens = t->n_tokens;
+	pthread_rwlock_unlock(&t->lock);
+	pol_free(s); /* the old rules, tokens wiped */
+	return 0;
 }
 
 int pol_token_principal(pol_table *t, const char *tok, size_t len, char *out, size_t outlen)

@@ -45,6 +45,15 @@ int pol_load_file(pol_table *t, const char *path, char *err, size_t errlen);
 int pol_load_tokens(pol_table *t, const char *path, char *err, size_t errlen);
 size_t pol_token_count(const pol_table *t);
 
+/*
+ * SIGHUP: read the policy file (if not NULL) and the token file (if not NULL) again, into a
+ * scratch table, and only if both are good swap the grants (and the tokens) in, under the write
+ * lock. The declarations services made are kept. On failure nothing changes: -1 with err (a
+ * path and line number, never a token). *n_grants and *n_tokens (may be NULL) get the new counts.
+ */
+int pol_reload(pol_table *t, const char *policy, const char *tokens, size_t *n_grants,
+               size_t *n_tokens, char *err, size_t errlen);
+
 /* Find the principal a token belongs to (constant time per entry). 0 and out filled, or -1. */
 int pol_token_principal(pol_table *t, const char *token, size_t len, char *out, size_t outlen);
 

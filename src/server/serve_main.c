@@ -42,6 +42,8 @@ typedef struct serve_opts {
 	char metrics_host[256];
 	unsigned metrics_port;
 	int metrics_bound;
+	const coffer_serve_args *args; /* as started (what a changed file is compared with) */
+	char *cur_policy, *cur_tokens, *cur_cert, *cur_key; /* reloaded paths (NULL: as started) */
 } serve_opts;
 
 /*
@@ -71,6 +73,17 @@ static int usage_error(const char *msg, const char *arg)
 {
 	fprintf(stderr, "coffer serve: %s%s%s\nTry 'coffer serve --help'.\n", msg,
 	        arg != NULL ? ": " : "", arg != NULL ? arg : "");
+	return 2;
+}
+
+/* A bad value of an option: named with the configuration file's line when it came from there. */
+static int value_error(const coffer_serve_args *a, const char *option, size_t index,
+                       const char *msg, const char *arg)
+{
+	const char *at = a->origin != NULL ? a->origin(a->origin_ctx, option, index) : NULL;
+	if (at == NULL)
+		return usage_error(msg, arg);
+	fprintf(stderr, "coffer serve: %s: %s (%s)\n", at, msg, option);
 	return 2;
 }
 
@@ -130,21 +143,22 @@ static int parse_listen(const char *arg, srv_listen *l)
 }
 
 /* --allow-uid UID|USER: a number is a uid (it need not have a user name); else a user name. */
-static int parse_allow_uid(srv_uids *u, const char *v)
+static int parse_allow_uid(srv_uids *u, const coffer_serve_args *a, size_t i)
 {
 	unsigned long n;
 	uid_t uid;
+	const char *v = a->allow_uid[i];
 	if (v == NULL || v[0] == '\0')
-		return usage_error("missing value for", "--allow-uid");
+		return value_error(a, "allow-uid", i, "missing value for", "--allow-uid");
 	if (u->n_allow >= SRV_MAX_ALLOW)
-		return usage_error("too many --allow-uid", NULL);
+		return value_error(a, "allow-uid", i, "too many --allow-uid", NULL);
 	if (parse_ulong(v, 0, (uid_t)-2, &n) == 0) {
 		uid = (uid_t)n;
 	} else {
 		struct passwd pw, *found = NULL;
 		char buf[4096];
 		if (getpwnam_r(v, &pw, buf, sizeof(buf), &found) != 0 || found == NULL)
-			return usage_error("--allow-uid: no such user", v);
+			return value_error(a, "allow-uid", i, "--allow-uid: no such user", v);
 		uid = found->pw_uid;
 	}
 	u->allow[u->n_allow++] = uid;
@@ -172,24 +186,25 @@ static int apply_args(serve_opts *o, const coffer_serve_args *a)
 		return usage_error("too many --listen", NULL);
 	for (size_t i = 0; i < a->n_listen; i++) {
 		if (parse_listen(a->listen[i], &cfg->listen[cfg->n_listen]) != 0)
-			return usage_error(
+			return value_error(a, "listen", i,
 			    "expected --listen [SERVICE=]HOST:PORT or [SERVICE=]unix:PATH", a->listen[i]);
 		cfg->n_listen++;
 	}
 	if (a->metrics != NULL) {
 		if (metrics_parse_addr(a->metrics, o->metrics_host, sizeof(o->metrics_host),
 		                       &o->metrics_port) != 0)
-			return usage_error("expected --metrics HOST:PORT", a->metrics);
+			return value_error(a, "metrics", 0, "expected --metrics HOST:PORT", a->metrics);
 		o->metrics = a->metrics;
 	}
 	if (a->log_format != NULL) {
 		log_format f;
 		if (log_parse_format(a->log_format, &f) != 0)
-			return usage_error("expected --log-format text or json", a->log_format);
+			return value_error(a, "log-format", 0, "expected --log-format text or json",
+			                   a->log_format);
 		log_set_format(f);
 	}
 	for (size_t i = 0; i < a->n_allow_uid; i++) {
-		int rc = parse_allow_uid(&cfg->uids, a->allow_uid[i]);
+		int rc = parse_allow_uid(&cfg->uids, a, i);
 		if (rc != 0)
 			return rc;
 	}
@@ -484,6 +499,161 @@ static void announce(void *ctx)
 	notify_ready(status);
 }
 
+/* ---- SIGHUP ----------------------------------------------------------------------------- */
+
+static int same_str(const char *a, const char *b)
+{
+	return (a == NULL && b == NULL) || (a != NULL && b != NULL && strcmp(a, b) == 0);
+}
+
+static int same_list(const char *const *a, size_t na, const char *const *b, size_t nb)
+{
+	if (na != nb)
+		return 0;
+	for (size_t i = 0; i < na; i++)
+		if (!same_str(a[i], b[i]))
+			return 0;
+	return 1;
+}
+
+static void add_name(char *buf, size_t len, const char *name)
+{
+	size_t n = strlen(buf);
+	snprintf(buf + n, len - n, "%s%s", n > 0 ? ", " : "", name);
+}
+
+/* The settings of the re-read file that differ from the running ones and that only a restart
+ * applies, by option name, into buf ("" when none). */
+static void restart_needed(const coffer_serve_args *was, const coffer_serve_args *now,
+                           char *buf, size_t len)
+{
+	buf[0] = '\0';
+	if (!same_str(was->store, now->store))
+		add_name(buf, len, "store");
+	if (!same_str(was->key_file, now->key_file))
+		add_name(buf, len, "key-file");
+	if (was->max_value != now->max_value)
+		add_name(buf, len, "max-value");
+	if (!same_list(was->listen, was->n_listen, now->listen, now->n_listen))
+		add_name(buf, len, "listen");
+	if (!same_list(was->allow_uid, was->n_allow_uid, now->allow_uid, now->n_allow_uid))
+		add_name(buf, len, "allow-uid");
+	if (was->threads != now->threads)
+		add_name(buf, len, "threads");
+	if (!same_str(was->record_policy, now->record_policy))
+		add_name(buf, len, "record-policy");
+	if (was->insecure != now->insecure)
+		add_name(buf, len, "insecure");
+	if (was->quiet != now->quiet)
+		add_name(buf, len, "quiet");
+	if (was->audit != now->audit)
+		add_name(buf, len, "audit");
+	if (was->policy_wait_ms != now->policy_wait_ms)
+		add_name(buf, len, "policy-wait");
+	if (was->idle_timeout_s != now->idle_timeout_s)
+		add_name(buf, len, "idle-timeout");
+	if (was->header_timeout_s != now->header_timeout_s)
+		add_name(buf, len, "header-timeout");
+	if (was->max_conns != now->max_conns)
+		add_name(buf, len, "max-conns");
+	if (!same_str(was->metrics, now->metrics))
+		add_name(buf, len, "metrics");
+	if (!same_str(was->log_format, now->log_format))
+		add_name(buf, len, "log-format");
+	/* A file setting turned on or off changes the mode (development, exposure, h2c or TLS):
+	 * only a path changed between two files is applied by a reload. */
+	if ((was->policy == NULL) != (now->policy == NULL))
+		add_name(buf, len, "policy (on/off)");
+	if ((was->tokens == NULL) != (now->tokens == NULL))
+		add_name(buf, len, "tokens (on/off)");
+	if ((was->tls_cert == NULL) != (now->tls_cert == NULL))
+		add_name(buf, len, "tls-cert/tls-key (on/off)");
+}
+
+static int set_path(char **cur, const char *v)
+{
+	char *c = v != NULL ? strdup(v) : NULL;
+	if (v != NULL && c == NULL)
+		return -1;
+	free(*cur);
+	*cur = c;
+	return 0;
+}
+
+static const char *cur_or(const char *cur, const char *start)
+{
+	return cur != NULL ? cur : start;
+}
+
+/* One SIGHUP, on the main thread: every file is read and checked before anything is swapped,
+ * so a bad one changes nothing. Log lines name files and counts, never their contents. */
+static void reload(void *ctx)
+{
+	serve_opts *o = ((announce_ctx *)ctx)->o;
+	pol_table *pol = ((announce_ctx *)ctx)->pol;
+	const coffer_serve_args *a = o->args;
+	const char *policy = cur_or(o->cur_policy, o->policy), *tokens = cur_or(o->cur_tokens, o->tokens);
+	const char *cert = cur_or(o->cur_cert, o->tls_cert), *key = cur_or(o->cur_key, o->tls_key);
+	char err[1024], restart[512] = "", what[1024] = "";
+	SSL_CTX *tls = NULL;
+	int ok = 0;
+
+	notify_reloading();
+	log_msg("info", "SIGHUP: reloading");
+	if (a->reread != NULL) {
+		const coffer_serve_args *now = NULL;
+		if (a->reread(a->reread_ctx, &now, err, sizeof(err)) != 0) {
+			log_msg("error", "reload refused, nothing changed: %s", err);
+			goto done;
+		}
+		restart_needed(a, now, restart, sizeof(restart));
+		/* Paths of files in use, changed in the configuration file, are taken. */
+		if (policy != NULL && now->policy != NULL)
+			policy = now->policy;
+		if (tokens != NULL && now->tokens != NULL)
+			tokens = now->tokens;
+		if (cert != NULL && now->tls_cert != NULL && now->tls_key != NULL) {
+			cert = now->tls_cert;
+			key = now->tls_key;
+		}
+	}
+	if (cert != NULL && (tls = srv_tls_new(cert, key, err, sizeof(err))) == NULL) {
+		log_msg("error", "reload refused, nothing changed: %s", err);
+		goto done;
+	}
+	size_t ng = 0, nt = 0;
+	if (policy != NULL && pol_reload(pol, policy, tokens, &ng, &nt, err, sizeof(err)) != 0) {
+		log_msg("error", "reload refused, nothing changed: %s", err);
+		if (tls != NULL)
+			SSL_CTX_free(tls);
+		goto done;
+	}
+	if (set_path(&o->cur_policy, policy) != 0 || set_path(&o->cur_tokens, tokens) != 0 ||
+	    set_path(&o->cur_cert, cert) != 0 || set_path(&o->cur_key, key) != 0) {
+		/* Out of memory after the swap: the new rules hold; the next reload reads the
+		 * start-up paths again. */
+		log_msg("warn", "reload: out of memory keeping the file names");
+	}
+	if (tls != NULL)
+		srv_tls_swap(&o->cfg, tls);
+	if (policy != NULL)
+		snprintf(what, sizeof(what), "policy %s (%zu grants)", policy, ng);
+	else
+		snprintf(what, sizeof(what), "no policy file (development)");
+	if (tokens != NULL)
+		snprintf(what + strlen(what), sizeof(what) - strlen(what), ", tokens %s (%zu)",
+		         tokens, nt);
+	if (cert != NULL)
+		snprintf(what + strlen(what), sizeof(what) - strlen(what), ", TLS %s", cert);
+	log_msg("info", "reloaded: %s", what);
+	ok = 1;
+done:
+	if (restart[0] != '\0')
+		log_msg("warn", "%s changed %s: needs a restart, not applied", a->config, restart);
+	metrics_reload(ok);
+	notify_ready(ok ? "reloaded" : "reload refused; serving with the previous files");
+}
+
 static int serve(serve_opts *o, pol_table *pol)
 {
 	char err[512];
@@ -540,6 +710,9 @@ static int serve(serve_opts *o, pol_table *pol)
 	announce_ctx ready = {o, pol};
 	o->cfg.on_ready = announce;
 	o->cfg.ready_ctx = &ready;
+	o->cfg.on_reload = reload;
+	o->cfg.reload_ctx = &ready;
+	o->cfg.tls_on = o->cfg.tls != NULL;
 	rc = srv_run(&o->cfg) == 0 ? 0 : 1;
 	metrics_stop();
 	srv_unbind(&o->cfg);
@@ -567,6 +740,7 @@ int coffer_serve(const coffer_serve_args *args)
 	o.cfg.uids.self = geteuid();
 	o.policy_wait_ms = 1000;
 	o.store = default_store();
+	o.args = args;
 	if ((rc = apply_args(&o, args)) != 0)
 		return rc;
 	if (sodium_init() < 0 || evthread_use_pthreads() != 0) {
@@ -588,5 +762,9 @@ int coffer_serve(const coffer_serve_args *args)
 			if (o.cfg.listen[i].fds[t] > 0)
 				close(o.cfg.listen[i].fds[t]);
 	pol_free(sh.pol);
+	free(o.cur_policy);
+	free(o.cur_tokens);
+	free(o.cur_cert);
+	free(o.cur_key);
 	return rc;
 }

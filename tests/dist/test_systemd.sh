@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # dist/coffer.service: `systemd-analyze verify` accepts it, `systemd-analyze security` rates its
 # exposure at most 2.0 ("OK"), and `coffer serve` speaks Type=notify: READY=1 once it serves,
-# STOPPING=1 on SIGTERM (a python3 datagram socket stands in for systemd's NOTIFY_SOCKET).
+# RELOADING=1 then READY=1 on SIGHUP, STOPPING=1 on SIGTERM (a python3 datagram socket stands in for systemd's NOTIFY_SOCKET).
 # usage: test_systemd.sh COFFER_BIN UNIT_FILE WITH_SYSTEMD(0|1)
 set -u
 bin=${1:?usage: test_systemd.sh COFFER_BIN UNIT_FILE WITH_SYSTEMD}
@@ -53,6 +53,7 @@ else
 fi
 for opt in Type=notify StateDirectory=coffer DynamicUser=yes NoNewPrivileges=yes ProtectSystem=strict \
 	PrivateTmp=yes MemoryDenyWriteExecute=yes LockPersonality=yes SystemCallFilter=@system-service \
+	'ExecReload=/bin/kill -HUP $MAINPID' \
 	CapabilityBoundingSet= StateDirectoryMode=0700; do
 	if grep -qx "$opt" "$unit"; then ok "unit has $opt"; else bad "unit lacks $opt"; fi
 done
@@ -90,6 +91,15 @@ PY
 	for _ in $(seq 100); do grep -q 'READY=1' "$t/notify.log" && break; sleep 0.05; done
 	if grep -q 'READY=1' "$t/notify.log"; then ok "READY=1 once serving"; else bad "no READY=1"; fi
 	grep -q 'STOPPING=1' "$t/notify.log" && bad "STOPPING=1 before any signal"
+	# SIGHUP (the unit's ExecReload): RELOADING=1 with MONOTONIC_USEC, then READY=1 again.
+	kill -HUP "$srv"
+	for _ in $(seq 100); do grep -q 'RELOADING=1.*' "$t/notify.log" && [ "$(grep -c 'READY=1' "$t/notify.log")" -ge 2 ] && break; sleep 0.05; done
+	if grep -q '^RELOADING=1 | MONOTONIC_USEC=[0-9]' "$t/notify.log" && [ "$(grep -c 'READY=1' "$t/notify.log")" -ge 2 ] &&
+		[ "$(grep -n 'RELOADING=1' "$t/notify.log" | head -1 | cut -d: -f1)" -lt "$(grep -n 'READY=1' "$t/notify.log" | tail -1 | cut -d: -f1)" ]; then
+		ok "SIGHUP: RELOADING=1 then READY=1"
+	else
+		bad "SIGHUP: no RELOADING=1 then READY=1"
+	fi
 	kill -TERM "$srv"
 	wait "$srv"
 	rc=$?
