@@ -89,10 +89,7 @@ void aq_answer(aq_worker *w, gs_call *call, const char *principal, const char *a
 			it->len = len;
 		}
 	}
-	pthread_mutex_lock(&c->mu);
-	int stopped = c->stopped || c->stop;
-	pthread_mutex_unlock(&c->mu);
-	if (bad || stopped) {
+	if (bad) {
 		/* No entry can be written for it: it gets no answer either. */
 		if (it != NULL)
 			item_free(it);
@@ -108,8 +105,14 @@ void aq_answer(aq_worker *w, gs_call *call, const char *principal, const char *a
 	snprintf(it->secret, sizeof(it->secret), "%s", secret != NULL ? secret : "");
 	it->has_version = version != NULL;
 	snprintf(it->version, sizeof(it->version), "%s", version != NULL ? version : "");
-	(*w->inflight)++;
 	pthread_mutex_lock(&c->mu);
+	if (c->stop || c->stopped) { /* after aq_stop (shutdown): the connections are gone */
+		pthread_mutex_unlock(&c->mu);
+		item_free(it);
+		gs_call_abandon(call);
+		return;
+	}
+	(*w->inflight)++;
 	if (c->tail != NULL)
 		c->tail->next = it;
 	else

@@ -4,7 +4,8 @@
  * Access runs on the worker thread that received it, on that worker's own store handle. Put goes
  * to one committer thread that gathers every put waiting at that moment into one durable
  * transaction (coffer_put_batch), so throughput grows with the number of clients in flight; the
- * answers come back to each worker through its completion queue.
+ * answers come back to each worker through its completion queue. With --audit every answer
+ * then waits in the audit queue (auditq.h) until a group commit has written its entry.
  */
 #ifndef COFFER_SERVER_SERVICE_H
 #define COFFER_SERVER_SERVICE_H
