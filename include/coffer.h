@@ -519,6 +519,24 @@ COFFER_API int coffer_audit_append(coffer_store *st, const char *principal, cons
                                    const char *secret, const char *version, int outcome,
                                    const void *request_id,
                                    size_t request_id_len) COFFER_MUST_CHECK;
+/*
+ * coffer_audit_append_batch: n entries (fields as for coffer_audit_append) in one durable
+ * transaction, in order: all of them or none (coffer serve group-commits its requests' entries
+ * so, before it sends their answers). COFFER_EINVAL/COFFER_EMISUSE for a bad record: nothing
+ * written. n 0: COFFER_OK.
+ */
+typedef struct coffer_audit_record {
+	const char *principal; /* NULL: the handle's */
+	const char *action;
+	const char *secret;  /* NULL: none */
+	const char *version; /* NULL: none */
+	int outcome;
+	const void *request_id;
+	size_t request_id_len;
+} coffer_audit_record;
+
+COFFER_API int coffer_audit_append_batch(coffer_store *st, const coffer_audit_record *recs,
+                                         size_t n) COFFER_MUST_CHECK;
 COFFER_API int coffer_audit_list(coffer_store *st, int64_t since_unix_ms, const char *secret,
                                  int (*cb)(void *ctx, const coffer_audit_entry *e), void *ctx);
 COFFER_API int coffer_audit_verify(coffer_store *st, uint64_t *entries, uint64_t *first_bad,

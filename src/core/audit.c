@@ -120,7 +120,7 @@ int core_audit_one(coffer_store *st, const char *principal, const char *action,
 	                NULL,    NULL,
 	                outcome, err,
 	                rid};
-	return st->ops->audit_append(st->be, st->audit_chain, fill, &f);
+	return st->ops->audit_append(st->be, st->audit_chain, 1, fill, &f);
 }
 
 void core_audit_init(coffer_store *st, const char *principal, unsigned flags)
@@ -164,6 +164,71 @@ int coffer_audit_append(coffer_store *st, const char *principal, const char *act
 	if (rc != COFFER_OK)
 		core_set_backend_err(st, rc);
 	pthread_mutex_unlock(&st->mu);
+	return rc;
+}
+
+/* A batch of embedder entries: fill entry i from recs[i] (checked by the caller). */
+typedef struct batch_fill {
+	coffer_store *st;
+	const coffer_audit_record *recs;
+	const uint8_t (*rids)[STORE_RID_LEN]; /* NULL entries: no request id */
+} batch_fill;
+
+static int fill_batch(void *ctx, size_t i, store_audit *e)
+{
+	const batch_fill *b = ctx;
+	const coffer_audit_record *r = &b->recs[i];
+	char err[48];
+	if (r->outcome > 0)
+		snprintf(err, sizeof err, "status %d", r->outcome);
+	else
+		snprintf(err, sizeof err, "%s", r->outcome != COFFER_OK ? coffer_strerror(r->outcome)
+		                                                         : "");
+	int has_rid = r->request_id != NULL && r->request_id_len > 0;
+	audit_fill f = {b->st,
+	                r->principal != NULL ? r->principal : b->st->principal,
+	                r->action,
+	                r->secret != NULL ? r->secret : "",
+	                r->version != NULL ? r->version : "",
+	                NULL,
+	                NULL,
+	                r->outcome,
+	                err,
+	                has_rid ? b->rids[i] : NULL};
+	return fill(&f, 0, e);
+}
+
+int coffer_audit_append_batch(coffer_store *st, const coffer_audit_record *recs, size_t n)
+{
+	if (st == NULL || (recs == NULL && n > 0))
+		return COFFER_EMISUSE;
+	for (size_t i = 0; i < n; i++) {
+		const coffer_audit_record *r = &recs[i];
+		if (r->action == NULL || r->action[0] == '\0')
+			return COFFER_EMISUSE;
+		if (!field_ok(r->principal, 128) || !field_ok(r->action, 32) ||
+		    !field_ok(r->secret, 255) || !field_ok(r->version, 64) ||
+		    r->request_id_len > COFFER_REQUEST_ID_MAX)
+			return COFFER_EINVAL;
+	}
+	if (n == 0 || st->ops->audit_append == NULL)
+		return COFFER_OK;
+	uint8_t(*rids)[STORE_RID_LEN] = calloc(n, sizeof *rids);
+	if (rids == NULL)
+		return COFFER_ENOMEM;
+	pthread_mutex_lock(&st->mu);
+	for (size_t i = 0; i < n; i++)
+		if (recs[i].request_id != NULL && recs[i].request_id_len > 0)
+			core_request_hash(st, recs[i].secret != NULL ? recs[i].secret : "",
+			                  recs[i].secret != NULL ? strlen(recs[i].secret) : 0,
+			                  recs[i].request_id, recs[i].request_id_len, rids[i]);
+	batch_fill b = {st, recs, (const uint8_t(*)[STORE_RID_LEN])rids};
+	int rc = st->ops->audit_append(st->be, st->audit_chain, n, fill_batch, &b);
+	if (rc != COFFER_OK)
+		core_set_backend_err(st, rc);
+	pthread_mutex_unlock(&st->mu);
+	sodium_memzero(rids, n * sizeof *rids);
+	free(rids);
 	return rc;
 }
 

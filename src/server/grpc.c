@@ -232,9 +232,9 @@ static void layer_error(gs_call *call, const char *http_status, int status, cons
 	call->replied = 1;
 	call->state = BODY_IGNORE;
 	call_release_msg(call);
-	if (call->conn->cb.on_refused != NULL)
-		call->conn->cb.on_refused(call->conn->cb.ud, call, status);
-	if (submit_error(call, http_status, status, message, NULL) != 0)
+	if ((call->conn->cb.on_refused != NULL &&
+	     call->conn->cb.on_refused(call->conn->cb.ud, call, status) != 0) ||
+	    submit_error(call, http_status, status, message, NULL) != 0)
 		nghttp2_submit_rst_stream(call->conn->h2, NGHTTP2_FLAG_NONE, call->stream_id,
 		                          NGHTTP2_INTERNAL_ERROR);
 }

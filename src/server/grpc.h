@@ -74,8 +74,10 @@ typedef struct gs_conn_cb {
 	 */
 	void (*on_output)(void *ud);
 	void *ud;
-	/* Optional: this layer answered a request itself (bad framing, unknown method, ...). */
-	void (*on_refused)(void *ud, const gs_call *call, int status);
+	/* Optional: this layer is about to answer a request itself (bad framing, unknown method,
+	 * ...). Nonzero: do not answer it; its stream is reset instead (the owner could not
+	 * record it, e.g. in its audit log). */
+	int (*on_refused)(void *ud, const gs_call *call, int status);
 } gs_conn_cb;
 
 /* A new server connection; NULL when out of memory. `lim` may be NULL (defaults). */

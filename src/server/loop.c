@@ -7,6 +7,7 @@
  * committer's "puts done" wake-ups and the main thread's "drain now".
  */
 #include "loop.h"
+#include "auditq.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -312,8 +313,7 @@ static void refuse_call(srv_conn *sc, gs_call *call)
 		log_msg("warn", "refused a caller of service %s: %s", sc->l->principal, msg);
 		sc->refusal_logged = 1;
 	}
-	svc_log_refused(&sc->w->svc, call, "-", GS_UNAUTHENTICATED);
-	gs_call_reply(call, GS_UNAUTHENTICATED, msg, msg, NULL, 0);
+	svc_refuse(&sc->w->svc, call, "-", GS_UNAUTHENTICATED, msg);
 }
 
 static void on_call(void *ud, gs_call *call)
@@ -334,10 +334,10 @@ static void on_call(void *ud, gs_call *call)
 	svc_handle(&sc->w->svc, call, sc->l->principal, sc->l->need_token);
 }
 
-static void on_refused(void *ud, const gs_call *call, int status)
+static int on_refused(void *ud, const gs_call *call, int status)
 {
 	srv_conn *sc = ud;
-	svc_log_refused(&sc->w->svc, call, sc->l->principal, status);
+	return svc_log_refused(&sc->w->svc, call, sc->l->principal, status);
 }
 
 static void on_output(void *ud)
@@ -676,6 +676,9 @@ int srv_run(srv_config *cfg)
 	 */
 	svc_committer_stop(cfg->sh->committer);
 	cfg->sh->committer = NULL;
+	/* Then the audit committer: what it writes now goes back to the workers' queues, which
+	 * worker_fini empties (the connections are gone: answering frees). */
+	aq_stop(cfg->sh->auditq);
 	for (unsigned i = 0; i < cfg->threads; i++)
 		worker_fini(&workers[i]);
 	return rv;

@@ -20,6 +20,7 @@
 
 #include "coffer.h"
 #include "log.h"
+#include "auditq.h"
 #include "loop.h"
 #include "metrics.h"
 #include "notify.h"
@@ -44,6 +45,7 @@ typedef struct serve_opts {
 	int metrics_bound;
 	const coffer_serve_args *args; /* as started (what a changed file is compared with) */
 	char *cur_policy, *cur_tokens, *cur_cert, *cur_key; /* reloaded paths (NULL: as started) */
+	coffer_store *audit_st; /* --audit: the audit committer's handle */
 } serve_opts;
 
 /*
@@ -283,9 +285,12 @@ static int open_stores(serve_opts *o, coffer_store **committer_st)
 	opts.max_value = o->max_value;
 	opts.key_file = o->key_file;
 	opts.principal = "server"; /* the library's own audit entries (puts, in their transaction) */
-	/* One handle per worker (reads never wait on each other) and one for the committer. */
-	for (unsigned i = 0; i <= o->cfg.threads; i++) {
-		coffer_store **dst = i < o->cfg.threads ? &o->cfg.stores[i] : committer_st;
+	/* One handle per worker (reads never wait on each other), one for the committer and,
+	 * with --audit, one for the audit committer. */
+	for (unsigned i = 0; i <= o->cfg.threads + (o->cfg.sh->audit ? 1 : 0); i++) {
+		coffer_store **dst = i < o->cfg.threads    ? &o->cfg.stores[i]
+		                     : i == o->cfg.threads ? committer_st
+		                                           : &o->audit_st;
 		int rc = coffer_open(dst, o->store, &opts, err, sizeof(err));
 		if (rc != COFFER_OK) {
 			fprintf(stderr, "coffer serve: cannot open the store: %s\n", err);
@@ -301,6 +306,8 @@ static void close_stores(serve_opts *o, coffer_store *committer_st)
 	for (unsigned i = 0; i < o->cfg.threads; i++)
 		coffer_close(o->cfg.stores[i]);
 	coffer_close(committer_st);
+	coffer_close(o->audit_st);
+	o->audit_st = NULL;
 }
 
 /*
@@ -707,6 +714,16 @@ static int serve(serve_opts *o, pol_table *pol)
 		close_stores(o, committer_st);
 		return 1;
 	}
+	/* --audit: the audit committer, on a handle of its own (auditq.h). */
+	if (o->cfg.sh->audit &&
+	    (o->cfg.sh->auditq = aq_start(o->audit_st, err, sizeof(err))) == NULL) {
+		fprintf(stderr, "coffer serve: %s\n", err);
+		svc_committer_stop(o->cfg.sh->committer);
+		metrics_stop();
+		srv_unbind(&o->cfg);
+		close_stores(o, committer_st);
+		return 1;
+	}
 	announce_ctx ready = {o, pol};
 	o->cfg.on_ready = announce;
 	o->cfg.ready_ctx = &ready;
@@ -717,6 +734,8 @@ static int serve(serve_opts *o, pol_table *pol)
 	metrics_stop();
 	srv_unbind(&o->cfg);
 	svc_committer_stop(o->cfg.sh->committer);
+	aq_free(o->cfg.sh->auditq);
+	o->cfg.sh->auditq = NULL;
 	if (o->record_policy != NULL && record_policy(o->record_policy, committer_st) != 0)
 		rc = 1;
 	close_stores(o, committer_st);

@@ -13,6 +13,7 @@
 #include <sodium.h>
 
 #include "admin.h"
+#include "auditq.h"
 #include "health.h"
 #include "log.h"
 #include "metrics.h"
@@ -128,32 +129,38 @@ static void log_cb(evutil_socket_t fd, short what, void *arg)
 	svc_log_flush(w);
 }
 
+/* The fields of an audit entry: names only once validated, never a value or a token. */
+static const char *audit_secret(const char *secret)
+{
+	return secret != NULL && coffer_name_check(secret, strlen(secret)) == COFFER_OK ? secret
+	                                                                                 : NULL;
+}
+
+static const char *audit_version(const char *version)
+{
+	return version != NULL && strlen(version) < 64 &&
+	               strspn(version, "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKL"
+	                               "MNOPQRSTUVWXYZ._-") == strlen(version)
+	           ? version
+	           : NULL;
+}
+
+static void log_audit_failure(svc_worker *w, int arc)
+{
+	if (sizeof(w->logbuf) - w->loglen > 128) {
+		int n = snprintf(w->logbuf + w->loglen, sizeof(w->logbuf) - w->loglen,
+		                 "coffer: error: the audit log refused an entry: %s\n",
+		                 coffer_strerror(arc));
+		if (n > 0 && (size_t)n < sizeof(w->logbuf) - w->loglen)
+			w->loglen += (size_t)n;
+		log_later(w);
+	}
+}
+
 /* One line per request; names are printed only once validated, values never. */
 static void log_req(svc_req *r, gs_method m, const char *secret, const char *version, int status)
 {
 	svc_worker *w = r->w;
-	/* Audited before the answer goes (every reply path logs first): the principal, method,
-	 * secret, version and gRPC status (a positive outcome), never a value or a token. */
-	if (w->sh->audit) {
-		const char *sn = secret != NULL && coffer_name_check(secret, strlen(secret)) == COFFER_OK
-		                     ? secret
-		                     : NULL;
-		const char *vn = version != NULL && strlen(version) < 64 &&
-		                         strspn(version, "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKL"
-		                                         "MNOPQRSTUVWXYZ._-") == strlen(version)
-		                     ? version
-		                     : NULL;
-		int arc = coffer_audit_append(w->st, r->principal, method_names[m], sn, vn, status,
-		                              NULL, 0);
-		if (arc != COFFER_OK && sizeof(w->logbuf) - w->loglen > 128) {
-			int n = snprintf(w->logbuf + w->loglen, sizeof(w->logbuf) - w->loglen,
-			                 "coffer: error: the audit log refused an entry: %s\n",
-			                 coffer_strerror(arc));
-			if (n > 0 && (size_t)n < sizeof(w->logbuf) - w->loglen)
-				w->loglen += (size_t)n;
-			log_later(w);
-		}
-	}
 	uint64_t us = now_us() - r->start_us;
 	metrics_request(m, status, us);
 	if (w->sh->quiet)
@@ -172,14 +179,53 @@ static void log_req(svc_req *r, gs_method m, const char *secret, const char *ver
 	log_later(w);
 }
 
-void svc_log_refused(svc_worker *w, const gs_call *call, const char *principal, int status)
+/*
+ * Log the request and answer it (what gs_call_reply() takes). With --audit the answer waits in
+ * the audit queue (auditq.c) until a group commit has written its entry (principal, method,
+ * secret, version, gRPC status as a positive outcome): no answer leaves unaudited.
+ */
+static void answer(svc_req *r, gs_method m, const char *secret, const char *version, int status,
+                   const char *msg, const char *cause, const uint8_t *body, size_t len)
+{
+	log_req(r, m, secret, version, status);
+	if (r->w->aq != NULL)
+		aq_answer(r->w->aq, r->call, r->principal, method_names[m], audit_secret(secret),
+		          audit_version(version), status, msg, cause, body, len);
+	else
+		gs_call_reply(r->call, status, msg, cause, body, len);
+}
+
+int svc_log_refused(svc_worker *w, const gs_call *call, const char *principal, int status)
 {
 	svc_req r;
 	memset(&r, 0, sizeof(r));
 	r.w = w;
 	r.start_us = now_us(); /* refused as soon as seen: no measurable service time */
 	snprintf(r.principal, sizeof(r.principal), "%s", principal);
+	/* The protocol layer answers these itself, right after: they are rare (malformed calls),
+	 * so each is written on its own, and one that cannot be written is not answered. */
+	if (w->sh->audit) {
+		int arc = coffer_audit_append(w->st, r.principal, method_names[gs_call_method(call)],
+		                              NULL, NULL, status, NULL, 0);
+		if (arc != COFFER_OK) {
+			log_audit_failure(w, arc);
+			return -1;
+		}
+	}
 	log_req(&r, gs_call_method(call), NULL, NULL, status);
+	return 0;
+}
+
+void svc_refuse(svc_worker *w, gs_call *call, const char *principal, int status,
+                const char *msg)
+{
+	svc_req r;
+	memset(&r, 0, sizeof(r));
+	r.w = w;
+	r.call = call;
+	r.start_us = now_us();
+	snprintf(r.principal, sizeof(r.principal), "%s", principal);
+	answer(&r, gs_call_method(call), NULL, NULL, status, msg, msg, NULL, 0);
 }
 
 /* --- answering ----------------------------------------------------------------------------- */
@@ -193,9 +239,8 @@ static void req_done(svc_req *r)
 static void reply_error(svc_req *r, gs_method m, const char *secret, const char *version,
                         int status, const char *msg)
 {
-	log_req(r, m, secret, version, status);
 	/* The cause travels as grpc-status-details-bin; the SDK shows it as the error's Details. */
-	gs_call_reply(r->call, status, msg, msg, NULL, 0);
+	answer(r, m, secret, version, status, msg, msg, NULL, 0);
 	req_done(r);
 }
 
@@ -359,8 +404,7 @@ static void put_answer(svc_put_job *j)
 		            "out of memory");
 		return;
 	}
-	log_req(r, GS_M_PUT, j->name, j->version, GS_OK);
-	gs_call_reply(r->call, GS_OK, NULL, NULL, out, olen);
+	answer(r, GS_M_PUT, j->name, j->version, GS_OK, NULL, NULL, out, olen);
 	free(out);
 	req_done(r);
 }
@@ -394,10 +438,25 @@ static void access_answer(svc_req *r, const char *name, coffer_value *v)
 	size_t vlen;
 	const uint8_t *data = coffer_value_data(v, &vlen);
 	const char *ver = coffer_value_version(v);
-	wire_access_resp w;
-	size_t len = wire_access_resp_prepare(&w, name, ver, data, vlen);
-	log_req(r, GS_M_ACCESS, name, ver, GS_OK);
-	gs_call_reply_fill(r->call, len, fill_access, &w);
+	if (r->w->aq == NULL) { /* the answer goes out now: encoded straight into its buffer */
+		wire_access_resp w;
+		size_t len = wire_access_resp_prepare(&w, name, ver, data, vlen);
+		log_req(r, GS_M_ACCESS, name, ver, GS_OK);
+		gs_call_reply_fill(r->call, len, fill_access, &w);
+		req_done(r);
+		return;
+	}
+	/* Audited: the answer waits for its entry's commit (auditq.c), so it is encoded into a
+	 * buffer the queue copies; this one is wiped at once. */
+	uint8_t *out = NULL;
+	size_t olen = 0;
+	if (wire_encode_access_resp(name, ver, data, vlen, &out, &olen) != 0) {
+		reply_error(r, GS_M_ACCESS, name, ver, GS_RESOURCE_EXHAUSTED, "out of memory");
+		return;
+	}
+	answer(r, GS_M_ACCESS, name, ver, GS_OK, NULL, NULL, out, olen);
+	sodium_memzero(out, olen);
+	free(out);
 	req_done(r);
 }
 
@@ -518,8 +577,8 @@ static void handle_declare(svc_req *r)
 	if (wire_encode_declare_resp(&out, &olen) != 0) {
 		reply_error(r, GS_M_DECLARE, NULL, NULL, GS_RESOURCE_EXHAUSTED, "out of memory");
 	} else {
-		log_req(r, GS_M_DECLARE, d.kind == WIRE_DECL_SECRET ? d.name : NULL, NULL, GS_OK);
-		gs_call_reply(r->call, GS_OK, NULL, NULL, out, olen);
+		answer(r, GS_M_DECLARE, d.kind == WIRE_DECL_SECRET ? d.name : NULL, NULL, GS_OK, NULL,
+		       NULL, out, olen);
 		req_done(r);
 	}
 	free(out);
@@ -540,8 +599,7 @@ static void handle_admin(svc_req *r)
 	} else if (a.status != GS_OK) {
 		reply_error(r, m, a.secret, a.version, a.status, a.message);
 	} else {
-		log_req(r, m, a.secret, a.version, GS_OK);
-		gs_call_reply(r->call, GS_OK, NULL, NULL, a.body, a.len);
+		answer(r, m, a.secret, a.version, GS_OK, NULL, NULL, a.body, a.len);
 		req_done(r);
 	}
 	admin_answer_free(&a);
@@ -595,23 +653,23 @@ void svc_health(svc_worker *w, gs_call *call)
 	const uint8_t *body = gs_call_body(call, &blen);
 	memset(&r, 0, sizeof(r));
 	r.w = w;
+	r.call = call;
 	r.start_us = now_us();
 	snprintf(r.principal, sizeof(r.principal), "-");
 	if (health_decode_request(body, blen, service) != 0) {
-		log_req(&r, GS_M_HEALTH_CHECK, NULL, NULL, GS_INVALID_ARGUMENT);
-		gs_call_reply(call, GS_INVALID_ARGUMENT, "malformed HealthCheckRequest", NULL, NULL, 0);
+		answer(&r, GS_M_HEALTH_CHECK, NULL, NULL, GS_INVALID_ARGUMENT,
+		       "malformed HealthCheckRequest", NULL, NULL, 0);
 		return;
 	}
 	int st = health_status(service);
 	if (st < 0) {
-		log_req(&r, GS_M_HEALTH_CHECK, NULL, NULL, GS_NOT_FOUND);
-		gs_call_reply(call, GS_NOT_FOUND, "unknown service", NULL, NULL, 0);
+		answer(&r, GS_M_HEALTH_CHECK, NULL, NULL, GS_NOT_FOUND, "unknown service", NULL, NULL,
+		       0);
 		return;
 	}
 	uint8_t out[2];
 	size_t n = health_encode_response(st, out);
-	log_req(&r, GS_M_HEALTH_CHECK, NULL, NULL, GS_OK);
-	gs_call_reply(call, GS_OK, NULL, NULL, out, n);
+	answer(&r, GS_M_HEALTH_CHECK, NULL, NULL, GS_OK, NULL, NULL, out, n);
 }
 
 /* Who is calling: the listener's service, or the owner of a valid bearer token. */
@@ -667,6 +725,8 @@ int svc_worker_init(svc_worker *w, svc_shared *sh, coffer_store *st, struct even
 	w->logev = event_new(base, -1, 0, log_cb, w);
 	if (w->wake == NULL || w->logev == NULL)
 		return -1;
+	if (sh->auditq != NULL && (w->aq = aq_worker_new(sh->auditq, base, &w->inflight)) == NULL)
+		return -1;
 	return event_priority_set(w->logev, SVC_PRIO_LOG);
 }
 
@@ -676,6 +736,8 @@ void svc_worker_fini(svc_worker *w)
 	 * so answering only frees them. */
 	if (w->wake != NULL)
 		wake_cb(-1, 0, w);
+	aq_worker_free(w->aq); /* after the puts: answers to connections gone are only freed */
+	w->aq = NULL;
 	if (w->wake != NULL)
 		event_free(w->wake);
 	if (w->logev != NULL)

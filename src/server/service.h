@@ -4,7 +4,8 @@
  * Access runs on the worker thread that received it, on that worker's own store handle. Put goes
  * to one committer thread that gathers every put waiting at that moment into one durable
  * transaction (coffer_put_batch), so throughput grows with the number of clients in flight; the
- * answers come back to each worker through its completion queue.
+ * answers come back to each worker through its completion queue. With --audit every answer
+ * then waits in the audit queue (auditq.h) until a group commit has written its entry.
  */
 #ifndef COFFER_SERVER_SERVICE_H
 #define COFFER_SERVER_SERVICE_H
@@ -22,6 +23,8 @@ struct event;
 
 typedef struct svc_put_job svc_put_job;
 typedef struct svc_committer svc_committer;
+typedef struct aq_committer aq_committer;
+typedef struct aq_worker aq_worker;
 
 /* What every worker shares. */
 typedef struct svc_shared {
@@ -31,6 +34,7 @@ typedef struct svc_shared {
 	unsigned policy_wait_ms; /* how long a data call waits for its policy in development */
 	int quiet;               /* no per-request log lines (benchmarks) */
 	int audit;               /* --audit: every request into the audit log before its answer */
+	aq_committer *auditq;    /* with --audit: the group commit of the entries (auditq.h) */
 } svc_shared;
 
 /* One worker thread's service state. */
@@ -43,6 +47,7 @@ typedef struct svc_worker {
 	pthread_mutex_t mu;
 	svc_put_job *done; /* finished puts waiting to be answered on this thread */
 	size_t inflight;   /* calls this worker still has to answer */
+	aq_worker *aq;     /* with --audit: answers waiting for their entries (auditq.h) */
 	char logbuf[8192];
 	size_t loglen;
 	int log_scheduled;
@@ -75,8 +80,14 @@ void svc_handle(svc_worker *w, gs_call *call, const char *principal, int need_to
  */
 void svc_health(svc_worker *w, gs_call *call);
 
-/* Log a request the protocol layer answered itself (its own line, like any request). */
-void svc_log_refused(svc_worker *w, const gs_call *call, const char *principal, int status);
+/* Log (and with --audit record, one entry in a transaction of its own) a request the protocol
+ * layer answers itself. -1: its audit entry could not be written (the layer must not answer). */
+int svc_log_refused(svc_worker *w, const gs_call *call, const char *principal, int status);
+
+/* Answer a call refused before the service saw it (`msg` as message and cause), logged and
+ * audited as any other answer. */
+void svc_refuse(svc_worker *w, gs_call *call, const char *principal, int status,
+                const char *msg);
 
 /* Write buffered log lines to stderr (one write). */
 void svc_log_flush(svc_worker *w);

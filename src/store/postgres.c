@@ -2508,14 +2508,14 @@ static void pg_audit_pending(store *st, const char *chain, size_t n, store_audit
 	snprintf(s->audit_chain, sizeof s->audit_chain, "%s", chain != NULL ? chain : "");
 }
 
-static int pg_audit_append(store *st, const char *chain, store_audit_fn fn, void *ctx)
+static int pg_audit_append(store *st, const char *chain, size_t n, store_audit_fn fn, void *ctx)
 {
 	pg_store *s = (pg_store *)st;
 	s->audit_n = 0;
 	int rc = begin_write(s);
 	if (rc != COFFER_OK)
 		return rc;
-	rc = audit_write(s, chain, 1, fn, ctx);
+	rc = audit_write(s, chain, n, fn, ctx);
 	if (rc != COFFER_OK) {
 		rollback(s);
 		return rc;

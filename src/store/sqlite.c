@@ -1762,7 +1762,7 @@ static void sq_audit_pending(store *h, const char *chain, size_t n, store_audit_
 	s->audit_ctx = ctx;
 }
 
-static int sq_audit_append(store *h, const char *chain, store_audit_fn fn, void *ctx)
+static int sq_audit_append(store *h, const char *chain, size_t n, store_audit_fn fn, void *ctx)
 {
 	sqlite_store *s = S(h);
 	(void)chain;
@@ -1770,7 +1770,7 @@ static int sq_audit_append(store *h, const char *chain, store_audit_fn fn, void 
 	int rc = exec(s, "BEGIN IMMEDIATE", "begin");
 	if (rc != COFFER_OK)
 		return rc;
-	rc = audit_write(s, "", 1, fn, ctx);
+	rc = audit_write(s, "", n, fn, ctx);
 	return finish_write(s, rc, 0);
 }
 

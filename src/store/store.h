@@ -421,11 +421,11 @@ typedef struct store_ops {
 	 * Audit. audit_pending: the next write transaction of this handle (put, destroy, label,
 	 * delete, retention, info_set), if it commits, appends n entries to `chain` through
 	 * fn, in the same transaction, just before COMMIT; n 0 cancels. The backend forgets the
-	 * pending entries once that transaction ends either way. audit_append: one entry in a
-	 * transaction of its own. audit_list: every entry with an id above after_id, in id order.
+	 * pending entries once that transaction ends either way. audit_append: n entries (n >= 1),
+	 * in order, in one transaction of their own: all of them or none. audit_list: every entry with an id above after_id, in id order.
 	 */
 	void (*audit_pending)(store *s, const char *chain, size_t n, store_audit_fn fn, void *ctx);
-	int (*audit_append)(store *s, const char *chain, store_audit_fn fn, void *ctx);
+	int (*audit_append)(store *s, const char *chain, size_t n, store_audit_fn fn, void *ctx);
 	int (*audit_list)(store *s, uint64_t after_id, int (*cb)(void *ctx, const store_audit *e),
 	                  void *ctx);
 } store_ops;

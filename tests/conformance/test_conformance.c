@@ -1498,6 +1498,39 @@ static uint64_t next_in_chain(const audit_seen *all, uint64_t id)
 	return 0;
 }
 
+/* coffer_audit_append_batch: the entries in one transaction, in order, all or none; the chain
+ * verifies across them. */
+static void test_audit_batch(void **state)
+{
+	coffer_store *st = open_store();
+	char nm[300];
+	name(nm, sizeof nm, "abatch");
+	coffer_audit_record recs[3] = {
+	    {"svc:a", "Access", nm, "1", 0, NULL, 0},
+	    {NULL, "Access", nm, NULL, 7, NULL, 0},
+	    {"svc:b", "Put", nm, "2", 0, "canary-batch-rid", 16},
+	};
+	assert_int_equal(coffer_audit_append_batch(st, recs, 3), COFFER_OK);
+	assert_int_equal(coffer_audit_append_batch(st, recs, 0), COFFER_OK);
+	audit_seen *a = calloc(1, sizeof *a);
+	assert_int_equal(coffer_audit_list(st, 0, nm, audit_cb, a), COFFER_OK);
+	assert_string_equal(a->what, "Access:1:0 Access::7 Put:2:0 ");
+	/* One bad record: nothing of the batch is written. */
+	coffer_audit_record bad[2] = {{"svc:a", "Access", nm, "3", 0, NULL, 0},
+	                              {"svc:\n", "Access", nm, "4", 0, NULL, 0}};
+	assert_int_equal(coffer_audit_append_batch(st, bad, 2), COFFER_EINVAL);
+	bad[1].principal = "svc:a";
+	bad[1].action = NULL;
+	assert_int_equal(coffer_audit_append_batch(st, bad, 2), COFFER_EMISUSE);
+	memset(a, 0, sizeof *a);
+	assert_int_equal(coffer_audit_list(st, 0, nm, audit_cb, a), COFFER_OK);
+	assert_int_equal(a->n, 3);
+	free(a);
+	verify_ok(st);
+	coffer_close(st);
+	(void)state;
+}
+
 /* Puts and lifecycle changes are in the log (with their outcome, refusals too); reads when
  * asked for; no value or request id in clear; verify passes, and names the entry each time one
  * is deleted, edited, or two are swapped. */
@@ -2192,6 +2225,7 @@ int main(void)
 	    cmocka_unit_test(test_list_pages),
 	    cmocka_unit_test(test_race_delete),
 	    cmocka_unit_test(test_audit),
+	    cmocka_unit_test(test_audit_batch),
 	    cmocka_unit_test(test_metadata_tamper),
 	    cmocka_unit_test(test_disabled_tamper),
 	    cmocka_unit_test(test_metadata_replay),

@@ -39,7 +39,7 @@ await main([
       const { err } = await call(res, 'Declare', req);
       check(!err, `declare: ${err && err.details}`);
     }
-    let ok = 0, refused = 0;
+    let ok = 0, refused = 0; // every call is answered: N in all
     for (let i = 0; i < N; i += 10) {
       const batch = [];
       for (let j = i; j < i + 10 && j < N; j++) {
@@ -51,6 +51,7 @@ await main([
       for (const { err } of await Promise.all(batch)) err ? refused++ : ok++;
     }
     check(ok > 0 && refused > 0, `ok ${ok}, refused ${refused}`);
+    eq(ok + refused, N, 'every call answered');
     eq((await srv.stop()).code, 0, 'clean exit');
   }],
   ['the log verifies and holds every request', async () => {
@@ -58,6 +59,13 @@ await main([
     eq(r.code, 0, `verify: ${r.stderr}`);
     const n = Number(r.stdout.toString());
     check(n >= N, `${n} entries for ${N} requests`);
+    // Exactly one entry per answered request, refused ones included: the N calls and the two
+    // Declares (the library's own lowercase `put` entries are not requests).
+    const q = async (where) => Number((await sql(`SELECT count(*) FROM audit WHERE ${where}`)).stdout.toString());
+    eq(await q(`action IN ('Put', 'Access', 'Declare')`), N + 2, 'entries of requests');
+    eq(await q(`action = 'Put' AND outcome = 0`), await q(`action = 'put'`), 'each stored put is in the log twice');
+    check(await q(`action = 'Access' AND outcome = 7`) > 0, 'denied reads are recorded (PERMISSION_DENIED)');
+    check(await q(`action = 'Access' AND outcome = 5`) > 0, 'reads of a missing version are recorded (NOT_FOUND)');
   }],
   ['no value in clear anywhere in the store (canary scan)', async () => {
     for (const f of fs.readdirSync(store)) {
