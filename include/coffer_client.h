@@ -141,6 +141,36 @@ COFFER_API int coffer_client_list(coffer_client *c,
 COFFER_API int coffer_client_destroy(coffer_client *c, const char *name, const char *version,
                                      char version_out[COFFER_VERSION_MAX]) COFFER_MUST_CHECK;
 
+/*
+ * The lifecycle (docs/lifecycle.md), over the admin service; each needs an admin grant.
+ * Disable / Enable one version (an id or a label; "latest" for disable only); the real id is
+ * written to version_out when not NULL. Label set points `label` at `version` (an id, latest,
+ * previous or another label) and writes the id; label delete removes it. Labels calls cb with
+ * ("latest", id), ("previous", id) and each custom label (Admin/Versions). Delete schedules the
+ * secret for deletion for recovery_days (0: the server's default, 7), or with force destroys it
+ * now; *purge_at_ms (when not NULL) gets when it goes for good (0 with force). Restore brings it
+ * back. Audit verify checks the audit log's MAC chains: COFFER_OK with *entries, or
+ * COFFER_EINTEGRITY with coffer_client_errmsg() naming the first broken entry.
+ * Return COFFER_OK or the codes of the connection and of the matching coffer.h call, among
+ * them COFFER_EDISABLED and COFFER_EDELETED (refused by state: exit code 8).
+ */
+COFFER_API int coffer_client_disable(coffer_client *c, const char *name, const char *version,
+                                     char version_out[COFFER_VERSION_MAX]) COFFER_MUST_CHECK;
+COFFER_API int coffer_client_enable(coffer_client *c, const char *name, const char *version,
+                                    char version_out[COFFER_VERSION_MAX]) COFFER_MUST_CHECK;
+COFFER_API int coffer_client_label_set(coffer_client *c, const char *name, const char *label,
+                                       const char *version,
+                                       char version_out[COFFER_VERSION_MAX]) COFFER_MUST_CHECK;
+COFFER_API int coffer_client_label_delete(coffer_client *c, const char *name,
+                                          const char *label) COFFER_MUST_CHECK;
+COFFER_API int coffer_client_labels(coffer_client *c, const char *name,
+                                    int (*cb)(void *ctx, const char *label, const char *version),
+                                    void *ctx);
+COFFER_API int coffer_client_delete(coffer_client *c, const char *name, unsigned recovery_days,
+                                    int force, int64_t *purge_at_ms) COFFER_MUST_CHECK;
+COFFER_API int coffer_client_restore(coffer_client *c, const char *name) COFFER_MUST_CHECK;
+COFFER_API int coffer_client_audit_verify(coffer_client *c, uint64_t *entries) COFFER_MUST_CHECK;
+
 #ifdef __cplusplus
 }
 #endif

@@ -17,6 +17,12 @@
 #define PATH_LIST     "/coffer.admin.v1.Admin/List"
 #define PATH_DESTROY  "/coffer.admin.v1.Admin/Destroy"
 #define PATH_DECLARE  "/nitric.proto.resources.v1.Resources/Declare"
+#define PATH_DISABLE  "/coffer.admin.v1.Admin/Disable"
+#define PATH_ENABLE   "/coffer.admin.v1.Admin/Enable"
+#define PATH_LABEL    "/coffer.admin.v1.Admin/Label"
+#define PATH_DELETE   "/coffer.admin.v1.Admin/Delete"
+#define PATH_RESTORE  "/coffer.admin.v1.Admin/Restore"
+#define PATH_AUDIT_VERIFY "/coffer.admin.v1.Admin/AuditVerify"
 
 #define TOKEN_MAX 512
 
@@ -568,6 +574,221 @@ int coffer_client_destroy(coffer_client *c, const char *name, const char *versio
 			rc = protocol_error(c, "DestroyResponse");
 		else if (version_out != NULL)
 			memcpy(version_out, ver, strlen(ver) + 1);
+	}
+	pb_buf_free(&req);
+	pb_buf_free(&resp);
+	return rc;
+}
+
+/* --- the lifecycle (Admin/Disable, Enable, Label, Delete, Restore, AuditVerify) -------------- */
+
+/* A numeric version id from a response field `field`; "" allowed when may_be_empty. */
+static int read_version_field(coffer_client *c, const pb_buf *resp, uint32_t field,
+                              int may_be_empty, char ver[COFFER_VERSION_MAX], const char *what)
+{
+	pb_reader r = {resp->data, resp->data + resp->len};
+	pb_field f;
+	int k;
+	ver[0] = '\0';
+	while ((k = pb_next(&r, &f)) == 1)
+		if (f.field == field && (f.wire != 2 || pb_str(&f, ver, COFFER_VERSION_MAX) != 0)) {
+			k = -1;
+			break;
+		}
+	if (k != 0 || (ver[0] == '\0' && !may_be_empty) ||
+	    strspn(ver, "0123456789") != strlen(ver))
+		return protocol_error(c, what);
+	return COFFER_OK;
+}
+
+static int state_call(coffer_client *c, const char *path, const char *name, const char *version,
+                      char version_out[COFFER_VERSION_MAX])
+{
+	int rc;
+	if ((rc = check_name(c, name)) != COFFER_OK ||
+	    (rc = check_version(c, version)) != COFFER_OK)
+		return rc;
+	pb_buf req = {0}, resp = {0};
+	char ver[COFFER_VERSION_MAX];
+	pb_put_str(&req, 1, name);
+	pb_put_str(&req, 2, version);
+	rc = call(c, path, &req, &resp);
+	if (rc == COFFER_OK)
+		rc = read_version_field(c, &resp, 2, 0, ver, "StateResponse");
+	if (rc == COFFER_OK && version_out != NULL)
+		memcpy(version_out, ver, strlen(ver) + 1);
+	pb_buf_free(&req);
+	pb_buf_free(&resp);
+	return rc;
+}
+
+int coffer_client_disable(coffer_client *c, const char *name, const char *version,
+                          char version_out[COFFER_VERSION_MAX])
+{
+	return state_call(c, PATH_DISABLE, name, version, version_out);
+}
+
+int coffer_client_enable(coffer_client *c, const char *name, const char *version,
+                         char version_out[COFFER_VERSION_MAX])
+{
+	return state_call(c, PATH_ENABLE, name, version, version_out);
+}
+
+static int label_call(coffer_client *c, const char *name, const char *label, const char *version,
+                      char version_out[COFFER_VERSION_MAX])
+{
+	int rc;
+	if ((rc = check_name(c, name)) != COFFER_OK)
+		return rc;
+	if (label == NULL || label[0] == '\0' || strlen(label) > 63)
+		return set_err(c, COFFER_EINVAL, "a label is 1-63 characters");
+	if (version != NULL && (rc = check_version(c, version)) != COFFER_OK)
+		return rc;
+	pb_buf req = {0}, resp = {0};
+	char ver[COFFER_VERSION_MAX];
+	pb_put_str(&req, 1, name);
+	pb_put_str(&req, 2, label);
+	if (version != NULL)
+		pb_put_str(&req, 3, version);
+	else
+		pb_put_varint(&req, 4, 1);
+	rc = call(c, PATH_LABEL, &req, &resp);
+	if (rc == COFFER_OK)
+		rc = read_version_field(c, &resp, 3, version == NULL, ver, "LabelResponse");
+	if (rc == COFFER_OK && version_out != NULL)
+		memcpy(version_out, ver, strlen(ver) + 1);
+	pb_buf_free(&req);
+	pb_buf_free(&resp);
+	return rc;
+}
+
+int coffer_client_label_set(coffer_client *c, const char *name, const char *label,
+                            const char *version, char version_out[COFFER_VERSION_MAX])
+{
+	if (version == NULL)
+		return set_err(c, COFFER_EINVAL, "expected a version: an id, latest or a label");
+	return label_call(c, name, label, version, version_out);
+}
+
+int coffer_client_label_delete(coffer_client *c, const char *name, const char *label)
+{
+	return label_call(c, name, label, NULL, NULL);
+}
+
+int coffer_client_labels(coffer_client *c, const char *name,
+                         int (*cb)(void *ctx, const char *label, const char *version), void *ctx)
+{
+	int rc;
+	if ((rc = check_name(c, name)) != COFFER_OK)
+		return rc;
+	if (cb == NULL)
+		return set_err(c, COFFER_EINVAL, "no callback");
+	pb_buf req = {0}, resp = {0};
+	pb_put_str(&req, 1, name);
+	rc = call(c, PATH_VERSIONS, &req, &resp);
+	for (int pass = 0; rc == COFFER_OK && pass < 2; pass++) {
+		/* Check every label first, then call back: all or nothing. */
+		pb_reader r = {resp.data, resp.data + resp.len};
+		pb_field f;
+		int k;
+		while (rc == COFFER_OK && (k = pb_next(&r, &f)) == 1) {
+			if (f.field != 3)
+				continue;
+			char label[64] = "", ver[COFFER_VERSION_MAX] = "";
+			pb_reader s = {f.data, f.data + f.len};
+			pb_field g;
+			int j = f.wire == 2 ? 1 : -1;
+			while (j == 1 && (j = pb_next(&s, &g)) == 1) {
+				if ((g.field == 1 && pb_str(&g, label, sizeof label) != 0) ||
+				    (g.field == 2 && pb_str(&g, ver, sizeof ver) != 0))
+					j = -1;
+			}
+			if (j != 0 || label[0] == '\0' || ver[0] == '\0' ||
+			    strspn(ver, "0123456789") != strlen(ver)) {
+				rc = protocol_error(c, "VersionsResponse (labels)");
+				break;
+			}
+			if (pass == 1)
+				rc = cb(ctx, label, ver);
+		}
+		if (rc == COFFER_OK && k != 0)
+			rc = protocol_error(c, "VersionsResponse");
+	}
+	pb_buf_free(&req);
+	pb_buf_free(&resp);
+	return rc;
+}
+
+int coffer_client_delete(coffer_client *c, const char *name, unsigned recovery_days, int force,
+                         int64_t *purge_at_ms)
+{
+	int rc;
+	if ((rc = check_name(c, name)) != COFFER_OK)
+		return rc;
+	pb_buf req = {0}, resp = {0};
+	pb_put_str(&req, 1, name);
+	if (!force && recovery_days > 0)
+		pb_put_varint(&req, 2, recovery_days);
+	if (force)
+		pb_put_varint(&req, 3, 1);
+	rc = call(c, PATH_DELETE, &req, &resp);
+	if (rc == COFFER_OK) {
+		pb_reader r = {resp.data, resp.data + resp.len};
+		pb_field f;
+		int64_t at = 0;
+		int k;
+		while ((k = pb_next(&r, &f)) == 1)
+			if (f.field == 2) {
+				if (f.wire != 0) {
+					k = -1;
+					break;
+				}
+				at = (int64_t)f.v;
+			}
+		if (k != 0 || at < 0)
+			rc = protocol_error(c, "DeleteResponse");
+		else if (purge_at_ms != NULL)
+			*purge_at_ms = at;
+	}
+	pb_buf_free(&req);
+	pb_buf_free(&resp);
+	return rc;
+}
+
+int coffer_client_restore(coffer_client *c, const char *name)
+{
+	int rc;
+	if ((rc = check_name(c, name)) != COFFER_OK)
+		return rc;
+	pb_buf req = {0}, resp = {0};
+	pb_put_str(&req, 1, name);
+	rc = call(c, PATH_RESTORE, &req, &resp);
+	pb_buf_free(&req);
+	pb_buf_free(&resp);
+	return rc;
+}
+
+int coffer_client_audit_verify(coffer_client *c, uint64_t *entries)
+{
+	pb_buf req = {0}, resp = {0};
+	int rc = call(c, PATH_AUDIT_VERIFY, &req, &resp);
+	if (rc == COFFER_OK) {
+		pb_reader r = {resp.data, resp.data + resp.len};
+		pb_field f;
+		uint64_t n = 0;
+		int k;
+		while ((k = pb_next(&r, &f)) == 1)
+			if (f.field == 1) {
+				if (f.wire != 0) {
+					k = -1;
+					break;
+				}
+				n = f.v;
+			}
+		if (k != 0)
+			rc = protocol_error(c, "AuditVerifyResponse");
+		else if (entries != NULL)
+			*entries = n;
 	}
 	pb_buf_free(&req);
 	pb_buf_free(&resp);

@@ -15,7 +15,7 @@ typedef Coffer__Admin__V1__SecretSummary PbSummary;
 
 int admin_method(gs_method m)
 {
-	return m == GS_M_ADMIN_VERSIONS || m == GS_M_ADMIN_LIST || m == GS_M_ADMIN_DESTROY;
+	return m >= GS_M_ADMIN_VERSIONS && m <= GS_M_ADMIN_AUDIT_VERIFY;
 }
 
 const char *admin_method_name(gs_method m)
@@ -23,6 +23,12 @@ const char *admin_method_name(gs_method m)
 	return m == GS_M_ADMIN_VERSIONS  ? "Versions"
 	       : m == GS_M_ADMIN_LIST    ? "List"
 	       : m == GS_M_ADMIN_DESTROY ? "Destroy"
+	       : m == GS_M_ADMIN_DISABLE ? "Disable"
+	       : m == GS_M_ADMIN_ENABLE  ? "Enable"
+	       : m == GS_M_ADMIN_LABEL   ? "Label"
+	       : m == GS_M_ADMIN_DELETE  ? "Delete"
+	       : m == GS_M_ADMIN_RESTORE ? "Restore"
+	       : m == GS_M_ADMIN_AUDIT_VERIFY ? "AuditVerify"
 	                                 : "Unknown";
 }
 
@@ -129,6 +135,29 @@ static void pack(admin_answer *a, const ProtobufCMessage *msg)
 
 /* --- Versions ------------------------------------------------------------------------------ */
 
+typedef struct labels_ctx {
+	Coffer__Admin__V1__LabelInfo items[66]; /* latest, previous, at most 64 custom */
+	Coffer__Admin__V1__LabelInfo *ptrs[66];
+	char names[66][64];
+	char ids[66][COFFER_VERSION_MAX];
+	size_t n;
+} labels_ctx;
+
+static int label_cb(void *ctx, const char *label, const char *version)
+{
+	labels_ctx *l = ctx;
+	if (l->n == sizeof l->items / sizeof l->items[0])
+		return 0;
+	coffer__admin__v1__label_info__init(&l->items[l->n]);
+	snprintf(l->names[l->n], sizeof l->names[0], "%s", label);
+	snprintf(l->ids[l->n], sizeof l->ids[0], "%s", version);
+	l->items[l->n].label = l->names[l->n];
+	l->items[l->n].version = l->ids[l->n];
+	l->ptrs[l->n] = &l->items[l->n];
+	l->n++;
+	return 0;
+}
+
 typedef struct versions_ctx {
 	PbVersionInfo *infos;
 	PbVersionInfo **ptrs;
@@ -179,9 +208,12 @@ static void do_versions(coffer_store *st, const uint8_t *body, size_t blen, admi
 		return;
 	coffer_secret *sec = NULL;
 	versions_ctx v = {0};
-	int rc = coffer_secret_ref(st, q->secret, COFFER_ACCESS, &sec);
+	labels_ctx *lc = calloc(1, sizeof *lc);
+	int rc = lc == NULL ? COFFER_ENOMEM : coffer_secret_ref(st, q->secret, COFFER_ACCESS, &sec);
 	if (rc == COFFER_OK)
 		rc = coffer_list_versions(sec, version_cb, &v);
+	if (rc == COFFER_OK)
+		rc = coffer_list_labels(sec, label_cb, lc);
 	if (rc != COFFER_OK) {
 		fail_rc(a, st, rc);
 	} else {
@@ -198,9 +230,12 @@ static void do_versions(coffer_store *st, const uint8_t *body, size_t blen, admi
 			resp.secret = q->secret;
 			resp.n_versions = v.n;
 			resp.versions = v.ptrs;
+			resp.n_labels = lc->n;
+			resp.labels = lc->ptrs;
 			pack(a, &resp.base);
 		}
 	}
+	free(lc);
 	coffer_secret_free(sec);
 	free(v.ptrs);
 	free(v.infos);
@@ -309,6 +344,154 @@ static void do_destroy(coffer_store *st, const uint8_t *body, size_t blen, admin
 	pack(a, &resp.base);
 }
 
+/* --- the lifecycle ------------------------------------------------------------------------ */
+
+static void do_state(coffer_store *st, const uint8_t *body, size_t blen, admin_answer *a,
+                     int enable)
+{
+	Coffer__Admin__V1__StateRequest *q =
+	    coffer__admin__v1__state_request__unpack(NULL, blen, body);
+	if (q == NULL) {
+		fail(a, GS_INVALID_ARGUMENT, "malformed StateRequest");
+		return;
+	}
+	a->req = q;
+	if (!name_ok(a, q->secret))
+		return;
+	if (q->version[0] == '\0') {
+		fail(a, GS_INVALID_ARGUMENT, "version is required (a version id or a label)");
+		return;
+	}
+	coffer_secret *sec = NULL;
+	char ver[COFFER_VERSION_MAX] = "";
+	int rc = coffer_secret_ref(st, q->secret, COFFER_PUT, &sec);
+	if (rc == COFFER_OK)
+		rc = enable ? coffer_enable(sec, q->version, ver) : coffer_disable(sec, q->version, ver);
+	coffer_secret_free(sec);
+	if (rc != COFFER_OK) {
+		fail_rc(a, st, rc);
+		return;
+	}
+	snprintf(a->version, sizeof(a->version), "%s", ver);
+	Coffer__Admin__V1__StateResponse resp = COFFER__ADMIN__V1__STATE_RESPONSE__INIT;
+	resp.secret = q->secret;
+	resp.version = ver;
+	pack(a, &resp.base);
+}
+
+static void do_label(coffer_store *st, const uint8_t *body, size_t blen, admin_answer *a)
+{
+	Coffer__Admin__V1__LabelRequest *q =
+	    coffer__admin__v1__label_request__unpack(NULL, blen, body);
+	if (q == NULL) {
+		fail(a, GS_INVALID_ARGUMENT, "malformed LabelRequest");
+		return;
+	}
+	a->req = q;
+	if (!name_ok(a, q->secret))
+		return;
+	if (q->label[0] == '\0' || (!q->delete_ && q->version[0] == '\0')) {
+		fail(a, GS_INVALID_ARGUMENT, "label and version are required");
+		return;
+	}
+	coffer_secret *sec = NULL;
+	char ver[COFFER_VERSION_MAX] = "";
+	int rc = coffer_secret_ref(st, q->secret, COFFER_PUT, &sec);
+	if (rc == COFFER_OK)
+		rc = q->delete_ ? coffer_label_delete(sec, q->label)
+		                : coffer_label_set(sec, q->label, q->version, ver);
+	coffer_secret_free(sec);
+	if (rc != COFFER_OK) {
+		fail_rc(a, st, rc);
+		return;
+	}
+	snprintf(a->version, sizeof(a->version), "%s", ver);
+	Coffer__Admin__V1__LabelResponse resp = COFFER__ADMIN__V1__LABEL_RESPONSE__INIT;
+	resp.secret = q->secret;
+	resp.label = q->label;
+	resp.version = ver;
+	pack(a, &resp.base);
+}
+
+static void do_delete(coffer_store *st, const uint8_t *body, size_t blen, admin_answer *a)
+{
+	Coffer__Admin__V1__DeleteRequest *q =
+	    coffer__admin__v1__delete_request__unpack(NULL, blen, body);
+	if (q == NULL) {
+		fail(a, GS_INVALID_ARGUMENT, "malformed DeleteRequest");
+		return;
+	}
+	a->req = q;
+	if (!name_ok(a, q->secret))
+		return;
+	if (q->force && q->recovery_days != 0) {
+		fail(a, GS_INVALID_ARGUMENT, "give either recovery_days or force");
+		return;
+	}
+	unsigned days = q->force ? 0 : q->recovery_days ? q->recovery_days : COFFER_RECOVERY_DAYS;
+	coffer_secret *sec = NULL;
+	int64_t at = 0;
+	int rc = coffer_secret_ref(st, q->secret, COFFER_PUT, &sec);
+	if (rc == COFFER_OK)
+		rc = coffer_delete(sec, days, &at);
+	coffer_secret_free(sec);
+	if (rc != COFFER_OK) {
+		fail_rc(a, st, rc);
+		return;
+	}
+	Coffer__Admin__V1__DeleteResponse resp = COFFER__ADMIN__V1__DELETE_RESPONSE__INIT;
+	resp.secret = q->secret;
+	resp.purge_at_unix_ms = q->force ? 0 : at;
+	pack(a, &resp.base);
+}
+
+static void do_restore(coffer_store *st, const uint8_t *body, size_t blen, admin_answer *a)
+{
+	Coffer__Admin__V1__RestoreRequest *q =
+	    coffer__admin__v1__restore_request__unpack(NULL, blen, body);
+	if (q == NULL) {
+		fail(a, GS_INVALID_ARGUMENT, "malformed RestoreRequest");
+		return;
+	}
+	a->req = q;
+	if (!name_ok(a, q->secret))
+		return;
+	coffer_secret *sec = NULL;
+	int rc = coffer_secret_ref(st, q->secret, COFFER_PUT, &sec);
+	if (rc == COFFER_OK)
+		rc = coffer_restore(sec);
+	coffer_secret_free(sec);
+	if (rc != COFFER_OK) {
+		fail_rc(a, st, rc);
+		return;
+	}
+	Coffer__Admin__V1__RestoreResponse resp = COFFER__ADMIN__V1__RESTORE_RESPONSE__INIT;
+	resp.secret = q->secret;
+	pack(a, &resp.base);
+}
+
+static void do_audit_verify(coffer_store *st, admin_answer *a)
+{
+	uint64_t entries = 0, bad = 0;
+	char err[400] = "";
+	int rc = coffer_audit_verify(st, &entries, &bad, err, sizeof err);
+	if (rc == COFFER_EINTEGRITY) {
+		a->rc = rc;
+		a->status = coffer_grpc_status(rc);
+		snprintf(a->message, sizeof(a->message), "audit log broken at entry %llu: %s",
+		         (unsigned long long)bad, err[0] ? err : "MAC mismatch");
+		return;
+	}
+	if (rc != COFFER_OK) {
+		fail_rc(a, st, rc);
+		return;
+	}
+	Coffer__Admin__V1__AuditVerifyResponse resp =
+	    COFFER__ADMIN__V1__AUDIT_VERIFY_RESPONSE__INIT;
+	resp.entries = entries;
+	pack(a, &resp.base);
+}
+
 /* --- entry --------------------------------------------------------------------------------- */
 
 void admin_call(coffer_store *st, pol_table *pol, const char *principal, gs_method m,
@@ -337,6 +520,22 @@ void admin_call(coffer_store *st, pol_table *pol, const char *principal, gs_meth
 		break;
 	case GS_M_ADMIN_DESTROY:
 		do_destroy(st, body, blen, a);
+		break;
+	case GS_M_ADMIN_DISABLE:
+	case GS_M_ADMIN_ENABLE:
+		do_state(st, body, blen, a, m == GS_M_ADMIN_ENABLE);
+		break;
+	case GS_M_ADMIN_LABEL:
+		do_label(st, body, blen, a);
+		break;
+	case GS_M_ADMIN_DELETE:
+		do_delete(st, body, blen, a);
+		break;
+	case GS_M_ADMIN_RESTORE:
+		do_restore(st, body, blen, a);
+		break;
+	case GS_M_ADMIN_AUDIT_VERIFY:
+		do_audit_verify(st, a);
 		break;
 	default:
 		fail(a, GS_UNIMPLEMENTED, "unknown method");

@@ -54,7 +54,8 @@ pass "coffer serve listens on $ADDR"
 # Times differ between two runs: they are replaced by T in the text and JSON output.
 normalize() {
 	sed -E -e 's/[0-9]{4}-[0-9]{2}-[0-9]{2}( |T)[0-9]{2}:[0-9]{2}:[0-9]{2}Z?/T/g' \
-		-e 's/"created_unix_ms":[0-9]+/"created_unix_ms":"T"/g'
+		-e 's/"created_unix_ms":[0-9]+/"created_unix_ms":"T"/g' \
+		-e 's/"purge_at_unix_ms":[1-9][0-9]*/"purge_at_unix_ms":"T"/g'
 }
 step() { # step DIR NAME CMD...
 	local dir=$1 name=$2
@@ -94,6 +95,33 @@ scenario() { # scenario DIR: run against whatever C reaches (store or server)
 	step "$d" 24-run C run --env PW=db.password -- sh -c 'printf "%s" "$PW"'
 	step "$d" 25-put-after C put db.password third
 	step "$d" 26-versions-final C versions db.password
+	# the lifecycle (issue 9): the same commands, the same outputs and exit codes
+	step "$d" 27-disable C disable db.password@3
+	step "$d" 28-disable-json C disable db.password@3 --json
+	step "$d" 29-access-disabled C access db.password@3
+	step "$d" 30-access-disabled-json C access db.password@3 --json
+	step "$d" 31-access-latest-disabled C access db.password
+	step "$d" 32-enable-json C enable db.password@3 --json
+	step "$d" 33-label C label db.password stable 2
+	step "$d" 34-label-move-json C label db.password stable 3 --json
+	step "$d" 35-access-label C access db.password@stable
+	step "$d" 36-versions-labels C versions db.password
+	step "$d" 37-versions-labels-json C versions db.password --json
+	step "$d" 38-label-bad C label db.password 7x 2
+	step "$d" 39-label-delete-json C label db.password stable --delete --json
+	step "$d" 40-access-label-gone C access db.password@stable
+	step "$d" 41-delete-json C delete bin --recovery-days 2 --json
+	step "$d" 42-access-deleted C access bin
+	step "$d" 43-access-deleted-json C access bin --json
+	step "$d" 44-list-deleted C list --json
+	step "$d" 45-restore-json C restore bin --json
+	step "$d" 46-restore-again C restore bin
+	step "$d" 47-access-restored C access bin --json
+	step "$d" 48-put-to-force C put tmp.force x
+	step "$d" 48-delete-force C delete tmp.force --force --json
+	step "$d" 49-access-forced C access tmp.force
+	step "$d" 50-delete-bad C delete bin --force --recovery-days 3
+	step "$d" 51-enable-latest C enable db.password@latest
 }
 
 (
@@ -138,6 +166,28 @@ e = json.load(open(os.path.join(d, "19-access-destroyed-json.err")))
 assert e["error"]["code"] == "ENOTFOUND" and e["error"]["exit"] == 3, e
 e = json.load(open(os.path.join(d, "21-versions-nosuch-json.err")))
 assert e["error"]["code"] == "ENOTFOUND", e
+# the lifecycle
+rc = lambda n: int(open(os.path.join(d, n + ".rc")).read())
+assert j("28-disable-json") == {"name": "db.password", "version": "3", "state": "disabled"}
+assert rc("29-access-disabled") == 8, rc("29-access-disabled")
+e = json.load(open(os.path.join(d, "30-access-disabled-json.err")))
+assert e["error"]["code"] == "EDISABLED" and e["error"]["exit"] == 8, e
+assert open(os.path.join(d, "31-access-latest-disabled.out")).read() == "crummy_goofed_caddy_radiant"
+assert j("34-label-move-json") == {"name": "db.password", "label": "stable", "version": "3"}
+assert open(os.path.join(d, "35-access-label.out")).read() == "third"
+v = j("37-versions-labels-json")
+assert v[2]["labels"] == ["latest", "stable"] and v[1]["labels"] == ["previous"], v
+assert rc("38-label-bad") == 2 and rc("40-access-label-gone") == 3
+assert j("41-delete-json")["purge_at_unix_ms"] == "T" and j("41-delete-json")["purge_at"] == "T"
+assert rc("42-access-deleted") == 8
+e = json.load(open(os.path.join(d, "43-access-deleted-json.err")))
+assert e["error"]["code"] == "EDELETED" and e["error"]["exit"] == 8, e
+assert "bin" not in [x["name"] for x in j("44-list-deleted")]
+assert j("45-restore-json") == {"name": "bin", "restored": True}
+assert rc("46-restore-again") == 2
+assert j("47-access-restored")["value_b64"] == "YQBi/w=="
+assert j("48-delete-force")["purge_at_unix_ms"] == 0 and rc("49-access-forced") == 3
+assert rc("50-delete-bad") == 2 and rc("51-enable-latest") == 2
 assert open(os.path.join(d, "21-versions-nosuch-json.out")).read() == ""
 EOF
 expect_eq "3 3 3 3" "$(cat "$R/18-access-destroyed.rc") $(cat "$R/20-access-nosuch.rc") $(cat "$R/21-versions-nosuch-json.rc") $(cat "$R/22-destroy-again.rc")" \
@@ -185,6 +235,29 @@ python3 -c 'import json,sys; e=json.load(open(sys.argv[1]))["error"]; assert e["
 expect_rc 0 "the refused destroy destroyed nothing" env COFFER_TOKEN="$OPS_TOKEN" "$COFFER" --server "$ADDR" versions app.key --json
 python3 -c 'import json,sys; v=json.load(open(sys.argv[1])); assert [x["state"] for x in v]==["enabled"], v' "$WORK/out" \
 	&& pass "... app.key@1 still enabled" || fail "app.key@1 state: $(cat "$WORK/out")"
+
+expect_rc 4 "no-admin token: disable is refused" A disable app.key@1
+expect_rc 4 "no-admin token: label is refused" A label app.key stable 1
+expect_rc 4 "no-admin token: delete is refused" A delete app.key
+expect_rc 4 "no-admin token: restore is refused" A restore app.key
+expect_rc 4 "no-admin token: audit verify is refused" A audit verify
+expect_rc 0 "the refused lifecycle calls changed nothing" env COFFER_TOKEN="$OPS_TOKEN" "$COFFER" --server "$ADDR" access app.key
+
+# --- the lifecycle commands the admin service does not serve yet: said so --------------------
+O() { env COFFER_TOKEN="$OPS_TOKEN" "$COFFER" --server "$ADDR" "$@"; }
+expect_rc 0 "audit verify through the server" O audit verify --json
+python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["ok"] and d["entries"] > 0, d' "$WORK/out" \
+	&& pass "... ok, with the entries checked" || fail "audit verify --json: $(cat "$WORK/out")"
+for cmd in describe meta; do
+	expect_rc 2 "--server with $cmd is a usage error" O "$cmd" app.key
+	expect_err_has "works on a local store only" "... $cmd says it is local only"
+done
+expect_rc 1 "put --if-version through a server is refused" O put app.key v --if-version 1
+expect_err_has "not available against this server" "... saying so"
+expect_rc 1 "put --request-id through a server is refused" O put app.key v --request-id r
+expect_rc 1 "list --limit through a server is refused" O list --limit 2
+expect_rc 1 "audit (the log) through a server is refused" O audit
+expect_err_has "not available against this server" "... saying so"
 
 # --- a wrong token, no token ----------------------------------------------------------------
 expect_rc 4 "a wrong token: exit 4" env COFFER_TOKEN=wrong-$(rand_token) "$COFFER" --server "$ADDR" access db.password
