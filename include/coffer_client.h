@@ -171,6 +171,28 @@ COFFER_API int coffer_client_delete(coffer_client *c, const char *name, unsigned
 COFFER_API int coffer_client_restore(coffer_client *c, const char *name) COFFER_MUST_CHECK;
 COFFER_API int coffer_client_audit_verify(coffer_client *c, uint64_t *entries) COFFER_MUST_CHECK;
 
+/*
+ * Describe: the secret's metadata as coffer_describe() gives it (Admin/Describe), and label_cb
+ * (when not NULL) called for each label with the id it names. Put with options: as
+ * coffer_put_ex() (check-and-set, request id; *replayed when not NULL), over Admin/Put (Nitric's
+ * Put has no such fields), so it needs an admin grant. List page: as coffer_list_page() (prefix,
+ * 1-1000 names, the previous page's next_token; next_token "" on the last page).
+ * Return COFFER_OK, cb's value, or the codes of the connection and of those coffer.h calls.
+ */
+COFFER_API int coffer_client_describe(coffer_client *c, const char *name,
+                                      coffer_secret_info *out,
+                                      int (*label_cb)(void *ctx, const char *label,
+                                                      const char *version),
+                                      void *ctx) COFFER_MUST_CHECK;
+COFFER_API int coffer_client_put_ex(coffer_client *c, const char *name, const void *value,
+                                    size_t len, const coffer_put_opts *opts,
+                                    char version_out[COFFER_VERSION_MAX],
+                                    int *replayed) COFFER_MUST_CHECK;
+COFFER_API int coffer_client_list_page(coffer_client *c, const char *prefix, size_t limit,
+                                       const char *page_token,
+                                       int (*cb)(void *ctx, const char *name, size_t nversions),
+                                       void *ctx, char next_token[COFFER_PAGE_TOKEN_MAX]);
+
 #ifdef __cplusplus
 }
 #endif

@@ -346,8 +346,34 @@ static int rt_audit_verify(target *t, uint64_t *entries, uint64_t *first_bad, ch
 	return coffer_client_audit_verify(cl_of(t), entries);
 }
 
-/* Not served yet (docs/server.md): put_ex, describe, set_info, list_page, audit_list stay NULL,
- * and the commands that need them say so. */
+static int rt_put_ex(target *t, const char *name, const void *val, size_t len,
+                     const coffer_put_opts *opts, char version[COFFER_VERSION_MAX], int *replayed)
+{
+	return coffer_client_put_ex(cl_of(t), name, val, len, opts, version, replayed);
+}
+
+static int rt_describe(target *t, const char *name, coffer_secret_info *out)
+{
+	return coffer_client_describe(cl_of(t), name, out, NULL, NULL);
+}
+
+static int rt_list_page(target *t, const char *prefix, size_t limit, const char *token,
+                        tgt_name **out, size_t *n, char next_token[COFFER_PAGE_TOKEN_MAX])
+{
+	cli_vec v = {.size = sizeof(tgt_name)};
+	int rc = coffer_client_list_page(cl_of(t), prefix, limit, token, cli_collect_name, &v,
+	                                 next_token);
+	if (rc != COFFER_OK) {
+		cli_names_free(v.items, v.n);
+		return rc;
+	}
+	*out = v.items;
+	*n = v.n;
+	return COFFER_OK;
+}
+
+/* Not served yet (docs/server.md): set_info (meta) and audit_list stay NULL, and the commands
+ * that need them say so. */
 static const target_ops remote_ops = {
     .put = rt_put,
     .access = rt_access,
@@ -364,6 +390,9 @@ static const target_ops remote_ops = {
     .del = rt_del,
     .restore = rt_restore,
     .audit_verify = rt_audit_verify,
+    .put_ex = rt_put_ex,
+    .describe = rt_describe,
+    .list_page = rt_list_page,
 };
 
 int cli_remote_open(cli *c, target **out)

@@ -267,8 +267,8 @@ const cmd_def cli_cmds[] = {
      "JSON: {\"name\", \"description\", \"tags\": {K: V}, \"created\", \"created_unix_ms\",\n"
      "\"updated\", \"updated_unix_ms\", \"current_version\", \"previous_version\",\n"
      "\"last_version\", \"max_versions\", \"labels\": {LABEL: VERSION}, \"deleted\",\n"
-     "\"purge_at_unix_ms\"}.",
-     1, 1, no_opts, CMD_JSON | CMD_LOCAL, cmd_describe, NULL},
+     "\"purge_at_unix_ms\"}. With --server: needs an admin grant on the server.",
+     1, 1, no_opts, CMD_JSON | CMD_REMOTE, cmd_describe, NULL},
     {"meta", "NAME", "set a secret's description, tags or max versions",
      "--tag merges into the tags the secret has (KEY alone removes KEY). The secret must\n"
      "have a version. JSON: {\"name\", \"description\", \"tags\", \"max_versions\"} as\n"
@@ -742,8 +742,8 @@ void cli_help_global(void)
 	for (size_t i = 0; i < cli_ncmds; i++)
 		if (cli_cmds[i].flags & CMD_REMOTE)
 			fprintf(f, " %s", cli_cmds[i].name);
-	fprintf(f, "\n  (all but put, access and run need an admin grant on the server; audit: verify\n"
-	           "  only; put --if-version/--request-id and list --prefix/--limit are refused)\n"
+	fprintf(f, "\n  (all but put, access and run need an admin grant on the server, and so does\n"
+	           "  put with --if-version or --request-id; audit: verify only)\n"
 	           "on a local store only:");
 	for (size_t i = 0; i < cli_ncmds; i++)
 		if ((cli_cmds[i].flags & CMD_LOCAL) && !cmd_hidden(&cli_cmds[i]))

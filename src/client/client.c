@@ -23,6 +23,8 @@
 #define PATH_DELETE   "/coffer.admin.v1.Admin/Delete"
 #define PATH_RESTORE  "/coffer.admin.v1.Admin/Restore"
 #define PATH_AUDIT_VERIFY "/coffer.admin.v1.Admin/AuditVerify"
+#define PATH_DESCRIBE "/coffer.admin.v1.Admin/Describe"
+#define PATH_ADMIN_PUT "/coffer.admin.v1.Admin/Put"
 
 #define TOKEN_MAX 512
 
@@ -789,6 +791,172 @@ int coffer_client_audit_verify(coffer_client *c, uint64_t *entries)
 			rc = protocol_error(c, "AuditVerifyResponse");
 		else if (entries != NULL)
 			*entries = n;
+	}
+	pb_buf_free(&req);
+	pb_buf_free(&resp);
+	return rc;
+}
+
+/* A version id field: digits or "" (may_be_empty). 0 or -1. */
+static int id_ok(const char *v, int may_be_empty)
+{
+	return (v[0] != '\0' || may_be_empty) && strspn(v, "0123456789") == strlen(v) ? 0 : -1;
+}
+
+int coffer_client_describe(coffer_client *c, const char *name, coffer_secret_info *out,
+                           int (*label_cb)(void *ctx, const char *label, const char *version),
+                           void *ctx)
+{
+	int rc;
+	if ((rc = check_name(c, name)) != COFFER_OK)
+		return rc;
+	if (out == NULL)
+		return set_err(c, COFFER_EINVAL, "no output");
+	pb_buf req = {0}, resp = {0};
+	pb_put_str(&req, 1, name);
+	rc = call(c, PATH_DESCRIBE, &req, &resp);
+	for (int pass = 0; rc == COFFER_OK && pass < 2; pass++) {
+		/* Check the whole answer, then fill and call back. */
+		coffer_secret_info in;
+		memset(&in, 0, sizeof in);
+		pb_reader r = {resp.data, resp.data + resp.len};
+		pb_field f;
+		int k, bad = 0;
+		while (!bad && rc == COFFER_OK && (k = pb_next(&r, &f)) == 1) {
+			int str = f.field == 2 || f.field == 3 || (f.field >= 6 && f.field <= 8) ||
+			          f.field == 11;
+			if ((str && f.wire != 2) || (!str && f.field <= 11 && f.field != 1 && f.wire != 0)) {
+				bad = 1;
+				break;
+			}
+			switch (f.field) {
+			case 2: bad = pb_str(&f, in.description, sizeof in.description) != 0; break;
+			case 3: bad = pb_str(&f, in.tags, sizeof in.tags) != 0; break;
+			case 4: in.created_unix_ms = (int64_t)f.v; break;
+			case 5: in.updated_unix_ms = (int64_t)f.v; break;
+			case 6: bad = pb_str(&f, in.current_version, COFFER_VERSION_MAX) != 0 ||
+			              id_ok(in.current_version, 1) != 0; break;
+			case 7: bad = pb_str(&f, in.previous_version, COFFER_VERSION_MAX) != 0 ||
+			              id_ok(in.previous_version, 1) != 0; break;
+			case 8: bad = pb_str(&f, in.last_version, COFFER_VERSION_MAX) != 0 ||
+			              id_ok(in.last_version, 1) != 0; break;
+			case 9: in.max_versions = f.v; break;
+			case 10: in.purge_at_unix_ms = (int64_t)f.v; break;
+			case 11: {
+				char label[64] = "", ver[COFFER_VERSION_MAX] = "";
+				pb_reader s2 = {f.data, f.data + f.len};
+				pb_field g;
+				int j;
+				while ((j = pb_next(&s2, &g)) == 1)
+					if ((g.field == 1 && pb_str(&g, label, sizeof label) != 0) ||
+					    (g.field == 2 && pb_str(&g, ver, sizeof ver) != 0)) {
+						j = -1;
+						break;
+					}
+				bad = j != 0 || label[0] == '\0' || id_ok(ver, 0) != 0;
+				if (!bad) {
+					in.nlabels++;
+					if (pass == 1 && label_cb != NULL)
+						rc = label_cb(ctx, label, ver);
+				}
+				break;
+			}
+			default: break;
+			}
+		}
+		if (rc == COFFER_OK && (bad || k != 0))
+			rc = protocol_error(c, "DescribeResponse");
+		if (rc == COFFER_OK && pass == 1)
+			*out = in;
+	}
+	pb_buf_free(&req);
+	pb_buf_free(&resp);
+	return rc;
+}
+
+int coffer_client_put_ex(coffer_client *c, const char *name, const void *value, size_t len,
+                         const coffer_put_opts *opts, char version_out[COFFER_VERSION_MAX],
+                         int *replayed)
+{
+	int rc;
+	if ((rc = check_name(c, name)) != COFFER_OK)
+		return rc;
+	if (value == NULL && len > 0)
+		return set_err(c, COFFER_EINVAL, "no value");
+	if (opts != NULL && opts->request_id != NULL &&
+	    (opts->request_id_len == 0 || opts->request_id_len > COFFER_REQUEST_ID_MAX))
+		return set_err(c, COFFER_EINVAL, "a request id is 1 to 255 bytes");
+	pb_buf req = {0}, resp = {0};
+	pb_put_str(&req, 1, name);
+	pb_put_bytes(&req, 2, value, len);
+	if (opts != NULL && (opts->flags & COFFER_PUT_IF_VERSION)) {
+		pb_put_varint(&req, 3, 1);
+		pb_put_varint(&req, 4, opts->if_version);
+	}
+	if (opts != NULL && opts->request_id != NULL)
+		pb_put_bytes(&req, 5, opts->request_id, opts->request_id_len);
+	rc = call(c, PATH_ADMIN_PUT, &req, &resp);
+	if (rc == COFFER_OK) {
+		pb_reader r = {resp.data, resp.data + resp.len};
+		pb_field f;
+		char ver[COFFER_VERSION_MAX] = "";
+		int k, rep = 0;
+		while ((k = pb_next(&r, &f)) == 1) {
+			if (f.field == 2 && (f.wire != 2 || pb_str(&f, ver, sizeof ver) != 0)) {
+				k = -1;
+				break;
+			}
+			if (f.field == 3)
+				rep = f.v != 0;
+		}
+		if (k != 0 || id_ok(ver, 0) != 0) {
+			rc = protocol_error(c, "PutResponse");
+		} else {
+			if (version_out != NULL)
+				memcpy(version_out, ver, strlen(ver) + 1);
+			if (replayed != NULL)
+				*replayed = rep;
+		}
+	}
+	pb_buf_free(&req);
+	pb_buf_free(&resp);
+	return rc;
+}
+
+int coffer_client_list_page(coffer_client *c, const char *prefix, size_t limit,
+                            const char *page_token,
+                            int (*cb)(void *ctx, const char *name, size_t nversions), void *ctx,
+                            char next_token[COFFER_PAGE_TOKEN_MAX])
+{
+	if (cb == NULL || next_token == NULL)
+		return set_err(c, COFFER_EINVAL, "no callback");
+	if (limit == 0 || limit > COFFER_PAGE_SIZE_MAX)
+		return set_err(c, COFFER_EINVAL, "a page is 1 to 1000 names");
+	pb_buf req = {0}, resp = {0};
+	pb_put_varint(&req, 2, limit);
+	pb_put_varint(&req, 5, 1); /* paged: answer next_page_token */
+	if (prefix != NULL && prefix[0] != '\0')
+		pb_put_str(&req, 3, prefix);
+	if (page_token != NULL && page_token[0] != '\0')
+		pb_put_str(&req, 4, page_token);
+	int rc = call(c, PATH_LIST, &req, &resp);
+	char last[COFFER_NAME_MAX + 1] = "";
+	int more = 0;
+	if (rc == COFFER_OK)
+		rc = list_page(c, &resp, cb, ctx, &more, last);
+	if (rc == COFFER_OK) {
+		pb_reader r = {resp.data, resp.data + resp.len};
+		pb_field f;
+		int k;
+		next_token[0] = '\0';
+		while ((k = pb_next(&r, &f)) == 1)
+			if (f.field == 3 &&
+			    (f.wire != 2 || pb_str(&f, next_token, COFFER_PAGE_TOKEN_MAX) != 0)) {
+				k = -1;
+				break;
+			}
+		if (k != 0)
+			rc = protocol_error(c, "ListResponse");
 	}
 	pb_buf_free(&req);
 	pb_buf_free(&resp);

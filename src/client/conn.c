@@ -988,6 +988,9 @@ int cc_rc_from_status(int status, const char *message)
 		if (message != NULL && strstr(message, "disabled") != NULL)
 			return COFFER_EDISABLED;
 		return COFFER_EIO;
+	case 6: /* ALREADY_EXISTS: a request id used with another value */
+		return message != NULL && strstr(message, "request id") != NULL ? COFFER_EREUSED
+		                                                                 : COFFER_EIO;
 	case 13:
 		if (message != NULL && (strstr(message, "audit log broken") != NULL ||
 		                        strstr(message, "integrity") != NULL))

@@ -15,7 +15,7 @@ typedef Coffer__Admin__V1__SecretSummary PbSummary;
 
 int admin_method(gs_method m)
 {
-	return m >= GS_M_ADMIN_VERSIONS && m <= GS_M_ADMIN_AUDIT_VERIFY;
+	return m >= GS_M_ADMIN_VERSIONS && m <= GS_M_ADMIN_PUT;
 }
 
 const char *admin_method_name(gs_method m)
@@ -29,6 +29,8 @@ const char *admin_method_name(gs_method m)
 	       : m == GS_M_ADMIN_DELETE  ? "Delete"
 	       : m == GS_M_ADMIN_RESTORE ? "Restore"
 	       : m == GS_M_ADMIN_AUDIT_VERIFY ? "AuditVerify"
+	       : m == GS_M_ADMIN_DESCRIBE ? "Describe"
+	       : m == GS_M_ADMIN_PUT      ? "Put"
 	                                 : "Unknown";
 }
 
@@ -64,7 +66,8 @@ static int read_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
 	return -1;
 }
 
-static int strings_have_nul(const uint8_t *p, size_t len)
+/* bytes_fields: a bit per field number that is `bytes` (NULs allowed), for Put. */
+static int strings_have_nul(const uint8_t *p, size_t len, uint64_t bytes_fields)
 {
 	const uint8_t *end = p + len;
 	while (p < end) {
@@ -85,7 +88,8 @@ static int strings_have_nul(const uint8_t *p, size_t len)
 		case 2:
 			if (read_varint(&p, end, &v) != 0 || v > (uint64_t)(end - p))
 				return 1;
-			if (memchr(p, 0, (size_t)v) != NULL)
+			if (!((key >> 3) < 64 && (bytes_fields >> (key >> 3) & 1)) &&
+			    memchr(p, 0, (size_t)v) != NULL)
 				return 1;
 			p += v;
 			break;
@@ -275,6 +279,52 @@ static int list_cb(void *ctx, const char *name, size_t nversions)
 	return 0;
 }
 
+/* A page by coffer_list_page: prefix and an opaque token. */
+static int page_cb(void *ctx, const char *name, size_t nversions)
+{
+	list_ctx *l = ctx;
+	if (l->n == l->limit)
+		return 0;
+	char *copy = strdup(name);
+	if (copy == NULL)
+		return COFFER_ENOMEM;
+	coffer__admin__v1__secret_summary__init(&l->items[l->n]);
+	l->items[l->n].name = copy;
+	l->items[l->n].enabled_versions = nversions;
+	l->ptrs[l->n] = &l->items[l->n];
+	l->n++;
+	return 0;
+}
+
+static void do_list_page(coffer_store *st, Coffer__Admin__V1__ListRequest *q, admin_answer *a)
+{
+	list_ctx l = {0};
+	char next[COFFER_PAGE_TOKEN_MAX] = "";
+	l.limit = q->limit == 0 || q->limit > ADMIN_LIST_MAX ? ADMIN_LIST_MAX : q->limit;
+	l.items = calloc(l.limit, sizeof(*l.items));
+	l.ptrs = calloc(l.limit, sizeof(*l.ptrs));
+	if (l.items == NULL || l.ptrs == NULL) {
+		fail(a, GS_RESOURCE_EXHAUSTED, "out of memory");
+	} else {
+		int rc = coffer_list_page(st, q->prefix, l.limit, q->page_token, page_cb, &l, next);
+		if (rc != COFFER_OK) {
+			fail_rc(a, st, rc);
+		} else {
+			Coffer__Admin__V1__ListResponse resp =
+			    COFFER__ADMIN__V1__LIST_RESPONSE__INIT;
+			resp.n_secrets = l.n;
+			resp.secrets = l.ptrs;
+			resp.more = next[0] != '\0';
+			resp.next_page_token = next;
+			pack(a, &resp.base);
+		}
+	}
+	for (size_t i = 0; i < l.n; i++)
+		free(l.items[i].name);
+	free(l.items);
+	free(l.ptrs);
+}
+
 static void do_list(coffer_store *st, const uint8_t *body, size_t blen, admin_answer *a)
 {
 	Coffer__Admin__V1__ListRequest *q =
@@ -284,6 +334,10 @@ static void do_list(coffer_store *st, const uint8_t *body, size_t blen, admin_an
 		return;
 	}
 	a->req = q;
+	if (q->paged || q->prefix[0] != '\0' || q->page_token[0] != '\0') {
+		do_list_page(st, q, a);
+		return;
+	}
 	list_ctx l = {0};
 	l.after = q->start_after;
 	l.limit = q->limit == 0 || q->limit > ADMIN_LIST_MAX ? ADMIN_LIST_MAX : q->limit;
@@ -492,6 +546,88 @@ static void do_audit_verify(coffer_store *st, admin_answer *a)
 	pack(a, &resp.base);
 }
 
+static void do_describe(coffer_store *st, const uint8_t *body, size_t blen, admin_answer *a)
+{
+	Coffer__Admin__V1__DescribeRequest *q =
+	    coffer__admin__v1__describe_request__unpack(NULL, blen, body);
+	if (q == NULL) {
+		fail(a, GS_INVALID_ARGUMENT, "malformed DescribeRequest");
+		return;
+	}
+	a->req = q;
+	if (!name_ok(a, q->secret))
+		return;
+	coffer_secret *sec = NULL;
+	coffer_secret_info *in = calloc(1, sizeof *in);
+	labels_ctx *lc = calloc(1, sizeof *lc);
+	int rc = in == NULL || lc == NULL ? COFFER_ENOMEM
+	                                  : coffer_secret_ref(st, q->secret, COFFER_ACCESS, &sec);
+	if (rc == COFFER_OK)
+		rc = coffer_describe(sec, in);
+	if (rc == COFFER_OK && in->purge_at_unix_ms == 0)
+		rc = coffer_list_labels(sec, label_cb, lc);
+	coffer_secret_free(sec);
+	if (rc != COFFER_OK) {
+		fail_rc(a, st, rc);
+	} else {
+		Coffer__Admin__V1__DescribeResponse resp =
+		    COFFER__ADMIN__V1__DESCRIBE_RESPONSE__INIT;
+		resp.secret = q->secret;
+		resp.description = in->description;
+		resp.tags = in->tags;
+		resp.created_unix_ms = in->created_unix_ms;
+		resp.updated_unix_ms = in->updated_unix_ms;
+		resp.current_version = in->current_version;
+		resp.previous_version = in->previous_version;
+		resp.last_version = in->last_version;
+		resp.max_versions = in->max_versions;
+		resp.purge_at_unix_ms = in->purge_at_unix_ms;
+		resp.n_labels = lc->n;
+		resp.labels = lc->ptrs;
+		pack(a, &resp.base);
+	}
+	free(in);
+	free(lc);
+}
+
+static void do_put(coffer_store *st, const uint8_t *body, size_t blen, admin_answer *a)
+{
+	Coffer__Admin__V1__PutRequest *q = coffer__admin__v1__put_request__unpack(NULL, blen, body);
+	if (q == NULL) {
+		fail(a, GS_INVALID_ARGUMENT, "malformed PutRequest");
+		return;
+	}
+	a->req = q;
+	coffer_secret *sec = NULL;
+	char ver[COFFER_VERSION_MAX] = "";
+	int replayed = 0, rc = COFFER_OK;
+	if (name_ok(a, q->secret)) {
+		coffer_put_opts po = {.flags = q->check_version ? COFFER_PUT_IF_VERSION : 0,
+		                      .if_version = q->if_version,
+		                      .request_id = q->request_id.len ? q->request_id.data : NULL,
+		                      .request_id_len = q->request_id.len};
+		rc = coffer_secret_ref(st, q->secret, COFFER_PUT, &sec);
+		if (rc == COFFER_OK)
+			rc = coffer_put_ex(sec, q->value.data, q->value.len, &po, ver, &replayed);
+		coffer_secret_free(sec);
+		if (rc != COFFER_OK) {
+			fail_rc(a, st, rc);
+		} else {
+			snprintf(a->version, sizeof(a->version), "%s", ver);
+			Coffer__Admin__V1__PutResponse resp = COFFER__ADMIN__V1__PUT_RESPONSE__INIT;
+			resp.secret = q->secret;
+			resp.version = ver;
+			resp.replayed = replayed != 0;
+			pack(a, &resp.base);
+		}
+	}
+	/* The value and the request body are wiped here: protobuf-c frees without wiping. */
+	if (q->value.data != NULL)
+		explicit_bzero(q->value.data, q->value.len);
+	if (q->request_id.data != NULL)
+		explicit_bzero(q->request_id.data, q->request_id.len);
+}
+
 /* --- entry --------------------------------------------------------------------------------- */
 
 void admin_call(coffer_store *st, pol_table *pol, const char *principal, gs_method m,
@@ -507,7 +643,8 @@ void admin_call(coffer_store *st, pol_table *pol, const char *principal, gs_meth
 		a->status = GS_PERMISSION_DENIED;
 		return;
 	}
-	if (strings_have_nul(body, blen)) {
+	/* Put's value (2) and request id (5) are bytes: NULs allowed there. */
+	if (strings_have_nul(body, blen, m == GS_M_ADMIN_PUT ? (1u << 2 | 1u << 5) : 0)) {
 		fail(a, GS_INVALID_ARGUMENT, "malformed request: a string field holds a NUL byte");
 		return;
 	}
@@ -536,6 +673,12 @@ void admin_call(coffer_store *st, pol_table *pol, const char *principal, gs_meth
 		break;
 	case GS_M_ADMIN_AUDIT_VERIFY:
 		do_audit_verify(st, a);
+		break;
+	case GS_M_ADMIN_DESCRIBE:
+		do_describe(st, body, blen, a);
+		break;
+	case GS_M_ADMIN_PUT:
+		do_put(st, body, blen, a);
 		break;
 	default:
 		fail(a, GS_UNIMPLEMENTED, "unknown method");

@@ -23,7 +23,7 @@
 
 static const char *const method_names[GS_M_COUNT] = {
     "Unknown", "Put", "Access", "Declare", "Declare", "Check", "Versions", "List", "Destroy",
-    "Disable", "Enable", "Label", "Delete", "Restore", "AuditVerify"};
+    "Disable", "Enable", "Label", "Delete", "Restore", "AuditVerify", "Describe", "AdminPut"};
 
 static uint64_t now_us(void)
 {

@@ -55,7 +55,8 @@ pass "coffer serve listens on $ADDR"
 normalize() {
 	sed -E -e 's/[0-9]{4}-[0-9]{2}-[0-9]{2}( |T)[0-9]{2}:[0-9]{2}:[0-9]{2}Z?/T/g' \
 		-e 's/"created_unix_ms":[0-9]+/"created_unix_ms":"T"/g' \
-		-e 's/"purge_at_unix_ms":[1-9][0-9]*/"purge_at_unix_ms":"T"/g'
+		-e 's/"purge_at_unix_ms":[1-9][0-9]*/"purge_at_unix_ms":"T"/g' \
+		-e 's/"updated_unix_ms":[0-9]+/"updated_unix_ms":"T"/g'
 }
 step() { # step DIR NAME CMD...
 	local dir=$1 name=$2
@@ -122,6 +123,20 @@ scenario() { # scenario DIR: run against whatever C reaches (store or server)
 	step "$d" 49-access-forced C access tmp.force
 	step "$d" 50-delete-bad C delete bin --force --recovery-days 3
 	step "$d" 51-enable-latest C enable db.password@latest
+	step "$d" 52-put-cas-bad C put db.password four --if-version 2
+	step "$d" 53-put-cas-bad-json C put db.password four --if-version 2 --json
+	step "$d" 54-put-cas-ok C put db.password four --if-version 3 --json
+	step "$d" 55-put-rid C put db.password five --request-id rid-1
+	step "$d" 56-put-rid-again C put db.password five --request-id rid-1 --json
+	step "$d" 57-put-rid-reused C put db.password six --request-id rid-1
+	step "$d" 58-put-cas-new C put cas.new x --if-version 0
+	step "$d" 59-list-page C list --limit 2 --json
+	step "$d" 60-list-page-text C list --limit 2
+	step "$d" 61-list-prefix C list --prefix db --json
+	step "$d" 62-list-prefix-page C list --prefix c --limit 1 --json
+	step "$d" 63-describe C describe db.password
+	step "$d" 64-describe-json C describe db.password --json
+	step "$d" 65-describe-nosuch C describe nosuch --json
 }
 
 (
@@ -188,6 +203,20 @@ assert rc("46-restore-again") == 2
 assert j("47-access-restored")["value_b64"] == "YQBi/w=="
 assert j("48-delete-force")["purge_at_unix_ms"] == 0 and rc("49-access-forced") == 3
 assert rc("50-delete-bad") == 2 and rc("51-enable-latest") == 2
+assert rc("52-put-cas-bad") == 9
+e = json.load(open(os.path.join(d, "53-put-cas-bad-json.err")))
+assert e["error"]["code"] == "ECONFLICT" and e["error"]["exit"] == 9, e
+assert j("54-put-cas-ok")["version"] == "4"
+assert open(os.path.join(d, "55-put-rid.out")).read() == "5\n"
+assert j("56-put-rid-again")["version"] == "5" and j("56-put-rid-again")["replayed"] is True
+assert rc("57-put-rid-reused") == 2 and rc("58-put-cas-new") == 0
+p = j("59-list-page")
+assert len(p["secrets"]) == 2 and p["next_page_token"], p
+assert [x["name"] for x in j("61-list-prefix")] == ["db.password"]
+assert [x["name"] for x in j("62-list-prefix-page")["secrets"]] == ["cas.new"]
+de = j("64-describe-json")
+assert de["current_version"] == "5" and de["labels"]["latest"] == "5" and de["deleted"] is False, de
+assert rc("65-describe-nosuch") == 3
 assert open(os.path.join(d, "21-versions-nosuch-json.out")).read() == ""
 EOF
 expect_eq "3 3 3 3" "$(cat "$R/18-access-destroyed.rc") $(cat "$R/20-access-nosuch.rc") $(cat "$R/21-versions-nosuch-json.rc") $(cat "$R/22-destroy-again.rc")" \
@@ -198,7 +227,7 @@ expect_eq 3 "$(cat "$R/25-put-after.out")" "put after a destroy: the next id"
 
 # --- --server, --token-file, the Unix socket --------------------------------------------
 expect_rc 0 "--server with --token-file" C --server "$ADDR" --token-file "$WORK/ops.token" list
-expect_eq "$(cat "$R/17-list-after.out" | python3 -c 'import json,sys; print(" ".join(x["name"] for x in json.load(sys.stdin)))')" \
+expect_eq "$(env COFFER_TOKEN="$OPS_TOKEN" "$COFFER" --server "$ADDR" list --json | python3 -c 'import json,sys; print(" ".join(x["name"] for x in json.load(sys.stdin)))')" \
 	"$(C --server "$ADDR" --token-file "$WORK/ops.token" list --json | python3 -c 'import json,sys; print(" ".join(x["name"] for x in json.load(sys.stdin)))')" \
 	"--token-file sees the same names"
 expect_rc 0 "COFFER_TOKEN_FILE" env COFFER_TOKEN_FILE="$WORK/ops.token" "$COFFER" --server "$ADDR" versions db.password
@@ -243,19 +272,15 @@ expect_rc 4 "no-admin token: restore is refused" A restore app.key
 expect_rc 4 "no-admin token: audit verify is refused" A audit verify
 expect_rc 0 "the refused lifecycle calls changed nothing" env COFFER_TOKEN="$OPS_TOKEN" "$COFFER" --server "$ADDR" access app.key
 
-# --- the lifecycle commands the admin service does not serve yet: said so --------------------
+# --- the lifecycle through the server: what needs admin, what is not served -----------------
 O() { env COFFER_TOKEN="$OPS_TOKEN" "$COFFER" --server "$ADDR" "$@"; }
+expect_rc 4 "no-admin token: put --if-version (Admin/Put) is refused" A put app.key v --if-version 1
+expect_rc 4 "no-admin token: describe is refused" A describe app.key
 expect_rc 0 "audit verify through the server" O audit verify --json
 python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["ok"] and d["entries"] > 0, d' "$WORK/out" \
 	&& pass "... ok, with the entries checked" || fail "audit verify --json: $(cat "$WORK/out")"
-for cmd in describe meta; do
-	expect_rc 2 "--server with $cmd is a usage error" O "$cmd" app.key
-	expect_err_has "works on a local store only" "... $cmd says it is local only"
-done
-expect_rc 1 "put --if-version through a server is refused" O put app.key v --if-version 1
-expect_err_has "not available against this server" "... saying so"
-expect_rc 1 "put --request-id through a server is refused" O put app.key v --request-id r
-expect_rc 1 "list --limit through a server is refused" O list --limit 2
+expect_rc 2 "--server with meta is a usage error (local only for now)" O meta app.key --description x
+expect_err_has "works on a local store only" "... meta says it is local only"
 expect_rc 1 "audit (the log) through a server is refused" O audit
 expect_err_has "not available against this server" "... saying so"
 
@@ -300,7 +325,7 @@ expect_rc 2 "a malformed address" C --server "no-port" list
 
 # --- the token stays out of argv and of a run child's environment ----------------------------
 COFFER_TOKEN=$OPS_TOKEN COFFER_MASTER_KEY=x COFFER_PASSPHRASE=y "$COFFER" --server "$ADDR" run --env PW=db.password -- env >"$WORK/child.env" 2>"$WORK/err"
-grep -q '^PW=third$' "$WORK/child.env" && pass "run's child gets the secret" || fail "run child env: $(cat "$WORK/err")"
+grep -q '^PW=five$' "$WORK/child.env" && pass "run's child gets the secret" || fail "run child env: $(cat "$WORK/err")"
 grep -q "COFFER_TOKEN\|$OPS_TOKEN" "$WORK/child.env" && fail "run's child sees the token" || pass "run's child does not see the token"
 grep -q "COFFER_MASTER_KEY\|COFFER_PASSPHRASE" "$WORK/child.env" && fail "run's child sees a key variable" || pass "... nor a key variable"
 # A put waiting for its value on a FIFO: its command line, once it is coffer's, shows no token.
