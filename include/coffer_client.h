@@ -188,6 +188,17 @@ COFFER_API int coffer_client_put_ex(coffer_client *c, const char *name, const vo
                                     size_t len, const coffer_put_opts *opts,
                                     char version_out[COFFER_VERSION_MAX],
                                     int *replayed) COFFER_MUST_CHECK;
+/*
+ * Set info: as coffer_set_info() and coffer_set_max_versions() (Admin/Meta): description and
+ * tags NULL to leave them, max_versions < 0 to leave it. Audit: each audit log entry at or after
+ * since_unix_ms (0: all), of one secret (NULL: all), in the order written (Admin/Audit, a page of
+ * up to 1000 at a time); the strings live during the callback only.
+ */
+COFFER_API int coffer_client_set_info(coffer_client *c, const char *name,
+                                      const char *description, const char *tags,
+                                      int64_t max_versions) COFFER_MUST_CHECK;
+COFFER_API int coffer_client_audit(coffer_client *c, int64_t since_unix_ms, const char *secret,
+                                   int (*cb)(void *ctx, const coffer_audit_entry *e), void *ctx);
 COFFER_API int coffer_client_list_page(coffer_client *c, const char *prefix, size_t limit,
                                        const char *page_token,
                                        int (*cb)(void *ctx, const char *name, size_t nversions),

@@ -372,8 +372,18 @@ static int rt_list_page(target *t, const char *prefix, size_t limit, const char 
 	return COFFER_OK;
 }
 
-/* Not served yet (docs/server.md): set_info (meta) and audit_list stay NULL, and the commands
- * that need them say so. */
+static int rt_set_info(target *t, const char *name, const char *description, const char *tags,
+                       int64_t max_versions)
+{
+	return coffer_client_set_info(cl_of(t), name, description, tags, max_versions);
+}
+
+static int rt_audit_list(target *t, int64_t since_ms, const char *secret,
+                         int (*cb)(void *ctx, const coffer_audit_entry *e), void *ctx)
+{
+	return coffer_client_audit(cl_of(t), since_ms, secret, cb, ctx);
+}
+
 static const target_ops remote_ops = {
     .put = rt_put,
     .access = rt_access,
@@ -393,6 +403,8 @@ static const target_ops remote_ops = {
     .put_ex = rt_put_ex,
     .describe = rt_describe,
     .list_page = rt_list_page,
+    .set_info = rt_set_info,
+    .audit_list = rt_audit_list,
 };
 
 int cli_remote_open(cli *c, target **out)

@@ -273,12 +273,12 @@ const cmd_def cli_cmds[] = {
      "--tag merges into the tags the secret has (KEY alone removes KEY). The secret must\n"
      "have a version. JSON: {\"name\", \"description\", \"tags\", \"max_versions\"} as\n"
      "they are afterwards.",
-     1, 1, meta_opts, CMD_JSON | CMD_LOCAL, cmd_meta, NULL},
+     1, 1, meta_opts, CMD_JSON | CMD_REMOTE, cmd_meta, NULL},
     {"audit", "[verify]", "read the audit log, or verify its chain",
      "Every put, access (coffer serve --audit), denial, lifecycle change and key\n"
      "operation: time, principal, action, secret, version, outcome; never a value, and\n"
      "request ids only as keyed hashes. 'coffer audit verify' checks the MAC chain and\n"
-     "names the first broken entry (exit 5). With --server: audit verify only.\nJSON: [{\"id\", \"chain\", \"seq\", \"time\",\n"
+     "names the first broken entry (exit 5).\nJSON: [{\"id\", \"chain\", \"seq\", \"time\",\n"
      "\"time_unix_ms\", \"principal\", \"action\", \"secret\", \"version\", \"outcome\",\n"
      "\"error\", \"request_hash\"}]; verify: {\"ok\", \"entries\"}.",
      0, 1, audit_opts, CMD_JSON | CMD_REMOTE, cmd_audit, "audit"},
@@ -743,7 +743,7 @@ void cli_help_global(void)
 		if (cli_cmds[i].flags & CMD_REMOTE)
 			fprintf(f, " %s", cli_cmds[i].name);
 	fprintf(f, "\n  (all but put, access and run need an admin grant on the server, and so does\n"
-	           "  put with --if-version or --request-id; audit: verify only)\n"
+	           "  put with --if-version or --request-id)\n"
 	           "on a local store only:");
 	for (size_t i = 0; i < cli_ncmds; i++)
 		if ((cli_cmds[i].flags & CMD_LOCAL) && !cmd_hidden(&cli_cmds[i]))

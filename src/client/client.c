@@ -25,6 +25,8 @@
 #define PATH_AUDIT_VERIFY "/coffer.admin.v1.Admin/AuditVerify"
 #define PATH_DESCRIBE "/coffer.admin.v1.Admin/Describe"
 #define PATH_ADMIN_PUT "/coffer.admin.v1.Admin/Put"
+#define PATH_META     "/coffer.admin.v1.Admin/Meta"
+#define PATH_AUDIT    "/coffer.admin.v1.Admin/Audit"
 
 #define TOKEN_MAX 512
 
@@ -960,5 +962,140 @@ int coffer_client_list_page(coffer_client *c, const char *prefix, size_t limit,
 	}
 	pb_buf_free(&req);
 	pb_buf_free(&resp);
+	return rc;
+}
+
+int coffer_client_set_info(coffer_client *c, const char *name, const char *description,
+                           const char *tags, int64_t max_versions)
+{
+	int rc;
+	if ((rc = check_name(c, name)) != COFFER_OK)
+		return rc;
+	pb_buf req = {0}, resp = {0};
+	pb_put_str(&req, 1, name);
+	if (description != NULL) {
+		pb_put_varint(&req, 2, 1);
+		pb_put_str(&req, 3, description);
+	}
+	if (tags != NULL) {
+		pb_put_varint(&req, 4, 1);
+		pb_put_str(&req, 5, tags);
+	}
+	if (max_versions >= 0) {
+		pb_put_varint(&req, 6, 1);
+		pb_put_varint(&req, 7, (uint64_t)max_versions);
+	}
+	rc = call(c, PATH_META, &req, &resp);
+	pb_buf_free(&req);
+	pb_buf_free(&resp);
+	return rc;
+}
+
+/* AuditEntry into e (strings in bufs). 0 or -1. */
+typedef struct audit_bufs {
+	char chain[128], principal[300], action[64], secret[COFFER_NAME_MAX + 1],
+	    version[COFFER_VERSION_MAX], error[512], request_hash[160];
+} audit_bufs;
+
+static int read_audit_entry(const uint8_t *p, size_t len, coffer_audit_entry *e, audit_bufs *b)
+{
+	pb_reader r = {p, p + len};
+	pb_field f;
+	int k;
+	memset(e, 0, sizeof(*e));
+	memset(b, 0, sizeof(*b));
+	while ((k = pb_next(&r, &f)) == 1) {
+		char *dst = NULL;
+		size_t dlen = 0;
+		switch (f.field) {
+		case 1: e->id = f.v; break;
+		case 2: dst = b->chain; dlen = sizeof b->chain; break;
+		case 3: e->seq = f.v; break;
+		case 4: e->time_unix_ms = (int64_t)f.v; break;
+		case 5: dst = b->principal; dlen = sizeof b->principal; break;
+		case 6: dst = b->action; dlen = sizeof b->action; break;
+		case 7: dst = b->secret; dlen = sizeof b->secret; break;
+		case 8: dst = b->version; dlen = sizeof b->version; break;
+		case 9: /* sint32: zigzag */
+			e->outcome = (int)((f.v >> 1) ^ (~(f.v & 1) + 1));
+			break;
+		case 10: dst = b->error; dlen = sizeof b->error; break;
+		case 11: dst = b->request_hash; dlen = sizeof b->request_hash; break;
+		default: break;
+		}
+		if (dst != NULL && (f.wire != 2 || pb_str(&f, dst, dlen) != 0))
+			return -1;
+		if (dst == NULL && f.field >= 1 && f.field <= 11 && f.wire != 0)
+			return -1;
+	}
+	if (k != 0 || e->id == 0 || b->action[0] == '\0')
+		return -1;
+	e->chain = b->chain;
+	e->principal = b->principal;
+	e->action = b->action;
+	e->secret = b->secret;
+	e->version = b->version;
+	e->error = b->error;
+	e->request_hash = b->request_hash;
+	return 0;
+}
+
+int coffer_client_audit(coffer_client *c, int64_t since_unix_ms, const char *secret,
+                        int (*cb)(void *ctx, const coffer_audit_entry *e), void *ctx)
+{
+	int rc = COFFER_OK, more = 1;
+	uint64_t after = 0;
+	if (cb == NULL)
+		return set_err(c, COFFER_EINVAL, "no callback");
+	if (secret != NULL && (rc = check_name(c, secret)) != COFFER_OK)
+		return rc;
+	audit_bufs *b = malloc(sizeof *b);
+	if (b == NULL)
+		return set_err(c, COFFER_ENOMEM, "out of memory");
+	while (rc == COFFER_OK && more) {
+		pb_buf req = {0}, resp = {0};
+		if (since_unix_ms > 0)
+			pb_put_varint(&req, 1, (uint64_t)since_unix_ms);
+		if (secret != NULL)
+			pb_put_str(&req, 2, secret);
+		if (after > 0)
+			pb_put_varint(&req, 3, after);
+		rc = call(c, PATH_AUDIT, &req, &resp);
+		uint64_t before = after;
+		more = 0;
+		for (int pass = 0; rc == COFFER_OK && pass < 2; pass++) {
+			/* Check the page (ids increasing) first, then call back. */
+			pb_reader r = {resp.data, resp.data + resp.len};
+			pb_field f;
+			coffer_audit_entry e;
+			uint64_t last = before;
+			int k;
+			while (rc == COFFER_OK && (k = pb_next(&r, &f)) == 1) {
+				if (f.field == 2) {
+					more = f.wire == 0 && f.v != 0;
+					continue;
+				}
+				if (f.field != 1)
+					continue;
+				if (f.wire != 2 || read_audit_entry(f.data, f.len, &e, b) != 0 ||
+				    e.id <= last) {
+					rc = protocol_error(c, "AuditResponse");
+					break;
+				}
+				last = e.id;
+				if (pass == 1)
+					rc = cb(ctx, &e);
+			}
+			if (rc == COFFER_OK && k != 0)
+				rc = protocol_error(c, "AuditResponse");
+			if (pass == 1)
+				after = last;
+		}
+		if (rc == COFFER_OK && more && after == before)
+			rc = protocol_error(c, "AuditResponse (more without entries)");
+		pb_buf_free(&req);
+		pb_buf_free(&resp);
+	}
+	free(b);
 	return rc;
 }

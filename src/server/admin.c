@@ -15,7 +15,7 @@ typedef Coffer__Admin__V1__SecretSummary PbSummary;
 
 int admin_method(gs_method m)
 {
-	return m >= GS_M_ADMIN_VERSIONS && m <= GS_M_ADMIN_PUT;
+	return m >= GS_M_ADMIN_VERSIONS && m <= GS_M_ADMIN_AUDIT;
 }
 
 const char *admin_method_name(gs_method m)
@@ -31,6 +31,8 @@ const char *admin_method_name(gs_method m)
 	       : m == GS_M_ADMIN_AUDIT_VERIFY ? "AuditVerify"
 	       : m == GS_M_ADMIN_DESCRIBE ? "Describe"
 	       : m == GS_M_ADMIN_PUT      ? "Put"
+	       : m == GS_M_ADMIN_META     ? "Meta"
+	       : m == GS_M_ADMIN_AUDIT    ? "Audit"
 	                                 : "Unknown";
 }
 
@@ -628,6 +630,125 @@ static void do_put(coffer_store *st, const uint8_t *body, size_t blen, admin_ans
 		explicit_bzero(q->request_id.data, q->request_id.len);
 }
 
+static void do_meta(coffer_store *st, const uint8_t *body, size_t blen, admin_answer *a)
+{
+	Coffer__Admin__V1__MetaRequest *q =
+	    coffer__admin__v1__meta_request__unpack(NULL, blen, body);
+	if (q == NULL) {
+		fail(a, GS_INVALID_ARGUMENT, "malformed MetaRequest");
+		return;
+	}
+	a->req = q;
+	if (!name_ok(a, q->secret))
+		return;
+	coffer_secret *sec = NULL;
+	int rc = coffer_secret_ref(st, q->secret, COFFER_PUT, &sec);
+	if (rc == COFFER_OK && (q->set_description || q->set_tags))
+		rc = coffer_set_info(sec, q->set_description ? q->description : NULL,
+		                     q->set_tags ? q->tags : NULL);
+	if (rc == COFFER_OK && q->set_max_versions)
+		rc = coffer_set_max_versions(sec, q->max_versions);
+	coffer_secret_free(sec);
+	if (rc != COFFER_OK) {
+		fail_rc(a, st, rc);
+		return;
+	}
+	Coffer__Admin__V1__MetaResponse resp = COFFER__ADMIN__V1__META_RESPONSE__INIT;
+	resp.secret = q->secret;
+	pack(a, &resp.base);
+}
+
+typedef struct audit_ctx {
+	uint64_t after;
+	size_t limit, n;
+	int more;
+	Coffer__Admin__V1__AuditEntry *items;
+	Coffer__Admin__V1__AuditEntry **ptrs;
+} audit_ctx;
+
+#define AUDIT_STOP 1
+
+static char *dup_or_empty(const char *s)
+{
+	return strdup(s != NULL ? s : "");
+}
+
+static int audit_cb(void *ctx, const coffer_audit_entry *e)
+{
+	audit_ctx *x = ctx;
+	if (e->id <= x->after)
+		return 0;
+	if (x->n == x->limit) {
+		x->more = 1;
+		return AUDIT_STOP;
+	}
+	Coffer__Admin__V1__AuditEntry *o = &x->items[x->n];
+	coffer__admin__v1__audit_entry__init(o);
+	o->id = e->id;
+	o->seq = e->seq;
+	o->time_unix_ms = e->time_unix_ms;
+	o->outcome = e->outcome;
+	o->chain = dup_or_empty(e->chain);
+	o->principal = dup_or_empty(e->principal);
+	o->action = dup_or_empty(e->action);
+	o->secret = dup_or_empty(e->secret);
+	o->version = dup_or_empty(e->version);
+	o->error = dup_or_empty(e->error);
+	o->request_hash = dup_or_empty(e->request_hash);
+	x->ptrs[x->n] = o;
+	x->n++; /* counted before the check, so that the strings are freed */
+	if (o->chain == NULL || o->principal == NULL || o->action == NULL || o->secret == NULL ||
+	    o->version == NULL || o->error == NULL || o->request_hash == NULL)
+		return COFFER_ENOMEM;
+	return 0;
+}
+
+static void do_audit(coffer_store *st, const uint8_t *body, size_t blen, admin_answer *a)
+{
+	Coffer__Admin__V1__AuditRequest *q =
+	    coffer__admin__v1__audit_request__unpack(NULL, blen, body);
+	if (q == NULL) {
+		fail(a, GS_INVALID_ARGUMENT, "malformed AuditRequest");
+		return;
+	}
+	a->req = q;
+	if (q->secret[0] != '\0' && !name_ok(a, q->secret))
+		return;
+	audit_ctx x = {0};
+	x.after = q->after_id;
+	x.limit = q->limit == 0 || q->limit > ADMIN_LIST_MAX ? ADMIN_LIST_MAX : q->limit;
+	x.items = calloc(x.limit, sizeof(*x.items));
+	x.ptrs = calloc(x.limit, sizeof(*x.ptrs));
+	if (x.items == NULL || x.ptrs == NULL) {
+		fail(a, GS_RESOURCE_EXHAUSTED, "out of memory");
+	} else {
+		int rc = coffer_audit_list(st, q->since_unix_ms,
+		                           q->secret[0] != '\0' ? q->secret : NULL, audit_cb, &x);
+		if (rc != COFFER_OK && rc != AUDIT_STOP) {
+			fail_rc(a, st, rc);
+		} else {
+			Coffer__Admin__V1__AuditResponse resp =
+			    COFFER__ADMIN__V1__AUDIT_RESPONSE__INIT;
+			resp.n_entries = x.n;
+			resp.entries = x.ptrs;
+			resp.more = x.more;
+			pack(a, &resp.base);
+		}
+	}
+	for (size_t i = 0; i < x.n; i++) {
+		Coffer__Admin__V1__AuditEntry *o = &x.items[i];
+		free(o->chain);
+		free(o->principal);
+		free(o->action);
+		free(o->secret);
+		free(o->version);
+		free(o->error);
+		free(o->request_hash);
+	}
+	free(x.items);
+	free(x.ptrs);
+}
+
 /* --- entry --------------------------------------------------------------------------------- */
 
 void admin_call(coffer_store *st, pol_table *pol, const char *principal, gs_method m,
@@ -679,6 +800,12 @@ void admin_call(coffer_store *st, pol_table *pol, const char *principal, gs_meth
 		break;
 	case GS_M_ADMIN_PUT:
 		do_put(st, body, blen, a);
+		break;
+	case GS_M_ADMIN_META:
+		do_meta(st, body, blen, a);
+		break;
+	case GS_M_ADMIN_AUDIT:
+		do_audit(st, body, blen, a);
 		break;
 	default:
 		fail(a, GS_UNIMPLEMENTED, "unknown method");

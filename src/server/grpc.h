@@ -50,6 +50,8 @@ typedef enum gs_method {
 	GS_M_ADMIN_AUDIT_VERIFY,
 	GS_M_ADMIN_DESCRIBE,
 	GS_M_ADMIN_PUT,
+	GS_M_ADMIN_META,
+	GS_M_ADMIN_AUDIT,
 	GS_M_COUNT /* not a method: how many there are */
 } gs_method;
 

@@ -23,7 +23,8 @@
 
 static const char *const method_names[GS_M_COUNT] = {
     "Unknown", "Put", "Access", "Declare", "Declare", "Check", "Versions", "List", "Destroy",
-    "Disable", "Enable", "Label", "Delete", "Restore", "AuditVerify", "Describe", "AdminPut"};
+    "Disable", "Enable", "Label", "Delete", "Restore", "AuditVerify", "Describe", "AdminPut",
+    "Meta", "Audit"};
 
 static uint64_t now_us(void)
 {

@@ -137,6 +137,11 @@ scenario() { # scenario DIR: run against whatever C reaches (store or server)
 	step "$d" 63-describe C describe db.password
 	step "$d" 64-describe-json C describe db.password --json
 	step "$d" 65-describe-nosuch C describe nosuch --json
+	step "$d" 66-meta C meta db.password --description "the db" --tag env=prod --tag team=core --max-versions 10 --json
+	step "$d" 67-meta-merge C meta db.password --tag team --tag tier=1
+	step "$d" 68-describe-meta C describe db.password --json
+	step "$d" 69-meta-nosuch C meta nosuch --description x
+	step "$d" 70-meta-bad-tag C meta db.password --tag =x
 }
 
 (
@@ -217,6 +222,11 @@ assert [x["name"] for x in j("62-list-prefix-page")["secrets"]] == ["cas.new"]
 de = j("64-describe-json")
 assert de["current_version"] == "5" and de["labels"]["latest"] == "5" and de["deleted"] is False, de
 assert rc("65-describe-nosuch") == 3
+assert j("66-meta") == {"name": "db.password", "description": "the db",
+                        "tags": {"env": "prod", "team": "core"}, "max_versions": 10}, j("66-meta")
+de = j("68-describe-meta")
+assert de["tags"] == {"env": "prod", "tier": "1"} and de["max_versions"] == 10, de
+assert rc("69-meta-nosuch") == 3 and rc("70-meta-bad-tag") == 2
 assert open(os.path.join(d, "21-versions-nosuch-json.out")).read() == ""
 EOF
 expect_eq "3 3 3 3" "$(cat "$R/18-access-destroyed.rc") $(cat "$R/20-access-nosuch.rc") $(cat "$R/21-versions-nosuch-json.rc") $(cat "$R/22-destroy-again.rc")" \
@@ -279,10 +289,23 @@ expect_rc 4 "no-admin token: describe is refused" A describe app.key
 expect_rc 0 "audit verify through the server" O audit verify --json
 python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["ok"] and d["entries"] > 0, d' "$WORK/out" \
 	&& pass "... ok, with the entries checked" || fail "audit verify --json: $(cat "$WORK/out")"
-expect_rc 2 "--server with meta is a usage error (local only for now)" O meta app.key --description x
-expect_err_has "works on a local store only" "... meta says it is local only"
-expect_rc 1 "audit (the log) through a server is refused" O audit
-expect_err_has "not available against this server" "... saying so"
+expect_rc 4 "no-admin token: meta is refused" A meta app.key --description x
+expect_rc 4 "no-admin token: audit is refused" A audit
+expect_rc 0 "audit through the server (--json)" O audit --json
+python3 - "$WORK/out" <<'EOF' && pass "... the server's log: entries in order, no value or request id in it" || fail "remote audit --json: $(head -c 300 "$WORK/out")"
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert len(d) > 10 and [e["id"] for e in d] == sorted(e["id"] for e in d), d[:3]
+text = json.dumps(d)
+for canary in ("bleak_dearest_hanged_reigns", "crummy_goofed_caddy_radiant", "rid-1"):
+    assert canary not in text, canary
+EOF
+grep -q "$OPS_TOKEN" "$WORK/out" && fail "the token is in the audit output" || pass "... nor the token"
+expect_rc 0 "audit --secret through the server" O audit --secret db.password --json
+python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d and {e["secret"] for e in d} == {"db.password"}, d' "$WORK/out" \
+	&& pass "... only that secret's entries" || fail "remote audit --secret: $(head -c 300 "$WORK/out")"
+expect_rc 0 "audit (text) through the server" O audit --since 2000-01-01
+head -1 "$WORK/out" | grep -q '^ID ' && pass "... with its header" || fail "remote audit text: $(head -2 "$WORK/out")"
 
 # --- a wrong token, no token ----------------------------------------------------------------
 expect_rc 4 "a wrong token: exit 4" env COFFER_TOKEN=wrong-$(rand_token) "$COFFER" --server "$ADDR" access db.password
