@@ -141,6 +141,69 @@ COFFER_API int coffer_client_list(coffer_client *c,
 COFFER_API int coffer_client_destroy(coffer_client *c, const char *name, const char *version,
                                      char version_out[COFFER_VERSION_MAX]) COFFER_MUST_CHECK;
 
+/*
+ * The lifecycle (docs/lifecycle.md), over the admin service; each needs an admin grant.
+ * Disable / Enable one version (an id or a label; "latest" for disable only); the real id is
+ * written to version_out when not NULL. Label set points `label` at `version` (an id, latest,
+ * previous or another label) and writes the id; label delete removes it. Labels calls cb with
+ * ("latest", id), ("previous", id) and each custom label (Admin/Versions). Delete schedules the
+ * secret for deletion for recovery_days (0: the server's default, 7), or with force destroys it
+ * now; *purge_at_ms (when not NULL) gets when it goes for good (0 with force). Restore brings it
+ * back. Audit verify checks the audit log's MAC chains: COFFER_OK with *entries, or
+ * COFFER_EINTEGRITY with coffer_client_errmsg() naming the first broken entry.
+ * Return COFFER_OK or the codes of the connection and of the matching coffer.h call, among
+ * them COFFER_EDISABLED and COFFER_EDELETED (refused by state: exit code 8).
+ */
+COFFER_API int coffer_client_disable(coffer_client *c, const char *name, const char *version,
+                                     char version_out[COFFER_VERSION_MAX]) COFFER_MUST_CHECK;
+COFFER_API int coffer_client_enable(coffer_client *c, const char *name, const char *version,
+                                    char version_out[COFFER_VERSION_MAX]) COFFER_MUST_CHECK;
+COFFER_API int coffer_client_label_set(coffer_client *c, const char *name, const char *label,
+                                       const char *version,
+                                       char version_out[COFFER_VERSION_MAX]) COFFER_MUST_CHECK;
+COFFER_API int coffer_client_label_delete(coffer_client *c, const char *name,
+                                          const char *label) COFFER_MUST_CHECK;
+COFFER_API int coffer_client_labels(coffer_client *c, const char *name,
+                                    int (*cb)(void *ctx, const char *label, const char *version),
+                                    void *ctx);
+COFFER_API int coffer_client_delete(coffer_client *c, const char *name, unsigned recovery_days,
+                                    int force, int64_t *purge_at_ms) COFFER_MUST_CHECK;
+COFFER_API int coffer_client_restore(coffer_client *c, const char *name) COFFER_MUST_CHECK;
+COFFER_API int coffer_client_audit_verify(coffer_client *c, uint64_t *entries) COFFER_MUST_CHECK;
+
+/*
+ * Describe: the secret's metadata as coffer_describe() gives it (Admin/Describe), and label_cb
+ * (when not NULL) called for each label with the id it names. Put with options: as
+ * coffer_put_ex() (check-and-set, request id; *replayed when not NULL), over Admin/Put (Nitric's
+ * Put has no such fields), so it needs an admin grant. List page: as coffer_list_page() (prefix,
+ * 1-1000 names, the previous page's next_token; next_token "" on the last page).
+ * Return COFFER_OK, cb's value, or the codes of the connection and of those coffer.h calls.
+ */
+COFFER_API int coffer_client_describe(coffer_client *c, const char *name,
+                                      coffer_secret_info *out,
+                                      int (*label_cb)(void *ctx, const char *label,
+                                                      const char *version),
+                                      void *ctx) COFFER_MUST_CHECK;
+COFFER_API int coffer_client_put_ex(coffer_client *c, const char *name, const void *value,
+                                    size_t len, const coffer_put_opts *opts,
+                                    char version_out[COFFER_VERSION_MAX],
+                                    int *replayed) COFFER_MUST_CHECK;
+/*
+ * Set info: as coffer_set_info() and coffer_set_max_versions() (Admin/Meta): description and
+ * tags NULL to leave them, max_versions < 0 to leave it. Audit: each audit log entry at or after
+ * since_unix_ms (0: all), of one secret (NULL: all), in the order written (Admin/Audit, a page of
+ * up to 1000 at a time); the strings live during the callback only.
+ */
+COFFER_API int coffer_client_set_info(coffer_client *c, const char *name,
+                                      const char *description, const char *tags,
+                                      int64_t max_versions) COFFER_MUST_CHECK;
+COFFER_API int coffer_client_audit(coffer_client *c, int64_t since_unix_ms, const char *secret,
+                                   int (*cb)(void *ctx, const coffer_audit_entry *e), void *ctx);
+COFFER_API int coffer_client_list_page(coffer_client *c, const char *prefix, size_t limit,
+                                       const char *page_token,
+                                       int (*cb)(void *ctx, const char *name, size_t nversions),
+                                       void *ctx, char next_token[COFFER_PAGE_TOKEN_MAX]);
+
 #ifdef __cplusplus
 }
 #endif

@@ -63,6 +63,20 @@ typedef enum opt_id {
 	O_QUIET,
 	O_CONFIG,
 	O_PRINT_CONFIG,
+	/* the lifecycle (docs/lifecycle.md) */
+	O_IF_VERSION,
+	O_REQUEST_ID,
+	O_DELETE_LABEL,
+	O_RECOVERY_DAYS,
+	O_FORCE,
+	O_DESCRIPTION,
+	O_TAG,
+	O_MAX_VERSIONS,
+	O_PREFIX,
+	O_LIMIT,
+	O_PAGE_TOKEN,
+	O_SINCE,
+	O_SECRET,
 	O_COUNT
 } opt_id;
 
@@ -134,6 +148,11 @@ typedef struct tgt_version {
 	uint32_t key_id;
 } tgt_version;
 
+typedef struct tgt_label {
+	char label[64];
+	char version[COFFER_VERSION_MAX];
+} tgt_label;
+
 typedef struct tgt_name {
 	char *name;
 	size_t nversions;
@@ -152,6 +171,29 @@ typedef struct target_ops {
 	               char version_out[COFFER_VERSION_MAX]);
 	const char *(*errmsg)(target *t);
 	void (*close)(target *t);
+	/* The lifecycle (docs/lifecycle.md). A NULL op: the target cannot do it (the command says
+	 * so). put_ex: put with check-and-set and/or a request id (opts as coffer_put_opts). */
+	int (*put_ex)(target *t, const char *name, const void *val, size_t len,
+	              const coffer_put_opts *opts, char version[COFFER_VERSION_MAX], int *replayed);
+	/* enable: 1 enables, 0 disables */
+	int (*set_state)(target *t, const char *name, const char *version, int enable,
+	                 char version_out[COFFER_VERSION_MAX]);
+	int (*label_set)(target *t, const char *name, const char *label, const char *version,
+	                 char version_out[COFFER_VERSION_MAX]);
+	int (*label_delete)(target *t, const char *name, const char *label);
+	int (*labels)(target *t, const char *name, tgt_label **out, size_t *n);
+	int (*del)(target *t, const char *name, unsigned recovery_days, int64_t *purge_at_ms);
+	int (*restore)(target *t, const char *name);
+	int (*describe)(target *t, const char *name, coffer_secret_info *out);
+	/* description/tags: NULL leaves them; max_versions < 0 leaves it */
+	int (*set_info)(target *t, const char *name, const char *description, const char *tags,
+	                int64_t max_versions);
+	int (*list_page)(target *t, const char *prefix, size_t limit, const char *token,
+	                 tgt_name **out, size_t *n, char next_token[COFFER_PAGE_TOKEN_MAX]);
+	int (*audit_list)(target *t, int64_t since_ms, const char *secret,
+	                  int (*cb)(void *ctx, const coffer_audit_entry *e), void *ctx);
+	int (*audit_verify)(target *t, uint64_t *entries, uint64_t *first_bad, char *err,
+	                    size_t errlen);
 } target_ops;
 
 struct target {
@@ -245,5 +287,17 @@ int cmd_serve(cli *c);
 int serve_conf_run(cli *c); /* resolve, then --print-config or coffer_serve() */
 int cmd_help(cli *c);
 int cmd_completion(cli *c);
+/* the lifecycle (cmds_life.c) */
+int cmd_disable(cli *c);
+int cmd_enable(cli *c);
+int cmd_label(cli *c);
+int cmd_delete(cli *c);
+int cmd_restore(cli *c);
+int cmd_describe(cli *c);
+int cmd_meta(cli *c);
+int cmd_audit(cli *c);
+/* cmds.c, for cmds_life.c */
+const char *cli_split_ref(const char *ref, char name[COFFER_NAME_MAX + 2]);
+void cli_format_time(int64_t ms, char *buf, size_t len, int iso);
 
 #endif

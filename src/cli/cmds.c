@@ -157,7 +157,21 @@ int cmd_put(cli *c)
 			            "of it (--trim drops it; printf %%s sends none)");
 		}
 	}
-	if (rc == 0) {
+	const char *rid = cli_opt(c, O_REQUEST_ID);
+	int cas = cli_has(c, O_IF_VERSION), replayed = 0;
+	if (rc == 0 && rid != NULL && (rid[0] == '\0' || strlen(rid) > COFFER_REQUEST_ID_MAX))
+		rc = cli_usage_error(c, "--request-id wants 1 to %d bytes", COFFER_REQUEST_ID_MAX);
+	if (rc == 0 && (cas || rid != NULL) && c->tgt->ops->put_ex == NULL)
+		rc = cli_fail(c, COFFER_EMISUSE, "--if-version and --request-id are not available "
+		                                 "against this server");
+	if (rc == 0 && (cas || rid != NULL)) {
+		coffer_put_opts po = {.flags = cas ? COFFER_PUT_IF_VERSION : 0,
+		                      .if_version = c->num[O_IF_VERSION],
+		                      .request_id = rid,
+		                      .request_id_len = rid != NULL ? strlen(rid) : 0};
+		int r = c->tgt->ops->put_ex(c->tgt, name, val, len, &po, ver, &replayed);
+		rc = r == COFFER_OK ? 0 : cli_fail(c, r, NULL);
+	} else if (rc == 0) {
 		int r = c->tgt->ops->put(c->tgt, name, val, len, ver);
 		rc = r == COFFER_OK ? 0 : cli_fail(c, r, NULL);
 	}
@@ -169,8 +183,15 @@ int cmd_put(cli *c)
 		         "warning: '%s' is not a portable name (clouds accept lower-case letters, "
 		         "digits and '-', up to %d)",
 		         name, COFFER_PORTABLE_NAME_MAX);
-	if (c->json)
-		return cli_emit(c, json_pack("{s:s,s:s}", "name", name, "version", ver));
+	if (replayed)
+		cli_note(c, "request id seen before: version %s is the one its first put made; "
+		            "nothing stored", ver);
+	if (c->json) {
+		json_t *j = json_pack("{s:s,s:s}", "name", name, "version", ver);
+		if (j != NULL && rid != NULL)
+			json_object_set_new(j, "replayed", json_boolean(replayed));
+		return cli_emit(c, j);
+	}
 	printf("%s\n", ver);
 	return 0;
 }
@@ -191,7 +212,7 @@ static int write_all(int fd, const void *buf, size_t n)
 }
 
 /* Split "NAME[@VERSION]" into name (bounded copy) and version ("latest" by default). */
-static const char *split_ref(const char *ref, char name[COFFER_NAME_MAX + 2])
+const char *cli_split_ref(const char *ref, char name[COFFER_NAME_MAX + 2])
 {
 	const char *at = strchr(ref, '@');
 	size_t n = at != NULL ? (size_t)(at - ref) : strlen(ref);
@@ -201,6 +222,8 @@ static const char *split_ref(const char *ref, char name[COFFER_NAME_MAX + 2])
 	name[n] = '\0';
 	return at != NULL ? at + 1 : "latest";
 }
+
+#define split_ref cli_split_ref
 
 static char *base64(const unsigned char *p, size_t n)
 {
@@ -253,7 +276,7 @@ int cmd_access(cli *c)
 	return rc;
 }
 
-static void format_time(int64_t ms, char *buf, size_t len, int iso)
+void cli_format_time(int64_t ms, char *buf, size_t len, int iso)
 {
 	time_t t = (time_t)(ms / 1000);
 	struct tm tm;
@@ -271,27 +294,47 @@ int cmd_versions(cli *c)
 	int r = c->tgt->ops->versions(c->tgt, c->args[0], &vs, &n);
 	if (r != COFFER_OK)
 		return cli_fail(c, r, NULL);
+	tgt_label *ls = NULL;
+	size_t nl = 0;
+	if (c->tgt->ops->labels != NULL &&
+	    (r = c->tgt->ops->labels(c->tgt, c->args[0], &ls, &nl)) != COFFER_OK) {
+		free(vs);
+		return cli_fail(c, r, NULL);
+	}
 	json_t *arr = c->json ? json_array() : NULL;
 	if (!c->json)
-		printf("%-10s %-20s %-10s %-8s %s\n", "VERSION", "CREATED (UTC)", "STATE", "SIZE",
-		       "KEY");
+		printf("%-10s %-20s %-10s %-8s %-4s %s\n", "VERSION", "CREATED (UTC)", "STATE", "SIZE",
+		       "KEY", "LABELS");
 	for (size_t i = 0; i < n; i++) {
-		char when[32];
+		char when[32], labels[1024] = "";
+		json_t *jl = c->json ? json_array() : NULL;
+		size_t off = 0;
+		for (size_t k = 0; k < nl; k++) {
+			if (strcmp(ls[k].version, vs[i].version) != 0)
+				continue;
+			if (jl != NULL)
+				json_array_append_new(jl, json_string(ls[k].label));
+			else if (off < sizeof labels)
+				off += (size_t)snprintf(labels + off, sizeof labels - off, "%s%s",
+				                        off ? "," : "", ls[k].label);
+		}
 		const char *state = vs[i].state == COFFER_STATE_ENABLED    ? "enabled"
 		                    : vs[i].state == COFFER_STATE_DISABLED ? "disabled"
 		                                                           : "destroyed";
-		format_time(vs[i].created_unix_ms, when, sizeof when, c->json);
+		cli_format_time(vs[i].created_unix_ms, when, sizeof when, c->json);
 		if (c->json)
 			json_array_append_new(
-			    arr, json_pack("{s:s,s:s,s:I,s:s,s:I,s:I}", "version", vs[i].version,
+			    arr, json_pack("{s:s,s:s,s:I,s:s,s:I,s:I,s:o}", "version", vs[i].version,
 			                   "created", when, "created_unix_ms",
 			                   (json_int_t)vs[i].created_unix_ms, "state", state, "size",
-			                   (json_int_t)vs[i].size, "key_id", (json_int_t)vs[i].key_id));
+			                   (json_int_t)vs[i].size, "key_id", (json_int_t)vs[i].key_id,
+			                   "labels", jl));
 		else
-			printf("%-10s %-20s %-10s %-8zu %u\n", vs[i].version, when, state, vs[i].size,
-			       (unsigned)vs[i].key_id);
+			printf("%-10s %-20s %-10s %-8zu %-4u %s\n", vs[i].version, when, state,
+			       vs[i].size, (unsigned)vs[i].key_id, labels[0] ? labels : "-");
 	}
 	free(vs);
+	free(ls);
 	return c->json ? cli_emit(c, arr) : 0;
 }
 
@@ -299,10 +342,56 @@ int cmd_list(cli *c)
 {
 	tgt_name *ns = NULL;
 	size_t n = 0;
+	char next[COFFER_PAGE_TOKEN_MAX] = "";
+	const char *prefix = cli_opt(c, O_PREFIX), *token = cli_opt(c, O_PAGE_TOKEN);
+	/* Paged (--limit or --page-token): one page, and the JSON is an object that carries
+	 * next_page_token. Otherwise every name (with --prefix: those), and the JSON stays the
+	 * array it always was. */
+	int paged = cli_has(c, O_LIMIT) || token != NULL;
 	int rc = cli_target_open(c, 0);
 	if (rc != 0)
 		return rc;
-	int r = c->tgt->ops->list(c->tgt, &ns, &n);
+	int r;
+	if ((paged || prefix != NULL) && c->tgt->ops->list_page == NULL)
+		return cli_fail(c, COFFER_EMISUSE, "--prefix, --limit and --page-token are not "
+		                                   "available against this server");
+	if (paged) {
+		r = c->tgt->ops->list_page(c->tgt, prefix, cli_has(c, O_LIMIT) ? c->num[O_LIMIT] : 100,
+		                           token, &ns, &n, next);
+	} else if (prefix != NULL) {
+		/* every page of the prefix, so memory is the names', not the store's */
+		cli_vec all = {.size = sizeof(tgt_name)};
+		r = COFFER_OK;
+		do {
+			tgt_name *pg = NULL;
+			size_t pn = 0;
+			char tok[COFFER_PAGE_TOKEN_MAX];
+			snprintf(tok, sizeof tok, "%s", next);
+			r = c->tgt->ops->list_page(c->tgt, prefix, COFFER_PAGE_SIZE_MAX, tok, &pg, &pn,
+			                           next);
+			for (size_t i = 0; r == COFFER_OK && i < pn; i++) {
+				if (all.n == all.cap) {
+					size_t ncap = all.cap ? all.cap * 2 : 64;
+					void *ni = realloc(all.items, ncap * all.size);
+					if (ni == NULL) {
+						r = COFFER_ENOMEM;
+						break;
+					}
+					all.items = ni;
+					all.cap = ncap;
+				}
+				((tgt_name *)all.items)[all.n++] = pg[i];
+				pg[i].name = NULL;
+			}
+			cli_names_free(pg, pn);
+		} while (r == COFFER_OK && next[0] != '\0');
+		if (r != COFFER_OK)
+			cli_names_free(all.items, all.n);
+		ns = r == COFFER_OK ? all.items : NULL;
+		n = r == COFFER_OK ? all.n : 0;
+	} else {
+		r = c->tgt->ops->list(c->tgt, &ns, &n);
+	}
 	if (r != COFFER_OK)
 		return cli_fail(c, r, NULL);
 	json_t *arr = c->json ? json_array() : NULL;
@@ -322,6 +411,12 @@ int cmd_list(cli *c)
 		free(ns[i].name);
 	}
 	free(ns);
+	if (paged && c->json)
+		return cli_emit(c, json_pack("{s:o,s:s}", "secrets", arr, "next_page_token", next));
+	if (paged && next[0] != '\0')
+		cli_note(c, "more: coffer list%s%s --limit %lu --page-token %s",
+		         prefix ? " --prefix " : "", prefix ? prefix : "",
+		         cli_has(c, O_LIMIT) ? c->num[O_LIMIT] : 100UL, next);
 	return c->json ? cli_emit(c, arr) : 0;
 }
 

@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <malloc.h>
+#include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -307,8 +308,169 @@ static void lt_close(target *t)
 	free(t);
 }
 
-static const target_ops local_ops = {lt_put,  lt_access,  lt_value_free, lt_versions,
-                                     lt_list, lt_destroy, lt_errmsg,     lt_close};
+/* The lifecycle: one libcoffer call each. */
+static int lt_put_ex(target *t, const char *name, const void *val, size_t len,
+                     const coffer_put_opts *opts, char version[COFFER_VERSION_MAX], int *replayed)
+{
+	coffer_secret *sec = NULL;
+	int rc = lt_secret(t, name, COFFER_PUT, &sec);
+	if (rc == COFFER_OK)
+		rc = coffer_put_ex(sec, val, len, opts, version, replayed);
+	coffer_secret_free(sec);
+	return rc;
+}
+
+static int lt_set_state(target *t, const char *name, const char *version, int enable,
+                        char version_out[COFFER_VERSION_MAX])
+{
+	coffer_secret *sec = NULL;
+	int rc = lt_secret(t, name, COFFER_PUT, &sec);
+	if (rc == COFFER_OK)
+		rc = enable ? coffer_enable(sec, version, version_out)
+		            : coffer_disable(sec, version, version_out);
+	coffer_secret_free(sec);
+	return rc;
+}
+
+static int lt_label_set(target *t, const char *name, const char *label, const char *version,
+                        char version_out[COFFER_VERSION_MAX])
+{
+	coffer_secret *sec = NULL;
+	int rc = lt_secret(t, name, COFFER_PUT, &sec);
+	if (rc == COFFER_OK)
+		rc = coffer_label_set(sec, label, version, version_out);
+	coffer_secret_free(sec);
+	return rc;
+}
+
+static int lt_label_delete(target *t, const char *name, const char *label)
+{
+	coffer_secret *sec = NULL;
+	int rc = lt_secret(t, name, COFFER_PUT, &sec);
+	if (rc == COFFER_OK)
+		rc = coffer_label_delete(sec, label);
+	coffer_secret_free(sec);
+	return rc;
+}
+
+static int collect_label(void *ctx, const char *label, const char *version)
+{
+	tgt_label *o = vec_push(ctx);
+	if (o == NULL)
+		return COFFER_ENOMEM;
+	snprintf(o->label, sizeof o->label, "%s", label);
+	snprintf(o->version, sizeof o->version, "%s", version);
+	return 0;
+}
+
+static int lt_labels(target *t, const char *name, tgt_label **out, size_t *n)
+{
+	coffer_secret *sec = NULL;
+	cli_vec v = {.size = sizeof(tgt_label)};
+	int rc = lt_secret(t, name, COFFER_ACCESS, &sec);
+	if (rc == COFFER_OK)
+		rc = coffer_list_labels(sec, collect_label, &v);
+	coffer_secret_free(sec);
+	if (rc != COFFER_OK) {
+		free(v.items);
+		return rc;
+	}
+	*out = v.items;
+	*n = v.n;
+	return COFFER_OK;
+}
+
+static int lt_del(target *t, const char *name, unsigned days, int64_t *purge_at_ms)
+{
+	coffer_secret *sec = NULL;
+	int rc = lt_secret(t, name, COFFER_PUT, &sec);
+	if (rc == COFFER_OK)
+		rc = coffer_delete(sec, days, purge_at_ms);
+	coffer_secret_free(sec);
+	return rc;
+}
+
+static int lt_restore(target *t, const char *name)
+{
+	coffer_secret *sec = NULL;
+	int rc = lt_secret(t, name, COFFER_PUT, &sec);
+	if (rc == COFFER_OK)
+		rc = coffer_restore(sec);
+	coffer_secret_free(sec);
+	return rc;
+}
+
+static int lt_describe(target *t, const char *name, coffer_secret_info *out)
+{
+	coffer_secret *sec = NULL;
+	int rc = lt_secret(t, name, COFFER_ACCESS, &sec);
+	if (rc == COFFER_OK)
+		rc = coffer_describe(sec, out);
+	coffer_secret_free(sec);
+	return rc;
+}
+
+static int lt_set_info(target *t, const char *name, const char *description, const char *tags,
+                       int64_t max_versions)
+{
+	coffer_secret *sec = NULL;
+	int rc = lt_secret(t, name, COFFER_PUT, &sec);
+	if (rc == COFFER_OK && (description != NULL || tags != NULL))
+		rc = coffer_set_info(sec, description, tags);
+	if (rc == COFFER_OK && max_versions >= 0)
+		rc = coffer_set_max_versions(sec, (uint64_t)max_versions);
+	coffer_secret_free(sec);
+	return rc;
+}
+
+static int lt_list_page(target *t, const char *prefix, size_t limit, const char *token,
+                        tgt_name **out, size_t *n, char next_token[COFFER_PAGE_TOKEN_MAX])
+{
+	cli_vec v = {.size = sizeof(tgt_name)};
+	int rc = coffer_list_page(t->st, prefix, limit, token, cli_collect_name, &v, next_token);
+	if (rc != COFFER_OK) {
+		cli_names_free(v.items, v.n);
+		return rc;
+	}
+	*out = v.items;
+	*n = v.n;
+	return COFFER_OK;
+}
+
+static int lt_audit_list(target *t, int64_t since_ms, const char *secret,
+                         int (*cb)(void *ctx, const coffer_audit_entry *e), void *ctx)
+{
+	return coffer_audit_list(t->st, since_ms, secret, cb, ctx);
+}
+
+static int lt_audit_verify(target *t, uint64_t *entries, uint64_t *first_bad, char *err,
+                           size_t errlen)
+{
+	return coffer_audit_verify(t->st, entries, first_bad, err, errlen);
+}
+
+static const target_ops local_ops = {
+    .put = lt_put,
+    .access = lt_access,
+    .value_free = lt_value_free,
+    .versions = lt_versions,
+    .list = lt_list,
+    .destroy = lt_destroy,
+    .errmsg = lt_errmsg,
+    .close = lt_close,
+    .put_ex = lt_put_ex,
+    .set_state = lt_set_state,
+    .label_set = lt_label_set,
+    .label_delete = lt_label_delete,
+    .labels = lt_labels,
+    .del = lt_del,
+    .restore = lt_restore,
+    .describe = lt_describe,
+    .set_info = lt_set_info,
+    .list_page = lt_list_page,
+    .audit_list = lt_audit_list,
+    .audit_verify = lt_audit_verify,
+};
 
 static const char *store_location(const cli *c)
 {
@@ -360,8 +522,15 @@ static void wrong_key_hint(const cli *c, char *hint, size_t len)
 
 int cli_open_local(cli *c, int create, coffer_store **out)
 {
-	char err[1024], shown[1024], hint[8192];
+	char err[1024], shown[1024], hint[8192], principal[300];
+	/* The audit log names who acted: cli:USER (the real uid's name, else the number). */
+	struct passwd *pw = getpwuid(getuid());
+	if (pw != NULL && pw->pw_name != NULL && strlen(pw->pw_name) < 256)
+		snprintf(principal, sizeof principal, "cli:%s", pw->pw_name);
+	else
+		snprintf(principal, sizeof principal, "cli:%u", (unsigned)getuid());
 	coffer_options o = {.key_file = cli_opt(c, O_KEY_FILE),
+	                    .principal = principal,
 	                    .max_value = c->num[O_MAX_VALUE],
 	                    .flags = create ? 0 : COFFER_OPEN_NO_CREATE};
 	const char *loc = store_location(c);

@@ -278,8 +278,134 @@ static void rt_close(target *t)
 	free(t);
 }
 
-static const target_ops remote_ops = {rt_put,  rt_access,  rt_value_free, rt_versions,
-                                      rt_list, rt_destroy, rt_errmsg,     rt_close};
+static int rt_set_state(target *t, const char *name, const char *version, int enable,
+                        char version_out[COFFER_VERSION_MAX])
+{
+	return enable ? coffer_client_enable(cl_of(t), name, version, version_out)
+	              : coffer_client_disable(cl_of(t), name, version, version_out);
+}
+
+static int rt_label_set(target *t, const char *name, const char *label, const char *version,
+                        char version_out[COFFER_VERSION_MAX])
+{
+	return coffer_client_label_set(cl_of(t), name, label, version, version_out);
+}
+
+static int rt_label_delete(target *t, const char *name, const char *label)
+{
+	return coffer_client_label_delete(cl_of(t), name, label);
+}
+
+static int rt_collect_label(void *ctx, const char *label, const char *version)
+{
+	cli_vec *v = ctx;
+	if (v->n == v->cap) {
+		size_t ncap = v->cap ? v->cap * 2 : 8;
+		void *ni = realloc(v->items, ncap * v->size);
+		if (ni == NULL)
+			return COFFER_ENOMEM;
+		v->items = ni;
+		v->cap = ncap;
+	}
+	tgt_label *o = (tgt_label *)v->items + v->n++;
+	snprintf(o->label, sizeof o->label, "%s", label);
+	snprintf(o->version, sizeof o->version, "%s", version);
+	return 0;
+}
+
+static int rt_labels(target *t, const char *name, tgt_label **out, size_t *n)
+{
+	cli_vec v = {.size = sizeof(tgt_label)};
+	int rc = coffer_client_labels(cl_of(t), name, rt_collect_label, &v);
+	if (rc != COFFER_OK) {
+		free(v.items);
+		return rc;
+	}
+	*out = v.items;
+	*n = v.n;
+	return COFFER_OK;
+}
+
+static int rt_del(target *t, const char *name, unsigned days, int64_t *purge_at_ms)
+{
+	return coffer_client_delete(cl_of(t), name, days, days == 0, purge_at_ms);
+}
+
+static int rt_restore(target *t, const char *name)
+{
+	return coffer_client_restore(cl_of(t), name);
+}
+
+static int rt_audit_verify(target *t, uint64_t *entries, uint64_t *first_bad, char *err,
+                           size_t errlen)
+{
+	/* The server's message names the first broken entry: the CLI prints it as is. */
+	(void)first_bad;
+	(void)err;
+	(void)errlen;
+	return coffer_client_audit_verify(cl_of(t), entries);
+}
+
+static int rt_put_ex(target *t, const char *name, const void *val, size_t len,
+                     const coffer_put_opts *opts, char version[COFFER_VERSION_MAX], int *replayed)
+{
+	return coffer_client_put_ex(cl_of(t), name, val, len, opts, version, replayed);
+}
+
+static int rt_describe(target *t, const char *name, coffer_secret_info *out)
+{
+	return coffer_client_describe(cl_of(t), name, out, NULL, NULL);
+}
+
+static int rt_list_page(target *t, const char *prefix, size_t limit, const char *token,
+                        tgt_name **out, size_t *n, char next_token[COFFER_PAGE_TOKEN_MAX])
+{
+	cli_vec v = {.size = sizeof(tgt_name)};
+	int rc = coffer_client_list_page(cl_of(t), prefix, limit, token, cli_collect_name, &v,
+	                                 next_token);
+	if (rc != COFFER_OK) {
+		cli_names_free(v.items, v.n);
+		return rc;
+	}
+	*out = v.items;
+	*n = v.n;
+	return COFFER_OK;
+}
+
+static int rt_set_info(target *t, const char *name, const char *description, const char *tags,
+                       int64_t max_versions)
+{
+	return coffer_client_set_info(cl_of(t), name, description, tags, max_versions);
+}
+
+static int rt_audit_list(target *t, int64_t since_ms, const char *secret,
+                         int (*cb)(void *ctx, const coffer_audit_entry *e), void *ctx)
+{
+	return coffer_client_audit(cl_of(t), since_ms, secret, cb, ctx);
+}
+
+static const target_ops remote_ops = {
+    .put = rt_put,
+    .access = rt_access,
+    .value_free = rt_value_free,
+    .versions = rt_versions,
+    .list = rt_list,
+    .destroy = rt_destroy,
+    .errmsg = rt_errmsg,
+    .close = rt_close,
+    .set_state = rt_set_state,
+    .label_set = rt_label_set,
+    .label_delete = rt_label_delete,
+    .labels = rt_labels,
+    .del = rt_del,
+    .restore = rt_restore,
+    .audit_verify = rt_audit_verify,
+    .put_ex = rt_put_ex,
+    .describe = rt_describe,
+    .list_page = rt_list_page,
+    .set_info = rt_set_info,
+    .audit_list = rt_audit_list,
+};
 
 int cli_remote_open(cli *c, target **out)
 {

@@ -92,7 +92,8 @@ const opt_def cli_opts[O_COUNT] = {
      "the operator's grants, one rule per line:\n"
      "  allow SERVICE put|access|put,access SECRET...\n"
      "  allow SERVICE admin *   (coffer's admin service: versions, list,\n"
-     "  destroy for coffer --server; the whole store only)\n"
+     "  destroy and the lifecycle commands for coffer --server; the\n"
+     "  whole store only)\n"
      "('*': all services or secrets). Without it (development), a\n"
      "service's own policy Declare grants it what it declared, and only\n"
      "the service 'default' may use the admin service.",
@@ -143,10 +144,51 @@ const opt_def cli_opts[O_COUNT] = {
      OPT_NOCONF, 0, 0},
     [O_PRINT_CONFIG] = {O_PRINT_CONFIG, "print-config", 0, ARG_NONE, NULL,
      "print the effective settings, where each came from, and exit", OPT_NOCONF, 0, 0},
+    [O_IF_VERSION] = {O_IF_VERSION, "if-version", 0, ARG_UINT, "N",
+     "check-and-set: store only if the secret's newest version id is N\n"
+     "(0: it has none); else nothing is stored and the exit code is 9",
+     0, 0, 4294967295UL},
+    [O_REQUEST_ID] = {O_REQUEST_ID, "request-id", 0, ARG_STR, "ID",
+     "idempotent put: the same ID with the same value (within 24 hours)\n"
+     "answers the version the first put made and stores nothing; with\n"
+     "another value it is an error. Kept only as a keyed hash",
+     0, 0, 0},
+    [O_DELETE_LABEL] = {O_DELETE_LABEL, "delete", 0, ARG_NONE, NULL, "remove the label instead of setting it",
+     0, 0, 0},
+    [O_RECOVERY_DAYS] = {O_RECOVERY_DAYS, "recovery-days", 0, ARG_UINT, "N",
+     "the recovery window: restore works for N days (1-30, default 7)", 0, 1,
+     COFFER_RECOVERY_DAYS_MAX},
+    [O_FORCE] = {O_FORCE, "force", 0, ARG_NONE, NULL,
+     "no recovery window: destroy the secret and every version now", 0, 0, 0},
+    [O_DESCRIPTION] = {O_DESCRIPTION, "description", 0, ARG_STR, "TEXT",
+     "set the description (\"\" clears it)", 0, 0, 0},
+    [O_TAG] = {O_TAG, "tag", 0, ARG_STR, "KEY=VALUE",
+     "set a tag (repeatable); KEY alone (no '=') removes that tag", OPT_MULTI, 0, 0},
+    [O_MAX_VERSIONS] = {O_MAX_VERSIONS, "max-versions", 0, ARG_UINT, "N",
+     "keep at most N versions with a value; each put destroys the oldest\n"
+     "unlabelled ones beyond that (0: no limit)",
+     0, 0, 4294967295UL},
+    [O_PREFIX] = {O_PREFIX, "prefix", 0, ARG_STR, "P", "only the names that begin with P", 0, 0, 0},
+    [O_LIMIT] = {O_LIMIT, "limit", 0, ARG_UINT, "N",
+     "one page of at most N names (1-1000); the next page's token is\n"
+     "printed (JSON: next_page_token)",
+     0, 1, COFFER_PAGE_SIZE_MAX},
+    [O_PAGE_TOKEN] = {O_PAGE_TOKEN, "page-token", 0, ARG_STR, "T",
+     "the page after the one that gave T (with --limit; default 100)", 0, 0, 0},
+    [O_SINCE] = {O_SINCE, "since", 0, ARG_STR, "TIME",
+     "entries at or after TIME: YYYY-MM-DD, YYYY-MM-DDTHH:MM:SSZ (UTC),\n"
+     "or Unix seconds",
+     0, 0, 0},
+    [O_SECRET] = {O_SECRET, "secret", 0, ARG_STR, "NAME", "only the entries about secret NAME", 0, 0, 0},
 };
 
 static const opt_id no_opts[] = {O_COUNT};
-static const opt_id put_opts[] = {O_FILE, O_TRIM, O_COUNT};
+static const opt_id put_opts[] = {O_FILE, O_TRIM, O_IF_VERSION, O_REQUEST_ID, O_COUNT};
+static const opt_id label_opts[] = {O_DELETE_LABEL, O_COUNT};
+static const opt_id delete_opts[] = {O_RECOVERY_DAYS, O_FORCE, O_COUNT};
+static const opt_id meta_opts[] = {O_DESCRIPTION, O_TAG, O_MAX_VERSIONS, O_COUNT};
+static const opt_id list_opts[] = {O_PREFIX, O_LIMIT, O_PAGE_TOKEN, O_COUNT};
+static const opt_id audit_opts[] = {O_SINCE, O_SECRET, O_COUNT};
 static const opt_id rekey_opts[] = {O_NEW_KEY_FILE, O_COUNT};
 static const opt_id run_opts[] = {O_ENV, O_COUNT};
 static const opt_id serve_opts[] = {O_LISTEN,        O_ALLOW_UID,    O_THREADS,        O_POLICY,  O_RECORD_POLICY,
@@ -164,24 +206,32 @@ const cmd_def cli_cmds[] = {
      "input that ends with a newline gets a warning (the newline is stored): --trim drops\n"
      "it. A value given as an argument is visible to other local users in the process\n"
      "list; prefer standard input or --file for real secrets.\n"
-     "JSON: {\"name\", \"version\", \"messages\"}.",
+     "--if-version N stores only if the newest version id is N (exit 9 otherwise);\n"
+     "--request-id ID makes a retry safe (the same ID answers the same version).\n"
+     "JSON: {\"name\", \"version\", \"messages\"; with --request-id \"replayed\"}.",
      1, 2, put_opts, CMD_JSON | CMD_REMOTE, cmd_put, NULL},
     {"access", "NAME[@VERSION]", "write a value's exact bytes to standard output",
-     "VERSION is 'latest' (the default, any letter case) or an id such as 2.\n"
+     "VERSION is 'latest' (the default, any letter case), an id such as 2, or a label\n"
+     "('previous', or one set with coffer label). A disabled version: exit 8.\n"
      "JSON: {\"name\", \"version\" (the real id), \"value_b64\", and \"value\" when the\n"
      "bytes are UTF-8}.",
      1, 1, no_opts, CMD_JSON | CMD_REMOTE, cmd_access, NULL},
     {"versions", "NAME", "list a secret's versions",
-     "Each version with its creation time (UTC), state, size and the id of the data key\n"
-     "that sealed it. JSON: [{\"version\", \"created\", \"created_unix_ms\", \"state\",\n"
-     "\"size\", \"key_id\"}]. With --server: needs an admin grant on the server.",
+     "Each version with its creation time (UTC), state (enabled, disabled, destroyed),\n"
+     "size, the id of the data key that sealed it, and the labels that name it (latest,\n"
+     "previous, custom ones). JSON: [{\"version\", \"created\", \"created_unix_ms\",\n"
+     "\"state\", \"size\", \"key_id\", \"labels\"}]. With --server: needs an admin grant\n"
+     "on the server.",
      1, 1, no_opts, CMD_JSON | CMD_REMOTE, cmd_versions, NULL},
     {"list", "", "list secret names and their readable versions",
-     "Destroyed versions are not counted. Secrets a program declared to coffer serve\n"
-     "that have no value yet are listed with 0 (declared, no value yet; local stores).\n"
-     "JSON: [{\"name\", \"versions\", and \"declared\": true for those}].\n"
+     "Destroyed versions are not counted; secrets scheduled for deletion are hidden.\n"
+     "Secrets a program declared to coffer serve that have no value yet are listed with\n"
+     "0 (declared, no value yet; local stores, without --prefix or paging).\n"
+     "JSON: [{\"name\", \"versions\", and \"declared\": true for those}]. One page\n"
+     "(--limit or --page-token): {\"secrets\": [...], \"next_page_token\"} (\"\" on the\n"
+     "last page); in text the next page's command is printed to stderr.\n"
      "With --server: needs an admin grant on the server.",
-     0, 0, no_opts,
+     0, 0, list_opts,
      CMD_JSON | CMD_REMOTE, cmd_list, NULL},
     {"policy", "show", "print the grants services declared to coffer serve",
      "Every (service, secret) a program declared to coffer serve, with the actions it\n"
@@ -193,6 +243,53 @@ const cmd_def cli_cmds[] = {
      "back to the version before. JSON: {\"name\", \"version\", \"state\"}.\n"
      "With --server: needs an admin grant on the server.",
      1, 1, no_opts, CMD_JSON | CMD_REMOTE, cmd_destroy, NULL},
+    {"disable", "NAME@VERSION", "keep a version's value but refuse every access of it",
+     "VERSION is an id, latest or a label. latest then names the newest version still\n"
+     "enabled; accessing the disabled one fails with exit 8 until coffer enable.\n"
+     "JSON: {\"name\", \"version\", \"state\"}.",
+     1, 1, no_opts, CMD_JSON | CMD_REMOTE, cmd_disable, NULL},
+    {"enable", "NAME@VERSION", "undo a disable",
+     "VERSION is an id or a label (not latest). A destroyed version stays destroyed.\n"
+     "JSON: {\"name\", \"version\", \"state\"}.",
+     1, 1, no_opts, CMD_JSON | CMD_REMOTE, cmd_enable, NULL},
+    {"label", "NAME LABEL [VERSION]", "point a label at a version, or remove it",
+     "Sets LABEL (or moves it, atomically) to VERSION (an id, latest, previous or another\n"
+     "label); with --delete, removes it. A label is 1-63 characters of A-Z a-z 0-9 . _ -,\n"
+     "a letter first; latest and previous are kept by coffer. NAME@LABEL then works\n"
+     "wherever NAME@VERSION does. JSON: {\"name\", \"label\", \"version\"} (\"deleted\":\n"
+     "true with --delete).",
+     2, 3, label_opts, CMD_JSON | CMD_REMOTE, cmd_label, NULL},
+    {"delete", "NAME", "schedule a secret for deletion (restore undoes it)",
+     "The secret is hidden from list and refuses access and put (exit 8) until coffer\n"
+     "restore, or until the recovery window (--recovery-days, default 7) has passed;\n"
+     "then it is destroyed for good. --force destroys it now.\n"
+     "JSON: {\"name\", \"purge_at\", \"purge_at_unix_ms\"} (0 with --force).",
+     1, 1, delete_opts, CMD_JSON | CMD_REMOTE, cmd_delete, NULL},
+    {"restore", "NAME", "bring back a secret scheduled for deletion",
+     "The secret comes back as it was (versions, labels, metadata).\n"
+     "JSON: {\"name\", \"restored\": true}.",
+     1, 1, no_opts, CMD_JSON | CMD_REMOTE, cmd_restore, NULL},
+    {"describe", "NAME", "print a secret's metadata",
+     "Description, tags, created and updated times, the current (latest), previous and\n"
+     "last version ids, max versions, labels, and the deletion time if it is scheduled.\n"
+     "JSON: {\"name\", \"description\", \"tags\": {K: V}, \"created\", \"created_unix_ms\",\n"
+     "\"updated\", \"updated_unix_ms\", \"current_version\", \"previous_version\",\n"
+     "\"last_version\", \"max_versions\", \"labels\": {LABEL: VERSION}, \"deleted\",\n"
+     "\"purge_at_unix_ms\"}. With --server: needs an admin grant on the server.",
+     1, 1, no_opts, CMD_JSON | CMD_REMOTE, cmd_describe, NULL},
+    {"meta", "NAME", "set a secret's description, tags or max versions",
+     "--tag merges into the tags the secret has (KEY alone removes KEY). The secret must\n"
+     "have a version. JSON: {\"name\", \"description\", \"tags\", \"max_versions\"} as\n"
+     "they are afterwards.",
+     1, 1, meta_opts, CMD_JSON | CMD_REMOTE, cmd_meta, NULL},
+    {"audit", "[verify]", "read the audit log, or verify its chain",
+     "Every put, access (coffer serve --audit), denial, lifecycle change and key\n"
+     "operation: time, principal, action, secret, version, outcome; never a value, and\n"
+     "request ids only as keyed hashes. 'coffer audit verify' checks the MAC chain and\n"
+     "names the first broken entry (exit 5).\nJSON: [{\"id\", \"chain\", \"seq\", \"time\",\n"
+     "\"time_unix_ms\", \"principal\", \"action\", \"secret\", \"version\", \"outcome\",\n"
+     "\"error\", \"request_hash\"}]; verify: {\"ok\", \"entries\"}.",
+     0, 1, audit_opts, CMD_JSON | CMD_REMOTE, cmd_audit, "audit"},
     {"run", "--env VAR=NAME[@VERSION]... [--] CMD [ARGS]",
      "run CMD with secrets in its environment",
      "CMD gets the caller's environment plus the VARs asked for, never coffer's own key\n"
@@ -656,7 +753,8 @@ void cli_help_global(void)
 	for (size_t i = 0; i < cli_ncmds; i++)
 		if (cli_cmds[i].flags & CMD_REMOTE)
 			fprintf(f, " %s", cli_cmds[i].name);
-	fprintf(f, "\n  (versions, list and destroy need an admin grant on the server)\n"
+	fprintf(f, "\n  (all but put, access and run need an admin grant on the server, and so does\n"
+	           "  put with --if-version or --request-id)\n"
 	           "on a local store only:");
 	for (size_t i = 0; i < cli_ncmds; i++)
 		if ((cli_cmds[i].flags & CMD_LOCAL) && !cmd_hidden(&cli_cmds[i]))
@@ -855,6 +953,8 @@ static const char *arg_action(const cmd_def *d, int zsh)
 		return zsh ? "_describe 'command' cmds" : "COMPREPLY=($(compgen -W \"$cmds\" -- \"$cur\"))";
 	if (strcmp(d->complete, "shells") == 0)
 		return zsh ? "compadd bash zsh" : "COMPREPLY=($(compgen -W \"bash zsh\" -- \"$cur\"))";
+	if (strcmp(d->complete, "audit") == 0)
+		return zsh ? "compadd verify" : "COMPREPLY=($(compgen -W \"verify\" -- \"$cur\"))";
 	if (strcmp(d->complete, "command") == 0)
 		return zsh ? "_command_names -e" : "COMPREPLY=($(compgen -c -- \"$cur\"))";
 	return NULL;

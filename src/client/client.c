@@ -17,6 +17,16 @@
 #define PATH_LIST     "/coffer.admin.v1.Admin/List"
 #define PATH_DESTROY  "/coffer.admin.v1.Admin/Destroy"
 #define PATH_DECLARE  "/nitric.proto.resources.v1.Resources/Declare"
+#define PATH_DISABLE  "/coffer.admin.v1.Admin/Disable"
+#define PATH_ENABLE   "/coffer.admin.v1.Admin/Enable"
+#define PATH_LABEL    "/coffer.admin.v1.Admin/Label"
+#define PATH_DELETE   "/coffer.admin.v1.Admin/Delete"
+#define PATH_RESTORE  "/coffer.admin.v1.Admin/Restore"
+#define PATH_AUDIT_VERIFY "/coffer.admin.v1.Admin/AuditVerify"
+#define PATH_DESCRIBE "/coffer.admin.v1.Admin/Describe"
+#define PATH_ADMIN_PUT "/coffer.admin.v1.Admin/Put"
+#define PATH_META     "/coffer.admin.v1.Admin/Meta"
+#define PATH_AUDIT    "/coffer.admin.v1.Admin/Audit"
 
 #define TOKEN_MAX 512
 
@@ -571,5 +581,521 @@ int coffer_client_destroy(coffer_client *c, const char *name, const char *versio
 	}
 	pb_buf_free(&req);
 	pb_buf_free(&resp);
+	return rc;
+}
+
+/* --- the lifecycle (Admin/Disable, Enable, Label, Delete, Restore, AuditVerify) -------------- */
+
+/* A numeric version id from a response field `field`; "" allowed when may_be_empty. */
+static int read_version_field(coffer_client *c, const pb_buf *resp, uint32_t field,
+                              int may_be_empty, char ver[COFFER_VERSION_MAX], const char *what)
+{
+	pb_reader r = {resp->data, resp->data + resp->len};
+	pb_field f;
+	int k;
+	ver[0] = '\0';
+	while ((k = pb_next(&r, &f)) == 1)
+		if (f.field == field && (f.wire != 2 || pb_str(&f, ver, COFFER_VERSION_MAX) != 0)) {
+			k = -1;
+			break;
+		}
+	if (k != 0 || (ver[0] == '\0' && !may_be_empty) ||
+	    strspn(ver, "0123456789") != strlen(ver))
+		return protocol_error(c, what);
+	return COFFER_OK;
+}
+
+static int state_call(coffer_client *c, const char *path, const char *name, const char *version,
+                      char version_out[COFFER_VERSION_MAX])
+{
+	int rc;
+	if ((rc = check_name(c, name)) != COFFER_OK ||
+	    (rc = check_version(c, version)) != COFFER_OK)
+		return rc;
+	pb_buf req = {0}, resp = {0};
+	char ver[COFFER_VERSION_MAX];
+	pb_put_str(&req, 1, name);
+	pb_put_str(&req, 2, version);
+	rc = call(c, path, &req, &resp);
+	if (rc == COFFER_OK)
+		rc = read_version_field(c, &resp, 2, 0, ver, "StateResponse");
+	if (rc == COFFER_OK && version_out != NULL)
+		memcpy(version_out, ver, strlen(ver) + 1);
+	pb_buf_free(&req);
+	pb_buf_free(&resp);
+	return rc;
+}
+
+int coffer_client_disable(coffer_client *c, const char *name, const char *version,
+                          char version_out[COFFER_VERSION_MAX])
+{
+	return state_call(c, PATH_DISABLE, name, version, version_out);
+}
+
+int coffer_client_enable(coffer_client *c, const char *name, const char *version,
+                         char version_out[COFFER_VERSION_MAX])
+{
+	return state_call(c, PATH_ENABLE, name, version, version_out);
+}
+
+static int label_call(coffer_client *c, const char *name, const char *label, const char *version,
+                      char version_out[COFFER_VERSION_MAX])
+{
+	int rc;
+	if ((rc = check_name(c, name)) != COFFER_OK)
+		return rc;
+	if (label == NULL || label[0] == '\0' || strlen(label) > 63)
+		return set_err(c, COFFER_EINVAL, "a label is 1-63 characters");
+	if (version != NULL && (rc = check_version(c, version)) != COFFER_OK)
+		return rc;
+	pb_buf req = {0}, resp = {0};
+	char ver[COFFER_VERSION_MAX];
+	pb_put_str(&req, 1, name);
+	pb_put_str(&req, 2, label);
+	if (version != NULL)
+		pb_put_str(&req, 3, version);
+	else
+		pb_put_varint(&req, 4, 1);
+	rc = call(c, PATH_LABEL, &req, &resp);
+	if (rc == COFFER_OK)
+		rc = read_version_field(c, &resp, 3, version == NULL, ver, "LabelResponse");
+	if (rc == COFFER_OK && version_out != NULL)
+		memcpy(version_out, ver, strlen(ver) + 1);
+	pb_buf_free(&req);
+	pb_buf_free(&resp);
+	return rc;
+}
+
+int coffer_client_label_set(coffer_client *c, const char *name, const char *label,
+                            const char *version, char version_out[COFFER_VERSION_MAX])
+{
+	if (version == NULL)
+		return set_err(c, COFFER_EINVAL, "expected a version: an id, latest or a label");
+	return label_call(c, name, label, version, version_out);
+}
+
+int coffer_client_label_delete(coffer_client *c, const char *name, const char *label)
+{
+	return label_call(c, name, label, NULL, NULL);
+}
+
+int coffer_client_labels(coffer_client *c, const char *name,
+                         int (*cb)(void *ctx, const char *label, const char *version), void *ctx)
+{
+	int rc;
+	if ((rc = check_name(c, name)) != COFFER_OK)
+		return rc;
+	if (cb == NULL)
+		return set_err(c, COFFER_EINVAL, "no callback");
+	pb_buf req = {0}, resp = {0};
+	pb_put_str(&req, 1, name);
+	rc = call(c, PATH_VERSIONS, &req, &resp);
+	for (int pass = 0; rc == COFFER_OK && pass < 2; pass++) {
+		/* Check every label first, then call back: all or nothing. */
+		pb_reader r = {resp.data, resp.data + resp.len};
+		pb_field f;
+		int k;
+		while (rc == COFFER_OK && (k = pb_next(&r, &f)) == 1) {
+			if (f.field != 3)
+				continue;
+			char label[64] = "", ver[COFFER_VERSION_MAX] = "";
+			pb_reader s = {f.data, f.data + f.len};
+			pb_field g;
+			int j = f.wire == 2 ? 1 : -1;
+			while (j == 1 && (j = pb_next(&s, &g)) == 1) {
+				if ((g.field == 1 && pb_str(&g, label, sizeof label) != 0) ||
+				    (g.field == 2 && pb_str(&g, ver, sizeof ver) != 0))
+					j = -1;
+			}
+			if (j != 0 || label[0] == '\0' || ver[0] == '\0' ||
+			    strspn(ver, "0123456789") != strlen(ver)) {
+				rc = protocol_error(c, "VersionsResponse (labels)");
+				break;
+			}
+			if (pass == 1)
+				rc = cb(ctx, label, ver);
+		}
+		if (rc == COFFER_OK && k != 0)
+			rc = protocol_error(c, "VersionsResponse");
+	}
+	pb_buf_free(&req);
+	pb_buf_free(&resp);
+	return rc;
+}
+
+int coffer_client_delete(coffer_client *c, const char *name, unsigned recovery_days, int force,
+                         int64_t *purge_at_ms)
+{
+	int rc;
+	if ((rc = check_name(c, name)) != COFFER_OK)
+		return rc;
+	pb_buf req = {0}, resp = {0};
+	pb_put_str(&req, 1, name);
+	if (!force && recovery_days > 0)
+		pb_put_varint(&req, 2, recovery_days);
+	if (force)
+		pb_put_varint(&req, 3, 1);
+	rc = call(c, PATH_DELETE, &req, &resp);
+	if (rc == COFFER_OK) {
+		pb_reader r = {resp.data, resp.data + resp.len};
+		pb_field f;
+		int64_t at = 0;
+		int k;
+		while ((k = pb_next(&r, &f)) == 1)
+			if (f.field == 2) {
+				if (f.wire != 0) {
+					k = -1;
+					break;
+				}
+				at = (int64_t)f.v;
+			}
+		if (k != 0 || at < 0)
+			rc = protocol_error(c, "DeleteResponse");
+		else if (purge_at_ms != NULL)
+			*purge_at_ms = at;
+	}
+	pb_buf_free(&req);
+	pb_buf_free(&resp);
+	return rc;
+}
+
+int coffer_client_restore(coffer_client *c, const char *name)
+{
+	int rc;
+	if ((rc = check_name(c, name)) != COFFER_OK)
+		return rc;
+	pb_buf req = {0}, resp = {0};
+	pb_put_str(&req, 1, name);
+	rc = call(c, PATH_RESTORE, &req, &resp);
+	pb_buf_free(&req);
+	pb_buf_free(&resp);
+	return rc;
+}
+
+int coffer_client_audit_verify(coffer_client *c, uint64_t *entries)
+{
+	pb_buf req = {0}, resp = {0};
+	int rc = call(c, PATH_AUDIT_VERIFY, &req, &resp);
+	if (rc == COFFER_OK) {
+		pb_reader r = {resp.data, resp.data + resp.len};
+		pb_field f;
+		uint64_t n = 0;
+		int k;
+		while ((k = pb_next(&r, &f)) == 1)
+			if (f.field == 1) {
+				if (f.wire != 0) {
+					k = -1;
+					break;
+				}
+				n = f.v;
+			}
+		if (k != 0)
+			rc = protocol_error(c, "AuditVerifyResponse");
+		else if (entries != NULL)
+			*entries = n;
+	}
+	pb_buf_free(&req);
+	pb_buf_free(&resp);
+	return rc;
+}
+
+/* A version id field: digits or "" (may_be_empty). 0 or -1. */
+static int id_ok(const char *v, int may_be_empty)
+{
+	return (v[0] != '\0' || may_be_empty) && strspn(v, "0123456789") == strlen(v) ? 0 : -1;
+}
+
+int coffer_client_describe(coffer_client *c, const char *name, coffer_secret_info *out,
+                           int (*label_cb)(void *ctx, const char *label, const char *version),
+                           void *ctx)
+{
+	int rc;
+	if ((rc = check_name(c, name)) != COFFER_OK)
+		return rc;
+	if (out == NULL)
+		return set_err(c, COFFER_EINVAL, "no output");
+	pb_buf req = {0}, resp = {0};
+	pb_put_str(&req, 1, name);
+	rc = call(c, PATH_DESCRIBE, &req, &resp);
+	for (int pass = 0; rc == COFFER_OK && pass < 2; pass++) {
+		/* Check the whole answer, then fill and call back. */
+		coffer_secret_info in;
+		memset(&in, 0, sizeof in);
+		pb_reader r = {resp.data, resp.data + resp.len};
+		pb_field f;
+		int k, bad = 0;
+		while (!bad && rc == COFFER_OK && (k = pb_next(&r, &f)) == 1) {
+			int str = f.field == 2 || f.field == 3 || (f.field >= 6 && f.field <= 8) ||
+			          f.field == 11;
+			if ((str && f.wire != 2) || (!str && f.field <= 11 && f.field != 1 && f.wire != 0)) {
+				bad = 1;
+				break;
+			}
+			switch (f.field) {
+			case 2: bad = pb_str(&f, in.description, sizeof in.description) != 0; break;
+			case 3: bad = pb_str(&f, in.tags, sizeof in.tags) != 0; break;
+			case 4: in.created_unix_ms = (int64_t)f.v; break;
+			case 5: in.updated_unix_ms = (int64_t)f.v; break;
+			case 6: bad = pb_str(&f, in.current_version, COFFER_VERSION_MAX) != 0 ||
+			              id_ok(in.current_version, 1) != 0; break;
+			case 7: bad = pb_str(&f, in.previous_version, COFFER_VERSION_MAX) != 0 ||
+			              id_ok(in.previous_version, 1) != 0; break;
+			case 8: bad = pb_str(&f, in.last_version, COFFER_VERSION_MAX) != 0 ||
+			              id_ok(in.last_version, 1) != 0; break;
+			case 9: in.max_versions = f.v; break;
+			case 10: in.purge_at_unix_ms = (int64_t)f.v; break;
+			case 11: {
+				char label[64] = "", ver[COFFER_VERSION_MAX] = "";
+				pb_reader s2 = {f.data, f.data + f.len};
+				pb_field g;
+				int j;
+				while ((j = pb_next(&s2, &g)) == 1)
+					if ((g.field == 1 && pb_str(&g, label, sizeof label) != 0) ||
+					    (g.field == 2 && pb_str(&g, ver, sizeof ver) != 0)) {
+						j = -1;
+						break;
+					}
+				bad = j != 0 || label[0] == '\0' || id_ok(ver, 0) != 0;
+				if (!bad) {
+					in.nlabels++;
+					if (pass == 1 && label_cb != NULL)
+						rc = label_cb(ctx, label, ver);
+				}
+				break;
+			}
+			default: break;
+			}
+		}
+		if (rc == COFFER_OK && (bad || k != 0))
+			rc = protocol_error(c, "DescribeResponse");
+		if (rc == COFFER_OK && pass == 1)
+			*out = in;
+	}
+	pb_buf_free(&req);
+	pb_buf_free(&resp);
+	return rc;
+}
+
+int coffer_client_put_ex(coffer_client *c, const char *name, const void *value, size_t len,
+                         const coffer_put_opts *opts, char version_out[COFFER_VERSION_MAX],
+                         int *replayed)
+{
+	int rc;
+	if ((rc = check_name(c, name)) != COFFER_OK)
+		return rc;
+	if (value == NULL && len > 0)
+		return set_err(c, COFFER_EINVAL, "no value");
+	if (opts != NULL && opts->request_id != NULL &&
+	    (opts->request_id_len == 0 || opts->request_id_len > COFFER_REQUEST_ID_MAX))
+		return set_err(c, COFFER_EINVAL, "a request id is 1 to 255 bytes");
+	pb_buf req = {0}, resp = {0};
+	pb_put_str(&req, 1, name);
+	pb_put_bytes(&req, 2, value, len);
+	if (opts != NULL && (opts->flags & COFFER_PUT_IF_VERSION)) {
+		pb_put_varint(&req, 3, 1);
+		pb_put_varint(&req, 4, opts->if_version);
+	}
+	if (opts != NULL && opts->request_id != NULL)
+		pb_put_bytes(&req, 5, opts->request_id, opts->request_id_len);
+	rc = call(c, PATH_ADMIN_PUT, &req, &resp);
+	if (rc == COFFER_OK) {
+		pb_reader r = {resp.data, resp.data + resp.len};
+		pb_field f;
+		char ver[COFFER_VERSION_MAX] = "";
+		int k, rep = 0;
+		while ((k = pb_next(&r, &f)) == 1) {
+			if (f.field == 2 && (f.wire != 2 || pb_str(&f, ver, sizeof ver) != 0)) {
+				k = -1;
+				break;
+			}
+			if (f.field == 3)
+				rep = f.v != 0;
+		}
+		if (k != 0 || id_ok(ver, 0) != 0) {
+			rc = protocol_error(c, "PutResponse");
+		} else {
+			if (version_out != NULL)
+				memcpy(version_out, ver, strlen(ver) + 1);
+			if (replayed != NULL)
+				*replayed = rep;
+		}
+	}
+	pb_buf_free(&req);
+	pb_buf_free(&resp);
+	return rc;
+}
+
+int coffer_client_list_page(coffer_client *c, const char *prefix, size_t limit,
+                            const char *page_token,
+                            int (*cb)(void *ctx, const char *name, size_t nversions), void *ctx,
+                            char next_token[COFFER_PAGE_TOKEN_MAX])
+{
+	if (cb == NULL || next_token == NULL)
+		return set_err(c, COFFER_EINVAL, "no callback");
+	if (limit == 0 || limit > COFFER_PAGE_SIZE_MAX)
+		return set_err(c, COFFER_EINVAL, "a page is 1 to 1000 names");
+	pb_buf req = {0}, resp = {0};
+	pb_put_varint(&req, 2, limit);
+	pb_put_varint(&req, 5, 1); /* paged: answer next_page_token */
+	if (prefix != NULL && prefix[0] != '\0')
+		pb_put_str(&req, 3, prefix);
+	if (page_token != NULL && page_token[0] != '\0')
+		pb_put_str(&req, 4, page_token);
+	int rc = call(c, PATH_LIST, &req, &resp);
+	char last[COFFER_NAME_MAX + 1] = "";
+	int more = 0;
+	if (rc == COFFER_OK)
+		rc = list_page(c, &resp, cb, ctx, &more, last);
+	if (rc == COFFER_OK) {
+		pb_reader r = {resp.data, resp.data + resp.len};
+		pb_field f;
+		int k;
+		next_token[0] = '\0';
+		while ((k = pb_next(&r, &f)) == 1)
+			if (f.field == 3 &&
+			    (f.wire != 2 || pb_str(&f, next_token, COFFER_PAGE_TOKEN_MAX) != 0)) {
+				k = -1;
+				break;
+			}
+		if (k != 0)
+			rc = protocol_error(c, "ListResponse");
+	}
+	pb_buf_free(&req);
+	pb_buf_free(&resp);
+	return rc;
+}
+
+int coffer_client_set_info(coffer_client *c, const char *name, const char *description,
+                           const char *tags, int64_t max_versions)
+{
+	int rc;
+	if ((rc = check_name(c, name)) != COFFER_OK)
+		return rc;
+	pb_buf req = {0}, resp = {0};
+	pb_put_str(&req, 1, name);
+	if (description != NULL) {
+		pb_put_varint(&req, 2, 1);
+		pb_put_str(&req, 3, description);
+	}
+	if (tags != NULL) {
+		pb_put_varint(&req, 4, 1);
+		pb_put_str(&req, 5, tags);
+	}
+	if (max_versions >= 0) {
+		pb_put_varint(&req, 6, 1);
+		pb_put_varint(&req, 7, (uint64_t)max_versions);
+	}
+	rc = call(c, PATH_META, &req, &resp);
+	pb_buf_free(&req);
+	pb_buf_free(&resp);
+	return rc;
+}
+
+/* AuditEntry into e (strings in bufs). 0 or -1. */
+typedef struct audit_bufs {
+	char chain[128], principal[300], action[64], secret[COFFER_NAME_MAX + 1],
+	    version[COFFER_VERSION_MAX], error[512], request_hash[160];
+} audit_bufs;
+
+static int read_audit_entry(const uint8_t *p, size_t len, coffer_audit_entry *e, audit_bufs *b)
+{
+	pb_reader r = {p, p + len};
+	pb_field f;
+	int k;
+	memset(e, 0, sizeof(*e));
+	memset(b, 0, sizeof(*b));
+	while ((k = pb_next(&r, &f)) == 1) {
+		char *dst = NULL;
+		size_t dlen = 0;
+		switch (f.field) {
+		case 1: e->id = f.v; break;
+		case 2: dst = b->chain; dlen = sizeof b->chain; break;
+		case 3: e->seq = f.v; break;
+		case 4: e->time_unix_ms = (int64_t)f.v; break;
+		case 5: dst = b->principal; dlen = sizeof b->principal; break;
+		case 6: dst = b->action; dlen = sizeof b->action; break;
+		case 7: dst = b->secret; dlen = sizeof b->secret; break;
+		case 8: dst = b->version; dlen = sizeof b->version; break;
+		case 9: /* sint32: zigzag */
+			e->outcome = (int)((f.v >> 1) ^ (~(f.v & 1) + 1));
+			break;
+		case 10: dst = b->error; dlen = sizeof b->error; break;
+		case 11: dst = b->request_hash; dlen = sizeof b->request_hash; break;
+		default: break;
+		}
+		if (dst != NULL && (f.wire != 2 || pb_str(&f, dst, dlen) != 0))
+			return -1;
+		if (dst == NULL && f.field >= 1 && f.field <= 11 && f.wire != 0)
+			return -1;
+	}
+	if (k != 0 || e->id == 0 || b->action[0] == '\0')
+		return -1;
+	e->chain = b->chain;
+	e->principal = b->principal;
+	e->action = b->action;
+	e->secret = b->secret;
+	e->version = b->version;
+	e->error = b->error;
+	e->request_hash = b->request_hash;
+	return 0;
+}
+
+int coffer_client_audit(coffer_client *c, int64_t since_unix_ms, const char *secret,
+                        int (*cb)(void *ctx, const coffer_audit_entry *e), void *ctx)
+{
+	int rc = COFFER_OK, more = 1;
+	uint64_t after = 0;
+	if (cb == NULL)
+		return set_err(c, COFFER_EINVAL, "no callback");
+	if (secret != NULL && (rc = check_name(c, secret)) != COFFER_OK)
+		return rc;
+	audit_bufs *b = malloc(sizeof *b);
+	if (b == NULL)
+		return set_err(c, COFFER_ENOMEM, "out of memory");
+	while (rc == COFFER_OK && more) {
+		pb_buf req = {0}, resp = {0};
+		if (since_unix_ms > 0)
+			pb_put_varint(&req, 1, (uint64_t)since_unix_ms);
+		if (secret != NULL)
+			pb_put_str(&req, 2, secret);
+		if (after > 0)
+			pb_put_varint(&req, 3, after);
+		rc = call(c, PATH_AUDIT, &req, &resp);
+		uint64_t before = after;
+		more = 0;
+		for (int pass = 0; rc == COFFER_OK && pass < 2; pass++) {
+			/* Check the page (ids increasing) first, then call back. */
+			pb_reader r = {resp.data, resp.data + resp.len};
+			pb_field f;
+			coffer_audit_entry e;
+			uint64_t last = before;
+			int k;
+			while (rc == COFFER_OK && (k = pb_next(&r, &f)) == 1) {
+				if (f.field == 2) {
+					more = f.wire == 0 && f.v != 0;
+					continue;
+				}
+				if (f.field != 1)
+					continue;
+				if (f.wire != 2 || read_audit_entry(f.data, f.len, &e, b) != 0 ||
+				    e.id <= last) {
+					rc = protocol_error(c, "AuditResponse");
+					break;
+				}
+				last = e.id;
+				if (pass == 1)
+					rc = cb(ctx, &e);
+			}
+			if (rc == COFFER_OK && k != 0)
+				rc = protocol_error(c, "AuditResponse");
+			if (pass == 1)
+				after = last;
+		}
+		if (rc == COFFER_OK && more && after == before)
+			rc = protocol_error(c, "AuditResponse (more without entries)");
+		pb_buf_free(&req);
+		pb_buf_free(&resp);
+	}
+	free(b);
 	return rc;
 }

@@ -980,6 +980,22 @@ int cc_rc_from_status(int status, const char *message)
 #undef X
 	}
 	switch (status) {
+	case 9: /* FAILED_PRECONDITION: the lifecycle's refusals, told apart by the server's text */
+		if (message != NULL && strstr(message, "check-and-set") != NULL)
+			return COFFER_ECONFLICT;
+		if (message != NULL && strstr(message, "scheduled for deletion") != NULL)
+			return COFFER_EDELETED;
+		if (message != NULL && strstr(message, "disabled") != NULL)
+			return COFFER_EDISABLED;
+		return COFFER_EIO;
+	case 6: /* ALREADY_EXISTS: a request id used with another value */
+		return message != NULL && strstr(message, "request id") != NULL ? COFFER_EREUSED
+		                                                                 : COFFER_EIO;
+	case 13:
+		if (message != NULL && (strstr(message, "audit log broken") != NULL ||
+		                        strstr(message, "integrity") != NULL))
+			return COFFER_EINTEGRITY;
+		return COFFER_EIO;
 	case 3:
 		return COFFER_EINVAL;
 	case 5:

@@ -42,6 +42,16 @@ typedef enum gs_method {
 	GS_M_ADMIN_VERSIONS, /* coffer.admin.v1.Admin (admin.c) */
 	GS_M_ADMIN_LIST,
 	GS_M_ADMIN_DESTROY,
+	GS_M_ADMIN_DISABLE,
+	GS_M_ADMIN_ENABLE,
+	GS_M_ADMIN_LABEL,
+	GS_M_ADMIN_DELETE,
+	GS_M_ADMIN_RESTORE,
+	GS_M_ADMIN_AUDIT_VERIFY,
+	GS_M_ADMIN_DESCRIBE,
+	GS_M_ADMIN_PUT,
+	GS_M_ADMIN_META,
+	GS_M_ADMIN_AUDIT,
 	GS_M_COUNT /* not a method: how many there are */
 } gs_method;
 

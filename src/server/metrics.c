@@ -25,7 +25,9 @@
 #define N_ERRORS   32 /* -rc of the library's codes */
 
 static const char *const method_label[N_METHODS] = {
-    "Unknown", "Put", "Access", "Declare", "Declare", "Check", "Versions", "List", "Destroy"};
+    "Unknown", "Put", "Access", "Declare", "Declare", "Check", "Versions", "List", "Destroy",
+    "Disable", "Enable", "Label", "Delete", "Restore", "AuditVerify", "Describe", "AdminPut",
+    "Meta", "Audit"};
 static const char *const status_label[N_STATUS] = {
     "OK",                "CANCELLED",          "UNKNOWN",        "INVALID_ARGUMENT",
     "DEADLINE_EXCEEDED", "NOT_FOUND",          "ALREADY_EXISTS", "PERMISSION_DENIED",

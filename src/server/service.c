@@ -23,7 +23,9 @@
 #define RETRY_MS  10  /* how often a call waiting for its policy looks again */
 
 static const char *const method_names[GS_M_COUNT] = {
-    "Unknown", "Put", "Access", "Declare", "Declare", "Check", "Versions", "List", "Destroy"};
+    "Unknown", "Put", "Access", "Declare", "Declare", "Check", "Versions", "List", "Destroy",
+    "Disable", "Enable", "Label", "Delete", "Restore", "AuditVerify", "Describe", "AdminPut",
+    "Meta", "Audit"};
 
 static uint64_t now_us(void)
 {
@@ -626,6 +628,10 @@ static void dispatch(svc_req *r)
 		handle_admin(r);
 		break;
 	default:
+		if (admin_method(gs_call_method(r->call))) { /* the lifecycle's admin calls */
+			handle_admin(r);
+			break;
+		}
 		reply_error(r, GS_M_UNKNOWN, NULL, NULL, GS_UNIMPLEMENTED, "unknown method");
 	}
 }

@@ -54,7 +54,9 @@ pass "coffer serve listens on $ADDR"
 # Times differ between two runs: they are replaced by T in the text and JSON output.
 normalize() {
 	sed -E -e 's/[0-9]{4}-[0-9]{2}-[0-9]{2}( |T)[0-9]{2}:[0-9]{2}:[0-9]{2}Z?/T/g' \
-		-e 's/"created_unix_ms":[0-9]+/"created_unix_ms":"T"/g'
+		-e 's/"created_unix_ms":[0-9]+/"created_unix_ms":"T"/g' \
+		-e 's/"purge_at_unix_ms":[1-9][0-9]*/"purge_at_unix_ms":"T"/g' \
+		-e 's/"updated_unix_ms":[0-9]+/"updated_unix_ms":"T"/g'
 }
 step() { # step DIR NAME CMD...
 	local dir=$1 name=$2
@@ -94,6 +96,52 @@ scenario() { # scenario DIR: run against whatever C reaches (store or server)
 	step "$d" 24-run C run --env PW=db.password -- sh -c 'printf "%s" "$PW"'
 	step "$d" 25-put-after C put db.password third
 	step "$d" 26-versions-final C versions db.password
+	# the lifecycle (issue 9): the same commands, the same outputs and exit codes
+	step "$d" 27-disable C disable db.password@3
+	step "$d" 28-disable-json C disable db.password@3 --json
+	step "$d" 29-access-disabled C access db.password@3
+	step "$d" 30-access-disabled-json C access db.password@3 --json
+	step "$d" 31-access-latest-disabled C access db.password
+	step "$d" 32-enable-json C enable db.password@3 --json
+	step "$d" 33-label C label db.password stable 2
+	step "$d" 34-label-move-json C label db.password stable 3 --json
+	step "$d" 35-access-label C access db.password@stable
+	step "$d" 36-versions-labels C versions db.password
+	step "$d" 37-versions-labels-json C versions db.password --json
+	step "$d" 38-label-bad C label db.password 7x 2
+	step "$d" 39-label-delete-json C label db.password stable --delete --json
+	step "$d" 40-access-label-gone C access db.password@stable
+	step "$d" 41-delete-json C delete bin --recovery-days 2 --json
+	step "$d" 42-access-deleted C access bin
+	step "$d" 43-access-deleted-json C access bin --json
+	step "$d" 44-list-deleted C list --json
+	step "$d" 45-restore-json C restore bin --json
+	step "$d" 46-restore-again C restore bin
+	step "$d" 47-access-restored C access bin --json
+	step "$d" 48-put-to-force C put tmp.force x
+	step "$d" 48-delete-force C delete tmp.force --force --json
+	step "$d" 49-access-forced C access tmp.force
+	step "$d" 50-delete-bad C delete bin --force --recovery-days 3
+	step "$d" 51-enable-latest C enable db.password@latest
+	step "$d" 52-put-cas-bad C put db.password four --if-version 2
+	step "$d" 53-put-cas-bad-json C put db.password four --if-version 2 --json
+	step "$d" 54-put-cas-ok C put db.password four --if-version 3 --json
+	step "$d" 55-put-rid C put db.password five --request-id rid-1
+	step "$d" 56-put-rid-again C put db.password five --request-id rid-1 --json
+	step "$d" 57-put-rid-reused C put db.password six --request-id rid-1
+	step "$d" 58-put-cas-new C put cas.new x --if-version 0
+	step "$d" 59-list-page C list --limit 2 --json
+	step "$d" 60-list-page-text C list --limit 2
+	step "$d" 61-list-prefix C list --prefix db --json
+	step "$d" 62-list-prefix-page C list --prefix c --limit 1 --json
+	step "$d" 63-describe C describe db.password
+	step "$d" 64-describe-json C describe db.password --json
+	step "$d" 65-describe-nosuch C describe nosuch --json
+	step "$d" 66-meta C meta db.password --description "the db" --tag env=prod --tag team=core --max-versions 10 --json
+	step "$d" 67-meta-merge C meta db.password --tag team --tag tier=1
+	step "$d" 68-describe-meta C describe db.password --json
+	step "$d" 69-meta-nosuch C meta nosuch --description x
+	step "$d" 70-meta-bad-tag C meta db.password --tag =x
 }
 
 (
@@ -138,6 +186,47 @@ e = json.load(open(os.path.join(d, "19-access-destroyed-json.err")))
 assert e["error"]["code"] == "ENOTFOUND" and e["error"]["exit"] == 3, e
 e = json.load(open(os.path.join(d, "21-versions-nosuch-json.err")))
 assert e["error"]["code"] == "ENOTFOUND", e
+# the lifecycle
+rc = lambda n: int(open(os.path.join(d, n + ".rc")).read())
+assert j("28-disable-json") == {"name": "db.password", "version": "3", "state": "disabled"}
+assert rc("29-access-disabled") == 8, rc("29-access-disabled")
+e = json.load(open(os.path.join(d, "30-access-disabled-json.err")))
+assert e["error"]["code"] == "EDISABLED" and e["error"]["exit"] == 8, e
+assert open(os.path.join(d, "31-access-latest-disabled.out")).read() == "crummy_goofed_caddy_radiant"
+assert j("34-label-move-json") == {"name": "db.password", "label": "stable", "version": "3"}
+assert open(os.path.join(d, "35-access-label.out")).read() == "third"
+v = j("37-versions-labels-json")
+assert v[2]["labels"] == ["latest", "stable"] and v[1]["labels"] == ["previous"], v
+assert rc("38-label-bad") == 2 and rc("40-access-label-gone") == 3
+assert j("41-delete-json")["purge_at_unix_ms"] == "T" and j("41-delete-json")["purge_at"] == "T"
+assert rc("42-access-deleted") == 8
+e = json.load(open(os.path.join(d, "43-access-deleted-json.err")))
+assert e["error"]["code"] == "EDELETED" and e["error"]["exit"] == 8, e
+assert "bin" not in [x["name"] for x in j("44-list-deleted")]
+assert j("45-restore-json") == {"name": "bin", "restored": True}
+assert rc("46-restore-again") == 2
+assert j("47-access-restored")["value_b64"] == "YQBi/w=="
+assert j("48-delete-force")["purge_at_unix_ms"] == 0 and rc("49-access-forced") == 3
+assert rc("50-delete-bad") == 2 and rc("51-enable-latest") == 2
+assert rc("52-put-cas-bad") == 9
+e = json.load(open(os.path.join(d, "53-put-cas-bad-json.err")))
+assert e["error"]["code"] == "ECONFLICT" and e["error"]["exit"] == 9, e
+assert j("54-put-cas-ok")["version"] == "4"
+assert open(os.path.join(d, "55-put-rid.out")).read() == "5\n"
+assert j("56-put-rid-again")["version"] == "5" and j("56-put-rid-again")["replayed"] is True
+assert rc("57-put-rid-reused") == 2 and rc("58-put-cas-new") == 0
+p = j("59-list-page")
+assert len(p["secrets"]) == 2 and p["next_page_token"], p
+assert [x["name"] for x in j("61-list-prefix")] == ["db.password"]
+assert [x["name"] for x in j("62-list-prefix-page")["secrets"]] == ["cas.new"]
+de = j("64-describe-json")
+assert de["current_version"] == "5" and de["labels"]["latest"] == "5" and de["deleted"] is False, de
+assert rc("65-describe-nosuch") == 3
+assert j("66-meta") == {"name": "db.password", "description": "the db",
+                        "tags": {"env": "prod", "team": "core"}, "max_versions": 10}, j("66-meta")
+de = j("68-describe-meta")
+assert de["tags"] == {"env": "prod", "tier": "1"} and de["max_versions"] == 10, de
+assert rc("69-meta-nosuch") == 3 and rc("70-meta-bad-tag") == 2
 assert open(os.path.join(d, "21-versions-nosuch-json.out")).read() == ""
 EOF
 expect_eq "3 3 3 3" "$(cat "$R/18-access-destroyed.rc") $(cat "$R/20-access-nosuch.rc") $(cat "$R/21-versions-nosuch-json.rc") $(cat "$R/22-destroy-again.rc")" \
@@ -148,7 +237,7 @@ expect_eq 3 "$(cat "$R/25-put-after.out")" "put after a destroy: the next id"
 
 # --- --server, --token-file, the Unix socket --------------------------------------------
 expect_rc 0 "--server with --token-file" C --server "$ADDR" --token-file "$WORK/ops.token" list
-expect_eq "$(cat "$R/17-list-after.out" | python3 -c 'import json,sys; print(" ".join(x["name"] for x in json.load(sys.stdin)))')" \
+expect_eq "$(env COFFER_TOKEN="$OPS_TOKEN" "$COFFER" --server "$ADDR" list --json | python3 -c 'import json,sys; print(" ".join(x["name"] for x in json.load(sys.stdin)))')" \
 	"$(C --server "$ADDR" --token-file "$WORK/ops.token" list --json | python3 -c 'import json,sys; print(" ".join(x["name"] for x in json.load(sys.stdin)))')" \
 	"--token-file sees the same names"
 expect_rc 0 "COFFER_TOKEN_FILE" env COFFER_TOKEN_FILE="$WORK/ops.token" "$COFFER" --server "$ADDR" versions db.password
@@ -185,6 +274,38 @@ python3 -c 'import json,sys; e=json.load(open(sys.argv[1]))["error"]; assert e["
 expect_rc 0 "the refused destroy destroyed nothing" env COFFER_TOKEN="$OPS_TOKEN" "$COFFER" --server "$ADDR" versions app.key --json
 python3 -c 'import json,sys; v=json.load(open(sys.argv[1])); assert [x["state"] for x in v]==["enabled"], v' "$WORK/out" \
 	&& pass "... app.key@1 still enabled" || fail "app.key@1 state: $(cat "$WORK/out")"
+
+expect_rc 4 "no-admin token: disable is refused" A disable app.key@1
+expect_rc 4 "no-admin token: label is refused" A label app.key stable 1
+expect_rc 4 "no-admin token: delete is refused" A delete app.key
+expect_rc 4 "no-admin token: restore is refused" A restore app.key
+expect_rc 4 "no-admin token: audit verify is refused" A audit verify
+expect_rc 0 "the refused lifecycle calls changed nothing" env COFFER_TOKEN="$OPS_TOKEN" "$COFFER" --server "$ADDR" access app.key
+
+# --- the lifecycle through the server: what needs admin, what is not served -----------------
+O() { env COFFER_TOKEN="$OPS_TOKEN" "$COFFER" --server "$ADDR" "$@"; }
+expect_rc 4 "no-admin token: put --if-version (Admin/Put) is refused" A put app.key v --if-version 1
+expect_rc 4 "no-admin token: describe is refused" A describe app.key
+expect_rc 0 "audit verify through the server" O audit verify --json
+python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["ok"] and d["entries"] > 0, d' "$WORK/out" \
+	&& pass "... ok, with the entries checked" || fail "audit verify --json: $(cat "$WORK/out")"
+expect_rc 4 "no-admin token: meta is refused" A meta app.key --description x
+expect_rc 4 "no-admin token: audit is refused" A audit
+expect_rc 0 "audit through the server (--json)" O audit --json
+python3 - "$WORK/out" <<'EOF' && pass "... the server's log: entries in order, no value or request id in it" || fail "remote audit --json: $(head -c 300 "$WORK/out")"
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert len(d) > 10 and [e["id"] for e in d] == sorted(e["id"] for e in d), d[:3]
+text = json.dumps(d)
+for canary in ("bleak_dearest_hanged_reigns", "crummy_goofed_caddy_radiant", "rid-1"):
+    assert canary not in text, canary
+EOF
+grep -q "$OPS_TOKEN" "$WORK/out" && fail "the token is in the audit output" || pass "... nor the token"
+expect_rc 0 "audit --secret through the server" O audit --secret db.password --json
+python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d and {e["secret"] for e in d} == {"db.password"}, d' "$WORK/out" \
+	&& pass "... only that secret's entries" || fail "remote audit --secret: $(head -c 300 "$WORK/out")"
+expect_rc 0 "audit (text) through the server" O audit --since 2000-01-01
+head -1 "$WORK/out" | grep -q '^ID ' && pass "... with its header" || fail "remote audit text: $(head -2 "$WORK/out")"
 
 # --- a wrong token, no token ----------------------------------------------------------------
 expect_rc 4 "a wrong token: exit 4" env COFFER_TOKEN=wrong-$(rand_token) "$COFFER" --server "$ADDR" access db.password
@@ -227,7 +348,7 @@ expect_rc 2 "a malformed address" C --server "no-port" list
 
 # --- the token stays out of argv and of a run child's environment ----------------------------
 COFFER_TOKEN=$OPS_TOKEN COFFER_MASTER_KEY=x COFFER_PASSPHRASE=y "$COFFER" --server "$ADDR" run --env PW=db.password -- env >"$WORK/child.env" 2>"$WORK/err"
-grep -q '^PW=third$' "$WORK/child.env" && pass "run's child gets the secret" || fail "run child env: $(cat "$WORK/err")"
+grep -q '^PW=five$' "$WORK/child.env" && pass "run's child gets the secret" || fail "run child env: $(cat "$WORK/err")"
 grep -q "COFFER_TOKEN\|$OPS_TOKEN" "$WORK/child.env" && fail "run's child sees the token" || pass "run's child does not see the token"
 grep -q "COFFER_MASTER_KEY\|COFFER_PASSPHRASE" "$WORK/child.env" && fail "run's child sees a key variable" || pass "... nor a key variable"
 # A put waiting for its value on a FIFO: its command line, once it is coffer's, shows no token.
