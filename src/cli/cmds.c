@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <termios.h>
 #include <time.h>
 #include <unistd.h>
@@ -503,6 +504,41 @@ int cmd_rekey(cli *c)
 	if (realpath(newkf, now) == NULL)
 		snprintf(now, sizeof now, "%s", newkf);
 	return rekey_report(c, now, have_old ? old : NULL, 0);
+}
+
+int cmd_backup(cli *c)
+{
+	const char *file = c->args[0];
+	int rc = cli_target_open(c, 0);
+	if (rc != 0)
+		return rc;
+	int r = coffer_backup(c->tgt->st, file);
+	if (r != COFFER_OK)
+		return cli_fail(c, r, "%s", coffer_errmsg(c->tgt->st));
+	struct stat sb;
+	long long bytes = stat(file, &sb) == 0 ? (long long)sb.st_size : -1;
+	if (c->json)
+		return cli_emit(c, json_pack("{s:s,s:I}", "file", file, "bytes", (json_int_t)bytes));
+	cli_note(c, "backup written to %s (%lld bytes); the master key is not in it: keep it apart",
+	         file, bytes);
+	return 0;
+}
+
+int cmd_restore_backup(cli *c)
+{
+	char err[1024], shown[1024];
+	const char *file = c->args[0], *loc = cli_store_location(c);
+	int r = coffer_restore_backup(file, loc, err, sizeof err);
+	if (r != COFFER_OK)
+		return cli_fail(c, r, "%s", err);
+	loc = coffer_location_display(loc, shown, sizeof shown);
+	if (c->json)
+		return cli_emit(c, json_pack("{s:s,s:s}", "file", file, "store", loc));
+	cli_note(c,
+	         "restored %s into %s; it opens with the master key of the store backed up (put "
+	         "that key file at %s/master.key, or give --key-file)",
+	         file, loc, loc);
+	return 0;
 }
 
 #define RUN_MAX_ENV 64

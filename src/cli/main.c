@@ -309,7 +309,7 @@ static void lt_close(target *t)
 static const target_ops local_ops = {lt_put,  lt_access,  lt_value_free, lt_versions,
                                      lt_list, lt_destroy, lt_errmsg,     lt_close};
 
-static const char *store_location(const cli *c)
+const char *cli_store_location(const cli *c)
 {
 	const char *loc = cli_opt(c, O_STORE);
 	if (loc == NULL)
@@ -327,7 +327,7 @@ static void key_file_in_use(const cli *c, char *buf, size_t len)
 	buf[0] = '\0';
 	if (kf != NULL)
 		snprintf(buf, len, "%s", kf);
-	else if (coffer_default_key_file(store_location(c), buf, len) != COFFER_OK)
+	else if (coffer_default_key_file(cli_store_location(c), buf, len) != COFFER_OK)
 		buf[0] = '\0';
 }
 
@@ -363,7 +363,7 @@ int cli_open_local(cli *c, int create, coffer_store **out)
 	coffer_options o = {.key_file = cli_opt(c, O_KEY_FILE),
 	                    .max_value = c->num[O_MAX_VALUE],
 	                    .flags = create ? 0 : COFFER_OPEN_NO_CREATE};
-	const char *loc = store_location(c);
+	const char *loc = cli_store_location(c);
 	if (o.max_value == 0) {
 		const char *env = getenv("COFFER_MAX_VALUE");
 		unsigned long v = 0;

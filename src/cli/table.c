@@ -203,6 +203,17 @@ const cmd_def cli_cmds[] = {
      "the old key: restart them with the new one.\n"
      "JSON: {\"key_file\", \"in_place\", \"next\"}.",
      0, 0, rekey_opts, CMD_JSON | CMD_LOCAL, cmd_rekey, NULL},
+    {"backup", "FILE", "write a consistent, sealed backup of the store to FILE",
+     "Taken in one snapshot while the store is in use (SQLite's online backup), never a\n"
+     "plaintext value: written to FILE.tmp, synced, renamed; mode 0600, with a BLAKE2b\n"
+     "checksum. The master key is NOT in it: back the key up apart. PostgreSQL: use\n"
+     "pg_dump, or copy --to a folder (docs/operations.md). JSON: {\"file\", \"bytes\"}.",
+     1, 1, no_opts, CMD_JSON | CMD_LOCAL, cmd_backup, NULL},
+    {"restore-backup", "FILE", "make the store given by --store from a backup",
+     "Checks FILE's checksum first; refuses a --store that already holds a store. The\n"
+     "restored store opens with the master key of the store that was backed up.\n"
+     "JSON: {\"file\", \"store\"}.",
+     1, 1, no_opts, CMD_JSON | CMD_LOCAL, cmd_restore_backup, NULL},
     {"serve", "", "run the Nitric gRPC server",
      "Serves the store over Nitric's gRPC protocol (SecretManager Put/Access, Resources\n"
      "Declare), so Nitric SDKs work against it unmodified (set SERVICE_ADDRESS).\n"

@@ -428,6 +428,20 @@ typedef struct store_ops {
 	int (*audit_append)(store *s, const char *chain, store_audit_fn fn, void *ctx);
 	int (*audit_list)(store *s, uint64_t after_id, int (*cb)(void *ctx, const store_audit *e),
 	                  void *ctx);
+
+	/*
+	 * Backups (docs/operations.md). backup: write a consistent image of the whole store, as
+	 * stored (sealed), into `path`, a file this call creates (0600, O_EXCL), taken in one
+	 * read snapshot while writers go on; fsync'd. May be NULL (the core answers
+	 * COFFER_EMISUSE with what to do instead).
+	 * restore_image: a static operation like open(): make the store at `location` from the
+	 * image of `len` bytes at offset `off` of fd (the core verified its checksum), refusing
+	 * (COFFER_EPERM) a location that already holds a store; the image is checked to be a store
+	 * before it is put in place, and put in place atomically. May be NULL.
+	 */
+	int (*backup)(store *s, const char *path);
+	int (*restore_image)(const char *location, int fd, uint64_t off, uint64_t len, char *err,
+	                     size_t errlen);
 } store_ops;
 
 /*
