@@ -605,6 +605,32 @@ COFFER_API int coffer_rekey_in_place(coffer_store *st, char *errbuf,
                                      size_t errlen) COFFER_MUST_CHECK;
 
 /*
+ * Copy every secret of src into dst (docs/operations.md, "Move to PostgreSQL"): each version
+ * with its id (destroyed ones keep theirs), state and time, the labels, description, tags,
+ * retention and scheduled deletion, then the declarations and the audit log (each entry as it
+ * was, chained and MAC'd anew in dst). Values are re-sealed under dst's newest data key and
+ * identity, in locked memory only, one secret at a time. Each secret goes into dst in one
+ * transaction: an interrupted copy is resumed by running it again, which verifies each secret
+ * dst already holds (every field and value) and skips it. Request ids are not copied. Stop
+ * writers to src first: a secret that changes while it is read is COFFER_EBUSY.
+ * cb (may be NULL) is called after each secret: done of total, skipped = 1 if it was verified
+ * rather than written; a non-zero return stops the copy with that code.
+ * Returns COFFER_OK, COFFER_ECONFLICT (dst holds a secret or audit entries that differ),
+ * COFFER_EBUSY, COFFER_EINTEGRITY (src fails its MACs: nothing of that secret is written),
+ * COFFER_EINVAL (src and dst are the same store), COFFER_EMISUSE, COFFER_EIO, COFFER_ENOMEM;
+ * coffer_errmsg(dst) says why.
+ */
+typedef int (*coffer_copy_progress)(void *ctx, const char *secret, size_t done, size_t total,
+                                    int skipped);
+typedef struct coffer_copy_stats {
+	uint64_t secrets_copied;
+	uint64_t secrets_verified; /* held by dst already (an earlier run), verified the same */
+	uint64_t audit_copied;
+} coffer_copy_stats;
+COFFER_API int coffer_copy(coffer_store *src, coffer_store *dst, coffer_copy_progress cb,
+                           void *ctx, coffer_copy_stats *stats) COFFER_MUST_CHECK;
+
+/*
  * Backups (docs/operations.md). coffer_backup writes a consistent image of the whole store as
  * stored (values and keys sealed, never a plaintext value) into FILE, taken in one read snapshot
  * while other handles and processes go on writing: written to FILE.tmp, fsync'd, renamed, mode

@@ -42,6 +42,8 @@ typedef enum opt_id {
 	O_FILE,
 	O_TRIM,
 	O_NEW_KEY_FILE,
+	O_TO,
+	O_TO_KEY_FILE,
 	O_ENV,
 	/* serve */
 	O_LISTEN,
@@ -235,6 +237,7 @@ int cmd_rotate_key(cli *c);
 int cmd_rekey(cli *c);
 int cmd_backup(cli *c);
 int cmd_restore_backup(cli *c);
+int cmd_copy(cli *c);
 int cmd_serve(cli *c);
 int cmd_help(cli *c);
 int cmd_completion(cli *c);

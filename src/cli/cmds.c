@@ -541,6 +541,57 @@ int cmd_restore_backup(cli *c)
 	return 0;
 }
 
+static int copy_progress(void *ctx, const char *secret, size_t done, size_t total, int skipped)
+{
+	cli *c = ctx;
+	if (!c->json && (done % 100 == 0 || done == total))
+		fprintf(stderr, "coffer: %zu of %zu secrets (%s%s)\n", done, total, secret,
+		        skipped ? ", already there: verified" : "");
+	return 0;
+}
+
+int cmd_copy(cli *c)
+{
+	char err[1024], shown[1024];
+	const char *to = cli_opt(c, O_TO);
+	if (to == NULL)
+		return cli_usage_error(c, "copy needs --to DIR|URL");
+	int rc = cli_target_open(c, 0);
+	if (rc != 0)
+		return rc;
+	coffer_options o = {.key_file = cli_opt(c, O_TO_KEY_FILE)};
+	coffer_store *dst = NULL;
+	int r = coffer_open(&dst, to, &o, err, sizeof err);
+	if (r != COFFER_OK)
+		return cli_fail(c, r, "target: %s", err);
+	const char *shown_to = coffer_location_display(to, shown, sizeof shown);
+	if (coffer_created(dst) & COFFER_CREATED_KEY_FILE)
+		cli_note(c, "created master key file for %s (back it up: without it the secrets "
+		            "cannot be read)",
+		         shown_to);
+	coffer_copy_stats stats;
+	r = coffer_copy(c->tgt->st, dst, copy_progress, c, &stats);
+	if (r != COFFER_OK) {
+		snprintf(err, sizeof err, "%s", coffer_errmsg(dst));
+		coffer_close(dst);
+		return cli_fail(c, r, "%s%s", err,
+		                r == COFFER_ECONFLICT || r == COFFER_EINTEGRITY
+		                    ? ""
+		                    : " (run the same copy again to resume)");
+	}
+	coffer_close(dst);
+	if (c->json)
+		return cli_emit(c, json_pack("{s:s,s:I,s:I,s:I}", "to", shown_to, "copied",
+		                             (json_int_t)stats.secrets_copied, "verified",
+		                             (json_int_t)stats.secrets_verified, "audit_entries",
+		                             (json_int_t)stats.audit_copied));
+	cli_note(c, "copied %llu secrets into %s (%llu there already, verified), %llu audit entries",
+	         (unsigned long long)stats.secrets_copied, shown_to,
+	         (unsigned long long)stats.secrets_verified,
+	         (unsigned long long)stats.audit_copied);
+	return 0;
+}
+
 #define RUN_MAX_ENV 64
 
 static int valid_var(const char *s, size_t n)

@@ -1967,6 +1967,100 @@ static int sq_decl_list(store *h, store_decl_cb cb, void *ctx)
 }
 
 
+
+/* ---- coffer copy: a whole secret written as given ------------------------------------------ */
+
+static int import_step(sqlite_store *s, sqlite3_stmt *q, const char *what)
+{
+	int src = sqlite3_step(q);
+	sqlite3_reset(q);
+	sqlite3_clear_bindings(q);
+	return src == SQLITE_DONE ? COFFER_OK : fail(s, src, what);
+}
+
+static int sq_import_secret(store *h, const char *name, size_t name_len, const store_meta *m,
+                            const store_info *info, const store_row *rows, size_t n,
+                            int *existed)
+{
+	sqlite_store *s = S(h);
+	*existed = 0;
+	int rc = exec(s, "BEGIN IMMEDIATE", "begin");
+	if (rc != COFFER_OK)
+		return rc;
+	sqlite3_stmt *q = NULL;
+	int src = sqlite3_prepare_v2(s->db, "SELECT id FROM secrets WHERE name = ?1", -1, &q, NULL);
+	if (src == SQLITE_OK) {
+		sqlite3_bind_text(q, 1, name, (int)name_len, SQLITE_STATIC);
+		src = sqlite3_step(q);
+		if (src == SQLITE_ROW)
+			*existed = 1;
+		else if (src != SQLITE_DONE)
+			rc = fail(s, src, "read a secret");
+	} else {
+		rc = fail(s, src, "prepare");
+	}
+	sqlite3_finalize(q);
+	q = NULL;
+	if (rc != COFFER_OK || *existed) {
+		rollback(s);
+		return rc;
+	}
+	int64_t sid = 0;
+	src = sqlite3_prepare_v2(
+	    s->db,
+	    "INSERT INTO secrets(name, last_version, created_ms, latest, epoch, mac, max_versions, "
+	    "previous, ldigest, purge_ms, description, tags, updated_ms) VALUES(?1, ?2, ?3, ?4, "
+	    "?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+	    -1, &q, NULL);
+	if (src == SQLITE_OK) {
+		sqlite3_bind_text(q, 1, name, (int)name_len, SQLITE_STATIC);
+		sqlite3_bind_int64(q, 2, (int64_t)m->last_version);
+		sqlite3_bind_int64(q, 3, info->created_ms);
+		sqlite3_bind_int64(q, 4, (int64_t)m->latest);
+		sqlite3_bind_int64(q, 5, (int64_t)m->epoch);
+		bind_mac(q, 6, m->mac, m->mac_len);
+		sqlite3_bind_int64(q, 7, (int64_t)m->max_versions);
+		sqlite3_bind_int64(q, 8, (int64_t)m->previous);
+		if (m->ldigest_len > 0)
+			sqlite3_bind_blob(q, 9, m->ldigest, (int)m->ldigest_len, SQLITE_STATIC);
+		sqlite3_bind_int64(q, 10, (int64_t)m->purge_ms);
+		if (info->description[0] != '\0')
+			sqlite3_bind_text(q, 11, info->description, -1, SQLITE_STATIC);
+		if (info->tags[0] != '\0')
+			sqlite3_bind_text(q, 12, info->tags, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(q, 13, info->updated_ms);
+		src = sqlite3_step(q);
+		sid = sqlite3_last_insert_rowid(s->db);
+	}
+	rc = src == SQLITE_DONE ? COFFER_OK : fail(s, src, "import a secret");
+	sqlite3_finalize(q);
+	q = NULL;
+	if (rc == COFFER_OK) {
+		src = sqlite3_prepare_v2(s->db,
+		                         "INSERT INTO versions(secret_id, version, key_id, state, "
+		                         "created_ms, sealed, mac) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+		                         -1, &q, NULL);
+		if (src != SQLITE_OK)
+			rc = fail(s, src, "prepare");
+	}
+	for (size_t i = 0; i < n && rc == COFFER_OK; i++) {
+		sqlite3_bind_int64(q, 1, sid);
+		sqlite3_bind_int64(q, 2, (int64_t)rows[i].version);
+		sqlite3_bind_int64(q, 3, rows[i].key_id);
+		sqlite3_bind_int(q, 4, rows[i].state);
+		sqlite3_bind_int64(q, 5, rows[i].created_ms);
+		if (rows[i].sealed != NULL)
+			sqlite3_bind_blob(q, 6, rows[i].sealed, (int)rows[i].sealed_len,
+			                  SQLITE_STATIC);
+		bind_mac(q, 7, rows[i].mac, rows[i].mac_len);
+		rc = import_step(s, q, "import a version");
+	}
+	sqlite3_finalize(q);
+	if (rc == COFFER_OK)
+		rc = write_labels(s, sid, m);
+	return finish_write(s, rc, 1);
+}
+
 /* ---- backup and restore (docs/operations.md) ---------------------------------------------- */
 
 /*
@@ -2208,6 +2302,7 @@ const store_ops sqlite_store_ops = {
     .meta_init = sq_meta_init,
     .decl_add = sq_decl_add,
     .decl_list = sq_decl_list,
+    .import_secret = sq_import_secret,
     .backup = sq_backup,
     .restore_image = sq_restore_image,
 };

@@ -439,6 +439,17 @@ typedef struct store_ops {
 	 * (COFFER_EPERM) a location that already holds a store; the image is checked to be a store
 	 * before it is put in place, and put in place atomically. May be NULL.
 	 */
+	/*
+	 * import_secret (coffer copy): in ONE write transaction, if the secret does not exist,
+	 * create it with exactly this metadata (m: last_version, latest, epoch, previous, ldigest,
+	 * purge_ms, max_versions, mac, and its labels), info (description, tags, created_ms,
+	 * updated_ms) and rows (version ids as given, state, key_id, created_ms, sealed or NULL,
+	 * mac), bump the generation, commit, *existed = 0. If it exists, write nothing and set
+	 * *existed = 1 (the core verifies it). May be NULL.
+	 */
+	int (*import_secret)(store *s, const char *name, size_t name_len, const store_meta *m,
+	                     const store_info *info, const store_row *rows, size_t n,
+	                     int *existed);
 	int (*backup)(store *s, const char *path);
 	int (*restore_image)(const char *location, int fd, uint64_t off, uint64_t len, char *err,
 	                     size_t errlen);
