@@ -294,16 +294,16 @@ int coffer_audit_verify(coffer_store *st, uint64_t *entries, uint64_t *first_bad
 /* coffer_copy: an entry of another store's log, as it was, MAC'd into this store's chain. */
 int core_audit_copy_fill(void *ctx, size_t i, store_audit *e)
 {
-	(void)i;
 	const core_audit_copy *c = ctx;
-	e->ts_ms = c->src->ts_ms;
-	memcpy(e->principal, c->src->principal, sizeof e->principal);
-	memcpy(e->action, c->src->action, sizeof e->action);
-	memcpy(e->secret, c->src->secret, sizeof e->secret);
-	memcpy(e->version, c->src->version, sizeof e->version);
-	e->outcome = c->src->outcome;
-	memcpy(e->error, c->src->error, sizeof e->error);
-	memcpy(e->rid, c->src->rid, sizeof e->rid);
+	const store_audit *src = &c->src[i];
+	e->ts_ms = src->ts_ms;
+	memcpy(e->principal, src->principal, sizeof e->principal);
+	memcpy(e->action, src->action, sizeof e->action);
+	memcpy(e->secret, src->secret, sizeof e->secret);
+	memcpy(e->version, src->version, sizeof e->version);
+	e->outcome = src->outcome;
+	memcpy(e->error, src->error, sizeof e->error);
+	memcpy(e->rid, src->rid, sizeof e->rid);
 	audit_mac(c->st, e, e->mac);
 	e->mac_len = STORE_MAC_LEN;
 	return COFFER_OK;

@@ -19,6 +19,8 @@
 
 #include "core/internal.h"
 
+#define COPY_AUDIT_BATCH 500
+
 typedef struct xsecret {
 	char name[COFFER_NAME_MAX + 1];
 	size_t len;
@@ -338,13 +340,17 @@ static int copy_audit(coffer_store *src, coffer_store *dst, uint64_t *copied)
 	if (rc == COFFER_ECONFLICT)
 		core_set_err(dst, "the target's audit log is not the start of the source's: not "
 		                  "copied (copy into an empty store)");
-	for (size_t i = b.n; i < a.n && rc == COFFER_OK; i++) {
+	/* In batches, each one transaction: an interruption leaves a prefix, which a rerun
+	 * checks and continues. */
+	for (size_t i = b.n; i < a.n && rc == COFFER_OK;) {
+		size_t k = a.n - i < COPY_AUDIT_BATCH ? a.n - i : COPY_AUDIT_BATCH;
 		core_audit_copy c = {dst, &a.v[i]};
-		rc = dst->ops->audit_append(dst->be, dst->audit_chain, core_audit_copy_fill, &c);
+		rc = dst->ops->audit_import(dst->be, dst->audit_chain, k, core_audit_copy_fill, &c);
 		if (rc != COFFER_OK)
 			core_set_backend_err(dst, rc);
 		else
-			(*copied)++;
+			*copied += k;
+		i += k;
 	}
 	free(a.v);
 	free(b.v);
@@ -398,7 +404,7 @@ int coffer_copy(coffer_store *src, coffer_store *dst, coffer_copy_progress cb, v
 	names_free(&ns);
 	if (rc == COFFER_OK)
 		rc = copy_decls(src, dst);
-	if (rc == COFFER_OK && src->ops->audit_list != NULL && dst->ops->audit_append != NULL)
+	if (rc == COFFER_OK && src->ops->audit_list != NULL && dst->ops->audit_import != NULL)
 		rc = copy_audit(src, dst, &stats->audit_copied);
 	pthread_mutex_unlock(second);
 	pthread_mutex_unlock(first);

@@ -228,7 +228,7 @@ void core_meta_sign_all(coffer_store *st, const char *name, size_t len, store_me
                         store_row *rows, size_t n);
 typedef struct core_audit_copy {
 	coffer_store *st;         /* the target */
-	const store_audit *src;   /* the entry copied */
+	const store_audit *src;   /* the entries copied: entry i of a batch is src[i] */
 } core_audit_copy;
 int core_audit_copy_fill(void *ctx, size_t i, store_audit *e);
 

@@ -1774,6 +1774,19 @@ static int sq_audit_append(store *h, const char *chain, store_audit_fn fn, void 
 	return finish_write(s, rc, 0);
 }
 
+/* coffer copy: n entries of another store's log in one transaction. */
+static int sq_audit_import(store *h, const char *chain, size_t n, store_audit_fn fn, void *ctx)
+{
+	sqlite_store *s = S(h);
+	(void)chain;
+	s->audit_n = 0;
+	int rc = exec(s, "BEGIN IMMEDIATE", "begin");
+	if (rc != COFFER_OK)
+		return rc;
+	rc = audit_write(s, "", n, fn, ctx);
+	return finish_write(s, rc, 0);
+}
+
 static void col_text(sqlite3_stmt *q, int col, char *out, size_t cap)
 {
 	const char *t = (const char *)sqlite3_column_text(q, col);
@@ -2303,6 +2316,7 @@ const store_ops sqlite_store_ops = {
     .decl_add = sq_decl_add,
     .decl_list = sq_decl_list,
     .import_secret = sq_import_secret,
+    .audit_import = sq_audit_import,
     .backup = sq_backup,
     .restore_image = sq_restore_image,
 };

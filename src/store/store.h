@@ -450,6 +450,9 @@ typedef struct store_ops {
 	int (*import_secret)(store *s, const char *name, size_t name_len, const store_meta *m,
 	                     const store_info *info, const store_row *rows, size_t n,
 	                     int *existed);
+	/* audit_import (coffer copy): n entries appended to chain in ONE transaction, through fn
+	 * (as audit_append does for one). May be NULL. */
+	int (*audit_import)(store *s, const char *chain, size_t n, store_audit_fn fn, void *ctx);
 	int (*backup)(store *s, const char *path);
 	int (*restore_image)(const char *location, int fd, uint64_t off, uint64_t len, char *err,
 	                     size_t errlen);
