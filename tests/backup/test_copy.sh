@@ -43,6 +43,20 @@ diff "$WORK/d.src" "$WORK/d.pg1" >"$WORK/diff1" && pass "PostgreSQL holds exactl
 	fail "PostgreSQL differs: $(head -c 600 "$WORK/diff1")"
 cmp -s "$SRC/master.key" "$KEYS/pg1.key" && fail "the target's key is the source's" || pass "the target has its own master key"
 
+# --- the PostgreSQL backup recipe (docs/operations.md): pg_dump, pg_restore into a new database ---
+PGBIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
+if [ -x "$PGBIN/pg_dump" ]; then
+	expect_rc 0 "pg_dump --format=custom of the PostgreSQL store" \
+		"$PGBIN/pg_dump" --format=custom --file="$WORK/coffer.pgdump" "$PG1"
+	expect_rc 0 "pg_restore into an empty database" \
+		"$PGBIN/pg_restore" --no-owner --dbname="$PG2" "$WORK/coffer.pgdump"
+	"$TOOL" dump "$PG2" "$KEYS/pg1.key" >"$WORK/d.pg2" || fail "dump the pg_restore'd store"
+	diff "$WORK/d.src" "$WORK/d.pg2" >"$WORK/diff3" && pass "the restored database opens with the same key and holds exactly the same" ||
+		fail "the pg_restore'd store differs: $(head -c 600 "$WORK/diff3")"
+else
+	echo "  (pg_dump not found: the PostgreSQL backup recipe is not checked here)"
+fi
+
 # --- PostgreSQL -> SQLite, killed from outside at an arbitrary moment, rerun ----------------
 BACK="$WORK/back"
 "$COFFER" --store "$PG1" --key-file "$KEYS/pg1.key" copy --to "$BACK" >"$WORK/bg.out" 2>&1 &
