@@ -544,7 +544,7 @@ int cmd_restore_backup(cli *c)
 static int copy_progress(void *ctx, const char *secret, size_t done, size_t total, int skipped)
 {
 	cli *c = ctx;
-	if (!c->json && (done % 100 == 0 || done == total))
+	if (!c->json && (done % 10 == 0 || done == total))
 		fprintf(stderr, "coffer: %zu of %zu secrets (%s%s)\n", done, total, secret,
 		        skipped ? ", already there: verified" : "");
 	return 0;

@@ -67,6 +67,7 @@ for _ in $(seq 1 200); do
 done
 kill -9 "$pid" 2>/dev/null
 wait "$pid" 2>/dev/null
+echo "  (killed after: $(tail -1 "$WORK/bg.out"))"
 expect_rc 0 "after a kill -9, the same copy runs again to the end" \
 	"$COFFER" --store "$PG1" --key-file "$KEYS/pg1.key" copy --to "$BACK"
 "$TOOL" dump "$BACK" "" >"$WORK/d.back" || fail "dump the copy back"
