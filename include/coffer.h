@@ -634,6 +634,54 @@ COFFER_API int coffer_rekey_in_place(coffer_store *st, char *errbuf,
                                      size_t errlen) COFFER_MUST_CHECK;
 
 /*
+ * Copy every secret of src into dst (docs/operations.md, "Move to PostgreSQL"): each version
+ * with its id (destroyed ones keep theirs), state and time, the labels, description, tags,
+ * retention and scheduled deletion, then the declarations and the audit log (each entry as it
+ * was, chained and MAC'd anew in dst). Values are re-sealed under dst's newest data key and
+ * identity, in locked memory only, one secret at a time. Each secret goes into dst in one
+ * transaction: an interrupted copy is resumed by running it again, which verifies each secret
+ * dst already holds (every field and value) and skips it. Request ids are not copied. Stop
+ * writers to src first: a secret that changes while it is read is COFFER_EBUSY.
+ * cb (may be NULL) is called after each secret: done of total, skipped = 1 if it was verified
+ * rather than written; a non-zero return stops the copy with that code.
+ * Returns COFFER_OK, COFFER_ECONFLICT (dst holds a secret or audit entries that differ),
+ * COFFER_EBUSY, COFFER_EINTEGRITY (src fails its MACs: nothing of that secret is written),
+ * COFFER_EINVAL (src and dst are the same store), COFFER_EMISUSE, COFFER_EIO, COFFER_ENOMEM;
+ * coffer_errmsg(dst) says why.
+ */
+typedef int (*coffer_copy_progress)(void *ctx, const char *secret, size_t done, size_t total,
+                                    int skipped);
+typedef struct coffer_copy_stats {
+	uint64_t secrets_copied;
+	uint64_t secrets_verified; /* held by dst already (an earlier run), verified the same */
+	uint64_t audit_copied;
+} coffer_copy_stats;
+COFFER_API int coffer_copy(coffer_store *src, coffer_store *dst, coffer_copy_progress cb,
+                           void *ctx, coffer_copy_stats *stats) COFFER_MUST_CHECK;
+
+/*
+ * Backups (docs/operations.md). coffer_backup writes a consistent image of the whole store as
+ * stored (values and keys sealed, never a plaintext value) into FILE, taken in one read snapshot
+ * while other handles and processes go on writing: written to FILE.tmp, fsync'd, renamed, mode
+ * 0600, with a BLAKE2b checksum in its header. The master key is not in it: keep it apart.
+ * SQLite stores only (PostgreSQL: COFFER_EMISUSE; use pg_dump, or coffer_copy into a folder).
+ * Returns COFFER_OK, COFFER_EMISUSE, COFFER_EINVAL, COFFER_EBUSY, COFFER_EFULL, COFFER_EIO.
+ */
+COFFER_API int coffer_backup(coffer_store *st, const char *file) COFFER_MUST_CHECK;
+
+/*
+ * Make the store at `location` (a folder) from a backup: checks the checksum first (a damaged
+ * file is COFFER_ECORRUPT and nothing is written), refuses a location that holds a store
+ * (COFFER_EPERM), checks the image is a store, puts it in place atomically. The restored store
+ * opens with the master key of the store backed up. Needs no key. Returns COFFER_OK,
+ * COFFER_ECORRUPT, COFFER_EPERM, COFFER_ENOTFOUND (no such file), COFFER_EMISUSE (a PostgreSQL
+ * location: restore into a folder, then coffer_copy), COFFER_EINVAL, COFFER_EBUSY (a restore
+ * into the same folder runs or was interrupted), COFFER_EFULL, COFFER_EIO.
+ */
+COFFER_API int coffer_restore_backup(const char *file, const char *location, char *errbuf,
+                                     size_t errlen) COFFER_MUST_CHECK;
+
+/*
  * The key file coffer_open() reads for `location` when no key is given (for a folder store,
  * DIR/master.key), written to buf (len bytes). Nothing is opened or checked on disk.
  * Returns COFFER_OK, COFFER_ENOTFOUND (this kind of store has no default key file, e.g.

@@ -42,6 +42,8 @@ typedef enum opt_id {
 	O_FILE,
 	O_TRIM,
 	O_NEW_KEY_FILE,
+	O_TO,
+	O_TO_KEY_FILE,
 	O_ENV,
 	/* serve */
 	O_LISTEN,
@@ -256,6 +258,8 @@ void cli_print_exit_codes(FILE *f);
 int cli_fail(cli *c, int rc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 void cli_note(cli *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int cli_emit(cli *c, json_t *j); /* print and free a JSON result (steals j) */
+/* The local store's location: --store, COFFER_STORE, else ./.coffer. */
+const char *cli_store_location(const cli *c);
 /* Open the local store (create: init, put, serve); 0 or the exit code after saying why. */
 int cli_open_local(cli *c, int create, coffer_store **out);
 /* Open what the command runs against into c->tgt; 0 or the exit code after saying why. */
@@ -280,6 +284,9 @@ int cmd_policy(cli *c);
 int cmd_run(cli *c);
 int cmd_rotate_key(cli *c);
 int cmd_rekey(cli *c);
+int cmd_backup(cli *c);
+int cmd_restore_backup(cli *c);
+int cmd_copy(cli *c);
 int cmd_serve(cli *c);
 
 /* serve_conf.c: `coffer serve`'s settings from flags, environment, coffer.conf and defaults. */

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <termios.h>
 #include <time.h>
 #include <unistd.h>
@@ -598,6 +599,92 @@ int cmd_rekey(cli *c)
 	if (realpath(newkf, now) == NULL)
 		snprintf(now, sizeof now, "%s", newkf);
 	return rekey_report(c, now, have_old ? old : NULL, 0);
+}
+
+int cmd_backup(cli *c)
+{
+	const char *file = c->args[0];
+	int rc = cli_target_open(c, 0);
+	if (rc != 0)
+		return rc;
+	int r = coffer_backup(c->tgt->st, file);
+	if (r != COFFER_OK)
+		return cli_fail(c, r, "%s", coffer_errmsg(c->tgt->st));
+	struct stat sb;
+	long long bytes = stat(file, &sb) == 0 ? (long long)sb.st_size : -1;
+	if (c->json)
+		return cli_emit(c, json_pack("{s:s,s:I}", "file", file, "bytes", (json_int_t)bytes));
+	cli_note(c, "backup written to %s (%lld bytes); the master key is not in it: keep it apart",
+	         file, bytes);
+	return 0;
+}
+
+int cmd_restore_backup(cli *c)
+{
+	char err[1024], shown[1024];
+	const char *file = c->args[0], *loc = cli_store_location(c);
+	int r = coffer_restore_backup(file, loc, err, sizeof err);
+	if (r != COFFER_OK)
+		return cli_fail(c, r, "%s", err);
+	loc = coffer_location_display(loc, shown, sizeof shown);
+	if (c->json)
+		return cli_emit(c, json_pack("{s:s,s:s}", "file", file, "store", loc));
+	cli_note(c,
+	         "restored %s into %s; it opens with the master key of the store backed up (put "
+	         "that key file at %s/master.key, or give --key-file)",
+	         file, loc, loc);
+	return 0;
+}
+
+static int copy_progress(void *ctx, const char *secret, size_t done, size_t total, int skipped)
+{
+	cli *c = ctx;
+	if (!c->json && (done % 10 == 0 || done == total))
+		fprintf(stderr, "coffer: %zu of %zu secrets (%s%s)\n", done, total, secret,
+		        skipped ? ", already there: verified" : "");
+	return 0;
+}
+
+int cmd_copy(cli *c)
+{
+	char err[1024], shown[1024];
+	const char *to = cli_opt(c, O_TO);
+	if (to == NULL)
+		return cli_usage_error(c, "copy needs --to DIR|URL");
+	int rc = cli_target_open(c, 0);
+	if (rc != 0)
+		return rc;
+	coffer_options o = {.key_file = cli_opt(c, O_TO_KEY_FILE)};
+	coffer_store *dst = NULL;
+	int r = coffer_open(&dst, to, &o, err, sizeof err);
+	if (r != COFFER_OK)
+		return cli_fail(c, r, "target: %s", err);
+	const char *shown_to = coffer_location_display(to, shown, sizeof shown);
+	if (coffer_created(dst) & COFFER_CREATED_KEY_FILE)
+		cli_note(c, "created master key file for %s (back it up: without it the secrets "
+		            "cannot be read)",
+		         shown_to);
+	coffer_copy_stats stats;
+	r = coffer_copy(c->tgt->st, dst, copy_progress, c, &stats);
+	if (r != COFFER_OK) {
+		snprintf(err, sizeof err, "%s", coffer_errmsg(dst));
+		coffer_close(dst);
+		return cli_fail(c, r, "%s%s", err,
+		                r == COFFER_ECONFLICT || r == COFFER_EINTEGRITY
+		                    ? ""
+		                    : " (run the same copy again to resume)");
+	}
+	coffer_close(dst);
+	if (c->json)
+		return cli_emit(c, json_pack("{s:s,s:I,s:I,s:I}", "to", shown_to, "copied",
+		                             (json_int_t)stats.secrets_copied, "verified",
+		                             (json_int_t)stats.secrets_verified, "audit_entries",
+		                             (json_int_t)stats.audit_copied));
+	cli_note(c, "copied %llu secrets into %s (%llu there already, verified), %llu audit entries",
+	         (unsigned long long)stats.secrets_copied, shown_to,
+	         (unsigned long long)stats.secrets_verified,
+	         (unsigned long long)stats.audit_copied);
+	return 0;
 }
 
 #define RUN_MAX_ENV 64

@@ -472,7 +472,7 @@ static const target_ops local_ops = {
     .audit_verify = lt_audit_verify,
 };
 
-static const char *store_location(const cli *c)
+const char *cli_store_location(const cli *c)
 {
 	const char *loc = cli_opt(c, O_STORE);
 	if (loc == NULL)
@@ -490,7 +490,7 @@ static void key_file_in_use(const cli *c, char *buf, size_t len)
 	buf[0] = '\0';
 	if (kf != NULL)
 		snprintf(buf, len, "%s", kf);
-	else if (coffer_default_key_file(store_location(c), buf, len) != COFFER_OK)
+	else if (coffer_default_key_file(cli_store_location(c), buf, len) != COFFER_OK)
 		buf[0] = '\0';
 }
 
@@ -533,7 +533,7 @@ int cli_open_local(cli *c, int create, coffer_store **out)
 	                    .principal = principal,
 	                    .max_value = c->num[O_MAX_VALUE],
 	                    .flags = create ? 0 : COFFER_OPEN_NO_CREATE};
-	const char *loc = store_location(c);
+	const char *loc = cli_store_location(c);
 	if (o.max_value == 0) {
 		const char *env = getenv("COFFER_MAX_VALUE");
 		unsigned long v = 0;

@@ -69,6 +69,14 @@ const opt_def cli_opts[O_COUNT] = {
      "seal under a new key kept in FILE (created 0600 if missing), instead\n"
      "of replacing the key file in use in place",
      0, 0, 0},
+    [O_TO] = {O_TO, "to", 0, ARG_STR, "DIR|URL",
+     "the store to copy into: a folder or postgres://user@host/db\n"
+     "(created if missing)",
+     0, 0, 0},
+    [O_TO_KEY_FILE] = {O_TO_KEY_FILE, "to-key-file", 0, ARG_FILE, "FILE",
+     "the target's master key file (default: the target's own,\n"
+     "DIR/master.key, created with a new key; PostgreSQL needs one)",
+     0, 0, 0},
     [O_ENV] = {O_ENV, "env", 'e', ARG_STR, "VAR=NAME[@VERSION]",
      "set VAR to that secret's value (repeatable, at least one)", OPT_MULTI, 0, 0},
     [O_LISTEN] = {O_LISTEN, "listen", 'l', ARG_STR, "[SERVICE=]ADDR",
@@ -190,6 +198,7 @@ static const opt_id meta_opts[] = {O_DESCRIPTION, O_TAG, O_MAX_VERSIONS, O_COUNT
 static const opt_id list_opts[] = {O_PREFIX, O_LIMIT, O_PAGE_TOKEN, O_COUNT};
 static const opt_id audit_opts[] = {O_SINCE, O_SECRET, O_COUNT};
 static const opt_id rekey_opts[] = {O_NEW_KEY_FILE, O_COUNT};
+static const opt_id copy_opts[] = {O_TO, O_TO_KEY_FILE, O_COUNT};
 static const opt_id run_opts[] = {O_ENV, O_COUNT};
 static const opt_id serve_opts[] = {O_LISTEN,        O_ALLOW_UID,    O_THREADS,        O_POLICY,  O_RECORD_POLICY,
                                     O_TOKENS,        O_TLS_CERT,     O_TLS_KEY,        O_INSECURE,
@@ -308,6 +317,25 @@ const cmd_def cli_cmds[] = {
      "the old key: restart them with the new one.\n"
      "JSON: {\"key_file\", \"in_place\", \"next\"}.",
      0, 0, rekey_opts, CMD_JSON | CMD_LOCAL, cmd_rekey, NULL},
+    {"backup", "FILE", "write a consistent, sealed backup of the store to FILE",
+     "Taken in one snapshot while the store is in use (SQLite's online backup), never a\n"
+     "plaintext value: written to FILE.tmp, synced, renamed; mode 0600, with a BLAKE2b\n"
+     "checksum. The master key is NOT in it: back the key up apart. PostgreSQL: use\n"
+     "pg_dump, or copy --to a folder (docs/operations.md). JSON: {\"file\", \"bytes\"}.",
+     1, 1, no_opts, CMD_JSON | CMD_LOCAL, cmd_backup, NULL},
+    {"restore-backup", "FILE", "make the store given by --store from a backup",
+     "Checks FILE's checksum first; refuses a --store that already holds a store. The\n"
+     "restored store opens with the master key of the store that was backed up.\n"
+     "JSON: {\"file\", \"store\"}.",
+     1, 1, no_opts, CMD_JSON | CMD_LOCAL, cmd_restore_backup, NULL},
+    {"copy", "--to DIR|URL [--to-key-file FILE]", "copy every secret into another store",
+     "Every version (same ids and states), label, description, tags, retention, the\n"
+     "declarations and the audit log, re-sealed under the target's own master key and\n"
+     "identity; no value is written to disk in clear. Each secret goes in whole or not at\n"
+     "all: run it again after an interruption and it verifies what is there and goes on.\n"
+     "Stop writers to the source first. Secrets scheduled for deletion are not copied.\n"
+     "JSON: {\"to\", \"copied\", \"verified\", \"audit_entries\"}.",
+     0, 0, copy_opts, CMD_JSON | CMD_LOCAL, cmd_copy, NULL},
     {"serve", "", "run the Nitric gRPC server",
      "Serves the store over Nitric's gRPC protocol (SecretManager Put/Access, Resources\n"
      "Declare), so Nitric SDKs work against it unmodified (set SERVICE_ADDRESS).\n"

@@ -355,3 +355,21 @@ int coffer_audit_verify(coffer_store *st, uint64_t *entries, uint64_t *first_bad
 	free(vc.chains);
 	return rc;
 }
+
+/* coffer_copy: an entry of another store's log, as it was, MAC'd into this store's chain. */
+int core_audit_copy_fill(void *ctx, size_t i, store_audit *e)
+{
+	const core_audit_copy *c = ctx;
+	const store_audit *src = &c->src[i];
+	e->ts_ms = src->ts_ms;
+	memcpy(e->principal, src->principal, sizeof e->principal);
+	memcpy(e->action, src->action, sizeof e->action);
+	memcpy(e->secret, src->secret, sizeof e->secret);
+	memcpy(e->version, src->version, sizeof e->version);
+	e->outcome = src->outcome;
+	memcpy(e->error, src->error, sizeof e->error);
+	memcpy(e->rid, src->rid, sizeof e->rid);
+	audit_mac(c->st, e, e->mac);
+	e->mac_len = STORE_MAC_LEN;
+	return COFFER_OK;
+}

@@ -221,6 +221,17 @@ int core_meta_list_end(coffer_store *st, const char *name, size_t len, const sto
  * from before MACs, or the store was edited (COFFER_EINTEGRITY). */
 int core_meta_ready(coffer_store *st, const crypto_key *master, char *err, size_t errlen);
 
+/* copy.c helpers */
+int core_meta_check_all(coffer_store *st, const char *name, size_t len, const store_meta *m,
+                        const store_row *rows, size_t n);
+void core_meta_sign_all(coffer_store *st, const char *name, size_t len, store_meta *m,
+                        store_row *rows, size_t n);
+typedef struct core_audit_copy {
+	coffer_store *st;         /* the target */
+	const store_audit *src;   /* the entries copied: entry i of a batch is src[i] */
+} core_audit_copy;
+int core_audit_copy_fill(void *ctx, size_t i, store_audit *e);
+
 /* rotate.c */
 /* A data key by id; if unknown, reload the keyring (another process may have rotated).
  * COFFER_EINTEGRITY if the store does not hold it; COFFER_EKEY (message set) if the master key

@@ -612,3 +612,17 @@ int core_meta_list_end(coffer_store *st, const char *name, size_t len, const sto
 		return unlike(st, name, len, next, "missing", "exists");
 	return COFFER_OK;
 }
+
+/* coffer_copy (copy.c): check a whole secret as read, and MAC it under this store. */
+int core_meta_check_all(coffer_store *st, const char *name, size_t len, const store_meta *m,
+                        const store_row *rows, size_t n)
+{
+	return check_all(st, name, len, m, rows, n);
+}
+
+void core_meta_sign_all(coffer_store *st, const char *name, size_t len, store_meta *m,
+                        store_row *rows, size_t n)
+{
+	m->labels_changed = 1;
+	sign_all(st, name, len, m, rows, n);
+}

@@ -2524,6 +2524,22 @@ static int pg_audit_append(store *st, const char *chain, size_t n, store_audit_f
 	return rc;
 }
 
+/* coffer copy: n entries of another store's log in one transaction. */
+static int pg_audit_import(store *st, const char *chain, size_t n, store_audit_fn fn, void *ctx)
+{
+	pg_store *s = (pg_store *)st;
+	s->audit_n = 0;
+	int rc = begin_write(s);
+	if (rc != COFFER_OK)
+		return rc;
+	rc = audit_write(s, chain, n, fn, ctx);
+	if (rc != COFFER_OK) {
+		rollback(s);
+		return rc;
+	}
+	return commit(s);
+}
+
 static void res_text(const PGresult *r, int i, int col, char *out, size_t cap)
 {
 	snprintf(out, cap, "%s", PQgetisnull(r, i, col) ? "" : PQgetvalue(r, i, col));
@@ -2758,6 +2774,96 @@ static int pg_decl_list(store *st, store_decl_cb cb, void *ctx)
 	return rc;
 }
 
+
+/* coffer copy: a whole secret written as given, in one transaction (store.h, import_secret). */
+static int pg_import_secret(store *st, const char *name, size_t name_len, const store_meta *m,
+                            const store_info *info, const store_row *rows, size_t n,
+                            int *existed)
+{
+	pg_store *s = (pg_store *)st;
+	*existed = 0;
+	int rc = begin_write(s);
+	if (rc != COFFER_OK)
+		return rc;
+	static const Oid types[13] = {OID_TEXT, OID_INT8,  OID_INT8, OID_INT8, OID_BYTEA,
+	                              OID_INT8, OID_INT8,  OID_BYTEA, OID_INT8, OID_TEXT,
+	                              OID_TEXT, OID_INT8,  OID_INT8};
+	static const int formats[13] = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1};
+	uint8_t b[8][8];
+	put_be64(b[0], m->last_version);
+	put_be64(b[1], m->latest);
+	put_be64(b[2], m->epoch);
+	put_be64(b[3], m->max_versions);
+	put_be64(b[4], m->previous);
+	put_be64(b[5], m->purge_ms);
+	put_be64(b[6], (uint64_t)info->created_ms);
+	put_be64(b[7], (uint64_t)info->updated_ms);
+	const char *d = info->description[0] != '\0' ? info->description : NULL;
+	const char *t = info->tags[0] != '\0' ? info->tags : NULL;
+	const char *v[13] = {name,
+	                     (const char *)b[0],
+	                     (const char *)b[1],
+	                     (const char *)b[2],
+	                     (const char *)m->mac,
+	                     (const char *)b[3],
+	                     (const char *)b[4],
+	                     m->ldigest_len == STORE_DIGEST_LEN ? (const char *)m->ldigest : NULL,
+	                     (const char *)b[5],
+	                     d,
+	                     t,
+	                     (const char *)b[6],
+	                     (const char *)b[7]};
+	const int l[13] = {(int)name_len, 8, 8, 8, (int)m->mac_len, 8, 8, (int)m->ldigest_len, 8,
+	                   d != NULL ? (int)strlen(d) : 0, t != NULL ? (int)strlen(t) : 0, 8, 8};
+	PGresult *r = PQexecParams(
+	    s->conn,
+	    "INSERT INTO coffer_secrets (name, last_version, latest, epoch, mac, max_versions, "
+	    "previous, ldigest, purge_ms, description, tags, created_ms, updated_ms) VALUES ($1, "
+	    "$2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) ON CONFLICT (name) DO NOTHING "
+	    "RETURNING id",
+	    13, types, v, l, formats, 1);
+	rc = res_rc(s, r, PGRES_TUPLES_OK, "importing a secret");
+	uint64_t sid = 0;
+	if (rc == COFFER_OK && PQntuples(r) == 0)
+		*existed = 1;
+	else if (rc == COFFER_OK && !col_uint(r, 0, 0, 8, &sid)) {
+		set_err(s, "importing a secret: no id returned");
+		rc = COFFER_EIO;
+	}
+	PQclear(r);
+	if (rc != COFFER_OK || *existed) {
+		rollback(s);
+		return rc;
+	}
+	static const Oid vtypes[7] = {OID_INT8, OID_INT8, OID_INT8, OID_INT8,
+	                              OID_INT8, OID_BYTEA, OID_BYTEA};
+	static const int vformats[7] = {1, 1, 1, 1, 1, 1, 1};
+	for (size_t i = 0; i < n && rc == COFFER_OK; i++) {
+		uint8_t c[5][8];
+		put_be64(c[0], sid);
+		put_be64(c[1], rows[i].version);
+		put_be64(c[2], rows[i].key_id);
+		put_be64(c[3], (uint64_t)(int64_t)rows[i].state);
+		put_be64(c[4], (uint64_t)rows[i].created_ms);
+		const char *vv[7] = {(const char *)c[0], (const char *)c[1], (const char *)c[2],
+		                     (const char *)c[3], (const char *)c[4],
+		                     rows[i].sealed != NULL ? (const char *)rows[i].sealed : "",
+		                     (const char *)rows[i].mac};
+		const int vl[7] = {8, 8, 8, 8, 8, rows[i].sealed != NULL ? (int)rows[i].sealed_len : 0,
+		                   (int)rows[i].mac_len};
+		r = PQexecParams(s->conn,
+		                 "INSERT INTO coffer_versions (secret_id, version, key_id, state, "
+		                 "created_ms, sealed, mac) VALUES ($1, $2, $3, $4::bigint::smallint, $5, "
+		                 "$6, $7)",
+		                 7, vtypes, vv, vl, vformats, 1);
+		rc = res_rc(s, r, PGRES_COMMAND_OK, "importing a version");
+		PQclear(r);
+	}
+	if (rc == COFFER_OK)
+		rc = write_labels(s, sid, m);
+	return finish_write(s, rc);
+}
+
 const store_ops postgres_store_ops = {
     .scheme = "postgres",
     .open = pg_open,
@@ -2786,4 +2892,6 @@ const store_ops postgres_store_ops = {
     .meta_init = pg_meta_init,
     .decl_add = pg_decl_add,
     .decl_list = pg_decl_list,
+    .import_secret = pg_import_secret,
+    .audit_import = pg_audit_import,
 };

@@ -1774,6 +1774,19 @@ static int sq_audit_append(store *h, const char *chain, size_t n, store_audit_fn
 	return finish_write(s, rc, 0);
 }
 
+/* coffer copy: n entries of another store's log in one transaction. */
+static int sq_audit_import(store *h, const char *chain, size_t n, store_audit_fn fn, void *ctx)
+{
+	sqlite_store *s = S(h);
+	(void)chain;
+	s->audit_n = 0;
+	int rc = exec(s, "BEGIN IMMEDIATE", "begin");
+	if (rc != COFFER_OK)
+		return rc;
+	rc = audit_write(s, "", n, fn, ctx);
+	return finish_write(s, rc, 0);
+}
+
 static void col_text(sqlite3_stmt *q, int col, char *out, size_t cap)
 {
 	const char *t = (const char *)sqlite3_column_text(q, col);
@@ -1966,6 +1979,314 @@ static int sq_decl_list(store *h, store_decl_cb cb, void *ctx)
 	return rc;
 }
 
+
+
+/* ---- coffer copy: a whole secret written as given ------------------------------------------ */
+
+static int import_step(sqlite_store *s, sqlite3_stmt *q, const char *what)
+{
+	int src = sqlite3_step(q);
+	sqlite3_reset(q);
+	sqlite3_clear_bindings(q);
+	return src == SQLITE_DONE ? COFFER_OK : fail(s, src, what);
+}
+
+static int sq_import_secret(store *h, const char *name, size_t name_len, const store_meta *m,
+                            const store_info *info, const store_row *rows, size_t n,
+                            int *existed)
+{
+	sqlite_store *s = S(h);
+	*existed = 0;
+	int rc = exec(s, "BEGIN IMMEDIATE", "begin");
+	if (rc != COFFER_OK)
+		return rc;
+	sqlite3_stmt *q = NULL;
+	int src = sqlite3_prepare_v2(s->db, "SELECT id FROM secrets WHERE name = ?1", -1, &q, NULL);
+	if (src == SQLITE_OK) {
+		sqlite3_bind_text(q, 1, name, (int)name_len, SQLITE_STATIC);
+		src = sqlite3_step(q);
+		if (src == SQLITE_ROW)
+			*existed = 1;
+		else if (src != SQLITE_DONE)
+			rc = fail(s, src, "read a secret");
+	} else {
+		rc = fail(s, src, "prepare");
+	}
+	sqlite3_finalize(q);
+	q = NULL;
+	if (rc != COFFER_OK || *existed) {
+		rollback(s);
+		return rc;
+	}
+	int64_t sid = 0;
+	src = sqlite3_prepare_v2(
+	    s->db,
+	    "INSERT INTO secrets(name, last_version, created_ms, latest, epoch, mac, max_versions, "
+	    "previous, ldigest, purge_ms, description, tags, updated_ms) VALUES(?1, ?2, ?3, ?4, "
+	    "?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+	    -1, &q, NULL);
+	if (src == SQLITE_OK) {
+		sqlite3_bind_text(q, 1, name, (int)name_len, SQLITE_STATIC);
+		sqlite3_bind_int64(q, 2, (int64_t)m->last_version);
+		sqlite3_bind_int64(q, 3, info->created_ms);
+		sqlite3_bind_int64(q, 4, (int64_t)m->latest);
+		sqlite3_bind_int64(q, 5, (int64_t)m->epoch);
+		bind_mac(q, 6, m->mac, m->mac_len);
+		sqlite3_bind_int64(q, 7, (int64_t)m->max_versions);
+		sqlite3_bind_int64(q, 8, (int64_t)m->previous);
+		if (m->ldigest_len > 0)
+			sqlite3_bind_blob(q, 9, m->ldigest, (int)m->ldigest_len, SQLITE_STATIC);
+		sqlite3_bind_int64(q, 10, (int64_t)m->purge_ms);
+		if (info->description[0] != '\0')
+			sqlite3_bind_text(q, 11, info->description, -1, SQLITE_STATIC);
+		if (info->tags[0] != '\0')
+			sqlite3_bind_text(q, 12, info->tags, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(q, 13, info->updated_ms);
+		src = sqlite3_step(q);
+		sid = sqlite3_last_insert_rowid(s->db);
+	}
+	rc = src == SQLITE_DONE ? COFFER_OK : fail(s, src, "import a secret");
+	sqlite3_finalize(q);
+	q = NULL;
+	if (rc == COFFER_OK) {
+		src = sqlite3_prepare_v2(s->db,
+		                         "INSERT INTO versions(secret_id, version, key_id, state, "
+		                         "created_ms, sealed, mac) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+		                         -1, &q, NULL);
+		if (src != SQLITE_OK)
+			rc = fail(s, src, "prepare");
+	}
+	for (size_t i = 0; i < n && rc == COFFER_OK; i++) {
+		sqlite3_bind_int64(q, 1, sid);
+		sqlite3_bind_int64(q, 2, (int64_t)rows[i].version);
+		sqlite3_bind_int64(q, 3, rows[i].key_id);
+		sqlite3_bind_int(q, 4, rows[i].state);
+		sqlite3_bind_int64(q, 5, rows[i].created_ms);
+		if (rows[i].sealed != NULL)
+			sqlite3_bind_blob(q, 6, rows[i].sealed, (int)rows[i].sealed_len,
+			                  SQLITE_STATIC);
+		bind_mac(q, 7, rows[i].mac, rows[i].mac_len);
+		rc = import_step(s, q, "import a version");
+	}
+	sqlite3_finalize(q);
+	if (rc == COFFER_OK)
+		rc = write_labels(s, sid, m);
+	return finish_write(s, rc, 1);
+}
+
+/* ---- backup and restore (docs/operations.md) ---------------------------------------------- */
+
+/*
+ * The whole database through SQLite's online backup API, in one step (-1): the source's pages
+ * are all read in ONE read transaction, so the image is the store as of one commit, while
+ * other processes go on writing to the WAL. The image is left in rollback-journal mode so it
+ * is one self-contained file; restore_image() puts WAL back when the store is opened.
+ */
+static int sq_backup(store *h, const char *path)
+{
+	sqlite_store *s = S(h);
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		int e = errno;
+		snprintf(s->err, sizeof s->err, "cannot create '%s': %s", path, strerror(e));
+		return e == ENOSPC || e == EDQUOT ? COFFER_EFULL : COFFER_EIO;
+	}
+	close(fd); /* our own new file: no SQLite lock lives on it */
+	sqlite3 *dst = NULL;
+	int src = sqlite3_open_v2(path, &dst,
+	                          SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_NOFOLLOW,
+	                          NULL);
+	int rc = COFFER_OK;
+	if (src == SQLITE_OK) {
+		sqlite3_busy_timeout(dst, 10000);
+		sqlite3_backup *b = sqlite3_backup_init(dst, "main", s->db, "main");
+		if (b == NULL) {
+			src = sqlite3_errcode(dst);
+		} else {
+			for (int tries = 0;; tries++) {
+				src = sqlite3_backup_step(b, -1);
+				if ((src != SQLITE_BUSY && src != SQLITE_LOCKED) || tries >= 1000)
+					break;
+				sqlite3_sleep(10);
+			}
+			int fin = sqlite3_backup_finish(b);
+			if (src == SQLITE_DONE)
+				src = fin;
+		}
+		if (src == SQLITE_OK)
+			src = sqlite3_exec(dst, "PRAGMA journal_mode = DELETE", NULL, NULL, NULL);
+	}
+	if (src != SQLITE_OK) {
+		snprintf(s->err, sizeof s->err, "backup of the database failed: %s",
+		         dst != NULL ? sqlite3_errmsg(dst) : sqlite3_errstr(src));
+		rc = (src & 0xff) == SQLITE_FULL ? COFFER_EFULL
+		     : (src & 0xff) == SQLITE_BUSY ? COFFER_EBUSY
+		                                  : COFFER_EIO;
+	}
+	sqlite3_close(dst);
+	return rc;
+}
+
+static void fsync_dir(const char *dir)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd >= 0) {
+		(void)fsync(fd);
+		close(fd);
+	}
+}
+
+/* Copy len bytes at off of `in` into a new file `path` (0600), fsync'd. */
+static int copy_image(int in, uint64_t off, uint64_t len, const char *path, char *err,
+                      size_t errlen)
+{
+	int out = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (out < 0) {
+		int e = errno;
+		snprintf(err, errlen,
+		         e == EEXIST ? "'%s' exists: another restore is running, or one was "
+		                       "interrupted (remove the file once none runs)"
+		                     : "cannot create '%s': %s",
+		         path, strerror(e));
+		return e == EEXIST ? COFFER_EBUSY : e == ENOSPC || e == EDQUOT ? COFFER_EFULL
+		                                                                 : COFFER_EIO;
+	}
+	unsigned char buf[16384];
+	int rc = COFFER_OK;
+	while (len > 0 && rc == COFFER_OK) {
+		size_t want = len < sizeof buf ? (size_t)len : sizeof buf;
+		ssize_t r = pread(in, buf, want, (off_t)off);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0) {
+			snprintf(err, errlen, "cannot read the backup: %s",
+			         r < 0 ? strerror(errno) : "it ends early");
+			rc = COFFER_EIO;
+			break;
+		}
+		for (ssize_t w = 0; w < r && rc == COFFER_OK;) {
+			ssize_t n = write(out, buf + w, (size_t)(r - w));
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n < 0) {
+				int e = errno;
+				snprintf(err, errlen, "cannot write '%s': %s", path, strerror(e));
+				rc = e == ENOSPC || e == EDQUOT ? COFFER_EFULL : COFFER_EIO;
+			} else {
+				w += n;
+			}
+		}
+		off += (uint64_t)r;
+		len -= (uint64_t)r;
+	}
+	if (rc == COFFER_OK && fsync(out) != 0) {
+		snprintf(err, errlen, "cannot sync '%s': %s", path, strerror(errno));
+		rc = COFFER_EIO;
+	}
+	close(out);
+	if (rc != COFFER_OK)
+		unlink(path);
+	return rc;
+}
+
+/* The restored image must be a coffer store this build understands, whole. */
+static int check_image(const char *path, char *err, size_t errlen)
+{
+	sqlite3 *db = NULL;
+	sqlite3_stmt *q = NULL;
+	int ver = -1, ok = 0, hdr = 0;
+	int src = sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOFOLLOW, NULL);
+	if (src == SQLITE_OK &&
+	    sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &q, NULL) == SQLITE_OK &&
+	    sqlite3_step(q) == SQLITE_ROW)
+		ver = sqlite3_column_int(q, 0);
+	sqlite3_finalize(q);
+	q = NULL;
+	if (src == SQLITE_OK &&
+	    sqlite3_prepare_v2(db, "PRAGMA quick_check", -1, &q, NULL) == SQLITE_OK &&
+	    sqlite3_step(q) == SQLITE_ROW && sqlite3_column_text(q, 0) != NULL)
+		ok = strcmp((const char *)sqlite3_column_text(q, 0), "ok") == 0;
+	sqlite3_finalize(q);
+	q = NULL;
+	if (src == SQLITE_OK &&
+	    sqlite3_prepare_v2(db, "SELECT count(*) FROM header", -1, &q, NULL) == SQLITE_OK &&
+	    sqlite3_step(q) == SQLITE_ROW)
+		hdr = sqlite3_column_int(q, 0) == 1;
+	sqlite3_finalize(q);
+	sqlite3_close(db);
+	if (ver < 1 || ver > STORE_SCHEMA_VERSION || !ok || !hdr) {
+		snprintf(err, errlen,
+		         "the backup does not hold a coffer store this version can open (schema %d, "
+		         "check %s, header %s)",
+		         ver, ok ? "ok" : "failed", hdr ? "present" : "missing");
+		return COFFER_ECORRUPT;
+	}
+	return COFFER_OK;
+}
+
+static int file_size(const char *dir, const char *name, off_t *size)
+{
+	char path[PATH_MAX + 32];
+	struct stat sb;
+	*size = 0;
+	if (path_join(path, sizeof path, dir, name) != COFFER_OK)
+		return COFFER_EINVAL;
+	if (lstat(path, &sb) != 0)
+		return errno == ENOENT ? COFFER_ENOTFOUND : COFFER_EIO;
+	*size = sb.st_size;
+	return COFFER_OK;
+}
+
+static int sq_restore_image(const char *location, int fd, uint64_t off, uint64_t len, char *err,
+                            size_t errlen)
+{
+	char real[PATH_MAX], db[PATH_MAX + 32], tmp[PATH_MAX + 32];
+	if (location[0] == '\0') {
+		snprintf(err, errlen, "invalid store path");
+		return COFFER_EINVAL;
+	}
+	int rc = resolve_dir(location, STORE_OPEN_CREATE, real, err, errlen);
+	if (rc == COFFER_OK && (path_join(db, sizeof db, real, "coffer.db") != COFFER_OK ||
+	                        path_join(tmp, sizeof tmp, real, "coffer.db.restore") != COFFER_OK)) {
+		snprintf(err, errlen, "store path is too long");
+		rc = COFFER_EINVAL;
+	}
+	if (rc == COFFER_OK)
+		rc = check_store_files(real, err, errlen);
+	if (rc != COFFER_OK)
+		return rc;
+	off_t dbsize = 0, walsize = 0;
+	int have_db = file_size(real, "coffer.db", &dbsize) == COFFER_OK;
+	(void)file_size(real, "coffer.db-wal", &walsize);
+	if (dbsize > 0 || walsize > 0) {
+		snprintf(err, errlen,
+		         "store '%s' is not empty (it holds coffer.db): restore-backup never "
+		         "overwrites a store; give a new or empty folder",
+		         location);
+		return COFFER_EPERM;
+	}
+	rc = copy_image(fd, off, len, tmp, err, errlen);
+	if (rc == COFFER_OK)
+		rc = check_image(tmp, err, errlen);
+	if (rc == COFFER_OK) {
+		/* link() never replaces: a store created meanwhile is not overwritten. An empty
+		 * coffer.db (a creation that stopped before its schema) holds nothing: replaced. */
+		int r = have_db ? rename(tmp, db) : link(tmp, db);
+		if (r != 0) {
+			int e = errno;
+			snprintf(err, errlen,
+			         e == EEXIST ? "store '%s' was created while restoring: not overwritten"
+			                     : "cannot put the restored store in place in '%s': %s",
+			         location, strerror(e));
+			rc = e == EEXIST ? COFFER_EPERM : COFFER_EIO;
+		}
+	}
+	unlink(tmp); /* after link(): the second name; after rename(): already gone */
+	if (rc == COFFER_OK)
+		fsync_dir(real);
+	return rc;
+}
+
 const store_ops sqlite_store_ops = {
     .scheme = "sqlite",
     .open = sq_open,
@@ -1994,4 +2315,8 @@ const store_ops sqlite_store_ops = {
     .meta_init = sq_meta_init,
     .decl_add = sq_decl_add,
     .decl_list = sq_decl_list,
+    .import_secret = sq_import_secret,
+    .audit_import = sq_audit_import,
+    .backup = sq_backup,
+    .restore_image = sq_restore_image,
 };

@@ -428,6 +428,34 @@ typedef struct store_ops {
 	int (*audit_append)(store *s, const char *chain, size_t n, store_audit_fn fn, void *ctx);
 	int (*audit_list)(store *s, uint64_t after_id, int (*cb)(void *ctx, const store_audit *e),
 	                  void *ctx);
+
+	/*
+	 * Backups (docs/operations.md). backup: write a consistent image of the whole store, as
+	 * stored (sealed), into `path`, a file this call creates (0600, O_EXCL), taken in one
+	 * read snapshot while writers go on; fsync'd. May be NULL (the core answers
+	 * COFFER_EMISUSE with what to do instead).
+	 * restore_image: a static operation like open(): make the store at `location` from the
+	 * image of `len` bytes at offset `off` of fd (the core verified its checksum), refusing
+	 * (COFFER_EPERM) a location that already holds a store; the image is checked to be a store
+	 * before it is put in place, and put in place atomically. May be NULL.
+	 */
+	/*
+	 * import_secret (coffer copy): in ONE write transaction, if the secret does not exist,
+	 * create it with exactly this metadata (m: last_version, latest, epoch, previous, ldigest,
+	 * purge_ms, max_versions, mac, and its labels), info (description, tags, created_ms,
+	 * updated_ms) and rows (version ids as given, state, key_id, created_ms, sealed or NULL,
+	 * mac), bump the generation, commit, *existed = 0. If it exists, write nothing and set
+	 * *existed = 1 (the core verifies it). May be NULL.
+	 */
+	int (*import_secret)(store *s, const char *name, size_t name_len, const store_meta *m,
+	                     const store_info *info, const store_row *rows, size_t n,
+	                     int *existed);
+	/* audit_import (coffer copy): n entries appended to chain in ONE transaction, through fn
+	 * (as audit_append does for one). May be NULL. */
+	int (*audit_import)(store *s, const char *chain, size_t n, store_audit_fn fn, void *ctx);
+	int (*backup)(store *s, const char *path);
+	int (*restore_image)(const char *location, int fd, uint64_t off, uint64_t len, char *err,
+	                     size_t errlen);
 } store_ops;
 
 /*
