@@ -196,6 +196,10 @@ expect_eq "bash" "$(complete_words coffer completion ba)" "completion completes 
 readme_cmds=$(grep -oE '^\| `coffer [a-z-]+' "$README" | sed 's/^| `coffer //' | sort -u | tr '\n' ' ')
 help_cmds=$(C help | sed -n '/^commands:/,/^$/p' | grep -oE '^  [a-z-]+' | tr -d ' ' | sort -u | tr '\n' ' ')
 expect_eq "$help_cmds" "$readme_cmds" "README's command table names the commands coffer help lists"
+# ... and the man page coffer(1) (its COMMANDS section, one *name* per entry)
+MAN=$(dirname "$README")/docs/man/coffer.1.scd
+man_cmds=$(awk '/^# COMMANDS/,/^# OPTIONS/' "$MAN" | grep -oE '^\*[a-z-]+\*' | tr -d '*' | sort -u | tr '\n' ' ')
+expect_eq "$help_cmds" "$man_cmds" "coffer(1)'s COMMANDS section names the commands coffer help lists"
 python3 - "$README" "$WORK/help.json" <<'EOF' && pass "README's exit-code table matches coffer help --json" || fail "README's exit-code table differs from coffer help --json"
 import json, re, sys
 readme = {}
