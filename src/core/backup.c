@@ -15,6 +15,7 @@
  * without the master key, which is NOT in it.
  */
 #include <errno.h>
+#include <stdarg.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
@@ -123,6 +124,17 @@ static int pump(int in, int out, uint64_t len, crypto_generichash_state *h, char
 	return COFFER_OK;
 }
 
+/* An error message naming paths: cut to errlen like any other (vsnprintf, so the compiler does not
+ * flag the paths' possible length; a cut path still says which file). */
+__attribute__((format(printf, 3, 4))) static void errf(char *err, size_t errlen, const char *fmt,
+                                                       ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+}
+
 /* FILE.tmp = header + image, fsync'd, renamed to FILE. */
 static int compose(const char *image, const char *file, char *err, size_t errlen)
 {
@@ -148,7 +160,7 @@ static int compose(const char *image, const char *file, char *err, size_t errlen
 	if (out < 0) {
 		int e = errno;
 		close(in);
-		snprintf(err, errlen, "cannot create '%s': %s", tmp, strerror(e));
+		errf(err, errlen, "cannot create '%s': %s", tmp, strerror(e));
 		return io_rc(e);
 	}
 	uint8_t hdr[BK_HDR_LEN] = {0};
@@ -163,7 +175,7 @@ static int compose(const char *image, const char *file, char *err, size_t errlen
 	int rc = COFFER_OK;
 	if (write_all(out, hdr, BK_HDR_LEN) != 0) {
 		int e = errno;
-		snprintf(err, errlen, "cannot write '%s': %s", tmp, strerror(e));
+		errf(err, errlen, "cannot write '%s': %s", tmp, strerror(e));
 		rc = io_rc(e);
 	}
 	if (rc == COFFER_OK)
@@ -173,13 +185,13 @@ static int compose(const char *image, const char *file, char *err, size_t errlen
 		crypto_generichash_final(&h, hdr + BK_HASH_OFF, 32);
 		if (pwrite(out, hdr + BK_HASH_OFF, 32, BK_HASH_OFF) != 32 || fsync(out) != 0) {
 			int e = errno;
-			snprintf(err, errlen, "cannot write '%s': %s", tmp, strerror(e));
+			errf(err, errlen, "cannot write '%s': %s", tmp, strerror(e));
 			rc = io_rc(e);
 		}
 	}
 	close(out);
 	if (rc == COFFER_OK && rename(tmp, file) != 0) {
-		snprintf(err, errlen, "cannot rename '%s' to '%s': %s", tmp, file, strerror(errno));
+		errf(err, errlen, "cannot rename '%s' to '%s': %s", tmp, file, strerror(errno));
 		rc = COFFER_EIO;
 	}
 	if (rc != COFFER_OK)

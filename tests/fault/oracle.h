@@ -68,7 +68,8 @@ static inline int oracle_reads(coffer_store *st, const char *name, const char *v
 static inline int oracle_integrity(const char *dir, char *msg, size_t msglen)
 {
 	char path[4200];
-	snprintf(path, sizeof path, "%s/coffer.db", dir);
+	if (snprintf(path, sizeof path, "%s/coffer.db", dir) >= (int)sizeof path)
+		return 0;
 	sqlite3 *db = NULL;
 	int ok = 0;
 	snprintf(msg, msglen, "cannot open");
@@ -99,7 +100,8 @@ static inline int oracle_fingerprint(const char *dir, int skip_gen, unsigned cha
 	    "SELECT * FROM secrets ORDER BY id", "SELECT * FROM versions ORDER BY 1, 2",
 	    "SELECT * FROM gen"};
 	char path[4200];
-	snprintf(path, sizeof path, "%s/coffer.db", dir);
+	if (snprintf(path, sizeof path, "%s/coffer.db", dir) >= (int)sizeof path)
+		return -1;
 	sqlite3 *db = NULL;
 	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, "unix") != SQLITE_OK) {
 		sqlite3_close(db);
