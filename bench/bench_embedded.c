@@ -104,7 +104,8 @@ static double raw_inserts(raw *r, long n, long *seq)
 	return (double)n / (now_s() - t0);
 }
 
-__attribute__((noinline)) static double coffer_accesses(coffer_secret *s, const char *version, long n)
+__attribute__((noinline)) static double coffer_accesses(coffer_secret *s, const char *version,
+                                                        long n)
 {
 	unsigned char sink = 0;
 	double t0 = now_s();
@@ -131,8 +132,8 @@ static double coffer_puts(coffer_secret *s, long n)
 }
 
 /* The bare open: what access(latest) cannot avoid doing when the cache holds sealed rows. */
-__attribute__((noinline)) static double bare_opens(const unsigned char *sealed, size_t value_len, const unsigned char *key,
-                         long n)
+__attribute__((noinline)) static double bare_opens(const unsigned char *sealed, size_t value_len,
+                                                   const unsigned char *key, long n)
 {
 	unsigned char ad[AD_LEN], sink = 0;
 	memset(ad, 'a', sizeof ad);
@@ -143,8 +144,8 @@ __attribute__((noinline)) static double bare_opens(const unsigned char *sealed, 
 		unsigned long long m = 0;
 		if (pt == NULL ||
 		    crypto_aead_xchacha20poly1305_ietf_decrypt(
-		        pt, &m, NULL, sealed + crypto_aead_xchacha20poly1305_ietf_NPUBBYTES, clen, ad,
-		        sizeof ad, sealed, key) != 0)
+		        pt, &m, NULL, sealed + crypto_aead_xchacha20poly1305_ietf_NPUBBYTES, clen,
+		        ad, sizeof ad, sealed, key) != 0)
 			die("bare open", "failed");
 		sink ^= pt[0];
 		sodium_memzero(pt, value_len);
@@ -166,9 +167,9 @@ static unsigned char *bare_seal(size_t value_len, const unsigned char *key)
 		die("malloc", "failed");
 	memset(pt, 'v', value_len);
 	randombytes_buf(out, crypto_aead_xchacha20poly1305_ietf_NPUBBYTES);
-	crypto_aead_xchacha20poly1305_ietf_encrypt(out + crypto_aead_xchacha20poly1305_ietf_NPUBBYTES,
-	                                           NULL, pt, value_len, ad, sizeof ad, NULL, out,
-	                                           key);
+	crypto_aead_xchacha20poly1305_ietf_encrypt(
+	    out + crypto_aead_xchacha20poly1305_ietf_NPUBBYTES, NULL, pt, value_len, ad, sizeof ad,
+	    NULL, out, key);
 	free(pt);
 	return out;
 }
@@ -254,8 +255,9 @@ int main(int argc, char **argv)
 			ra[i] = bare_opens(sealed, sizes[k].len, key, nget);
 			ca[i] = coffer_accesses(sizes[k].sec, "latest", nget);
 		}
-		report(sizes[k].label, sizes[k].len == VALUE_LEN ? "bare open 32 B" : "bare open 4 KiB",
-		       ca, ra, ROUNDS);
+		report(sizes[k].label,
+		       sizes[k].len == VALUE_LEN ? "bare open 32 B" : "bare open 4 KiB", ca, ra,
+		       ROUNDS);
 		free(sealed);
 	}
 	coffer_secret_free(big);

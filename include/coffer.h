@@ -88,7 +88,7 @@ COFFER_API void coffer_cache_stats(uint64_t *hits, uint64_t *misses);
 	X(EMISUSE, -12, "library misuse", 13, 1)                                                   \
 	X(EFULL, -13, "disk full", 8, 7)                                                           \
 	X(EDISABLED, -14, "version is disabled", 9, 8)                                             \
-	X(ECONFLICT, -15, "check-and-set mismatch: the secret is not at the expected version", 9, \
+	X(ECONFLICT, -15, "check-and-set mismatch: the secret is not at the expected version", 9,  \
 	  9)                                                                                       \
 	X(EREUSED, -16, "request id already used with another value", 6, 2)                        \
 	X(EDELETED, -17, "secret is scheduled for deletion", 9, 8)
@@ -128,7 +128,7 @@ typedef struct coffer_value coffer_value;
 /* Open only an existing store: where there is none (no folder, no database, or one whose
  * creation never finished), fail with COFFER_ENOTFOUND and create nothing at all (no folder,
  * file, schema, header or key file). */
-#define COFFER_OPEN_NO_CREATE 0x1u
+#define COFFER_OPEN_NO_CREATE   0x1u
 #define COFFER_OPEN_AUDIT_READS 0x4u /* audit log: also record every access (docs/lifecycle.md) */
 #define COFFER_OPEN_NO_ENV                                                                         \
 	0x2u /* ignore COFFER_MASTER_KEY / COFFER_KEY_FILE / COFFER_PASSPHRASE                     \
@@ -439,11 +439,11 @@ COFFER_API int coffer_purge(coffer_store *st, size_t *count) COFFER_MUST_CHECK;
 #define COFFER_TAGS_MAX        32   /* tags per secret */
 typedef struct coffer_secret_info {
 	char description[COFFER_DESCRIPTION_MAX + 1];
-	char tags[4097];             /* "KEY=VALUE" lines, each ending in '\n', keys in order */
-	int64_t created_unix_ms;     /* the secret's first put */
-	int64_t updated_unix_ms;     /* its last change: put, state, label, description, tags */
-	char current_version[COFFER_VERSION_MAX]; /* latest: the newest enabled ("" if none) */
-	char last_version[COFFER_VERSION_MAX];    /* the largest id it ever had */
+	char tags[4097];         /* "KEY=VALUE" lines, each ending in '\n', keys in order */
+	int64_t created_unix_ms; /* the secret's first put */
+	int64_t updated_unix_ms; /* its last change: put, state, label, description, tags */
+	char current_version[COFFER_VERSION_MAX];  /* latest: the newest enabled ("" if none) */
+	char last_version[COFFER_VERSION_MAX];     /* the largest id it ever had */
 	char previous_version[COFFER_VERSION_MAX]; /* "" if none */
 	uint64_t max_versions;                     /* 0: no limit */
 	int64_t purge_at_unix_ms; /* scheduled for deletion: when it goes for good; else 0 */
@@ -483,8 +483,8 @@ COFFER_API int coffer_set_info(coffer_secret *sec, const char *description,
 #define COFFER_PAGE_SIZE_MAX  1000
 COFFER_API int coffer_list_page(coffer_store *st, const char *prefix, size_t page_size,
                                 const char *page_token,
-                                int (*cb)(void *ctx, const char *name, size_t nversions),
-                                void *ctx, char next_token[COFFER_PAGE_TOKEN_MAX]);
+                                int (*cb)(void *ctx, const char *name, size_t nversions), void *ctx,
+                                char next_token[COFFER_PAGE_TOKEN_MAX]);
 
 /*
  * The audit log (docs/lifecycle.md). Puts and every lifecycle change are recorded by the library
@@ -517,8 +517,7 @@ typedef struct coffer_audit_entry {
 
 COFFER_API int coffer_audit_append(coffer_store *st, const char *principal, const char *action,
                                    const char *secret, const char *version, int outcome,
-                                   const void *request_id,
-                                   size_t request_id_len) COFFER_MUST_CHECK;
+                                   const void *request_id, size_t request_id_len) COFFER_MUST_CHECK;
 /*
  * coffer_audit_append_batch: n entries (fields as for coffer_audit_append) in one durable
  * transaction, in order: all of them or none (coffer serve group-commits its requests' entries
@@ -656,8 +655,8 @@ typedef struct coffer_copy_stats {
 	uint64_t secrets_verified; /* held by dst already (an earlier run), verified the same */
 	uint64_t audit_copied;
 } coffer_copy_stats;
-COFFER_API int coffer_copy(coffer_store *src, coffer_store *dst, coffer_copy_progress cb,
-                           void *ctx, coffer_copy_stats *stats) COFFER_MUST_CHECK;
+COFFER_API int coffer_copy(coffer_store *src, coffer_store *dst, coffer_copy_progress cb, void *ctx,
+                           coffer_copy_stats *stats) COFFER_MUST_CHECK;
 
 /*
  * Backups (docs/operations.md). coffer_backup writes a consistent image of the whole store as

@@ -179,8 +179,7 @@ COFFER_API int coffer_client_audit_verify(coffer_client *c, uint64_t *entries) C
  * 1-1000 names, the previous page's next_token; next_token "" on the last page).
  * Return COFFER_OK, cb's value, or the codes of the connection and of those coffer.h calls.
  */
-COFFER_API int coffer_client_describe(coffer_client *c, const char *name,
-                                      coffer_secret_info *out,
+COFFER_API int coffer_client_describe(coffer_client *c, const char *name, coffer_secret_info *out,
                                       int (*label_cb)(void *ctx, const char *label,
                                                       const char *version),
                                       void *ctx) COFFER_MUST_CHECK;
@@ -194,9 +193,8 @@ COFFER_API int coffer_client_put_ex(coffer_client *c, const char *name, const vo
  * since_unix_ms (0: all), of one secret (NULL: all), in the order written (Admin/Audit, a page of
  * up to 1000 at a time); the strings live during the callback only.
  */
-COFFER_API int coffer_client_set_info(coffer_client *c, const char *name,
-                                      const char *description, const char *tags,
-                                      int64_t max_versions) COFFER_MUST_CHECK;
+COFFER_API int coffer_client_set_info(coffer_client *c, const char *name, const char *description,
+                                      const char *tags, int64_t max_versions) COFFER_MUST_CHECK;
 COFFER_API int coffer_client_audit(coffer_client *c, int64_t since_unix_ms, const char *secret,
                                    int (*cb)(void *ctx, const coffer_audit_entry *e), void *ctx);
 COFFER_API int coffer_client_list_page(coffer_client *c, const char *prefix, size_t limit,

@@ -117,9 +117,9 @@ typedef struct cli cli;
 
 typedef struct cmd_def {
 	const char *name;
-	const char *args;    /* usage after the name, e.g. "NAME [VALUE|-]" */
-	const char *summary; /* one line, for the command list */
-	const char *details; /* more text for `coffer help CMD`, or NULL */
+	const char *args;       /* usage after the name, e.g. "NAME [VALUE|-]" */
+	const char *summary;    /* one line, for the command list */
+	const char *details;    /* more text for `coffer help CMD`, or NULL */
 	int min_args, max_args; /* max -1: any number */
 	const opt_id *opts;     /* its own options, ending with O_COUNT */
 	unsigned flags;         /* CMD_* */
@@ -227,12 +227,12 @@ struct cli {
 	unsigned long num[O_COUNT]; /* ARG_UINT values (the last given) */
 	char **args;                /* the command's arguments */
 	int nargs;
-	int json;            /* --json or COFFER_FORMAT=json */
-	json_t *messages;    /* JSON mode: notes and warnings, reported in the result */
+	int json;         /* --json or COFFER_FORMAT=json */
+	json_t *messages; /* JSON mode: notes and warnings, reported in the result */
 	target *tgt;
-	const char *server;  /* remote mode: the server's address (--server, COFFER_SERVER) */
-	char *token;         /* remote mode: the bearer token (a copy, wiped when freed) */
-	int is_help;         /* `coffer help` / --help / --version done */
+	const char *server; /* remote mode: the server's address (--server, COFFER_SERVER) */
+	char *token;        /* remote mode: the bearer token (a copy, wiped when freed) */
+	int is_help;        /* `coffer help` / --help / --version done */
 };
 
 /* The error names of the exit codes outside the error list (run's). */
@@ -241,7 +241,7 @@ struct cli {
 
 /* table.c */
 int cli_parse(cli *c, int argc, char **argv); /* 0, or an exit code (help: -1 for 0) */
-const char *cli_opt(const cli *c, opt_id id);   /* the last value given, or NULL */
+const char *cli_opt(const cli *c, opt_id id); /* the last value given, or NULL */
 int cli_has(const cli *c, opt_id id);
 size_t cli_opt_all(const cli *c, opt_id id, const char **out, size_t max);
 int cli_usage_error(const cli *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -111,7 +111,8 @@ static int read_value(cli *c, const char *name, unsigned char **val, size_t *len
 	*from_stdin = 0;
 	if (c->nargs == 2 && strcmp(c->args[1], "-") != 0) {
 		if (file != NULL)
-			return cli_usage_error(c, "give the value either as an argument or with --file");
+			return cli_usage_error(
+			    c, "give the value either as an argument or with --file");
 		*len = strlen(c->args[1]);
 		*val = malloc(*len + 1);
 		if (*val == NULL)
@@ -136,7 +137,8 @@ static int read_value(cli *c, const char *name, unsigned char **val, size_t *len
 		close(fd);
 	if (rc == COFFER_ETOOBIG)
 		return cli_fail(c, rc, "value is over the hard limit of %zu bytes", max);
-	return rc == COFFER_OK ? 0 : cli_fail(c, rc, "cannot read the value: %s", coffer_strerror(rc));
+	return rc == COFFER_OK ? 0
+	                       : cli_fail(c, rc, "cannot read the value: %s", coffer_strerror(rc));
 }
 
 int cmd_put(cli *c)
@@ -154,8 +156,9 @@ int cmd_put(cli *c)
 		if (cli_has(c, O_TRIM)) {
 			len -= 1 + (len > 1 && val[len - 2] == '\r');
 		} else if (from_stdin) {
-			cli_note(c, "warning: the value ends with a newline, which is stored as part "
-			            "of it (--trim drops it; printf %%s sends none)");
+			cli_note(c,
+			         "warning: the value ends with a newline, which is stored as part "
+			         "of it (--trim drops it; printf %%s sends none)");
 		}
 	}
 	const char *rid = cli_opt(c, O_REQUEST_ID);
@@ -163,8 +166,9 @@ int cmd_put(cli *c)
 	if (rc == 0 && rid != NULL && (rid[0] == '\0' || strlen(rid) > COFFER_REQUEST_ID_MAX))
 		rc = cli_usage_error(c, "--request-id wants 1 to %d bytes", COFFER_REQUEST_ID_MAX);
 	if (rc == 0 && (cas || rid != NULL) && c->tgt->ops->put_ex == NULL)
-		rc = cli_fail(c, COFFER_EMISUSE, "--if-version and --request-id are not available "
-		                                 "against this server");
+		rc = cli_fail(c, COFFER_EMISUSE,
+		              "--if-version and --request-id are not available "
+		              "against this server");
 	if (rc == 0 && (cas || rid != NULL)) {
 		coffer_put_opts po = {.flags = cas ? COFFER_PUT_IF_VERSION : 0,
 		                      .if_version = c->num[O_IF_VERSION],
@@ -185,8 +189,10 @@ int cmd_put(cli *c)
 		         "digits and '-', up to %d)",
 		         name, COFFER_PORTABLE_NAME_MAX);
 	if (replayed)
-		cli_note(c, "request id seen before: version %s is the one its first put made; "
-		            "nothing stored", ver);
+		cli_note(c,
+		         "request id seen before: version %s is the one its first put made; "
+		         "nothing stored",
+		         ver);
 	if (c->json) {
 		json_t *j = json_pack("{s:s,s:s}", "name", name, "version", ver);
 		if (j != NULL && rid != NULL)
@@ -272,7 +278,8 @@ int cmd_access(cli *c)
 		return cli_emit(c, j);
 	}
 	if (write_all(1, v.data, v.len) != 0)
-		rc = cli_fail(c, COFFER_EIO, "cannot write to standard output: %s", strerror(errno));
+		rc =
+		    cli_fail(c, COFFER_EIO, "cannot write to standard output: %s", strerror(errno));
 	c->tgt->ops->value_free(c->tgt, &v);
 	return rc;
 }
@@ -304,8 +311,8 @@ int cmd_versions(cli *c)
 	}
 	json_t *arr = c->json ? json_array() : NULL;
 	if (!c->json)
-		printf("%-10s %-20s %-10s %-8s %-4s %s\n", "VERSION", "CREATED (UTC)", "STATE", "SIZE",
-		       "KEY", "LABELS");
+		printf("%-10s %-20s %-10s %-8s %-4s %s\n", "VERSION", "CREATED (UTC)", "STATE",
+		       "SIZE", "KEY", "LABELS");
 	for (size_t i = 0; i < n; i++) {
 		char when[32], labels[1024] = "";
 		json_t *jl = c->json ? json_array() : NULL;
@@ -325,11 +332,11 @@ int cmd_versions(cli *c)
 		cli_format_time(vs[i].created_unix_ms, when, sizeof when, c->json);
 		if (c->json)
 			json_array_append_new(
-			    arr, json_pack("{s:s,s:s,s:I,s:s,s:I,s:I,s:o}", "version", vs[i].version,
-			                   "created", when, "created_unix_ms",
-			                   (json_int_t)vs[i].created_unix_ms, "state", state, "size",
-			                   (json_int_t)vs[i].size, "key_id", (json_int_t)vs[i].key_id,
-			                   "labels", jl));
+			    arr, json_pack("{s:s,s:s,s:I,s:s,s:I,s:I,s:o}", "version",
+			                   vs[i].version, "created", when, "created_unix_ms",
+			                   (json_int_t)vs[i].created_unix_ms, "state", state,
+			                   "size", (json_int_t)vs[i].size, "key_id",
+			                   (json_int_t)vs[i].key_id, "labels", jl));
 		else
 			printf("%-10s %-20s %-10s %-8zu %-4u %s\n", vs[i].version, when, state,
 			       vs[i].size, (unsigned)vs[i].key_id, labels[0] ? labels : "-");
@@ -354,11 +361,13 @@ int cmd_list(cli *c)
 		return rc;
 	int r;
 	if ((paged || prefix != NULL) && c->tgt->ops->list_page == NULL)
-		return cli_fail(c, COFFER_EMISUSE, "--prefix, --limit and --page-token are not "
-		                                   "available against this server");
+		return cli_fail(c, COFFER_EMISUSE,
+		                "--prefix, --limit and --page-token are not "
+		                "available against this server");
 	if (paged) {
-		r = c->tgt->ops->list_page(c->tgt, prefix, cli_has(c, O_LIMIT) ? c->num[O_LIMIT] : 100,
-		                           token, &ns, &n, next);
+		r = c->tgt->ops->list_page(c->tgt, prefix,
+		                           cli_has(c, O_LIMIT) ? c->num[O_LIMIT] : 100, token, &ns,
+		                           &n, next);
 	} else if (prefix != NULL) {
 		/* every page of the prefix, so memory is the names', not the store's */
 		cli_vec all = {.size = sizeof(tgt_name)};
@@ -368,8 +377,8 @@ int cmd_list(cli *c)
 			size_t pn = 0;
 			char tok[COFFER_PAGE_TOKEN_MAX];
 			snprintf(tok, sizeof tok, "%s", next);
-			r = c->tgt->ops->list_page(c->tgt, prefix, COFFER_PAGE_SIZE_MAX, tok, &pg, &pn,
-			                           next);
+			r = c->tgt->ops->list_page(c->tgt, prefix, COFFER_PAGE_SIZE_MAX, tok, &pg,
+			                           &pn, next);
 			for (size_t i = 0; r == COFFER_OK && i < pn; i++) {
 				if (all.n == all.cap) {
 					size_t ncap = all.cap ? all.cap * 2 : 64;
@@ -528,8 +537,8 @@ int cmd_rotate_key(cli *c)
 		return cli_fail(c, rc, NULL);
 	if (c->json)
 		return cli_emit(c, json_pack("{s:I,s:I,s:I}", "key_id", (json_int_t)id,
-		                             "reencrypted", (json_int_t)moved, "finished_interrupted",
-		                             (json_int_t)earlier));
+		                             "reencrypted", (json_int_t)moved,
+		                             "finished_interrupted", (json_int_t)earlier));
 	cli_note(c, "%zu versions re-encrypted under data key %u", moved, (unsigned)id);
 	return 0;
 }
@@ -613,7 +622,8 @@ int cmd_backup(cli *c)
 	struct stat sb;
 	long long bytes = stat(file, &sb) == 0 ? (long long)sb.st_size : -1;
 	if (c->json)
-		return cli_emit(c, json_pack("{s:s,s:I}", "file", file, "bytes", (json_int_t)bytes));
+		return cli_emit(c,
+		                json_pack("{s:s,s:I}", "file", file, "bytes", (json_int_t)bytes));
 	cli_note(c, "backup written to %s (%lld bytes); the master key is not in it: keep it apart",
 	         file, bytes);
 	return 0;
@@ -661,8 +671,9 @@ int cmd_copy(cli *c)
 		return cli_fail(c, r, "target: %s", err);
 	const char *shown_to = coffer_location_display(to, shown, sizeof shown);
 	if (coffer_created(dst) & COFFER_CREATED_KEY_FILE)
-		cli_note(c, "created master key file for %s (back it up: without it the secrets "
-		            "cannot be read)",
+		cli_note(c,
+		         "created master key file for %s (back it up: without it the secrets "
+		         "cannot be read)",
 		         shown_to);
 	coffer_copy_stats stats;
 	r = coffer_copy(c->tgt->st, dst, copy_progress, c, &stats);
@@ -680,10 +691,10 @@ int cmd_copy(cli *c)
 		                             (json_int_t)stats.secrets_copied, "verified",
 		                             (json_int_t)stats.secrets_verified, "audit_entries",
 		                             (json_int_t)stats.audit_copied));
-	cli_note(c, "copied %llu secrets into %s (%llu there already, verified), %llu audit entries",
-	         (unsigned long long)stats.secrets_copied, shown_to,
-	         (unsigned long long)stats.secrets_verified,
-	         (unsigned long long)stats.audit_copied);
+	cli_note(
+	    c, "copied %llu secrets into %s (%llu there already, verified), %llu audit entries",
+	    (unsigned long long)stats.secrets_copied, shown_to,
+	    (unsigned long long)stats.secrets_verified, (unsigned long long)stats.audit_copied);
 	return 0;
 }
 

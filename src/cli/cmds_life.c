@@ -20,8 +20,8 @@ static int set_state(cli *c, int enable)
 {
 	const char *verb = enable ? "enable" : "disable";
 	if (strchr(c->args[0], '@') == NULL)
-		return cli_usage_error(c, "%s wants NAME@VERSION (VERSION: an id%s or a label)", verb,
-		                       enable ? "" : ", latest");
+		return cli_usage_error(c, "%s wants NAME@VERSION (VERSION: an id%s or a label)",
+		                       verb, enable ? "" : ", latest");
 	char name[COFFER_NAME_MAX + 2], ver[COFFER_VERSION_MAX] = "";
 	const char *version = cli_split_ref(c->args[0], name);
 	int rc = cli_target_open(c, 0);
@@ -34,8 +34,8 @@ static int set_state(cli *c, int enable)
 		return cli_fail(c, r, NULL);
 	const char *state = enable ? "enabled" : "disabled";
 	if (c->json)
-		return cli_emit(c, json_pack("{s:s,s:s,s:s}", "name", name, "version", ver, "state",
-		                             state));
+		return cli_emit(
+		    c, json_pack("{s:s,s:s,s:s}", "name", name, "version", ver, "state", state));
 	fprintf(stderr, "coffer: %s %s@%s\n", state, name, ver);
 	return 0;
 }
@@ -57,7 +57,8 @@ int cmd_label(cli *c)
 	if (del && c->nargs == 3)
 		return cli_usage_error(c, "label --delete takes NAME LABEL, no version");
 	if (!del && c->nargs != 3)
-		return cli_usage_error(c, "label wants NAME LABEL VERSION (or NAME LABEL --delete)");
+		return cli_usage_error(c,
+		                       "label wants NAME LABEL VERSION (or NAME LABEL --delete)");
 	int rc = cli_target_open(c, 0);
 	if (rc != 0)
 		return rc;
@@ -75,10 +76,10 @@ int cmd_label(cli *c)
 	if (r != COFFER_OK)
 		return cli_fail(c, r, NULL);
 	if (c->json)
-		return cli_emit(c, del ? json_pack("{s:s,s:s,s:b}", "name", name, "label", label,
-		                                   "deleted", 1)
-		                       : json_pack("{s:s,s:s,s:s}", "name", name, "label", label,
-		                                   "version", ver));
+		return cli_emit(
+		    c,
+		    del ? json_pack("{s:s,s:s,s:b}", "name", name, "label", label, "deleted", 1)
+		        : json_pack("{s:s,s:s,s:s}", "name", name, "label", label, "version", ver));
 	if (del)
 		fprintf(stderr, "coffer: removed label %s of %s\n", label, name);
 	else
@@ -92,9 +93,9 @@ int cmd_delete(cli *c)
 	int force = cli_has(c, O_FORCE);
 	if (force && cli_has(c, O_RECOVERY_DAYS))
 		return cli_usage_error(c, "give either --recovery-days or --force");
-	unsigned days = force                           ? 0
+	unsigned days = force                         ? 0
 	                : cli_has(c, O_RECOVERY_DAYS) ? (unsigned)c->num[O_RECOVERY_DAYS]
-	                                                : COFFER_RECOVERY_DAYS;
+	                                              : COFFER_RECOVERY_DAYS;
 	int rc = cli_target_open(c, 0);
 	if (rc != 0)
 		return rc;
@@ -110,9 +111,11 @@ int cmd_delete(cli *c)
 	if (at > 0)
 		cli_format_time(at, when, sizeof when, 1);
 	if (c->json) {
-		json_t *j = json_pack("{s:s,s:I}", "name", name, "purge_at_unix_ms", (json_int_t)at);
+		json_t *j =
+		    json_pack("{s:s,s:I}", "name", name, "purge_at_unix_ms", (json_int_t)at);
 		if (j != NULL)
-			json_object_set_new(j, "purge_at", at > 0 ? json_string(when) : json_null());
+			json_object_set_new(j, "purge_at",
+			                    at > 0 ? json_string(when) : json_null());
 		return cli_emit(c, j);
 	}
 	if (force)
@@ -151,10 +154,12 @@ static json_t *tags_json(const char *tags)
 		const char *eq = memchr(p, '=', len);
 		if (eq != NULL) {
 			char key[64];
-			size_t kl = (size_t)(eq - p) < sizeof key - 1 ? (size_t)(eq - p) : sizeof key - 1;
+			size_t kl =
+			    (size_t)(eq - p) < sizeof key - 1 ? (size_t)(eq - p) : sizeof key - 1;
 			memcpy(key, p, kl);
 			key[kl] = '\0';
-			json_object_set_new(o, key, json_stringn(eq + 1, (size_t)(p + len - eq - 1)));
+			json_object_set_new(o, key,
+			                    json_stringn(eq + 1, (size_t)(p + len - eq - 1)));
 		}
 		p += len + (p[len] == '\n');
 	}
@@ -196,8 +201,8 @@ int cmd_describe(cli *c)
 		    "created_unix_ms", (json_int_t)in->created_unix_ms, "updated", updated,
 		    "updated_unix_ms", (json_int_t)in->updated_unix_ms, "current_version",
 		    in->current_version, "previous_version", in->previous_version, "last_version",
-		    in->last_version, "max_versions", (json_int_t)in->max_versions, "labels", labels,
-		    "deleted", in->purge_at_unix_ms > 0, "purge_at_unix_ms",
+		    in->last_version, "max_versions", (json_int_t)in->max_versions, "labels",
+		    labels, "deleted", in->purge_at_unix_ms > 0, "purge_at_unix_ms",
 		    (json_int_t)in->purge_at_unix_ms);
 		free(in);
 		free(ls);
@@ -256,8 +261,9 @@ static int merge_tags(cli *c, const char *have, const char **given, size_t ngive
 		const char *eq = strchr(given[g], '=');
 		size_t kl = eq != NULL ? (size_t)(eq - given[g]) : strlen(given[g]);
 		if (kl == 0 || kl > 63)
-			return cli_usage_error(c, "--tag wants KEY=VALUE or KEY (a key of 1-63 "
-			                          "characters), got '%.60s'",
+			return cli_usage_error(c,
+			                       "--tag wants KEY=VALUE or KEY (a key of 1-63 "
+			                       "characters), got '%.60s'",
 			                       given[g]);
 		size_t k = 0;
 		while (k < n && !(strlen(keys[k]) == kl && memcmp(keys[k], given[g], kl) == 0))
@@ -370,15 +376,14 @@ static int audit_row(void *ctx, const coffer_audit_entry *e)
 	char when[32];
 	cli_format_time(e->time_unix_ms, when, sizeof when, 1);
 	if (r->arr != NULL) {
-		json_t *o = json_pack("{s:I,s:s,s:I,s:s,s:I,s:s,s:s,s:s,s:s,s:i,s:s,s:s}", "id",
-		                      (json_int_t)e->id, "chain", e->chain ? e->chain : "", "seq",
-		                      (json_int_t)e->seq, "time", when, "time_unix_ms",
-		                      (json_int_t)e->time_unix_ms, "principal",
-		                      e->principal ? e->principal : "", "action", e->action,
-		                      "secret", e->secret ? e->secret : "", "version",
-		                      e->version ? e->version : "", "outcome", e->outcome, "error",
-		                      e->error ? e->error : "", "request_hash",
-		                      e->request_hash ? e->request_hash : "");
+		json_t *o = json_pack(
+		    "{s:I,s:s,s:I,s:s,s:I,s:s,s:s,s:s,s:s,s:i,s:s,s:s}", "id", (json_int_t)e->id,
+		    "chain", e->chain ? e->chain : "", "seq", (json_int_t)e->seq, "time", when,
+		    "time_unix_ms", (json_int_t)e->time_unix_ms, "principal",
+		    e->principal ? e->principal : "", "action", e->action, "secret",
+		    e->secret ? e->secret : "", "version", e->version ? e->version : "", "outcome",
+		    e->outcome, "error", e->error ? e->error : "", "request_hash",
+		    e->request_hash ? e->request_hash : "");
 		return o == NULL || json_array_append_new(r->arr, o) != 0 ? COFFER_ENOMEM : 0;
 	}
 	if (!r->header) {
@@ -390,7 +395,9 @@ static int audit_row(void *ctx, const coffer_audit_entry *e)
 	       e->principal && e->principal[0] ? e->principal : "-", e->action,
 	       e->secret && e->secret[0] ? e->secret : "-",
 	       e->version && e->version[0] ? e->version : "-",
-	       e->outcome == 0 ? "ok" : e->error && e->error[0] ? e->error : "failed");
+	       e->outcome == 0           ? "ok"
+	       : e->error && e->error[0] ? e->error
+	                                 : "failed");
 	return 0;
 }
 
@@ -400,12 +407,14 @@ int cmd_audit(cli *c)
 	if (verify && strcmp(c->args[0], "verify") != 0)
 		return cli_usage_error(c, "audit takes no argument, or 'verify'");
 	if (verify && (cli_has(c, O_SINCE) || cli_has(c, O_SECRET)))
-		return cli_usage_error(c, "audit verify checks the whole log: no --since or --secret");
+		return cli_usage_error(c,
+		                       "audit verify checks the whole log: no --since or --secret");
 	int64_t since = 0;
 	const char *s = cli_opt(c, O_SINCE);
 	if (s != NULL && (since = parse_since(s)) < 0)
-		return cli_usage_error(c, "--since wants YYYY-MM-DD, YYYY-MM-DDTHH:MM:SSZ or Unix "
-		                          "seconds, got '%.60s'",
+		return cli_usage_error(c,
+		                       "--since wants YYYY-MM-DD, YYYY-MM-DDTHH:MM:SSZ or Unix "
+		                       "seconds, got '%.60s'",
 		                       s);
 	int rc = cli_target_open(c, 0);
 	if (rc != 0)
@@ -424,8 +433,8 @@ int cmd_audit(cli *c)
 		if (r != COFFER_OK)
 			return cli_fail(c, r, NULL);
 		if (c->json)
-			return cli_emit(c, json_pack("{s:b,s:I}", "ok", 1, "entries",
-			                             (json_int_t)entries));
+			return cli_emit(
+			    c, json_pack("{s:b,s:I}", "ok", 1, "entries", (json_int_t)entries));
 		printf("audit log ok: %llu entries, every chain intact\n",
 		       (unsigned long long)entries);
 		return 0;

@@ -86,12 +86,12 @@ static int add_entry(conf_file *cf, int id, const char *v, size_t n, unsigned li
 	return 0;
 }
 
-#define FAIL(...)                                                                              \
-	do {                                                                                   \
-		int off_ = snprintf(err, errlen, "%s:%u: ", name, lineno);                     \
-		if (off_ >= 0 && (size_t)off_ < errlen)                                        \
-			snprintf(err + off_, errlen - (size_t)off_, __VA_ARGS__);              \
-		return -1;                                                                     \
+#define FAIL(...)                                                                                  \
+	do {                                                                                       \
+		int off_ = snprintf(err, errlen, "%s:%u: ", name, lineno);                         \
+		if (off_ >= 0 && (size_t)off_ < errlen)                                            \
+			snprintf(err + off_, errlen - (size_t)off_, __VA_ARGS__);                  \
+		return -1;                                                                         \
 	} while (0)
 
 int conf_parse(conf_file *cf, const char *name, const char *buf, size_t len, const char *section,
@@ -175,7 +175,8 @@ int conf_parse(conf_file *cf, const char *name, const char *buf, size_t len, con
 		if (!k.multi)
 			for (size_t i = 0; i < cf->n; i++)
 				if (cf->e[i].id == k.id)
-					FAIL("'%s' given twice (first at line %u); it takes one value",
+					FAIL("'%s' given twice (first at line %u); it takes one "
+					     "value",
 					     key, cf->e[i].line);
 		int rc;
 		if (k.kind == CONF_FLAG) {

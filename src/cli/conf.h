@@ -28,7 +28,7 @@ typedef enum conf_kind { CONF_FLAG, CONF_STR, CONF_UINT } conf_kind;
 typedef struct conf_key {
 	int id;
 	conf_kind kind;
-	int multi; /* may be given more than once (each is kept, in order) */
+	int multi;            /* may be given more than once (each is kept, in order) */
 	unsigned long lo, hi; /* CONF_UINT */
 } conf_key;
 

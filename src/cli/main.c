@@ -47,7 +47,7 @@ void cli_note(cli *c, const char *fmt, ...)
 /* Report a failure: rc is a coffer_rc (its exit code from the error list) or, when positive, an
  * exit code as is. The message: fmt, else the target's detail, else the code's text. */
 __attribute__((format(printf, 4, 0))) static int failv(cli *c, int rc, const char *hint,
-                                                     const char *fmt, va_list ap)
+                                                       const char *fmt, va_list ap)
 {
 	char msg[2048];
 	if (fmt != NULL)
@@ -62,8 +62,7 @@ __attribute__((format(printf, 4, 0))) static int failv(cli *c, int rc, const cha
 		                   : rc == 126 ? CLI_ERR_CANNOT_EXEC
 		                   : rc == 127 ? CLI_ERR_NO_CMD
 		                               : "EOTHER";
-		json_t *e = json_pack("{s:s,s:s,s:i}", "code", name,
-		                      "message", msg, "exit", code);
+		json_t *e = json_pack("{s:s,s:s,s:i}", "code", name, "message", msg, "exit", code);
 		if (hint != NULL)
 			json_object_set_new(e, "hint", json_string(hint));
 		if (c->messages != NULL)
@@ -130,7 +129,8 @@ int cli_emit(cli *c, json_t *j)
 	s[n] = '\n'; /* one write, no stdio buffer keeping a copy */
 	int bad = fflush(stdout) != 0 || write_out(s, n + 1) != 0;
 	json_wipe_free(s);
-	return bad ? cli_fail(c, COFFER_EIO, "cannot write to standard output: %s", strerror(errno)) : 0;
+	return bad ? cli_fail(c, COFFER_EIO, "cannot write to standard output: %s", strerror(errno))
+	           : 0;
 }
 
 /* ---- the local target --------------------------------------------------------------------- */
@@ -501,17 +501,18 @@ static void wrong_key_hint(const cli *c, char *hint, size_t len)
 	key_file_in_use(c, kf, sizeof kf);
 	int from_env = getenv("COFFER_MASTER_KEY") != NULL || getenv("COFFER_PASSPHRASE") != NULL;
 	int n = -1;
-	if (kf[0] != '\0' && !from_env && snprintf(next, sizeof next, "%s.new", kf) < (int)sizeof next &&
-	    access(next, F_OK) == 0)
+	if (kf[0] != '\0' && !from_env &&
+	    snprintf(next, sizeof next, "%s.new", kf) < (int)sizeof next && access(next, F_OK) == 0)
 		n = snprintf(hint, len,
 		             "an interrupted 'coffer rekey' left %s; if the store opens with "
 		             "--key-file %s, move that file to %s",
 		             next, next, kf);
 	else if (kf[0] != '\0' && !from_env)
-		n = snprintf(hint, len,
-		             "after 'coffer rekey --new-key-file F' the store opens only with F: give "
-		             "--key-file F (or COFFER_KEY_FILE=F), or move F over %s",
-		             kf);
+		n = snprintf(
+		    hint, len,
+		    "after 'coffer rekey --new-key-file F' the store opens only with F: give "
+		    "--key-file F (or COFFER_KEY_FILE=F), or move F over %s",
+		    kf);
 	if (n >= (int)len) /* paths too long to show whole: the generic hint */
 		n = -1;
 	if (n < 0)
@@ -561,10 +562,11 @@ int cli_open_local(cli *c, int create, coffer_store **out)
 	if (cr & COFFER_CREATED_STORE)
 		cli_note(c, "created store %s", loc);
 	if (cr & COFFER_CREATED_KEY_FILE)
-		cli_note(c,
-		         "created master key file for %s (back it up: without it the secrets cannot "
-		         "be read)",
-		         loc);
+		cli_note(
+		    c,
+		    "created master key file for %s (back it up: without it the secrets cannot "
+		    "be read)",
+		    loc);
 	return 0;
 }
 

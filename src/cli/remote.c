@@ -64,7 +64,8 @@ static int read_token_file(cli *c, const char *path, char **out)
 		                strerror(errno));
 	struct stat sb;
 	if (fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode) && (sb.st_mode & 077) != 0)
-		cli_note(c, "warning: the token file '%s' is open to group or others (chmod 600 it)",
+		cli_note(c,
+		         "warning: the token file '%s' is open to group or others (chmod 600 it)",
 		         path);
 	char buf[TOKEN_FILE_MAX + 1];
 	size_t n = 0;
@@ -88,8 +89,8 @@ static int read_token_file(cli *c, const char *path, char **out)
 	while (len > 0 && (buf[len - 1] == '\r' || buf[len - 1] == ' ' || buf[len - 1] == '\t'))
 		len--;
 	if (rc == 0 && len == 0)
-		rc = cli_fail(c, COFFER_EINVAL, "the token file '%s' holds no token on its first line",
-		              path);
+		rc = cli_fail(c, COFFER_EINVAL,
+		              "the token file '%s' holds no token on its first line", path);
 	if (rc == 0 && (*out = strndup(buf, len)) == NULL)
 		rc = cli_fail(c, COFFER_ENOMEM, NULL);
 	explicit_bzero(buf, sizeof buf);
@@ -133,14 +134,16 @@ int cli_remote_check(cli *c)
 	if (srv != NULL && srv[0] == '\0')
 		return cli_usage_error(c, "--server wants HOST:PORT, [IPv6]:PORT or unix:PATH");
 	if (srv != NULL && cli_has(c, O_STORE))
-		return cli_usage_error(c, "--server and --store name two different places; give one");
+		return cli_usage_error(c,
+		                       "--server and --store name two different places; give one");
 	if (srv == NULL && !cli_has(c, O_STORE) && (srv = env_nonempty("COFFER_SERVER")) != NULL)
 		from_env = 1;
 	if (srv == NULL) {
 		for (const opt_id *o = c->cmd->opts; *o != O_COUNT; o++)
 			if (*o == O_TOKENS && cli_has(c, O_TOKEN)) /* serve's --tokens FILE */
-				return cli_usage_error(c, "--token is for remote mode (--server); did "
-				                          "you mean '--tokens'?");
+				return cli_usage_error(c,
+				                       "--token is for remote mode (--server); did "
+				                       "you mean '--tokens'?");
 		for (size_t i = 0; i < sizeof remote_only / sizeof remote_only[0]; i++)
 			if (cli_has(c, remote_only[i]))
 				return cli_usage_error(c,
@@ -149,23 +152,26 @@ int cli_remote_check(cli *c)
 				                       cli_opts[remote_only[i]].name);
 		return 0;
 	}
-	const char *via = from_env ? "COFFER_SERVER is set: unset it, or give --store DIR"
-	                           : "--server is given";
+	const char *via =
+	    from_env ? "COFFER_SERVER is set: unset it, or give --store DIR" : "--server is given";
 	if (f & CMD_LOCAL)
 		return cli_usage_error(c,
 		                       "'coffer %s' works on a local store only, not through a "
 		                       "server (%s)",
 		                       c->cmd->name, via);
 	if (cli_has(c, O_KEY_FILE))
-		return cli_usage_error(c, "--key-file has no use with a server, which holds the "
-		                          "master key (%s)",
+		return cli_usage_error(c,
+		                       "--key-file has no use with a server, which holds the "
+		                       "master key (%s)",
 		                       via);
 	if (cli_has(c, O_MAX_VALUE))
-		return cli_usage_error(c, "--max-value has no use with a server, whose own limit "
-		                          "applies (coffer serve --max-value) (%s)",
+		return cli_usage_error(c,
+		                       "--max-value has no use with a server, whose own limit "
+		                       "applies (coffer serve --max-value) (%s)",
 		                       via);
 	if (cli_has(c, O_TOKEN) && cli_has(c, O_TOKEN_FILE))
-		return cli_usage_error(c, "give the token either with --token or with --token-file");
+		return cli_usage_error(c,
+		                       "give the token either with --token or with --token-file");
 	c->server = srv;
 	/* Where the token comes from: the line, then the environment. Every source in the
 	 * environment is taken out of it, so that a `coffer run` child never sees the token. */

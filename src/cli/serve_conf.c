@@ -37,16 +37,16 @@ typedef struct resolved {
 static const struct {
 	opt_id id;
 	const char *name;
-} env_of[] = {{O_STORE, "COFFER_STORE"}, {O_KEY_FILE, "COFFER_KEY_FILE"},
-              {O_MAX_VALUE, "COFFER_MAX_VALUE"}};
+} env_of[] = {
+    {O_STORE, "COFFER_STORE"}, {O_KEY_FILE, "COFFER_KEY_FILE"}, {O_MAX_VALUE, "COFFER_MAX_VALUE"}};
 #define N_ENV (sizeof env_of / sizeof env_of[0])
 
 typedef struct serve_ctx {
 	cli *c;
-	const char *path;       /* the configuration file, or NULL */
-	const char *path_why;   /* how it was chosen */
-	char *env[N_ENV];       /* snapshot at start ("" unset counts as unset) */
-	resolved first, *last;  /* as started; the last SIGHUP's (freed at the next) */
+	const char *path;      /* the configuration file, or NULL */
+	const char *path_why;  /* how it was chosen */
+	char *env[N_ENV];      /* snapshot at start ("" unset counts as unset) */
+	resolved first, *last; /* as started; the last SIGHUP's (freed at the next) */
 } serve_ctx;
 
 static int is_key(opt_id id)
@@ -71,7 +71,9 @@ static int lookup(void *ctx, const char *name, conf_key *out)
 		if (o->name == NULL || strcmp(o->name, name) != 0 || !is_key(o->id))
 			continue;
 		out->id = o->id;
-		out->kind = o->kind == ARG_NONE ? CONF_FLAG : o->kind == ARG_UINT ? CONF_UINT : CONF_STR;
+		out->kind = o->kind == ARG_NONE   ? CONF_FLAG
+		            : o->kind == ARG_UINT ? CONF_UINT
+		                                  : CONF_STR;
 		out->multi = (o->flags & OPT_MULTI) != 0;
 		out->lo = o->lo;
 		out->hi = o->hi;
@@ -276,10 +278,13 @@ static void print_config(const serve_ctx *x, const resolved *r)
 				snprintf(where, sizeof(where), "environment %s", env_name(o->id));
 			else
 				snprintf(where, sizeof(where), "%s:%u", x->path, s->line[j]);
-			const char *v = o->kind == ARG_NONE ? (strcmp(s->v[j], "1") == 0 ? "true" : "false")
-			                                    : shown(s->v[j], buf, sizeof(buf));
+			const char *v = o->kind == ARG_NONE
+			                    ? (strcmp(s->v[j], "1") == 0 ? "true" : "false")
+			                    : shown(s->v[j], buf, sizeof(buf));
 			printf("%s = %s%*s# %s\n", o->name, v,
-			       (int)(strlen(o->name) + strlen(v) < 40 ? 40 - strlen(o->name) - strlen(v) : 1),
+			       (int)(strlen(o->name) + strlen(v) < 40
+			                 ? 40 - strlen(o->name) - strlen(v)
+			                 : 1),
 			       "", where);
 		}
 	}
@@ -296,8 +301,8 @@ int serve_conf_run(cli *c)
 		x.path_why = "--config";
 	} else if (env_path != NULL) {
 		x.path = env_path[0] != '\0' ? env_path : NULL;
-		x.path_why = env_path[0] != '\0' ? "environment COFFER_CONFIG"
-		                                 : "COFFER_CONFIG is empty";
+		x.path_why =
+		    env_path[0] != '\0' ? "environment COFFER_CONFIG" : "COFFER_CONFIG is empty";
 	} else if (access(SERVE_CONF_DEFAULT, F_OK) == 0) {
 		x.path = SERVE_CONF_DEFAULT;
 		x.path_why = "the default path";

@@ -17,177 +17,181 @@
 #endif
 
 const opt_def cli_opts[O_COUNT] = {
-    [O_HELP] = {O_HELP, "help", 'h', ARG_NONE, NULL, "this help (or a command's: coffer CMD --help)",
-     OPT_GLOBAL, 0, 0},
-    [O_VERSION] = {O_VERSION, "version", 'v', ARG_NONE, NULL, "print coffer's version", OPT_GLOBAL, 0, 0},
+    [O_HELP] = {O_HELP, "help", 'h', ARG_NONE, NULL,
+                "this help (or a command's: coffer CMD --help)", OPT_GLOBAL, 0, 0},
+    [O_VERSION] = {O_VERSION, "version", 'v', ARG_NONE, NULL, "print coffer's version", OPT_GLOBAL,
+                   0, 0},
     [O_STORE] = {O_STORE, "store", 's', ARG_STR, "DIR|URL",
-     "the store: a folder (SQLite; default ./.coffer, env COFFER_STORE)\n"
-     "or postgres://user@host/db",
-     OPT_GLOBAL | OPT_CONF, 0, 0},
+                 "the store: a folder (SQLite; default ./.coffer, env COFFER_STORE)\n"
+                 "or postgres://user@host/db",
+                 OPT_GLOBAL | OPT_CONF, 0, 0},
     [O_KEY_FILE] = {O_KEY_FILE, "key-file", 'k', ARG_FILE, "FILE",
-     "master key file (env COFFER_KEY_FILE; default: the store's own,\n"
-     "DIR/master.key). COFFER_MASTER_KEY (base64 of 32 bytes) or\n"
-     "COFFER_PASSPHRASE (Argon2id, at least 12 characters) take\n"
-     "precedence over it",
-     OPT_GLOBAL | OPT_CONF, 0, 0},
+                    "master key file (env COFFER_KEY_FILE; default: the store's own,\n"
+                    "DIR/master.key). COFFER_MASTER_KEY (base64 of 32 bytes) or\n"
+                    "COFFER_PASSPHRASE (Argon2id, at least 12 characters) take\n"
+                    "precedence over it",
+                    OPT_GLOBAL | OPT_CONF, 0, 0},
     [O_MAX_VALUE] = {O_MAX_VALUE, "max-value", 0, ARG_UINT, "BYTES",
-     "largest value put (or serve) accepts (default 65536, at most\n"
-     "1048576; env COFFER_MAX_VALUE)",
-     OPT_GLOBAL | OPT_CONF, 1, COFFER_VALUE_HARD_MAX},
+                     "largest value put (or serve) accepts (default 65536, at most\n"
+                     "1048576; env COFFER_MAX_VALUE)",
+                     OPT_GLOBAL | OPT_CONF, 1, COFFER_VALUE_HARD_MAX},
     [O_JSON] = {O_JSON, "json", 'j', ARG_NONE, NULL,
-     "print the result as JSON, only once the command succeeded; errors\n"
-     "as one JSON object on stderr (env COFFER_FORMAT=json)",
-     OPT_GLOBAL, 0, 0},
+                "print the result as JSON, only once the command succeeded; errors\n"
+                "as one JSON object on stderr (env COFFER_FORMAT=json)",
+                OPT_GLOBAL, 0, 0},
     [O_SERVER] = {O_SERVER, "server", 0, ARG_STR, "HOST:PORT|unix:PATH",
-     "run the command against a running coffer serve there instead of a\n"
-     "local store (env COFFER_SERVER; see below which commands can); no\n"
-     "master key is needed or read. --store on the line overrides\n"
-     "COFFER_SERVER",
-     OPT_GLOBAL, 0, 0},
+                  "run the command against a running coffer serve there instead of a\n"
+                  "local store (env COFFER_SERVER; see below which commands can); no\n"
+                  "master key is needed or read. --store on the line overrides\n"
+                  "COFFER_SERVER",
+                  OPT_GLOBAL, 0, 0},
     [O_TOKEN_FILE] = {O_TOKEN_FILE, "token-file", 0, ARG_FILE, "FILE",
-     "read the bearer token for --server from FILE, first line (env\n"
-     "COFFER_TOKEN_FILE)",
-     OPT_GLOBAL, 0, 0},
+                      "read the bearer token for --server from FILE, first line (env\n"
+                      "COFFER_TOKEN_FILE)",
+                      OPT_GLOBAL, 0, 0},
     [O_TOKEN] = {O_TOKEN, "token", 0, ARG_STR, "TOKEN",
-     "the bearer token for --server. Visible to other local users (ps)\n"
-     "until coffer wipes it at start, and kept in shell history: prefer\n"
-     "COFFER_TOKEN or --token-file",
-     OPT_GLOBAL, 0, 0},
+                 "the bearer token for --server. Visible to other local users (ps)\n"
+                 "until coffer wipes it at start, and kept in shell history: prefer\n"
+                 "COFFER_TOKEN or --token-file",
+                 OPT_GLOBAL, 0, 0},
     [O_TLS] = {O_TLS, "tls", 0, ARG_NONE, NULL,
-     "speak TLS to --server (env COFFER_TLS=1); the certificate is checked\n"
-     "against the system's CAs or --ca-file, and the host name",
-     OPT_GLOBAL, 0, 0},
+               "speak TLS to --server (env COFFER_TLS=1); the certificate is checked\n"
+               "against the system's CAs or --ca-file, and the host name",
+               OPT_GLOBAL, 0, 0},
     [O_CA_FILE] = {O_CA_FILE, "ca-file", 0, ARG_FILE, "FILE",
-     "PEM CA certificates to check --server's certificate (implies --tls;\n"
-     "env COFFER_CA_FILE)",
-     OPT_GLOBAL, 0, 0},
-    [O_FILE] = {O_FILE, "file", 'f', ARG_FILE, "FILE", "read the value from FILE ('-': standard input)", 0,
-     0, 0},
-    [O_TRIM] = {O_TRIM, "trim", 0, ARG_NONE, NULL, "drop one trailing newline (\\n or \\r\\n) from the value",
-     0, 0, 0},
+                   "PEM CA certificates to check --server's certificate (implies --tls;\n"
+                   "env COFFER_CA_FILE)",
+                   OPT_GLOBAL, 0, 0},
+    [O_FILE] = {O_FILE, "file", 'f', ARG_FILE, "FILE",
+                "read the value from FILE ('-': standard input)", 0, 0, 0},
+    [O_TRIM] = {O_TRIM, "trim", 0, ARG_NONE, NULL,
+                "drop one trailing newline (\\n or \\r\\n) from the value", 0, 0, 0},
     [O_NEW_KEY_FILE] = {O_NEW_KEY_FILE, "new-key-file", 0, ARG_FILE, "FILE",
-     "seal under a new key kept in FILE (created 0600 if missing), instead\n"
-     "of replacing the key file in use in place",
-     0, 0, 0},
+                        "seal under a new key kept in FILE (created 0600 if missing), instead\n"
+                        "of replacing the key file in use in place",
+                        0, 0, 0},
     [O_TO] = {O_TO, "to", 0, ARG_STR, "DIR|URL",
-     "the store to copy into: a folder or postgres://user@host/db\n"
-     "(created if missing)",
-     0, 0, 0},
+              "the store to copy into: a folder or postgres://user@host/db\n"
+              "(created if missing)",
+              0, 0, 0},
     [O_TO_KEY_FILE] = {O_TO_KEY_FILE, "to-key-file", 0, ARG_FILE, "FILE",
-     "the target's master key file (default: the target's own,\n"
-     "DIR/master.key, created with a new key; PostgreSQL needs one)",
-     0, 0, 0},
+                       "the target's master key file (default: the target's own,\n"
+                       "DIR/master.key, created with a new key; PostgreSQL needs one)",
+                       0, 0, 0},
     [O_ENV] = {O_ENV, "env", 'e', ARG_STR, "VAR=NAME[@VERSION]",
-     "set VAR to that secret's value (repeatable, at least one)", OPT_MULTI, 0, 0},
+               "set VAR to that secret's value (repeatable, at least one)", OPT_MULTI, 0, 0},
     [O_LISTEN] = {O_LISTEN, "listen", 'l', ARG_STR, "[SERVICE=]ADDR",
-     "listen for the service SERVICE (default 'default') on HOST:PORT\n"
-     "or unix:PATH; repeatable, one port per service; default\n"
-     "127.0.0.1:50051. Port 0 picks a free port (printed at start).\n"
-     "localhost:PORT listens on 127.0.0.1 and [::1], the same port.\n"
-     "A Unix socket is plaintext h2c, mode 0600 (0666 with --allow-uid);\n"
-     "SDKs: SERVICE_ADDRESS=unix:PATH. A path that is not a socket is\n"
-     "never replaced; the socket is removed at exit.",
-     OPT_MULTI, 0, 0},
+                  "listen for the service SERVICE (default 'default') on HOST:PORT\n"
+                  "or unix:PATH; repeatable, one port per service; default\n"
+                  "127.0.0.1:50051. Port 0 picks a free port (printed at start).\n"
+                  "localhost:PORT listens on 127.0.0.1 and [::1], the same port.\n"
+                  "A Unix socket is plaintext h2c, mode 0600 (0666 with --allow-uid);\n"
+                  "SDKs: SERVICE_ADDRESS=unix:PATH. A path that is not a socket is\n"
+                  "never replaced; the socket is removed at exit.",
+                  OPT_MULTI, 0, 0},
     [O_ALLOW_UID] = {O_ALLOW_UID, "allow-uid", 0, ARG_STR, "UID|USER",
-     "also serve this local user without a token (repeatable). Over\n"
-     "loopback TCP and Unix sockets, a call without a token is served\n"
-     "only for the server's own uid, root and these; others get\n"
-     "UNAUTHENTICATED (16).",
-     OPT_MULTI, 0, 0},
-    [O_THREADS] = {O_THREADS, "threads", 0, ARG_UINT, "N", "worker threads (default: the number of cores)", 0,
-     1, 64},
+                     "also serve this local user without a token (repeatable). Over\n"
+                     "loopback TCP and Unix sockets, a call without a token is served\n"
+                     "only for the server's own uid, root and these; others get\n"
+                     "UNAUTHENTICATED (16).",
+                     OPT_MULTI, 0, 0},
+    [O_THREADS] = {O_THREADS, "threads", 0, ARG_UINT, "N",
+                   "worker threads (default: the number of cores)", 0, 1, 64},
     [O_POLICY] = {O_POLICY, "policy", 0, ARG_FILE, "FILE",
-     "the operator's grants, one rule per line:\n"
-     "  allow SERVICE put|access|put,access SECRET...\n"
-     "  allow SERVICE admin *   (coffer's admin service: versions, list,\n"
-     "  destroy and the lifecycle commands for coffer --server; the\n"
-     "  whole store only)\n"
-     "('*': all services or secrets). Without it (development), a\n"
-     "service's own policy Declare grants it what it declared, and only\n"
-     "the service 'default' may use the admin service.",
-     0, 0, 0},
+                  "the operator's grants, one rule per line:\n"
+                  "  allow SERVICE put|access|put,access SECRET...\n"
+                  "  allow SERVICE admin *   (coffer's admin service: versions, list,\n"
+                  "  destroy and the lifecycle commands for coffer --server; the\n"
+                  "  whole store only)\n"
+                  "('*': all services or secrets). Without it (development), a\n"
+                  "service's own policy Declare grants it what it declared, and only\n"
+                  "the service 'default' may use the admin service.",
+                  0, 0, 0},
     [O_RECORD_POLICY] = {O_RECORD_POLICY, "record-policy", 0, ARG_STR, "FILE",
-     "development: at exit, write every declaration kept in the store\n"
-     "(coffer policy show) as a policy file for --policy",
-     0, 0, 0},
+                         "development: at exit, write every declaration kept in the store\n"
+                         "(coffer policy show) as a policy file for --policy",
+                         0, 0, 0},
     [O_TOKENS] = {O_TOKENS, "tokens", 0, ARG_FILE, "FILE",
-     "bearer tokens, one 'PRINCIPAL TOKEN' per line; clients send\n"
-     "'authorization: Bearer TOKEN' and act as PRINCIPAL, whatever their\n"
-     "uid. Needs --policy.",
-     0, 0, 0},
+                  "bearer tokens, one 'PRINCIPAL TOKEN' per line; clients send\n"
+                  "'authorization: Bearer TOKEN' and act as PRINCIPAL, whatever their\n"
+                  "uid. Needs --policy.",
+                  0, 0, 0},
     [O_TLS_CERT] = {O_TLS_CERT, "tls-cert", 0, ARG_FILE, "FILE",
-     "serve TLS (ALPN h2; TLS 1.3, or 1.2 with ECDHE and AES-GCM or\n"
-     "ChaCha20-Poly1305) instead of plaintext h2c; with --tls-key",
-     0, 0, 0},
+                    "serve TLS (ALPN h2; TLS 1.3, or 1.2 with ECDHE and AES-GCM or\n"
+                    "ChaCha20-Poly1305) instead of plaintext h2c; with --tls-key",
+                    0, 0, 0},
     [O_TLS_KEY] = {O_TLS_KEY, "tls-key", 0, ARG_FILE, "FILE",
-     "the TLS private key: mode 0600 (or stricter), not a symlink", 0, 0, 0},
+                   "the TLS private key: mode 0600 (or stricter), not a symlink", 0, 0, 0},
     [O_INSECURE] = {O_INSECURE, "insecure", 0, ARG_NONE, NULL,
-     "allow a non-loopback address without TLS and tokens", 0, 0, 0},
+                    "allow a non-loopback address without TLS and tokens", 0, 0, 0},
     [O_POLICY_WAIT] = {O_POLICY_WAIT, "policy-wait", 0, ARG_UINT, "MS",
-     "how long a call waits for its policy Declare (default 1000)", 0, 0, 60000},
+                       "how long a call waits for its policy Declare (default 1000)", 0, 0, 60000},
     [O_IDLE_TIMEOUT] = {O_IDLE_TIMEOUT, "idle-timeout", 0, ARG_UINT, "SECS",
-     "close connections idle this long (default 120)", 0, 1, 86400},
+                        "close connections idle this long (default 120)", 0, 1, 86400},
     [O_HEADER_TIMEOUT] = {O_HEADER_TIMEOUT, "header-timeout", 0, ARG_UINT, "SECS",
-     "close connections whose headers stall this long (default 10)", 0, 1, 86400},
-    [O_MAX_CONNS] = {O_MAX_CONNS, "max-conns", 0, ARG_UINT, "N", "connections at once (default 1024)", 0, 1,
-     100000},
+                          "close connections whose headers stall this long (default 10)", 0, 1,
+                          86400},
+    [O_MAX_CONNS] = {O_MAX_CONNS, "max-conns", 0, ARG_UINT, "N",
+                     "connections at once (default 1024)", 0, 1, 100000},
     [O_METRICS] = {O_METRICS, "metrics", 0, ARG_STR, "HOST:PORT",
-     "serve Prometheus metrics over HTTP at /metrics there (off by\n"
-     "default; keep it on loopback)",
-     0, 0, 0},
+                   "serve Prometheus metrics over HTTP at /metrics there (off by\n"
+                   "default; keep it on loopback)",
+                   0, 0, 0},
     [O_LOG_FORMAT] = {O_LOG_FORMAT, "log-format", 0, ARG_STR, "text|json",
-     "log lines as text (default) or JSON objects; each starts with an\n"
-     "RFC 3339 UTC time and a level",
-     0, 0, 0},
+                      "log lines as text (default) or JSON objects; each starts with an\n"
+                      "RFC 3339 UTC time and a level",
+                      0, 0, 0},
     [O_AUDIT] = {O_AUDIT, "audit", 0, ARG_NONE, NULL,
-     "record every request in the store's audit log before answering\n"
-     "it (docs/lifecycle.md)",
-     0, 0, 0},
+                 "record every request in the store's audit log before answering\n"
+                 "it (docs/lifecycle.md)",
+                 0, 0, 0},
     [O_QUIET] = {O_QUIET, "quiet", 'q', ARG_NONE, NULL, "no per-request log lines", 0, 0, 0},
     [O_CONFIG] = {O_CONFIG, "config", 0, ARG_FILE, "FILE",
-     "read settings from this coffer.conf ([serve] section, a key per\n"
-     "long option: listen = ..., tls-cert = ...; env COFFER_CONFIG;\n"
-     "default " SERVE_CONF_DEFAULT " if it exists). Flags beat the\n"
-     "environment, which beats the file. SIGHUP reads it again",
-     OPT_NOCONF, 0, 0},
+                  "read settings from this coffer.conf ([serve] section, a key per\n"
+                  "long option: listen = ..., tls-cert = ...; env COFFER_CONFIG;\n"
+                  "default " SERVE_CONF_DEFAULT " if it exists). Flags beat the\n"
+                  "environment, which beats the file. SIGHUP reads it again",
+                  OPT_NOCONF, 0, 0},
     [O_PRINT_CONFIG] = {O_PRINT_CONFIG, "print-config", 0, ARG_NONE, NULL,
-     "print the effective settings, where each came from, and exit", OPT_NOCONF, 0, 0},
+                        "print the effective settings, where each came from, and exit", OPT_NOCONF,
+                        0, 0},
     [O_IF_VERSION] = {O_IF_VERSION, "if-version", 0, ARG_UINT, "N",
-     "check-and-set: store only if the secret's newest version id is N\n"
-     "(0: it has none); else nothing is stored and the exit code is 9",
-     0, 0, 4294967295UL},
+                      "check-and-set: store only if the secret's newest version id is N\n"
+                      "(0: it has none); else nothing is stored and the exit code is 9",
+                      0, 0, 4294967295UL},
     [O_REQUEST_ID] = {O_REQUEST_ID, "request-id", 0, ARG_STR, "ID",
-     "idempotent put: the same ID with the same value (within 24 hours)\n"
-     "answers the version the first put made and stores nothing; with\n"
-     "another value it is an error. Kept only as a keyed hash",
-     0, 0, 0},
-    [O_DELETE_LABEL] = {O_DELETE_LABEL, "delete", 0, ARG_NONE, NULL, "remove the label instead of setting it",
-     0, 0, 0},
+                      "idempotent put: the same ID with the same value (within 24 hours)\n"
+                      "answers the version the first put made and stores nothing; with\n"
+                      "another value it is an error. Kept only as a keyed hash",
+                      0, 0, 0},
+    [O_DELETE_LABEL] = {O_DELETE_LABEL, "delete", 0, ARG_NONE, NULL,
+                        "remove the label instead of setting it", 0, 0, 0},
     [O_RECOVERY_DAYS] = {O_RECOVERY_DAYS, "recovery-days", 0, ARG_UINT, "N",
-     "the recovery window: restore works for N days (1-30, default 7)", 0, 1,
-     COFFER_RECOVERY_DAYS_MAX},
+                         "the recovery window: restore works for N days (1-30, default 7)", 0, 1,
+                         COFFER_RECOVERY_DAYS_MAX},
     [O_FORCE] = {O_FORCE, "force", 0, ARG_NONE, NULL,
-     "no recovery window: destroy the secret and every version now", 0, 0, 0},
+                 "no recovery window: destroy the secret and every version now", 0, 0, 0},
     [O_DESCRIPTION] = {O_DESCRIPTION, "description", 0, ARG_STR, "TEXT",
-     "set the description (\"\" clears it)", 0, 0, 0},
+                       "set the description (\"\" clears it)", 0, 0, 0},
     [O_TAG] = {O_TAG, "tag", 0, ARG_STR, "KEY=VALUE",
-     "set a tag (repeatable); KEY alone (no '=') removes that tag", OPT_MULTI, 0, 0},
+               "set a tag (repeatable); KEY alone (no '=') removes that tag", OPT_MULTI, 0, 0},
     [O_MAX_VERSIONS] = {O_MAX_VERSIONS, "max-versions", 0, ARG_UINT, "N",
-     "keep at most N versions with a value; each put destroys the oldest\n"
-     "unlabelled ones beyond that (0: no limit)",
-     0, 0, 4294967295UL},
+                        "keep at most N versions with a value; each put destroys the oldest\n"
+                        "unlabelled ones beyond that (0: no limit)",
+                        0, 0, 4294967295UL},
     [O_PREFIX] = {O_PREFIX, "prefix", 0, ARG_STR, "P", "only the names that begin with P", 0, 0, 0},
     [O_LIMIT] = {O_LIMIT, "limit", 0, ARG_UINT, "N",
-     "one page of at most N names (1-1000); the next page's token is\n"
-     "printed (JSON: next_page_token)",
-     0, 1, COFFER_PAGE_SIZE_MAX},
+                 "one page of at most N names (1-1000); the next page's token is\n"
+                 "printed (JSON: next_page_token)",
+                 0, 1, COFFER_PAGE_SIZE_MAX},
     [O_PAGE_TOKEN] = {O_PAGE_TOKEN, "page-token", 0, ARG_STR, "T",
-     "the page after the one that gave T (with --limit; default 100)", 0, 0, 0},
+                      "the page after the one that gave T (with --limit; default 100)", 0, 0, 0},
     [O_SINCE] = {O_SINCE, "since", 0, ARG_STR, "TIME",
-     "entries at or after TIME: YYYY-MM-DD, YYYY-MM-DDTHH:MM:SSZ (UTC),\n"
-     "or Unix seconds",
-     0, 0, 0},
-    [O_SECRET] = {O_SECRET, "secret", 0, ARG_STR, "NAME", "only the entries about secret NAME", 0, 0, 0},
+                 "entries at or after TIME: YYYY-MM-DD, YYYY-MM-DDTHH:MM:SSZ (UTC),\n"
+                 "or Unix seconds",
+                 0, 0, 0},
+    [O_SECRET] = {O_SECRET, "secret", 0, ARG_STR, "NAME", "only the entries about secret NAME", 0,
+                  0, 0},
 };
 
 static const opt_id no_opts[] = {O_COUNT};
@@ -200,10 +204,11 @@ static const opt_id audit_opts[] = {O_SINCE, O_SECRET, O_COUNT};
 static const opt_id rekey_opts[] = {O_NEW_KEY_FILE, O_COUNT};
 static const opt_id copy_opts[] = {O_TO, O_TO_KEY_FILE, O_COUNT};
 static const opt_id run_opts[] = {O_ENV, O_COUNT};
-static const opt_id serve_opts[] = {O_LISTEN,        O_ALLOW_UID,    O_THREADS,        O_POLICY,  O_RECORD_POLICY,
-                                    O_TOKENS,        O_TLS_CERT,     O_TLS_KEY,        O_INSECURE,
-                                    O_POLICY_WAIT,   O_IDLE_TIMEOUT, O_HEADER_TIMEOUT, O_MAX_CONNS, O_METRICS, O_LOG_FORMAT, O_AUDIT,
-                                    O_QUIET,         O_CONFIG,       O_PRINT_CONFIG,   O_COUNT};
+static const opt_id serve_opts[] = {
+    O_LISTEN,       O_ALLOW_UID,      O_THREADS,   O_POLICY,       O_RECORD_POLICY,
+    O_TOKENS,       O_TLS_CERT,       O_TLS_KEY,   O_INSECURE,     O_POLICY_WAIT,
+    O_IDLE_TIMEOUT, O_HEADER_TIMEOUT, O_MAX_CONNS, O_METRICS,      O_LOG_FORMAT,
+    O_AUDIT,        O_QUIET,          O_CONFIG,    O_PRINT_CONFIG, O_COUNT};
 
 const cmd_def cli_cmds[] = {
     {"init", "", "create the store and its master key",
@@ -240,8 +245,7 @@ const cmd_def cli_cmds[] = {
      "(--limit or --page-token): {\"secrets\": [...], \"next_page_token\"} (\"\" on the\n"
      "last page); in text the next page's command is printed to stderr.\n"
      "With --server: needs an admin grant on the server.",
-     0, 0, list_opts,
-     CMD_JSON | CMD_REMOTE, cmd_list, NULL},
+     0, 0, list_opts, CMD_JSON | CMD_REMOTE, cmd_list, NULL},
     {"policy", "show", "print the grants services declared to coffer serve",
      "Every (service, secret) a program declared to coffer serve, with the actions it\n"
      "asked for, as kept in the store. coffer serve --record-policy FILE writes them as\n"
@@ -348,8 +352,8 @@ const cmd_def cli_cmds[] = {
      "./.coffer. See docs/server.md.",
      0, 0, serve_opts, CMD_LOCAL, cmd_serve, NULL},
     {"help", "[COMMAND]", "this help, or a command's",
-     "JSON: every command with its usage and options, and the exit codes.", 0, 1, no_opts,
-     CMD_JSON, cmd_help, "commands"},
+     "JSON: every command with its usage and options, and the exit codes.", 0, 1, no_opts, CMD_JSON,
+     cmd_help, "commands"},
     {"completion", "bash|zsh", "print a shell completion script",
      "bash: source <(coffer completion bash)   (or save it under\n"
      "      /usr/share/bash-completion/completions/coffer)\n"
@@ -453,7 +457,7 @@ static const char *suggest_opt(const cmd_def *d, const char *name)
 /* ---- errors ------------------------------------------------------------------------------- */
 
 __attribute__((format(printf, 3, 0))) static int usage_errorv(const cli *c, const cmd_def *d,
-                                                            const char *fmt, va_list ap)
+                                                              const char *fmt, va_list ap)
 {
 	char msg[1024];
 	vsnprintf(msg, sizeof msg, fmt, ap);
@@ -559,12 +563,13 @@ int cli_parse(cli *c, int argc, char **argv)
 				c->cmd = cli_find_cmd(a);
 				if (c->cmd == NULL) {
 					const char *s = cli_suggest_cmd(a);
-					return s != NULL ? parse_error(c, NULL,
-					                               "unknown command '%.60s'; did "
-					                               "you mean '%s'?",
-					                               a, s)
-					                 : parse_error(c, NULL,
-					                               "unknown command '%.60s'", a);
+					return s != NULL
+					           ? parse_error(c, NULL,
+					                         "unknown command '%.60s'; did "
+					                         "you mean '%s'?",
+					                         a, s)
+					           : parse_error(c, NULL, "unknown command '%.60s'",
+					                         a);
 				}
 				continue;
 			}
@@ -590,15 +595,16 @@ int cli_parse(cli *c, int argc, char **argv)
 				snprintf(word, sizeof word, "%.*s", (int)(n < 63 ? n : 63), name);
 				const char *s = suggest_opt(c->cmd, word);
 				return s != NULL
-				           ? parse_error(c, c->cmd,
-				                         "unknown option '--%s'; did you mean '--%s'?",
-				                         word, s)
+				           ? parse_error(
+				                 c, c->cmd,
+				                 "unknown option '--%s'; did you mean '--%s'?",
+				                 word, s)
 				           : parse_error(c, c->cmd, "unknown option '--%s'", word);
 			}
 			if (eq != NULL) {
 				if (o->kind == ARG_NONE)
-					return parse_error(c, c->cmd, "option '--%s' takes no value",
-					                   o->name);
+					return parse_error(c, c->cmd,
+					                   "option '--%s' takes no value", o->name);
 				val = eq + 1;
 			}
 		} else {
@@ -607,27 +613,30 @@ int cli_parse(cli *c, int argc, char **argv)
 				return parse_error(c, c->cmd, "unknown option '-%c'", a[1]);
 			if (a[2] != '\0') {
 				if (o->kind == ARG_NONE)
-					return parse_error(c, c->cmd,
-					                   "unknown option '%.40s' (give short options "
-					                   "one at a time)",
-					                   a);
+					return parse_error(
+					    c, c->cmd,
+					    "unknown option '%.40s' (give short options "
+					    "one at a time)",
+					    a);
 				val = a + 2;
 			}
 		}
 		opt_label(o, label, sizeof label);
 		if (o->kind != ARG_NONE && val == NULL) {
 			if (i + 1 >= argc)
-				return parse_error(c, c->cmd, "option '%s' needs a value (%s)", label,
-				                   o->metavar);
+				return parse_error(c, c->cmd, "option '%s' needs a value (%s)",
+				                   label, o->metavar);
 			val = argv[++i];
 		}
 		if (o->kind == ARG_UINT && parse_uint(val, o->lo, o->hi, &c->num[o->id]) != 0)
-			return parse_error(c, c->cmd, "%s wants a number from %lu to %lu, got '%.40s'",
-			                   label, o->lo, o->hi, val);
+			return parse_error(c, c->cmd,
+			                   "%s wants a number from %lu to %lu, got '%.40s'", label,
+			                   o->lo, o->hi, val);
 		c->seen[c->nseen++] = (opt_seen){o->id, val};
 	}
 	if (cli_has(c, O_HELP)) {
-		const cmd_def *d = c->cmd != NULL && strcmp(c->cmd->name, "help") != 0 ? c->cmd : NULL;
+		const cmd_def *d =
+		    c->cmd != NULL && strcmp(c->cmd->name, "help") != 0 ? c->cmd : NULL;
 		if (cli_has(c, O_JSON)) {
 			int rc = cli_emit(c, cli_help_json(d));
 			return rc != 0 ? rc : -1;
@@ -658,8 +667,7 @@ int cli_parse(cli *c, int argc, char **argv)
 	                                 (c->cmd->flags & (CMD_JSON | CMD_STOP)) != 0);
 	if (cli_has(c, O_JSON) && !(c->cmd->flags & (CMD_JSON | CMD_STOP)))
 		return parse_error(c, c->cmd, "'coffer %s' has no JSON output", c->cmd->name);
-	if (c->nargs < c->cmd->min_args ||
-	    (c->cmd->max_args >= 0 && c->nargs > c->cmd->max_args))
+	if (c->nargs < c->cmd->min_args || (c->cmd->max_args >= 0 && c->nargs > c->cmd->max_args))
 		return parse_error(c, c->cmd, "%s; usage: coffer %s%s%s",
 		                   c->nargs < c->cmd->min_args ? "missing argument"
 		                                               : "too many arguments",
@@ -781,9 +789,10 @@ void cli_help_global(void)
 	for (size_t i = 0; i < cli_ncmds; i++)
 		if (cli_cmds[i].flags & CMD_REMOTE)
 			fprintf(f, " %s", cli_cmds[i].name);
-	fprintf(f, "\n  (all but put, access and run need an admin grant on the server, and so does\n"
-	           "  put with --if-version or --request-id)\n"
-	           "on a local store only:");
+	fprintf(f,
+	        "\n  (all but put, access and run need an admin grant on the server, and so does\n"
+	        "  put with --if-version or --request-id)\n"
+	        "on a local store only:");
 	for (size_t i = 0; i < cli_ncmds; i++)
 		if ((cli_cmds[i].flags & CMD_LOCAL) && !cmd_hidden(&cli_cmds[i]))
 			fprintf(f, " %s", cli_cmds[i].name);
@@ -832,8 +841,7 @@ static const struct {
     {5, "key or integrity failure", NULL},
     {6, "store busy or unavailable", NULL},
     {7, "disk full", NULL},
-    {8, "refused by the state of the version or secret (disabled, scheduled for deletion)",
-     NULL},
+    {8, "refused by the state of the version or secret (disabled, scheduled for deletion)", NULL},
     {9, "check-and-set mismatch", NULL},
     {126, "run: CMD was found but could not be executed", CLI_ERR_CANNOT_EXEC},
     {127, "run: CMD was not found", CLI_ERR_NO_CMD},
@@ -928,9 +936,9 @@ json_t *cli_help_json(const cmd_def *d)
 		for (size_t i = 1; i < sizeof error_list / sizeof error_list[0]; i++)
 			if (error_list[i].exit == exit_meanings[m].code)
 				json_array_append_new(errs, json_string(error_list[i].name));
-		json_array_append_new(codes, json_pack("{s:i,s:s,s:o}", "code", exit_meanings[m].code,
-		                                       "meaning", exit_meanings[m].meaning, "errors",
-		                                       errs));
+		json_array_append_new(codes, json_pack("{s:i,s:s,s:o}", "code",
+		                                       exit_meanings[m].code, "meaning",
+		                                       exit_meanings[m].meaning, "errors", errs));
 	}
 	return json_pack("{s:s,s:o,s:o,s:o}", "version", COFFER_VERSION_STRING, "commands", cmds,
 	                 "global_options", globals, "exit_codes", codes);
@@ -978,9 +986,11 @@ static const char *arg_action(const cmd_def *d, int zsh)
 	if (d->complete == NULL)
 		return NULL;
 	if (strcmp(d->complete, "commands") == 0)
-		return zsh ? "_describe 'command' cmds" : "COMPREPLY=($(compgen -W \"$cmds\" -- \"$cur\"))";
+		return zsh ? "_describe 'command' cmds"
+		           : "COMPREPLY=($(compgen -W \"$cmds\" -- \"$cur\"))";
 	if (strcmp(d->complete, "shells") == 0)
-		return zsh ? "compadd bash zsh" : "COMPREPLY=($(compgen -W \"bash zsh\" -- \"$cur\"))";
+		return zsh ? "compadd bash zsh"
+		           : "COMPREPLY=($(compgen -W \"bash zsh\" -- \"$cur\"))";
 	if (strcmp(d->complete, "audit") == 0)
 		return zsh ? "compadd verify" : "COMPREPLY=($(compgen -W \"verify\" -- \"$cur\"))";
 	if (strcmp(d->complete, "command") == 0)
@@ -990,12 +1000,13 @@ static const char *arg_action(const cmd_def *d, int zsh)
 
 static void bash_completion(FILE *f)
 {
-	fprintf(f, "# bash completion for coffer %s, generated by 'coffer completion bash'.\n"
-	           "_coffer() {\n"
-	           "\tlocal cur prev cmd= i w skip=0\n"
-	           "\tcur=${COMP_WORDS[COMP_CWORD]}\n"
-	           "\tprev=${COMP_WORDS[COMP_CWORD-1]}\n"
-	           "\tlocal cmds='",
+	fprintf(f,
+	        "# bash completion for coffer %s, generated by 'coffer completion bash'.\n"
+	        "_coffer() {\n"
+	        "\tlocal cur prev cmd= i w skip=0\n"
+	        "\tcur=${COMP_WORDS[COMP_CWORD]}\n"
+	        "\tprev=${COMP_WORDS[COMP_CWORD-1]}\n"
+	        "\tlocal cmds='",
 	        COFFER_VERSION_STRING);
 	cmd_words(f);
 	fprintf(f, "'\n\tlocal global_opts='");
@@ -1013,7 +1024,8 @@ static void bash_completion(FILE *f)
 	           "\t\tcmd=$w\n"
 	           "\t\tbreak\n"
 	           "\tdone\n"
-	           "\tcase \"$file_opts\" in *\" $prev \"*) COMPREPLY=($(compgen -f -- \"$cur\")); return ;; esac\n"
+	           "\tcase \"$file_opts\" in *\" $prev \"*) COMPREPLY=($(compgen -f -- \"$cur\")); "
+	           "return ;; esac\n"
 	           "\tcase \"$value_opts\" in *\" $prev \"*) COMPREPLY=(); return ;; esac\n"
 	           "\tif [ -z \"$cmd\" ]; then\n"
 	           "\t\tcase \"$cur\" in\n"
@@ -1066,11 +1078,12 @@ static void zsh_entry(FILE *f, const char *name, const char *desc)
 
 static void zsh_completion(FILE *f)
 {
-	fprintf(f, "#compdef coffer\n"
-	           "# zsh completion for coffer %s, generated by 'coffer completion zsh'.\n"
-	           "_coffer() {\n"
-	           "\tlocal -a cmds opts\n"
-	           "\tcmds=(",
+	fprintf(f,
+	        "#compdef coffer\n"
+	        "# zsh completion for coffer %s, generated by 'coffer completion zsh'.\n"
+	        "_coffer() {\n"
+	        "\tlocal -a cmds opts\n"
+	        "\tcmds=(",
 	        COFFER_VERSION_STRING);
 	for (size_t i = 0; i < cli_ncmds; i++)
 		if (!cmd_hidden(&cli_cmds[i])) {
@@ -1116,7 +1129,8 @@ static void zsh_completion(FILE *f)
 	}
 	fprintf(f, "\tesac\n"
 	           "}\n"
-	           "if [[ $funcstack[1] == _coffer ]]; then _coffer \"$@\"; else compdef _coffer coffer; fi\n");
+	           "if [[ $funcstack[1] == _coffer ]]; then _coffer \"$@\"; else compdef _coffer "
+	           "coffer; fi\n");
 }
 
 int cli_completion(const char *shell)

@@ -11,22 +11,22 @@
 #include "conn.h"
 #include "pb.h"
 
-#define PATH_PUT      "/nitric.proto.secrets.v1.SecretManager/Put"
-#define PATH_ACCESS   "/nitric.proto.secrets.v1.SecretManager/Access"
-#define PATH_VERSIONS "/coffer.admin.v1.Admin/Versions"
-#define PATH_LIST     "/coffer.admin.v1.Admin/List"
-#define PATH_DESTROY  "/coffer.admin.v1.Admin/Destroy"
-#define PATH_DECLARE  "/nitric.proto.resources.v1.Resources/Declare"
-#define PATH_DISABLE  "/coffer.admin.v1.Admin/Disable"
-#define PATH_ENABLE   "/coffer.admin.v1.Admin/Enable"
-#define PATH_LABEL    "/coffer.admin.v1.Admin/Label"
-#define PATH_DELETE   "/coffer.admin.v1.Admin/Delete"
-#define PATH_RESTORE  "/coffer.admin.v1.Admin/Restore"
+#define PATH_PUT          "/nitric.proto.secrets.v1.SecretManager/Put"
+#define PATH_ACCESS       "/nitric.proto.secrets.v1.SecretManager/Access"
+#define PATH_VERSIONS     "/coffer.admin.v1.Admin/Versions"
+#define PATH_LIST         "/coffer.admin.v1.Admin/List"
+#define PATH_DESTROY      "/coffer.admin.v1.Admin/Destroy"
+#define PATH_DECLARE      "/nitric.proto.resources.v1.Resources/Declare"
+#define PATH_DISABLE      "/coffer.admin.v1.Admin/Disable"
+#define PATH_ENABLE       "/coffer.admin.v1.Admin/Enable"
+#define PATH_LABEL        "/coffer.admin.v1.Admin/Label"
+#define PATH_DELETE       "/coffer.admin.v1.Admin/Delete"
+#define PATH_RESTORE      "/coffer.admin.v1.Admin/Restore"
 #define PATH_AUDIT_VERIFY "/coffer.admin.v1.Admin/AuditVerify"
-#define PATH_DESCRIBE "/coffer.admin.v1.Admin/Describe"
-#define PATH_ADMIN_PUT "/coffer.admin.v1.Admin/Put"
-#define PATH_META     "/coffer.admin.v1.Admin/Meta"
-#define PATH_AUDIT    "/coffer.admin.v1.Admin/Audit"
+#define PATH_DESCRIBE     "/coffer.admin.v1.Admin/Describe"
+#define PATH_ADMIN_PUT    "/coffer.admin.v1.Admin/Put"
+#define PATH_META         "/coffer.admin.v1.Admin/Meta"
+#define PATH_AUDIT        "/coffer.admin.v1.Admin/Audit"
 
 #define TOKEN_MAX 512
 
@@ -599,8 +599,7 @@ static int read_version_field(coffer_client *c, const pb_buf *resp, uint32_t fie
 			k = -1;
 			break;
 		}
-	if (k != 0 || (ver[0] == '\0' && !may_be_empty) ||
-	    strspn(ver, "0123456789") != strlen(ver))
+	if (k != 0 || (ver[0] == '\0' && !may_be_empty) || strspn(ver, "0123456789") != strlen(ver))
 		return protocol_error(c, what);
 	return COFFER_OK;
 }
@@ -827,30 +826,50 @@ int coffer_client_describe(coffer_client *c, const char *name, coffer_secret_inf
 		while (!bad && rc == COFFER_OK && (k = pb_next(&r, &f)) == 1) {
 			int str = f.field == 2 || f.field == 3 || (f.field >= 6 && f.field <= 8) ||
 			          f.field == 11;
-			if ((str && f.wire != 2) || (!str && f.field <= 11 && f.field != 1 && f.wire != 0)) {
+			if ((str && f.wire != 2) ||
+			    (!str && f.field <= 11 && f.field != 1 && f.wire != 0)) {
 				bad = 1;
 				break;
 			}
 			switch (f.field) {
-			case 2: bad = pb_str(&f, in.description, sizeof in.description) != 0; break;
-			case 3: bad = pb_str(&f, in.tags, sizeof in.tags) != 0; break;
-			case 4: in.created_unix_ms = (int64_t)f.v; break;
-			case 5: in.updated_unix_ms = (int64_t)f.v; break;
-			case 6: bad = pb_str(&f, in.current_version, COFFER_VERSION_MAX) != 0 ||
-			              id_ok(in.current_version, 1) != 0; break;
-			case 7: bad = pb_str(&f, in.previous_version, COFFER_VERSION_MAX) != 0 ||
-			              id_ok(in.previous_version, 1) != 0; break;
-			case 8: bad = pb_str(&f, in.last_version, COFFER_VERSION_MAX) != 0 ||
-			              id_ok(in.last_version, 1) != 0; break;
-			case 9: in.max_versions = f.v; break;
-			case 10: in.purge_at_unix_ms = (int64_t)f.v; break;
+			case 2:
+				bad = pb_str(&f, in.description, sizeof in.description) != 0;
+				break;
+			case 3:
+				bad = pb_str(&f, in.tags, sizeof in.tags) != 0;
+				break;
+			case 4:
+				in.created_unix_ms = (int64_t)f.v;
+				break;
+			case 5:
+				in.updated_unix_ms = (int64_t)f.v;
+				break;
+			case 6:
+				bad = pb_str(&f, in.current_version, COFFER_VERSION_MAX) != 0 ||
+				      id_ok(in.current_version, 1) != 0;
+				break;
+			case 7:
+				bad = pb_str(&f, in.previous_version, COFFER_VERSION_MAX) != 0 ||
+				      id_ok(in.previous_version, 1) != 0;
+				break;
+			case 8:
+				bad = pb_str(&f, in.last_version, COFFER_VERSION_MAX) != 0 ||
+				      id_ok(in.last_version, 1) != 0;
+				break;
+			case 9:
+				in.max_versions = f.v;
+				break;
+			case 10:
+				in.purge_at_unix_ms = (int64_t)f.v;
+				break;
 			case 11: {
 				char label[64] = "", ver[COFFER_VERSION_MAX] = "";
 				pb_reader s2 = {f.data, f.data + f.len};
 				pb_field g;
 				int j;
 				while ((j = pb_next(&s2, &g)) == 1)
-					if ((g.field == 1 && pb_str(&g, label, sizeof label) != 0) ||
+					if ((g.field == 1 &&
+					     pb_str(&g, label, sizeof label) != 0) ||
 					    (g.field == 2 && pb_str(&g, ver, sizeof ver) != 0)) {
 						j = -1;
 						break;
@@ -863,7 +882,8 @@ int coffer_client_describe(coffer_client *c, const char *name, coffer_secret_inf
 				}
 				break;
 			}
-			default: break;
+			default:
+				break;
 			}
 		}
 		if (rc == COFFER_OK && (bad || k != 0))
@@ -1008,20 +1028,48 @@ static int read_audit_entry(const uint8_t *p, size_t len, coffer_audit_entry *e,
 		char *dst = NULL;
 		size_t dlen = 0;
 		switch (f.field) {
-		case 1: e->id = f.v; break;
-		case 2: dst = b->chain; dlen = sizeof b->chain; break;
-		case 3: e->seq = f.v; break;
-		case 4: e->time_unix_ms = (int64_t)f.v; break;
-		case 5: dst = b->principal; dlen = sizeof b->principal; break;
-		case 6: dst = b->action; dlen = sizeof b->action; break;
-		case 7: dst = b->secret; dlen = sizeof b->secret; break;
-		case 8: dst = b->version; dlen = sizeof b->version; break;
+		case 1:
+			e->id = f.v;
+			break;
+		case 2:
+			dst = b->chain;
+			dlen = sizeof b->chain;
+			break;
+		case 3:
+			e->seq = f.v;
+			break;
+		case 4:
+			e->time_unix_ms = (int64_t)f.v;
+			break;
+		case 5:
+			dst = b->principal;
+			dlen = sizeof b->principal;
+			break;
+		case 6:
+			dst = b->action;
+			dlen = sizeof b->action;
+			break;
+		case 7:
+			dst = b->secret;
+			dlen = sizeof b->secret;
+			break;
+		case 8:
+			dst = b->version;
+			dlen = sizeof b->version;
+			break;
 		case 9: /* sint32: zigzag */
 			e->outcome = (int)((f.v >> 1) ^ (~(f.v & 1) + 1));
 			break;
-		case 10: dst = b->error; dlen = sizeof b->error; break;
-		case 11: dst = b->request_hash; dlen = sizeof b->request_hash; break;
-		default: break;
+		case 10:
+			dst = b->error;
+			dlen = sizeof b->error;
+			break;
+		case 11:
+			dst = b->request_hash;
+			dlen = sizeof b->request_hash;
+			break;
+		default:
+			break;
 		}
 		if (dst != NULL && (f.wire != 2 || pb_str(&f, dst, dlen) != 0))
 			return -1;

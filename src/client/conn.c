@@ -293,7 +293,7 @@ static int tls_handshake(cc_conn *c, uint64_t deadline, char *err, size_t errlen
 			ssl_reason(why, sizeof(why),
 			           e == SSL_ERROR_SYSCALL || e == SSL_ERROR_ZERO_RETURN
 			               ? "the server closed the connection (is it serving TLS?)"
-				       : "handshake failed");
+			               : "handshake failed");
 		ERR_clear_error();
 		snprintf(err, errlen, "TLS handshake with %s: %s", where(c, w, sizeof(w)), why);
 		return COFFER_EUNAVAIL;
@@ -882,7 +882,7 @@ static int call_result(cc_conn *c, const char *path, char *err, size_t errlen)
 		snprintf(err, errlen, "%s",
 		         c->prefix_have == 0 && !c->msg_started
 		             ? "the server answered OK without a response message"
-			     : "the server's response message is truncated");
+		             : "the server's response message is truncated");
 		return COFFER_EIO;
 	}
 	return 0;
@@ -990,7 +990,7 @@ int cc_rc_from_status(int status, const char *message)
 		return COFFER_EIO;
 	case 6: /* ALREADY_EXISTS: a request id used with another value */
 		return message != NULL && strstr(message, "request id") != NULL ? COFFER_EREUSED
-		                                                                 : COFFER_EIO;
+		                                                                : COFFER_EIO;
 	case 13:
 		if (message != NULL && (strstr(message, "audit log broken") != NULL ||
 		                        strstr(message, "integrity") != NULL))

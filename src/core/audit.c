@@ -87,14 +87,14 @@ static int fill(void *ctx, size_t i, store_audit *e)
 
 /* Pending entries live in the handle until the write they ride on is done. */
 void core_audit_pending(coffer_store *st, const char *action, const char *secret,
-                        const char *version, const uint64_t *done, const store_put *puts,
-                        size_t n, const uint8_t *rid)
+                        const char *version, const uint64_t *done, const store_put *puts, size_t n,
+                        const uint8_t *rid)
 {
 	if (st->ops->audit_pending == NULL)
 		return;
 	audit_fill *f = &st->audit_fill;
-	*f = (audit_fill){st, st->principal, action, secret, version, done, puts, COFFER_OK,
-	                  NULL, rid};
+	*f = (audit_fill){st,   st->principal, action,    secret, version,
+	                  done, puts,          COFFER_OK, NULL,   rid};
 	st->ops->audit_pending(st->be, st->audit_chain, n, fill, f);
 }
 
@@ -104,8 +104,8 @@ void core_audit_clear(coffer_store *st)
 		st->ops->audit_pending(st->be, st->audit_chain, 0, NULL, NULL);
 }
 
-int core_audit_one(coffer_store *st, const char *principal, const char *action,
-                   const char *secret, const char *version, int outcome, const uint8_t *rid)
+int core_audit_one(coffer_store *st, const char *principal, const char *action, const char *secret,
+                   const char *version, int outcome, const uint8_t *rid)
 {
 	if (st->ops->audit_append == NULL)
 		return COFFER_OK;
@@ -113,12 +113,17 @@ int core_audit_one(coffer_store *st, const char *principal, const char *action,
 	if (outcome > 0) /* an embedder's own status (the server's: a gRPC status) */
 		snprintf(err, sizeof err, "status %d", outcome);
 	else
-		snprintf(err, sizeof err, "%s", outcome != COFFER_OK ? coffer_strerror(outcome) : "");
-	audit_fill f = {st,      principal != NULL ? principal : st->principal,
-	                action,  secret != NULL ? secret : "",
+		snprintf(err, sizeof err, "%s",
+		         outcome != COFFER_OK ? coffer_strerror(outcome) : "");
+	audit_fill f = {st,
+	                principal != NULL ? principal : st->principal,
+	                action,
+	                secret != NULL ? secret : "",
 	                version != NULL ? version : "",
-	                NULL,    NULL,
-	                outcome, err,
+	                NULL,
+	                NULL,
+	                outcome,
+	                err,
 	                rid};
 	return st->ops->audit_append(st->be, st->audit_chain, 1, fill, &f);
 }
@@ -157,8 +162,9 @@ int coffer_audit_append(coffer_store *st, const char *principal, const char *act
 	uint8_t rid[STORE_RID_LEN];
 	pthread_mutex_lock(&st->mu);
 	if (request_id != NULL && request_id_len > 0)
-		core_request_hash(st, secret != NULL ? secret : "", secret != NULL ? strlen(secret) : 0,
-		                  request_id, request_id_len, rid);
+		core_request_hash(st, secret != NULL ? secret : "",
+		                  secret != NULL ? strlen(secret) : 0, request_id, request_id_len,
+		                  rid);
 	int rc = core_audit_one(st, principal, action, secret, version, outcome,
 	                        request_id != NULL && request_id_len > 0 ? rid : NULL);
 	if (rc != COFFER_OK)
@@ -182,8 +188,8 @@ static int fill_batch(void *ctx, size_t i, store_audit *e)
 	if (r->outcome > 0)
 		snprintf(err, sizeof err, "status %d", r->outcome);
 	else
-		snprintf(err, sizeof err, "%s", r->outcome != COFFER_OK ? coffer_strerror(r->outcome)
-		                                                         : "");
+		snprintf(err, sizeof err, "%s",
+		         r->outcome != COFFER_OK ? coffer_strerror(r->outcome) : "");
 	int has_rid = r->request_id != NULL && r->request_id_len > 0;
 	audit_fill f = {b->st,
 	                r->principal != NULL ? r->principal : b->st->principal,
@@ -244,9 +250,9 @@ static int list_row(void *ctx, const store_audit *e)
 	list_ctx *lc = ctx;
 	if (e->ts_ms < lc->since || (lc->secret != NULL && strcmp(e->secret, lc->secret) != 0))
 		return 0;
-	coffer_audit_entry out = {e->id,     e->chain,   e->seq,     e->ts_ms,   e->principal,
-	                          e->action, e->secret,  e->version, e->outcome, e->error,
-	                          e->rid};
+	coffer_audit_entry out = {e->id,        e->chain,  e->seq,    e->ts_ms,
+	                          e->principal, e->action, e->secret, e->version,
+	                          e->outcome,   e->error,  e->rid};
 	return lc->cb(lc->ctx, &out);
 }
 
@@ -330,8 +336,8 @@ static int verify_row(void *ctx, const store_audit *e)
 	return 0;
 }
 
-int coffer_audit_verify(coffer_store *st, uint64_t *entries, uint64_t *first_bad,
-                        char *errbuf, size_t errlen)
+int coffer_audit_verify(coffer_store *st, uint64_t *entries, uint64_t *first_bad, char *errbuf,
+                        size_t errlen)
 {
 	if (st == NULL || st->ops->audit_list == NULL)
 		return COFFER_EMISUSE;

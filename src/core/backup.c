@@ -28,11 +28,11 @@
 
 #include "core/internal.h"
 
-#define BK_MAGIC     "COFFERBK"
-#define BK_VERSION   1u
-#define BK_KIND_SQL  1u
-#define BK_HDR_LEN   64
-#define BK_HASH_OFF  32
+#define BK_MAGIC    "COFFERBK"
+#define BK_VERSION  1u
+#define BK_KIND_SQL 1u
+#define BK_HDR_LEN  64
+#define BK_HASH_OFF 32
 
 static void put32(uint8_t *p, uint32_t v)
 {
@@ -110,7 +110,8 @@ static int pump(int in, int out, uint64_t len, crypto_generichash_state *h, char
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r <= 0) {
-			snprintf(err, errlen, "cannot read: %s", r < 0 ? strerror(errno) : "short file");
+			snprintf(err, errlen, "cannot read: %s",
+			         r < 0 ? strerror(errno) : "short file");
 			return COFFER_EIO;
 		}
 		crypto_generichash_update(h, buf, (size_t)r);
@@ -256,15 +257,17 @@ int coffer_restore_backup(const char *file, const char *location, char *errbuf, 
 	const char *rest = NULL;
 	const store_ops *ops = store_lookup(location, &rest);
 	if (ops == NULL) {
-		snprintf(errbuf, errlen, "unknown store scheme: use a folder path, sqlite:DIR or "
-		                         "postgres://");
+		snprintf(errbuf, errlen,
+		         "unknown store scheme: use a folder path, sqlite:DIR or "
+		         "postgres://");
 		return COFFER_EINVAL;
 	}
 	if (ops->restore_image == NULL) {
-		snprintf(errbuf, errlen,
-		         "a backup restores into a folder (SQLite) only: restore it into a new folder, "
-		         "then coffer --store DIR copy --to %s store (docs/operations.md)",
-		         ops->scheme);
+		snprintf(
+		    errbuf, errlen,
+		    "a backup restores into a folder (SQLite) only: restore it into a new folder, "
+		    "then coffer --store DIR copy --to %s store (docs/operations.md)",
+		    ops->scheme);
 		return COFFER_EMISUSE;
 	}
 	int fd = open(file, O_RDONLY | O_CLOEXEC);
@@ -281,9 +284,10 @@ int coffer_restore_backup(const char *file, const char *location, char *errbuf, 
 		snprintf(errbuf, errlen, "'%s' is not a coffer backup", file);
 		rc = COFFER_ECORRUPT;
 	} else if (get32(hdr + 8) != BK_VERSION || get32(hdr + 12) != BK_KIND_SQL) {
-		snprintf(errbuf, errlen,
-		         "backup '%s' is of format %u, kind %u: this coffer reads format %u, kind %u",
-		         file, get32(hdr + 8), get32(hdr + 12), BK_VERSION, BK_KIND_SQL);
+		snprintf(
+		    errbuf, errlen,
+		    "backup '%s' is of format %u, kind %u: this coffer reads format %u, kind %u",
+		    file, get32(hdr + 8), get32(hdr + 12), BK_VERSION, BK_KIND_SQL);
 		rc = COFFER_ECORRUPT;
 	} else if ((uint64_t)sb.st_size != BK_HDR_LEN + get64(hdr + 16)) {
 		snprintf(errbuf, errlen,

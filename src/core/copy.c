@@ -76,11 +76,13 @@ static int read_secret(coffer_store *st, const char *name, xsecret *x)
 		rc = st->ops->list_versions(st->be, x->name, x->len, collect_row, x);
 	if (rc != COFFER_OK && st->errmsg[0] == '\0')
 		core_set_backend_err(st, rc);
-	if (rc == COFFER_OK && (x->n > 0 && (x->listed.epoch != x->meta.epoch ||
-	                                     x->listed.last_version != x->meta.last_version ||
-	                                     memcmp(x->listed.mac, x->meta.mac, STORE_MAC_LEN) != 0))) {
-		core_set_err(st, "secret '%s' changed while it was being copied: stop writers to the "
-		                 "source, then run the copy again",
+	if (rc == COFFER_OK &&
+	    (x->n > 0 &&
+	     (x->listed.epoch != x->meta.epoch || x->listed.last_version != x->meta.last_version ||
+	      memcmp(x->listed.mac, x->meta.mac, STORE_MAC_LEN) != 0))) {
+		core_set_err(st,
+		             "secret '%s' changed while it was being copied: stop writers to the "
+		             "source, then run the copy again",
 		             x->name);
 		rc = COFFER_EBUSY;
 	}
@@ -102,15 +104,17 @@ static int read_secret(coffer_store *st, const char *name, xsecret *x)
 		    (row.version != x->rows[i].version || row.state != x->rows[i].state ||
 		     m.epoch != x->meta.epoch || row.mac_len != x->rows[i].mac_len ||
 		     memcmp(row.mac, x->rows[i].mac, STORE_MAC_LEN) != 0 || row.sealed == NULL)) {
-			core_set_err(st, "secret '%s' changed while it was being copied: stop writers "
-			                 "to the source, then run the copy again",
+			core_set_err(st,
+			             "secret '%s' changed while it was being copied: stop writers "
+			             "to the source, then run the copy again",
 			             x->name);
 			rc = COFFER_EBUSY;
 		}
 		const crypto_key *key = NULL;
 		if (rc == COFFER_OK)
 			rc = core_key_find(st, row.key_id, &key);
-		size_t cap = row.sealed_len >= CRYPTO_OVERHEAD ? row.sealed_len - CRYPTO_OVERHEAD : 0;
+		size_t cap =
+		    row.sealed_len >= CRYPTO_OVERHEAD ? row.sealed_len - CRYPTO_OVERHEAD : 0;
 		if (rc == COFFER_OK && (x->vals[i] = sodium_malloc(cap + 1)) == NULL)
 			rc = COFFER_ENOMEM;
 		if (rc == COFFER_OK) {
@@ -118,7 +122,8 @@ static int read_secret(coffer_store *st, const char *name, xsecret *x)
 			rc = crypto_open_value(key, &pl, row.sealed, row.sealed_len, x->vals[i],
 			                       &x->vlens[i]);
 			if (rc != COFFER_OK)
-				core_set_err(st, "secret '%s' version %llu failed its integrity check",
+				core_set_err(st,
+				             "secret '%s' version %llu failed its integrity check",
 				             x->name, (unsigned long long)row.version);
 		}
 		free(row.sealed);
@@ -140,8 +145,8 @@ static int write_secret(coffer_store *dst, xsecret *x, int *existed)
 		rows[i].sealed = NULL;
 		if (x->vals[i] != NULL) {
 			crypto_place pl = {dst->store_id, k->id, rows[i].version, x->name, x->len};
-			rc = crypto_seal_value(&k->key, &pl, x->vals[i], x->vlens[i], &rows[i].sealed,
-			                       &rows[i].sealed_len);
+			rc = crypto_seal_value(&k->key, &pl, x->vals[i], x->vlens[i],
+			                       &rows[i].sealed, &rows[i].sealed_len);
 		}
 	}
 	store_meta m = x->meta;
@@ -173,7 +178,8 @@ static int same_secret(const xsecret *a, const xsecret *b)
 		    a->meta.labels[i].version != b->meta.labels[i].version)
 			return 0;
 	for (size_t i = 0; i < a->n; i++) {
-		if (a->rows[i].version != b->rows[i].version || a->rows[i].state != b->rows[i].state ||
+		if (a->rows[i].version != b->rows[i].version ||
+		    a->rows[i].state != b->rows[i].state ||
 		    a->rows[i].created_ms != b->rows[i].created_ms ||
 		    (a->vals[i] == NULL) != (b->vals[i] == NULL))
 			return 0;
@@ -229,10 +235,11 @@ static int copy_one(coffer_store *src, coffer_store *dst, const char *name, int 
 	if (rc == COFFER_OK && existed) {
 		rc = read_secret(dst, name, &y);
 		if (rc == COFFER_OK && !same_secret(&x, &y)) {
-			core_set_err(dst,
-			             "secret '%s' exists in the target and differs from the source: "
-			             "not overwritten (copy into an empty store)",
-			             name);
+			core_set_err(
+			    dst,
+			    "secret '%s' exists in the target and differs from the source: "
+			    "not overwritten (copy into an empty store)",
+			    name);
 			rc = COFFER_ECONFLICT;
 		}
 		x_free(&y);
@@ -373,8 +380,7 @@ int coffer_copy(coffer_store *src, coffer_store *dst, coffer_copy_progress cb, v
 	pthread_mutex_lock(second);
 	src->errmsg[0] = dst->errmsg[0] = '\0';
 	int rc = COFFER_OK;
-	if (dst->ops->import_secret == NULL || src->ops->labels_get == NULL ||
-	    dst->nkeys == 0) {
+	if (dst->ops->import_secret == NULL || src->ops->labels_get == NULL || dst->nkeys == 0) {
 		core_set_err(dst, "the %s backend cannot take a copy", dst->ops->scheme);
 		rc = COFFER_EMISUSE;
 	} else if (memcmp(src->store_id, dst->store_id, STORE_ID_LEN) == 0) {

@@ -35,7 +35,8 @@ int coffer_declare(coffer_store *st, const coffer_declaration *d, size_t n)
 		    coffer_name_check(d[i].secret, strlen(d[i].secret)) != COFFER_OK ||
 		    (d[i].actions & ~(COFFER_DECL_PUT | COFFER_DECL_ACCESS)) != 0) {
 			pthread_mutex_lock(&st->mu);
-			core_set_err(st, "a declaration has a bad service name, secret name or action");
+			core_set_err(st,
+			             "a declaration has a bad service name, secret name or action");
 			pthread_mutex_unlock(&st->mu);
 			return COFFER_EINVAL;
 		}

@@ -74,10 +74,10 @@ typedef struct audit_fill {
 
 struct coffer_store {
 	pthread_mutex_t mu;
-	audit_fill audit_fill;        /* the entries the next write appends */
-	char principal[129];          /* who this handle acts for, in the audit log */
+	audit_fill audit_fill; /* the entries the next write appends */
+	char principal[129];   /* who this handle acts for, in the audit log */
 	char audit_chain[STORE_AUDIT_CHAIN_MAX + 1]; /* this handle's chain (PostgreSQL) */
-	int audit_reads;              /* COFFER_OPEN_AUDIT_READS */
+	int audit_reads;                             /* COFFER_OPEN_AUDIT_READS */
 	const store_ops *ops;
 	store *be;
 	uint8_t store_id[STORE_ID_LEN];
@@ -91,7 +91,7 @@ struct coffer_store {
 	size_t max_value;
 	unsigned created;
 	core_cache *cache;
-	void *kdf_ref; /* the shared passphrase-derived key this handle holds, or NULL */
+	void *kdf_ref;  /* the shared passphrase-derived key this handle holds, or NULL */
 	char *key_file; /* the key file the master key was read from, or NULL (not from a file) */
 	char errmsg[CORE_ERRMSG_MAX];
 };
@@ -114,12 +114,12 @@ void core_audit_init(coffer_store *st, const char *principal, unsigned flags);
 /* The next write transaction of the handle appends n entries (one per put when puts is not
  * NULL; the version is *done, or puts[i].version, or `version`). Clear after the call. */
 void core_audit_pending(coffer_store *st, const char *action, const char *secret,
-                        const char *version, const uint64_t *done, const store_put *puts,
-                        size_t n, const uint8_t *rid);
+                        const char *version, const uint64_t *done, const store_put *puts, size_t n,
+                        const uint8_t *rid);
 void core_audit_clear(coffer_store *st);
 /* One entry in a transaction of its own (a refusal, a failure, a read). */
-int core_audit_one(coffer_store *st, const char *principal, const char *action,
-                   const char *secret, const char *version, int outcome, const uint8_t *rid);
+int core_audit_one(coffer_store *st, const char *principal, const char *action, const char *secret,
+                   const char *version, int outcome, const uint8_t *rid);
 
 /* validate.c */
 int core_version_parse(const char *s, uint64_t *out); /* "latest" -> 0 */
@@ -153,10 +153,10 @@ int core_meta_put(coffer_store *st, const char *name, size_t len, store_seal_io 
 /* destroy, disable, enable: the store_retag_fn, with this ctx. */
 typedef struct core_destroy_ctx {
 	coffer_store *st;
-	uint64_t want; /* 0: latest, resolved in the transaction */
-	uint64_t done; /* the version changed */
-	int to;        /* COFFER_STATE_*: what the version becomes */
-	int was;       /* out: its state before (a refusal: what it is; -2: no such label) */
+	uint64_t want;     /* 0: latest, resolved in the transaction */
+	uint64_t done;     /* the version changed */
+	int to;            /* COFFER_STATE_*: what the version becomes */
+	int was;           /* out: its state before (a refusal: what it is; -2: no such label) */
 	const char *label; /* not NULL: the version this label names, in the transaction */
 } core_destroy_ctx;
 /* Label moves: the store_retag_fn, with this ctx. */
@@ -180,8 +180,8 @@ typedef struct core_delete_ctx {
 	coffer_store *st;
 	uint64_t purge_ms; /* delete: when it goes for good; 0: restore */
 	uint64_t now_ms;
-	int not_deleted;   /* out: restore of a secret not scheduled */
-	int too_late;      /* out: restore after its window */
+	int not_deleted; /* out: restore of a secret not scheduled */
+	int too_late;    /* out: restore after its window */
 } core_delete_ctx;
 int core_meta_delete(void *ctx, const char *name, size_t len, store_meta *m, store_row *rows,
                      size_t n);
@@ -227,8 +227,8 @@ int core_meta_check_all(coffer_store *st, const char *name, size_t len, const st
 void core_meta_sign_all(coffer_store *st, const char *name, size_t len, store_meta *m,
                         store_row *rows, size_t n);
 typedef struct core_audit_copy {
-	coffer_store *st;         /* the target */
-	const store_audit *src;   /* the entries copied: entry i of a batch is src[i] */
+	coffer_store *st;       /* the target */
+	const store_audit *src; /* the entries copied: entry i of a batch is src[i] */
 } core_audit_copy;
 int core_audit_copy_fill(void *ctx, size_t i, store_audit *e);
 

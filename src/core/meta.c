@@ -214,7 +214,8 @@ int core_meta_read(coffer_store *st, const char *name, size_t len, uint64_t want
 		return COFFER_ENOTFOUND; /* never created */
 	if (want == 0 && (row->version != m->latest || row->state != COFFER_STATE_ENABLED))
 		return unlike(st, name, len, m->latest,
-		              row->version == 0 ? "missing" : "not enabled", "is the newest enabled");
+		              row->version == 0 ? "missing" : "not enabled",
+		              "is the newest enabled");
 	if (row->version == 0)
 		return unlike(st, name, len, want, "missing", "exists");
 	rc = row_check(st, name, len, m->epoch, row);
@@ -238,8 +239,8 @@ int core_meta_put(coffer_store *st, const char *name, size_t len, store_seal_io 
 	if (rc != COFFER_OK)
 		return rc;
 	if (b->purge_ms != 0) {
-		core_set_err(st, "secret '%.*s' is scheduled for deletion: restore it first", (int)len,
-		             name);
+		core_set_err(st, "secret '%.*s' is scheduled for deletion: restore it first",
+		             (int)len, name);
 		return COFFER_EDELETED;
 	}
 	store_meta after = {.last_version = io->version,
@@ -439,7 +440,8 @@ int core_meta_label(void *ctx, const char *name, size_t len, store_meta *m, stor
 	if (lc->remove) {
 		if (at == m->nlabels)
 			return COFFER_ENOTFOUND;
-		memmove(&m->labels[at], &m->labels[at + 1], (m->nlabels - at - 1) * sizeof *m->labels);
+		memmove(&m->labels[at], &m->labels[at + 1],
+		        (m->nlabels - at - 1) * sizeof *m->labels);
 		m->nlabels--;
 	} else {
 		uint64_t v = lc->want != 0 ? lc->want : m->latest;

@@ -402,10 +402,11 @@ int coffer_rekey_in_place(coffer_store *st, char *errbuf, size_t errlen)
 	if (rc != COFFER_OK)
 		return rc;
 	if (rename(tmp, st->key_file) != 0) {
-		snprintf(errbuf, errlen,
-		         "the store now opens with the key in '%s', but moving it over '%s' failed: "
-		         "%s; move it by hand",
-		         tmp, st->key_file, strerror(errno));
+		snprintf(
+		    errbuf, errlen,
+		    "the store now opens with the key in '%s', but moving it over '%s' failed: "
+		    "%s; move it by hand",
+		    tmp, st->key_file, strerror(errno));
 		return COFFER_EIO;
 	}
 	crypto_fsync_dir_of(st->key_file); /* the rename is durable before we say so */

@@ -114,9 +114,9 @@ int coffer_put_check(coffer_secret *sec, const void *value, size_t len)
 
 typedef struct seal_ctx {
 	coffer_store *st;
-	coffer_put_item **items; /* the valid items, in order */
-	int msg_set;             /* the store's message says what failed (a key, a MAC) */
-	size_t bad;              /* the item whose secret failed its MAC check, or SIZE_MAX */
+	coffer_put_item **items;   /* the valid items, in order */
+	int msg_set;               /* the store's message says what failed (a key, a MAC) */
+	size_t bad;                /* the item whose secret failed its MAC check, or SIZE_MAX */
 	const struct put_extra *x; /* coffer_put_ex's options (a put of one), or NULL */
 } seal_ctx;
 
@@ -154,10 +154,11 @@ static int put_rules(seal_ctx *sc, const coffer_put_item *it, store_seal_io *io)
 	if ((x->opts->flags & COFFER_PUT_IF_VERSION) &&
 	    io->before.last_version != x->opts->if_version) {
 		if (io->before.last_version == 0)
-			core_set_err(st,
-			             "check-and-set: secret '%s' has no versions, not version %llu as "
-			             "expected; nothing stored",
-			             name, (unsigned long long)x->opts->if_version);
+			core_set_err(
+			    st,
+			    "check-and-set: secret '%s' has no versions, not version %llu as "
+			    "expected; nothing stored",
+			    name, (unsigned long long)x->opts->if_version);
 		else
 			core_set_err(st,
 			             "check-and-set: secret '%s' is at version %llu, not %llu as "
@@ -355,8 +356,9 @@ int coffer_set_max_versions(coffer_secret *sec, uint64_t max)
 	int rc = COFFER_OK;
 	pthread_mutex_lock(&st->mu);
 	if (!(sec->perms & COFFER_PUT)) {
-		core_set_err(st, "permission denied: this handle to secret '%s' may not set its "
-		                 "retention",
+		core_set_err(st,
+		             "permission denied: this handle to secret '%s' may not set its "
+		             "retention",
 		             sec->name);
 		rc = COFFER_EPERM;
 	} else if (st->ops->destroy == NULL) {
@@ -533,7 +535,7 @@ static int retag_locked(coffer_store *st, coffer_secret *sec, uint64_t want, con
 	/* The core checks every row of the secret against the MACs and re-MACs them, inside the
 	 * change's transaction; "latest" is resolved there too. */
 	core_destroy_ctx dc = {st, want, 0, to, -1, label};
-	const char *verb = to == COFFER_STATE_DESTROYED ? "destroy"
+	const char *verb = to == COFFER_STATE_DESTROYED  ? "destroy"
 	                   : to == COFFER_STATE_DISABLED ? "disable"
 	                                                 : "enable";
 	st->errmsg[0] = '\0';
@@ -568,7 +570,8 @@ static int change_state(coffer_secret *sec, const char *version, int to, const c
 	const char *label = NULL;
 	rc = check_call(sec, COFFER_PUT, verb, version, &want, &label);
 	if (rc == COFFER_OK && want == 0 && label == NULL && to == COFFER_STATE_ENABLED) {
-		core_set_err(st, "enable needs a version id of secret '%s', not 'latest'", sec->name);
+		core_set_err(st, "enable needs a version id of secret '%s', not 'latest'",
+		             sec->name);
 		rc = COFFER_EINVAL;
 	}
 	if (rc == COFFER_OK)
@@ -589,11 +592,12 @@ static int label_locked(coffer_secret *sec, core_label_ctx *lc, const char *vstr
 	}
 	if (!core_label_syntax(lc->label) || strcasecmp(lc->label, "previous") == 0) {
 		char buf[80];
-		core_set_err(st,
-		             "invalid label '%s' for secret '%s': use 1-%d characters of A-Z a-z 0-9 "
-		             ". _ -, starting with a letter ('latest' and 'previous' are kept by "
-		             "coffer)",
-		             printable(lc->label, buf, sizeof buf), sec->name, STORE_LABEL_MAX);
+		core_set_err(
+		    st,
+		    "invalid label '%s' for secret '%s': use 1-%d characters of A-Z a-z 0-9 "
+		    ". _ -, starting with a letter ('latest' and 'previous' are kept by "
+		    "coffer)",
+		    printable(lc->label, buf, sizeof buf), sec->name, STORE_LABEL_MAX);
 		return COFFER_EINVAL;
 	}
 	if (st->ops->destroy == NULL || st->ops->labels_get == NULL) {
@@ -1027,10 +1031,11 @@ int coffer_set_info(coffer_secret *sec, const char *description, const char *tag
 		             sec->name, COFFER_DESCRIPTION_MAX);
 		rc = COFFER_EINVAL;
 	} else if (tags != NULL && !tags_ok(tags, norm, sizeof norm)) {
-		core_set_err(st,
-		             "invalid tags for secret '%s': KEY=VALUE lines, at most %d, a key 1-%d "
-		             "of A-Z a-z 0-9 . _ -, a value of at most 255 printable bytes",
-		             sec->name, COFFER_TAGS_MAX, STORE_LABEL_MAX);
+		core_set_err(
+		    st,
+		    "invalid tags for secret '%s': KEY=VALUE lines, at most %d, a key 1-%d "
+		    "of A-Z a-z 0-9 . _ -, a value of at most 255 printable bytes",
+		    sec->name, COFFER_TAGS_MAX, STORE_LABEL_MAX);
 		rc = COFFER_EINVAL;
 	} else if (st->ops->info_set == NULL) {
 		core_set_err(st, "the %s backend cannot describe secrets", st->ops->scheme);
@@ -1087,8 +1092,7 @@ static int token_decode(const char *t, char *name, size_t cap)
 	return coffer_name_check(name, (n - 2) / 2) == COFFER_OK;
 }
 
-int coffer_list_page(coffer_store *st, const char *prefix, size_t page_size,
-                     const char *page_token,
+int coffer_list_page(coffer_store *st, const char *prefix, size_t page_size, const char *page_token,
                      int (*cb)(void *ctx, const char *name, size_t nversions), void *ctx,
                      char next_token[COFFER_PAGE_TOKEN_MAX])
 {
@@ -1104,9 +1108,11 @@ int coffer_list_page(coffer_store *st, const char *prefix, size_t page_size,
 		rc = COFFER_EINVAL;
 	} else if (plen > 0 && coffer_name_check(pre, plen) != COFFER_OK &&
 	           (plen > COFFER_NAME_MAX ||
-	            strspn(pre, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") !=
+	            strspn(pre,
+	                   "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") !=
 	                plen)) {
-		core_set_err(st, "invalid prefix: use characters of secret names (A-Z a-z 0-9 . _ -)");
+		core_set_err(st,
+		             "invalid prefix: use characters of secret names (A-Z a-z 0-9 . _ -)");
 		rc = COFFER_EINVAL;
 	} else if (page_token != NULL && page_token[0] != '\0' &&
 	           !token_decode(page_token, after, sizeof after)) {
@@ -1118,8 +1124,8 @@ int coffer_list_page(coffer_store *st, const char *prefix, size_t page_size,
 	}
 	page_ctx pc = {cb, ctx, 0, ""};
 	if (rc == COFFER_OK) {
-		rc = st->ops->list_page(st->be, pre, plen, after, strlen(after), page_size, page_row,
-		                        &pc);
+		rc = st->ops->list_page(st->be, pre, plen, after, strlen(after), page_size,
+		                        page_row, &pc);
 		if (rc < 0)
 			core_set_backend_err(st, rc);
 	}

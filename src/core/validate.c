@@ -77,8 +77,8 @@ void core_version_format(uint64_t v, char out[COFFER_VERSION_MAX])
 int core_label_syntax(const char *s)
 {
 	size_t n = s == NULL ? 0 : strnlen(s, STORE_LABEL_MAX + 1);
-	if (n == 0 || n > STORE_LABEL_MAX || !((s[0] >= 'a' && s[0] <= 'z') ||
-	                                       (s[0] >= 'A' && s[0] <= 'Z')))
+	if (n == 0 || n > STORE_LABEL_MAX ||
+	    !((s[0] >= 'a' && s[0] <= 'z') || (s[0] >= 'A' && s[0] <= 'Z')))
 		return 0; /* a letter first: a label never reads as a version id */
 	for (size_t i = 1; i < n; i++) {
 		char c = s[i];

@@ -20,20 +20,20 @@ int admin_method(gs_method m)
 
 const char *admin_method_name(gs_method m)
 {
-	return m == GS_M_ADMIN_VERSIONS  ? "Versions"
-	       : m == GS_M_ADMIN_LIST    ? "List"
-	       : m == GS_M_ADMIN_DESTROY ? "Destroy"
-	       : m == GS_M_ADMIN_DISABLE ? "Disable"
-	       : m == GS_M_ADMIN_ENABLE  ? "Enable"
-	       : m == GS_M_ADMIN_LABEL   ? "Label"
-	       : m == GS_M_ADMIN_DELETE  ? "Delete"
-	       : m == GS_M_ADMIN_RESTORE ? "Restore"
+	return m == GS_M_ADMIN_VERSIONS       ? "Versions"
+	       : m == GS_M_ADMIN_LIST         ? "List"
+	       : m == GS_M_ADMIN_DESTROY      ? "Destroy"
+	       : m == GS_M_ADMIN_DISABLE      ? "Disable"
+	       : m == GS_M_ADMIN_ENABLE       ? "Enable"
+	       : m == GS_M_ADMIN_LABEL        ? "Label"
+	       : m == GS_M_ADMIN_DELETE       ? "Delete"
+	       : m == GS_M_ADMIN_RESTORE      ? "Restore"
 	       : m == GS_M_ADMIN_AUDIT_VERIFY ? "AuditVerify"
-	       : m == GS_M_ADMIN_DESCRIBE ? "Describe"
-	       : m == GS_M_ADMIN_PUT      ? "Put"
-	       : m == GS_M_ADMIN_META     ? "Meta"
-	       : m == GS_M_ADMIN_AUDIT    ? "Audit"
-	                                 : "Unknown";
+	       : m == GS_M_ADMIN_DESCRIBE     ? "Describe"
+	       : m == GS_M_ADMIN_PUT          ? "Put"
+	       : m == GS_M_ADMIN_META         ? "Meta"
+	       : m == GS_M_ADMIN_AUDIT        ? "Audit"
+	                                      : "Unknown";
 }
 
 static void fail(admin_answer *a, int status, const char *msg)
@@ -179,7 +179,7 @@ static int version_cb(void *ctx, const coffer_version_info *info)
 		PbVersionInfo *infos = realloc(v->infos, cap * sizeof(*infos));
 		if (infos != NULL)
 			v->infos = infos;
-		char (*ids)[COFFER_VERSION_MAX] = realloc(v->ids, cap * sizeof(*ids));
+		char(*ids)[COFFER_VERSION_MAX] = realloc(v->ids, cap * sizeof(*ids));
 		if (ids != NULL)
 			v->ids = ids;
 		if (infos == NULL || ids == NULL)
@@ -422,7 +422,8 @@ static void do_state(coffer_store *st, const uint8_t *body, size_t blen, admin_a
 	char ver[COFFER_VERSION_MAX] = "";
 	int rc = coffer_secret_ref(st, q->secret, COFFER_PUT, &sec);
 	if (rc == COFFER_OK)
-		rc = enable ? coffer_enable(sec, q->version, ver) : coffer_disable(sec, q->version, ver);
+		rc = enable ? coffer_enable(sec, q->version, ver)
+		            : coffer_disable(sec, q->version, ver);
 	coffer_secret_free(sec);
 	if (rc != COFFER_OK) {
 		fail_rc(a, st, rc);
@@ -760,7 +761,7 @@ void admin_call(coffer_store *st, pol_table *pol, const char *principal, gs_meth
 		         "service '%s' is not allowed to use the admin service (%s)", principal,
 		         pol_dev_mode(pol)
 		             ? "in development only the service 'default' may"
-			     : "grant it with 'allow PRINCIPAL admin' in the policy file");
+		             : "grant it with 'allow PRINCIPAL admin' in the policy file");
 		a->status = GS_PERMISSION_DENIED;
 		return;
 	}

@@ -146,10 +146,11 @@ static void wake_cb(evutil_socket_t fd, short what, void *arg)
 			gs_call_reply(rev->call, rev->status, rev->message, rev->cause, rev->body,
 			              rev->len);
 		else
-			gs_call_reply(rev->call, GS_UNAVAILABLE,
-			              "the audit log could not record this request, so its answer is "
-			              "withheld",
-			              "audit log write failed", NULL, 0);
+			gs_call_reply(
+			    rev->call, GS_UNAVAILABLE,
+			    "the audit log could not record this request, so its answer is "
+			    "withheld",
+			    "audit log write failed", NULL, 0);
 		(*w->inflight)--;
 		item_free(rev);
 		rev = next;
@@ -181,7 +182,8 @@ static void commit(aq_committer *c, aq_item **items, size_t n)
 	}
 	int rc = coffer_audit_append_batch(c->st, recs, n);
 	if (rc != COFFER_OK)
-		log_msg("error", "the audit log could not record %zu request(s), answered UNAVAILABLE: %s",
+		log_msg("error",
+		        "the audit log could not record %zu request(s), answered UNAVAILABLE: %s",
 		        n, coffer_errmsg(c->st));
 	for (size_t i = 0; i < n; i++) {
 		items[i]->audited = rc == COFFER_OK;
@@ -214,13 +216,15 @@ static void *committer_main(void *arg)
 		}
 		/*
 		 * Gather: the callers answered by the last transaction come back with their next
-		 * requests within a moment; started at once, this transaction would leave them to the
-		 * one after it, and each caller would wait for two durable writes instead of one. So
-		 * wait until as many entries are queued as the last transaction carried, for at most
-		 * half as long as it took (AQ_GATHER_MAX_US). A lone caller never waits (1 >= 1).
+		 * requests within a moment; started at once, this transaction would leave them to
+		 * the one after it, and each caller would wait for two durable writes instead of
+		 * one. So wait until as many entries are queued as the last transaction carried,
+		 * for at most half as long as it took (AQ_GATHER_MAX_US). A lone caller never waits
+		 * (1 >= 1).
 		 */
 		if (c->queued < last_n && !c->stop) {
-			uint64_t wait = last_us / 2 < AQ_GATHER_MAX_US ? last_us / 2 : AQ_GATHER_MAX_US;
+			uint64_t wait =
+			    last_us / 2 < AQ_GATHER_MAX_US ? last_us / 2 : AQ_GATHER_MAX_US;
 			uint64_t until = mono_us() + wait;
 			while (c->queued < last_n && !c->stop) {
 				uint64_t now = mono_us();

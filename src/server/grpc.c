@@ -77,12 +77,26 @@ struct gs_conn {
 };
 
 /* Both of Nitric's contract generations, on the same port (see DESIGN.md, the wire contract). */
-static const gs_method path_methods[] = {
-    GS_M_PUT,        GS_M_ACCESS,       GS_M_DECLARE,        GS_M_PUT,        GS_M_ACCESS,
-    GS_M_DECLARE_V0, GS_M_HEALTH_CHECK, GS_M_ADMIN_VERSIONS, GS_M_ADMIN_LIST, GS_M_ADMIN_DESTROY,
-    GS_M_ADMIN_DISABLE, GS_M_ADMIN_ENABLE, GS_M_ADMIN_LABEL, GS_M_ADMIN_DELETE,
-    GS_M_ADMIN_RESTORE, GS_M_ADMIN_AUDIT_VERIFY, GS_M_ADMIN_DESCRIBE, GS_M_ADMIN_PUT,
-    GS_M_ADMIN_META, GS_M_ADMIN_AUDIT};
+static const gs_method path_methods[] = {GS_M_PUT,
+                                         GS_M_ACCESS,
+                                         GS_M_DECLARE,
+                                         GS_M_PUT,
+                                         GS_M_ACCESS,
+                                         GS_M_DECLARE_V0,
+                                         GS_M_HEALTH_CHECK,
+                                         GS_M_ADMIN_VERSIONS,
+                                         GS_M_ADMIN_LIST,
+                                         GS_M_ADMIN_DESTROY,
+                                         GS_M_ADMIN_DISABLE,
+                                         GS_M_ADMIN_ENABLE,
+                                         GS_M_ADMIN_LABEL,
+                                         GS_M_ADMIN_DELETE,
+                                         GS_M_ADMIN_RESTORE,
+                                         GS_M_ADMIN_AUDIT_VERIFY,
+                                         GS_M_ADMIN_DESCRIBE,
+                                         GS_M_ADMIN_PUT,
+                                         GS_M_ADMIN_META,
+                                         GS_M_ADMIN_AUDIT};
 static const char *const path_names[] = {
     "/nitric.proto.secrets.v1.SecretManager/Put",
     "/nitric.proto.secrets.v1.SecretManager/Access",

@@ -37,8 +37,8 @@ typedef enum gs_method {
 	GS_M_PUT,
 	GS_M_ACCESS,
 	GS_M_DECLARE,
-	GS_M_DECLARE_V0, /* nitric.resource.v1 (the first contract): other enum values */
-	GS_M_HEALTH_CHECK, /* grpc.health.v1.Health/Check (health.h) */
+	GS_M_DECLARE_V0,     /* nitric.resource.v1 (the first contract): other enum values */
+	GS_M_HEALTH_CHECK,   /* grpc.health.v1.Health/Check (health.h) */
 	GS_M_ADMIN_VERSIONS, /* coffer.admin.v1.Admin (admin.c) */
 	GS_M_ADMIN_LIST,
 	GS_M_ADMIN_DESTROY,

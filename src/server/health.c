@@ -10,8 +10,10 @@ static int draining;
 /* The services a client may ask about: the server's own gRPC services, both contract
  * generations, and the health service itself. */
 static const char *const services[] = {
-    "nitric.proto.secrets.v1.SecretManager", "nitric.proto.resources.v1.Resources",
-    "nitric.secret.v1.SecretService",        "nitric.resource.v1.ResourceService",
+    "nitric.proto.secrets.v1.SecretManager",
+    "nitric.proto.resources.v1.Resources",
+    "nitric.secret.v1.SecretService",
+    "nitric.resource.v1.ResourceService",
     "grpc.health.v1.Health",
 };
 
@@ -91,7 +93,7 @@ size_t health_encode_response(int status, uint8_t out[2])
 {
 	if (status == HEALTH_UNKNOWN)
 		return 0; /* proto3: a zero enum is not sent */
-	out[0] = 0x08; /* field 1, varint */
+	out[0] = 0x08;    /* field 1, varint */
 	out[1] = (uint8_t)status;
 	return 2;
 }

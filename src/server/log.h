@@ -33,7 +33,8 @@ size_t log_format_request(char *buf, size_t len, const char *method, const char 
 /* Format and write one line ("coffer: " + the message) at `level` ("info", "warn", "error"). */
 void log_msg(const char *level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-/* Format one such line into buf (as log_msg writes it); returns its length, 0 if it does not fit. */
+/* Format one such line into buf (as log_msg writes it); returns its length, 0 if it does not fit.
+ */
 size_t log_format_msg(char *buf, size_t len, const char *level, const char *msg);
 
 #endif

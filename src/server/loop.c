@@ -516,8 +516,7 @@ static void accept_cb(struct evconnlistener *lev, evutil_socket_t fd, struct soc
 	metrics_conn_opened();
 	if (l->is_unix || l->loopback)
 		conn_identify(w, sc, fd);
-	int rc =
-	    w->cfg->tls_on && !l->is_unix ? conn_io_tls(w, sc, fd) : conn_io_plain(w, sc, fd);
+	int rc = w->cfg->tls_on && !l->is_unix ? conn_io_tls(w, sc, fd) : conn_io_plain(w, sc, fd);
 	if (rc != 0 || sc->g == NULL) {
 		conn_free(sc); /* closes fd itself, or through the bufferevent that took it */
 		return;
@@ -738,7 +737,8 @@ static void listen_name(const srv_listen *l, int port, char *out, size_t outlen)
 static int expand_localhost(srv_config *cfg, size_t i, char *err, size_t errlen)
 {
 	if (cfg->n_listen >= SRV_MAX_LISTEN) {
-		snprintf(err, errlen, "too many listeners ('localhost' listens on 127.0.0.1 and ::1)");
+		snprintf(err, errlen,
+		         "too many listeners ('localhost' listens on 127.0.0.1 and ::1)");
 		return -1;
 	}
 	memmove(&cfg->listen[i + 2], &cfg->listen[i + 1],
@@ -1094,8 +1094,9 @@ int srv_bind(srv_config *cfg, char *err, size_t errlen)
 		srv_listen *l = &cfg->listen[i];
 		if (l->twin > 0) {
 			if (no_ipv6()) {
-				fprintf(stderr, "coffer serve: no IPv6 loopback (::1) here: localhost "
-				                "is served on 127.0.0.1 only\n");
+				fprintf(stderr,
+				        "coffer serve: no IPv6 loopback (::1) here: localhost "
+				        "is served on 127.0.0.1 only\n");
 				drop_listener(cfg, i--);
 				continue;
 			}

@@ -29,7 +29,8 @@ typedef struct srv_listen {
 	int loopback;
 	int need_token;
 	int bound_port;
-	int twin; /* "localhost": 1 + the index of the IPv4 listener whose port this IPv6 one takes */
+	int twin; /* "localhost": 1 + the index of the IPv4 listener whose port this IPv6 one takes
+	           */
 	dev_t sock_dev; /* the socket file we created (removed at exit only if still ours) */
 	ino_t sock_ino;
 	int fds[SRV_MAX_THREADS]; /* one SO_REUSEPORT socket per worker (Unix: one, duplicated) */

@@ -18,24 +18,23 @@
 
 #include "coffer.h"
 
-#define N_METHODS  GS_M_COUNT
-#define N_STATUS   17 /* gRPC codes 0..16 */
-#define N_LAT      14
-#define N_BATCH    9
-#define N_ERRORS   32 /* -rc of the library's codes */
+#define N_METHODS GS_M_COUNT
+#define N_STATUS  17 /* gRPC codes 0..16 */
+#define N_LAT     14
+#define N_BATCH   9
+#define N_ERRORS  32 /* -rc of the library's codes */
 
 static const char *const method_label[N_METHODS] = {
-    "Unknown", "Put", "Access", "Declare", "Declare", "Check", "Versions", "List", "Destroy",
-    "Disable", "Enable", "Label", "Delete", "Restore", "AuditVerify", "Describe", "AdminPut",
-    "Meta", "Audit"};
+    "Unknown",     "Put",      "Access",   "Declare", "Declare", "Check",  "Versions",
+    "List",        "Destroy",  "Disable",  "Enable",  "Label",   "Delete", "Restore",
+    "AuditVerify", "Describe", "AdminPut", "Meta",    "Audit"};
 static const char *const status_label[N_STATUS] = {
-    "OK",                "CANCELLED",          "UNKNOWN",        "INVALID_ARGUMENT",
-    "DEADLINE_EXCEEDED", "NOT_FOUND",          "ALREADY_EXISTS", "PERMISSION_DENIED",
-    "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION", "ABORTED",       "OUT_OF_RANGE",
-    "UNIMPLEMENTED",     "INTERNAL",           "UNAVAILABLE",    "DATA_LOSS",
-    "UNAUTHENTICATED"};
+    "OK",        "CANCELLED",      "UNKNOWN",           "INVALID_ARGUMENT",   "DEADLINE_EXCEEDED",
+    "NOT_FOUND", "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION",
+    "ABORTED",   "OUT_OF_RANGE",   "UNIMPLEMENTED",     "INTERNAL",           "UNAVAILABLE",
+    "DATA_LOSS", "UNAUTHENTICATED"};
 /* Latency bucket bounds in microseconds (printed in seconds). */
-static const uint64_t lat_le_us[N_LAT] = {100,   250,    500,    1000,   2500,   5000,   10000,
+static const uint64_t lat_le_us[N_LAT] = {100,   250,   500,    1000,   2500,   5000,    10000,
                                           25000, 50000, 100000, 250000, 500000, 1000000, 2500000};
 static const uint64_t batch_le[N_BATCH] = {1, 2, 4, 8, 16, 32, 64, 128, 256};
 
@@ -167,9 +166,10 @@ char *metrics_render(size_t *len)
 	if (o.buf == NULL)
 		return NULL;
 
-	emit(&o, "# HELP coffer_build_info The running coffer: its version and libcoffer's.\n"
-	         "# TYPE coffer_build_info gauge\n"
-	         "coffer_build_info{version=\"%s\",libversion=\"%s\"} 1\n",
+	emit(&o,
+	     "# HELP coffer_build_info The running coffer: its version and libcoffer's.\n"
+	     "# TYPE coffer_build_info gauge\n"
+	     "coffer_build_info{version=\"%s\",libversion=\"%s\"} 1\n",
 	     COFFER_VERSION_STRING, coffer_libversion());
 
 	emit(&o, "# HELP coffer_requests_total gRPC requests answered, by method and status.\n"
@@ -187,8 +187,9 @@ char *metrics_render(size_t *len)
 		}
 	}
 
-	emit(&o, "# HELP coffer_request_duration_seconds Time from a request's arrival to its answer.\n"
-	         "# TYPE coffer_request_duration_seconds histogram\n");
+	emit(&o,
+	     "# HELP coffer_request_duration_seconds Time from a request's arrival to its answer.\n"
+	     "# TYPE coffer_request_duration_seconds histogram\n");
 	for (size_t mi = 0; mi < N_METHODS; mi++) {
 		if (mi == GS_M_DECLARE_V0)
 			continue;
@@ -201,23 +202,27 @@ char *metrics_render(size_t *len)
 			cum += get(&m.lat_bucket[mi][b]);
 			if (mi == GS_M_DECLARE)
 				cum += get(&m.lat_bucket[GS_M_DECLARE_V0][b]);
-			emit(&o, "coffer_request_duration_seconds_bucket{method=\"%s\",le=\"%g\"} %llu\n",
+			emit(&o,
+			     "coffer_request_duration_seconds_bucket{method=\"%s\",le=\"%g\"} "
+			     "%llu\n",
 			     method_label[mi], (double)lat_le_us[b] / 1e6, (unsigned long long)cum);
 		}
 		emit(&o,
 		     "coffer_request_duration_seconds_bucket{method=\"%s\",le=\"+Inf\"} %llu\n"
 		     "coffer_request_duration_seconds_sum{method=\"%s\"} %.6f\n"
 		     "coffer_request_duration_seconds_count{method=\"%s\"} %llu\n",
-		     method_label[mi], (unsigned long long)count, method_label[mi], (double)sum / 1e6,
-		     method_label[mi], (unsigned long long)count);
+		     method_label[mi], (unsigned long long)count, method_label[mi],
+		     (double)sum / 1e6, method_label[mi], (unsigned long long)count);
 	}
 
-	emit(&o, "# HELP coffer_store_errors_total Store, key and integrity errors the library reported "
-	         "to requests.\n# TYPE coffer_store_errors_total counter\n");
+	emit(
+	    &o,
+	    "# HELP coffer_store_errors_total Store, key and integrity errors the library reported "
+	    "to requests.\n# TYPE coffer_store_errors_total counter\n");
 	for (int e = 1; e < N_ERRORS; e++) {
 		const char *name = error_name(-e);
-		int caller = -e == COFFER_EINVAL || -e == COFFER_ETOOBIG || -e == COFFER_ENOTFOUND ||
-		             -e == COFFER_EPERM;
+		int caller = -e == COFFER_EINVAL || -e == COFFER_ETOOBIG ||
+		             -e == COFFER_ENOTFOUND || -e == COFFER_EPERM;
 		if (name != NULL && !caller)
 			emit(&o, "coffer_store_errors_total{error=\"%s\"} %llu\n", name,
 			     (unsigned long long)get(&m.errors[e]));
@@ -226,7 +231,8 @@ char *metrics_render(size_t *len)
 	uint64_t hits = 0, misses = 0;
 	coffer_cache_stats(&hits, &misses);
 	emit(&o,
-	     "# HELP coffer_cache_hits_total access(latest) answered from the cache of sealed rows.\n"
+	     "# HELP coffer_cache_hits_total access(latest) answered from the cache of sealed "
+	     "rows.\n"
 	     "# TYPE coffer_cache_hits_total counter\ncoffer_cache_hits_total %llu\n"
 	     "# HELP coffer_cache_misses_total access(latest) that read the store.\n"
 	     "# TYPE coffer_cache_misses_total counter\ncoffer_cache_misses_total %llu\n",
@@ -256,7 +262,8 @@ char *metrics_render(size_t *len)
 	emit(&o,
 	     "# HELP coffer_reloads_total SIGHUP reloads of the policy, token and TLS files.\n"
 	     "# TYPE coffer_reloads_total counter\n"
-	     "coffer_reloads_total{result=\"ok\"} %llu\ncoffer_reloads_total{result=\"refused\"} %llu\n",
+	     "coffer_reloads_total{result=\"ok\"} %llu\ncoffer_reloads_total{result=\"refused\"} "
+	     "%llu\n",
 	     (unsigned long long)get(&m.reloads[1]), (unsigned long long)get(&m.reloads[0]));
 
 	if (o.oom) {

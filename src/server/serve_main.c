@@ -188,14 +188,17 @@ static int apply_args(serve_opts *o, const coffer_serve_args *a)
 		return usage_error("too many --listen", NULL);
 	for (size_t i = 0; i < a->n_listen; i++) {
 		if (parse_listen(a->listen[i], &cfg->listen[cfg->n_listen]) != 0)
-			return value_error(a, "listen", i,
-			    "expected --listen [SERVICE=]HOST:PORT or [SERVICE=]unix:PATH", a->listen[i]);
+			return value_error(
+			    a, "listen", i,
+			    "expected --listen [SERVICE=]HOST:PORT or [SERVICE=]unix:PATH",
+			    a->listen[i]);
 		cfg->n_listen++;
 	}
 	if (a->metrics != NULL) {
 		if (metrics_parse_addr(a->metrics, o->metrics_host, sizeof(o->metrics_host),
 		                       &o->metrics_port) != 0)
-			return value_error(a, "metrics", 0, "expected --metrics HOST:PORT", a->metrics);
+			return value_error(a, "metrics", 0, "expected --metrics HOST:PORT",
+			                   a->metrics);
 		o->metrics = a->metrics;
 	}
 	if (a->log_format != NULL) {
@@ -231,9 +234,10 @@ static int apply_args(serve_opts *o, const coffer_serve_args *a)
 		    "each token's principal",
 		    NULL);
 	if (o->record_policy != NULL && o->policy != NULL)
-		return usage_error("--record-policy writes what development mode learns; it does not "
-		                   "go with --policy",
-		                   NULL);
+		return usage_error(
+		    "--record-policy writes what development mode learns; it does not "
+		    "go with --policy",
+		    NULL);
 	if (o->cfg.n_listen == 0) {
 		parse_listen("127.0.0.1:50051", &o->cfg.listen[0]);
 		o->cfg.n_listen = 1;
@@ -284,7 +288,8 @@ static int open_stores(serve_opts *o, coffer_store **committer_st)
 	memset(&opts, 0, sizeof(opts));
 	opts.max_value = o->max_value;
 	opts.key_file = o->key_file;
-	opts.principal = "server"; /* the library's own audit entries (puts, in their transaction) */
+	opts.principal =
+	    "server"; /* the library's own audit entries (puts, in their transaction) */
 	/* One handle per worker (reads never wait on each other), one for the committer and,
 	 * with --audit, one for the audit committer. */
 	for (unsigned i = 0; i <= o->cfg.threads + (o->cfg.sh->audit ? 1 : 0); i++) {
@@ -344,16 +349,21 @@ static int load_declarations(coffer_store *st, pol_table *pol)
 	decl_load l = {pol, 0, 0};
 	int rc = coffer_list_declarations(st, load_decl, &l);
 	if (rc != COFFER_OK) {
-		fprintf(stderr, "coffer serve: cannot read the declarations kept in the store: %s\n",
+		fprintf(stderr,
+		        "coffer serve: cannot read the declarations kept in the store: %s\n",
 		        coffer_errmsg(st));
 		return coffer_exit_code(rc);
 	}
 	if (l.n > 0 && pol_dev_mode(pol))
-		fprintf(stderr, "coffer: %zu declaration(s) kept from earlier runs, granted again "
-		                "(development)\n", l.n);
+		fprintf(stderr,
+		        "coffer: %zu declaration(s) kept from earlier runs, granted again "
+		        "(development)\n",
+		        l.n);
 	if (l.uncovered > 0)
-		fprintf(stderr, "coffer: %zu declared grant(s) are not in the policy file: they are "
-		                "denied (coffer policy show lists what was declared)\n", l.uncovered);
+		fprintf(stderr,
+		        "coffer: %zu declared grant(s) are not in the policy file: they are "
+		        "denied (coffer policy show lists what was declared)\n",
+		        l.uncovered);
 	return 0;
 }
 
@@ -386,8 +396,9 @@ static int record_policy(const char *path, coffer_store *st)
 		fprintf(stderr, "coffer serve: --record-policy: %s: %s\n", tmp, strerror(errno));
 		return 1;
 	}
-	fprintf(f, "# Recorded by coffer serve --record-policy: what the services declared in\n"
-	           "# development mode. Run with: coffer serve --policy %s\n",
+	fprintf(f,
+	        "# Recorded by coffer serve --record-policy: what the services declared in\n"
+	        "# development mode. Run with: coffer serve --policy %s\n",
 	        path);
 	int rc = coffer_list_declarations(st, write_decl, f);
 	int bad = ferror(f) | (fflush(f) != 0) | (fsync(fileno(f)) != 0);
@@ -490,8 +501,8 @@ static void announce(void *ctx)
 	announce_uids(&o->cfg);
 	if (o->metrics != NULL) {
 		int v6 = strchr(o->metrics_host, ':') != NULL;
-		printf("coffer: metrics on http://%s%s%s:%d/metrics\n", v6 ? "[" : "", o->metrics_host,
-		       v6 ? "]" : "", o->metrics_bound);
+		printf("coffer: metrics on http://%s%s%s:%d/metrics\n", v6 ? "[" : "",
+		       o->metrics_host, v6 ? "]" : "", o->metrics_bound);
 	}
 	printf("coffer: store %s, %u threads, %s, %s\n", where, o->cfg.threads,
 	       pol_dev_mode(pol) ? "development policy (a service's own Declare grants it)"
@@ -531,8 +542,8 @@ static void add_name(char *buf, size_t len, const char *name)
 
 /* The settings of the re-read file that differ from the running ones and that only a restart
  * applies, by option name, into buf ("" when none). */
-static void restart_needed(const coffer_serve_args *was, const coffer_serve_args *now,
-                           char *buf, size_t len)
+static void restart_needed(const coffer_serve_args *was, const coffer_serve_args *now, char *buf,
+                           size_t len)
 {
 	buf[0] = '\0';
 	if (!same_str(was->store, now->store))
@@ -599,7 +610,8 @@ static void reload(void *ctx)
 	serve_opts *o = ((announce_ctx *)ctx)->o;
 	pol_table *pol = ((announce_ctx *)ctx)->pol;
 	const coffer_serve_args *a = o->args;
-	const char *policy = cur_or(o->cur_policy, o->policy), *tokens = cur_or(o->cur_tokens, o->tokens);
+	const char *policy = cur_or(o->cur_policy, o->policy),
+	           *tokens = cur_or(o->cur_tokens, o->tokens);
 	const char *cert = cur_or(o->cur_cert, o->tls_cert), *key = cur_or(o->cur_key, o->tls_key);
 	char err[1024], restart[512] = "", what[1024] = "";
 	SSL_CTX *tls = NULL;

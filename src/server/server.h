@@ -28,7 +28,7 @@ struct coffer_serve_args {
 	const char *tls_key;
 	int insecure;
 	int quiet;
-	int audit; /* --audit: every request into the store's audit log */
+	int audit;           /* --audit: every request into the store's audit log */
 	long policy_wait_ms; /* -1: the default */
 	unsigned idle_timeout_s;
 	unsigned header_timeout_s;
@@ -39,7 +39,8 @@ struct coffer_serve_args {
 	 * The configuration file these came from in part (--config), or NULL. On SIGHUP the server
 	 * calls reread() to read it again, with the same flags and environment on top: 0 and *out
 	 * (valid until the next call), or -1 with a message in err (file:line). Only the policy,
-	 * token and TLS file settings take effect; the rest is named in the log as needing a restart.
+	 * token and TLS file settings take effect; the rest is named in the log as needing a
+	 * restart.
 	 */
 	const char *config;
 	/* Where an option's value came from, for messages: "FILE:LINE" for the index-th value of
@@ -51,11 +52,11 @@ struct coffer_serve_args {
 };
 
 /*
- * Run `coffer serve`. Blocks until SIGTERM or SIGINT and drains in-flight calls. SIGHUP reads the policy, token and TLS files again (and the configuration
- * file, if any): all of them good, they replace the old ones for new calls and connections
- * without closing any; one bad, nothing changes and a log line says why. Returns the
- * process exit code (0 after a clean drain; 2 for a usage error; otherwise coffer_exit_code()
- * of what failed).
+ * Run `coffer serve`. Blocks until SIGTERM or SIGINT and drains in-flight calls. SIGHUP reads the
+ * policy, token and TLS files again (and the configuration file, if any): all of them good, they
+ * replace the old ones for new calls and connections without closing any; one bad, nothing changes
+ * and a log line says why. Returns the process exit code (0 after a clean drain; 2 for a usage
+ * error; otherwise coffer_exit_code() of what failed).
  */
 int coffer_serve(const coffer_serve_args *a);
 

@@ -23,9 +23,9 @@
 #define RETRY_MS  10  /* how often a call waiting for its policy looks again */
 
 static const char *const method_names[GS_M_COUNT] = {
-    "Unknown", "Put", "Access", "Declare", "Declare", "Check", "Versions", "List", "Destroy",
-    "Disable", "Enable", "Label", "Delete", "Restore", "AuditVerify", "Describe", "AdminPut",
-    "Meta", "Audit"};
+    "Unknown",     "Put",      "Access",   "Declare", "Declare", "Check",  "Versions",
+    "List",        "Destroy",  "Disable",  "Enable",  "Label",   "Delete", "Restore",
+    "AuditVerify", "Describe", "AdminPut", "Meta",    "Audit"};
 
 static uint64_t now_us(void)
 {
@@ -88,9 +88,9 @@ void svc_tick(svc_worker *w, uint64_t now_ms)
 	size_t n = 0;
 	if (coffer_purge(w->st, &n) == COFFER_OK && n > 0 && !w->sh->quiet) {
 		char line[128];
-		int len = snprintf(line, sizeof line,
-		                   "coffer: %zu secret(s) past their recovery window deleted for good\n",
-		                   n);
+		int len = snprintf(
+		    line, sizeof line,
+		    "coffer: %zu secret(s) past their recovery window deleted for good\n", n);
 		if (len > 0 && (size_t)len < sizeof line &&
 		    sizeof(w->logbuf) - w->loglen > (size_t)len) {
 			memcpy(w->logbuf + w->loglen, line, (size_t)len);
@@ -135,7 +135,7 @@ static void log_cb(evutil_socket_t fd, short what, void *arg)
 static const char *audit_secret(const char *secret)
 {
 	return secret != NULL && coffer_name_check(secret, strlen(secret)) == COFFER_OK ? secret
-	                                                                                 : NULL;
+	                                                                                : NULL;
 }
 
 static const char *audit_version(const char *version)
@@ -207,8 +207,9 @@ int svc_log_refused(svc_worker *w, const gs_call *call, const char *principal, i
 	/* The protocol layer answers these itself, right after: they are rare (malformed calls),
 	 * so each is written on its own, and one that cannot be written is not answered. */
 	if (w->sh->audit) {
-		int arc = coffer_audit_append(w->st, r.principal, method_names[gs_call_method(call)],
-		                              NULL, NULL, status, NULL, 0);
+		int arc =
+		    coffer_audit_append(w->st, r.principal, method_names[gs_call_method(call)],
+		                        NULL, NULL, status, NULL, 0);
 		if (arc != COFFER_OK) {
 			log_audit_failure(w, arc);
 			return -1;
@@ -218,8 +219,7 @@ int svc_log_refused(svc_worker *w, const gs_call *call, const char *principal, i
 	return 0;
 }
 
-void svc_refuse(svc_worker *w, gs_call *call, const char *principal, int status,
-                const char *msg)
+void svc_refuse(svc_worker *w, gs_call *call, const char *principal, int status, const char *msg)
 {
 	svc_req r;
 	memset(&r, 0, sizeof(r));
@@ -539,10 +539,11 @@ static void declare_policy(svc_req *r, const wire_declare *d)
 			if (!pol_declare(w->sh->pol, r->principal, s, d->perms) &&
 			    !pol_dev_mode(w->sh->pol) && !w->sh->quiet) {
 				char msg[COFFER_NAME_MAX + 160], line[2 * COFFER_NAME_MAX + 320];
-				snprintf(msg, sizeof(msg),
-				         "policy declared by '%s' for secret '%s' grants nothing (the "
-				         "policy file rules)",
-				         r->principal, s);
+				snprintf(
+				    msg, sizeof(msg),
+				    "policy declared by '%s' for secret '%s' grants nothing (the "
+				    "policy file rules)",
+				    r->principal, s);
 				size_t n = log_format_msg(line, sizeof(line), "warn", msg);
 				if (n > 0 && sizeof(w->logbuf) - w->loglen > n) {
 					memcpy(w->logbuf + w->loglen, line, n);
@@ -579,8 +580,8 @@ static void handle_declare(svc_req *r)
 	if (wire_encode_declare_resp(&out, &olen) != 0) {
 		reply_error(r, GS_M_DECLARE, NULL, NULL, GS_RESOURCE_EXHAUSTED, "out of memory");
 	} else {
-		answer(r, GS_M_DECLARE, d.kind == WIRE_DECL_SECRET ? d.name : NULL, NULL, GS_OK, NULL,
-		       NULL, out, olen);
+		answer(r, GS_M_DECLARE, d.kind == WIRE_DECL_SECRET ? d.name : NULL, NULL, GS_OK,
+		       NULL, NULL, out, olen);
 		req_done(r);
 	}
 	free(out);
@@ -669,8 +670,8 @@ void svc_health(svc_worker *w, gs_call *call)
 	}
 	int st = health_status(service);
 	if (st < 0) {
-		answer(&r, GS_M_HEALTH_CHECK, NULL, NULL, GS_NOT_FOUND, "unknown service", NULL, NULL,
-		       0);
+		answer(&r, GS_M_HEALTH_CHECK, NULL, NULL, GS_NOT_FOUND, "unknown service", NULL,
+		       NULL, 0);
 		return;
 	}
 	uint8_t out[2];

@@ -86,8 +86,7 @@ int svc_log_refused(svc_worker *w, const gs_call *call, const char *principal, i
 
 /* Answer a call refused before the service saw it (`msg` as message and cause), logged and
  * audited as any other answer. */
-void svc_refuse(svc_worker *w, gs_call *call, const char *principal, int status,
-                const char *msg);
+void svc_refuse(svc_worker *w, gs_call *call, const char *principal, int status, const char *msg);
 
 /* Write buffered log lines to stderr (one write). */
 void svc_log_flush(svc_worker *w);

@@ -296,8 +296,8 @@ static const pg_stmt stmts[ST_COUNT] = {
     [ST_REQ_PUT] = {"coffer_req_put",
                     "WITH d AS (DELETE FROM coffer_requests WHERE created_ms < " PG_NOW_MS
                     " - " PG_STR(STORE_RID_KEEP_MS) ") INSERT INTO coffer_requests "
-                    "(secret_id, rid, vhash, version, created_ms) VALUES ($1, $2, $3, $4, "
-                    PG_NOW_MS ")",
+                                                    "(secret_id, rid, vhash, version, created_ms) "
+                                                    "VALUES ($1, $2, $3, $4, " PG_NOW_MS ")",
                     4,
                     {OID_INT8, OID_BYTEA, OID_BYTEA, OID_INT8}},
     [ST_LABELS] = {"coffer_labels",
@@ -439,13 +439,12 @@ static const char schema_v3[] =
  * Schema 3 -> 4: declarations (issue 13 item 8). Which service declared which secret, with which
  * actions (a bit set, 0: the secret alone). Self-contained: it only adds a table.
  */
-static const char schema_decl[] =
-    "CREATE TABLE coffer_declarations ("
-    " service text COLLATE \"C\" NOT NULL,"
-    " secret text COLLATE \"C\" NOT NULL,"
-    " actions integer NOT NULL,"
-    " declared_ms bigint NOT NULL,"
-    " PRIMARY KEY (service, secret));";
+static const char schema_decl[] = "CREATE TABLE coffer_declarations ("
+                                  " service text COLLATE \"C\" NOT NULL,"
+                                  " secret text COLLATE \"C\" NOT NULL,"
+                                  " actions integer NOT NULL,"
+                                  " declared_ms bigint NOT NULL,"
+                                  " PRIMARY KEY (service, secret));";
 
 /* Migrations from version i to i + 1 go at index i. */
 static const char *const migrations[PG_SCHEMA_VERSION] = {
@@ -1390,8 +1389,8 @@ static int seal_all(pg_store *s, put_slot *const *byidx, store_put *items, size_
 		io.version = byidx[i]->version;
 		io.newest = newest;
 		io.before = *m;
-		int rc = items[i].rid != NULL ? request_get(s, byidx[i], items[i].rid, &io)
-		                              : COFFER_OK;
+		int rc =
+		    items[i].rid != NULL ? request_get(s, byidx[i], items[i].rid, &io) : COFFER_OK;
 		if (rc == COFFER_OK)
 			rc = seal(ctx, i, &io);
 		if (rc == COFFER_OK && io.replay) {
@@ -2188,7 +2187,8 @@ static int write_labels(pg_store *s, uint64_t sid, const store_meta *m)
 		memcpy(names + a, m->labels[i].name, len);
 		a += len;
 		names[a++] = i + 1 < m->nlabels ? ',' : '}';
-		b = append_num(vers, b, (int64_t)m->labels[i].version, i + 1 < m->nlabels ? ',' : '}');
+		b = append_num(vers, b, (int64_t)m->labels[i].version,
+		               i + 1 < m->nlabels ? ',' : '}');
 	}
 	if (rc == COFFER_OK) {
 		names[0] = vers[0] = '{';
@@ -2210,7 +2210,8 @@ static void info_fill(const PGresult *r, store_info *info)
 	memset(info, 0, sizeof *info);
 	snprintf(info->description, sizeof info->description, "%s",
 	         PQgetisnull(r, 0, 9) ? "" : PQgetvalue(r, 0, 9));
-	snprintf(info->tags, sizeof info->tags, "%s", PQgetisnull(r, 0, 10) ? "" : PQgetvalue(r, 0, 10));
+	snprintf(info->tags, sizeof info->tags, "%s",
+	         PQgetisnull(r, 0, 10) ? "" : PQgetvalue(r, 0, 10));
 	(void)col_uint(r, 0, 11, 8, &c);
 	(void)col_uint(r, 0, 12, 8, &u);
 	(void)col_uint(r, 0, 13, 8, &info->max_versions);
@@ -2239,8 +2240,8 @@ static int pg_labels_get(store *st, const char *name, size_t name_len, store_met
 		set_err(s, "a secret row in this database is damaged");
 		rc = COFFER_ECORRUPT;
 	}
-	if (rc == COFFER_OK && (meta->labels = calloc(STORE_LABELS_MAX + 1,
-	                                              sizeof *meta->labels)) == NULL)
+	if (rc == COFFER_OK &&
+	    (meta->labels = calloc(STORE_LABELS_MAX + 1, sizeof *meta->labels)) == NULL)
 		rc = COFFER_ENOMEM;
 	for (int i = 0; rc == COFFER_OK && i < n && !PQgetisnull(r, i, 7); i++) {
 		size_t len = (size_t)PQgetlength(r, i, 7);
@@ -2280,10 +2281,11 @@ static int pg_purge(store *st, uint64_t now, size_t *count)
 	int rc = ensure_conn(s);
 	if (rc != COFFER_OK)
 		return rc;
-	PGresult *r = PQexecParams(s->conn,
-	                           "SELECT 1 FROM coffer_secrets WHERE purge_ms > 0 AND purge_ms <= "
-	                           "$1 LIMIT 1",
-	                           1, types, v, l, formats, 1);
+	PGresult *r =
+	    PQexecParams(s->conn,
+	                 "SELECT 1 FROM coffer_secrets WHERE purge_ms > 0 AND purge_ms <= "
+	                 "$1 LIMIT 1",
+	                 1, types, v, l, formats, 1);
 	rc = res_rc(s, r, PGRES_TUPLES_OK, "looking for deleted secrets");
 	int due = rc == COFFER_OK && PQntuples(r) > 0;
 	PQclear(r);
@@ -2369,11 +2371,12 @@ static int pg_info_set(store *st, const char *name, size_t name_len, const char 
 	const char *v[5] = {name, &dset, description, &tset, tags};
 	const int l[5] = {(int)name_len, 1, description != NULL ? (int)strlen(description) : 0, 1,
 	                  tags != NULL ? (int)strlen(tags) : 0};
-	PGresult *r = PQexecParams(s->conn,
-	                           "UPDATE coffer_secrets SET description = CASE WHEN $2 THEN $3 "
-	                           "ELSE description END, tags = CASE WHEN $4 THEN $5 ELSE tags END, "
-	                           "updated_ms = " PG_NOW_MS " WHERE name = $1",
-	                           5, types, v, l, formats, 1);
+	PGresult *r =
+	    PQexecParams(s->conn,
+	                 "UPDATE coffer_secrets SET description = CASE WHEN $2 THEN $3 "
+	                 "ELSE description END, tags = CASE WHEN $4 THEN $5 ELSE tags END, "
+	                 "updated_ms = " PG_NOW_MS " WHERE name = $1",
+	                 5, types, v, l, formats, 1);
 	rc = res_rc(s, r, PGRES_COMMAND_OK, "setting a secret's description");
 	if (rc == COFFER_OK && strcmp(PQcmdTuples(r), "0") == 0) {
 		set_err(s, "not found");
@@ -2420,9 +2423,9 @@ static int read_secret_locked(pg_store *s, const char *name, size_t name_len, ui
 	if (rc == COFFER_OK && PQntuples(r) == 0) {
 		set_err(s, "not found");
 		rc = COFFER_ENOTFOUND;
-	} else if (rc == COFFER_OK && (!col_uint(r, 0, 0, 8, sid) || !col_meta(r, 0, 1, m) ||
-	                               !col_uint(r, 0, 5, 8, &m->max_versions) ||
-	                               !col_ext(r, 0, 6, m))) {
+	} else if (rc == COFFER_OK &&
+	           (!col_uint(r, 0, 0, 8, sid) || !col_meta(r, 0, 1, m) ||
+	            !col_uint(r, 0, 5, 8, &m->max_versions) || !col_ext(r, 0, 6, m))) {
 		set_err(s, "a secret row in this database is damaged");
 		rc = COFFER_ECORRUPT;
 	}
@@ -2454,10 +2457,11 @@ static int audit_write(pg_store *s, const char *chain, size_t n, store_audit_fn 
 	static const int f1[1] = {1};
 	const char *v1[1] = {e.chain};
 	const int l1[1] = {(int)strlen(e.chain)};
-	PGresult *r = PQexecParams(s->conn,
-	                           "SELECT seq, mac FROM coffer_audit WHERE chain = $1 ORDER BY seq "
-	                           "DESC LIMIT 1",
-	                           1, t1, v1, l1, f1, 1);
+	PGresult *r =
+	    PQexecParams(s->conn,
+	                 "SELECT seq, mac FROM coffer_audit WHERE chain = $1 ORDER BY seq "
+	                 "DESC LIMIT 1",
+	                 1, t1, v1, l1, f1, 1);
 	int rc = res_rc(s, r, PGRES_TUPLES_OK, "reading the audit log");
 	if (rc == COFFER_OK && PQntuples(r) == 1) {
 		if (!col_uint(r, 0, 0, 8, &e.seq))
@@ -2477,20 +2481,27 @@ static int audit_write(pg_store *s, const char *chain, size_t n, store_audit_fn 
 		put_be64(seq, e.seq);
 		put_be64(ts, (uint64_t)e.ts_ms);
 		put_be64(oc, (uint64_t)(int64_t)e.outcome);
-		const char *v[11] = {e.chain,     (const char *)seq, (const char *)ts, e.principal,
-		                     e.action,    e.secret,          e.version,        (const char *)oc,
-		                     e.error,     e.rid,             (const char *)e.mac};
-		const int l[11] = {(int)strlen(e.chain),     8,
-		                   8,                        (int)strlen(e.principal),
-		                   (int)strlen(e.action),    (int)strlen(e.secret),
-		                   (int)strlen(e.version),   8,
-		                   (int)strlen(e.error),     (int)strlen(e.rid),
+		const char *v[11] = {e.chain,     (const char *)seq,  (const char *)ts,
+		                     e.principal, e.action,           e.secret,
+		                     e.version,   (const char *)oc,   e.error,
+		                     e.rid,       (const char *)e.mac};
+		const int l[11] = {(int)strlen(e.chain),
+		                   8,
+		                   8,
+		                   (int)strlen(e.principal),
+		                   (int)strlen(e.action),
+		                   (int)strlen(e.secret),
+		                   (int)strlen(e.version),
+		                   8,
+		                   (int)strlen(e.error),
+		                   (int)strlen(e.rid),
 		                   (int)e.mac_len};
-		r = PQexecParams(s->conn,
-		                 "INSERT INTO coffer_audit (chain, seq, ts_ms, principal, action, secret, "
-		                 "version, outcome, error, rid, mac) VALUES ($1, $2, $3, $4, $5, $6, $7, "
-		                 "$8, $9, $10, $11)",
-		                 11, t, v, l, f, 1);
+		r = PQexecParams(
+		    s->conn,
+		    "INSERT INTO coffer_audit (chain, seq, ts_ms, principal, action, secret, "
+		    "version, outcome, error, rid, mac) VALUES ($1, $2, $3, $4, $5, $6, $7, "
+		    "$8, $9, $10, $11)",
+		    11, t, v, l, f, 1);
 		rc = res_rc(s, r, PGRES_COMMAND_OK, "writing the audit log");
 		PQclear(r);
 		memcpy(e.prev, e.mac, sizeof e.prev);
@@ -2559,11 +2570,12 @@ static int pg_audit_list(store *st, uint64_t after, int (*cb)(void *ctx, const s
 		static const int f[1] = {1};
 		const char *v[1] = {(const char *)a};
 		const int l[1] = {8};
-		PGresult *r = PQexecParams(s->conn,
-		                           "SELECT id, chain, seq, ts_ms, principal, action, secret, "
-		                           "version, outcome::bigint, error, rid, mac FROM coffer_audit "
-		                           "WHERE id > $1 ORDER BY id LIMIT 1000",
-		                           1, t, v, l, f, 1);
+		PGresult *r =
+		    PQexecParams(s->conn,
+		                 "SELECT id, chain, seq, ts_ms, principal, action, secret, "
+		                 "version, outcome::bigint, error, rid, mac FROM coffer_audit "
+		                 "WHERE id > $1 ORDER BY id LIMIT 1000",
+		                 1, t, v, l, f, 1);
 		rc = res_rc(s, r, PGRES_TUPLES_OK, "reading the audit log");
 		int n = rc == COFFER_OK ? PQntuples(r) : 0;
 		for (int i = 0; rc == COFFER_OK && i < n; i++) {
@@ -2742,7 +2754,8 @@ static int pg_decl_add(store *st, const store_decl *items, size_t n)
 		PGresult *r = PQexecParams(
 		    s->conn,
 		    "INSERT INTO coffer_declarations (service, secret, actions, declared_ms) "
-		    "VALUES ($1, $2, $3::integer, $4::bigint) ON CONFLICT (service, secret) DO UPDATE "
+		    "VALUES ($1, $2, $3::integer, $4::bigint) ON CONFLICT (service, secret) DO "
+		    "UPDATE "
 		    "SET actions = coffer_declarations.actions | excluded.actions",
 		    4, NULL, v, NULL, NULL, 0);
 		rc = res_rc(s, r, PGRES_COMMAND_OK, "recording a declaration");
@@ -2774,20 +2787,18 @@ static int pg_decl_list(store *st, store_decl_cb cb, void *ctx)
 	return rc;
 }
 
-
 /* coffer copy: a whole secret written as given, in one transaction (store.h, import_secret). */
 static int pg_import_secret(store *st, const char *name, size_t name_len, const store_meta *m,
-                            const store_info *info, const store_row *rows, size_t n,
-                            int *existed)
+                            const store_info *info, const store_row *rows, size_t n, int *existed)
 {
 	pg_store *s = (pg_store *)st;
 	*existed = 0;
 	int rc = begin_write(s);
 	if (rc != COFFER_OK)
 		return rc;
-	static const Oid types[13] = {OID_TEXT, OID_INT8,  OID_INT8, OID_INT8, OID_BYTEA,
-	                              OID_INT8, OID_INT8,  OID_BYTEA, OID_INT8, OID_TEXT,
-	                              OID_TEXT, OID_INT8,  OID_INT8};
+	static const Oid types[13] = {OID_TEXT, OID_INT8, OID_INT8,  OID_INT8, OID_BYTEA,
+	                              OID_INT8, OID_INT8, OID_BYTEA, OID_INT8, OID_TEXT,
+	                              OID_TEXT, OID_INT8, OID_INT8};
 	static const int formats[13] = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1};
 	uint8_t b[8][8];
 	put_be64(b[0], m->last_version);
@@ -2813,8 +2824,19 @@ static int pg_import_secret(store *st, const char *name, size_t name_len, const 
 	                     t,
 	                     (const char *)b[6],
 	                     (const char *)b[7]};
-	const int l[13] = {(int)name_len, 8, 8, 8, (int)m->mac_len, 8, 8, (int)m->ldigest_len, 8,
-	                   d != NULL ? (int)strlen(d) : 0, t != NULL ? (int)strlen(t) : 0, 8, 8};
+	const int l[13] = {(int)name_len,
+	                   8,
+	                   8,
+	                   8,
+	                   (int)m->mac_len,
+	                   8,
+	                   8,
+	                   (int)m->ldigest_len,
+	                   8,
+	                   d != NULL ? (int)strlen(d) : 0,
+	                   t != NULL ? (int)strlen(t) : 0,
+	                   8,
+	                   8};
 	PGresult *r = PQexecParams(
 	    s->conn,
 	    "INSERT INTO coffer_secrets (name, last_version, latest, epoch, mac, max_versions, "
@@ -2835,7 +2857,7 @@ static int pg_import_secret(store *st, const char *name, size_t name_len, const 
 		rollback(s);
 		return rc;
 	}
-	static const Oid vtypes[7] = {OID_INT8, OID_INT8, OID_INT8, OID_INT8,
+	static const Oid vtypes[7] = {OID_INT8, OID_INT8,  OID_INT8, OID_INT8,
 	                              OID_INT8, OID_BYTEA, OID_BYTEA};
 	static const int vformats[7] = {1, 1, 1, 1, 1, 1, 1};
 	for (size_t i = 0; i < n && rc == COFFER_OK; i++) {
@@ -2845,17 +2867,26 @@ static int pg_import_secret(store *st, const char *name, size_t name_len, const 
 		put_be64(c[2], rows[i].key_id);
 		put_be64(c[3], (uint64_t)(int64_t)rows[i].state);
 		put_be64(c[4], (uint64_t)rows[i].created_ms);
-		const char *vv[7] = {(const char *)c[0], (const char *)c[1], (const char *)c[2],
-		                     (const char *)c[3], (const char *)c[4],
+		const char *vv[7] = {(const char *)c[0],
+		                     (const char *)c[1],
+		                     (const char *)c[2],
+		                     (const char *)c[3],
+		                     (const char *)c[4],
 		                     rows[i].sealed != NULL ? (const char *)rows[i].sealed : "",
 		                     (const char *)rows[i].mac};
-		const int vl[7] = {8, 8, 8, 8, 8, rows[i].sealed != NULL ? (int)rows[i].sealed_len : 0,
+		const int vl[7] = {8,
+		                   8,
+		                   8,
+		                   8,
+		                   8,
+		                   rows[i].sealed != NULL ? (int)rows[i].sealed_len : 0,
 		                   (int)rows[i].mac_len};
-		r = PQexecParams(s->conn,
-		                 "INSERT INTO coffer_versions (secret_id, version, key_id, state, "
-		                 "created_ms, sealed, mac) VALUES ($1, $2, $3, $4::bigint::smallint, $5, "
-		                 "$6, $7)",
-		                 7, vtypes, vv, vl, vformats, 1);
+		r = PQexecParams(
+		    s->conn,
+		    "INSERT INTO coffer_versions (secret_id, version, key_id, state, "
+		    "created_ms, sealed, mac) VALUES ($1, $2, $3, $4::bigint::smallint, $5, "
+		    "$6, $7)",
+		    7, vtypes, vv, vl, vformats, 1);
 		rc = res_rc(s, r, PGRES_COMMAND_OK, "importing a version");
 		PQclear(r);
 	}

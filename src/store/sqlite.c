@@ -58,7 +58,7 @@ enum {
 #define GET_COLUMNS                                                                                \
 	"SELECT s.last_version, s.latest, s.epoch, s.mac, (SELECT version FROM versions WHERE "    \
 	"secret_id = s.id ORDER BY version DESC LIMIT 1), v.version, v.key_id, v.state, "          \
-	"v.created_ms, v.sealed, v.mac, (SELECT gen FROM gen WHERE id = 1), s.previous, "         \
+	"v.created_ms, v.sealed, v.mac, (SELECT gen FROM gen WHERE id = 1), s.previous, "          \
 	"s.ldigest, s.purge_ms, s.max_versions FROM secrets s "
 
 static const char *const queries[Q_COUNT] = {
@@ -288,8 +288,7 @@ static int bump_gen(sqlite_store *s);
 
 /* End the open write transaction: bump (and publish) the generation if asked, then COMMIT;
  * on any failure, ROLLBACK. Returns the first error. */
-static int audit_write(sqlite_store *s, const char *chain, size_t n, store_audit_fn fn,
-                       void *ctx);
+static int audit_write(sqlite_store *s, const char *chain, size_t n, store_audit_fn fn, void *ctx);
 
 static int finish_write(sqlite_store *s, int rc, int bump)
 {
@@ -1601,9 +1600,10 @@ static int sq_purge(store *h, uint64_t now, size_t *count)
 	*count = 0;
 	/* A read first: the common case (nothing due) takes no write lock. */
 	sqlite3_stmt *q = NULL;
-	int due = 0, src = sqlite3_prepare_v2(
-	                  s->db, "SELECT 1 FROM secrets WHERE purge_ms > 0 AND purge_ms <= ?1 LIMIT 1",
-	                  -1, &q, NULL);
+	int due = 0,
+	    src = sqlite3_prepare_v2(
+	        s->db, "SELECT 1 FROM secrets WHERE purge_ms > 0 AND purge_ms <= ?1 LIMIT 1", -1,
+	        &q, NULL);
 	if (src == SQLITE_OK) {
 		sqlite3_bind_int64(q, 1, (int64_t)now);
 		src = sqlite3_step(q);
@@ -1696,17 +1696,17 @@ static int sq_info_set(store *h, const char *name, size_t name_len, const char *
 }
 
 /* Inside the open write transaction: n entries after the chain's last one. */
-static int audit_write(sqlite_store *s, const char *chain, size_t n, store_audit_fn fn,
-                       void *ctx)
+static int audit_write(sqlite_store *s, const char *chain, size_t n, store_audit_fn fn, void *ctx)
 {
 	store_audit e;
 	memset(&e, 0, sizeof e);
 	snprintf(e.chain, sizeof e.chain, "%s", chain);
 	sqlite3_stmt *q = NULL;
-	int src = sqlite3_prepare_v2(s->db,
-	                             "SELECT seq, mac FROM audit WHERE chain = ?1 ORDER BY seq DESC "
-	                             "LIMIT 1",
-	                             -1, &q, NULL);
+	int src =
+	    sqlite3_prepare_v2(s->db,
+	                       "SELECT seq, mac FROM audit WHERE chain = ?1 ORDER BY seq DESC "
+	                       "LIMIT 1",
+	                       -1, &q, NULL);
 	if (src == SQLITE_OK) {
 		sqlite3_bind_text(q, 1, chain, -1, SQLITE_STATIC);
 		src = sqlite3_step(q);
@@ -1720,11 +1720,12 @@ static int audit_write(sqlite_store *s, const char *chain, size_t n, store_audit
 	q = NULL;
 	if (src != SQLITE_DONE)
 		return fail(s, src, "read the audit log");
-	src = sqlite3_prepare_v2(s->db,
-	                         "INSERT INTO audit(chain, seq, ts_ms, principal, action, secret, "
-	                         "version, outcome, error, rid, mac) VALUES(?1, ?2, ?3, ?4, ?5, ?6, "
-	                         "?7, ?8, ?9, ?10, ?11)",
-	                         -1, &q, NULL);
+	src =
+	    sqlite3_prepare_v2(s->db,
+	                       "INSERT INTO audit(chain, seq, ts_ms, principal, action, secret, "
+	                       "version, outcome, error, rid, mac) VALUES(?1, ?2, ?3, ?4, ?5, ?6, "
+	                       "?7, ?8, ?9, ?10, ?11)",
+	                       -1, &q, NULL);
 	int rc = src == SQLITE_OK ? COFFER_OK : fail(s, src, "write the audit log");
 	for (size_t i = 0; i < n && rc == COFFER_OK; i++) {
 		e.seq++;
@@ -1932,11 +1933,12 @@ static int sq_decl_add(store *h, const store_decl *items, size_t n)
 	int rc = exec(s, "BEGIN IMMEDIATE", "begin");
 	if (rc != COFFER_OK)
 		return rc;
-	int src = sqlite3_prepare_v2(s->db,
-	                             "INSERT INTO declarations(service, secret, actions, declared_ms) "
-	                             "VALUES(?1, ?2, ?3, ?4) ON CONFLICT(service, secret) DO UPDATE "
-	                             "SET actions = actions | excluded.actions",
-	                             -1, &q, NULL);
+	int src =
+	    sqlite3_prepare_v2(s->db,
+	                       "INSERT INTO declarations(service, secret, actions, declared_ms) "
+	                       "VALUES(?1, ?2, ?3, ?4) ON CONFLICT(service, secret) DO UPDATE "
+	                       "SET actions = actions | excluded.actions",
+	                       -1, &q, NULL);
 	if (src != SQLITE_OK)
 		rc = fail(s, src, "record declarations");
 	int64_t now = now_ms();
@@ -1958,10 +1960,11 @@ static int sq_decl_list(store *h, store_decl_cb cb, void *ctx)
 {
 	sqlite_store *s = S(h);
 	sqlite3_stmt *q = NULL;
-	int src = sqlite3_prepare_v2(s->db,
-	                             "SELECT service, secret, actions, declared_ms FROM declarations "
-	                             "ORDER BY service, secret",
-	                             -1, &q, NULL);
+	int src =
+	    sqlite3_prepare_v2(s->db,
+	                       "SELECT service, secret, actions, declared_ms FROM declarations "
+	                       "ORDER BY service, secret",
+	                       -1, &q, NULL);
 	if (src != SQLITE_OK)
 		return fail(s, src, "list declarations");
 	int rc = COFFER_OK;
@@ -1979,8 +1982,6 @@ static int sq_decl_list(store *h, store_decl_cb cb, void *ctx)
 	return rc;
 }
 
-
-
 /* ---- coffer copy: a whole secret written as given ------------------------------------------ */
 
 static int import_step(sqlite_store *s, sqlite3_stmt *q, const char *what)
@@ -1992,8 +1993,7 @@ static int import_step(sqlite_store *s, sqlite3_stmt *q, const char *what)
 }
 
 static int sq_import_secret(store *h, const char *name, size_t name_len, const store_meta *m,
-                            const store_info *info, const store_row *rows, size_t n,
-                            int *existed)
+                            const store_info *info, const store_row *rows, size_t n, int *existed)
 {
 	sqlite_store *s = S(h);
 	*existed = 0;
@@ -2049,10 +2049,11 @@ static int sq_import_secret(store *h, const char *name, size_t name_len, const s
 	sqlite3_finalize(q);
 	q = NULL;
 	if (rc == COFFER_OK) {
-		src = sqlite3_prepare_v2(s->db,
-		                         "INSERT INTO versions(secret_id, version, key_id, state, "
-		                         "created_ms, sealed, mac) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-		                         -1, &q, NULL);
+		src = sqlite3_prepare_v2(
+		    s->db,
+		    "INSERT INTO versions(secret_id, version, key_id, state, "
+		    "created_ms, sealed, mac) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+		    -1, &q, NULL);
 		if (src != SQLITE_OK)
 			rc = fail(s, src, "prepare");
 	}
@@ -2093,9 +2094,8 @@ static int sq_backup(store *h, const char *path)
 	}
 	close(fd); /* our own new file: no SQLite lock lives on it */
 	sqlite3 *dst = NULL;
-	int src = sqlite3_open_v2(path, &dst,
-	                          SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_NOFOLLOW,
-	                          NULL);
+	int src = sqlite3_open_v2(
+	    path, &dst, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_NOFOLLOW, NULL);
 	int rc = COFFER_OK;
 	if (src == SQLITE_OK) {
 		sqlite3_busy_timeout(dst, 10000);
@@ -2119,9 +2119,9 @@ static int sq_backup(store *h, const char *path)
 	if (src != SQLITE_OK) {
 		snprintf(s->err, sizeof s->err, "backup of the database failed: %s",
 		         dst != NULL ? sqlite3_errmsg(dst) : sqlite3_errstr(src));
-		rc = (src & 0xff) == SQLITE_FULL ? COFFER_EFULL
+		rc = (src & 0xff) == SQLITE_FULL   ? COFFER_EFULL
 		     : (src & 0xff) == SQLITE_BUSY ? COFFER_EBUSY
-		                                  : COFFER_EIO;
+		                                   : COFFER_EIO;
 	}
 	sqlite3_close(dst);
 	return rc;
@@ -2148,8 +2148,9 @@ static int copy_image(int in, uint64_t off, uint64_t len, const char *path, char
 		                       "interrupted (remove the file once none runs)"
 		                     : "cannot create '%s': %s",
 		         path, strerror(e));
-		return e == EEXIST ? COFFER_EBUSY : e == ENOSPC || e == EDQUOT ? COFFER_EFULL
-		                                                                 : COFFER_EIO;
+		return e == EEXIST                  ? COFFER_EBUSY
+		       : e == ENOSPC || e == EDQUOT ? COFFER_EFULL
+		                                    : COFFER_EIO;
 	}
 	unsigned char buf[16384];
 	int rc = COFFER_OK;
@@ -2215,10 +2216,11 @@ static int check_image(const char *path, char *err, size_t errlen)
 	sqlite3_finalize(q);
 	sqlite3_close(db);
 	if (ver < 1 || ver > STORE_SCHEMA_VERSION || !ok || !hdr) {
-		snprintf(err, errlen,
-		         "the backup does not hold a coffer store this version can open (schema %d, "
-		         "check %s, header %s)",
-		         ver, ok ? "ok" : "failed", hdr ? "present" : "missing");
+		snprintf(
+		    err, errlen,
+		    "the backup does not hold a coffer store this version can open (schema %d, "
+		    "check %s, header %s)",
+		    ver, ok ? "ok" : "failed", hdr ? "present" : "missing");
 		return COFFER_ECORRUPT;
 	}
 	return COFFER_OK;
@@ -2246,8 +2248,9 @@ static int sq_restore_image(const char *location, int fd, uint64_t off, uint64_t
 		return COFFER_EINVAL;
 	}
 	int rc = resolve_dir(location, STORE_OPEN_CREATE, real, err, errlen);
-	if (rc == COFFER_OK && (path_join(db, sizeof db, real, "coffer.db") != COFFER_OK ||
-	                        path_join(tmp, sizeof tmp, real, "coffer.db.restore") != COFFER_OK)) {
+	if (rc == COFFER_OK &&
+	    (path_join(db, sizeof db, real, "coffer.db") != COFFER_OK ||
+	     path_join(tmp, sizeof tmp, real, "coffer.db.restore") != COFFER_OK)) {
 		snprintf(err, errlen, "store path is too long");
 		rc = COFFER_EINVAL;
 	}
@@ -2275,8 +2278,9 @@ static int sq_restore_image(const char *location, int fd, uint64_t off, uint64_t
 		if (r != 0) {
 			int e = errno;
 			snprintf(err, errlen,
-			         e == EEXIST ? "store '%s' was created while restoring: not overwritten"
-			                     : "cannot put the restored store in place in '%s': %s",
+			         e == EEXIST
+			             ? "store '%s' was created while restoring: not overwritten"
+			             : "cannot put the restored store in place in '%s': %s",
 			         location, strerror(e));
 			rc = e == EEXIST ? COFFER_EPERM : COFFER_EIO;
 		}

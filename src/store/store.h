@@ -22,30 +22,32 @@ typedef struct store store; /* each backend defines its own struct and casts */
 #define STORE_ID_LEN         16
 #define STORE_SALT_LEN       16
 #define STORE_SEALED_KEY_MAX 128
-#define STORE_SCHEMA_VERSION 4  /* 2: metadata MACs (docs/internals.md); 3: lifecycle; 4: declarations */
-#define STORE_RID_LEN        32 /* a request id as stored: its keyed hash */
-#define STORE_RID_KEEP_MS    (24 * 3600 * 1000) /* request ids are kept at least this long */
-#define STORE_LABEL_MAX      63 /* bytes in a label name */
-#define STORE_LABELS_MAX     64 /* custom labels per secret */
-#define STORE_DIGEST_LEN     32 /* a secret's label digest */
-#define STORE_MAC_LEN        33 /* a metadata MAC as stored: format byte | 32-byte tag */
+#define STORE_SCHEMA_VERSION                                                                       \
+	4 /* 2: metadata MACs (docs/internals.md); 3: lifecycle; 4: declarations */
+#define STORE_RID_LEN     32                 /* a request id as stored: its keyed hash */
+#define STORE_RID_KEEP_MS (24 * 3600 * 1000) /* request ids are kept at least this long */
+#define STORE_LABEL_MAX   63                 /* bytes in a label name */
+#define STORE_LABELS_MAX  64                 /* custom labels per secret */
+#define STORE_DIGEST_LEN  32                 /* a secret's label digest */
+#define STORE_MAC_LEN     33 /* a metadata MAC as stored: format byte | 32-byte tag */
 
 /* One audit entry (docs/lifecycle.md, "Audit log"). Strings are NUL-terminated, cut to size. */
 #define STORE_AUDIT_CHAIN_MAX 32
 typedef struct store_audit {
-	uint64_t id;                            /* audit_list: the row id (insertion order) */
-	char chain[STORE_AUDIT_CHAIN_MAX + 1];  /* "" on SQLite (one chain); PostgreSQL: the handle's */
-	uint64_t seq;                           /* 1, 2, ... within its chain */
+	uint64_t id; /* audit_list: the row id (insertion order) */
+	char chain[STORE_AUDIT_CHAIN_MAX +
+	           1]; /* "" on SQLite (one chain); PostgreSQL: the handle's */
+	uint64_t seq;  /* 1, 2, ... within its chain */
 	int64_t ts_ms;
 	char principal[129];
 	char action[33];
 	char secret[COFFER_NAME_MAX + 1];
-	char version[65];                       /* a version id or label, "" if none */
-	int outcome;                            /* a coffer_rc */
+	char version[65]; /* a version id or label, "" if none */
+	int outcome;      /* a coffer_rc */
 	char error[257];
-	char rid[2 * STORE_RID_LEN + 1];        /* hex of the request id's keyed hash, "" if none */
-	uint8_t prev[STORE_MAC_LEN];            /* the MAC of the entry before in the chain */
-	size_t prev_len;                        /* 0: the first of its chain */
+	char rid[2 * STORE_RID_LEN + 1]; /* hex of the request id's keyed hash, "" if none */
+	uint8_t prev[STORE_MAC_LEN];     /* the MAC of the entry before in the chain */
+	size_t prev_len;                 /* 0: the first of its chain */
 	uint8_t mac[STORE_MAC_LEN];
 	size_t mac_len;
 } store_audit;
@@ -71,7 +73,7 @@ typedef struct store_label {
 	char name[STORE_LABEL_MAX + 1];
 	uint64_t version;
 } store_label;
-#define STORE_META_KEY_ID    0  /* keys_load / keys_reseal: the metadata key, not a data key */
+#define STORE_META_KEY_ID 0 /* keys_load / keys_reseal: the metadata key, not a data key */
 
 /* The header of a store, written once, atomically, by whichever process creates the store. */
 typedef struct store_boot {
@@ -105,7 +107,7 @@ typedef struct store_meta {
 	uint64_t epoch;        /* state changes so far: bound into every version's MAC */
 	uint8_t mac[STORE_MAC_LEN];
 	size_t mac_len;
-	uint64_t rows_max; /* get(), put(): the largest version id of any row now (not MAC'd) */
+	uint64_t rows_max;     /* get(), put(): the largest version id of any row now (not MAC'd) */
 	uint64_t max_versions; /* put(), destroy(): retention, 0 for none (not MAC'd) */
 	/* MAC'd (schema 3): the version that was latest before the newest put (0: none), and the
 	 * digest of the secret's custom labels (ldigest_len 0: it has none). Read and written
@@ -175,16 +177,16 @@ typedef struct store_seal_io {
 	uint64_t previous;                 /* out: the secret's new previous (before.latest) */
 	/* Request ids (items with rid): what the store holds for it, read after the secret was
 	 * locked (rid_version 0: nothing), and what to store with it. */
-	uint64_t rid_version;                /* in */
-	uint8_t rid_vhash[STORE_RID_LEN];    /* in: the value's keyed hash stored with it */
-	uint8_t vhash[STORE_RID_LEN];        /* out: this value's keyed hash */
-	int replay;                          /* out: 1 = answer rid_version, write nothing */
+	uint64_t rid_version;             /* in */
+	uint8_t rid_vhash[STORE_RID_LEN]; /* in: the value's keyed hash stored with it */
+	uint8_t vhash[STORE_RID_LEN];     /* out: this value's keyed hash */
+	int replay;                       /* out: 1 = answer rid_version, write nothing */
 	/* Retention: when seal sets retain, once the row and the secret's metadata are written the
 	 * backend reads the secret and all its rows again, hands them to retain (as destroy()
 	 * does) and writes back what it sets, in the same transaction. */
 	int (*retain)(void *ctx, const char *name, size_t name_len, struct store_meta *meta,
 	              struct store_row *rows, size_t n); /* out */
-	void *retain_ctx;                              /* out */
+	void *retain_ctx;                                /* out */
 } store_seal_io;
 
 typedef int (*store_seal_fn)(void *ctx, size_t i, store_seal_io *io);
@@ -422,7 +424,8 @@ typedef struct store_ops {
 	 * delete, retention, info_set), if it commits, appends n entries to `chain` through
 	 * fn, in the same transaction, just before COMMIT; n 0 cancels. The backend forgets the
 	 * pending entries once that transaction ends either way. audit_append: n entries (n >= 1),
-	 * in order, in one transaction of their own: all of them or none. audit_list: every entry with an id above after_id, in id order.
+	 * in order, in one transaction of their own: all of them or none. audit_list: every entry
+	 * with an id above after_id, in id order.
 	 */
 	void (*audit_pending)(store *s, const char *chain, size_t n, store_audit_fn fn, void *ctx);
 	int (*audit_append)(store *s, const char *chain, size_t n, store_audit_fn fn, void *ctx);
@@ -448,8 +451,7 @@ typedef struct store_ops {
 	 * *existed = 1 (the core verifies it). May be NULL.
 	 */
 	int (*import_secret)(store *s, const char *name, size_t name_len, const store_meta *m,
-	                     const store_info *info, const store_row *rows, size_t n,
-	                     int *existed);
+	                     const store_info *info, const store_row *rows, size_t n, int *existed);
 	/* audit_import (coffer copy): n entries appended to chain in ONE transaction, through fn
 	 * (as audit_append does for one). May be NULL. */
 	int (*audit_import)(store *s, const char *chain, size_t n, store_audit_fn fn, void *ctx);

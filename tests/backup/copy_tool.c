@@ -55,8 +55,8 @@ static int fill(const char *loc, const char *key, int ns, int nv)
 			for (; k < 100 && v0 < nv; k++, v0++) {
 				snprintf(vals[k], sizeof vals[k], "value-%d-%d-%u", s, v0 + 1,
 				         (unsigned)randombytes_uniform(1000000));
-				items[k] = (coffer_put_item){.secret = sec, .value = vals[k],
-				                             .len = strlen(vals[k])};
+				items[k] = (coffer_put_item){
+				    .secret = sec, .value = vals[k], .len = strlen(vals[k])};
 			}
 			CHECK(coffer_put_batch(st, items, (size_t)k));
 		}
@@ -70,7 +70,8 @@ static int fill(const char *loc, const char *key, int ns, int nv)
 			CHECK(coffer_label_set(sec, "prod", "latest", vo));
 		if (s % 2 == 0) {
 			snprintf(val, sizeof val, "the secret number %d", s);
-			CHECK(coffer_set_info(sec, val, s % 4 == 0 ? "team=core\nenv=prod\n" : NULL));
+			CHECK(
+			    coffer_set_info(sec, val, s % 4 == 0 ? "team=core\nenv=prod\n" : NULL));
 		}
 		if (s % 6 == 5)
 			CHECK(coffer_set_max_versions(sec, (uint64_t)nv + 10));
@@ -234,7 +235,8 @@ static int copy(const char *src, const char *skey, const char *dst, const char *
 	coffer_copy_stats stats;
 	int rc = coffer_copy(st, d, progress, NULL, &stats);
 	if (rc != COFFER_OK) {
-		fprintf(stderr, "copy_tool: copy: %s (%s)\n", coffer_strerror(rc), coffer_errmsg(d));
+		fprintf(stderr, "copy_tool: copy: %s (%s)\n", coffer_strerror(rc),
+		        coffer_errmsg(d));
 		return 1;
 	}
 	printf("copied=%llu verified=%llu audit=%llu\n", (unsigned long long)stats.secrets_copied,

@@ -125,7 +125,9 @@ static void malformed(void **state)
 	R("[serve\n", 1, "expected [serve]");
 	R("[client]\nthreads = 2\n", 1, "unknown section [client]");
 	R("[serve]\n[other]\n", 2, "unknown section [other]");
-	R("[serve]\nstore = a\x01" "b\n", 2, "control character");
+	R("[serve]\nstore = a\x01"
+	  "b\n",
+	  2, "control character");
 	R("[serve]\nstore = a\x7f\n", 2, "control character");
 	R("[serve]\nstore = a\rb\n", 2, "control character");
 #undef R
@@ -136,9 +138,10 @@ static void no_value_in_messages(void **state)
 {
 	(void)state;
 	conf_file cf;
-	const char *bad[] = {"[serve]\nstore = postgres://u:CANARY@h/x\nstore = postgres://u:CANARY@h/x\n",
-	                     "[serve]\nthreads = CANARY\n", "[serve]\ninsecure = CANARY\n",
-	                     "[serve]\nstore = CANARY\x02\n", "[CANARY-very-long-section-name-that-is-long]\n"};
+	const char *bad[] = {
+	    "[serve]\nstore = postgres://u:CANARY@h/x\nstore = postgres://u:CANARY@h/x\n",
+	    "[serve]\nthreads = CANARY\n", "[serve]\ninsecure = CANARY\n",
+	    "[serve]\nstore = CANARY\x02\n", "[CANARY-very-long-section-name-that-is-long]\n"};
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
 		assert_int_equal(parse(&cf, bad[i]), -1);
 		assert_null(strstr(err, "CANARY"));
@@ -234,8 +237,10 @@ static void load_files(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(good_file),   cmocka_unit_test(malformed),
-	    cmocka_unit_test(no_value_in_messages), cmocka_unit_test(hostile),
+	    cmocka_unit_test(good_file),
+	    cmocka_unit_test(malformed),
+	    cmocka_unit_test(no_value_in_messages),
+	    cmocka_unit_test(hostile),
 	    cmocka_unit_test(load_files),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -516,7 +516,7 @@ static int compare_versions_cb(void *ctx, const coffer_version_info *info)
 	               c->created_unix_ms == info->created_unix_ms && c->state == info->state &&
 	               c->size == info->size && c->key_id == info->key_id
 	           ? 0
-		   : -301;
+	           : -301;
 }
 
 static void test_store_agrees(void **state)

@@ -212,8 +212,8 @@ static void test_bad_values(void **state)
 static void test_bad_versions(void **state)
 {
 	static const char *const bad[] = {
-	    "0",   "-1",  "_abc",    "99999999999999999999", "", " 1", "1 ", "01", "+1",
-	    "1x",  "0x1", "a b",     "9223372036854775808",  "latest/1"};
+	    "0",  "-1",  "_abc", "99999999999999999999", "",        " 1", "1 ", "01", "+1",
+	    "1x", "0x1", "a b",  "9223372036854775808",  "latest/1"};
 	coffer_store *st = open_store();
 	coffer_secret *s = ref(st, "versions", COFFER_PUT | COFFER_ACCESS);
 	put_ok(s, "v1", 2, "1");
@@ -706,8 +706,10 @@ static void test_request_id(void **state)
 	assert_string_equal(ver, "1");
 	assert_int_equal(replayed, 0);
 	/* A retry of a put that won answers its version even though if_version no longer holds. */
-	coffer_put_opts c = {.flags = COFFER_PUT_IF_VERSION, .if_version = 3,
-	                     .request_id = "retry", .request_id_len = 5};
+	coffer_put_opts c = {.flags = COFFER_PUT_IF_VERSION,
+	                     .if_version = 3,
+	                     .request_id = "retry",
+	                     .request_id_len = 5};
 	assert_int_equal(put_opts(s, "value-4", &c, ver, &replayed), COFFER_OK);
 	assert_string_equal(ver, "4");
 	assert_int_equal(put_opts(s, "value-4", &c, ver, &replayed), COFFER_OK);
@@ -999,7 +1001,16 @@ static void test_labels(void **state)
 	assert_int_equal(coffer_label_set(s, "red", "nolabel", NULL), COFFER_ENOTFOUND);
 	/* Bad labels: reserved, would read as ids, bad characters, too long. */
 	static const char *const bad[] = {
-	    "latest", "LATEST", "previous", "Previous", "1", "1a", "_a", "a b", "a/b", "",
+	    "latest",
+	    "LATEST",
+	    "previous",
+	    "Previous",
+	    "1",
+	    "1a",
+	    "_a",
+	    "a b",
+	    "a/b",
+	    "",
 	    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"};
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
 		assert_int_equal(coffer_label_set(s, bad[i], "1", NULL), COFFER_EINVAL);
@@ -1571,8 +1582,8 @@ static void test_audit(void **state)
 	/* Canary scan: values, the request id, the token: nowhere in the database in clear. */
 	if (!is_pg()) {
 		char cmd[4400];
-		snprintf(cmd, sizeof cmd,
-		         "grep -rqaE 'canary-value|canary-request|tok-x' '%s'", location);
+		snprintf(cmd, sizeof cmd, "grep -rqaE 'canary-value|canary-request|tok-x' '%s'",
+		         location);
 		assert_int_not_equal(system(cmd), 0);
 	} else {
 		tamper("DO $$ BEGIN IF EXISTS (SELECT 1 FROM coffer_audit a WHERE a::text ~ "

@@ -119,7 +119,7 @@ static void sq_shutdown(void *ud)
 
 int failmalloc_install(void)
 {
-	static const sqlite3_mem_methods m = {sq_malloc, sq_free,  sq_realloc, sq_size,
+	static const sqlite3_mem_methods m = {sq_malloc,  sq_free, sq_realloc,  sq_size,
 	                                      sq_roundup, sq_init, sq_shutdown, NULL};
 	return sqlite3_config(SQLITE_CONFIG_MALLOC, &m) == SQLITE_OK ? 0 : -1;
 }

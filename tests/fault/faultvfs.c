@@ -29,9 +29,9 @@ static sqlite3_vfs fv_vfs;
 static fv_file *open_files;
 
 /* Power loss. */
-static int pl_on;      /* buffering writes */
-static long pl_crash;  /* crash at this sync (0: never) */
-static long pl_syncs;  /* syncs seen */
+static int pl_on;       /* buffering writes */
+static long pl_crash;   /* crash at this sync (0: never) */
+static long pl_syncs;   /* syncs seen */
 static uint64_t pl_rng; /* xorshift state */
 
 /* I/O errors. */
@@ -330,10 +330,25 @@ static int fv_shm_unmap(sqlite3_file *file, int del)
 
 /* Version 2: no xFetch, so SQLite never reads the files through a memory map we cannot see. */
 static const sqlite3_io_methods fv_io = {
-    2,          fv_close,          fv_read,         fv_write,     fv_truncate,
-    fv_sync,    fv_file_size,      fv_lock,         fv_unlock,    fv_check_reserved,
-    fv_file_control, fv_sector_size, fv_device_characteristics, fv_shm_map, fv_shm_lock,
-    fv_shm_barrier, fv_shm_unmap,  NULL,            NULL,
+    2,
+    fv_close,
+    fv_read,
+    fv_write,
+    fv_truncate,
+    fv_sync,
+    fv_file_size,
+    fv_lock,
+    fv_unlock,
+    fv_check_reserved,
+    fv_file_control,
+    fv_sector_size,
+    fv_device_characteristics,
+    fv_shm_map,
+    fv_shm_lock,
+    fv_shm_barrier,
+    fv_shm_unmap,
+    NULL,
+    NULL,
 };
 
 static int fv_open(sqlite3_vfs *vfs, sqlite3_filename name, sqlite3_file *file, int flags,
@@ -348,7 +363,8 @@ static int fv_open(sqlite3_vfs *vfs, sqlite3_filename name, sqlite3_file *file, 
 		return rc;
 	}
 	f->base.pMethods = &fv_io;
-	f->buffered = (flags & (SQLITE_OPEN_MAIN_DB | SQLITE_OPEN_WAL | SQLITE_OPEN_MAIN_JOURNAL)) != 0;
+	f->buffered =
+	    (flags & (SQLITE_OPEN_MAIN_DB | SQLITE_OPEN_WAL | SQLITE_OPEN_MAIN_JOURNAL)) != 0;
 	f->next = open_files;
 	if (open_files != NULL)
 		open_files->prev = f;

@@ -147,8 +147,8 @@ static inline int oracle_fingerprint(const char *dir, int skip_gen, unsigned cha
  * and names the first in `first`. */
 static inline int oracle_stray_files(const char *dir, const char *allow, char *first, size_t len)
 {
-	static const char *const known[] = {"coffer.db",  "coffer.db-wal", "coffer.db-shm",
-	                                    "coffer.db-journal", "coffer.gen", "master.key"};
+	static const char *const known[] = {"coffer.db",         "coffer.db-wal", "coffer.db-shm",
+	                                    "coffer.db-journal", "coffer.gen",    "master.key"};
 	DIR *d = opendir(dir);
 	int n = 0;
 	if (d == NULL)
@@ -163,7 +163,8 @@ static inline int oracle_stray_files(const char *dir, const char *allow, char *f
 		if (allow != NULL) {
 			const char *p = strstr(allow, e->d_name);
 			size_t l = strlen(e->d_name);
-			ok |= p != NULL && (p == allow || p[-1] == ' ') && (p[l] == ' ' || p[l] == 0);
+			ok |=
+			    p != NULL && (p == allow || p[-1] == ' ') && (p[l] == ' ' || p[l] == 0);
 		}
 		if (!ok && n++ == 0)
 			snprintf(first, len, "%s", e->d_name);

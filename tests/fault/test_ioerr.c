@@ -34,29 +34,40 @@
 #include "faultvfs.h"
 #ifdef FAULT_NOMEM
 #include "failmalloc.h"
-#define NKINDS            1
-#define KIND_NAME(k)      "allocation"
-#define ARM(k, n, p)      failmalloc_arm(n, p)
-#define CLEAR()           failmalloc_clear()
-#define INJECTED()        failmalloc_injected()
-#define FAULT_WORD        "allocation failures"
+#define NKINDS       1
+#define KIND_NAME(k) "allocation"
+#define ARM(k, n, p) failmalloc_arm(n, p)
+#define CLEAR()      failmalloc_clear()
+#define INJECTED()   failmalloc_injected()
+#define FAULT_WORD   "allocation failures"
 #else
-#define NKINDS            FV_NOPS
-#define KIND_NAME(k)      faultvfs_op_name(k)
-#define ARM(k, n, p)      faultvfs_ioerr(k, n, p)
-#define CLEAR()           faultvfs_clear()
-#define INJECTED()        faultvfs_injected()
-#define FAULT_WORD        "I/O errors"
+#define NKINDS       FV_NOPS
+#define KIND_NAME(k) faultvfs_op_name(k)
+#define ARM(k, n, p) faultvfs_ioerr(k, n, p)
+#define CLEAR()      faultvfs_clear()
+#define INJECTED()   faultvfs_injected()
+#define FAULT_WORD   "I/O errors"
 #endif
 #include "oracle.h"
 #include "testutil.h"
 
 #define SEED 77
 
-enum op { OP_OPEN, OP_PUT, OP_BATCH, OP_ACCESS, OP_VERSIONS, OP_LIST, OP_DESTROY, OP_ROTATE,
-          OP_REENCRYPT, OP_REKEY, OP_COUNT };
-static const char *const op_names[OP_COUNT] = {"open",    "put",     "put_batch", "access",
-                                               "versions", "list",   "destroy",   "rotate-key",
+enum op {
+	OP_OPEN,
+	OP_PUT,
+	OP_BATCH,
+	OP_ACCESS,
+	OP_VERSIONS,
+	OP_LIST,
+	OP_DESTROY,
+	OP_ROTATE,
+	OP_REENCRYPT,
+	OP_REKEY,
+	OP_COUNT
+};
+static const char *const op_names[OP_COUNT] = {"open",      "put",  "put_batch", "access",
+                                               "versions",  "list", "destroy",   "rotate-key",
                                                "reencrypt", "rekey"};
 static const int op_writes[OP_COUNT] = {0, 1, 1, 0, 0, 0, 1, 1, 1, 1};
 /* coffer_reencrypt() commits in transactions of bounded size (coffer.h: an interrupted pass can
@@ -115,7 +126,8 @@ static void restore(void)
 
 static int open_store(coffer_store **st, const char *key_b64, const char *key_file)
 {
-	coffer_options o = {.master_key_b64 = key_b64, .key_file = key_file,
+	coffer_options o = {.master_key_b64 = key_b64,
+	                    .key_file = key_file,
 	                    .flags = COFFER_OPEN_NO_ENV | COFFER_OPEN_NO_CREATE};
 	char err[256];
 	return coffer_open(st, work, &o, err, sizeof err);
@@ -162,8 +174,8 @@ static int check_known(coffer_store *st, int verbose)
 		int ok = oracle_reads(st, kn[i].name, kn[i].version, SEED, kn[i].j, &rc);
 		if (kn[i].gone ? rc != COFFER_ENOTFOUND : !ok) {
 			if (verbose)
-				fprintf(stderr, "    %s@%s: rc %d (%s)\n", kn[i].name, kn[i].version,
-				        rc, coffer_errmsg(st));
+				fprintf(stderr, "    %s@%s: rc %d (%s)\n", kn[i].name,
+				        kn[i].version, rc, coffer_errmsg(st));
 			bad = 1;
 		}
 	}
@@ -225,9 +237,10 @@ static int round_(enum op op, enum faultvfs_op kind, long n, int persistent)
 		coffer_put_item it[3];
 		for (int i = 0; i < 3 && rc == COFFER_OK; i++) {
 			rc = coffer_secret_ref(st, names[i], COFFER_PUT, &ss[i]);
-			it[i] = (coffer_put_item){.secret = ss[i], .value = v[i],
-			                          .len = oracle_value(SEED, 200 + (uint64_t)i, v[i],
-			                                              sizeof v[i])};
+			it[i] = (coffer_put_item){
+			    .secret = ss[i],
+			    .value = v[i],
+			    .len = oracle_value(SEED, 200 + (uint64_t)i, v[i], sizeof v[i])};
 		}
 		if (rc == COFFER_OK)
 			rc = coffer_put_batch(st, it, 3);
@@ -307,8 +320,8 @@ static int round_(enum op op, enum faultvfs_op kind, long n, int persistent)
 			wrc = coffer_put(w, "x", 1, NULL);
 		coffer_secret_free(w);
 		if (wrc != COFFER_OK) {
-			fprintf(stderr, "    the same handle cannot put after the fault: %d (%s)\n", wrc,
-			        coffer_errmsg(st));
+			fprintf(stderr, "    the same handle cannot put after the fault: %d (%s)\n",
+			        wrc, coffer_errmsg(st));
 			bad = 1;
 		}
 	}
@@ -410,7 +423,8 @@ static void grpc_rounds(const char *only)
 		if (f != NULL)
 			fclose(f);
 		/* Inputs of some size (whole requests), 12 of them, or the one named. */
-		if (only != NULL ? strcmp(only, names[i]) != 0 : (len < 200 || len > 4000 || used >= 12))
+		if (only != NULL ? strcmp(only, names[i]) != 0
+		                 : (len < 200 || len > 4000 || used >= 12))
 			continue;
 		used++;
 		for (int persistent = 0; persistent < 2; persistent++)
@@ -463,7 +477,8 @@ int main(int argc, char **argv)
 			for (int persistent = 0; persistent < 2; persistent++)
 				for (long n = 1; n < 20000; n = next_n(n)) {
 					per_op[op]++;
-					if (round_((enum op)op, (enum faultvfs_op)kind, n, persistent))
+					if (round_((enum op)op, (enum faultvfs_op)kind, n,
+					           persistent))
 						break;
 				}
 	}
@@ -475,7 +490,7 @@ int main(int argc, char **argv)
 		grpc_rounds(argc > 2 ? argv[2] : NULL);
 #endif
 	printf(FAULT_WORD ": %ld rounds, %ld errors injected, %ld failures (the same handle not "
-	       "reading acknowledged data back: %ld)\n",
+	                  "reading acknowledged data back: %ld)\n",
 	       rounds, injected_total, failures, same_handle_stuck);
 	if (failures == 0)
 		test_rmrf(base);

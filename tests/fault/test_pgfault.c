@@ -79,7 +79,8 @@ static void *proxy(void *arg)
 		if (p[0].revents & POLLIN) {
 			int c = accept(lfd, NULL, NULL);
 			int s = socket(AF_INET, SOCK_STREAM, 0);
-			struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)pg_port)};
+			struct sockaddr_in a = {.sin_family = AF_INET,
+			                        .sin_port = htons((uint16_t)pg_port)};
 			a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 			int slot = -1;
 			for (int i = 0; i < MAXPAIRS && slot < 0; i++)
@@ -91,8 +92,8 @@ static void *proxy(void *arg)
 				pairs[slot][1] = s;
 			} else {
 				if (getenv("FAULT_VERBOSE") != NULL)
-					fprintf(stderr, "proxy: cannot pair (%d %d %d): %s\n", c, s, slot,
-					        strerror(errno));
+					fprintf(stderr, "proxy: cannot pair (%d %d %d): %s\n", c, s,
+					        slot, strerror(errno));
 				if (c >= 0)
 					close(c);
 				if (s >= 0)
@@ -109,7 +110,8 @@ static void *proxy(void *arg)
 			ssize_t got = read(pairs[i][d], buf, sizeof buf);
 			if (got <= 0) {
 				if (getenv("FAULT_VERBOSE") != NULL)
-					fprintf(stderr, "proxy: pair %d side %d closed (%zd)\n", i, d, got);
+					fprintf(stderr, "proxy: pair %d side %d closed (%zd)\n", i,
+					        d, got);
 				close(pairs[i][0]);
 				close(pairs[i][1]);
 				pairs[i][0] = pairs[i][1] = -1;
@@ -260,8 +262,8 @@ static int check(const char *direct)
 				fprintf(stderr, "  %s@%s is no value put\n", name, v);
 			} else if (att[found].rc != COFFER_OK && att[found].rc != COFFER_EUNAVAIL) {
 				failed_stored++;
-				fprintf(stderr, "  %s@%s stored although its put failed with %d\n", name, v,
-				        att[found].rc);
+				fprintf(stderr, "  %s@%s stored although its put failed with %d\n",
+				        name, v, att[found].rc);
 			}
 		}
 	}
@@ -316,9 +318,11 @@ static int run_cut(const char *url)
 	uint64_t j = 0;
 	for (int r = 0; r < rounds; r++) {
 		uint64_t h = oracle_mix(seed + (uint64_t)r);
-		/* Reconnected before the fault is armed (after a failed reconnect the store fails fast
-		 * for PG_RETRY_PAUSE_MS, 200 ms), so each cut lands in this round's own calls. */
-		for (int k = 0; k < 100 && coffer_list_secrets(st, count_none, NULL) != COFFER_OK; k++)
+		/* Reconnected before the fault is armed (after a failed reconnect the store fails
+		 * fast for PG_RETRY_PAUSE_MS, 200 ms), so each cut lands in this round's own calls.
+		 */
+		for (int k = 0; k < 100 && coffer_list_secrets(st, count_none, NULL) != COFFER_OK;
+		     k++)
 			usleep(50000);
 		pthread_mutex_lock(&pmu);
 		cut_dir = (int)(h % 2);
@@ -336,11 +340,14 @@ static int run_cut(const char *url)
 			coffer_put_item it[2];
 			int rc = COFFER_OK;
 			for (int i = 0; i < 2 && rc == COFFER_OK; i++) {
-				snprintf(name, sizeof name, "pgf.%d", (int)((h >> (32 + i)) % NSEC));
+				snprintf(name, sizeof name, "pgf.%d",
+				         (int)((h >> (32 + i)) % NSEC));
 				rc = coffer_secret_ref(st, name, COFFER_PUT, &ss[i]);
-				it[i] = (coffer_put_item){.secret = ss[i], .value = v[i],
-				                          .len = oracle_value(SEED, j + 1 + (uint64_t)i, v[i],
-				                                              sizeof v[i])};
+				it[i] =
+				    (coffer_put_item){.secret = ss[i],
+				                      .value = v[i],
+				                      .len = oracle_value(SEED, j + 1 + (uint64_t)i,
+				                                          v[i], sizeof v[i])};
 			}
 			if (rc == COFFER_OK)
 				rc = coffer_put_batch(st, it, 2);
@@ -394,7 +401,8 @@ static int run_timeout(const char *url)
 	pid_t pid = fork();
 	if (pid == 0) {
 		execlp("psql", "psql", "-X", "-q", "-o", "/dev/null", "-d", direct, "-c",
-		       "BEGIN; LOCK TABLE coffer_secrets IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(3); COMMIT;",
+		       "BEGIN; LOCK TABLE coffer_secrets IN ACCESS EXCLUSIVE MODE; SELECT "
+		       "pg_sleep(3); COMMIT;",
 		       (char *)NULL);
 		_exit(127);
 	}
@@ -403,11 +411,12 @@ static int run_timeout(const char *url)
 	for (int i = 0; i < 100; i++) {
 		usleep(50000);
 		char cmd[2300];
-		snprintf(cmd, sizeof cmd,
-		         "psql -X -q -t -A -d '%s' -c \"SELECT count(*) FROM pg_locks l JOIN pg_class c "
-		         "ON c.oid = l.relation WHERE c.relname = 'coffer_secrets' AND l.mode = "
-		         "'AccessExclusiveLock' AND l.granted\" | grep -q '^1$'",
-		         direct);
+		snprintf(
+		    cmd, sizeof cmd,
+		    "psql -X -q -t -A -d '%s' -c \"SELECT count(*) FROM pg_locks l JOIN pg_class c "
+		    "ON c.oid = l.relation WHERE c.relname = 'coffer_secrets' AND l.mode = "
+		    "'AccessExclusiveLock' AND l.granted\" | grep -q '^1$'",
+		    direct);
 		if (system(cmd) == 0)
 			break;
 	}
@@ -421,7 +430,8 @@ static int run_timeout(const char *url)
 	int bad = rc == COFFER_OK || !listed(rc);
 	put_one(st, "pgf.0", 3);
 	if (att[2].rc != COFFER_OK) {
-		fprintf(stderr, "the same handle cannot put after the timeout: %s\n", coffer_errmsg(st));
+		fprintf(stderr, "the same handle cannot put after the timeout: %s\n",
+		        coffer_errmsg(st));
 		bad = 1;
 	}
 	coffer_close(st);
@@ -484,7 +494,8 @@ static int run_restart(const char *url)
 			fprintf(stderr, "round %d: the store does not open with its key\n", r);
 			return 1;
 		}
-		/* Versions under the current data key, then a new one for the pass to move them to. */
+		/* Versions under the current data key, then a new one for the pass to move them to.
+		 */
 		for (int i = 0; i < 80; i++) {
 			char name[32];
 			snprintf(name, sizeof name, "pgf.%d", i % NSEC);
@@ -514,8 +525,8 @@ static int run_restart(const char *url)
 		coffer_close(a);
 		coffer_close(b);
 		if ((ra == COFFER_OK) == (rb == COFFER_OK)) {
-			fprintf(stderr, "round %d: old key %d, new key %d: not exactly one opens\n", r,
-			        ra, rb);
+			fprintf(stderr, "round %d: old key %d, new key %d: not exactly one opens\n",
+			        r, ra, rb);
 			bad = 1;
 			break;
 		}
@@ -523,8 +534,10 @@ static int run_restart(const char *url)
 			fprintf(stderr, "round %d: an acknowledged rekey was lost\n", r);
 			bad = 1;
 		}
-		if (job.rekey && job.rc != COFFER_OK && job.rc != COFFER_EUNAVAIL && rb == COFFER_OK) {
-			fprintf(stderr, "round %d: a rekey that failed (%d) took effect\n", r, job.rc);
+		if (job.rekey && job.rc != COFFER_OK && job.rc != COFFER_EUNAVAIL &&
+		    rb == COFFER_OK) {
+			fprintf(stderr, "round %d: a rekey that failed (%d) took effect\n", r,
+			        job.rc);
 			bad = 1;
 		}
 		if (rb == COFFER_OK)

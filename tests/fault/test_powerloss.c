@@ -14,8 +14,8 @@
  *   test_powerloss [full|normal]   full (default): asserted. normal: synchronous=NORMAL (set on
  *                                  the store's own connection, a test-only knob), what it loses
  *                                  is printed, not asserted.
- * Iterations: 100 (NORMAL: 40), or 1000 with COFFER_SOAK=1 (COFFER_POWERLOSS_ITERS overrides). The first
- * iteration's seed is printed; FAULT_SEED=<seed> starts there.
+ * Iterations: 100 (NORMAL: 40), or 1000 with COFFER_SOAK=1 (COFFER_POWERLOSS_ITERS overrides). The
+ * first iteration's seed is printed; FAULT_SEED=<seed> starts there.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -108,12 +108,15 @@ static void child(const char *dir, uint64_t seed, long crash_at, int key)
 			coffer_secret *ss[3] = {0};
 			uint64_t js[3];
 			for (int i = 0; i < 3; i++) {
-				secret_name(name, sizeof name, oracle_mix(seed * 7 + (uint64_t)op * 3 + (uint64_t)i));
+				secret_name(name, sizeof name,
+				            oracle_mix(seed * 7 + (uint64_t)op * 3 + (uint64_t)i));
 				if (coffer_secret_ref(st, name, COFFER_PUT, &ss[i]) != COFFER_OK)
 					_exit(7);
 				js[i] = ++j;
-				items[i] = (coffer_put_item){.secret = ss[i], .value = bv[i],
-				                             .len = oracle_value(seed, j, bv[i], sizeof bv[i])};
+				items[i] = (coffer_put_item){
+				    .secret = ss[i],
+				    .value = bv[i],
+				    .len = oracle_value(seed, j, bv[i], sizeof bv[i])};
 				logf_("A %s %" PRIu64 "\n", name, j);
 			}
 			int rc = coffer_put_batch(st, items, 3);
@@ -327,8 +330,8 @@ static int one_iteration(const char *dir, uint64_t seed, stats *s)
 			s->lost++;
 			bad = 1;
 			if (!normal_mode)
-				fprintf(stderr, "  lost: %s@%s (rc %d)\n", log[i].name, log[i].version,
-				        rc);
+				fprintf(stderr, "  lost: %s@%s (rc %d)\n", log[i].name,
+				        log[i].version, rc);
 		}
 	}
 	/* Every version the store has. */
@@ -339,7 +342,12 @@ static int one_iteration(const char *dir, uint64_t seed, stats *s)
 		if (coffer_secret_ref(st, name, COFFER_ACCESS, &sec) != COFFER_OK)
 			return -1;
 		static vctx c;
-		c = (vctx){.st = st, .name = name, .log = log, .nlog = nlog, .seed = seed, .s = s,
+		c = (vctx){.st = st,
+		           .name = name,
+		           .log = log,
+		           .nlog = nlog,
+		           .seed = seed,
+		           .s = s,
 		           .expect_next = 1};
 		rc = coffer_list_versions(sec, collect_version, &c);
 		for (int k = 0; k < c.nver; k++) {
@@ -384,8 +392,9 @@ int main(int argc, char **argv)
 	long iters = soak != NULL && strcmp(soak, "1") == 0 ? 1000 : normal_mode ? 40 : 100;
 	if (getenv("COFFER_POWERLOSS_ITERS") != NULL)
 		iters = atol(getenv("COFFER_POWERLOSS_ITERS"));
-	uint64_t seed0 = getenv("FAULT_SEED") != NULL ? strtoull(getenv("FAULT_SEED"), NULL, 10)
-	                                              : (uint64_t)time(NULL) * 1000 + (uint64_t)getpid();
+	uint64_t seed0 = getenv("FAULT_SEED") != NULL
+	                     ? strtoull(getenv("FAULT_SEED"), NULL, 10)
+	                     : (uint64_t)time(NULL) * 1000 + (uint64_t)getpid();
 	printf("power loss, synchronous=%s: %ld iterations from seed %" PRIu64 "\n",
 	       normal_mode ? "NORMAL" : "FULL", iters, seed0);
 	stats s = {0};

@@ -293,7 +293,8 @@ int main(int argc, char **argv)
 	    cmocka_unit_test(test_migrate_and_check),
 	    cmocka_unit_test(test_schema_is_current),
 	    cmocka_unit_test(test_lifecycle_after_upgrade),
-	    cmocka_unit_test(test_declarations), /* before test_strip_macs, which breaks the store */
+	    cmocka_unit_test(
+	        test_declarations), /* before test_strip_macs, which breaks the store */
 	    cmocka_unit_test(test_strip_macs),
 	};
 	int failed = cmocka_run_group_tests(tests, NULL, NULL);

@@ -448,10 +448,8 @@ static void test_batch_order(void **state)
 	store *s = open_ok();
 	put1(s, "y", "y1");
 	const char *vals[4] = {"x1", "y2", "x2", "x3"};
-	store_put it[4] = {{"x", 1, NULL, 0, 0},
-	                   {"y", 1, NULL, 0, 0},
-	                   {"x", 1, NULL, 0, 0},
-	                   {"x", 1, NULL, 0, 0}};
+	store_put it[4] = {
+	    {"x", 1, NULL, 0, 0}, {"y", 1, NULL, 0, 0}, {"x", 1, NULL, 0, 0}, {"x", 1, NULL, 0, 0}};
 	sealer z = new_sealer(vals);
 	assert_int_equal(ops->put(s, it, 4, seal_cb, &z), COFFER_OK);
 	assert_int_equal(z.calls, 4);
@@ -793,8 +791,8 @@ static int writer(int w, int fd)
 			which[i] = (int)(next_rand(&seed) % NSECRETS);
 			snprintf(vbuf[i], sizeof vbuf[i], "w%d-b%d-i%zu", w, b, i);
 			vals[i] = vbuf[i];
-			it[i] =
-			    (store_put){secret_names[which[i]], strlen(secret_names[which[i]]), NULL, 0, 0};
+			it[i] = (store_put){secret_names[which[i]], strlen(secret_names[which[i]]),
+			                    NULL, 0, 0};
 		}
 		sealer z = new_sealer(vals);
 		if (ops->put(s, it, n, seal_cb, &z) != COFFER_OK)

@@ -175,13 +175,16 @@ static void test_refused_requests(void **state)
 	    {GS_M_ADMIN_DESTROY,
 	     "\x0a\x02k1\x12\x02"
 	     "1\0",
-	     8},                                             /* NUL in the version */
-	    {GS_M_ADMIN_VERSIONS, "\xff\xff\xff", 3},        /* not protobuf */
-	    {GS_M_ADMIN_VERSIONS, "\x0a\x09", 2},            /* length past the end */
-	    {GS_M_ADMIN_VERSIONS, "", 0},                    /* no name */
-	    {GS_M_ADMIN_VERSIONS, "\x0a\x03../", 5},         /* bad name */
-	    {GS_M_ADMIN_DESTROY, "\x0a\x02k1", 4},           /* no version */
-	    {GS_M_ADMIN_DESTROY, "\x0a\x02k1\x12\x02" "1x", 8}, /* bad version */
+	     8},                                      /* NUL in the version */
+	    {GS_M_ADMIN_VERSIONS, "\xff\xff\xff", 3}, /* not protobuf */
+	    {GS_M_ADMIN_VERSIONS, "\x0a\x09", 2},     /* length past the end */
+	    {GS_M_ADMIN_VERSIONS, "", 0},             /* no name */
+	    {GS_M_ADMIN_VERSIONS, "\x0a\x03../", 5},  /* bad name */
+	    {GS_M_ADMIN_DESTROY, "\x0a\x02k1", 4},    /* no version */
+	    {GS_M_ADMIN_DESTROY,
+	     "\x0a\x02k1\x12\x02"
+	     "1x",
+	     8}, /* bad version */
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		call("ops", bad[i].m, bad[i].body, bad[i].len, &a);

@@ -29,8 +29,8 @@ static void health_decode(void **state)
 	assert_int_equal(health_decode_request(one, sizeof one, svc), 0);
 	assert_string_equal(svc, "a.B");
 	/* Unknown fields of every wire type are skipped. */
-	const uint8_t unk[] = {0x10, 0x96, 0x01, 0x19, 1, 2, 3, 4, 5, 6, 7, 8, 0x25, 1, 2, 3, 4,
-	                       0x22, 2, 'x', 'y', 0x0a, 1, 'z'};
+	const uint8_t unk[] = {0x10, 0x96, 0x01, 0x19, 1, 2,    3, 4,   5,   6,    7, 8,
+	                       0x25, 1,    2,    3,    4, 0x22, 2, 'x', 'y', 0x0a, 1, 'z'};
 	assert_int_equal(health_decode_request(unk, sizeof unk, svc), 0);
 	assert_string_equal(svc, "z");
 	/* Truncated length, truncated varint, field number 0, group wire types, a NUL inside. */
@@ -80,9 +80,11 @@ static void log_formats(void **state)
 	log_set_format(LOG_JSON);
 	n = log_format_msg(buf, sizeof buf, "warn", "a \"quoted\"\\ line\n\x01");
 	assert_true(n > 0);
-	assert_non_null(strstr(buf, "\"level\":\"warn\",\"msg\":\"a \\\"quoted\\\"\\\\ line\\u000a\\u0001\"}\n"));
+	assert_non_null(strstr(
+	    buf, "\"level\":\"warn\",\"msg\":\"a \\\"quoted\\\"\\\\ line\\u000a\\u0001\"}\n"));
 	/* What does not fit is not written half. */
-	assert_int_equal(log_format_msg(buf, 40, "info", "a message longer than the forty bytes"), 0);
+	assert_int_equal(log_format_msg(buf, 40, "info", "a message longer than the forty bytes"),
+	                 0);
 	log_set_format(LOG_TEXT);
 	log_format f;
 	assert_int_equal(log_parse_format("json", &f), 0);
@@ -104,7 +106,7 @@ static void metrics_text(void **state)
 	assert_non_null(t0);
 	uint64_t put0 = sample(t0, "coffer_requests_total{method=\"Put\",code=\"OK\"} ");
 	free(t0);
-	metrics_request(GS_M_PUT, 0, 150);   /* into le=0.00025 */
+	metrics_request(GS_M_PUT, 0, 150);     /* into le=0.00025 */
 	metrics_request(GS_M_PUT, 0, 3000000); /* beyond every bound: +Inf only */
 	metrics_request(GS_M_DECLARE_V0, 7, 10);
 	metrics_put_batch(3);
@@ -114,11 +116,16 @@ static void metrics_text(void **state)
 	assert_non_null(t);
 	assert_int_equal(strlen(t), len);
 	assert_int_equal(sample(t, "coffer_requests_total{method=\"Put\",code=\"OK\"} "), put0 + 2);
-	assert_int_equal(sample(t, "coffer_requests_total{method=\"Declare\",code=\"PERMISSION_DENIED\"} "), 1);
-	assert_int_equal(sample(t, "coffer_request_duration_seconds_bucket{method=\"Put\",le=\"0.0001\"} "), 0);
-	assert_int_equal(sample(t, "coffer_request_duration_seconds_bucket{method=\"Put\",le=\"0.00025\"} "), 1);
-	assert_int_equal(sample(t, "coffer_request_duration_seconds_bucket{method=\"Put\",le=\"2.5\"} "), 1);
-	assert_int_equal(sample(t, "coffer_request_duration_seconds_bucket{method=\"Put\",le=\"+Inf\"} "), 2);
+	assert_int_equal(
+	    sample(t, "coffer_requests_total{method=\"Declare\",code=\"PERMISSION_DENIED\"} "), 1);
+	assert_int_equal(
+	    sample(t, "coffer_request_duration_seconds_bucket{method=\"Put\",le=\"0.0001\"} "), 0);
+	assert_int_equal(
+	    sample(t, "coffer_request_duration_seconds_bucket{method=\"Put\",le=\"0.00025\"} "), 1);
+	assert_int_equal(
+	    sample(t, "coffer_request_duration_seconds_bucket{method=\"Put\",le=\"2.5\"} "), 1);
+	assert_int_equal(
+	    sample(t, "coffer_request_duration_seconds_bucket{method=\"Put\",le=\"+Inf\"} "), 2);
 	assert_int_equal(sample(t, "coffer_put_batch_size_bucket{le=\"2\"} "), 0);
 	assert_int_equal(sample(t, "coffer_put_batch_size_bucket{le=\"4\"} "), 1);
 	assert_int_equal(sample(t, "coffer_put_batch_size_sum "), 3);

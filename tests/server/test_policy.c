@@ -193,12 +193,9 @@ static void test_principal_names(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_dev_declares_grant),
-	    cmocka_unit_test(test_policy_file_rules),
-	    cmocka_unit_test(test_admin_grant),
-	    cmocka_unit_test(test_tokens),
-	    cmocka_unit_test(test_token_file_checks),
-	    cmocka_unit_test(test_principal_names),
+	    cmocka_unit_test(test_dev_declares_grant), cmocka_unit_test(test_policy_file_rules),
+	    cmocka_unit_test(test_admin_grant),        cmocka_unit_test(test_tokens),
+	    cmocka_unit_test(test_token_file_checks),  cmocka_unit_test(test_principal_names),
 	};
 	if (sodium_init() < 0)
 		return 1;
