@@ -328,8 +328,8 @@ static int run_list(admin_req *r)
 	if (l.items == NULL || l.ptrs == NULL) {
 		fail(r->a, GS_RESOURCE_EXHAUSTED, "out of memory");
 	} else {
-		rc = paged ? coffer_list_page(r->st, q->prefix, l.limit, q->page_token, page_cb,
-		                              &l, next)
+		rc = paged ? coffer_list_page(r->st, q->prefix, l.limit, q->page_token, page_cb, &l,
+		                              next)
 		           : coffer_list_secrets(r->st, list_cb, &l);
 		if (rc == LIST_STOP && !paged)
 			rc = COFFER_OK;
@@ -644,14 +644,13 @@ static int run_audit(admin_req *r)
 
 /* --- the table and the entry --------------------------------------------------------------- */
 
-#define OP(m, nm, type, sec, chk, fn)                                                          \
+#define OP(m, nm, type, sec, chk, fn)                                                              \
 	[m - GS_M_ADMIN_VERSIONS] = {nm, &coffer__admin__v1__##type##__descriptor, sec, chk, fn}
 
 static const admin_op ops[] = {
     OP(GS_M_ADMIN_VERSIONS, "Versions", versions_request, SECRET_READ, NULL, run_versions),
     OP(GS_M_ADMIN_LIST, "List", list_request, SECRET_NONE, NULL, run_list),
-    OP(GS_M_ADMIN_DESTROY, "Destroy", destroy_request, SECRET_WRITE, check_destroy,
-       run_destroy),
+    OP(GS_M_ADMIN_DESTROY, "Destroy", destroy_request, SECRET_WRITE, check_destroy, run_destroy),
     OP(GS_M_ADMIN_DISABLE, "Disable", state_request, SECRET_WRITE, check_state, run_disable),
     OP(GS_M_ADMIN_ENABLE, "Enable", state_request, SECRET_WRITE, check_state, run_enable),
     OP(GS_M_ADMIN_LABEL, "Label", label_request, SECRET_WRITE, check_label, run_label),
@@ -706,9 +705,9 @@ static void run_op(const admin_op *op, coffer_store *st, const uint8_t *body, si
 		fail(a, GS_INVALID_ARGUMENT, bad);
 	} else {
 		if (op->secret == SECRET_READ || op->secret == SECRET_WRITE)
-			rc = coffer_secret_ref(st, name,
-			                       op->secret == SECRET_READ ? COFFER_ACCESS : COFFER_PUT,
-			                       &r.sec);
+			rc = coffer_secret_ref(
+			    st, name, op->secret == SECRET_READ ? COFFER_ACCESS : COFFER_PUT,
+			    &r.sec);
 		if (rc == COFFER_OK)
 			rc = op->run(&r);
 		coffer_secret_free(r.sec);
