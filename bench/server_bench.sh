@@ -10,6 +10,10 @@
 #   - Access with the audit log on against off (issue 9: target >= 0.8x).
 # Usage: bench/server_bench.sh [REQUESTS]   (env COFFER_BUILD: a built tree to use; INFLIGHT: 50;
 #        ONLY=put: the Put figures alone, in ROUNDS (3) alternating rounds of 1 and 50 in flight;
+#        ONLY=access: the Access comparison alone, in ROUNDS (3) rounds, each: redis GET, coffer
+#          serve with 1 worker thread and with the default (one per core), at 32 B and 4 KiB;
+#          with BASE_BUILD (another built tree, e.g. main's) its server too, in alternation with
+#          this one, for before/after ratios from the same run;
 #        AUDIT_REQUESTS: 20000 per audit round; AUDIT_ONLY=1: only the audit comparison)
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -116,6 +120,37 @@ if [ "${ONLY:-}" = put ]; then
 		p1=$(h2 "$puts1" 1 "$work/put.bin" Put | rps_of)
 		p50=$(h2 "$puts50" "$inflight" "$work/put.bin" Put | rps_of)
 		echo "round $round: coffer serve Put, 1 in flight: $p1 req/s; $inflight in flight: $p50 req/s ($(awk -v a="$p50" -v b="$p1" 'BEGIN {printf "%.1f", a / b}')x)"
+	done
+	exit 0
+fi
+
+# Access alone: per round and value size, redis and each server configuration one after the other
+# (see Usage). Each line: req/s, p50/p99 in microseconds, and the ratio to that round's redis.
+if [ "${ONLY:-}" = access ]; then
+	builds=("$coffer")
+	names=(this)
+	if [ -n "${BASE_BUILD:-}" ]; then
+		builds+=("$BASE_BUILD/src/cli/coffer")
+		names+=(base)
+	fi
+	for round in $(seq "${ROUNDS:-3}"); do
+		echo "round $round (load average $(cut -d' ' -f1-3 /proc/loadavg)):"
+		for size in 32 4096; do
+			body=$work/access.bin key=bench-key
+			[ "$size" = 4096 ] && body=$work/access4k.bin key=bench-4k
+			read -r rr rp50 rp99 <<<"$(redis_get "$n" "$key")"
+			echo "  $size B: redis GET: $rr req/s, p50 $rp50 us, p99 $rp99 us"
+			for t in 1 "$(nproc)"; do
+				for i in "${!builds[@]}"; do
+					coffer=${builds[$i]}
+					start_server "$t"
+					h2 $((n / 10)) "$inflight" "$body" Access >/dev/null # warm-up
+					r=$(h2 "$n" "$inflight" "$body" Access | rps_of)
+					echo "  $size B: coffer ($(printf '%-4s' "${names[$i]}"), $t worker thread$([ "$t" = 1 ] || echo s)): $r req/s, p50 $(pct 50) us, p99 $(pct 99) us, $(awk -v a="$r" -v b="$rr" 'BEGIN {printf "%.2f", a / b}')x redis"
+					stop_server
+				done
+			done
+		done
 	done
 	exit 0
 fi
