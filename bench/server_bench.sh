@@ -125,7 +125,30 @@ if [ "${ONLY:-}" = put ]; then
 fi
 
 # Access alone: per round and value size, redis and each server configuration one after the other
-# (see Usage). Each line: req/s, p50/p99 in microseconds, and the ratio to that round's redis.
+# (see Usage). Each line: req/s, p50/p99 in microseconds, the ratio to that round's redis, and the
+# server's CPU time (user + system, all its threads, /proc/PID/stat) per request: what other load
+# on the machine moves least.
+ticks=$(getconf CLK_TCK)
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+cpu_us() { # $1 $2: ticks before and after, $3 requests
+	awk -v a="$1" -v b="$2" -v n="$3" -v t="$ticks" 'BEGIN {printf "%.1f", (b - a) * 1e6 / t / n}'
+}
+# The load generator's own CPU time per request (h2load's, redis-benchmark's): on 2 cores it bounds
+# what either server can be measured at. Runs "$@" in a subshell whose children's times it reads;
+# prints the command's output, then "client-cpu-us-total US".
+with_cpu() {
+	(
+		"$@"
+		times >"$work/times" # not in a pipeline: a forked builtin would see no children
+		tail -n 1 "$work/times" | awk '{
+			t = 0
+			for (i = 1; i <= 2; i++) { split($i, a, "m"); sub("s", "", a[2]); t += a[1] * 60 + a[2] }
+			printf "client-cpu-us-total %.0f\n", t * 1e6 }'
+	)
+}
+client_us() { # $1: with_cpu's output, $2: requests
+	sed -n 's/^client-cpu-us-total //p' <<<"$1" | awk -v n="$2" '{printf "%.1f", $1 / n}'
+}
 if [ "${ONLY:-}" = access ]; then
 	builds=("$coffer")
 	names=(this)
@@ -138,15 +161,20 @@ if [ "${ONLY:-}" = access ]; then
 		for size in 32 4096; do
 			body=$work/access.bin key=bench-key
 			[ "$size" = 4096 ] && body=$work/access4k.bin key=bench-4k
-			read -r rr rp50 rp99 <<<"$(redis_get "$n" "$key")"
-			echo "  $size B: redis GET: $rr req/s, p50 $rp50 us, p99 $rp99 us"
+			c0=$(cpu_ticks "$redis_pid")
+			out=$(with_cpu redis_get "$n" "$key")
+			read -r rr rp50 rp99 <<<"$(head -n 1 <<<"$out")"
+			echo "  $size B: redis GET: $rr req/s, p50 $rp50 us, p99 $rp99 us, CPU $(cpu_us "$c0" "$(cpu_ticks "$redis_pid")" "$n") us/request (redis-benchmark: $(client_us "$out" "$n"))"
 			for t in 1 "$(nproc)"; do
 				for i in "${!builds[@]}"; do
 					coffer=${builds[$i]}
 					start_server "$t"
 					h2 $((n / 10)) "$inflight" "$body" Access >/dev/null # warm-up
-					r=$(h2 "$n" "$inflight" "$body" Access | rps_of)
-					echo "  $size B: coffer ($(printf '%-4s' "${names[$i]}"), $t worker thread$([ "$t" = 1 ] || echo s)): $r req/s, p50 $(pct 50) us, p99 $(pct 99) us, $(awk -v a="$r" -v b="$rr" 'BEGIN {printf "%.2f", a / b}')x redis"
+					c0=$(cpu_ticks "$srv_pid")
+					out=$(with_cpu h2 "$n" "$inflight" "$body" Access)
+					r=$(rps_of <<<"$out")
+					cpu=$(cpu_us "$c0" "$(cpu_ticks "$srv_pid")" "$n")
+					echo "  $size B: coffer ($(printf '%-4s' "${names[$i]}"), $t worker thread$([ "$t" = 1 ] || echo s)): $r req/s, p50 $(pct 50) us, p99 $(pct 99) us, $(awk -v a="$r" -v b="$rr" 'BEGIN {printf "%.2f", a / b}')x redis, CPU $cpu us/request (h2load: $(client_us "$out" "$n"))"
 					stop_server
 				done
 			done
