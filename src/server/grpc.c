@@ -81,7 +81,10 @@ struct gs_conn {
  * coffer's own admin service (proto/coffer/admin/v1/admin.proto, served by admin.c). The length is
  * kept beside each path: every request's :path is looked up here.
  */
-#define PATH(p, m) {p, sizeof(p) - 1, m}
+#define PATH(p, m)                                                                                 \
+	{                                                                                          \
+		p, sizeof(p) - 1, m                                                                \
+	}
 static const struct {
 	const char *name;
 	size_t len;
@@ -208,8 +211,8 @@ static void fill_copy(uint8_t *dst, size_t len, void *ctx)
 static int submit_ok(gs_call *call, size_t len, gs_fill_fn fill, void *ctx)
 {
 	static const nghttp2_nv hdrs[] = {NV_LIT(":status", "200"),
-	                                   NV_LIT("content-type", "application/grpc"),
-	                                   NV_LIT("grpc-accept-encoding", "identity")};
+	                                  NV_LIT("content-type", "application/grpc"),
+	                                  NV_LIT("grpc-accept-encoding", "identity")};
 	nghttp2_data_provider prd;
 
 	call->resp = malloc(len + 5);

@@ -75,7 +75,7 @@ struct srv_conn {
 	struct event *rev, *wev;
 	struct evbuffer *out; /* what the kernel did not take yet (plaintext) */
 	int reading;
-	int writing; /* wev is pending */
+	int writing;   /* wev is pending */
 	int lingering; /* closed for writing, draining the peer's last bytes until linger_until */
 	uint64_t linger_until;
 	/* identity */
@@ -243,7 +243,9 @@ static void plain_flush(srv_conn *sc)
 			off = 0;
 		}
 		if ((size_t)n > sizeof(sc->w->wbuf)) {
-			plain_send(sc, data, (size_t)n); /* gs_conn_send wipes it on the next call */
+			/* Larger than the buffer (nghttp2 makes frames of 16 KiB at most): sent
+			 * from nghttp2's own, which gs_conn_send wipes on its next call. */
+			plain_send(sc, data, (size_t)n);
 			continue;
 		}
 		memcpy(buf + off, data, (size_t)n);
@@ -255,20 +257,10 @@ static void plain_flush(srv_conn *sc)
 	}
 }
 
-/* Move what the protocol layer has to say into the output, and start writing it. */
-static void conn_flush(srv_conn *sc)
+/* TLS: the frames go into the bufferevent's output, which encrypts and writes them. */
+static void tls_flush(srv_conn *sc)
 {
-	struct evbuffer *out = conn_out(sc);
-	if (sc->bev == NULL) {
-		plain_flush(sc);
-		if (gs_conn_done(sc->g))
-			sc->closing = 1;
-		if (sc->closing)
-			conn_reading(sc, 0);
-		else if (evbuffer_get_length(out) > OUT_HIGH)
-			conn_reading(sc, 0); /* a peer that does not read its answers is not read from */
-		return;
-	}
+	struct evbuffer *out = bufferevent_get_output(sc->bev);
 	for (;;) {
 		const uint8_t *data;
 		ssize_t n = gs_conn_send(sc->g, &data);
@@ -282,6 +274,16 @@ static void conn_flush(srv_conn *sc)
 			break;
 		}
 	}
+}
+
+/* Move what the protocol layer has to say into the output, and start writing it. */
+static void conn_flush(srv_conn *sc)
+{
+	struct evbuffer *out = conn_out(sc);
+	if (sc->bev == NULL)
+		plain_flush(sc);
+	else
+		tls_flush(sc);
 	if (gs_conn_done(sc->g))
 		sc->closing = 1;
 	if (sc->closing)

@@ -169,7 +169,8 @@ static int version_loggable(const char *v)
 	for (; v[i] != '\0'; i++) {
 		char ch = v[i];
 		if (i + 1 >= COFFER_VERSION_MAX ||
-		    !((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z')))
+		    !((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') ||
+		      (ch >= 'A' && ch <= 'Z')))
 			return 0;
 	}
 	return i > 0;
