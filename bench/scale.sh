@@ -1,0 +1,136 @@
+#!/usr/bin/env bash
+# Scale (issue 11, target 5): stores of 10 k and 100 k secrets (and 1 M with
+# COFFER_BENCH_LARGE=1), 3 versions of 32 bytes each, on SQLite. For each size: the fill, the
+# database's size, coffer_open in a new process (median of 5), access(latest) and access(1)
+# p50/p99 over random names, the durable put rate, one page of coffer_list_page (first, middle via
+# its token, first of a prefix at the end of the names), and `coffer serve` on the store: its
+# start, its RSS after start and after serving access(latest) of N/2 distinct secrets (one
+# libcoffer_client connection), with those accesses' p50/p99. Printed as a table with each row's
+# growth per 10x more secrets (the ratio of the larger store's figure to the smaller's, both from
+# this run): an index keeps a lookup flat or logarithmic (a ratio near 1); ~10x is linear.
+# Usage: bench/scale.sh [N ...]   (default 10000 100000, plus 1000000 with COFFER_BENCH_LARGE=1;
+#        each N a multiple of 100). Env: COFFER_BUILD (a built tree), SCALE_DIR (where the stores
+#        go: default a fresh folder in the build tree; each store is deleted after its size),
+#        SCALE_ACCESSES, SCALE_PUTS, SCALE_LIST_ROUNDS (see bench/bench_scale.c).
+set -euo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+build=${COFFER_BUILD:-$top/build-bench}
+if [ -z "${COFFER_BUILD:-}" ]; then
+	cmake -S "$top" -B "$build" -DCMAKE_BUILD_TYPE=Release >/dev/null
+	cmake --build "$build" -j2 --target coffer_cli bench_scale >/dev/null
+fi
+bench=$build/bench/bench_scale
+coffer=$build/src/cli/coffer
+[ -x "$bench" ] && [ -x "$coffer" ] || { echo "scale: build $bench and $coffer first" >&2; exit 1; }
+
+sizes=("$@")
+if [ ${#sizes[@]} -eq 0 ]; then
+	sizes=(10000 100000)
+	[ "${COFFER_BENCH_LARGE:-0}" = 1 ] && sizes+=(1000000)
+fi
+for n in "${sizes[@]}"; do
+	[[ $n =~ ^[0-9]+$ ]] && [ "$n" -ge 200 ] && [ $((n % 100)) -eq 0 ] ||
+		{ echo "scale: N must be a multiple of 100, at least 200 (got $n)" >&2; exit 2; }
+done
+
+mkdir -p "${SCALE_DIR:-$build}"
+work=$(mktemp -d "${SCALE_DIR:-$build}/scale.XXXXXX")
+chmod 700 "$work"
+srv_pid=
+cleanup() {
+	if [ -n "$srv_pid" ]; then kill "$srv_pid" 2>/dev/null && wait "$srv_pid" 2>/dev/null; fi
+	rm -rf "$work"
+}
+trap cleanup EXIT
+unset COFFER_MASTER_KEY COFFER_PASSPHRASE COFFER_KEY_FILE
+echo "allow default put,access *" >"$work/policy"
+
+declare -A R # R[key,n]
+put() { R[$1,$2]=$3; }
+median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+# collect N: the "key value" lines of a bench_scale run in $out (an assignment, out=$(...), so
+# that a failed run stops the script)
+collect() { while read -r k v; do put "$k" "$1" "$v"; done <<<"$out"; }
+rss() { awk '/VmRSS/ {print $2}' "/proc/$srv_pid/status"; }
+
+for n in "${sizes[@]}"; do
+	store=$work/s$n
+	echo "scale: $n secrets: filling $store" >&2
+	out=$("$bench" fill "$store" "$n")
+	collect "$n"
+	put db_mib "$n" "$(du -k --apparent-size "$store"/coffer.db* | awk '{s += $1} END {printf "%.1f", s / 1024}')"
+	put open_ms "$n" "$(for _ in 1 2 3 4 5; do "$bench" open "$store"; done | awk '{print $2}' | median)"
+	out=$("$bench" embedded "$store" "$n")
+	collect "$n"
+
+	t0=$(date +%s%N)
+	"$coffer" --store "$store" serve --listen 127.0.0.1:0 --policy "$work/policy" --threads 1 \
+		>"$work/serve.out" 2>"$work/serve.log" &
+	srv_pid=$!
+	for _ in $(seq 3000); do
+		grep -q '^coffer: store' "$work/serve.out" 2>/dev/null && break
+		sleep 0.01
+	done
+	t1=$(date +%s%N)
+	port=$(sed -n 's/.*listening on 127.0.0.1:\([0-9]*\) .*/\1/p' "$work/serve.out")
+	[ -n "$port" ] || { echo "scale: coffer serve did not start" >&2; cat "$work/serve.log" >&2; exit 1; }
+	put serve_start_ms "$n" $(((t1 - t0) / 1000000))
+	put rss_start_kib "$n" "$(rss)"
+	out=$("$bench" client "127.0.0.1:$port" "$n" $((n / 2)))
+	collect "$n"
+	put rss_served_kib "$n" "$(rss)"
+	kill "$srv_pid" && wait "$srv_pid" || true
+	srv_pid=
+	rm -rf "$store"
+done
+
+# The table. kind: cost (bigger is worse), rate (smaller is worse), data (grows with N by design).
+rows=(
+	"fill|fill_s|s|data"
+	"database (db + wal)|db_mib|MiB|data"
+	"coffer_open, new process|open_ms|ms|cost"
+	"access(latest) p50|access_latest_p50_us|us|cost"
+	"access(latest) p99|access_latest_p99_us|us|cost"
+	"access(1) p50|access_v1_p50_us|us|cost"
+	"access(1) p99|access_v1_p99_us|us|cost"
+	"durable put (1 at a time)|put_per_s|/s|rate"
+	"list: first page of 100|list_first_us|us|cost"
+	"list: middle page (token)|list_middle_us|us|cost"
+	"list: 1st page, prefix at end|list_prefix_end_us|us|cost"
+	"serve: start to listening|serve_start_ms|ms|cost"
+	"serve: RSS after start|rss_start_kib|KiB|cost"
+	"serve: RSS after N/2 accesses|rss_served_kib|KiB|cost"
+	"serve: access p50 (client)|served_access_p50_us|us|cost"
+	"serve: access p99 (client)|served_access_p99_us|us|cost"
+)
+label() { awk -v n="$1" 'BEGIN {if (n >= 1000000) printf "%gM", n / 1e6; else if (n >= 1000) printf "%gk", n / 1e3; else print n}'; }
+# growth A B KIND: the ratio for this step, and its reading (per 10x more secrets)
+growth() {
+	awk -v a="$1" -v b="$2" -v kind="$3" 'BEGIN {
+		if (a <= 0 || b <= 0) { print "-"; exit }
+		r = (kind == "rate") ? a / b : b / a
+		w = (r < 1.5) ? "flat" : (r < 3) ? "log?" : (r < 6) ? "SUPERLOG" : "LINEAR"
+		if (kind == "data") w = (r >= 6) ? "linear (data)" : "sublinear"
+		printf "%.2fx %s", r, w
+	}'
+}
+la=$(cut -d' ' -f1-3 /proc/loadavg)
+echo "Scale: N secrets x 3 versions of 32 bytes, SQLite, $(basename "$build") build; load average $la"
+echo "(growth: the larger store's cost over the smaller's, per 10x more secrets; rates inverted)"
+printf '%-32s %-4s' "" ""
+for n in "${sizes[@]}"; do printf ' %10s' "$(label "$n")"; done
+printf '   growth\n'
+for row in "${rows[@]}"; do
+	IFS='|' read -r title key unit kind <<<"$row"
+	printf '%-32s %-4s' "$title" "$unit"
+	for n in "${sizes[@]}"; do printf ' %10s' "${R[$key,$n]:--}"; done
+	prev=
+	g=
+	for n in "${sizes[@]}"; do
+		if [ -n "$prev" ] && [ $((n / prev)) -eq 10 ] && [ $((n % prev)) -eq 0 ]; then
+			g="$g${g:+, }$(label "$n")/$(label "$prev") $(growth "${R[$key,$prev]:-0}" "${R[$key,$n]:-0}" "$kind")"
+		fi
+		prev=$n
+	done
+	printf '   %s\n' "${g:--}"
+done
