@@ -8,13 +8,15 @@
  *                                 versions each, by coffer_put_batch (3000 puts per commit)
  *   bench_scale open DIR          one coffer_open + coffer_close, in this (new) process
  *   bench_scale embedded DIR N    access(latest) and access(1) over random names (p50/p99), the
- *                                 durable put rate of new versions of random secrets, and one
- *                                 page of coffer_list_page: the first, one from the middle (via
- *                                 its token), and the first of a prefix at the end of the names
+ *                                 durable put rate of new versions of random secrets (one at a
+ *                                 time, and 1000 per commit), and one page of coffer_list_page:
+ *                                 the first, one from the middle (via its token), and the first
+ *                                 of a prefix at the end of the names
  *   bench_scale client ADDR N K   access(latest) of K distinct secrets through a running
  *                                 `coffer serve` (libcoffer_client, one connection): p50/p99
  *
- * Options by environment: SCALE_ACCESSES (20000), SCALE_PUTS (300), SCALE_LIST_ROUNDS (200).
+ * Options by environment: SCALE_ACCESSES (20000), SCALE_PUTS (300), SCALE_BATCH_PUTS (3000),
+ * SCALE_LIST_ROUNDS (200).
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -194,11 +196,46 @@ static double list_page(coffer_store *st, const char *prefix, const char *token,
 	return med;
 }
 
+/* New versions of `count` random secrets, BATCH per commit: what a put costs besides the sync
+ * (the durable rate above is mostly the sync). */
+static void put_batches(coffer_store *st, unsigned long n, long count)
+{
+	coffer_put_item *items = calloc(BATCH, sizeof *items);
+	coffer_secret **secs = calloc(BATCH, sizeof *secs);
+	unsigned char val[VALUE_LEN];
+	if (items == NULL || secs == NULL)
+		die("put batch", "out of memory");
+	memset(val, 'q', sizeof val);
+	double t0 = now_s();
+	for (long done = 0; done < count; done += BATCH) {
+		size_t m = count - done < BATCH ? (size_t)(count - done) : BATCH;
+		for (size_t i = 0; i < m; i++) {
+			char name[32];
+			name_of(name, rnd() % n);
+			if (coffer_secret_ref(st, name, COFFER_PUT, &secs[i]) != COFFER_OK)
+				die("secret_ref", coffer_errmsg(st));
+			items[i] =
+			    (coffer_put_item){.secret = secs[i], .value = val, .len = VALUE_LEN};
+		}
+		if (coffer_put_batch(st, items, m) != COFFER_OK)
+			die("put_batch", coffer_errmsg(st));
+		for (size_t i = 0; i < m; i++) {
+			if (items[i].rc != COFFER_OK)
+				die("put_batch item", coffer_strerror(items[i].rc));
+			coffer_secret_free(secs[i]);
+		}
+	}
+	printf("put_batch_per_s %.1f\n", (double)count / (now_s() - t0));
+	free(items);
+	free(secs);
+}
+
 static int embedded(const char *dir, unsigned long n)
 {
 	long nacc = env_long("SCALE_ACCESSES", 20000), nput = env_long("SCALE_PUTS", 300),
 	     rounds = env_long("SCALE_LIST_ROUNDS", 200);
-	if (n < 2 * PAGE || nacc < 1 || nput < 1 || rounds < 1)
+	if (n < 2 * PAGE || nacc < 1 || nput < 1 || rounds < 1 ||
+	    env_long("SCALE_BATCH_PUTS", 1) < 1)
 		die("embedded", "N must be at least 200, the counts at least 1");
 	coffer_store *st = open_store(dir);
 	accesses(st, n, "latest", nacc, "access_latest");
@@ -217,6 +254,7 @@ static int embedded(const char *dir, unsigned long n)
 		coffer_secret_free(sec);
 	}
 	printf("put_per_s %.1f\n", (double)nput / (now_s() - t0));
+	put_batches(st, n, env_long("SCALE_BATCH_PUTS", 3000));
 
 	/* The middle page's token: the next_token of a one-name page whose prefix is the name in
 	 * the middle (tokens do not depend on the prefix). */

@@ -1,17 +1,21 @@
 #!/usr/bin/env bash
 # Scale (issue 11, target 5): stores of 10 k and 100 k secrets (and 1 M with
 # COFFER_BENCH_LARGE=1), 3 versions of 32 bytes each, on SQLite. For each size: the fill, the
-# database's size, coffer_open in a new process (median of 5), access(latest) and access(1)
-# p50/p99 over random names, the durable put rate, one page of coffer_list_page (first, middle via
-# its token, first of a prefix at the end of the names), and `coffer serve` on the store: its
-# start, its RSS after start and after serving access(latest) of N/2 distinct secrets (one
-# libcoffer_client connection), with those accesses' p50/p99. Printed as a table with each row's
-# growth per 10x more secrets (the ratio of the larger store's figure to the smaller's, both from
-# this run): an index keeps a lookup flat or logarithmic (a ratio near 1); ~10x is linear.
+# database's size, coffer_open in a new process, access(latest) and access(1) p50/p99 over random
+# names, the put rate (durable one at a time, and 1000 per commit), one page of coffer_list_page
+# (first, middle via its token, first of a prefix at the end of the names), and `coffer serve`
+# on the store: its start, its RSS after start and after serving access(latest) of K = min(N/2,
+# SCALE_SERVED) distinct secrets (one libcoffer_client connection), with those accesses'
+# p50/p99. Every store is made first, then ROUNDS rounds measure the sizes in turn (the machine's
+# load drifts over all of them alike) and each figure is the median of its rounds. Printed as a
+# table with each row's growth per 10x more secrets (the larger store's figure over the
+# smaller's, both from this run): an index keeps a lookup flat or logarithmic (near 1x); ~10x
+# is linear.
 # Usage: bench/scale.sh [N ...]   (default 10000 100000, plus 1000000 with COFFER_BENCH_LARGE=1;
 #        each N a multiple of 100). Env: COFFER_BUILD (a built tree), SCALE_DIR (where the stores
-#        go: default a fresh folder in the build tree; each store is deleted after its size),
-#        SCALE_ACCESSES, SCALE_PUTS, SCALE_LIST_ROUNDS (see bench/bench_scale.c).
+#        go: a fresh folder in it, deleted at the end; default the build tree), ROUNDS (3),
+#        SCALE_SERVED (50000), SCALE_ACCESSES, SCALE_PUTS, SCALE_BATCH_PUTS, SCALE_LIST_ROUNDS
+#        (bench/bench_scale.c). Disk: about 800 bytes per secret (790 MiB at 1 M).
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 build=${COFFER_BUILD:-$top/build-bench}
@@ -45,43 +49,60 @@ trap cleanup EXIT
 unset COFFER_MASTER_KEY COFFER_PASSPHRASE COFFER_KEY_FILE
 echo "allow default put,access *" >"$work/policy"
 
-declare -A R # R[key,n]
-put() { R[$1,$2]=$3; }
-median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+declare -A R # R[key,n]: the figures of every round, space-separated
+put() { R[$1,$2]="${R[$1,$2]:-}${R[$1,$2]:+ }$3"; }
+median() { tr ' ' '\n' | sort -g | awk 'NF {a[++n]=$1} END {if (n) print a[int((n+1)/2)]}'; }
 # collect N: the "key value" lines of a bench_scale run in $out (an assignment, out=$(...), so
 # that a failed run stops the script)
 collect() { while read -r k v; do put "$k" "$1" "$v"; done <<<"$out"; }
 rss() { awk '/VmRSS/ {print $2}' "/proc/$srv_pid/status"; }
 
+# Every store first; then ROUNDS rounds, each measuring every size in turn, so that the machine's
+# load drifts over all sizes alike; each figure is the median of its rounds.
 for n in "${sizes[@]}"; do
 	store=$work/s$n
 	echo "scale: $n secrets: filling $store" >&2
 	out=$("$bench" fill "$store" "$n")
 	collect "$n"
 	put db_mib "$n" "$(du -k --apparent-size "$store"/coffer.db* | awk '{s += $1} END {printf "%.1f", s / 1024}')"
-	put open_ms "$n" "$(for _ in 1 2 3 4 5; do "$bench" open "$store"; done | awk '{print $2}' | median)"
-	out=$("$bench" embedded "$store" "$n")
-	collect "$n"
+done
+served=${SCALE_SERVED:-50000}
+for round in $(seq "${ROUNDS:-3}"); do
+	for n in "${sizes[@]}"; do
+		store=$work/s$n
+		echo "scale: round $round, $n secrets" >&2
+		for _ in 1 2 3; do
+			out=$("$bench" open "$store")
+			collect "$n"
+		done
+		out=$("$bench" embedded "$store" "$n")
+		collect "$n"
 
-	t0=$(date +%s%N)
-	"$coffer" --store "$store" serve --listen 127.0.0.1:0 --policy "$work/policy" --threads 1 \
-		>"$work/serve.out" 2>"$work/serve.log" &
-	srv_pid=$!
-	for _ in $(seq 3000); do
-		grep -q '^coffer: store' "$work/serve.out" 2>/dev/null && break
-		sleep 0.01
+		t0=$(date +%s%N)
+		"$coffer" --store "$store" serve --listen 127.0.0.1:0 --policy "$work/policy" --threads 1 \
+			>"$work/serve.out" 2>"$work/serve.log" &
+		srv_pid=$!
+		for _ in $(seq 3000); do
+			grep -q '^coffer: store' "$work/serve.out" 2>/dev/null && break
+			sleep 0.01
+		done
+		t1=$(date +%s%N)
+		port=$(sed -n 's/.*listening on 127.0.0.1:\([0-9]*\) .*/\1/p' "$work/serve.out")
+		[ -n "$port" ] || { echo "scale: coffer serve did not start" >&2; cat "$work/serve.log" >&2; exit 1; }
+		put serve_start_ms "$n" $(((t1 - t0) / 1000000))
+		put rss_start_kib "$n" "$(rss)"
+		k=$((n / 2 < served ? n / 2 : served))
+		out=$("$bench" client "127.0.0.1:$port" "$n" "$k")
+		collect "$n"
+		put rss_served_kib "$n" "$(rss)"
+		kill "$srv_pid" && wait "$srv_pid" || true
+		srv_pid=
 	done
-	t1=$(date +%s%N)
-	port=$(sed -n 's/.*listening on 127.0.0.1:\([0-9]*\) .*/\1/p' "$work/serve.out")
-	[ -n "$port" ] || { echo "scale: coffer serve did not start" >&2; cat "$work/serve.log" >&2; exit 1; }
-	put serve_start_ms "$n" $(((t1 - t0) / 1000000))
-	put rss_start_kib "$n" "$(rss)"
-	out=$("$bench" client "127.0.0.1:$port" "$n" $((n / 2)))
-	collect "$n"
-	put rss_served_kib "$n" "$(rss)"
-	kill "$srv_pid" && wait "$srv_pid" || true
-	srv_pid=
-	rm -rf "$store"
+done
+for n in "${sizes[@]}"; do
+	for key in "${!R[@]}"; do
+		[ "${key#*,}" = "$n" ] && R[$key]=$(median <<<"${R[$key]}")
+	done
 done
 
 # The table. kind: cost (bigger is worse), rate (smaller is worse), data (grows with N by design).
@@ -94,12 +115,13 @@ rows=(
 	"access(1) p50|access_v1_p50_us|us|cost"
 	"access(1) p99|access_v1_p99_us|us|cost"
 	"durable put (1 at a time)|put_per_s|/s|rate"
+	"put, 1000 per commit|put_batch_per_s|/s|rate"
 	"list: first page of 100|list_first_us|us|cost"
 	"list: middle page (token)|list_middle_us|us|cost"
 	"list: 1st page, prefix at end|list_prefix_end_us|us|cost"
 	"serve: start to listening|serve_start_ms|ms|cost"
 	"serve: RSS after start|rss_start_kib|KiB|cost"
-	"serve: RSS after N/2 accesses|rss_served_kib|KiB|cost"
+	"serve: RSS after K accesses|rss_served_kib|KiB|cost"
 	"serve: access p50 (client)|served_access_p50_us|us|cost"
 	"serve: access p99 (client)|served_access_p99_us|us|cost"
 )
@@ -116,7 +138,8 @@ growth() {
 }
 la=$(cut -d' ' -f1-3 /proc/loadavg)
 echo "Scale: N secrets x 3 versions of 32 bytes, SQLite, $(basename "$build") build; load average $la"
-echo "(growth: the larger store's cost over the smaller's, per 10x more secrets; rates inverted)"
+echo "(median of ${ROUNDS:-3} rounds, alternating sizes; growth: the larger store's cost over the smaller's,"
+echo " per 10x more secrets, rates inverted; serve: K = min(N/2, $served) distinct secrets, one connection)"
 printf '%-32s %-4s' "" ""
 for n in "${sizes[@]}"; do printf ' %10s' "$(label "$n")"; done
 printf '   growth\n'
