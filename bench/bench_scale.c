@@ -22,7 +22,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
+
+#include <sqlite3.h>
 
 #include "coffer.h"
 #include "coffer_client.h"
@@ -141,6 +144,44 @@ static int open_once(const char *dir)
 	return 0;
 }
 
+/*
+ * Counts that do not drift with the machine's load: the store's SQLite connection (found with
+ * sqlite3_auto_extension, which SQLite calls for each connection this process opens) gives the
+ * virtual machine steps of its statements (they grow with the rows visited) and its page cache
+ * misses (pages read from the file); getrusage gives the blocks read from the disk itself (not
+ * from the kernel's page cache).
+ */
+static sqlite3 *conn;
+
+static int record_conn(sqlite3 *db, const char **err, const void *api)
+{
+	(void)err;
+	(void)api;
+	conn = db;
+	return SQLITE_OK;
+}
+
+typedef struct counts {
+	long steps, misses, inblock;
+} counts;
+
+static counts counts_take(void)
+{
+	counts c = {0, 0, 0};
+	struct rusage ru;
+	if (getrusage(RUSAGE_SELF, &ru) == 0)
+		c.inblock = ru.ru_inblock;
+	if (conn == NULL)
+		return c;
+	for (sqlite3_stmt *q = sqlite3_next_stmt(conn, NULL); q != NULL;
+	     q = sqlite3_next_stmt(conn, q))
+		c.steps += sqlite3_stmt_status(q, SQLITE_STMTSTATUS_VM_STEP, 1);
+	int cur = 0, hi = 0;
+	if (sqlite3_db_status(conn, SQLITE_DBSTATUS_CACHE_MISS, &cur, &hi, 1) == SQLITE_OK)
+		c.misses = cur;
+	return c;
+}
+
 /* access(version) of `count` random secrets, each timed. */
 static void accesses(coffer_store *st, unsigned long n, const char *version, long count,
                      const char *key)
@@ -148,6 +189,7 @@ static void accesses(coffer_store *st, unsigned long n, const char *version, lon
 	double *t = malloc((size_t)count * sizeof *t);
 	if (t == NULL)
 		die("access", "out of memory");
+	(void)counts_take();
 	for (long i = 0; i < count; i++) {
 		char name[32];
 		name_of(name, rnd() % n);
@@ -161,7 +203,10 @@ static void accesses(coffer_store *st, unsigned long n, const char *version, lon
 		coffer_value_free(v);
 		coffer_secret_free(sec);
 	}
+	counts c = counts_take();
 	print_pct(key, t, count);
+	printf("%s_steps %.1f\n%s_pages %.2f\n%s_disk_kib %.2f\n", key, (double)c.steps / count,
+	       key, (double)c.misses / count, key, (double)c.inblock * 512 / 1024 / count);
 	free(t);
 }
 
@@ -173,13 +218,14 @@ static int count_cb(void *ctx, const char *name, size_t nversions)
 	return 0;
 }
 
-/* One page, `rounds` times; the median time. *got receives the page's length. */
-static double list_page(coffer_store *st, const char *prefix, const char *token, long rounds,
-                        size_t want)
+/* One page, `rounds` times: the median time, printed as KEY_us, and the steps per page. */
+static void list_page(coffer_store *st, const char *prefix, const char *token, long rounds,
+                      size_t want, const char *key)
 {
 	double *t = malloc((size_t)rounds * sizeof *t);
 	if (t == NULL)
 		die("list", "out of memory");
+	(void)counts_take();
 	for (long r = 0; r < rounds; r++) {
 		char next[COFFER_PAGE_TOKEN_MAX];
 		size_t got = 0;
@@ -190,10 +236,11 @@ static double list_page(coffer_store *st, const char *prefix, const char *token,
 		if (got != want)
 			die("list_page", "the page has not the expected number of names");
 	}
+	counts c = counts_take();
 	qsort(t, (size_t)rounds, sizeof *t, cmp_double);
-	double med = t[rounds / 2];
+	printf("%s_us %.1f\n%s_steps %.1f\n", key, t[rounds / 2] * 1e6, key,
+	       (double)c.steps / rounds);
 	free(t);
-	return med;
 }
 
 /* New versions of `count` random secrets, BATCH per commit: what a put costs besides the sync
@@ -237,6 +284,8 @@ static int embedded(const char *dir, unsigned long n)
 	if (n < 2 * PAGE || nacc < 1 || nput < 1 || rounds < 1 ||
 	    env_long("SCALE_BATCH_PUTS", 1) < 1)
 		die("embedded", "N must be at least 200, the counts at least 1");
+	if (sqlite3_auto_extension((void (*)(void))record_conn) != SQLITE_OK)
+		die("embedded", "sqlite3_auto_extension failed");
 	coffer_store *st = open_store(dir);
 	accesses(st, n, "latest", nacc, "access_latest");
 	accesses(st, n, "1", nacc, "access_v1");
@@ -266,9 +315,9 @@ static int embedded(const char *dir, unsigned long n)
 		die("list_page", "no token for the middle page");
 	/* The last PAGE names: scale-NNNNN00 .. scale-NNNNN99 (N a multiple of 100). */
 	snprintf(prefix, sizeof prefix, "scale-%05lu", (n - 1) / 100);
-	printf("list_first_us %.1f\n", list_page(st, NULL, NULL, rounds, PAGE) * 1e6);
-	printf("list_middle_us %.1f\n", list_page(st, NULL, token, rounds, PAGE) * 1e6);
-	printf("list_prefix_end_us %.1f\n", list_page(st, prefix, NULL, rounds, PAGE) * 1e6);
+	list_page(st, NULL, NULL, rounds, PAGE, "list_first");
+	list_page(st, NULL, token, rounds, PAGE, "list_middle");
+	list_page(st, prefix, NULL, rounds, PAGE, "list_prefix_end");
 	coffer_close(st);
 	return 0;
 }

@@ -6,7 +6,9 @@
 # (first, middle via its token, first of a prefix at the end of the names), and `coffer serve`
 # on the store: its start, its RSS after start and after serving access(latest) of K = min(N/2,
 # SCALE_SERVED) distinct secrets (one libcoffer_client connection), with those accesses'
-# p50/p99. Every store is made first, then ROUNDS rounds measure the sizes in turn (the machine's
+# p50/p99. Beside the times, counts that do not drift with the load: per access and per page,
+# the SQLite VM steps (they grow with the rows visited), the pages read into SQLite's cache and
+# what was read from the disk itself. Every store is made first, then ROUNDS rounds measure the sizes in turn (the machine's
 # load drifts over all of them alike) and each figure is the median of its rounds. Printed as a
 # table with each row's growth per 10x more secrets (the larger store's figure over the
 # smaller's, both from this run): an index keeps a lookup flat or logarithmic (near 1x); ~10x
@@ -114,11 +116,20 @@ rows=(
 	"access(latest) p99|access_latest_p99_us|us|cost"
 	"access(1) p50|access_v1_p50_us|us|cost"
 	"access(1) p99|access_v1_p99_us|us|cost"
+	"access(latest) SQLite VM steps|access_latest_steps|1|cost"
+	"access(latest) pages read|access_latest_pages|1|cost"
+	"access(latest) read from disk|access_latest_disk_kib|KiB|cost"
+	"access(1) SQLite VM steps|access_v1_steps|1|cost"
+	"access(1) pages read|access_v1_pages|1|cost"
+	"access(1) read from disk|access_v1_disk_kib|KiB|cost"
 	"durable put (1 at a time)|put_per_s|/s|rate"
 	"put, 1000 per commit|put_batch_per_s|/s|rate"
 	"list: first page of 100|list_first_us|us|cost"
 	"list: middle page (token)|list_middle_us|us|cost"
 	"list: 1st page, prefix at end|list_prefix_end_us|us|cost"
+	"list: first page, VM steps|list_first_steps|1|cost"
+	"list: middle page, VM steps|list_middle_steps|1|cost"
+	"list: prefix at end, VM steps|list_prefix_end_steps|1|cost"
 	"serve: start to listening|serve_start_ms|ms|cost"
 	"serve: RSS after start|rss_start_kib|KiB|cost"
 	"serve: RSS after K accesses|rss_served_kib|KiB|cost"
@@ -129,6 +140,7 @@ label() { awk -v n="$1" 'BEGIN {if (n >= 1000000) printf "%gM", n / 1e6; else if
 # growth A B KIND: the ratio for this step, and its reading (per 10x more secrets)
 growth() {
 	awk -v a="$1" -v b="$2" -v kind="$3" 'BEGIN {
+		if (a <= 0 && b > 0) { print "from 0"; exit }
 		if (a <= 0 || b <= 0) { print "-"; exit }
 		r = (kind == "rate") ? a / b : b / a
 		w = (r < 1.5) ? "flat" : (r < 3) ? "log?" : (r < 6) ? "SUPERLOG" : "LINEAR"
