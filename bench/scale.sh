@@ -112,6 +112,7 @@ rows=(
 	"fill|fill_s|s|data"
 	"database (db + wal)|db_mib|MiB|data"
 	"coffer_open, new process|open_ms|ms|cost"
+	"coffer_open, pages read|open_pages|1|cost"
 	"access(latest) p50|access_latest_p50_us|us|cost"
 	"access(latest) p99|access_latest_p99_us|us|cost"
 	"access(1) p50|access_v1_p50_us|us|cost"
