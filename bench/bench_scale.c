@@ -339,7 +339,7 @@ static int client(const char *addr, unsigned long n, unsigned long k)
 		die("connect", err);
 	if (k > n)
 		k = n;
-	unsigned long a = 7919; /* prime, and N is 10^k: a is prime to N */
+	unsigned long a = 7919; /* a prime: prime to N unless N is a multiple of it */
 	unsigned long b = (unsigned long)(rnd() % n);
 	double *t = malloc(k * sizeof *t);
 	if (t == NULL)
