@@ -69,8 +69,9 @@ static const char *const queries[Q_COUNT] = {
                         "LIMIT 1), max_versions, previous, ldigest, purge_ms",
     [Q_INSERT_VERSION] = "INSERT INTO versions(secret_id, version, key_id, state, created_ms, "
                          "sealed, mac) VALUES(?1, ?2, ?3, 0, ?4, ?5, ?6)",
-    [Q_SET_LATEST] = "UPDATE secrets SET latest = ?2, mac = ?3, previous = ?4, updated_ms = ?5 "
-                     "WHERE id = ?1",
+    /* A put's new metadata; last_version too, so a batch writes a secret's last put alone. */
+    [Q_SET_LATEST] = "UPDATE secrets SET latest = ?2, mac = ?3, previous = ?4, updated_ms = ?5, "
+                     "last_version = ?2 WHERE id = ?1",
     [Q_BUMP_GEN] = "UPDATE gen SET gen = gen + 1 WHERE id = 1 RETURNING gen",
     /* latest is the row the (MAC'd) metadata names: a point lookup, whatever was edited. */
     [Q_GET_LATEST] = GET_COLUMNS "LEFT JOIN versions v ON v.secret_id = s.id AND v.version = "
@@ -829,7 +830,7 @@ static int allocate(sqlite_store *s, const store_put *it, int64_t now, int64_t *
 	return rc;
 }
 
-/* The version row and the secret's new latest, both with their MACs. */
+/* The version row, with its MAC. */
 static int insert_row(sqlite_store *s, int64_t sid, const store_seal_io *io, int64_t now)
 {
 	sqlite3_stmt *q = s->q[Q_INSERT_VERSION];
@@ -843,19 +844,71 @@ static int insert_row(sqlite_store *s, int64_t sid, const store_seal_io *io, int
 	int rc = src == SQLITE_DONE ? COFFER_OK : fail(s, src, "insert version");
 	sqlite3_clear_bindings(q);
 	sqlite3_reset(q);
-	if (rc != COFFER_OK)
-		return rc;
-	q = s->q[Q_SET_LATEST];
+	return rc;
+}
+
+/* The secret's metadata after a put (latest = last_version = the put's version), with its MAC. */
+static int write_latest(sqlite_store *s, int64_t sid, const store_meta *m, int64_t now)
+{
+	sqlite3_stmt *q = s->q[Q_SET_LATEST];
 	sqlite3_bind_int64(q, 1, sid);
-	sqlite3_bind_int64(q, 2, (int64_t)io->version);
-	bind_mac(q, 3, io->secret_mac, io->mac_len);
-	sqlite3_bind_int64(q, 4, (int64_t)io->previous);
+	sqlite3_bind_int64(q, 2, (int64_t)m->latest);
+	bind_mac(q, 3, m->mac, m->mac_len);
+	sqlite3_bind_int64(q, 4, (int64_t)m->previous);
 	sqlite3_bind_int64(q, 5, now);
-	src = sqlite3_step(q);
-	rc = src == SQLITE_DONE ? COFFER_OK : fail(s, src, "update the secret");
+	int src = sqlite3_step(q);
+	int rc = src == SQLITE_DONE ? COFFER_OK : fail(s, src, "update the secret");
 	sqlite3_clear_bindings(q);
 	sqlite3_reset(q);
 	return rc;
+}
+
+/*
+ * A secret as the earlier puts of this batch left it, in the open transaction: the next put of
+ * the same secret in the batch takes its version and metadata from here instead of from the
+ * database (no upsert), and only the secret's last put of the batch writes the secrets row
+ * (one UPDATE per secret per batch, not one per put). The metadata is the one those puts MAC'd,
+ * so the core checks it as it checks a row read back. Not for puts with retention (which reads
+ * the secret back after each put) or a request id (a batch of one).
+ */
+typedef struct put_secret {
+	const char *name;
+	size_t name_len;
+	int64_t sid;
+	int have;  /* after holds the secret's state: the next put of it starts from there */
+	int dirty; /* after is not written yet */
+	store_meta after;
+} put_secret;
+
+typedef struct put_table {
+	put_secret *e;
+	size_t *slot; /* open addressing over e: index + 1, 0 empty */
+	size_t n, mask;
+} put_table;
+
+static size_t name_hash(const char *name, size_t len)
+{
+	size_t h = 14695981039346656037ULL;
+	for (size_t i = 0; i < len; i++)
+		h = (h ^ (unsigned char)name[i]) * 1099511628211ULL;
+	return h;
+}
+
+static put_secret *put_table_get(put_table *t, const store_put *it)
+{
+	size_t i = name_hash(it->name, it->name_len) & t->mask;
+	while (t->slot[i] != 0) {
+		put_secret *p = &t->e[t->slot[i] - 1];
+		if (p->name_len == it->name_len && memcmp(p->name, it->name, it->name_len) == 0)
+			return p;
+		i = (i + 1) & t->mask;
+	}
+	put_secret *p = &t->e[t->n++];
+	memset(p, 0, sizeof *p);
+	p->name = it->name;
+	p->name_len = it->name_len;
+	t->slot[i] = t->n;
+	return p;
 }
 
 static int read_secret(sqlite_store *s, const char *name, size_t name_len, int64_t *sid,
@@ -904,15 +957,28 @@ static int request_put(sqlite_store *s, int64_t sid, const uint8_t *rid, const s
 	return src == SQLITE_DONE ? COFFER_OK : fail(s, src, "prune request ids");
 }
 
-/* One item of a put, inside the open transaction. */
+/* One item of a put, inside the open transaction; p: its secret in the batch's table (NULL for
+ * a batch of one). */
 static int put_one(sqlite_store *s, store_put *it, size_t i, const store_key *newest,
-                   store_seal_fn seal, void *ctx, int64_t now)
+                   store_seal_fn seal, void *ctx, int64_t now, put_secret *p)
 {
 	store_seal_io io;
 	memset(&io, 0, sizeof io);
 	io.newest = newest;
 	int64_t sid = 0;
-	int rc = allocate(s, it, now, &sid, &io);
+	int rc = COFFER_OK;
+	if (p != NULL && p->have && it->rid == NULL) {
+		sid = p->sid;
+		io.before = p->after;
+		io.before.rows_max = p->after.last_version; /* the row its last put inserted */
+		io.version = p->after.last_version + 1;
+	} else {
+		if (p != NULL && p->dirty && (rc = write_latest(s, p->sid, &p->after, now)) != 0)
+			return rc;
+		if (p != NULL)
+			p->have = p->dirty = 0;
+		rc = allocate(s, it, now, &sid, &io);
+	}
 	if (rc == COFFER_OK && it->rid != NULL)
 		rc = request_get(s, sid, it->rid, &io);
 	if (rc == COFFER_OK && (rc = seal(ctx, i, &io)) != COFFER_OK)
@@ -924,6 +990,20 @@ static int put_one(sqlite_store *s, store_put *it, size_t i, const store_key *ne
 	}
 	if (rc == COFFER_OK)
 		rc = insert_row(s, sid, &io, now);
+	store_meta after = io.before;
+	after.last_version = after.latest = io.version;
+	after.previous = io.previous;
+	after.purge_ms = 0;
+	memcpy(after.mac, io.secret_mac, sizeof after.mac);
+	after.mac_len = io.mac_len;
+	int defer = p != NULL && it->rid == NULL && io.retain == NULL;
+	if (rc == COFFER_OK && defer) {
+		p->sid = sid;
+		p->after = after;
+		p->have = p->dirty = 1;
+	} else if (rc == COFFER_OK) {
+		rc = write_latest(s, sid, &after, now);
+	}
 	if (rc == COFFER_OK && it->rid != NULL)
 		rc = request_put(s, sid, it->rid, &io, now);
 	free(io.sealed);
@@ -940,22 +1020,47 @@ static int put_one(sqlite_store *s, store_put *it, size_t i, const store_key *ne
 static int sq_put(store *h, store_put *items, size_t n, store_seal_fn seal, void *ctx)
 {
 	sqlite_store *s = S(h);
+	put_table t = {NULL, NULL, 0, 0};
+	if (n > 1) {
+		size_t cap = 4;
+		while (cap < 2 * n)
+			cap *= 2;
+		t.e = malloc(n * sizeof *t.e);
+		t.slot = calloc(cap, sizeof *t.slot);
+		t.mask = cap - 1;
+		if (t.e == NULL || t.slot == NULL) {
+			free(t.e);
+			free(t.slot);
+			snprintf(s->err, sizeof s->err, "out of memory");
+			return COFFER_ENOMEM;
+		}
+	}
 	int rc = exec(s, "BEGIN IMMEDIATE", "begin write");
-	if (rc != COFFER_OK)
-		return rc;
 	int64_t now = now_ms();
 	uint8_t buf[STORE_SEALED_KEY_MAX];
 	store_key newest;
-	rc = newest_key(s, &newest, buf);
+	if (rc == COFFER_OK)
+		rc = newest_key(s, &newest, buf);
 	for (size_t i = 0; i < n && rc == COFFER_OK; i++) {
 		items[i].replayed = 0;
-		rc = put_one(s, &items[i], i, &newest, seal, ctx, now);
+		put_secret *p = t.e != NULL ? put_table_get(&t, &items[i]) : NULL;
+		rc = put_one(s, &items[i], i, &newest, seal, ctx, now, p);
 		if (rc == COFFER_OK && items[i].replayed) { /* a batch of one: nothing to write */
 			rollback(s);
+			free(t.e);
+			free(t.slot);
 			return COFFER_OK;
 		}
 	}
-	return finish_write(s, rc, 1);
+	/* Each secret's last put of the batch, written once. */
+	for (size_t i = 0; i < t.n && rc == COFFER_OK; i++)
+		if (t.e[i].dirty)
+			rc = write_latest(s, t.e[i].sid, &t.e[i].after, now);
+	free(t.e);
+	free(t.slot);
+	if (rc == COFFER_OK || !sqlite3_get_autocommit(s->db))
+		return finish_write(s, rc, 1);
+	return rc;
 }
 
 /* Columns 5.. of a get: the row (absent: version 0), and the generation. */

@@ -381,6 +381,62 @@ static void test_batch(void **state)
 	coffer_close(st);
 }
 
+static void access_rc_is(coffer_secret *s, const char *version, int want);
+static long listed_count(coffer_store *st, const char *base);
+
+/* Several puts of one secret in one batch (the server's group commit does this): each gets the
+ * next id and keeps its value, "previous" and latest follow the last one, the next put (from
+ * another handle, reading the secret from the store) continues after it, and a secret with
+ * retention in the same batch keeps only its newest versions. */
+static void test_batch_same_secret(void **state)
+{
+	coffer_store *st = open_store();
+	coffer_secret *a = ref(st, "bsame.a", COFFER_PUT | COFFER_ACCESS);
+	coffer_secret *b = ref(st, "bsame.b", COFFER_PUT | COFFER_ACCESS);
+	coffer_secret *c = ref(st, "bsame.c", COFFER_PUT | COFFER_ACCESS);
+	put_ok(c, "c1", 2, "1");
+	assert_int_equal(coffer_set_max_versions(c, 2), COFFER_OK);
+	coffer_put_item it[9] = {
+	    {.secret = a, .value = "a1", .len = 2}, {.secret = b, .value = "b1", .len = 2},
+	    {.secret = a, .value = "a2", .len = 2}, {.secret = c, .value = "c2", .len = 2},
+	    {.secret = a, .value = "a3", .len = 2}, {.secret = c, .value = "c3", .len = 2},
+	    {.secret = b, .value = "b2", .len = 2}, {.secret = a, .value = "a4", .len = 2},
+	    {.secret = c, .value = "c4", .len = 2},
+	};
+	assert_int_equal(coffer_put_batch(st, it, 9), COFFER_OK);
+	const char *want[9] = {"1", "1", "2", "2", "3", "3", "2", "4", "4"};
+	for (int i = 0; i < 9; i++) {
+		assert_int_equal(it[i].rc, COFFER_OK);
+		assert_string_equal(it[i].version, want[i]);
+	}
+	coffer_store *st2 = open_store(); /* no cache: everything read back from the store */
+	coffer_secret *a2 = ref(st2, "bsame.a", COFFER_PUT | COFFER_ACCESS);
+	coffer_secret *b2 = ref(st2, "bsame.b", COFFER_ACCESS);
+	coffer_secret *c2 = ref(st2, "bsame.c", COFFER_ACCESS);
+	access_is(a2, "latest", "a4", 2, "4");
+	access_is(a2, "previous", "a3", 2, "3");
+	access_is(a2, "1", "a1", 2, "1");
+	access_is(a2, "2", "a2", 2, "2");
+	access_is(b2, "latest", "b2", 2, "2");
+	access_is(b2, "1", "b1", 2, "1");
+	access_is(c2, "latest", "c4", 2, "4");
+	access_is(c2, "previous", "c3", 2, "3");
+	access_rc_is(c2, "2", COFFER_ENOTFOUND);
+	assert_int_equal(listed_count(st2, "bsame.c"), 2);
+	assert_int_equal(listed_count(st2, "bsame.a"), 4);
+	put_ok(a2, "a5", 2, "5");
+	access_is(a, "latest", "a5", 2, "5");
+	access_is(a, "previous", "a4", 2, "4");
+	coffer_secret_free(a2);
+	coffer_secret_free(b2);
+	coffer_secret_free(c2);
+	coffer_close(st2);
+	coffer_secret_free(a);
+	coffer_secret_free(b);
+	coffer_secret_free(c);
+	coffer_close(st);
+}
+
 #define THREADS         8
 #define PUTS_PER_THREAD 25
 
@@ -2216,6 +2272,7 @@ int main(void)
 	    cmocka_unit_test(test_listing_and_exact_names),
 	    cmocka_unit_test(test_cache_coherence),
 	    cmocka_unit_test(test_batch),
+	    cmocka_unit_test(test_batch_same_secret),
 	    cmocka_unit_test(test_concurrent_puts),
 	    cmocka_unit_test(test_destroy),
 	    cmocka_unit_test(test_disable_enable),
