@@ -287,14 +287,37 @@ int pg_ensure_conn(pg_store *s)
 	return pg_reconnect(s);
 }
 
-/* BEGIN a write transaction, reconnecting once if the connection was found dead (nothing was
- * sent yet, so that is always safe). */
-int pg_begin_write(pg_store *s)
+/*
+ * The one retry rule of this backend. Run `once`; if it failed because the connection was lost,
+ * reconnect and run it once more, unless the attempt set *unsafe: it passed a point after which
+ * a repeat could be seen (a read that already handed a row to a callback) or could write twice
+ * (a put that called seal(): it may have committed, or seal() would be called twice). Reads,
+ * and writes that surely did not commit, are thus retried once; nothing else ever is.
+ * PG_RETRY_BUSY: also repeat (on the same session) an attempt that failed as busy (a deadlock
+ * or serialization failure: PostgreSQL rolled it back).
+ */
+int pg_retry(pg_store *s, pg_once_fn once, void *arg, unsigned flags)
 {
+	int unsafe = 0;
 	int rc = pg_ensure_conn(s);
 	if (rc == COFFER_OK)
-		rc = pg_exec_cmd(s, PG_BEGIN, "BEGIN");
+		rc = once(s, arg, &unsafe);
+	if (unsafe)
+		return rc;
+	if (rc == COFFER_EBUSY && (flags & PG_RETRY_BUSY) != 0)
+		return once(s, arg, &unsafe);
 	if (rc == COFFER_EUNAVAIL && s->lost && pg_reconnect(s) == COFFER_OK)
-		rc = pg_exec_cmd(s, PG_BEGIN, "BEGIN");
+		rc = once(s, arg, &unsafe);
 	return rc;
+}
+
+static int begin_once(pg_store *s, void *arg, int *unsafe)
+{
+	return pg_exec_cmd(s, PG_BEGIN, "BEGIN");
+}
+
+/* BEGIN a write transaction (nothing was sent yet, so a retry is always safe). */
+int pg_begin_write(pg_store *s)
+{
+	return pg_retry(s, begin_once, NULL, 0);
 }

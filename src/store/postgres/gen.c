@@ -160,6 +160,13 @@ static int drain(pg_store *s)
 	return 1;
 }
 
+/* Read the generation from the table if it was not read for PG_MAX_STALE_MS (a session just
+ * set up has read it). */
+static int check_once(pg_store *s, void *arg, int *unsafe)
+{
+	return pg_now_ms() - s->checked_ms < PG_MAX_STALE_MS ? COFFER_OK : pg_load_gen(s);
+}
+
 int pg_generation(store *st, uint64_t *gen)
 {
 	pg_store *s = (pg_store *)st;
@@ -168,13 +175,8 @@ int pg_generation(store *st, uint64_t *gen)
 		return rc;
 	if ((!drain(s) || s->doomed) && (rc = pg_reconnect(s)) != COFFER_OK)
 		return rc;
-	if (pg_now_ms() - s->checked_ms >= PG_MAX_STALE_MS) {
-		rc = pg_load_gen(s);
-		if (rc == COFFER_EUNAVAIL && s->lost && pg_reconnect(s) == COFFER_OK)
-			rc = COFFER_OK; /* pg_reconnect() loaded it */
-		if (rc != COFFER_OK)
-			return rc;
-	}
+	if ((rc = pg_retry(s, check_once, NULL, 0)) != COFFER_OK)
+		return rc;
 	*gen = pg_token(s, newest_gen(s));
 	return COFFER_OK;
 }

@@ -170,6 +170,11 @@ int pg_reconnect(pg_store *s);
 int pg_ensure_conn(pg_store *s);
 int pg_begin_write(pg_store *s);
 
+/* One attempt of an operation; sets *unsafe once repeating it would not be safe. */
+typedef int (*pg_once_fn)(pg_store *s, void *arg, int *unsafe);
+#define PG_RETRY_BUSY 1u /* pg_retry(): also repeat after COFFER_EBUSY */
+int pg_retry(pg_store *s, pg_once_fn once, void *arg, unsigned flags);
+
 /* gen.c */
 uint64_t pg_token(const pg_store *s, uint64_t gen);
 void pg_learn_gen(pg_store *s, uint64_t gen, int from_table);

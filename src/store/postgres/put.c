@@ -243,13 +243,28 @@ static int seal_all(pg_store *s, put_slot *const *byidx, store_put *items, size_
 	return COFFER_OK;
 }
 
+typedef struct put_args {
+	put_slot *slots;
+	put_slot *const *byidx;
+	store_put *items;
+	size_t n;
+	store_seal_fn seal;
+	void *ctx;
+	int *replay;
+} put_args;
+
 /*
  * One attempt. *sealing is set once seal() has been called: from then on the attempt may not be
  * repeated (store.h: seal is called once per item).
  */
-static int put_once(pg_store *s, put_slot *slots, put_slot *const *byidx, store_put *items,
-                    size_t n, store_seal_fn seal, void *ctx, int *sealing, int *replay)
+static int put_once(pg_store *s, void *arg, int *sealing)
 {
+	const put_args *a = arg;
+	put_slot *slots = a->slots;
+	put_slot *const *byidx = a->byidx;
+	store_put *items = a->items;
+	size_t n = a->n;
+	int *replay = a->replay;
 	pg_newest nk;
 	int rc = pg_begin_sealing(s, &nk);
 	if (rc != COFFER_OK)
@@ -257,7 +272,7 @@ static int put_once(pg_store *s, put_slot *slots, put_slot *const *byidx, store_
 	rc = reserve(s, slots, n);
 	if (rc == COFFER_OK) {
 		*sealing = 1;
-		rc = seal_all(s, byidx, items, n, &nk.key, seal, ctx, replay);
+		rc = seal_all(s, byidx, items, n, &nk.key, a->seal, a->ctx, replay);
 	}
 	if (rc == COFFER_OK && *replay) { /* nothing to write: the reservation goes back */
 		s->sealing = 0;
@@ -272,7 +287,7 @@ int pg_put(store *st, store_put *items, size_t n, store_seal_fn seal, void *ctx)
 	pg_store *s = (pg_store *)st;
 	put_slot *slots;
 	put_slot **byidx;
-	int sealing = 0, replay = 0, rc;
+	int replay = 0, rc;
 
 	if (n == 0)
 		return COFFER_OK;
@@ -297,13 +312,9 @@ int pg_put(store *st, store_put *items, size_t n, store_seal_fn seal, void *ctx)
 	for (size_t i = 0; i < n; i++)
 		byidx[slots[i].idx] = &slots[i];
 
-	rc = pg_ensure_conn(s);
-	if (rc == COFFER_OK)
-		rc = put_once(s, slots, byidx, items, n, seal, ctx, &sealing, &replay);
 	/* Safe to repeat only if nothing was sealed: the first attempt surely rolled back. */
-	if (!sealing && ((rc == COFFER_EUNAVAIL && s->lost) || rc == COFFER_EBUSY) &&
-	    (rc == COFFER_EBUSY || pg_reconnect(s) == COFFER_OK))
-		rc = put_once(s, slots, byidx, items, n, seal, ctx, &sealing, &replay);
+	put_args a = {slots, byidx, items, n, seal, ctx, &replay};
+	rc = pg_retry(s, put_once, &a, PG_RETRY_BUSY);
 	for (size_t i = 0; i < n; i++) {
 		/* seal_all wrote each version for the audit entries; on failure the out-parameters
 		 * go back to what they were. */

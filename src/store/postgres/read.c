@@ -72,8 +72,16 @@ static int insert_header(pg_store *s, const store_boot *p, int *created)
 }
 
 /* Propose a header (insert-if-absent) and read back the one in force, in one transaction. */
-static int bootstrap_once(pg_store *s, const store_boot *p, store_boot *actual, int *created)
+typedef struct boot_args {
+	const store_boot *p;
+	store_boot *actual;
+	int *created;
+} boot_args;
+
+static int bootstrap_once(pg_store *s, void *arg, int *unsafe)
 {
+	const boot_args *a = arg;
+	const store_boot *p = a->p;
 	store_boot got;
 	int made = 0;
 	int rc = pg_exec_cmd(s, PG_BEGIN, "BEGIN");
@@ -87,19 +95,20 @@ static int bootstrap_once(pg_store *s, const store_boot *p, store_boot *actual, 
 	}
 	if ((rc = pg_exec_cmd(s, "COMMIT", "COMMIT of the store header")) != COFFER_OK)
 		return rc;
-	*actual = got;
-	*created = made;
+	*a->actual = got;
+	*a->created = made;
 	return COFFER_OK;
 }
 
 /* proposal == NULL: only read the header (one statement, no transaction needed). */
-static int read_once(pg_store *s, const store_boot *p, store_boot *actual, int *created)
+static int read_once(pg_store *s, void *arg, int *unsafe)
 {
+	const boot_args *a = arg;
 	store_boot got;
 	int rc = read_header(s, &got);
 	if (rc == COFFER_OK) {
-		*actual = got;
-		*created = 0;
+		*a->actual = got;
+		*a->created = 0;
 	}
 	return rc;
 }
@@ -107,32 +116,26 @@ static int read_once(pg_store *s, const store_boot *p, store_boot *actual, int *
 int pg_bootstrap(store *st, const store_boot *proposal, store_boot *actual, int *created)
 {
 	pg_store *s = (pg_store *)st;
-	int (*once)(pg_store *, const store_boot *, store_boot *, int *) =
-	    proposal != NULL ? bootstrap_once : read_once;
+	boot_args a = {proposal, actual, created};
 	if (proposal != NULL &&
 	    (proposal->sealed_key_len == 0 || proposal->sealed_key_len > STORE_SEALED_KEY_MAX)) {
 		pg_set_err(s, "bad sealed key length");
 		return COFFER_EMISUSE;
 	}
-	int rc = pg_ensure_conn(s);
-	if (rc == COFFER_OK)
-		rc = once(s, proposal, actual, created);
 	/* Lost before COMMIT was answered: retrying is safe (insert-if-absent, then read back).
 	 * Lost during COMMIT: *created may then read 0 for a header we wrote; the header in
 	 * force, which is what matters, is right either way. */
-	if (rc == COFFER_EUNAVAIL && s->lost && pg_reconnect(s) == COFFER_OK)
-		rc = once(s, proposal, actual, created);
-	return rc;
+	return pg_retry(s, proposal != NULL ? bootstrap_once : read_once, &a, 0);
 }
 
 typedef struct keys_ctx {
 	store_key_cb cb;
 	void *ctx;
-	size_t emitted;
 } keys_ctx;
 
-static int keys_once(pg_store *s, keys_ctx *k)
+static int keys_once(pg_store *s, void *arg, int *unsafe)
 {
+	keys_ctx *k = arg;
 	PGresult *r = pg_run(s, ST_KEYS_LOAD, NULL, NULL);
 	int rc = pg_res_rc(s, r, PGRES_TUPLES_OK, "reading the keyring");
 	for (int i = 0; rc == COFFER_OK && i < PQntuples(r); i++) {
@@ -144,7 +147,7 @@ static int keys_once(pg_store *s, keys_ctx *k)
 			rc = COFFER_ECORRUPT;
 			break;
 		}
-		k->emitted++;
+		*unsafe = 1; /* a key handed out: never twice */
 		rc = k->cb(k->ctx, (uint32_t)id, (const uint8_t *)PQgetvalue(r, i, 1),
 		           (size_t)PQgetlength(r, i, 1));
 	}
@@ -155,15 +158,11 @@ static int keys_once(pg_store *s, keys_ctx *k)
 int pg_keys_load(store *st, store_key_cb cb, void *ctx)
 {
 	pg_store *s = (pg_store *)st;
-	keys_ctx k = {cb, ctx, 0};
+	keys_ctx k = {cb, ctx};
+	int unsafe = 0;
 	if (s->sealing) /* called back from inside a put or re-encrypt transaction */
-		return keys_once(s, &k);
-	int rc = pg_ensure_conn(s);
-	if (rc == COFFER_OK)
-		rc = keys_once(s, &k);
-	if (rc == COFFER_EUNAVAIL && s->lost && k.emitted == 0 && pg_reconnect(s) == COFFER_OK)
-		rc = keys_once(s, &k);
-	return rc;
+		return keys_once(s, &k, &unsafe);
+	return pg_retry(s, keys_once, &k, 0);
 }
 
 typedef struct get_args {
@@ -224,8 +223,9 @@ static int get_fill(pg_store *s, const PGresult *r, const get_args *a)
 	return COFFER_OK;
 }
 
-static int get_once(pg_store *s, const get_args *a)
+static int get_once(pg_store *s, void *arg, int *unsafe)
 {
+	const get_args *a = arg;
 	uint8_t ver[8];
 	pg_put_be64(ver, a->version);
 	const char *v[2] = {a->name, (const char *)ver};
@@ -251,12 +251,7 @@ int pg_get(store *st, const char *name, size_t name_len, uint64_t version, store
 		pg_set_err(s, "bad secret name length");
 		return COFFER_EINVAL;
 	}
-	int rc = pg_ensure_conn(s);
-	if (rc == COFFER_OK)
-		rc = get_once(s, &a);
-	if (rc == COFFER_EUNAVAIL && s->lost && pg_reconnect(s) == COFFER_OK)
-		rc = get_once(s, &a);
-	return rc;
+	return pg_retry(s, get_once, &a, 0);
 }
 
 typedef struct list_ctx {
@@ -272,8 +267,9 @@ typedef struct list_ctx {
 	int done;
 } list_ctx;
 
-static int secrets_page(pg_store *s, list_ctx *c)
+static int secrets_page(pg_store *s, void *arg, int *unsafe)
 {
+	list_ctx *c = arg;
 	const char *v[1] = {c->after};
 	const int l[1] = {(int)c->after_len};
 	PGresult *r = pg_run(s, ST_LIST_SECRETS, v, l);
@@ -291,6 +287,7 @@ static int secrets_page(pg_store *s, list_ctx *c)
 		c->after[len] = '\0';
 		c->after_len = len;
 		c->emitted++;
+		*unsafe = 1; /* the cursor moved past a row handed out */
 		rc = c->name_cb(c->ctx, c->after, (size_t)count);
 	}
 	c->done = rc != COFFER_OK || n < PG_PAGE_ROWS;
@@ -298,8 +295,9 @@ static int secrets_page(pg_store *s, list_ctx *c)
 	return rc;
 }
 
-static int versions_page(pg_store *s, list_ctx *c)
+static int versions_page(pg_store *s, void *arg, int *unsafe)
 {
+	list_ctx *c = arg;
 	uint8_t after[8];
 	pg_put_be64(after, c->after_version);
 	const char *v[2] = {c->name, (const char *)after};
@@ -323,6 +321,7 @@ static int versions_page(pg_store *s, list_ctx *c)
 		pg_col_mac(r, i, 5, row.mac, &row.mac_len);
 		c->after_version = row.version;
 		c->emitted++;
+		*unsafe = 1; /* the cursor moved past a row handed out */
 		rc = c->row_cb(c->ctx, &meta, &row);
 	}
 	c->done = rc != COFFER_OK || n < PG_PAGE_ROWS;
@@ -334,16 +333,11 @@ static int versions_page(pg_store *s, list_ctx *c)
  * Page through a listing. The cursor (last name or version emitted) is exact, so a page that
  * failed on a lost connection is fetched again after a reconnect without repeating a callback.
  */
-static int list_pages(pg_store *s, list_ctx *c, int (*page)(pg_store *, list_ctx *))
+static int list_pages(pg_store *s, list_ctx *c, pg_once_fn page)
 {
-	int rc = pg_ensure_conn(s);
-	while (rc == COFFER_OK && !c->done) {
-		size_t before = c->emitted;
-		rc = page(s, c);
-		if (rc == COFFER_EUNAVAIL && s->lost && c->emitted == before &&
-		    pg_reconnect(s) == COFFER_OK)
-			rc = page(s, c);
-	}
+	int rc = COFFER_OK;
+	while (rc == COFFER_OK && !c->done)
+		rc = pg_retry(s, page, c, 0);
 	return rc;
 }
 
