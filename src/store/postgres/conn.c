@@ -212,6 +212,7 @@ int pg_exec_cmd(pg_store *s, const char *sql, const char *what)
 void pg_rollback(pg_store *s)
 {
 	s->sealing = 0;
+	pg_untouch(s);
 	if (PQstatus(s->conn) == CONNECTION_OK)
 		PQclear(PQexec(s->conn, "ROLLBACK"));
 }
@@ -257,6 +258,7 @@ int pg_session_setup(pg_store *s)
 	if (s->epoch == 0)
 		s->epoch = 1;
 	s->gen = 0;
+	memset(s->bgen, 0, sizeof s->bgen);
 	return pg_load_gen(s);
 }
 
@@ -313,6 +315,7 @@ int pg_retry(pg_store *s, pg_once_fn once, void *arg, unsigned flags)
 
 static int begin_once(pg_store *s, void *arg, int *unsafe)
 {
+	pg_untouch(s);
 	return pg_exec_cmd(s, PG_BEGIN, "BEGIN");
 }
 

@@ -295,6 +295,7 @@ int pg_info_set(store *st, const char *name, size_t name_len, const char *descri
 	int rc = pg_begin_write(s);
 	if (rc != COFFER_OK)
 		return rc;
+	pg_touch(s, name, name_len);
 	static const Oid types[5] = {OID_TEXT, OID_BOOL, OID_TEXT, OID_BOOL, OID_TEXT};
 	static const int formats[5] = {1, 1, 1, 1, 1};
 	const char dset = description != NULL, tset = tags != NULL;
@@ -369,6 +370,7 @@ int pg_destroy(store *st, const char *name, size_t name_len, store_retag_fn cb, 
 	int rc = pg_begin_write(s);
 	if (rc != COFFER_OK)
 		return rc;
+	pg_touch(s, name, name_len);
 	uint64_t sid = 0;
 	store_meta m;
 	rc = pg_read_secret_locked(s, name, name_len, &sid, &m);
@@ -434,6 +436,7 @@ int pg_import_secret(store *st, const char *name, size_t name_len, const store_m
 	int rc = pg_begin_write(s);
 	if (rc != COFFER_OK)
 		return rc;
+	pg_touch(s, name, name_len);
 	static const Oid types[13] = {OID_TEXT, OID_INT8, OID_INT8,  OID_INT8, OID_BYTEA,
 	                              OID_INT8, OID_INT8, OID_BYTEA, OID_INT8, OID_TEXT,
 	                              OID_TEXT, OID_INT8, OID_INT8};

@@ -4,8 +4,9 @@
  * Behind store.h like the SQLite backend. It stores only opaque sealed blobs, key ids and
  * version numbers. Design points (docs/postgres.md says the same for users):
  *
- *  - Schema: tables coffer_meta (schema version + store generation), coffer_header,
- *    coffer_keys, coffer_secrets, coffer_versions, in the first schema of search_path. Created or
+ *  - Schema: tables coffer_meta (schema version + store generation), coffer_gen (a generation
+ *    per bucket of names), coffer_header, coffer_keys, coffer_secrets, coffer_versions, ..., in
+ *    the first schema of search_path. Created or
  *    migrated at open inside one transaction holding pg_advisory_xact_lock, so servers opening a
  *    fresh database at the same moment take turns.
  *  - Every statement that carries data is prepared once per session and run with binary
@@ -13,19 +14,22 @@
  *  - put(): one transaction per batch. Each distinct secret of the batch gets its row locked by an
  *    upsert that adds the number of versions it needs (`last_version += c`); the upserts run in
  *    byte order of the names so two batches never deadlock. That row lock makes version ids
- *    unique and gapless across servers. Then the versions are sealed and inserted, the store
- *    generation is bumped and NOTIFY'd, and the transaction commits.
- *  - generation(): the connection LISTENs on "coffer_gen"; each call drains notifications
- *    without blocking. A NOTIFY is sent by PostgreSQL when the writer commits and read by us at
- *    our next call after it arrived; besides, if the generation has not been read from the table
- *    for PG_MAX_STALE_MS, the call reads it (one round trip). So a cached row is trusted at most
- *    PG_MAX_STALE_MS (+ one round trip) after another server's write committed, and usually only
- *    for the delivery time of one notification (well under a millisecond on a LAN).
- *    Handles of one process on one store also share the newest generation any of them saw, so
- *    a put through one handle is seen at once through the others.
- *  - The token handed out is (session epoch << 48 | generation). The epoch changes at every
- *    reconnect, so nothing cached before an outage (maybe a failover to a replica that lost
- *    commits) is trusted after it.
+ *    unique and gapless across servers. Then the versions are sealed and inserted, the
+ *    generations of the buckets of the secrets written are bumped (rows locked in ascending
+ *    order until COMMIT), the transaction commits, and the new values are NOTIFY'd in the same
+ *    round trip, in a transaction of their own (a NOTIFY inside would serialize every commit).
+ *    Writes that may touch any secret bump the store generation instead.
+ *  - generation_of(name): the connection LISTENs on "coffer_gen"; each call drains
+ *    notifications without blocking. A writer's NOTIFY is queued before its put is acknowledged
+ *    and read by us at our next call after it arrived; besides, if the generations have not been
+ *    read from the tables for PG_MAX_STALE_MS, the call reads them all (one round trip). So a
+ *    cached row is trusted at most PG_MAX_STALE_MS (+ one round trip) after another server's
+ *    write committed, and usually only for the delivery time of one notification (well under a
+ *    millisecond on a LAN). Handles of one process on one store also share the newest
+ *    generations any of them saw, so a put through one handle is seen at once through the others.
+ *  - The token of a name is (session epoch << 48 | store generation + its bucket's generation);
+ *    generation() sums every bucket. The epoch changes at every reconnect, so nothing cached
+ *    before an outage (maybe a failover to a replica that lost commits) is trusted after it.
  *  - Reconnect: a call that finds the connection broken resets it (re-LISTEN, re-prepare, reload
  *    the generation). Reads are retried once after a reconnect. A put is retried once only when
  *    the connection was found broken before any value was sealed (the transaction cannot have
@@ -36,7 +40,7 @@
  *   postgres.c   open / close, and the store_ops table
  *   schema.c     the prepared statements, the schema and its migrations
  *   conn.c       results and errors, sessions (LISTEN, prepare), reconnect and the retry rule
- *   gen.c        store generations: sharing between handles, NOTIFY, the bump at commit
+ *   gen.c        generations (store, buckets): sharing between handles, the bump, NOTIFY
  *   put.c        put: locks, version ids, sealing, idempotent request ids, retention
  *   read.c       bootstrap, keys_load, get, the listings
  *   keys.c       key rotation, rekey, the re-encrypt pass, the metadata key
@@ -52,7 +56,8 @@
 #include <libpq-fe.h>
 
 #include "store/store.h"
-#define PG_SCHEMA_VERSION 4 /* 2: metadata MACs; 3: lifecycle; 4: declarations */
+#define PG_SCHEMA_VERSION 5    /* 2: metadata MACs; 3: lifecycle; 4: declarations; 5: coffer_gen */
+#define PG_GEN_BUCKETS    1024 /* generations per store: a hash of the name picks one */
 #define PG_CHANNEL        "coffer_gen"
 #define PG_MAX_STALE_MS   1000 /* longest time a generation is trusted without a table read */
 #define PG_RETRY_PAUSE_MS 200  /* after a failed reconnect, fail fast for this long */
@@ -78,14 +83,19 @@ _Static_assert(STORE_MAC_LEN == 33, "PG_MAC_LEN");
 
 typedef struct pg_store {
 	PGconn *conn;
-	uint64_t gen;       /* newest store generation known to this handle */
-	uint16_t epoch;     /* changes with every (re)connected session */
-	int64_t checked_ms; /* monotonic time when gen was last read from the table */
-	int64_t failed_ms;  /* monotonic time of the last failed reconnect, 0 if none */
-	int lost;           /* the last failure was a lost connection */
-	int doomed;         /* the server announced it is closing this session */
-	uint64_t *shared;   /* the generation shared by this process's handles on the store */
-	int sealing;        /* a put or re-encrypt transaction is open: never reconnect inside */
+	uint64_t gen; /* newest store generation (coffer_meta.wgen) known to this handle */
+	uint64_t bgen[PG_GEN_BUCKETS]; /* newest generation of each bucket known to it */
+	uint16_t epoch;                /* changes with every (re)connected session */
+	int64_t checked_ms;            /* monotonic time when gen was last read from the table */
+	int64_t failed_ms;             /* monotonic time of the last failed reconnect, 0 if none */
+	int lost;                      /* the last failure was a lost connection */
+	int doomed;                    /* the server announced it is closing this session */
+	struct pg_shared
+	    *shared; /* the generations shared by this process's handles on the store */
+	/* The buckets the open write transaction wrote (a bit each); none: the store generation. */
+	uint64_t touched[PG_GEN_BUCKETS / 64];
+	size_t ntouched;
+	int sealing; /* a put or re-encrypt transaction is open: never reconnect inside */
 	char err[PG_ERR_MAX];
 	/* Audit entries the next write transaction appends before it commits, to this chain. */
 	size_t audit_n;
@@ -101,6 +111,7 @@ enum {
 	ST_UPSERT,
 	ST_INSERT_VERSION,
 	ST_BUMP,
+	ST_BUMP_BUCKETS,
 	ST_KEYS,
 	ST_BOOT_HEADER,
 	ST_BOOT_KEY,
@@ -178,10 +189,16 @@ int pg_retry(pg_store *s, pg_once_fn once, void *arg, unsigned flags);
 /* gen.c */
 uint64_t pg_token(const pg_store *s, uint64_t gen);
 void pg_learn_gen(pg_store *s, uint64_t gen, int from_table);
+uint32_t pg_bucket(const char *name, size_t len);
+void pg_learn_bucket(pg_store *s, uint32_t b, uint64_t gen);
+uint64_t pg_bucket_token(const pg_store *s, uint64_t g, uint64_t bg);
+void pg_touch(pg_store *s, const char *name, size_t len);
+void pg_untouch(pg_store *s);
 int pg_load_gen(pg_store *s);
 int pg_commit(pg_store *s);
 int pg_finish_write(pg_store *s, int rc);
 int pg_generation(store *st, uint64_t *gen);
+int pg_generation_of(store *st, const char *name, size_t name_len, uint64_t *gen);
 
 /* read.c */
 int pg_bootstrap(store *st, const store_boot *proposal, store_boot *actual, int *created);

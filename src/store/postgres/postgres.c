@@ -114,6 +114,7 @@ const store_ops postgres_store_ops = {
     .put = pg_put,
     .get = pg_get,
     .generation = pg_generation,
+    .generation_of = pg_generation_of,
     .list_secrets = pg_list_secrets,
     .list_versions = pg_list_versions,
     .keys_add = pg_keys_add,

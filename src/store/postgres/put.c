@@ -133,6 +133,7 @@ static int parse_newest(pg_store *s, const PGresult *r, pg_newest *nk)
 
 int pg_begin_sealing(pg_store *s, pg_newest *nk)
 {
+	pg_untouch(s);
 	PGresult *r = PQexec(s->conn, PG_BEGIN_SEALING);
 	int rc = pg_res_rc(s, r, PGRES_TUPLES_OK, "BEGIN");
 	if (rc == COFFER_OK)
@@ -270,6 +271,9 @@ static int put_once(pg_store *s, void *arg, int *sealing)
 	if (rc != COFFER_OK)
 		return rc;
 	rc = reserve(s, slots, n);
+	/* Only these secrets' buckets are bumped at the end (pg_finish_write). */
+	for (size_t i = 0; rc == COFFER_OK && i < n; i++)
+		pg_touch(s, slots[i].name, slots[i].len);
 	if (rc == COFFER_OK) {
 		*sealing = 1;
 		rc = seal_all(s, byidx, items, n, &nk.key, a->seal, a->ctx, replay);

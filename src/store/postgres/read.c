@@ -194,10 +194,11 @@ static int get_fill(pg_store *s, const PGresult *r, const get_args *a)
 {
 	store_row row;
 	store_meta meta;
-	uint64_t gen;
+	uint64_t gen, bgen;
 	int has_row = !PQgetisnull(r, 0, 5);
 	if (!pg_col_meta(r, 0, 0, &meta) || !pg_col_uint(r, 0, 11, 8, &gen) ||
-	    !pg_col_ext(r, 0, 12, &meta) || !pg_col_uint(r, 0, 15, 8, &meta.max_versions) ||
+	    !pg_col_uint(r, 0, 16, 8, &bgen) || !pg_col_ext(r, 0, 12, &meta) ||
+	    !pg_col_uint(r, 0, 15, 8, &meta.max_versions) ||
 	    (!PQgetisnull(r, 0, 4) && !pg_col_uint(r, 0, 4, 8, &meta.rows_max)) ||
 	    (has_row && !parse_row_head(r, 0, 5, &row))) {
 		pg_set_err(s, "a version row of secret '%.*s' is damaged", (int)a->name_len,
@@ -216,8 +217,11 @@ static int get_fill(pg_store *s, const PGresult *r, const get_args *a)
 	row.sealed_len = len;
 	if (has_row)
 		pg_col_mac(r, 0, 10, row.mac, &row.mac_len);
-	pg_learn_gen(s, gen, 1); /* the snapshot proves the store was at `gen` just now */
-	row.gen = pg_token(s, gen);
+	/* The snapshot proves the store and this bucket were at these generations just now (it
+	 * says nothing of the other buckets: not a table read for PG_MAX_STALE_MS). */
+	pg_learn_gen(s, gen, 0);
+	pg_learn_bucket(s, pg_bucket(a->name, a->name_len), bgen);
+	row.gen = pg_bucket_token(s, gen, bgen);
 	*a->out = row;
 	*a->meta = meta;
 	return COFFER_OK;
@@ -226,10 +230,13 @@ static int get_fill(pg_store *s, const PGresult *r, const get_args *a)
 static int get_once(pg_store *s, void *arg, int *unsafe)
 {
 	const get_args *a = arg;
-	uint8_t ver[8];
+	uint8_t ver[8], bucket[8];
 	pg_put_be64(ver, a->version);
-	const char *v[2] = {a->name, (const char *)ver};
-	const int l[2] = {(int)a->name_len, 8};
+	pg_put_be64(bucket, pg_bucket(a->name, a->name_len));
+	/* The latest: (name, bucket); a version: (name, version, bucket). */
+	const char *v[3] = {a->name, (const char *)(a->version == 0 ? bucket : ver),
+	                    (const char *)bucket};
+	const int l[3] = {(int)a->name_len, 8, 8};
 	PGresult *r = pg_run(s, a->version == 0 ? ST_GET_LATEST : ST_GET_VERSION, v, l);
 	int rc = pg_res_rc(s, r, PGRES_TUPLES_OK, "reading a version");
 	if (rc == COFFER_OK && PQntuples(r) == 0) {

@@ -10,27 +10,34 @@
 #define ROW_COLUMNS "v.version, v.key_id, v.state, v.created_ms"
 #define ROW_FROM                                                                                   \
 	" FROM coffer_secrets s JOIN coffer_versions v ON v.secret_id = s.id WHERE s.name = $1"
-#define GEN_SUBSELECT "(SELECT gen FROM coffer_meta WHERE id = 1)"
+#define GEN_SUBSELECT "(SELECT wgen FROM coffer_meta WHERE id = 1)"
 /* A get: the secret's metadata, the largest version id of any of its rows (a row beyond
- * last_version is an edit outside coffer), one row (columns 5-10; NULL when absent), and the
- * generation, all from one statement, hence one snapshot. */
-#define GET_SELECT                                                                                 \
+ * last_version is an edit outside coffer), one row (columns 5-10; NULL when absent), the store
+ * generation (11) and the generation of the name's bucket (16, parameter b), all from one
+ * statement, hence one snapshot. */
+#define GET_SELECT(b)                                                                              \
 	"SELECT s.last_version, s.latest, s.epoch, s.mac, (SELECT max(version) FROM "              \
 	"coffer_versions WHERE secret_id = s.id), " ROW_COLUMNS                                    \
 	", v.sealed, v.mac, " GEN_SUBSELECT ", s.previous, s.ldigest, s.purge_ms, s.max_versions"  \
+	", (SELECT gen FROM coffer_gen WHERE bucket = " b ")"                                      \
 	" FROM coffer_secrets s LEFT JOIN coffer_versions v ON v.secret_id = s.id "
 
 const pg_stmt pg_stmts[ST_COUNT] = {
-    [ST_GEN] = {"coffer_gen", "SELECT gen, instance FROM coffer_meta WHERE id = 1", 0, {0}},
+    /* Every generation: the store's (bucket -1, with the instance name) and each bucket's. */
+    [ST_GEN] = {"coffer_gen",
+                "SELECT -1, wgen, instance FROM coffer_meta WHERE id = 1 UNION ALL "
+                "SELECT bucket, gen, NULL FROM coffer_gen",
+                0,
+                {0}},
     /* latest is the row the (MAC'd) metadata names: a point lookup, whatever was edited. */
     [ST_GET_LATEST] = {"coffer_get_latest",
-                       GET_SELECT "AND v.version = s.latest WHERE s.name = $1",
-                       1,
-                       {OID_TEXT}},
+                       GET_SELECT("$2") "AND v.version = s.latest WHERE s.name = $1",
+                       2,
+                       {OID_TEXT, OID_INT8}},
     [ST_GET_VERSION] = {"coffer_get_version",
-                        GET_SELECT "AND v.version = $2 WHERE s.name = $1",
-                        2,
-                        {OID_TEXT, OID_INT8}},
+                        GET_SELECT("$3") "AND v.version = $2 WHERE s.name = $1",
+                        3,
+                        {OID_TEXT, OID_INT8, OID_INT8}},
     /* Reserves $2 versions and locks the secret's row until commit; returns what the secret
      * was (an upsert changes only last_version). */
     [ST_UPSERT] = {"coffer_upsert",
@@ -53,12 +60,21 @@ const pg_stmt pg_stmts[ST_COUNT] = {
                            7,
                            {OID_INT8, OID_INT8, OID_INT8, OID_BYTEA, OID_BYTEA, OID_BYTEA,
                             OID_INT8}},
-    /* Last statement before COMMIT: every writer queues on this one row, keep it short. */
+    /* A write that may touch any secret (key rotation, re-encryption, purge): the store's
+     * generation, which every token includes. Announced after COMMIT (pg_finish_write). */
     [ST_BUMP] = {"coffer_bump",
-                 "WITH g AS (UPDATE coffer_meta SET gen = gen + 1 WHERE id = 1 RETURNING gen) "
-                 "SELECT gen, pg_notify('" PG_CHANNEL "', gen::text) FROM g",
+                 "UPDATE coffer_meta SET wgen = wgen + 1 WHERE id = 1 RETURNING wgen",
                  0,
                  {0}},
+    /* A write of some secrets: the generations of their buckets ($1, a text array), locked
+     * in ascending order (two writers never deadlock on them), each row held until COMMIT. */
+    [ST_BUMP_BUCKETS] = {"coffer_bump_buckets",
+                         "WITH l AS (SELECT bucket FROM coffer_gen WHERE bucket = "
+                         "ANY ($1::integer[]) ORDER BY bucket FOR UPDATE) UPDATE coffer_gen g "
+                         "SET gen = g.gen + 1 FROM l WHERE g.bucket = l.bucket "
+                         "RETURNING g.bucket, g.gen",
+                         1,
+                         {0}},
     [ST_KEYS] = {"coffer_keys", "SELECT key_id, sealed FROM coffer_keys ORDER BY key_id", 0, {0}},
     [ST_BOOT_HEADER] = {"coffer_boot_header",
                         "INSERT INTO coffer_header (id, store_id, kdf_salt, kdf_opslimit, "
@@ -323,8 +339,27 @@ static const char schema_decl[] = "CREATE TABLE coffer_declarations ("
                                   " PRIMARY KEY (service, secret));";
 
 /* Migrations from version i to i + 1 go at index i. */
+/*
+ * Schema 4 -> 5: invalidation per bucket of secret names (issue 11). coffer_gen holds one
+ * generation per bucket (a hash of the name picks the bucket, pg_bucket()); a write of some
+ * secrets bumps only their buckets, so writes of different secrets no longer queue on one row,
+ * and a server's cache drops only the entries of those buckets. Writes that may touch any secret
+ * bump coffer_meta's generation, renamed wgen: a coffer of schema 4 still running on the store
+ * then fails loudly (its statements name gen) instead of trusting cached rows that the newer
+ * coffer's puts no longer announce in the way it understands. Self-contained.
+ */
+static const char schema_gen[] =
+    "CREATE TABLE coffer_gen ("
+    " bucket integer PRIMARY KEY CHECK (bucket >= 0 AND bucket < " PG_STR(
+        PG_GEN_BUCKETS) "),"
+                        " gen bigint NOT NULL) WITH (fillfactor = 50);"
+                        "INSERT INTO coffer_gen (bucket, gen) SELECT b, 0 FROM "
+                        "generate_series(0, " PG_STR(
+                            PG_GEN_BUCKETS) " - 1) b;"
+                                            "ALTER TABLE coffer_meta RENAME COLUMN gen TO wgen;";
+
 static const char *const migrations[PG_SCHEMA_VERSION] = {
-    [0] = schema_v1, [1] = schema_v2, [2] = schema_v3, [3] = schema_decl};
+    [0] = schema_v1, [1] = schema_v2, [2] = schema_v3, [3] = schema_decl, [4] = schema_gen};
 
 /* Read the schema version, or 0 if this database has no coffer store. */
 static int schema_version(pg_store *s, int *version)
