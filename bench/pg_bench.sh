@@ -70,9 +70,13 @@ for i in $(seq 0 $((spread - 1))); do
 done
 hdrs=(-H 'content-type: application/grpc' -H 'te: trailers')
 
-# Start one `coffer serve` on STORE; prints its port.
+# Start one `coffer serve` on STORE; sets `port`. Not run in $(...): that subshell would keep
+# the server's pid to itself, and stop_servers would leave the server running (each run used to
+# leave every server it started behind, LISTENing on PostgreSQL and sharing the cores).
+port=
 start_server() {
-	local store=$1 tag=$2 port=
+	local store=$1 tag=$2
+	port=
 	"$coffer" --store "$store" serve --listen 127.0.0.1:0 --policy "$work/policy" --quiet \
 		>"$work/serve.$tag.out" 2>"$work/serve.$tag.log" &
 	pids+=($!)
@@ -82,7 +86,6 @@ start_server() {
 	done
 	port=$(sed -n 's/.*listening on 127.0.0.1:\([0-9]*\) .*/\1/p' "$work/serve.$tag.out")
 	[ -n "$port" ] || { echo "coffer serve did not start" >&2; cat "$work/serve.$tag.log" >&2; exit 1; }
-	echo "$port"
 }
 
 # Run LOADERS h2load processes at once, loader i against port i mod (number of ports), each with
@@ -149,7 +152,10 @@ declare -A res ok
 measure() {
 	local label=$1 store=$2 count=$3 ports=() i a ao p po s so key
 	"$coffer" --store "$store" put bench-key "$value" >/dev/null 2>&1
-	for i in $(seq "$count"); do ports+=("$(start_server "$store" "$label$i")"); done
+	for i in $(seq "$count"); do
+		start_server "$store" "$label$i"
+		ports+=("$port")
+	done
 	load $((n / 10)) "$inflight" "$work/access.bin" Access "${ports[@]}" >/dev/null # warm-up
 	read -r a ao < <(load "$n" "$inflight" "$work/access.bin" Access "${ports[@]}")
 	read -r p po < <(load "$puts" "$inflight" "$work/put.bin" Put "${ports[@]}")
