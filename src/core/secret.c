@@ -466,7 +466,10 @@ static int access_locked(coffer_store *st, coffer_secret *sec, uint64_t want, co
 {
 	uint64_t gen = 0;
 	const core_cache_entry *e = NULL;
-	if (st->ops->generation(st->be, &gen) == COFFER_OK)
+	int grc = st->ops->generation_of != NULL
+	              ? st->ops->generation_of(st->be, sec->name, sec->name_len, &gen)
+	              : st->ops->generation(st->be, &gen);
+	if (grc == COFFER_OK)
 		e = core_cache_get(st->cache, sec->name, sec->name_len, gen);
 	if (e != NULL && (want == 0 || want == e->version)) {
 		core_cache_count(1);

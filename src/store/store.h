@@ -306,6 +306,14 @@ typedef struct store_ops {
 	 */
 	int (*generation)(store *s, uint64_t *gen);
 
+	/*
+	 * Optional (NULL: the core uses generation()). A token as generation()'s, for one secret:
+	 * it must change whenever a writer may have changed that secret (it may change for others
+	 * too), with the same bound. A backend that has it tags get()'s row.gen with this token of
+	 * the secret read, so the core's cached row of one secret survives writes of others.
+	 */
+	int (*generation_of)(store *s, const char *name, size_t name_len, uint64_t *gen);
+
 	/* List secret names in byte order, each with its number of enabled (not destroyed)
 	 * versions. */
 	int (*list_secrets)(store *s, store_name_cb cb, void *ctx);

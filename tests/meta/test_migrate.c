@@ -1,8 +1,9 @@
 /*
  * Also run on a store of schema 2 (tests/meta/v2-sqlite.sql, v2-postgres.sql, made by the release
  * before the lifecycle of docs/lifecycle.md): it is migrated to schema 4 (3: lifecycle, 4:
- * declarations) once, keeps every value
- * and state, and the lifecycle works on it.
+ * declarations; on PostgreSQL 5: generations per bucket of names) once, keeps every value
+ * and state, and the lifecycle works on it. And on a PostgreSQL store of schema 4
+ * (tests/meta/v4-postgres.sql, made by the release before issue 11), migrated to 5 the same way.
  *
  * A store written before metadata MACs (schema 1: tests/meta/v1-sqlite.sql, v1-postgres.sql,
  * made by the previous release) gets its MACs when a handle with the master key first opens it:
@@ -166,13 +167,15 @@ static void test_migrate_and_check(void **state)
 	    tab("versions"), blob, blob, tab("secrets"), tab("versions"));
 }
 
-/* The schema is at the newest version (3) once opened, whatever it was: the store's own SQL
- * tool fails the statement otherwise. */
+/* The schema is at the newest version (SQLite 4, PostgreSQL 5: coffer_gen) once opened,
+ * whatever it was: the store's own SQL tool fails the statement otherwise. */
 static void test_schema_is_current(void **state)
 {
 	if (sqltool_is_pg(location))
-		sql("DO $$ BEGIN IF (SELECT schema_version FROM coffer_meta) <> 4 THEN RAISE "
-		    "EXCEPTION 'schema not 4'; END IF; END $$");
+		sql("DO $$ BEGIN IF (SELECT schema_version FROM coffer_meta) <> 5 OR (SELECT "
+		    "count(*) FROM coffer_gen) <> 1024 THEN RAISE EXCEPTION 'schema not 5'; END "
+		    "IF; "
+		    "END $$");
 	else
 		sql("SELECT CASE WHEN (SELECT user_version FROM pragma_user_version) = 4 THEN 1 "
 		    "ELSE abs(-9223372036854775807 - 1) END");

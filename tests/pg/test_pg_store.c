@@ -27,7 +27,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "coffer.h"
 #include "store/store.h"
+
+#define PGT_MASTER_KEY "AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyA=" /* tests/testutil.h */
 
 extern const store_ops postgres_store_ops;
 static const store_ops *ops = &postgres_store_ops;
@@ -528,6 +531,16 @@ static uint64_t gen_of(store *s)
 	return g;
 }
 
+/* The token of one secret (what the core compares a cached row's tag with). */
+static uint64_t tok_of(store *s, const char *name)
+{
+	uint64_t g = 0;
+	assert_int_equal(ops->generation_of(s, name, strlen(name), &g), COFFER_OK);
+	return g;
+}
+
+uint32_t pg_bucket(const char *name, size_t len); /* src/store/postgres/gen.c */
+
 static uint64_t tag_of(store *s, const char *name)
 {
 	store_row row;
@@ -537,11 +550,11 @@ static uint64_t tag_of(store *s, const char *name)
 	return row.gen;
 }
 
-/* Poll (bounded) until the token differs from `tag`; returns the number of polls. */
-static int wait_token_change(store *s, uint64_t tag)
+/* Poll (bounded) until the token of `name` differs from `tag`; returns the number of polls. */
+static int wait_token_change(store *s, const char *name, uint64_t tag)
 {
 	for (int i = 0; i < 3000; i++) {
-		if (gen_of(s) != tag)
+		if (tok_of(s, name) != tag)
 			return i;
 		sleep_ms(10);
 	}
@@ -556,13 +569,13 @@ static void test_generation(void **state)
 	put1(a, "g", "g1");
 	/* Quiet store: the token equals the tag of a fresh read, and stays equal (cache hits). */
 	uint64_t tag = tag_of(a, "g");
-	assert_int_equal(gen_of(a), tag);
-	assert_int_equal(gen_of(a), tag);
+	assert_int_equal(tok_of(a, "g"), tag);
+	assert_int_equal(tok_of(a, "g"), tag);
 	/* A write through another handle of this process is seen at once. */
 	put1(b, "g", "g2");
-	assert_int_not_equal(gen_of(a), tag);
+	assert_int_not_equal(tok_of(a, "g"), tag);
 	tag = tag_of(a, "g");
-	assert_int_equal(gen_of(a), tag);
+	assert_int_equal(tok_of(a, "g"), tag);
 	/* A write by another process is seen through NOTIFY (the poll is bounded; its count is
 	 * printed, not judged). */
 	pid_t pid = fork();
@@ -582,24 +595,172 @@ static void test_generation(void **state)
 	int status;
 	assert_int_equal(waitpid(pid, &status, 0), pid);
 	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-	int polls = wait_token_change(a, tag);
+	int polls = wait_token_change(a, "g", tag);
 	printf("# NOTIFY from another process seen after %d extra polls\n", polls);
 	get_is(a, "g", 0, "g3", 3);
 	/* A write whose notification never came (simulated: the generation bumped by hand, no
 	 * NOTIFY) is still noticed: generation() reads the table once its knowledge is a second
 	 * old. The poll is bounded; its count is printed, not judged. */
 	tag = tag_of(a, "g");
-	sql1(url, "UPDATE coffer_meta SET gen = gen + 1", NULL);
-	polls = wait_token_change(a, tag);
+	sql1(url, "UPDATE coffer_meta SET wgen = wgen + 1", NULL);
+	polls = wait_token_change(a, "g", tag);
 	printf("# a write without NOTIFY seen after %d polls of 10 ms\n", polls);
+	/* The same for a write of one bucket: the bucket of "g", bumped by hand, no NOTIFY. */
+	tag = tag_of(a, "g");
+	char q[128];
+	snprintf(q, sizeof q, "UPDATE coffer_gen SET gen = gen + 1 WHERE bucket = %u",
+	         pg_bucket("g", 1));
+	sql1(url, q, NULL);
+	polls = wait_token_change(a, "g", tag);
+	printf("# a bucket's write without NOTIFY seen after %d polls of 10 ms\n", polls);
+	/* The whole store's token moves with any write too. */
+	uint64_t whole = gen_of(a);
+	put1(b, "g", "g4");
+	assert_int_not_equal(gen_of(a), whole);
 	/* A reconnect changes the token even though nothing was written. */
 	tag = tag_of(a, "g");
-	assert_int_equal(gen_of(a), tag);
+	assert_int_equal(tok_of(a, "g"), tag);
 	assert_true(kill_sessions() >= 2);
-	assert_int_not_equal(gen_of(a), tag);
-	get_is(b, "g", 0, "g3", 3);
+	assert_int_not_equal(tok_of(a, "g"), tag);
+	get_is(b, "g", 0, "g4", 4);
 	ops->close(a);
 	ops->close(b);
+}
+
+/* A put by another process, through the store ops (the child exits 0 if it put `version`). */
+static void put_elsewhere(const char *name, const char *value, uint64_t version)
+{
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		store *c = NULL;
+		char err[256];
+		int rc = ops->open(url, 0, &c, err, sizeof err);
+		const char *vals[1] = {value};
+		sealer z = new_sealer(vals);
+		store_put it = {name, strlen(name), NULL, 0, 0};
+		if (rc == COFFER_OK)
+			rc = ops->put(c, &it, 1, seal_cb, &z);
+		ops->close(c);
+		_exit(rc == COFFER_OK && it.version == version ? 0 : 1);
+	}
+	int status;
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
+/*
+ * Issue 11: invalidation per bucket of names. A put of secret A, by another process (NOTIFY) or
+ * by another handle of this process (shared generations), changes A's token and leaves the token
+ * of B (another bucket) as it was, so B's cached row stays usable; a write that may touch every
+ * secret (here a purge) changes both. Before schema 5 every write changed every token.
+ */
+static void test_bucket_invalidation(void **state)
+{
+	fresh_db("bucket");
+	const char *A = "inv.a", *B = "inv.b";
+	assert_int_not_equal(pg_bucket(A, strlen(A)), pg_bucket(B, strlen(B)));
+	store *s = open_ok(), *t = open_ok();
+	put1(s, A, "a1");
+	put1(s, B, "b1");
+	uint64_t ta = tag_of(s, A), tb = tag_of(s, B);
+	assert_int_equal(tok_of(s, A), ta);
+	assert_int_equal(tok_of(s, B), tb);
+	/* Another process puts A: A's token changes (within the bound: polled), B's does not. */
+	put_elsewhere(A, "a2", 2);
+	int polls = wait_token_change(s, A, ta);
+	printf("# another process's put of %s seen after %d extra polls\n", A, polls);
+	get_is(s, A, 0, "a2", 2);
+	assert_int_equal(tok_of(s, B), tb);
+	/* Another handle of this process puts B: seen at once; A's token stays. */
+	ta = tag_of(s, A);
+	put1(t, B, "b2");
+	assert_int_not_equal(tok_of(s, B), tb);
+	assert_int_equal(tok_of(s, A), ta);
+	get_is(s, B, 0, "b2", 2);
+	/* A secret in A's bucket shares its token: a put of it changes A's (never a stale A). */
+	char mate[32];
+	int k = 0;
+	do
+		snprintf(mate, sizeof mate, "inv.m%d", k++);
+	while (pg_bucket(mate, strlen(mate)) != pg_bucket(A, strlen(A)));
+	put1(t, mate, "m1");
+	assert_int_not_equal(tok_of(s, A), ta);
+	/* A write of the whole store (a purge of a deleted secret) changes every token. */
+	ta = tag_of(s, A);
+	tb = tag_of(s, B);
+	sql1(url, "UPDATE coffer_secrets SET purge_ms = 1 WHERE name = $1", mate);
+	size_t purged = 0;
+	assert_int_equal(ops->purge(t, 2, &purged), COFFER_OK);
+	assert_true(purged >= 1);
+	assert_int_not_equal(tok_of(s, A), ta);
+	assert_int_not_equal(tok_of(s, B), tb);
+	ops->close(s);
+	ops->close(t);
+}
+
+/* The same through the core's cache (what coffer serve's /metrics counts): after another
+ * process's put of A, reading B is a cache hit, and reading A returns the new value. */
+static void test_cache_survives_other_puts(void **state)
+{
+	fresh_db("cachehit");
+	coffer_options o = {.master_key_b64 = PGT_MASTER_KEY, .flags = COFFER_OPEN_NO_ENV};
+	coffer_store *st = NULL;
+	char err[512], ver[COFFER_VERSION_MAX];
+	if (coffer_open(&st, url, &o, err, sizeof err) != COFFER_OK)
+		fail_msg("coffer_open: %s", err);
+	coffer_secret *a = NULL, *b = NULL;
+	assert_int_equal(coffer_secret_ref(st, "inv.a", COFFER_PUT | COFFER_ACCESS, &a), COFFER_OK);
+	assert_int_equal(coffer_secret_ref(st, "inv.b", COFFER_PUT | COFFER_ACCESS, &b), COFFER_OK);
+	assert_int_equal(coffer_put(a, "a1", 2, ver), COFFER_OK);
+	assert_int_equal(coffer_put(b, "b1", 2, ver), COFFER_OK);
+	coffer_value *v = NULL;
+	assert_int_equal(coffer_access(b, "latest", &v), COFFER_OK); /* cached */
+	coffer_value_free(v);
+	for (int round = 0; round < 5; round++) {
+		char val[16];
+		snprintf(val, sizeof val, "a%d", round + 2);
+		pid_t pid = fork();
+		assert_true(pid >= 0);
+		if (pid == 0) {
+			coffer_store *c = NULL;
+			coffer_secret *ca = NULL;
+			char e[256], cv[COFFER_VERSION_MAX];
+			int rc = coffer_open(&c, url, &o, e, sizeof e);
+			if (rc == COFFER_OK)
+				rc = coffer_secret_ref(c, "inv.a", COFFER_PUT, &ca);
+			if (rc == COFFER_OK)
+				rc = coffer_put(ca, val, strlen(val), cv);
+			coffer_secret_free(ca);
+			coffer_close(c);
+			_exit(rc == COFFER_OK ? 0 : 1);
+		}
+		int status;
+		assert_int_equal(waitpid(pid, &status, 0), pid);
+		assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+		/* A is fresh within the bound (polled, bounded). */
+		int fresh = 0;
+		for (int i = 0; i < 3000 && !fresh; i++) {
+			assert_int_equal(coffer_access(a, "latest", &v), COFFER_OK);
+			fresh = strcmp((const char *)coffer_value_data(v, NULL), val) == 0;
+			coffer_value_free(v);
+			if (!fresh)
+				sleep_ms(10);
+		}
+		assert_true(fresh);
+		/* B: answered from the cache. */
+		uint64_t h0, m0, h1, m1;
+		coffer_cache_stats(&h0, &m0);
+		assert_int_equal(coffer_access(b, "latest", &v), COFFER_OK);
+		assert_string_equal((const char *)coffer_value_data(v, NULL), "b1");
+		coffer_value_free(v);
+		coffer_cache_stats(&h1, &m1);
+		assert_int_equal(h1 - h0, 1);
+		assert_int_equal(m1 - m0, 0);
+	}
+	coffer_secret_free(a);
+	coffer_secret_free(b);
+	coffer_close(st);
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -729,7 +890,8 @@ static void test_listing(void **state)
 		it[i] = (store_put){names[i], strlen(names[i]), NULL, 0, 0};
 	}
 	sealer z = new_sealer(v);
-	assert_int_equal(ops->put(s, it, MANY, seal_cb, &z), COFFER_OK);
+	if (ops->put(s, it, MANY, seal_cb, &z) != COFFER_OK)
+		fail_msg("put of %d secrets: %s", MANY, ops->errmsg(s));
 	for (int i = 0; i < 600; i++) {
 		snprintf(vals[i], sizeof vals[i], "m%d", i + 1);
 		v[i] = vals[i];
@@ -1112,6 +1274,8 @@ int main(int argc, char **argv)
 	    cmocka_unit_test(test_seal_failure),
 	    cmocka_unit_test(test_disk_full_then_room_again),
 	    cmocka_unit_test(test_generation),
+	    cmocka_unit_test(test_bucket_invalidation),
+	    cmocka_unit_test(test_cache_survives_other_puts),
 	    cmocka_unit_test(test_reconnect),
 	    cmocka_unit_test(test_lock_timeout),
 	    cmocka_unit_test(test_listing),

@@ -177,10 +177,10 @@ export function freePort() {
 // `coffer serve` on the store with an operator policy granting everything to `default` (so no
 // call waits for its policy Declare), two workers whatever the machine has (the committer opens a
 // third handle), on `port` (0: any).
-export async function serve(st, port = 0) {
+export async function serve(st, port = 0, extra = []) {
   const policy = path.join(st.dir, 'policy');
   fs.writeFileSync(policy, 'allow default put,access *\n');
-  const args = ['--listen', `127.0.0.1:${port}`, '--threads', '2', '--policy', policy, '--quiet'];
+  const args = ['--listen', `127.0.0.1:${port}`, '--threads', '2', '--policy', policy, '--quiet', ...extra];
   const env = {};
   if (st.env.COFFER_MASTER_KEY) env.COFFER_MASTER_KEY = st.env.COFFER_MASTER_KEY;
   return startServer(st.location, args, env);
