@@ -430,12 +430,6 @@ static void test_batch_same_secret(void **state)
  * commits, and only the newest versions (and "previous") remain. */
 static void test_batch_retention(void **state)
 {
-	if (is_pg()) {
-		/* PostgreSQL fails such a batch with COFFER_EINTEGRITY (postgres.c, seal_all()
-		 * after retain(): the next put of the secret does not verify): a known defect, left
-		 * to the postgres.c split. Remove this skip with the fix. */
-		skip();
-	}
 	coffer_store *st = open_store();
 	coffer_secret *c = ref(st, "bret.c", COFFER_PUT | COFFER_ACCESS);
 	coffer_secret *d = ref(st, "bret.d", COFFER_PUT | COFFER_ACCESS);

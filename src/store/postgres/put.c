@@ -190,6 +190,12 @@ static int retain(pg_store *s, const put_slot *slot, const store_seal_io *io, st
 	uint64_t sid = 0;
 	store_meta now;
 	int rc = pg_read_secret_locked(s, slot->name, slot->len, &sid, &now);
+	/* The row's last_version is already the batch's last reserved id (reserve() took them all
+	 * at once); the MAC just written covers this item's version as the last one. Verify and
+	 * re-sign what the MAC covers: write_meta leaves last_version alone, so the row keeps the
+	 * reservation, which the secret's last item in the batch makes true. */
+	if (rc == COFFER_OK)
+		now.last_version = m->last_version;
 	if (rc == COFFER_OK)
 		rc = pg_retag(s, sid, slot->name, slot->len, &now, io->retain, io->retain_ctx);
 	if (rc == COFFER_OK) {
