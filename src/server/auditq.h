@@ -24,8 +24,7 @@ struct event_base;
 typedef struct aq_committer aq_committer;
 typedef struct aq_worker aq_worker;
 
-#define AQ_BATCH_MAX     1024 /* entries in one transaction */
-#define AQ_GATHER_MAX_US 2000 /* longest wait for more entries before a transaction */
+#define AQ_BATCH_MAX 1024 /* entries in one transaction */
 
 /* The committer thread, on its own handle `st` (which it does not close). NULL on failure. */
 aq_committer *aq_start(coffer_store *st, char *err, size_t errlen);
