@@ -10,7 +10,8 @@
 #   - Access with the audit log on against off (issue 9: target >= 0.8x).
 # Usage: bench/server_bench.sh [REQUESTS]   (env COFFER_BUILD: a built tree to use; INFLIGHT: 50;
 #        ONLY=put: the Put figures alone, in ROUNDS (3) alternating rounds of 1 and 50 in flight;
-#        AUDIT_REQUESTS: 20000 per audit round; AUDIT_ONLY=1: only the audit comparison)
+#        AUDIT_REQUESTS: 20000 per audit round; AUDIT_ONLY=1: only the audit comparison;
+#        TMPDIR: where the store goes, e.g. /dev/shm to take the fsync cost out)
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 n=${1:-200000}
@@ -34,7 +35,7 @@ if [ -z "${COFFER_BUILD:-}" ]; then
 fi
 coffer=$build/src/cli/coffer
 
-work=$(mktemp -d /tmp/coffer-bench.XXXXXX)
+work=$(mktemp -d "${TMPDIR:-/tmp}/coffer-bench.XXXXXX") # TMPDIR=/dev/shm: no fsync cost
 srv_pid=
 redis_pid=
 cleanup() {
@@ -69,7 +70,7 @@ start_server() {
 		"$coffer" --store "$work/store" serve --listen 127.0.0.1:0 --policy "$work/policy" \
 		--threads "$1" ${2:+$2} >"$work/serve.out" 2>"$work/serve.log" &
 	srv_pid=$!
-	for _ in $(seq 100); do
+	for _ in $(seq 300); do # up to 30 s: a loaded machine starts it slowly
 		grep -q '^coffer: store' "$work/serve.out" 2>/dev/null && break
 		sleep 0.1
 	done
@@ -87,6 +88,8 @@ stop_server() {
 	srv_pid=
 }
 rss() { awk '/VmRSS/ {print $2}' "/proc/$srv_pid/status"; }
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$srv_pid/stat"; } # the server's user + system time
+clk_tck=$(getconf CLK_TCK)
 h2() { # h2load over h2c, one stream per connection: $1 requests, $2 connections, $3 body, $4 path
 	h2load -n "$1" -c "$2" -m 1 "${hdrs[@]}" -d "$3" --log-file="$work/h2.log" "$base/$4" 2>&1
 }
@@ -128,23 +131,38 @@ threads=${SERVER_THREADS:-1}
 # group-committed (src/server/auditq.c): each durable write carries every request that arrived
 # while the one before it was written. Two alternating rounds, best of each (the machine is
 # shared and noisy).
+# Also the server's CPU time per request (user + system, all its threads; the least of the
+# rounds): the rate on a busy machine follows the load, this much less so.
 audit_compare() {
 	audit_n=${AUDIT_REQUESTS:-20000}
-	audit_off=0 audit_on=0
+	audit_off=0 audit_on=0 cpu_off=1e9 cpu_on=1e9
 	for round in 1 2; do
-		start_server "$threads"
-		audit_off=$(best "$(h2 "$audit_n" "$inflight" "$work/access.bin" Access | rps_of)" "$audit_off")
-		stop_server
-		start_server "$threads" --audit
-		audit_on=$(best "$(h2 "$audit_n" "$inflight" "$work/access.bin" Access | rps_of)" "$audit_on")
-		stop_server
+		for mode in off on; do
+			local flag="" t0 r t1 us
+			[ "$mode" = on ] && flag=--audit
+			start_server "$threads" $flag
+			t0=$(cpu_ticks)
+			r=$(h2 "$audit_n" "$inflight" "$work/access.bin" Access | rps_of)
+			t1=$(cpu_ticks)
+			us=$(awk -v d=$((t1 - t0)) -v hz="$clk_tck" -v n="$audit_n" 'BEGIN {printf "%.1f", d * 1e6 / hz / n}')
+			if [ "$mode" = on ]; then
+				audit_on=$(best "$r" "$audit_on")
+				cpu_on=$(awk -v a="$us" -v b="$cpu_on" 'BEGIN {print (a < b) ? a : b}')
+			else
+				audit_off=$(best "$r" "$audit_off")
+				cpu_off=$(awk -v a="$us" -v b="$cpu_off" 'BEGIN {print (a < b) ? a : b}')
+			fi
+			stop_server
+		done
 	done
 	audit_ratio=$(awk -v a="$audit_on" -v b="$audit_off" 'BEGIN {printf "%.2f", a / b}')
 	audit_met=$(awk -v r="$audit_ratio" 'BEGIN {print (r >= 0.8) ? "met" : "NOT met"}')
+	cpu_ratio=$(awk -v a="$cpu_on" -v b="$cpu_off" 'BEGIN {printf "%.2f", b / a}')
 }
 if [ "${AUDIT_ONLY:-0}" = 1 ]; then # only the audit comparison
 	audit_compare
 	echo "coffer serve Access with --audit: $audit_on req/s, without: $audit_off req/s ($audit_n requests): ${audit_ratio}x (target >= 0.8x: $audit_met)"
+	echo "  server CPU per Access: with --audit $cpu_on us, without $cpu_off us (without/with: ${cpu_ratio}x)"
 	exit 0
 fi
 start_server "$threads"
@@ -206,3 +224,4 @@ echo "coffer serve Access with the default $(nproc) worker threads (sharing the 
 echo "coffer serve Put, 1 in flight: $put1 req/s; $inflight in flight: $put50 req/s (${gain}x, group commit)"
 echo "coffer serve RSS: idle ${rss_idle} KiB, after Access load ${rss_load} KiB, after 3 more rounds (soak):${soak} KiB, after Put load ${rss_after} KiB"
 echo "coffer serve Access with --audit: $audit_on req/s, without: $audit_off req/s ($audit_n requests): ${audit_ratio}x (target >= 0.8x: $audit_met)"
+echo "  server CPU per Access: with --audit $cpu_on us, without $cpu_off us (without/with: ${cpu_ratio}x)"

@@ -119,9 +119,20 @@ static char *dup_or_null(const char *s, int *bad)
 	return d;
 }
 
-void aq_answer(aq_worker *w, gs_call *call, const char *principal, const char *action,
-               const char *secret, const char *version, int status, const char *message,
-               const char *cause, const uint8_t *body, size_t len)
+typedef struct copy_ctx {
+	const uint8_t *body;
+} copy_ctx;
+
+static void copy_body(uint8_t *dst, size_t len, void *ctx)
+{
+	memcpy(dst, ((copy_ctx *)ctx)->body, len);
+}
+
+/* aq_answer and aq_answer_fill: the body (of an OK answer) is written by fill. */
+static void queue_answer(aq_worker *w, gs_call *call, const char *principal, const char *action,
+                         const char *secret, const char *version, int status, const char *message,
+                         const char *cause, size_t len,
+                         void (*fill)(uint8_t *dst, size_t len, void *ctx), void *ctx)
 {
 	aq_committer *c = w->c;
 	aq_item *it = w->spare;
@@ -142,7 +153,7 @@ void aq_answer(aq_worker *w, gs_call *call, const char *principal, const char *a
 			if (it->body == NULL)
 				bad = 1;
 			else
-				memcpy(it->body, body, len);
+				fill(it->body, len, ctx);
 			it->len = len;
 		}
 	}
@@ -184,6 +195,23 @@ void aq_answer(aq_worker *w, gs_call *call, const char *principal, const char *a
 		w->flush_scheduled = 1;
 		event_active(w->flush, 0, 0);
 	}
+}
+
+void aq_answer(aq_worker *w, gs_call *call, const char *principal, const char *action,
+               const char *secret, const char *version, int status, const char *message,
+               const char *cause, const uint8_t *body, size_t len)
+{
+	copy_ctx cc = {body};
+	queue_answer(w, call, principal, action, secret, version, status, message, cause, len,
+	             copy_body, &cc);
+}
+
+void aq_answer_fill(aq_worker *w, gs_call *call, const char *principal, const char *action,
+                    const char *secret, const char *version, size_t len,
+                    void (*fill)(uint8_t *dst, size_t len, void *ctx), void *ctx)
+{
+	queue_answer(w, call, principal, action, secret, version, GS_OK, NULL, NULL, len, fill,
+	             ctx);
 }
 
 /*

@@ -49,5 +49,10 @@ void aq_worker_free(aq_worker *w);
 void aq_answer(aq_worker *w, gs_call *call, const char *principal, const char *action,
                const char *secret, const char *version, int status, const char *message,
                const char *cause, const uint8_t *body, size_t len);
+/* The same for an OK answer of len bytes that fill() writes straight into the queue's buffer
+ * (what gs_call_reply_fill() does for an answer sent at once): no copy of its own to make. */
+void aq_answer_fill(aq_worker *w, gs_call *call, const char *principal, const char *action,
+                    const char *secret, const char *version, size_t len,
+                    void (*fill)(uint8_t *dst, size_t len, void *ctx), void *ctx);
 
 #endif
