@@ -99,12 +99,14 @@ pct() { # percentile $1 of the per-request durations (microseconds, column 3) in
 }
 best() { awk -v a="$1" -v b="$2" 'BEGIN {print (a > b) ? a : b}'; }
 
-redis_port=$((20000 + RANDOM % 20000))
-redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no >/dev/null 2>&1 &
-redis_pid=$!
-for _ in $(seq 50); do redis-cli -p "$redis_port" ping >/dev/null 2>&1 && break; sleep 0.1; done
-redis-cli -p "$redis_port" set bench-key "$value" >/dev/null
-redis-cli -p "$redis_port" set bench-4k "$value4k" >/dev/null
+if [ "${AUDIT_ONLY:-0}" != 1 ] && [ "${ONLY:-}" != put ]; then # redis only for the comparison
+	redis_port=$((20000 + RANDOM % 20000))
+	redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no >/dev/null 2>&1 &
+	redis_pid=$!
+	for _ in $(seq 50); do redis-cli -p "$redis_port" ping >/dev/null 2>&1 && break; sleep 0.1; done
+	redis-cli -p "$redis_port" set bench-key "$value" >/dev/null
+	redis-cli -p "$redis_port" set bench-4k "$value4k" >/dev/null
+fi
 # redis_get REQUESTS [KEY]: "rps p50_us p99_us" (redis-benchmark's CSV gives milliseconds)
 redis_get() {
 	redis-benchmark -p "$redis_port" -c "$inflight" -n "$1" --csv GET "${2:-bench-key}" | tail -n 1 |

@@ -2,11 +2,12 @@
  * auditq.h -- answers held until their audit entries are durable (coffer serve --audit).
  *
  * Every answer of an audited server goes through here instead of straight to gs_call_reply():
- * the worker queues the answer with its entry (aq_answer) and goes on serving; one committer
- * thread, on its own store handle, takes every entry queued at that moment from all workers and
- * appends them in one transaction (coffer_audit_append_batch); only after it commits does each
- * worker send those answers, on its own thread. If the transaction fails, none of them is sent:
- * each becomes UNAVAILABLE (14) "the audit log could not record this request". So no answer
+ * the worker queues the answer with its entry (aq_answer) and goes on serving; once it has
+ * served every connection that was ready (a flush event at their priority), it wakes the one
+ * committer thread, which, on its own store handle, takes every entry queued by then from all
+ * workers and appends them in one transaction (coffer_audit_append_batch); only after it commits
+ * does each worker send those answers, on its own thread. If the transaction fails, none of them is
+ * sent: each becomes UNAVAILABLE (14) "the audit log could not record this request". So no answer
  * leaves without its entry, and the cost of a durable write is shared by every request that
  * arrived while the one before it was being written (group commit).
  */
