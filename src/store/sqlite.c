@@ -1759,7 +1759,7 @@ static int audit_write(sqlite_store *s, const char *chain, size_t n, store_audit
 		size_t k = n - i >= AUDIT_ROWS ? AUDIT_ROWS : 1;
 		for (size_t j = 0; j < k && rc == COFFER_OK; j++) {
 			store_audit *x = &e[j];
-			if (j > 0 || i > 0)
+			if (j > 0) /* e[0] holds the chain's name from the start */
 				memcpy(x->chain, e[0].chain, sizeof x->chain);
 			x->seq = ++seq;
 			memcpy(x->prev, prev, sizeof x->prev);
