@@ -9,6 +9,9 @@ cmake -S "$top" -B "$build" -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build "$build" -j"$(nproc)" >/dev/null
 echo "== embedded (libcoffer vs raw SQLite)"
 "$build/bench/bench_embedded"
+# Stores of 10 k and 100 k secrets (about a minute); 1 M too with COFFER_BENCH_LARGE=1.
+echo "== scale$([ "${COFFER_BENCH_LARGE:-0}" = 1 ] && echo " (with 1 M secrets)")"
+COFFER_BUILD="$build" "$top/bench/scale.sh"
 for b in "$top"/bench/server_bench.sh "$top"/bench/pg_bench.sh; do
 	if [ -x "$b" ]; then
 		echo "== $(basename "$b" .sh)"

@@ -10,6 +10,10 @@
 #   - Access with the audit log on against off (issue 9: target >= 0.8x).
 # Usage: bench/server_bench.sh [REQUESTS]   (env COFFER_BUILD: a built tree to use; INFLIGHT: 50;
 #        ONLY=put: the Put figures alone, in ROUNDS (3) alternating rounds of 1 and 50 in flight;
+#        ONLY=access: the Access comparison alone, in ROUNDS (3) rounds, each: redis GET, coffer
+#          serve with 1 worker thread and with the default (one per core), at 32 B and 4 KiB;
+#          with BASE_BUILD (another built tree, e.g. main's) its server too, in alternation with
+#          this one, for before/after ratios from the same run;
 #        AUDIT_REQUESTS: 20000 per audit round; AUDIT_ONLY=1: only the audit comparison;
 #        TMPDIR: where the store goes, e.g. /dev/shm to take the fsync cost out)
 set -euo pipefail
@@ -88,8 +92,6 @@ stop_server() {
 	srv_pid=
 }
 rss() { awk '/VmRSS/ {print $2}' "/proc/$srv_pid/status"; }
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$srv_pid/stat"; } # the server's user + system time
-clk_tck=$(getconf CLK_TCK)
 h2() { # h2load over h2c, one stream per connection: $1 requests, $2 connections, $3 body, $4 path
 	h2load -n "$1" -c "$2" -m 1 "${hdrs[@]}" -d "$3" --log-file="$work/h2.log" "$base/$4" 2>&1
 }
@@ -125,6 +127,65 @@ if [ "${ONLY:-}" = put ]; then
 	exit 0
 fi
 
+# Access alone: per round and value size, redis and each server configuration one after the other
+# (see Usage). Each line: req/s, p50/p99 in microseconds, the ratio to that round's redis, and the
+# server's CPU time (user + system, all its threads, /proc/PID/stat) per request: what other load
+# on the machine moves least.
+ticks=$(getconf CLK_TCK)
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+cpu_us() { # $1 $2: ticks before and after, $3 requests
+	awk -v a="$1" -v b="$2" -v n="$3" -v t="$ticks" 'BEGIN {printf "%.1f", (b - a) * 1e6 / t / n}'
+}
+# The load generator's own CPU time per request (h2load's, redis-benchmark's): on 2 cores it bounds
+# what either server can be measured at. Runs "$@" in a subshell whose children's times it reads;
+# prints the command's output, then "client-cpu-us-total US".
+with_cpu() {
+	(
+		"$@"
+		times >"$work/times" # not in a pipeline: a forked builtin would see no children
+		tail -n 1 "$work/times" | awk '{
+			t = 0
+			for (i = 1; i <= 2; i++) { split($i, a, "m"); sub("s", "", a[2]); t += a[1] * 60 + a[2] }
+			printf "client-cpu-us-total %.0f\n", t * 1e6 }'
+	)
+}
+client_us() { # $1: with_cpu's output, $2: requests
+	sed -n 's/^client-cpu-us-total //p' <<<"$1" | awk -v n="$2" '{printf "%.1f", $1 / n}'
+}
+if [ "${ONLY:-}" = access ]; then
+	builds=("$coffer")
+	names=(this)
+	if [ -n "${BASE_BUILD:-}" ]; then
+		builds+=("$BASE_BUILD/src/cli/coffer")
+		names+=(base)
+	fi
+	for round in $(seq "${ROUNDS:-3}"); do
+		echo "round $round (load average $(cut -d' ' -f1-3 /proc/loadavg)):"
+		for size in 32 4096; do
+			body=$work/access.bin key=bench-key
+			[ "$size" = 4096 ] && body=$work/access4k.bin key=bench-4k
+			c0=$(cpu_ticks "$redis_pid")
+			out=$(with_cpu redis_get "$n" "$key")
+			read -r rr rp50 rp99 <<<"$(head -n 1 <<<"$out")"
+			echo "  $size B: redis GET: $rr req/s, p50 $rp50 us, p99 $rp99 us, CPU $(cpu_us "$c0" "$(cpu_ticks "$redis_pid")" "$n") us/request (redis-benchmark: $(client_us "$out" "$n"))"
+			for t in 1 "$(nproc)"; do
+				for i in "${!builds[@]}"; do
+					coffer=${builds[$i]}
+					start_server "$t"
+					h2 $((n / 10)) "$inflight" "$body" Access >/dev/null # warm-up
+					c0=$(cpu_ticks "$srv_pid")
+					out=$(with_cpu h2 "$n" "$inflight" "$body" Access)
+					r=$(rps_of <<<"$out")
+					cpu=$(cpu_us "$c0" "$(cpu_ticks "$srv_pid")" "$n")
+					echo "  $size B: coffer ($(printf '%-4s' "${names[$i]}"), $t worker thread$([ "$t" = 1 ] || echo s)): $r req/s, p50 $(pct 50) us, p99 $(pct 99) us, $(awk -v a="$r" -v b="$rr" 'BEGIN {printf "%.2f", a / b}')x redis, CPU $cpu us/request (h2load: $(client_us "$out" "$n"))"
+					stop_server
+				done
+			done
+		done
+	done
+	exit 0
+fi
+
 # redis-server serves from one thread, and the load generator needs the machine's other core:
 # the comparison runs coffer serve with one worker thread too (SERVER_THREADS to change it).
 threads=${SERVER_THREADS:-1}
@@ -143,10 +204,10 @@ audit_compare() {
 			local flag="" t0 r t1 us
 			[ "$mode" = on ] && flag=--audit
 			start_server "$threads" $flag
-			t0=$(cpu_ticks)
+			t0=$(cpu_ticks "$srv_pid")
 			r=$(h2 "$audit_n" "$inflight" "$work/access.bin" Access | rps_of)
-			t1=$(cpu_ticks)
-			us=$(awk -v d=$((t1 - t0)) -v hz="$clk_tck" -v n="$audit_n" 'BEGIN {printf "%.1f", d * 1e6 / hz / n}')
+			t1=$(cpu_ticks "$srv_pid")
+			us=$(cpu_us "$t0" "$t1" "$audit_n")
 			if [ "$mode" = on ]; then
 				audit_on=$(best "$r" "$audit_on")
 				cpu_on=$(awk -v a="$us" -v b="$cpu_on" 'BEGIN {print (a < b) ? a : b}')

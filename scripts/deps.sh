@@ -3,7 +3,7 @@
 # Sourced or run by scripts/run-server and scripts/test; safe to run again (does nothing).
 set -euo pipefail
 PKGS=(
-	build-essential cmake pkg-config clang libclang-rt-dev
+	build-essential cmake pkg-config clang clang-format libclang-rt-dev
 	libsodium-dev libsqlite3-dev sqlite3 libpq-dev
 	libnghttp2-dev libevent-dev libprotobuf-c-dev protobuf-c-compiler libssl-dev
 	libcmocka-dev libjansson-dev python3 scdoc libsystemd-dev

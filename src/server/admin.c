@@ -13,29 +13,6 @@
 typedef Coffer__Admin__V1__VersionInfo PbVersionInfo;
 typedef Coffer__Admin__V1__SecretSummary PbSummary;
 
-int admin_method(gs_method m)
-{
-	return m >= GS_M_ADMIN_VERSIONS && m <= GS_M_ADMIN_AUDIT;
-}
-
-const char *admin_method_name(gs_method m)
-{
-	return m == GS_M_ADMIN_VERSIONS       ? "Versions"
-	       : m == GS_M_ADMIN_LIST         ? "List"
-	       : m == GS_M_ADMIN_DESTROY      ? "Destroy"
-	       : m == GS_M_ADMIN_DISABLE      ? "Disable"
-	       : m == GS_M_ADMIN_ENABLE       ? "Enable"
-	       : m == GS_M_ADMIN_LABEL        ? "Label"
-	       : m == GS_M_ADMIN_DELETE       ? "Delete"
-	       : m == GS_M_ADMIN_RESTORE      ? "Restore"
-	       : m == GS_M_ADMIN_AUDIT_VERIFY ? "AuditVerify"
-	       : m == GS_M_ADMIN_DESCRIBE     ? "Describe"
-	       : m == GS_M_ADMIN_PUT          ? "Put"
-	       : m == GS_M_ADMIN_META         ? "Meta"
-	       : m == GS_M_ADMIN_AUDIT        ? "Audit"
-	                                      : "Unknown";
-}
-
 static void fail(admin_answer *a, int status, const char *msg)
 {
 	a->status = status;
@@ -139,6 +116,57 @@ static void pack(admin_answer *a, const ProtobufCMessage *msg)
 	a->status = GS_OK;
 }
 
+/* --- one request: what every method shares ---------------------------------------------- */
+
+typedef struct admin_req {
+	coffer_store *st;
+	const void *q;      /* the decoded request */
+	coffer_secret *sec; /* the secret it names, opened with the method's permission, or NULL */
+	admin_answer *a;
+} admin_req;
+
+enum {
+	SECRET_NONE,     /* the method names no secret */
+	SECRET_OPTIONAL, /* a name, checked when given, not opened (Audit) */
+	SECRET_READ,     /* a name, checked and opened for reading */
+	SECRET_WRITE,    /* a name, checked and opened for writing */
+};
+
+/*
+ * A method: its request type, how it names a secret, an argument rule checked before the secret
+ * is opened (NULL or the message of INVALID_ARGUMENT), and the call. run() returns a coffer_rc:
+ * COFFER_OK once it has packed the answer or failed it itself; anything else is answered from
+ * the core's error.
+ */
+typedef struct admin_op {
+	const char *name;
+	const ProtobufCMessageDescriptor *desc;
+	int secret;
+	const char *(*check)(const void *q);
+	int (*run)(admin_req *r);
+} admin_op;
+
+/* The string field `secret` of a request (every request that names one calls it that). */
+static const char *req_secret(const admin_op *op, const void *q)
+{
+	const ProtobufCFieldDescriptor *f =
+	    protobuf_c_message_descriptor_get_field_by_name(op->desc, "secret");
+	return f == NULL ? NULL : *(char *const *)((const char *)q + f->offset);
+}
+
+/* protobuf-c frees without wiping: a request's bytes fields (Put's value) are wiped here. */
+static void wipe_bytes(const ProtobufCMessageDescriptor *desc, void *q)
+{
+	for (unsigned i = 0; i < desc->n_fields; i++) {
+		const ProtobufCFieldDescriptor *f = &desc->fields[i];
+		if (f->type != PROTOBUF_C_TYPE_BYTES || f->label == PROTOBUF_C_LABEL_REPEATED)
+			continue;
+		ProtobufCBinaryData *b = (ProtobufCBinaryData *)((char *)q + f->offset);
+		if (b->data != NULL)
+			explicit_bzero(b->data, b->len);
+	}
+}
+
 /* --- Versions ------------------------------------------------------------------------------ */
 
 typedef struct labels_ctx {
@@ -201,33 +229,20 @@ static int version_cb(void *ctx, const coffer_version_info *info)
 	return 0;
 }
 
-static void do_versions(coffer_store *st, const uint8_t *body, size_t blen, admin_answer *a)
+static int run_versions(admin_req *r)
 {
-	Coffer__Admin__V1__VersionsRequest *q =
-	    coffer__admin__v1__versions_request__unpack(NULL, blen, body);
-	if (q == NULL) {
-		fail(a, GS_INVALID_ARGUMENT, "malformed VersionsRequest");
-		return;
-	}
-	a->req = q;
-	if (!name_ok(a, q->secret))
-		return;
-	coffer_secret *sec = NULL;
+	const Coffer__Admin__V1__VersionsRequest *q = r->q;
 	versions_ctx v = {0};
 	labels_ctx *lc = calloc(1, sizeof *lc);
-	int rc = lc == NULL ? COFFER_ENOMEM : coffer_secret_ref(st, q->secret, COFFER_ACCESS, &sec);
+	int rc = lc == NULL ? COFFER_ENOMEM : coffer_list_versions(r->sec, version_cb, &v);
 	if (rc == COFFER_OK)
-		rc = coffer_list_versions(sec, version_cb, &v);
-	if (rc == COFFER_OK)
-		rc = coffer_list_labels(sec, label_cb, lc);
-	if (rc != COFFER_OK) {
-		fail_rc(a, st, rc);
-	} else {
+		rc = coffer_list_labels(r->sec, label_cb, lc);
+	if (rc == COFFER_OK) {
 		Coffer__Admin__V1__VersionsResponse resp =
 		    COFFER__ADMIN__V1__VERSIONS_RESPONSE__INIT;
 		v.ptrs = calloc(v.n > 0 ? v.n : 1, sizeof(*v.ptrs));
 		if (v.ptrs == NULL) {
-			fail(a, GS_RESOURCE_EXHAUSTED, "out of memory");
+			fail(r->a, GS_RESOURCE_EXHAUSTED, "out of memory");
 		} else {
 			for (size_t i = 0; i < v.n; i++) {
 				v.infos[i].version = v.ids[i]; /* ids has its final address now */
@@ -238,14 +253,14 @@ static void do_versions(coffer_store *st, const uint8_t *body, size_t blen, admi
 			resp.versions = v.ptrs;
 			resp.n_labels = lc->n;
 			resp.labels = lc->ptrs;
-			pack(a, &resp.base);
+			pack(r->a, &resp.base);
 		}
 	}
 	free(lc);
-	coffer_secret_free(sec);
 	free(v.ptrs);
 	free(v.infos);
 	free(v.ids);
+	return rc;
 }
 
 /* --- List ---------------------------------------------------------------------------------- */
@@ -261,6 +276,20 @@ typedef struct list_ctx {
 
 #define LIST_STOP 1 /* the page is full and a further name exists */
 
+static int list_add(list_ctx *l, const char *name, size_t nversions)
+{
+	char *copy = strdup(name);
+	if (copy == NULL)
+		return COFFER_ENOMEM;
+	coffer__admin__v1__secret_summary__init(&l->items[l->n]);
+	l->items[l->n].name = copy;
+	l->items[l->n].enabled_versions = nversions;
+	l->ptrs[l->n] = &l->items[l->n];
+	l->n++;
+	return 0;
+}
+
+/* The unpaged List: names after start_after, up to the limit. */
 static int list_cb(void *ctx, const char *name, size_t nversions)
 {
 	list_ctx *l = ctx;
@@ -270,309 +299,182 @@ static int list_cb(void *ctx, const char *name, size_t nversions)
 		l->more = 1;
 		return LIST_STOP;
 	}
-	char *copy = strdup(name);
-	if (copy == NULL)
-		return COFFER_ENOMEM;
-	coffer__admin__v1__secret_summary__init(&l->items[l->n]);
-	l->items[l->n].name = copy;
-	l->items[l->n].enabled_versions = nversions;
-	l->ptrs[l->n] = &l->items[l->n];
-	l->n++;
-	return 0;
+	return list_add(l, name, nversions);
 }
 
 /* A page by coffer_list_page: prefix and an opaque token. */
 static int page_cb(void *ctx, const char *name, size_t nversions)
 {
 	list_ctx *l = ctx;
-	if (l->n == l->limit)
-		return 0;
-	char *copy = strdup(name);
-	if (copy == NULL)
-		return COFFER_ENOMEM;
-	coffer__admin__v1__secret_summary__init(&l->items[l->n]);
-	l->items[l->n].name = copy;
-	l->items[l->n].enabled_versions = nversions;
-	l->ptrs[l->n] = &l->items[l->n];
-	l->n++;
-	return 0;
+	return l->n == l->limit ? 0 : list_add(l, name, nversions);
 }
 
-static void do_list_page(coffer_store *st, Coffer__Admin__V1__ListRequest *q, admin_answer *a)
+static size_t page_limit(uint32_t asked)
 {
-	list_ctx l = {0};
+	return asked == 0 || asked > ADMIN_LIST_MAX ? ADMIN_LIST_MAX : asked;
+}
+
+static int run_list(admin_req *r)
+{
+	const Coffer__Admin__V1__ListRequest *q = r->q;
+	int paged = q->paged || q->prefix[0] != '\0' || q->page_token[0] != '\0';
 	char next[COFFER_PAGE_TOKEN_MAX] = "";
-	l.limit = q->limit == 0 || q->limit > ADMIN_LIST_MAX ? ADMIN_LIST_MAX : q->limit;
-	l.items = calloc(l.limit, sizeof(*l.items));
-	l.ptrs = calloc(l.limit, sizeof(*l.ptrs));
-	if (l.items == NULL || l.ptrs == NULL) {
-		fail(a, GS_RESOURCE_EXHAUSTED, "out of memory");
-	} else {
-		int rc = coffer_list_page(st, q->prefix, l.limit, q->page_token, page_cb, &l, next);
-		if (rc != COFFER_OK) {
-			fail_rc(a, st, rc);
-		} else {
-			Coffer__Admin__V1__ListResponse resp =
-			    COFFER__ADMIN__V1__LIST_RESPONSE__INIT;
-			resp.n_secrets = l.n;
-			resp.secrets = l.ptrs;
-			resp.more = next[0] != '\0';
-			resp.next_page_token = next;
-			pack(a, &resp.base);
-		}
-	}
-	for (size_t i = 0; i < l.n; i++)
-		free(l.items[i].name);
-	free(l.items);
-	free(l.ptrs);
-}
-
-static void do_list(coffer_store *st, const uint8_t *body, size_t blen, admin_answer *a)
-{
-	Coffer__Admin__V1__ListRequest *q =
-	    coffer__admin__v1__list_request__unpack(NULL, blen, body);
-	if (q == NULL) {
-		fail(a, GS_INVALID_ARGUMENT, "malformed ListRequest");
-		return;
-	}
-	a->req = q;
-	if (q->paged || q->prefix[0] != '\0' || q->page_token[0] != '\0') {
-		do_list_page(st, q, a);
-		return;
-	}
 	list_ctx l = {0};
 	l.after = q->start_after;
-	l.limit = q->limit == 0 || q->limit > ADMIN_LIST_MAX ? ADMIN_LIST_MAX : q->limit;
+	l.limit = page_limit(q->limit);
 	l.items = calloc(l.limit, sizeof(*l.items));
 	l.ptrs = calloc(l.limit, sizeof(*l.ptrs));
+	int rc = COFFER_OK;
 	if (l.items == NULL || l.ptrs == NULL) {
-		fail(a, GS_RESOURCE_EXHAUSTED, "out of memory");
+		fail(r->a, GS_RESOURCE_EXHAUSTED, "out of memory");
 	} else {
-		int rc = coffer_list_secrets(st, list_cb, &l);
-		if (rc != COFFER_OK && rc != LIST_STOP) {
-			fail_rc(a, st, rc);
-		} else {
+		rc = paged ? coffer_list_page(r->st, q->prefix, l.limit, q->page_token, page_cb, &l,
+		                              next)
+		           : coffer_list_secrets(r->st, list_cb, &l);
+		if (rc == LIST_STOP && !paged)
+			rc = COFFER_OK;
+		if (rc == COFFER_OK) {
 			Coffer__Admin__V1__ListResponse resp =
 			    COFFER__ADMIN__V1__LIST_RESPONSE__INIT;
 			resp.n_secrets = l.n;
 			resp.secrets = l.ptrs;
-			resp.more = l.more;
-			pack(a, &resp.base);
+			resp.more = paged ? next[0] != '\0' : l.more;
+			if (paged)
+				resp.next_page_token = next;
+			pack(r->a, &resp.base);
 		}
 	}
 	for (size_t i = 0; i < l.n; i++)
 		free(l.items[i].name);
 	free(l.items);
 	free(l.ptrs);
+	return rc;
 }
 
-/* --- Destroy ------------------------------------------------------------------------------- */
+/* --- Destroy and the lifecycle ------------------------------------------------------------- */
 
-static void do_destroy(coffer_store *st, const uint8_t *body, size_t blen, admin_answer *a)
+static const char *check_destroy(const void *q)
 {
-	Coffer__Admin__V1__DestroyRequest *q =
-	    coffer__admin__v1__destroy_request__unpack(NULL, blen, body);
-	if (q == NULL) {
-		fail(a, GS_INVALID_ARGUMENT, "malformed DestroyRequest");
-		return;
-	}
-	a->req = q;
-	if (!name_ok(a, q->secret))
-		return;
-	if (q->version[0] == '\0') {
-		fail(a, GS_INVALID_ARGUMENT, "version is required ('latest' or a version id)");
-		return;
-	}
-	coffer_secret *sec = NULL;
-	char ver[COFFER_VERSION_MAX];
-	int rc = coffer_secret_ref(st, q->secret, COFFER_PUT, &sec);
-	if (rc == COFFER_OK)
-		rc = coffer_destroy(sec, q->version, ver);
-	coffer_secret_free(sec);
-	if (rc != COFFER_OK) {
-		fail_rc(a, st, rc);
-		return;
-	}
-	snprintf(a->version, sizeof(a->version), "%s", ver);
+	const Coffer__Admin__V1__DestroyRequest *d = q;
+	return d->version[0] == '\0' ? "version is required ('latest' or a version id)" : NULL;
+}
+
+static int run_destroy(admin_req *r)
+{
+	const Coffer__Admin__V1__DestroyRequest *q = r->q;
+	char ver[COFFER_VERSION_MAX] = "";
+	int rc = coffer_destroy(r->sec, q->version, ver);
+	if (rc != COFFER_OK)
+		return rc;
+	snprintf(r->a->version, sizeof(r->a->version), "%s", ver);
 	Coffer__Admin__V1__DestroyResponse resp = COFFER__ADMIN__V1__DESTROY_RESPONSE__INIT;
 	resp.secret = q->secret;
 	resp.version = ver;
-	pack(a, &resp.base);
+	pack(r->a, &resp.base);
+	return COFFER_OK;
 }
 
-/* --- the lifecycle ------------------------------------------------------------------------ */
-
-static void do_state(coffer_store *st, const uint8_t *body, size_t blen, admin_answer *a,
-                     int enable)
+static const char *check_state(const void *q)
 {
-	Coffer__Admin__V1__StateRequest *q =
-	    coffer__admin__v1__state_request__unpack(NULL, blen, body);
-	if (q == NULL) {
-		fail(a, GS_INVALID_ARGUMENT, "malformed StateRequest");
-		return;
-	}
-	a->req = q;
-	if (!name_ok(a, q->secret))
-		return;
-	if (q->version[0] == '\0') {
-		fail(a, GS_INVALID_ARGUMENT, "version is required (a version id or a label)");
-		return;
-	}
-	coffer_secret *sec = NULL;
+	const Coffer__Admin__V1__StateRequest *s = q;
+	return s->version[0] == '\0' ? "version is required (a version id or a label)" : NULL;
+}
+
+static int run_state(admin_req *r, int enable)
+{
+	const Coffer__Admin__V1__StateRequest *q = r->q;
 	char ver[COFFER_VERSION_MAX] = "";
-	int rc = coffer_secret_ref(st, q->secret, COFFER_PUT, &sec);
-	if (rc == COFFER_OK)
-		rc = enable ? coffer_enable(sec, q->version, ver)
-		            : coffer_disable(sec, q->version, ver);
-	coffer_secret_free(sec);
-	if (rc != COFFER_OK) {
-		fail_rc(a, st, rc);
-		return;
-	}
-	snprintf(a->version, sizeof(a->version), "%s", ver);
+	int rc = enable ? coffer_enable(r->sec, q->version, ver)
+	                : coffer_disable(r->sec, q->version, ver);
+	if (rc != COFFER_OK)
+		return rc;
+	snprintf(r->a->version, sizeof(r->a->version), "%s", ver);
 	Coffer__Admin__V1__StateResponse resp = COFFER__ADMIN__V1__STATE_RESPONSE__INIT;
 	resp.secret = q->secret;
 	resp.version = ver;
-	pack(a, &resp.base);
+	pack(r->a, &resp.base);
+	return COFFER_OK;
 }
 
-static void do_label(coffer_store *st, const uint8_t *body, size_t blen, admin_answer *a)
+static int run_enable(admin_req *r)
 {
-	Coffer__Admin__V1__LabelRequest *q =
-	    coffer__admin__v1__label_request__unpack(NULL, blen, body);
-	if (q == NULL) {
-		fail(a, GS_INVALID_ARGUMENT, "malformed LabelRequest");
-		return;
-	}
-	a->req = q;
-	if (!name_ok(a, q->secret))
-		return;
-	if (q->label[0] == '\0' || (!q->delete_ && q->version[0] == '\0')) {
-		fail(a, GS_INVALID_ARGUMENT, "label and version are required");
-		return;
-	}
-	coffer_secret *sec = NULL;
+	return run_state(r, 1);
+}
+
+static int run_disable(admin_req *r)
+{
+	return run_state(r, 0);
+}
+
+static const char *check_label(const void *q)
+{
+	const Coffer__Admin__V1__LabelRequest *l = q;
+	return l->label[0] == '\0' || (!l->delete_ && l->version[0] == '\0')
+	           ? "label and version are required"
+	           : NULL;
+}
+
+static int run_label(admin_req *r)
+{
+	const Coffer__Admin__V1__LabelRequest *q = r->q;
 	char ver[COFFER_VERSION_MAX] = "";
-	int rc = coffer_secret_ref(st, q->secret, COFFER_PUT, &sec);
-	if (rc == COFFER_OK)
-		rc = q->delete_ ? coffer_label_delete(sec, q->label)
-		                : coffer_label_set(sec, q->label, q->version, ver);
-	coffer_secret_free(sec);
-	if (rc != COFFER_OK) {
-		fail_rc(a, st, rc);
-		return;
-	}
-	snprintf(a->version, sizeof(a->version), "%s", ver);
+	int rc = q->delete_ ? coffer_label_delete(r->sec, q->label)
+	                    : coffer_label_set(r->sec, q->label, q->version, ver);
+	if (rc != COFFER_OK)
+		return rc;
+	snprintf(r->a->version, sizeof(r->a->version), "%s", ver);
 	Coffer__Admin__V1__LabelResponse resp = COFFER__ADMIN__V1__LABEL_RESPONSE__INIT;
 	resp.secret = q->secret;
 	resp.label = q->label;
 	resp.version = ver;
-	pack(a, &resp.base);
+	pack(r->a, &resp.base);
+	return COFFER_OK;
 }
 
-static void do_delete(coffer_store *st, const uint8_t *body, size_t blen, admin_answer *a)
+static const char *check_delete(const void *q)
 {
-	Coffer__Admin__V1__DeleteRequest *q =
-	    coffer__admin__v1__delete_request__unpack(NULL, blen, body);
-	if (q == NULL) {
-		fail(a, GS_INVALID_ARGUMENT, "malformed DeleteRequest");
-		return;
-	}
-	a->req = q;
-	if (!name_ok(a, q->secret))
-		return;
-	if (q->force && q->recovery_days != 0) {
-		fail(a, GS_INVALID_ARGUMENT, "give either recovery_days or force");
-		return;
-	}
+	const Coffer__Admin__V1__DeleteRequest *d = q;
+	return d->force && d->recovery_days != 0 ? "give either recovery_days or force" : NULL;
+}
+
+static int run_delete(admin_req *r)
+{
+	const Coffer__Admin__V1__DeleteRequest *q = r->q;
 	unsigned days = q->force ? 0 : q->recovery_days ? q->recovery_days : COFFER_RECOVERY_DAYS;
-	coffer_secret *sec = NULL;
 	int64_t at = 0;
-	int rc = coffer_secret_ref(st, q->secret, COFFER_PUT, &sec);
-	if (rc == COFFER_OK)
-		rc = coffer_delete(sec, days, &at);
-	coffer_secret_free(sec);
-	if (rc != COFFER_OK) {
-		fail_rc(a, st, rc);
-		return;
-	}
+	int rc = coffer_delete(r->sec, days, &at);
+	if (rc != COFFER_OK)
+		return rc;
 	Coffer__Admin__V1__DeleteResponse resp = COFFER__ADMIN__V1__DELETE_RESPONSE__INIT;
 	resp.secret = q->secret;
 	resp.purge_at_unix_ms = q->force ? 0 : at;
-	pack(a, &resp.base);
+	pack(r->a, &resp.base);
+	return COFFER_OK;
 }
 
-static void do_restore(coffer_store *st, const uint8_t *body, size_t blen, admin_answer *a)
+static int run_restore(admin_req *r)
 {
-	Coffer__Admin__V1__RestoreRequest *q =
-	    coffer__admin__v1__restore_request__unpack(NULL, blen, body);
-	if (q == NULL) {
-		fail(a, GS_INVALID_ARGUMENT, "malformed RestoreRequest");
-		return;
-	}
-	a->req = q;
-	if (!name_ok(a, q->secret))
-		return;
-	coffer_secret *sec = NULL;
-	int rc = coffer_secret_ref(st, q->secret, COFFER_PUT, &sec);
-	if (rc == COFFER_OK)
-		rc = coffer_restore(sec);
-	coffer_secret_free(sec);
-	if (rc != COFFER_OK) {
-		fail_rc(a, st, rc);
-		return;
-	}
+	const Coffer__Admin__V1__RestoreRequest *q = r->q;
+	int rc = coffer_restore(r->sec);
+	if (rc != COFFER_OK)
+		return rc;
 	Coffer__Admin__V1__RestoreResponse resp = COFFER__ADMIN__V1__RESTORE_RESPONSE__INIT;
 	resp.secret = q->secret;
-	pack(a, &resp.base);
+	pack(r->a, &resp.base);
+	return COFFER_OK;
 }
 
-static void do_audit_verify(coffer_store *st, admin_answer *a)
-{
-	uint64_t entries = 0, bad = 0;
-	char err[400] = "";
-	int rc = coffer_audit_verify(st, &entries, &bad, err, sizeof err);
-	if (rc == COFFER_EINTEGRITY) {
-		a->rc = rc;
-		a->status = coffer_grpc_status(rc);
-		snprintf(a->message, sizeof(a->message), "audit log broken at entry %llu: %s",
-		         (unsigned long long)bad, err[0] ? err : "MAC mismatch");
-		return;
-	}
-	if (rc != COFFER_OK) {
-		fail_rc(a, st, rc);
-		return;
-	}
-	Coffer__Admin__V1__AuditVerifyResponse resp =
-	    COFFER__ADMIN__V1__AUDIT_VERIFY_RESPONSE__INIT;
-	resp.entries = entries;
-	pack(a, &resp.base);
-}
+/* --- Describe, Put, Meta ------------------------------------------------------------------- */
 
-static void do_describe(coffer_store *st, const uint8_t *body, size_t blen, admin_answer *a)
+static int run_describe(admin_req *r)
 {
-	Coffer__Admin__V1__DescribeRequest *q =
-	    coffer__admin__v1__describe_request__unpack(NULL, blen, body);
-	if (q == NULL) {
-		fail(a, GS_INVALID_ARGUMENT, "malformed DescribeRequest");
-		return;
-	}
-	a->req = q;
-	if (!name_ok(a, q->secret))
-		return;
-	coffer_secret *sec = NULL;
+	const Coffer__Admin__V1__DescribeRequest *q = r->q;
 	coffer_secret_info *in = calloc(1, sizeof *in);
 	labels_ctx *lc = calloc(1, sizeof *lc);
-	int rc = in == NULL || lc == NULL ? COFFER_ENOMEM
-	                                  : coffer_secret_ref(st, q->secret, COFFER_ACCESS, &sec);
-	if (rc == COFFER_OK)
-		rc = coffer_describe(sec, in);
+	int rc = in == NULL || lc == NULL ? COFFER_ENOMEM : coffer_describe(r->sec, in);
 	if (rc == COFFER_OK && in->purge_at_unix_ms == 0)
-		rc = coffer_list_labels(sec, label_cb, lc);
-	coffer_secret_free(sec);
-	if (rc != COFFER_OK) {
-		fail_rc(a, st, rc);
-	} else {
+		rc = coffer_list_labels(r->sec, label_cb, lc);
+	if (rc == COFFER_OK) {
 		Coffer__Admin__V1__DescribeResponse resp =
 		    COFFER__ADMIN__V1__DESCRIBE_RESPONSE__INIT;
 		resp.secret = q->secret;
@@ -587,76 +489,72 @@ static void do_describe(coffer_store *st, const uint8_t *body, size_t blen, admi
 		resp.purge_at_unix_ms = in->purge_at_unix_ms;
 		resp.n_labels = lc->n;
 		resp.labels = lc->ptrs;
-		pack(a, &resp.base);
+		pack(r->a, &resp.base);
 	}
 	free(in);
 	free(lc);
+	return rc;
 }
 
-static void do_put(coffer_store *st, const uint8_t *body, size_t blen, admin_answer *a)
+static int run_put(admin_req *r)
 {
-	Coffer__Admin__V1__PutRequest *q = coffer__admin__v1__put_request__unpack(NULL, blen, body);
-	if (q == NULL) {
-		fail(a, GS_INVALID_ARGUMENT, "malformed PutRequest");
-		return;
-	}
-	a->req = q;
-	coffer_secret *sec = NULL;
+	const Coffer__Admin__V1__PutRequest *q = r->q;
+	coffer_put_opts po = {.flags = q->check_version ? COFFER_PUT_IF_VERSION : 0,
+	                      .if_version = q->if_version,
+	                      .request_id = q->request_id.len ? q->request_id.data : NULL,
+	                      .request_id_len = q->request_id.len};
 	char ver[COFFER_VERSION_MAX] = "";
-	int replayed = 0, rc = COFFER_OK;
-	if (name_ok(a, q->secret)) {
-		coffer_put_opts po = {.flags = q->check_version ? COFFER_PUT_IF_VERSION : 0,
-		                      .if_version = q->if_version,
-		                      .request_id = q->request_id.len ? q->request_id.data : NULL,
-		                      .request_id_len = q->request_id.len};
-		rc = coffer_secret_ref(st, q->secret, COFFER_PUT, &sec);
-		if (rc == COFFER_OK)
-			rc = coffer_put_ex(sec, q->value.data, q->value.len, &po, ver, &replayed);
-		coffer_secret_free(sec);
-		if (rc != COFFER_OK) {
-			fail_rc(a, st, rc);
-		} else {
-			snprintf(a->version, sizeof(a->version), "%s", ver);
-			Coffer__Admin__V1__PutResponse resp = COFFER__ADMIN__V1__PUT_RESPONSE__INIT;
-			resp.secret = q->secret;
-			resp.version = ver;
-			resp.replayed = replayed != 0;
-			pack(a, &resp.base);
-		}
-	}
-	/* The value and the request body are wiped here: protobuf-c frees without wiping. */
-	if (q->value.data != NULL)
-		explicit_bzero(q->value.data, q->value.len);
-	if (q->request_id.data != NULL)
-		explicit_bzero(q->request_id.data, q->request_id.len);
+	int replayed = 0;
+	int rc = coffer_put_ex(r->sec, q->value.data, q->value.len, &po, ver, &replayed);
+	if (rc != COFFER_OK)
+		return rc;
+	snprintf(r->a->version, sizeof(r->a->version), "%s", ver);
+	Coffer__Admin__V1__PutResponse resp = COFFER__ADMIN__V1__PUT_RESPONSE__INIT;
+	resp.secret = q->secret;
+	resp.version = ver;
+	resp.replayed = replayed != 0;
+	pack(r->a, &resp.base);
+	return COFFER_OK;
 }
 
-static void do_meta(coffer_store *st, const uint8_t *body, size_t blen, admin_answer *a)
+static int run_meta(admin_req *r)
 {
-	Coffer__Admin__V1__MetaRequest *q =
-	    coffer__admin__v1__meta_request__unpack(NULL, blen, body);
-	if (q == NULL) {
-		fail(a, GS_INVALID_ARGUMENT, "malformed MetaRequest");
-		return;
-	}
-	a->req = q;
-	if (!name_ok(a, q->secret))
-		return;
-	coffer_secret *sec = NULL;
-	int rc = coffer_secret_ref(st, q->secret, COFFER_PUT, &sec);
-	if (rc == COFFER_OK && (q->set_description || q->set_tags))
-		rc = coffer_set_info(sec, q->set_description ? q->description : NULL,
+	const Coffer__Admin__V1__MetaRequest *q = r->q;
+	int rc = COFFER_OK;
+	if (q->set_description || q->set_tags)
+		rc = coffer_set_info(r->sec, q->set_description ? q->description : NULL,
 		                     q->set_tags ? q->tags : NULL);
 	if (rc == COFFER_OK && q->set_max_versions)
-		rc = coffer_set_max_versions(sec, q->max_versions);
-	coffer_secret_free(sec);
-	if (rc != COFFER_OK) {
-		fail_rc(a, st, rc);
-		return;
-	}
+		rc = coffer_set_max_versions(r->sec, q->max_versions);
+	if (rc != COFFER_OK)
+		return rc;
 	Coffer__Admin__V1__MetaResponse resp = COFFER__ADMIN__V1__META_RESPONSE__INIT;
 	resp.secret = q->secret;
-	pack(a, &resp.base);
+	pack(r->a, &resp.base);
+	return COFFER_OK;
+}
+
+/* --- the audit log ------------------------------------------------------------------------- */
+
+static int run_audit_verify(admin_req *r)
+{
+	uint64_t entries = 0, bad = 0;
+	char err[400] = "";
+	int rc = coffer_audit_verify(r->st, &entries, &bad, err, sizeof err);
+	if (rc == COFFER_EINTEGRITY) {
+		r->a->rc = rc;
+		r->a->status = coffer_grpc_status(rc);
+		snprintf(r->a->message, sizeof(r->a->message), "audit log broken at entry %llu: %s",
+		         (unsigned long long)bad, err[0] ? err : "MAC mismatch");
+		return COFFER_OK;
+	}
+	if (rc != COFFER_OK)
+		return rc;
+	Coffer__Admin__V1__AuditVerifyResponse resp =
+	    COFFER__ADMIN__V1__AUDIT_VERIFY_RESPONSE__INIT;
+	resp.entries = entries;
+	pack(r->a, &resp.base);
+	return COFFER_OK;
 }
 
 typedef struct audit_ctx {
@@ -704,36 +602,29 @@ static int audit_cb(void *ctx, const coffer_audit_entry *e)
 	return 0;
 }
 
-static void do_audit(coffer_store *st, const uint8_t *body, size_t blen, admin_answer *a)
+static int run_audit(admin_req *r)
 {
-	Coffer__Admin__V1__AuditRequest *q =
-	    coffer__admin__v1__audit_request__unpack(NULL, blen, body);
-	if (q == NULL) {
-		fail(a, GS_INVALID_ARGUMENT, "malformed AuditRequest");
-		return;
-	}
-	a->req = q;
-	if (q->secret[0] != '\0' && !name_ok(a, q->secret))
-		return;
+	const Coffer__Admin__V1__AuditRequest *q = r->q;
 	audit_ctx x = {0};
 	x.after = q->after_id;
-	x.limit = q->limit == 0 || q->limit > ADMIN_LIST_MAX ? ADMIN_LIST_MAX : q->limit;
+	x.limit = page_limit(q->limit);
 	x.items = calloc(x.limit, sizeof(*x.items));
 	x.ptrs = calloc(x.limit, sizeof(*x.ptrs));
+	int rc = COFFER_OK;
 	if (x.items == NULL || x.ptrs == NULL) {
-		fail(a, GS_RESOURCE_EXHAUSTED, "out of memory");
+		fail(r->a, GS_RESOURCE_EXHAUSTED, "out of memory");
 	} else {
-		int rc = coffer_audit_list(st, q->since_unix_ms,
-		                           q->secret[0] != '\0' ? q->secret : NULL, audit_cb, &x);
-		if (rc != COFFER_OK && rc != AUDIT_STOP) {
-			fail_rc(a, st, rc);
-		} else {
+		rc = coffer_audit_list(r->st, q->since_unix_ms,
+		                       q->secret[0] != '\0' ? q->secret : NULL, audit_cb, &x);
+		if (rc == AUDIT_STOP)
+			rc = COFFER_OK;
+		if (rc == COFFER_OK) {
 			Coffer__Admin__V1__AuditResponse resp =
 			    COFFER__ADMIN__V1__AUDIT_RESPONSE__INIT;
 			resp.n_entries = x.n;
 			resp.entries = x.ptrs;
 			resp.more = x.more;
-			pack(a, &resp.base);
+			pack(r->a, &resp.base);
 		}
 	}
 	for (size_t i = 0; i < x.n; i++) {
@@ -748,9 +639,83 @@ static void do_audit(coffer_store *st, const uint8_t *body, size_t blen, admin_a
 	}
 	free(x.items);
 	free(x.ptrs);
+	return rc;
 }
 
-/* --- entry --------------------------------------------------------------------------------- */
+/* --- the table and the entry --------------------------------------------------------------- */
+
+#define OP(m, nm, type, sec, chk, fn)                                                              \
+	[m - GS_M_ADMIN_VERSIONS] = {nm, &coffer__admin__v1__##type##__descriptor, sec, chk, fn}
+
+static const admin_op ops[] = {
+    OP(GS_M_ADMIN_VERSIONS, "Versions", versions_request, SECRET_READ, NULL, run_versions),
+    OP(GS_M_ADMIN_LIST, "List", list_request, SECRET_NONE, NULL, run_list),
+    OP(GS_M_ADMIN_DESTROY, "Destroy", destroy_request, SECRET_WRITE, check_destroy, run_destroy),
+    OP(GS_M_ADMIN_DISABLE, "Disable", state_request, SECRET_WRITE, check_state, run_disable),
+    OP(GS_M_ADMIN_ENABLE, "Enable", state_request, SECRET_WRITE, check_state, run_enable),
+    OP(GS_M_ADMIN_LABEL, "Label", label_request, SECRET_WRITE, check_label, run_label),
+    OP(GS_M_ADMIN_DELETE, "Delete", delete_request, SECRET_WRITE, check_delete, run_delete),
+    OP(GS_M_ADMIN_RESTORE, "Restore", restore_request, SECRET_WRITE, NULL, run_restore),
+    OP(GS_M_ADMIN_AUDIT_VERIFY, "AuditVerify", audit_verify_request, SECRET_NONE, NULL,
+       run_audit_verify),
+    OP(GS_M_ADMIN_DESCRIBE, "Describe", describe_request, SECRET_READ, NULL, run_describe),
+    OP(GS_M_ADMIN_PUT, "Put", put_request, SECRET_WRITE, NULL, run_put),
+    OP(GS_M_ADMIN_META, "Meta", meta_request, SECRET_WRITE, NULL, run_meta),
+    OP(GS_M_ADMIN_AUDIT, "Audit", audit_request, SECRET_OPTIONAL, NULL, run_audit),
+};
+
+static const admin_op *op_of(gs_method m)
+{
+	if (m < GS_M_ADMIN_VERSIONS || m > GS_M_ADMIN_AUDIT)
+		return NULL;
+	const admin_op *op = &ops[m - GS_M_ADMIN_VERSIONS];
+	return op->run != NULL ? op : NULL;
+}
+
+int admin_method(gs_method m)
+{
+	return op_of(m) != NULL;
+}
+
+const char *admin_method_name(gs_method m)
+{
+	const admin_op *op = op_of(m);
+	return op != NULL ? op->name : "Unknown";
+}
+
+/* Decode, check the arguments and the name, open the secret, run; the error from the core. */
+static void run_op(const admin_op *op, coffer_store *st, const uint8_t *body, size_t blen,
+                   admin_answer *a)
+{
+	void *q = protobuf_c_message_unpack(op->desc, NULL, blen, body);
+	if (q == NULL) {
+		snprintf(a->message, sizeof(a->message), "malformed %s", op->desc->short_name);
+		a->status = GS_INVALID_ARGUMENT;
+		return;
+	}
+	a->req = q;
+	admin_req r = {.st = st, .q = q, .a = a};
+	const char *name = op->secret != SECRET_NONE ? req_secret(op, q) : NULL;
+	const char *bad = op->check != NULL ? op->check(q) : NULL;
+	int rc = COFFER_OK;
+	if (name != NULL && (op->secret != SECRET_OPTIONAL || name[0] != '\0') &&
+	    !name_ok(a, name)) {
+		/* answered by name_ok */
+	} else if (bad != NULL) {
+		fail(a, GS_INVALID_ARGUMENT, bad);
+	} else {
+		if (op->secret == SECRET_READ || op->secret == SECRET_WRITE)
+			rc = coffer_secret_ref(
+			    st, name, op->secret == SECRET_READ ? COFFER_ACCESS : COFFER_PUT,
+			    &r.sec);
+		if (rc == COFFER_OK)
+			rc = op->run(&r);
+		coffer_secret_free(r.sec);
+		if (rc != COFFER_OK)
+			fail_rc(a, st, rc);
+	}
+	wipe_bytes(op->desc, q);
+}
 
 void admin_call(coffer_store *st, pol_table *pol, const char *principal, gs_method m,
                 const uint8_t *body, size_t blen, admin_answer *a)
@@ -765,52 +730,17 @@ void admin_call(coffer_store *st, pol_table *pol, const char *principal, gs_meth
 		a->status = GS_PERMISSION_DENIED;
 		return;
 	}
+	const admin_op *op = op_of(m);
+	if (op == NULL) {
+		fail(a, GS_UNIMPLEMENTED, "unknown method");
+		return;
+	}
 	/* Put's value (2) and request id (5) are bytes: NULs allowed there. */
 	if (strings_have_nul(body, blen, m == GS_M_ADMIN_PUT ? (1u << 2 | 1u << 5) : 0)) {
 		fail(a, GS_INVALID_ARGUMENT, "malformed request: a string field holds a NUL byte");
 		return;
 	}
-	switch (m) {
-	case GS_M_ADMIN_VERSIONS:
-		do_versions(st, body, blen, a);
-		break;
-	case GS_M_ADMIN_LIST:
-		do_list(st, body, blen, a);
-		break;
-	case GS_M_ADMIN_DESTROY:
-		do_destroy(st, body, blen, a);
-		break;
-	case GS_M_ADMIN_DISABLE:
-	case GS_M_ADMIN_ENABLE:
-		do_state(st, body, blen, a, m == GS_M_ADMIN_ENABLE);
-		break;
-	case GS_M_ADMIN_LABEL:
-		do_label(st, body, blen, a);
-		break;
-	case GS_M_ADMIN_DELETE:
-		do_delete(st, body, blen, a);
-		break;
-	case GS_M_ADMIN_RESTORE:
-		do_restore(st, body, blen, a);
-		break;
-	case GS_M_ADMIN_AUDIT_VERIFY:
-		do_audit_verify(st, a);
-		break;
-	case GS_M_ADMIN_DESCRIBE:
-		do_describe(st, body, blen, a);
-		break;
-	case GS_M_ADMIN_PUT:
-		do_put(st, body, blen, a);
-		break;
-	case GS_M_ADMIN_META:
-		do_meta(st, body, blen, a);
-		break;
-	case GS_M_ADMIN_AUDIT:
-		do_audit(st, body, blen, a);
-		break;
-	default:
-		fail(a, GS_UNIMPLEMENTED, "unknown method");
-	}
+	run_op(op, st, body, blen, a);
 }
 
 void admin_answer_free(admin_answer *a)

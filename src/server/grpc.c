@@ -76,49 +76,40 @@ struct gs_conn {
 	size_t sent_len;
 };
 
-/* Both of Nitric's contract generations, on the same port (see DESIGN.md, the wire contract). */
-static const gs_method path_methods[] = {GS_M_PUT,
-                                         GS_M_ACCESS,
-                                         GS_M_DECLARE,
-                                         GS_M_PUT,
-                                         GS_M_ACCESS,
-                                         GS_M_DECLARE_V0,
-                                         GS_M_HEALTH_CHECK,
-                                         GS_M_ADMIN_VERSIONS,
-                                         GS_M_ADMIN_LIST,
-                                         GS_M_ADMIN_DESTROY,
-                                         GS_M_ADMIN_DISABLE,
-                                         GS_M_ADMIN_ENABLE,
-                                         GS_M_ADMIN_LABEL,
-                                         GS_M_ADMIN_DELETE,
-                                         GS_M_ADMIN_RESTORE,
-                                         GS_M_ADMIN_AUDIT_VERIFY,
-                                         GS_M_ADMIN_DESCRIBE,
-                                         GS_M_ADMIN_PUT,
-                                         GS_M_ADMIN_META,
-                                         GS_M_ADMIN_AUDIT};
-static const char *const path_names[] = {
-    "/nitric.proto.secrets.v1.SecretManager/Put",
-    "/nitric.proto.secrets.v1.SecretManager/Access",
-    "/nitric.proto.resources.v1.Resources/Declare",
-    "/nitric.secret.v1.SecretService/Put",
-    "/nitric.secret.v1.SecretService/Access",
-    "/nitric.resource.v1.ResourceService/Declare",
-    "/grpc.health.v1.Health/Check",
-    /* coffer's own admin service (proto/coffer/admin/v1/admin.proto, served by admin.c) */
-    "/coffer.admin.v1.Admin/Versions",
-    "/coffer.admin.v1.Admin/List",
-    "/coffer.admin.v1.Admin/Destroy",
-    "/coffer.admin.v1.Admin/Disable",
-    "/coffer.admin.v1.Admin/Enable",
-    "/coffer.admin.v1.Admin/Label",
-    "/coffer.admin.v1.Admin/Delete",
-    "/coffer.admin.v1.Admin/Restore",
-    "/coffer.admin.v1.Admin/AuditVerify",
-    "/coffer.admin.v1.Admin/Describe",
-    "/coffer.admin.v1.Admin/Put",
-    "/coffer.admin.v1.Admin/Meta",
-    "/coffer.admin.v1.Admin/Audit",
+/*
+ * Both of Nitric's contract generations, on the same port (see DESIGN.md, the wire contract), and
+ * coffer's own admin service (proto/coffer/admin/v1/admin.proto, served by admin.c). The length is
+ * kept beside each path: every request's :path is looked up here.
+ */
+#define PATH(p, m)                                                                                 \
+	{                                                                                          \
+		p, sizeof(p) - 1, m                                                                \
+	}
+static const struct {
+	const char *name;
+	size_t len;
+	gs_method method;
+} paths[] = {
+    PATH("/nitric.proto.secrets.v1.SecretManager/Put", GS_M_PUT),
+    PATH("/nitric.proto.secrets.v1.SecretManager/Access", GS_M_ACCESS),
+    PATH("/nitric.proto.resources.v1.Resources/Declare", GS_M_DECLARE),
+    PATH("/nitric.secret.v1.SecretService/Put", GS_M_PUT),
+    PATH("/nitric.secret.v1.SecretService/Access", GS_M_ACCESS),
+    PATH("/nitric.resource.v1.ResourceService/Declare", GS_M_DECLARE_V0),
+    PATH("/grpc.health.v1.Health/Check", GS_M_HEALTH_CHECK),
+    PATH("/coffer.admin.v1.Admin/Versions", GS_M_ADMIN_VERSIONS),
+    PATH("/coffer.admin.v1.Admin/List", GS_M_ADMIN_LIST),
+    PATH("/coffer.admin.v1.Admin/Destroy", GS_M_ADMIN_DESTROY),
+    PATH("/coffer.admin.v1.Admin/Disable", GS_M_ADMIN_DISABLE),
+    PATH("/coffer.admin.v1.Admin/Enable", GS_M_ADMIN_ENABLE),
+    PATH("/coffer.admin.v1.Admin/Label", GS_M_ADMIN_LABEL),
+    PATH("/coffer.admin.v1.Admin/Delete", GS_M_ADMIN_DELETE),
+    PATH("/coffer.admin.v1.Admin/Restore", GS_M_ADMIN_RESTORE),
+    PATH("/coffer.admin.v1.Admin/AuditVerify", GS_M_ADMIN_AUDIT_VERIFY),
+    PATH("/coffer.admin.v1.Admin/Describe", GS_M_ADMIN_DESCRIBE),
+    PATH("/coffer.admin.v1.Admin/Put", GS_M_ADMIN_PUT),
+    PATH("/coffer.admin.v1.Admin/Meta", GS_M_ADMIN_META),
+    PATH("/coffer.admin.v1.Admin/Audit", GS_M_ADMIN_AUDIT),
 };
 
 /* --- call lifetime ------------------------------------------------------------------------- */
@@ -160,7 +151,8 @@ static void call_free(gs_call *call)
 	if (call->conn != NULL && call->hdr_pending)
 		call->conn->hdr_pending--;
 	call_unlink(call);
-	sodium_memzero(call->bearer, sizeof(call->bearer));
+	if (call->has_bearer) /* only then was it written (header_field) */
+		sodium_memzero(call->bearer, sizeof(call->bearer));
 	free(call);
 }
 
@@ -175,9 +167,17 @@ static void call_maybe_free(gs_call *call)
 
 /* --- responses ----------------------------------------------------------------------------- */
 
+/* A header with a literal name (nghttp2 need not copy it) and a value it copies. */
 #define NV(n, v)                                                                                   \
 	{                                                                                          \
-		(uint8_t *)(n), (uint8_t *)(v), sizeof(n) - 1, strlen(v), NGHTTP2_NV_FLAG_NONE     \
+		(uint8_t *)(n), (uint8_t *)(v), sizeof(n) - 1, strlen(v),                          \
+		    NGHTTP2_NV_FLAG_NO_COPY_NAME                                                   \
+	}
+/* Both literals: nothing copied (the answer of every request). */
+#define NV_LIT(n, v)                                                                               \
+	{                                                                                          \
+		(uint8_t *)(n), (uint8_t *)(v), sizeof(n) - 1, sizeof(v) - 1,                      \
+		    NGHTTP2_NV_FLAG_NO_COPY_NAME | NGHTTP2_NV_FLAG_NO_COPY_VALUE                   \
 	}
 
 static ssize_t resp_read(nghttp2_session *s, int32_t stream_id, uint8_t *buf, size_t length,
@@ -190,7 +190,7 @@ static ssize_t resp_read(nghttp2_session *s, int32_t stream_id, uint8_t *buf, si
 	memcpy(buf, call->resp + call->resp_off, n);
 	call->resp_off += n;
 	if (call->resp_off == call->resp_len) {
-		nghttp2_nv trailer[] = {NV("grpc-status", "0")};
+		static const nghttp2_nv trailer[] = {NV_LIT("grpc-status", "0")};
 		*data_flags |= NGHTTP2_DATA_FLAG_EOF | NGHTTP2_DATA_FLAG_NO_END_STREAM;
 		if (nghttp2_submit_trailer(s, stream_id, trailer, 1) != 0)
 			return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
@@ -210,8 +210,9 @@ static void fill_copy(uint8_t *dst, size_t len, void *ctx)
 
 static int submit_ok(gs_call *call, size_t len, gs_fill_fn fill, void *ctx)
 {
-	nghttp2_nv hdrs[] = {NV(":status", "200"), NV("content-type", "application/grpc"),
-	                     NV("grpc-accept-encoding", "identity")};
+	static const nghttp2_nv hdrs[] = {NV_LIT(":status", "200"),
+	                                  NV_LIT("content-type", "application/grpc"),
+	                                  NV_LIT("grpc-accept-encoding", "identity")};
 	nghttp2_data_provider prd;
 
 	call->resp = malloc(len + 5);
@@ -337,10 +338,11 @@ static void header_field(gs_call *call, const uint8_t *name, size_t nlen, const 
 		size_t n = vlen < PATH_MAX_LEN - 1 ? vlen : PATH_MAX_LEN - 1;
 		memcpy(call->path, value, n);
 		call->path[n] = '\0';
-		for (size_t i = 0; i < sizeof(path_names) / sizeof(path_names[0]); i++)
-			if (strlen(path_names[i]) == vlen &&
-			    memcmp(path_names[i], value, vlen) == 0)
-				call->method = path_methods[i];
+		for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++)
+			if (paths[i].len == vlen && memcmp(paths[i].name, value, vlen) == 0) {
+				call->method = paths[i].method;
+				break;
+			}
 	} else if (nlen == 12 && memcmp(name, "content-type", 12) == 0) {
 		call->has_ct = 1;
 		/* application/grpc, or application/grpc+proto / ;params */
@@ -643,6 +645,9 @@ static int session_new(gs_conn *c)
 	nghttp2_option_set_max_continuations(opt, GS_MAX_CONTINUATIONS);
 	nghttp2_option_set_max_outbound_ack(opt, 1000);
 	nghttp2_option_set_max_settings(opt, 32);
+	/* Closed streams are not kept for the RFC 7540 priority tree (which gRPC does not use):
+	 * every unary call opens and closes one. */
+	nghttp2_option_set_no_closed_streams(opt, 1);
 	/* nghttp2's frame buffers carry values: its allocations are wiped when freed. */
 	rv = nghttp2_session_server_new3(&c->h2, cbs, c, opt, (nghttp2_mem *)wipe_nghttp2_mem());
 	nghttp2_option_del(opt);

@@ -73,8 +73,9 @@ struct srv_conn {
 	/* plaintext */
 	evutil_socket_t fd;
 	struct event *rev, *wev;
-	struct evbuffer *out;
+	struct evbuffer *out; /* what the kernel did not take yet (plaintext) */
 	int reading;
+	int writing;   /* wev is pending */
 	int lingering; /* closed for writing, draining the peer's last bytes until linger_until */
 	uint64_t linger_until;
 	/* identity */
@@ -94,6 +95,7 @@ struct srv_worker {
 	struct event *tick, *drain;
 	svc_worker svc;
 	uint8_t rbuf[64 * 1024];
+	uint8_t wbuf[64 * 1024]; /* a plaintext flush's frames, sent from here (plain_flush) */
 	srv_conn *conns;
 	unsigned n_conns;
 	int diag;          /* sock_diag netlink socket for loopback peers (-1: not open yet) */
@@ -158,6 +160,17 @@ static void conn_reading(srv_conn *sc, int on)
 	sc->reading = on;
 }
 
+static void plain_want_write(srv_conn *sc, int on)
+{
+	if (on == sc->writing)
+		return;
+	if (on)
+		event_add(sc->wev, NULL);
+	else
+		event_del(sc->wev);
+	sc->writing = on;
+}
+
 /* Plaintext: write what is pending now; ask for a write event only if the kernel pushed back. */
 static void plain_write(srv_conn *sc)
 {
@@ -166,7 +179,7 @@ static void plain_write(srv_conn *sc)
 		if (n > 0)
 			continue;
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
-			event_add(sc->wev, NULL);
+			plain_want_write(sc, 1);
 			return;
 		}
 		/* The peer is gone: drop what cannot be delivered. */
@@ -174,13 +187,80 @@ static void plain_write(srv_conn *sc)
 		sc->closing = 1;
 		break;
 	}
-	event_del(sc->wev);
+	plain_want_write(sc, 0);
 }
 
-/* Move what the protocol layer has to say into the output, and start writing it. */
-static void conn_flush(srv_conn *sc)
+/*
+ * Plaintext: send len bytes now, unless earlier output still waits (then after it); what the
+ * kernel does not take waits in sc->out for a write event. The bytes are the caller's to wipe.
+ */
+static void plain_send(srv_conn *sc, const uint8_t *p, size_t len)
 {
-	struct evbuffer *out = conn_out(sc);
+	if (evbuffer_get_length(sc->out) == 0) {
+		while (len > 0) {
+			ssize_t n = send(sc->fd, p, len, MSG_NOSIGNAL);
+			if (n > 0) {
+				p += n;
+				len -= (size_t)n;
+			} else if (n < 0 && errno == EINTR) {
+				continue;
+			} else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+				break;
+			} else {
+				sc->closing = 1; /* the peer is gone: nothing can be delivered */
+				return;
+			}
+		}
+	}
+	if (len > 0) {
+		if (evbuffer_add(sc->out, p, len) != 0)
+			sc->closing = 1;
+		plain_write(sc);
+	}
+}
+
+/*
+ * Plaintext: the protocol layer's frames (an answer's HEADERS, DATA and trailers, and whatever
+ * else is due) are gathered in the worker's wbuf and sent with one send(), not copied into an
+ * evbuffer chain that is allocated, written with writev and freed (and wiped: it held the
+ * value) per answer. wbuf is wiped of what it held before this returns.
+ */
+static void plain_flush(srv_conn *sc)
+{
+	uint8_t *buf = sc->w->wbuf;
+	size_t off = 0;
+	for (;;) {
+		const uint8_t *data;
+		ssize_t n = gs_conn_send(sc->g, &data);
+		if (n <= 0) {
+			if (n < 0)
+				sc->closing = 1;
+			break;
+		}
+		if (off + (size_t)n > sizeof(sc->w->wbuf)) {
+			plain_send(sc, buf, off);
+			sodium_memzero(buf, off);
+			off = 0;
+		}
+		if ((size_t)n > sizeof(sc->w->wbuf)) {
+			/* Larger than the buffer (nghttp2 makes frames of 16 KiB at most): sent
+			 * from nghttp2's own, which gs_conn_send wipes on its next call. */
+			plain_send(sc, data, (size_t)n);
+			continue;
+		}
+		memcpy(buf + off, data, (size_t)n);
+		off += (size_t)n;
+	}
+	if (off > 0) {
+		plain_send(sc, buf, off);
+		sodium_memzero(buf, off);
+	}
+}
+
+/* TLS: the frames go into the bufferevent's output, which encrypts and writes them. */
+static void tls_flush(srv_conn *sc)
+{
+	struct evbuffer *out = bufferevent_get_output(sc->bev);
 	for (;;) {
 		const uint8_t *data;
 		ssize_t n = gs_conn_send(sc->g, &data);
@@ -194,10 +274,18 @@ static void conn_flush(srv_conn *sc)
 			break;
 		}
 	}
+}
+
+/* Move what the protocol layer has to say into the output, and start writing it. */
+static void conn_flush(srv_conn *sc)
+{
+	struct evbuffer *out = conn_out(sc);
+	if (sc->bev == NULL)
+		plain_flush(sc);
+	else
+		tls_flush(sc);
 	if (gs_conn_done(sc->g))
 		sc->closing = 1;
-	if (sc->bev == NULL)
-		plain_write(sc);
 	if (sc->closing)
 		conn_reading(sc, 0);
 	else if (evbuffer_get_length(out) > OUT_HIGH)

@@ -166,6 +166,23 @@ static void log_audit_failure(svc_worker *w, int arc)
 	}
 }
 
+/* A version printed in a request line: 1 to 20 ASCII letters or digits ("latest", an id). A
+ * loop, not strspn: with a 62-byte set strspn cost more than the rest of the check. */
+static int version_loggable(const char *v)
+{
+	size_t i = 0;
+	if (v == NULL)
+		return 0;
+	for (; v[i] != '\0'; i++) {
+		char ch = v[i];
+		if (i + 1 >= COFFER_VERSION_MAX ||
+		    !((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') ||
+		      (ch >= 'A' && ch <= 'Z')))
+			return 0;
+	}
+	return i > 0;
+}
+
 /* One line per request; names are printed only once validated, values never. */
 static void log_req(svc_req *r, gs_method m, const char *secret, const char *version, int status)
 {
@@ -178,9 +195,7 @@ static void log_req(svc_req *r, gs_method m, const char *secret, const char *ver
 		svc_log_flush(w);
 	if (secret == NULL || coffer_name_check(secret, strlen(secret)) != COFFER_OK)
 		secret = "-";
-	if (version == NULL || version[0] == '\0' || strlen(version) >= COFFER_VERSION_MAX ||
-	    strspn(version, "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ") !=
-	        strlen(version))
+	if (!version_loggable(version))
 		version = "-";
 	w->loglen += log_format_request(w->logbuf + w->loglen, sizeof(w->logbuf) - w->loglen,
 	                                method_names[m], r->principal, secret, version, status,
