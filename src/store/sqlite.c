@@ -52,6 +52,30 @@ enum {
 	Q_AUDIT_LAST,
 	Q_AUDIT_INSERT,
 	Q_AUDIT_INSERT_MANY,
+	/* Past here: prepared on first use (stmt()), kept until close. The ones above are the
+	 * hot paths', prepared at open. */
+	Q_EAGER,
+	Q_HEADER_INS = Q_EAGER,
+	Q_KEY_INS,
+	Q_SET_KDF,
+	Q_KEY_RESEAL,
+	Q_SET_META_KEY,
+	Q_RESEAL_SELECT,
+	Q_RESEAL_GET,
+	Q_RESEAL_UPD,
+	Q_PURGE_DUE,
+	Q_PURGE_VERSIONS,
+	Q_PURGE_LABELS,
+	Q_PURGE_REQUESTS,
+	Q_PURGE_SECRETS,
+	Q_INFO_SET,
+	Q_SECRET_IDS,
+	Q_SECRET_BY_ID,
+	Q_DECL_ADD,
+	Q_DECL_LIST,
+	Q_SECRET_ID,
+	Q_IMPORT_SECRET,
+	Q_IMPORT_VERSION,
 	Q_COUNT
 };
 
@@ -78,8 +102,9 @@ static const char *const queries[Q_COUNT] = {
                         "LIMIT 1), max_versions, previous, ldigest, purge_ms",
     [Q_INSERT_VERSION] = "INSERT INTO versions(secret_id, version, key_id, state, created_ms, "
                          "sealed, mac) VALUES(?1, ?2, ?3, 0, ?4, ?5, ?6)",
-    [Q_SET_LATEST] = "UPDATE secrets SET latest = ?2, mac = ?3, previous = ?4, updated_ms = ?5 "
-                     "WHERE id = ?1",
+    /* A put's new metadata; last_version too, so a batch writes a secret's last put alone. */
+    [Q_SET_LATEST] = "UPDATE secrets SET latest = ?2, mac = ?3, previous = ?4, updated_ms = ?5, "
+                     "last_version = ?2 WHERE id = ?1",
     [Q_BUMP_GEN] = "UPDATE gen SET gen = gen + 1 WHERE id = 1 RETURNING gen",
     /* latest is the row the (MAC'd) metadata names: a point lookup, whatever was edited. */
     [Q_GET_LATEST] = GET_COLUMNS "LEFT JOIN versions v ON v.secret_id = s.id AND v.version = "
@@ -133,6 +158,42 @@ static const char *const queries[Q_COUNT] = {
     /* AUDIT_ROWS entries in one statement: one statement's set-up and halt for them all. */
     [Q_AUDIT_INSERT_MANY] = "INSERT INTO audit(chain, seq, ts_ms, principal, action, secret, "
                             "version, outcome, error, rid, mac) VALUES " AUDIT_VALUES_16,
+    [Q_HEADER_INS] = "INSERT INTO header(id, store_id, kdf_salt, kdf_ops, kdf_mem, created_ms, "
+                     "meta_key) VALUES(1, ?1, ?2, ?3, ?4, ?5, ?6)",
+    [Q_KEY_INS] = "INSERT INTO keyring(id, sealed, created_ms) VALUES(?1, ?2, ?3)",
+    [Q_SET_KDF] = "UPDATE header SET kdf_salt = ?1, kdf_ops = ?2, kdf_mem = ?3 WHERE id = 1",
+    [Q_KEY_RESEAL] = "UPDATE keyring SET sealed = ?2 WHERE id = ?1",
+    [Q_SET_META_KEY] = "UPDATE header SET meta_key = ?1 WHERE id = 1",
+    [Q_RESEAL_SELECT] = "SELECT secret_id, version FROM versions WHERE key_id < ?1 AND sealed IS "
+                        "NOT NULL LIMIT ?2",
+    [Q_RESEAL_GET] = "SELECT s.name, v.key_id, v.sealed FROM versions v JOIN secrets s ON s.id = "
+                     "v.secret_id WHERE v.secret_id = ?1 AND v.version = ?2",
+    [Q_RESEAL_UPD] = "UPDATE versions SET key_id = ?3, sealed = ?4 WHERE secret_id = ?1 AND "
+                     "version = ?2",
+    [Q_PURGE_DUE] = "SELECT 1 FROM secrets WHERE purge_ms > 0 AND purge_ms <= ?1 LIMIT 1",
+    [Q_PURGE_VERSIONS] = "DELETE FROM versions WHERE secret_id IN (SELECT id FROM secrets WHERE "
+                         "purge_ms > 0 AND purge_ms <= ?1)",
+    [Q_PURGE_LABELS] = "DELETE FROM labels WHERE secret_id IN (SELECT id FROM secrets WHERE "
+                       "purge_ms > 0 AND purge_ms <= ?1)",
+    [Q_PURGE_REQUESTS] = "DELETE FROM requests WHERE secret_id IN (SELECT id FROM secrets WHERE "
+                         "purge_ms > 0 AND purge_ms <= ?1)",
+    [Q_PURGE_SECRETS] = "DELETE FROM secrets WHERE purge_ms > 0 AND purge_ms <= ?1",
+    [Q_INFO_SET] = "UPDATE secrets SET description = CASE WHEN ?2 THEN ?3 ELSE description END, "
+                   "tags = CASE WHEN ?4 THEN ?5 ELSE tags END, updated_ms = ?6 WHERE name = ?1",
+    [Q_SECRET_IDS] = "SELECT id FROM secrets ORDER BY id",
+    [Q_SECRET_BY_ID] = "SELECT name, last_version, latest, epoch, mac FROM secrets WHERE id = ?1",
+    [Q_DECL_ADD] = "INSERT INTO declarations(service, secret, actions, declared_ms) "
+                   "VALUES(?1, ?2, ?3, ?4) ON CONFLICT(service, secret) DO UPDATE SET "
+                   "actions = actions | excluded.actions",
+    [Q_DECL_LIST] = "SELECT service, secret, actions, declared_ms FROM declarations ORDER BY "
+                    "service, secret",
+    [Q_SECRET_ID] = "SELECT id FROM secrets WHERE name = ?1",
+    [Q_IMPORT_SECRET] = "INSERT INTO secrets(name, last_version, created_ms, latest, epoch, mac, "
+                        "max_versions, previous, ldigest, purge_ms, description, tags, "
+                        "updated_ms) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, "
+                        "?13)",
+    [Q_IMPORT_VERSION] = "INSERT INTO versions(secret_id, version, key_id, state, created_ms, "
+                         "sealed, mac) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)",
 };
 
 static const char schema_v1[] =
@@ -326,6 +387,31 @@ static int finish_write(sqlite_store *s, int rc, int bump)
 	if (rc != COFFER_OK)
 		rollback(s);
 	return rc;
+}
+
+/* Statement `id` of queries[], prepared now if it was not yet (past Q_EAGER). Returns the
+ * SQLite code of the prepare. Give it back with stmt_done(). */
+static int stmt(sqlite_store *s, int id, sqlite3_stmt **q)
+{
+	if (s->q[id] == NULL) {
+		int src = sqlite3_prepare_v3(s->db, queries[id], -1, SQLITE_PREPARE_PERSISTENT,
+		                             &s->q[id], NULL);
+		if (src != SQLITE_OK) {
+			*q = NULL;
+			return src;
+		}
+	}
+	*q = s->q[id];
+	return SQLITE_OK;
+}
+
+/* Done with a statement of queries[]: reset (which ends the read it may hold) and unbound. */
+static void stmt_done(sqlite3_stmt *q)
+{
+	if (q != NULL) {
+		sqlite3_reset(q);
+		sqlite3_clear_bindings(q);
+	}
 }
 
 static int path_join(char *buf, size_t len, const char *dir, const char *file)
@@ -570,7 +656,7 @@ static int configure(sqlite_store *s, unsigned flags)
 	              "configure");
 	if (rc == COFFER_OK)
 		rc = setup_schema(s, flags);
-	for (int i = 0; i < Q_COUNT && rc == COFFER_OK; i++) {
+	for (int i = 0; i < Q_EAGER && rc == COFFER_OK; i++) {
 		src = sqlite3_prepare_v3(s->db, queries[i], -1, SQLITE_PREPARE_PERSISTENT, &s->q[i],
 		                         NULL);
 		if (src != SQLITE_OK)
@@ -682,10 +768,7 @@ static int write_header(sqlite_store *s, const store_boot *p)
 {
 	sqlite3_stmt *st = NULL;
 	int64_t now = now_ms();
-	int src = sqlite3_prepare_v2(s->db,
-	                             "INSERT INTO header(id, store_id, kdf_salt, kdf_ops, kdf_mem, "
-	                             "created_ms, meta_key) VALUES(1, ?1, ?2, ?3, ?4, ?5, ?6)",
-	                             -1, &st, NULL);
+	int src = stmt(s, Q_HEADER_INS, &st);
 	if (src == SQLITE_OK) {
 		sqlite3_bind_blob(st, 1, p->store_id, STORE_ID_LEN, SQLITE_STATIC);
 		sqlite3_bind_blob(st, 2, p->kdf_salt, STORE_SALT_LEN, SQLITE_STATIC);
@@ -697,19 +780,17 @@ static int write_header(sqlite_store *s, const store_boot *p)
 			                  SQLITE_STATIC);
 		src = sqlite3_step(st);
 	}
-	sqlite3_finalize(st);
+	stmt_done(st);
 	st = NULL;
 	if (src == SQLITE_DONE)
-		src = sqlite3_prepare_v2(
-		    s->db, "INSERT INTO keyring(id, sealed, created_ms) VALUES(?1, ?2, ?3)", -1,
-		    &st, NULL);
+		src = stmt(s, Q_KEY_INS, &st);
 	if (src == SQLITE_OK) {
 		sqlite3_bind_int64(st, 1, p->first_key_id);
 		sqlite3_bind_blob(st, 2, p->sealed_key, (int)p->sealed_key_len, SQLITE_STATIC);
 		sqlite3_bind_int64(st, 3, now);
 		src = sqlite3_step(st);
 	}
-	sqlite3_finalize(st);
+	stmt_done(st);
 	return src == SQLITE_DONE ? COFFER_OK : fail(s, src, "write header");
 }
 
@@ -852,7 +933,7 @@ static int allocate(sqlite_store *s, const store_put *it, int64_t now, int64_t *
 	return rc;
 }
 
-/* The version row and the secret's new latest, both with their MACs. */
+/* The version row, with its MAC. */
 static int insert_row(sqlite_store *s, int64_t sid, const store_seal_io *io, int64_t now)
 {
 	sqlite3_stmt *q = s->q[Q_INSERT_VERSION];
@@ -866,19 +947,71 @@ static int insert_row(sqlite_store *s, int64_t sid, const store_seal_io *io, int
 	int rc = src == SQLITE_DONE ? COFFER_OK : fail(s, src, "insert version");
 	sqlite3_clear_bindings(q);
 	sqlite3_reset(q);
-	if (rc != COFFER_OK)
-		return rc;
-	q = s->q[Q_SET_LATEST];
+	return rc;
+}
+
+/* The secret's metadata after a put (latest = last_version = the put's version), with its MAC. */
+static int write_latest(sqlite_store *s, int64_t sid, const store_meta *m, int64_t now)
+{
+	sqlite3_stmt *q = s->q[Q_SET_LATEST];
 	sqlite3_bind_int64(q, 1, sid);
-	sqlite3_bind_int64(q, 2, (int64_t)io->version);
-	bind_mac(q, 3, io->secret_mac, io->mac_len);
-	sqlite3_bind_int64(q, 4, (int64_t)io->previous);
+	sqlite3_bind_int64(q, 2, (int64_t)m->latest);
+	bind_mac(q, 3, m->mac, m->mac_len);
+	sqlite3_bind_int64(q, 4, (int64_t)m->previous);
 	sqlite3_bind_int64(q, 5, now);
-	src = sqlite3_step(q);
-	rc = src == SQLITE_DONE ? COFFER_OK : fail(s, src, "update the secret");
+	int src = sqlite3_step(q);
+	int rc = src == SQLITE_DONE ? COFFER_OK : fail(s, src, "update the secret");
 	sqlite3_clear_bindings(q);
 	sqlite3_reset(q);
 	return rc;
+}
+
+/*
+ * A secret as the earlier puts of this batch left it, in the open transaction: the next put of
+ * the same secret in the batch takes its version and metadata from here instead of from the
+ * database (no upsert), and only the secret's last put of the batch writes the secrets row
+ * (one UPDATE per secret per batch, not one per put). The metadata is the one those puts MAC'd,
+ * so the core checks it as it checks a row read back. Not for puts with retention (which reads
+ * the secret back after each put) or a request id (a batch of one).
+ */
+typedef struct put_secret {
+	const char *name;
+	size_t name_len;
+	int64_t sid;
+	int have;  /* after holds the secret's state: the next put of it starts from there */
+	int dirty; /* after is not written yet */
+	store_meta after;
+} put_secret;
+
+typedef struct put_table {
+	put_secret *e;
+	size_t *slot; /* open addressing over e: index + 1, 0 empty */
+	size_t n, mask;
+} put_table;
+
+static size_t name_hash(const char *name, size_t len)
+{
+	size_t h = 14695981039346656037ULL;
+	for (size_t i = 0; i < len; i++)
+		h = (h ^ (unsigned char)name[i]) * 1099511628211ULL;
+	return h;
+}
+
+static put_secret *put_table_get(put_table *t, const store_put *it)
+{
+	size_t i = name_hash(it->name, it->name_len) & t->mask;
+	while (t->slot[i] != 0) {
+		put_secret *p = &t->e[t->slot[i] - 1];
+		if (p->name_len == it->name_len && memcmp(p->name, it->name, it->name_len) == 0)
+			return p;
+		i = (i + 1) & t->mask;
+	}
+	put_secret *p = &t->e[t->n++];
+	memset(p, 0, sizeof *p);
+	p->name = it->name;
+	p->name_len = it->name_len;
+	t->slot[i] = t->n;
+	return p;
 }
 
 static int read_secret(sqlite_store *s, const char *name, size_t name_len, int64_t *sid,
@@ -927,15 +1060,28 @@ static int request_put(sqlite_store *s, int64_t sid, const uint8_t *rid, const s
 	return src == SQLITE_DONE ? COFFER_OK : fail(s, src, "prune request ids");
 }
 
-/* One item of a put, inside the open transaction. */
+/* One item of a put, inside the open transaction; p: its secret in the batch's table (NULL for
+ * a batch of one). */
 static int put_one(sqlite_store *s, store_put *it, size_t i, const store_key *newest,
-                   store_seal_fn seal, void *ctx, int64_t now)
+                   store_seal_fn seal, void *ctx, int64_t now, put_secret *p)
 {
 	store_seal_io io;
 	memset(&io, 0, sizeof io);
 	io.newest = newest;
 	int64_t sid = 0;
-	int rc = allocate(s, it, now, &sid, &io);
+	int rc = COFFER_OK;
+	if (p != NULL && p->have && it->rid == NULL) {
+		sid = p->sid;
+		io.before = p->after;
+		io.before.rows_max = p->after.last_version; /* the row its last put inserted */
+		io.version = p->after.last_version + 1;
+	} else {
+		if (p != NULL && p->dirty && (rc = write_latest(s, p->sid, &p->after, now)) != 0)
+			return rc;
+		if (p != NULL)
+			p->have = p->dirty = 0;
+		rc = allocate(s, it, now, &sid, &io);
+	}
 	if (rc == COFFER_OK && it->rid != NULL)
 		rc = request_get(s, sid, it->rid, &io);
 	if (rc == COFFER_OK && (rc = seal(ctx, i, &io)) != COFFER_OK)
@@ -947,6 +1093,20 @@ static int put_one(sqlite_store *s, store_put *it, size_t i, const store_key *ne
 	}
 	if (rc == COFFER_OK)
 		rc = insert_row(s, sid, &io, now);
+	store_meta after = io.before;
+	after.last_version = after.latest = io.version;
+	after.previous = io.previous;
+	after.purge_ms = 0;
+	memcpy(after.mac, io.secret_mac, sizeof after.mac);
+	after.mac_len = io.mac_len;
+	int defer = p != NULL && it->rid == NULL && io.retain == NULL;
+	if (rc == COFFER_OK && defer) {
+		p->sid = sid;
+		p->after = after;
+		p->have = p->dirty = 1;
+	} else if (rc == COFFER_OK) {
+		rc = write_latest(s, sid, &after, now);
+	}
 	if (rc == COFFER_OK && it->rid != NULL)
 		rc = request_put(s, sid, it->rid, &io, now);
 	free(io.sealed);
@@ -963,22 +1123,47 @@ static int put_one(sqlite_store *s, store_put *it, size_t i, const store_key *ne
 static int sq_put(store *h, store_put *items, size_t n, store_seal_fn seal, void *ctx)
 {
 	sqlite_store *s = S(h);
+	put_table t = {NULL, NULL, 0, 0};
+	if (n > 1) {
+		size_t cap = 4;
+		while (cap < 2 * n)
+			cap *= 2;
+		t.e = malloc(n * sizeof *t.e);
+		t.slot = calloc(cap, sizeof *t.slot);
+		t.mask = cap - 1;
+		if (t.e == NULL || t.slot == NULL) {
+			free(t.e);
+			free(t.slot);
+			snprintf(s->err, sizeof s->err, "out of memory");
+			return COFFER_ENOMEM;
+		}
+	}
 	int rc = exec(s, "BEGIN IMMEDIATE", "begin write");
-	if (rc != COFFER_OK)
-		return rc;
 	int64_t now = now_ms();
 	uint8_t buf[STORE_SEALED_KEY_MAX];
 	store_key newest;
-	rc = newest_key(s, &newest, buf);
+	if (rc == COFFER_OK)
+		rc = newest_key(s, &newest, buf);
 	for (size_t i = 0; i < n && rc == COFFER_OK; i++) {
 		items[i].replayed = 0;
-		rc = put_one(s, &items[i], i, &newest, seal, ctx, now);
+		put_secret *p = t.e != NULL ? put_table_get(&t, &items[i]) : NULL;
+		rc = put_one(s, &items[i], i, &newest, seal, ctx, now, p);
 		if (rc == COFFER_OK && items[i].replayed) { /* a batch of one: nothing to write */
 			rollback(s);
+			free(t.e);
+			free(t.slot);
 			return COFFER_OK;
 		}
 	}
-	return finish_write(s, rc, 1);
+	/* Each secret's last put of the batch, written once. */
+	for (size_t i = 0; i < t.n && rc == COFFER_OK; i++)
+		if (t.e[i].dirty)
+			rc = write_latest(s, t.e[i].sid, &t.e[i].after, now);
+	free(t.e);
+	free(t.slot);
+	if (rc == COFFER_OK || !sqlite3_get_autocommit(s->db))
+		return finish_write(s, rc, 1);
+	return rc;
 }
 
 /* Columns 5.. of a get: the row (absent: version 0), and the generation. */
@@ -1145,9 +1330,7 @@ static int sq_keys_add(store *h, store_key_cb check, store_key_make_fn make, voi
 	sqlite3_stmt *q = NULL;
 	int src = SQLITE_OK;
 	if (rc == COFFER_OK)
-		src = sqlite3_prepare_v2(
-		    s->db, "INSERT INTO keyring(id, sealed, created_ms) VALUES(?1, ?2, ?3)", -1, &q,
-		    NULL);
+		src = stmt(s, Q_KEY_INS, &q);
 	if (rc == COFFER_OK && src == SQLITE_OK) {
 		sqlite3_bind_int64(q, 1, max + 1);
 		sqlite3_bind_blob(q, 2, sealed, (int)len, SQLITE_STATIC);
@@ -1157,7 +1340,7 @@ static int sq_keys_add(store *h, store_key_cb check, store_key_make_fn make, voi
 	} else if (rc == COFFER_OK) {
 		rc = fail(s, src, "add data key");
 	}
-	sqlite3_finalize(q);
+	stmt_done(q);
 	return finish_write(s, rc, 1);
 }
 
@@ -1212,16 +1395,14 @@ typedef struct sealed_key {
 static int set_kdf(sqlite_store *s, const store_kdf *kdf)
 {
 	sqlite3_stmt *q = NULL;
-	int src = sqlite3_prepare_v2(
-	    s->db, "UPDATE header SET kdf_salt = ?1, kdf_ops = ?2, kdf_mem = ?3 WHERE id = 1", -1,
-	    &q, NULL);
+	int src = stmt(s, Q_SET_KDF, &q);
 	if (src == SQLITE_OK) {
 		sqlite3_bind_blob(q, 1, kdf->salt, STORE_SALT_LEN, SQLITE_STATIC);
 		sqlite3_bind_int64(q, 2, (int64_t)kdf->opslimit);
 		sqlite3_bind_int64(q, 3, (int64_t)kdf->memlimit);
 		src = sqlite3_step(q);
 	}
-	sqlite3_finalize(q);
+	stmt_done(q);
 	if (src == SQLITE_DONE && sqlite3_changes(s->db) != 1) {
 		snprintf(s->err, sizeof s->err, "store has no header");
 		return COFFER_ECORRUPT;
@@ -1254,14 +1435,13 @@ static int reseal_keyring(sqlite_store *s, store_rekey_fn cb, void *ctx)
 	sqlite3_reset(q);
 	for (size_t i = 0; i < n && rc == COFFER_OK; i++) {
 		q = NULL;
-		src = sqlite3_prepare_v2(s->db, "UPDATE keyring SET sealed = ?2 WHERE id = ?1", -1,
-		                         &q, NULL);
+		src = stmt(s, Q_KEY_RESEAL, &q);
 		if (src == SQLITE_OK) {
 			sqlite3_bind_int64(q, 1, keys[i].id);
 			sqlite3_bind_blob(q, 2, keys[i].sealed, (int)keys[i].len, SQLITE_STATIC);
 			src = sqlite3_step(q);
 		}
-		sqlite3_finalize(q);
+		stmt_done(q);
 		if (src != SQLITE_DONE)
 			rc = fail(s, src, "reseal data key");
 	}
@@ -1272,13 +1452,12 @@ static int reseal_keyring(sqlite_store *s, store_rekey_fn cb, void *ctx)
 static int write_meta_key(sqlite_store *s, const uint8_t *sealed, size_t len)
 {
 	sqlite3_stmt *q = NULL;
-	int src =
-	    sqlite3_prepare_v2(s->db, "UPDATE header SET meta_key = ?1 WHERE id = 1", -1, &q, NULL);
+	int src = stmt(s, Q_SET_META_KEY, &q);
 	if (src == SQLITE_OK) {
 		sqlite3_bind_blob(q, 1, sealed, (int)len, SQLITE_STATIC);
 		src = sqlite3_step(q);
 	}
-	sqlite3_finalize(q);
+	stmt_done(q);
 	return src == SQLITE_DONE ? COFFER_OK : fail(s, src, "write the metadata key");
 }
 
@@ -1347,10 +1526,7 @@ static int reseal_row(sqlite_store *s, sqlite3_stmt *get, sqlite3_stmt *upd, int
 static int reseal_select(sqlite_store *s, uint32_t below, int64_t ids[][2], size_t *n)
 {
 	sqlite3_stmt *sel = NULL;
-	int src = sqlite3_prepare_v2(s->db,
-	                             "SELECT secret_id, version FROM versions WHERE key_id < ?1 "
-	                             "AND sealed IS NOT NULL LIMIT ?2",
-	                             -1, &sel, NULL);
+	int src = stmt(s, Q_RESEAL_SELECT, &sel);
 	if (src == SQLITE_OK) {
 		sqlite3_bind_int64(sel, 1, below);
 		sqlite3_bind_int(sel, 2, STORE_RESEAL_BATCH);
@@ -1361,7 +1537,7 @@ static int reseal_select(sqlite_store *s, uint32_t below, int64_t ids[][2], size
 		}
 		src = src == SQLITE_ROW ? SQLITE_DONE : src;
 	}
-	sqlite3_finalize(sel);
+	stmt_done(sel);
 	return src == SQLITE_DONE ? COFFER_OK : fail(s, src, "select versions to re-encrypt");
 }
 
@@ -1378,23 +1554,15 @@ static int reseal_rows(sqlite_store *s, uint32_t below, store_reseal_fn cb, void
 		rc = reseal_select(s, below, ids, &n);
 	int src = SQLITE_OK;
 	if (rc == COFFER_OK && n > 0)
-		src =
-		    sqlite3_prepare_v2(s->db,
-		                       "SELECT s.name, v.key_id, v.sealed FROM versions v JOIN "
-		                       "secrets s ON s.id = v.secret_id WHERE v.secret_id = ?1 AND "
-		                       "v.version = ?2",
-		                       -1, &get, NULL);
+		src = stmt(s, Q_RESEAL_GET, &get);
 	if (rc == COFFER_OK && n > 0 && src == SQLITE_OK)
-		src = sqlite3_prepare_v2(s->db,
-		                         "UPDATE versions SET key_id = ?3, sealed = ?4 WHERE "
-		                         "secret_id = ?1 AND version = ?2",
-		                         -1, &upd, NULL);
+		src = stmt(s, Q_RESEAL_UPD, &upd);
 	if (rc == COFFER_OK && src != SQLITE_OK)
 		rc = fail(s, src, "re-encrypt");
 	for (size_t i = 0; i < n && rc == COFFER_OK; i++)
 		rc = reseal_row(s, get, upd, ids[i][0], ids[i][1], &newest, cb, ctx);
-	sqlite3_finalize(get);
-	sqlite3_finalize(upd);
+	stmt_done(get);
+	stmt_done(upd);
 	if (rc == COFFER_OK)
 		*done = n;
 	return rc;
@@ -1623,38 +1791,28 @@ static int sq_purge(store *h, uint64_t now, size_t *count)
 	*count = 0;
 	/* A read first: the common case (nothing due) takes no write lock. */
 	sqlite3_stmt *q = NULL;
-	int due = 0,
-	    src = sqlite3_prepare_v2(
-	        s->db, "SELECT 1 FROM secrets WHERE purge_ms > 0 AND purge_ms <= ?1 LIMIT 1", -1,
-	        &q, NULL);
+	int due = 0, src = stmt(s, Q_PURGE_DUE, &q);
 	if (src == SQLITE_OK) {
 		sqlite3_bind_int64(q, 1, (int64_t)now);
 		src = sqlite3_step(q);
 		due = src == SQLITE_ROW;
 	}
-	sqlite3_finalize(q);
+	stmt_done(q);
 	q = NULL;
 	if (src != SQLITE_ROW && src != SQLITE_DONE)
 		return fail(s, src, "look for deleted secrets");
 	if (!due)
 		return COFFER_OK;
 	int rc = exec(s, "BEGIN IMMEDIATE", "begin");
-	static const char *const sql[] = {
-	    "DELETE FROM versions WHERE secret_id IN (SELECT id FROM secrets WHERE purge_ms > 0 "
-	    "AND purge_ms <= ?1)",
-	    "DELETE FROM labels WHERE secret_id IN (SELECT id FROM secrets WHERE purge_ms > 0 AND "
-	    "purge_ms <= ?1)",
-	    "DELETE FROM requests WHERE secret_id IN (SELECT id FROM secrets WHERE purge_ms > 0 "
-	    "AND purge_ms <= ?1)",
-	    "DELETE FROM secrets WHERE purge_ms > 0 AND purge_ms <= ?1"};
-	for (size_t i = 0; i < sizeof sql / sizeof sql[0] && rc == COFFER_OK; i++) {
-		src = sqlite3_prepare_v2(s->db, sql[i], -1, &q, NULL);
+	/* The secrets' rows last: the others find them by it. */
+	for (int i = Q_PURGE_VERSIONS; i <= Q_PURGE_SECRETS && rc == COFFER_OK; i++) {
+		src = stmt(s, i, &q);
 		if (src == SQLITE_OK) {
 			sqlite3_bind_int64(q, 1, (int64_t)now);
 			src = sqlite3_step(q);
 		}
 		rc = src == SQLITE_DONE ? COFFER_OK : fail(s, src, "purge deleted secrets");
-		sqlite3_finalize(q);
+		stmt_done(q);
 		q = NULL;
 	}
 	if (rc == COFFER_OK)
@@ -1695,11 +1853,7 @@ static int sq_info_set(store *h, const char *name, size_t name_len, const char *
 	if (rc != COFFER_OK)
 		return rc;
 	sqlite3_stmt *q = NULL;
-	int src = sqlite3_prepare_v2(s->db,
-	                             "UPDATE secrets SET description = CASE WHEN ?2 THEN ?3 ELSE "
-	                             "description END, tags = CASE WHEN ?4 THEN ?5 ELSE tags END, "
-	                             "updated_ms = ?6 WHERE name = ?1",
-	                             -1, &q, NULL);
+	int src = stmt(s, Q_INFO_SET, &q);
 	if (src == SQLITE_OK) {
 		sqlite3_bind_text(q, 1, name, (int)name_len, SQLITE_STATIC);
 		sqlite3_bind_int(q, 2, description != NULL);
@@ -1714,7 +1868,7 @@ static int sq_info_set(store *h, const char *name, size_t name_len, const char *
 		snprintf(s->err, sizeof s->err, "not found");
 		rc = COFFER_ENOTFOUND;
 	}
-	sqlite3_finalize(q);
+	stmt_done(q);
 	return finish_write(s, rc, 1);
 }
 
@@ -1872,7 +2026,7 @@ static int secret_ids(sqlite_store *s, int64_t **ids, size_t *n)
 	size_t cap = 0;
 	*ids = NULL;
 	*n = 0;
-	int src = sqlite3_prepare_v2(s->db, "SELECT id FROM secrets ORDER BY id", -1, &q, NULL);
+	int src = stmt(s, Q_SECRET_IDS, &q);
 	int rc = src == SQLITE_OK ? COFFER_OK : fail(s, src, "list secrets");
 	while (rc == COFFER_OK && (src = sqlite3_step(q)) == SQLITE_ROW) {
 		if (*n == cap) {
@@ -1890,7 +2044,7 @@ static int secret_ids(sqlite_store *s, int64_t **ids, size_t *n)
 	}
 	if (rc == COFFER_OK && src != SQLITE_DONE)
 		rc = fail(s, src, "list secrets");
-	sqlite3_finalize(q);
+	stmt_done(q);
 	return rc;
 }
 
@@ -1901,10 +2055,7 @@ static int retag_all(sqlite_store *s, store_retag_fn cb, void *ctx)
 	size_t n = 0;
 	sqlite3_stmt *q = NULL;
 	int rc = secret_ids(s, &ids, &n);
-	int src = sqlite3_prepare_v2(s->db,
-	                             "SELECT name, last_version, latest, epoch, mac FROM secrets "
-	                             "WHERE id = ?1",
-	                             -1, &q, NULL);
+	int src = stmt(s, Q_SECRET_BY_ID, &q);
 	if (rc == COFFER_OK && src != SQLITE_OK)
 		rc = fail(s, src, "read a secret");
 	for (size_t i = 0; i < n && rc == COFFER_OK; i++) {
@@ -1927,7 +2078,7 @@ static int retag_all(sqlite_store *s, store_retag_fn cb, void *ctx)
 		if (rc == COFFER_OK)
 			rc = retag(s, ids[i], name, len, &m, cb, ctx);
 	}
-	sqlite3_finalize(q);
+	stmt_done(q);
 	free(ids);
 	return rc;
 }
@@ -1967,12 +2118,7 @@ static int sq_decl_add(store *h, const store_decl *items, size_t n)
 	int rc = exec(s, "BEGIN IMMEDIATE", "begin");
 	if (rc != COFFER_OK)
 		return rc;
-	int src =
-	    sqlite3_prepare_v2(s->db,
-	                       "INSERT INTO declarations(service, secret, actions, declared_ms) "
-	                       "VALUES(?1, ?2, ?3, ?4) ON CONFLICT(service, secret) DO UPDATE "
-	                       "SET actions = actions | excluded.actions",
-	                       -1, &q, NULL);
+	int src = stmt(s, Q_DECL_ADD, &q);
 	if (src != SQLITE_OK)
 		rc = fail(s, src, "record declarations");
 	int64_t now = now_ms();
@@ -1986,7 +2132,7 @@ static int sq_decl_add(store *h, const store_decl *items, size_t n)
 			rc = fail(s, src, "record a declaration");
 		sqlite3_reset(q);
 	}
-	sqlite3_finalize(q);
+	stmt_done(q);
 	return finish_write(s, rc, 0);
 }
 
@@ -1994,11 +2140,7 @@ static int sq_decl_list(store *h, store_decl_cb cb, void *ctx)
 {
 	sqlite_store *s = S(h);
 	sqlite3_stmt *q = NULL;
-	int src =
-	    sqlite3_prepare_v2(s->db,
-	                       "SELECT service, secret, actions, declared_ms FROM declarations "
-	                       "ORDER BY service, secret",
-	                       -1, &q, NULL);
+	int src = stmt(s, Q_DECL_LIST, &q);
 	if (src != SQLITE_OK)
 		return fail(s, src, "list declarations");
 	int rc = COFFER_OK;
@@ -2012,7 +2154,7 @@ static int sq_decl_list(store *h, store_decl_cb cb, void *ctx)
 	}
 	if (rc == COFFER_OK && src != SQLITE_DONE)
 		rc = fail(s, src, "list declarations");
-	sqlite3_finalize(q);
+	stmt_done(q);
 	return rc;
 }
 
@@ -2035,7 +2177,7 @@ static int sq_import_secret(store *h, const char *name, size_t name_len, const s
 	if (rc != COFFER_OK)
 		return rc;
 	sqlite3_stmt *q = NULL;
-	int src = sqlite3_prepare_v2(s->db, "SELECT id FROM secrets WHERE name = ?1", -1, &q, NULL);
+	int src = stmt(s, Q_SECRET_ID, &q);
 	if (src == SQLITE_OK) {
 		sqlite3_bind_text(q, 1, name, (int)name_len, SQLITE_STATIC);
 		src = sqlite3_step(q);
@@ -2046,19 +2188,14 @@ static int sq_import_secret(store *h, const char *name, size_t name_len, const s
 	} else {
 		rc = fail(s, src, "prepare");
 	}
-	sqlite3_finalize(q);
+	stmt_done(q);
 	q = NULL;
 	if (rc != COFFER_OK || *existed) {
 		rollback(s);
 		return rc;
 	}
 	int64_t sid = 0;
-	src = sqlite3_prepare_v2(
-	    s->db,
-	    "INSERT INTO secrets(name, last_version, created_ms, latest, epoch, mac, max_versions, "
-	    "previous, ldigest, purge_ms, description, tags, updated_ms) VALUES(?1, ?2, ?3, ?4, "
-	    "?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
-	    -1, &q, NULL);
+	src = stmt(s, Q_IMPORT_SECRET, &q);
 	if (src == SQLITE_OK) {
 		sqlite3_bind_text(q, 1, name, (int)name_len, SQLITE_STATIC);
 		sqlite3_bind_int64(q, 2, (int64_t)m->last_version);
@@ -2080,14 +2217,10 @@ static int sq_import_secret(store *h, const char *name, size_t name_len, const s
 		sid = sqlite3_last_insert_rowid(s->db);
 	}
 	rc = src == SQLITE_DONE ? COFFER_OK : fail(s, src, "import a secret");
-	sqlite3_finalize(q);
+	stmt_done(q);
 	q = NULL;
 	if (rc == COFFER_OK) {
-		src = sqlite3_prepare_v2(
-		    s->db,
-		    "INSERT INTO versions(secret_id, version, key_id, state, "
-		    "created_ms, sealed, mac) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-		    -1, &q, NULL);
+		src = stmt(s, Q_IMPORT_VERSION, &q);
 		if (src != SQLITE_OK)
 			rc = fail(s, src, "prepare");
 	}
@@ -2103,7 +2236,7 @@ static int sq_import_secret(store *h, const char *name, size_t name_len, const s
 		bind_mac(q, 7, rows[i].mac, rows[i].mac_len);
 		rc = import_step(s, q, "import a version");
 	}
-	sqlite3_finalize(q);
+	stmt_done(q);
 	if (rc == COFFER_OK)
 		rc = write_labels(s, sid, m);
 	return finish_write(s, rc, 1);

