@@ -14,7 +14,8 @@
 #          serve with 1 worker thread and with the default (one per core), at 32 B and 4 KiB;
 #          with BASE_BUILD (another built tree, e.g. main's) its server too, in alternation with
 #          this one, for before/after ratios from the same run;
-#        AUDIT_REQUESTS: 20000 per audit round; AUDIT_ONLY=1: only the audit comparison)
+#        AUDIT_REQUESTS: 20000 per audit round; AUDIT_ONLY=1: only the audit comparison;
+#        TMPDIR: where the store goes, e.g. /dev/shm to take the fsync cost out)
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 n=${1:-200000}
@@ -38,7 +39,7 @@ if [ -z "${COFFER_BUILD:-}" ]; then
 fi
 coffer=$build/src/cli/coffer
 
-work=$(mktemp -d /tmp/coffer-bench.XXXXXX)
+work=$(mktemp -d "${TMPDIR:-/tmp}/coffer-bench.XXXXXX") # TMPDIR=/dev/shm: no fsync cost
 srv_pid=
 redis_pid=
 cleanup() {
@@ -73,7 +74,7 @@ start_server() {
 		"$coffer" --store "$work/store" serve --listen 127.0.0.1:0 --policy "$work/policy" \
 		--threads "$1" ${2:+$2} >"$work/serve.out" 2>"$work/serve.log" &
 	srv_pid=$!
-	for _ in $(seq 100); do
+	for _ in $(seq 300); do # up to 30 s: a loaded machine starts it slowly
 		grep -q '^coffer: store' "$work/serve.out" 2>/dev/null && break
 		sleep 0.1
 	done
@@ -100,12 +101,14 @@ pct() { # percentile $1 of the per-request durations (microseconds, column 3) in
 }
 best() { awk -v a="$1" -v b="$2" 'BEGIN {print (a > b) ? a : b}'; }
 
-redis_port=$((20000 + RANDOM % 20000))
-redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no >/dev/null 2>&1 &
-redis_pid=$!
-for _ in $(seq 50); do redis-cli -p "$redis_port" ping >/dev/null 2>&1 && break; sleep 0.1; done
-redis-cli -p "$redis_port" set bench-key "$value" >/dev/null
-redis-cli -p "$redis_port" set bench-4k "$value4k" >/dev/null
+if [ "${AUDIT_ONLY:-0}" != 1 ] && [ "${ONLY:-}" != put ]; then # redis only for the comparison
+	redis_port=$((20000 + RANDOM % 20000))
+	redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no >/dev/null 2>&1 &
+	redis_pid=$!
+	for _ in $(seq 50); do redis-cli -p "$redis_port" ping >/dev/null 2>&1 && break; sleep 0.1; done
+	redis-cli -p "$redis_port" set bench-key "$value" >/dev/null
+	redis-cli -p "$redis_port" set bench-4k "$value4k" >/dev/null
+fi
 # redis_get REQUESTS [KEY]: "rps p50_us p99_us" (redis-benchmark's CSV gives milliseconds)
 redis_get() {
 	redis-benchmark -p "$redis_port" -c "$inflight" -n "$1" --csv GET "${2:-bench-key}" | tail -n 1 |
@@ -191,23 +194,38 @@ threads=${SERVER_THREADS:-1}
 # group-committed (src/server/auditq.c): each durable write carries every request that arrived
 # while the one before it was written. Two alternating rounds, best of each (the machine is
 # shared and noisy).
+# Also the server's CPU time per request (user + system, all its threads; the least of the
+# rounds): the rate on a busy machine follows the load, this much less so.
 audit_compare() {
 	audit_n=${AUDIT_REQUESTS:-20000}
-	audit_off=0 audit_on=0
+	audit_off=0 audit_on=0 cpu_off=1e9 cpu_on=1e9
 	for round in 1 2; do
-		start_server "$threads"
-		audit_off=$(best "$(h2 "$audit_n" "$inflight" "$work/access.bin" Access | rps_of)" "$audit_off")
-		stop_server
-		start_server "$threads" --audit
-		audit_on=$(best "$(h2 "$audit_n" "$inflight" "$work/access.bin" Access | rps_of)" "$audit_on")
-		stop_server
+		for mode in off on; do
+			local flag="" t0 r t1 us
+			[ "$mode" = on ] && flag=--audit
+			start_server "$threads" $flag
+			t0=$(cpu_ticks "$srv_pid")
+			r=$(h2 "$audit_n" "$inflight" "$work/access.bin" Access | rps_of)
+			t1=$(cpu_ticks "$srv_pid")
+			us=$(cpu_us "$t0" "$t1" "$audit_n")
+			if [ "$mode" = on ]; then
+				audit_on=$(best "$r" "$audit_on")
+				cpu_on=$(awk -v a="$us" -v b="$cpu_on" 'BEGIN {print (a < b) ? a : b}')
+			else
+				audit_off=$(best "$r" "$audit_off")
+				cpu_off=$(awk -v a="$us" -v b="$cpu_off" 'BEGIN {print (a < b) ? a : b}')
+			fi
+			stop_server
+		done
 	done
 	audit_ratio=$(awk -v a="$audit_on" -v b="$audit_off" 'BEGIN {printf "%.2f", a / b}')
 	audit_met=$(awk -v r="$audit_ratio" 'BEGIN {print (r >= 0.8) ? "met" : "NOT met"}')
+	cpu_ratio=$(awk -v a="$cpu_on" -v b="$cpu_off" 'BEGIN {printf "%.2f", b / a}')
 }
 if [ "${AUDIT_ONLY:-0}" = 1 ]; then # only the audit comparison
 	audit_compare
 	echo "coffer serve Access with --audit: $audit_on req/s, without: $audit_off req/s ($audit_n requests): ${audit_ratio}x (target >= 0.8x: $audit_met)"
+	echo "  server CPU per Access: with --audit $cpu_on us, without $cpu_off us (without/with: ${cpu_ratio}x)"
 	exit 0
 fi
 start_server "$threads"
@@ -269,3 +287,4 @@ echo "coffer serve Access with the default $(nproc) worker threads (sharing the 
 echo "coffer serve Put, 1 in flight: $put1 req/s; $inflight in flight: $put50 req/s (${gain}x, group commit)"
 echo "coffer serve RSS: idle ${rss_idle} KiB, after Access load ${rss_load} KiB, after 3 more rounds (soak):${soak} KiB, after Put load ${rss_after} KiB"
 echo "coffer serve Access with --audit: $audit_on req/s, without: $audit_off req/s ($audit_n requests): ${audit_ratio}x (target >= 0.8x: $audit_met)"
+echo "  server CPU per Access: with --audit $cpu_on us, without $cpu_off us (without/with: ${cpu_ratio}x)"

@@ -55,28 +55,39 @@ static void audit_mac(const coffer_store *st, const store_audit *e, uint8_t out[
 	crypto_mac(&st->meta, msg, n, out + 1);
 }
 
+/* Copy s into a field of cap bytes, cut to fit (snprintf's "%s" without its formatting: the
+ * fields of every entry are copied, and an audited server writes one per request). */
+static void put_field(char *dst, size_t cap, const char *s)
+{
+	size_t n = strlen(s);
+	if (n > cap - 1)
+		n = cap - 1;
+	memcpy(dst, s, n);
+	dst[n] = '\0';
+}
+
 static int fill(void *ctx, size_t i, store_audit *e)
 {
 	const audit_fill *f = ctx;
 	e->ts_ms = core_now_ms();
-	snprintf(e->principal, sizeof e->principal, "%s", f->principal);
-	snprintf(e->action, sizeof e->action, "%s", f->action);
+	put_field(e->principal, sizeof e->principal, f->principal);
+	put_field(e->action, sizeof e->action, f->action);
 	if (f->secret != NULL)
-		snprintf(e->secret, sizeof e->secret, "%s", f->secret);
+		put_field(e->secret, sizeof e->secret, f->secret);
 	else
 		snprintf(e->secret, sizeof e->secret, "%.*s", (int)f->puts[i].name_len,
 		         f->puts[i].name);
 	char ver[COFFER_VERSION_MAX] = "";
 	if (f->version != NULL)
-		snprintf(e->version, sizeof e->version, "%s", f->version);
+		put_field(e->version, sizeof e->version, f->version);
 	else if (f->done != NULL && *f->done != 0)
 		core_version_format(*f->done, ver);
 	else if (f->puts != NULL)
 		core_version_format(f->puts[i].version, ver);
 	if (f->version == NULL)
-		snprintf(e->version, sizeof e->version, "%s", ver);
+		put_field(e->version, sizeof e->version, ver);
 	e->outcome = f->outcome;
-	snprintf(e->error, sizeof e->error, "%s", f->error != NULL ? f->error : "");
+	put_field(e->error, sizeof e->error, f->error != NULL ? f->error : "");
 	e->rid[0] = '\0';
 	if (f->rid != NULL)
 		sodium_bin2hex(e->rid, sizeof e->rid, f->rid, STORE_RID_LEN);
@@ -184,12 +195,11 @@ static int fill_batch(void *ctx, size_t i, store_audit *e)
 {
 	const batch_fill *b = ctx;
 	const coffer_audit_record *r = &b->recs[i];
-	char err[48];
+	char err[48] = "";
 	if (r->outcome > 0)
 		snprintf(err, sizeof err, "status %d", r->outcome);
-	else
-		snprintf(err, sizeof err, "%s",
-		         r->outcome != COFFER_OK ? coffer_strerror(r->outcome) : "");
+	else if (r->outcome != COFFER_OK)
+		put_field(err, sizeof err, coffer_strerror(r->outcome));
 	int has_rid = r->request_id != NULL && r->request_id_len > 0;
 	audit_fill f = {b->st,
 	                r->principal != NULL ? r->principal : b->st->principal,

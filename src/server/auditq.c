@@ -14,6 +14,12 @@
 
 #include "log.h"
 
+/* An answer body this small is copied into the item itself (an Access of a value of up to
+ * about 200 bytes): no allocation per request. */
+#define AQ_BODY_INLINE 256
+/* Items a worker keeps for reuse once their answers are sent (its thread's alone). */
+#define AQ_SPARE_MAX 256
+
 typedef struct aq_item {
 	struct aq_item *next;
 	aq_worker *w;
@@ -21,21 +27,26 @@ typedef struct aq_item {
 	int status;
 	int audited; /* the transaction that carried its entry committed */
 	char *message, *cause;
-	uint8_t *body;
+	uint8_t *body; /* inline, or malloc'd when larger than AQ_BODY_INLINE */
 	size_t len;
 	char principal[129];
 	char action[33];
 	char secret[COFFER_NAME_MAX + 1];
 	char version[65];
 	int has_secret, has_version;
+	uint8_t inline_body[AQ_BODY_INLINE];
 } aq_item;
 
 struct aq_worker {
 	aq_committer *c;
 	struct event *wake;
+	struct event *flush; /* after every ready connection was served: "commit what I queued" */
+	int flush_scheduled;
 	size_t *inflight;
 	pthread_mutex_t mu;
-	aq_item *done; /* posted back by the committer, newest first */
+	aq_item *done, *done_tail; /* posted back by the committer, in queue order */
+	aq_item *spare;            /* for reuse (the worker's thread only) */
+	size_t nspare;
 };
 
 struct aq_committer {
@@ -44,20 +55,58 @@ struct aq_committer {
 	pthread_cond_t cv;
 	aq_item *head, *tail;
 	size_t queued;
+	/* A worker has served every connection that was ready (its flush event ran) since the
+	 * committer last took the queue: what is queued is a whole burst, commit it. */
+	int ready;
+	int waiting; /* the committer sleeps on cv: the one who sets ready signals */
 	int stop;    /* set by aq_stop: finish the queue, then end */
 	int stopped; /* the thread ended: aq_answer drops its call */
 	int joined;
 	coffer_store *st;
 };
 
-static void item_free(aq_item *it)
+/* Wipe the body and free what the item points to; the item itself stays. */
+static void item_clear(aq_item *it)
 {
-	if (it->body != NULL)
+	if (it->body != NULL) {
 		sodium_memzero(it->body, it->len);
-	free(it->body);
+		if (it->body != it->inline_body)
+			free(it->body);
+	}
 	free(it->message);
 	free(it->cause);
+	it->body = NULL;
+	it->message = it->cause = NULL;
+	it->len = 0;
+}
+
+static void item_free(aq_item *it)
+{
+	item_clear(it);
 	free(it);
+}
+
+/* On the worker's thread: an item done with goes back to the worker's spares. */
+static void item_release(aq_worker *w, aq_item *it)
+{
+	item_clear(it);
+	if (w->nspare >= AQ_SPARE_MAX) {
+		free(it);
+		return;
+	}
+	it->next = w->spare;
+	w->spare = it;
+	w->nspare++;
+}
+
+/* A bounded copy of s into a field of cap bytes (s may be NULL: def). */
+static void put_field(char *dst, size_t cap, const char *s, const char *def)
+{
+	if (s == NULL)
+		s = def;
+	size_t n = strnlen(s, cap - 1);
+	memcpy(dst, s, n);
+	dst[n] = '\0';
 }
 
 static char *dup_or_null(const char *s, int *bad)
@@ -70,22 +119,41 @@ static char *dup_or_null(const char *s, int *bad)
 	return d;
 }
 
-void aq_answer(aq_worker *w, gs_call *call, const char *principal, const char *action,
-               const char *secret, const char *version, int status, const char *message,
-               const char *cause, const uint8_t *body, size_t len)
+typedef struct copy_ctx {
+	const uint8_t *body;
+} copy_ctx;
+
+static void copy_body(uint8_t *dst, size_t len, void *ctx)
+{
+	memcpy(dst, ((copy_ctx *)ctx)->body, len);
+}
+
+/* aq_answer and aq_answer_fill: the body (of an OK answer) is written by fill. */
+static void queue_answer(aq_worker *w, gs_call *call, const char *principal, const char *action,
+                         const char *secret, const char *version, int status, const char *message,
+                         const char *cause, size_t len,
+                         void (*fill)(uint8_t *dst, size_t len, void *ctx), void *ctx)
 {
 	aq_committer *c = w->c;
-	aq_item *it = calloc(1, sizeof(*it));
+	aq_item *it = w->spare;
+	if (it != NULL) {
+		w->spare = it->next;
+		w->nspare--;
+		it->next = NULL;
+		it->audited = 0;
+	} else {
+		it = calloc(1, sizeof(*it));
+	}
 	int bad = it == NULL;
 	if (!bad) {
 		it->message = dup_or_null(message, &bad);
 		it->cause = dup_or_null(cause, &bad);
 		if (status == GS_OK && len > 0) {
-			it->body = malloc(len);
+			it->body = len <= sizeof(it->inline_body) ? it->inline_body : malloc(len);
 			if (it->body == NULL)
 				bad = 1;
 			else
-				memcpy(it->body, body, len);
+				fill(it->body, len, ctx);
 			it->len = len;
 		}
 	}
@@ -99,16 +167,16 @@ void aq_answer(aq_worker *w, gs_call *call, const char *principal, const char *a
 	it->w = w;
 	it->call = call;
 	it->status = status;
-	snprintf(it->principal, sizeof(it->principal), "%s", principal != NULL ? principal : "-");
-	snprintf(it->action, sizeof(it->action), "%s", action);
+	put_field(it->principal, sizeof(it->principal), principal, "-");
+	put_field(it->action, sizeof(it->action), action, "");
 	it->has_secret = secret != NULL;
-	snprintf(it->secret, sizeof(it->secret), "%s", secret != NULL ? secret : "");
+	put_field(it->secret, sizeof(it->secret), secret, "");
 	it->has_version = version != NULL;
-	snprintf(it->version, sizeof(it->version), "%s", version != NULL ? version : "");
+	put_field(it->version, sizeof(it->version), version, "");
 	pthread_mutex_lock(&c->mu);
 	if (c->stop || c->stopped) { /* after aq_stop (shutdown): the connections are gone */
 		pthread_mutex_unlock(&c->mu);
-		item_free(it);
+		item_release(w, it);
 		gs_call_abandon(call);
 		return;
 	}
@@ -119,8 +187,52 @@ void aq_answer(aq_worker *w, gs_call *call, const char *principal, const char *a
 		c->head = it;
 	c->tail = it;
 	c->queued++;
-	pthread_cond_signal(&c->cv);
+	int wake = c->waiting && c->queued >= AQ_BATCH_MAX; /* a burst that fills a transaction */
 	pthread_mutex_unlock(&c->mu);
+	if (wake)
+		pthread_cond_signal(&c->cv);
+	if (!w->flush_scheduled) {
+		w->flush_scheduled = 1;
+		event_active(w->flush, 0, 0);
+	}
+}
+
+void aq_answer(aq_worker *w, gs_call *call, const char *principal, const char *action,
+               const char *secret, const char *version, int status, const char *message,
+               const char *cause, const uint8_t *body, size_t len)
+{
+	copy_ctx cc = {body};
+	queue_answer(w, call, principal, action, secret, version, status, message, cause, len,
+	             copy_body, &cc);
+}
+
+void aq_answer_fill(aq_worker *w, gs_call *call, const char *principal, const char *action,
+                    const char *secret, const char *version, size_t len,
+                    void (*fill)(uint8_t *dst, size_t len, void *ctx), void *ctx)
+{
+	queue_answer(w, call, principal, action, secret, version, GS_OK, NULL, NULL, len, fill,
+	             ctx);
+}
+
+/*
+ * On the worker's thread, once per loop iteration in which it queued answers: it runs after the
+ * connections that were ready (it was made active while they were served, at their priority), so
+ * the committer starts a transaction when the worker has queued all it could, not on its first
+ * entry (a transaction per burst, not per request), and a lone caller never waits for others.
+ */
+static void flush_cb(evutil_socket_t fd, short what, void *arg)
+{
+	aq_worker *w = arg;
+	aq_committer *c = w->c;
+	(void)fd;
+	(void)what;
+	w->flush_scheduled = 0;
+	pthread_mutex_lock(&c->mu);
+	c->ready = 1;
+	int wake = c->waiting && c->head != NULL;
+	pthread_mutex_unlock(&c->mu);
+	if (wake)
+		pthread_cond_signal(&c->cv);
 }
 
 /* On the worker's thread: send what the committer posted, in the order it was queued. */
@@ -130,16 +242,9 @@ static void wake_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	pthread_mutex_lock(&w->mu);
-	aq_item *list = w->done;
-	w->done = NULL;
+	aq_item *rev = w->done;
+	w->done = w->done_tail = NULL;
 	pthread_mutex_unlock(&w->mu);
-	aq_item *rev = NULL; /* posted newest first: turn it around */
-	while (list != NULL) {
-		aq_item *next = list->next;
-		list->next = rev;
-		rev = list;
-		list = next;
-	}
 	while (rev != NULL) {
 		aq_item *next = rev->next;
 		if (rev->audited)
@@ -152,19 +257,40 @@ static void wake_cb(evutil_socket_t fd, short what, void *arg)
 			    "withheld",
 			    "audit log write failed", NULL, 0);
 		(*w->inflight)--;
-		item_free(rev);
+		item_release(w, rev);
 		rev = next;
 	}
 }
 
-static void post(aq_item *it)
+/* Hand the n items of a transaction back to their workers: per worker, its items in queue
+ * order under one lock and one wakeup (the items array is consumed). */
+static void post_all(aq_item **items, size_t n, int audited)
 {
-	aq_worker *w = it->w;
-	pthread_mutex_lock(&w->mu);
-	it->next = w->done;
-	w->done = it;
-	pthread_mutex_unlock(&w->mu);
-	event_active(w->wake, 0, 0);
+	for (size_t i = 0; i < n; i++) {
+		items[i]->audited = audited;
+		items[i]->next = NULL;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (items[i] == NULL)
+			continue;
+		aq_worker *w = items[i]->w;
+		aq_item *head = items[i], *tail = items[i];
+		items[i] = NULL;
+		for (size_t j = i + 1; j < n; j++)
+			if (items[j] != NULL && items[j]->w == w) {
+				tail->next = items[j];
+				tail = items[j];
+				items[j] = NULL;
+			}
+		pthread_mutex_lock(&w->mu);
+		if (w->done_tail != NULL)
+			w->done_tail->next = head;
+		else
+			w->done = head;
+		w->done_tail = tail;
+		pthread_mutex_unlock(&w->mu);
+		event_active(w->wake, 0, 0);
+	}
 }
 
 static void commit(aq_committer *c, aq_item **items, size_t n)
@@ -185,58 +311,31 @@ static void commit(aq_committer *c, aq_item **items, size_t n)
 		log_msg("error",
 		        "the audit log could not record %zu request(s), answered UNAVAILABLE: %s",
 		        n, coffer_errmsg(c->st));
-	for (size_t i = 0; i < n; i++) {
-		items[i]->audited = rc == COFFER_OK;
-		post(items[i]);
-	}
-}
-
-static uint64_t mono_us(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+	post_all(items, n, rc == COFFER_OK);
 }
 
 static void *committer_main(void *arg)
 {
 	aq_committer *c = arg;
 	static aq_item *batch[AQ_BATCH_MAX];
-	size_t last_n = 0;    /* entries in the transaction before */
-	uint64_t last_us = 0; /* how long it took */
 	for (;;) {
 		size_t n = 0;
 		pthread_mutex_lock(&c->mu);
-		while (c->head == NULL && !c->stop)
+		/*
+		 * Wait for a burst: entries queued and their worker done with every connection that
+		 * was ready (flush_cb), or a transaction's worth queued. Answers held here are what
+		 * callers wait for, so a worker that has nothing more to serve is not kept waiting;
+		 * while a transaction is being written, the next bursts queue up and go together.
+		 */
+		while (!c->stop && !(c->head != NULL && (c->ready || c->queued >= AQ_BATCH_MAX))) {
+			c->waiting = 1;
 			pthread_cond_wait(&c->cv, &c->mu);
+			c->waiting = 0;
+		}
 		if (c->head == NULL && c->stop) {
 			c->stopped = 1;
 			pthread_mutex_unlock(&c->mu);
 			break;
-		}
-		/*
-		 * Gather: the callers answered by the last transaction come back with their next
-		 * requests within a moment; started at once, this transaction would leave them to
-		 * the one after it, and each caller would wait for two durable writes instead of
-		 * one. So wait until as many entries are queued as the last transaction carried,
-		 * for at most half as long as it took (AQ_GATHER_MAX_US). A lone caller never waits
-		 * (1 >= 1).
-		 */
-		if (c->queued < last_n && !c->stop) {
-			uint64_t wait =
-			    last_us / 2 < AQ_GATHER_MAX_US ? last_us / 2 : AQ_GATHER_MAX_US;
-			uint64_t until = mono_us() + wait;
-			while (c->queued < last_n && !c->stop) {
-				uint64_t now = mono_us();
-				if (now >= until)
-					break;
-				struct timespec ts;
-				clock_gettime(CLOCK_MONOTONIC, &ts);
-				uint64_t ns = (uint64_t)ts.tv_nsec + (until - now) * 1000u;
-				ts.tv_sec += (time_t)(ns / 1000000000u);
-				ts.tv_nsec = (long)(ns % 1000000000u);
-				pthread_cond_timedwait(&c->cv, &c->mu, &ts);
-			}
 		}
 		/* Everything queued by now goes into this transaction. */
 		while (c->head != NULL && n < AQ_BATCH_MAX) {
@@ -244,13 +343,12 @@ static void *committer_main(void *arg)
 			c->head = c->head->next;
 		}
 		c->queued -= n;
-		if (c->head == NULL)
+		if (c->head == NULL) {
 			c->tail = NULL;
+			c->ready = 0;
+		}
 		pthread_mutex_unlock(&c->mu);
-		uint64_t t0 = mono_us();
 		commit(c, batch, n);
-		last_us = mono_us() - t0;
-		last_n = n;
 	}
 	return NULL;
 }
@@ -263,12 +361,8 @@ aq_committer *aq_start(coffer_store *st, char *err, size_t errlen)
 		return NULL;
 	}
 	c->st = st;
-	pthread_condattr_t ca;
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_mutex_init(&c->mu, NULL);
-	pthread_cond_init(&c->cv, &ca);
-	pthread_condattr_destroy(&ca);
+	pthread_cond_init(&c->cv, NULL);
 	if (pthread_create(&c->thread, NULL, committer_main, c) != 0) {
 		snprintf(err, errlen, "cannot start the audit committer thread");
 		pthread_mutex_destroy(&c->mu);
@@ -313,7 +407,12 @@ aq_worker *aq_worker_new(aq_committer *c, struct event_base *base, size_t *infli
 		return NULL;
 	}
 	w->wake = event_new(base, -1, 0, wake_cb, w);
-	if (w->wake == NULL) {
+	w->flush = event_new(base, -1, 0, flush_cb, w);
+	if (w->wake == NULL || w->flush == NULL) {
+		if (w->wake != NULL)
+			event_free(w->wake);
+		if (w->flush != NULL)
+			event_free(w->flush);
 		pthread_mutex_destroy(&w->mu);
 		free(w);
 		return NULL;
@@ -326,7 +425,13 @@ void aq_worker_free(aq_worker *w)
 	if (w == NULL)
 		return;
 	wake_cb(-1, 0, w);
+	while (w->spare != NULL) {
+		aq_item *next = w->spare->next;
+		free(w->spare);
+		w->spare = next;
+	}
 	event_free(w->wake);
+	event_free(w->flush);
 	pthread_mutex_destroy(&w->mu);
 	free(w);
 }

@@ -2,11 +2,12 @@
  * auditq.h -- answers held until their audit entries are durable (coffer serve --audit).
  *
  * Every answer of an audited server goes through here instead of straight to gs_call_reply():
- * the worker queues the answer with its entry (aq_answer) and goes on serving; one committer
- * thread, on its own store handle, takes every entry queued at that moment from all workers and
- * appends them in one transaction (coffer_audit_append_batch); only after it commits does each
- * worker send those answers, on its own thread. If the transaction fails, none of them is sent:
- * each becomes UNAVAILABLE (14) "the audit log could not record this request". So no answer
+ * the worker queues the answer with its entry (aq_answer) and goes on serving; once it has
+ * served every connection that was ready (a flush event at their priority), it wakes the one
+ * committer thread, which, on its own store handle, takes every entry queued by then from all
+ * workers and appends them in one transaction (coffer_audit_append_batch); only after it commits
+ * does each worker send those answers, on its own thread. If the transaction fails, none of them is
+ * sent: each becomes UNAVAILABLE (14) "the audit log could not record this request". So no answer
  * leaves without its entry, and the cost of a durable write is shared by every request that
  * arrived while the one before it was being written (group commit).
  */
@@ -24,8 +25,7 @@ struct event_base;
 typedef struct aq_committer aq_committer;
 typedef struct aq_worker aq_worker;
 
-#define AQ_BATCH_MAX     1024 /* entries in one transaction */
-#define AQ_GATHER_MAX_US 2000 /* longest wait for more entries before a transaction */
+#define AQ_BATCH_MAX 1024 /* entries in one transaction */
 
 /* The committer thread, on its own handle `st` (which it does not close). NULL on failure. */
 aq_committer *aq_start(coffer_store *st, char *err, size_t errlen);
@@ -50,5 +50,10 @@ void aq_worker_free(aq_worker *w);
 void aq_answer(aq_worker *w, gs_call *call, const char *principal, const char *action,
                const char *secret, const char *version, int status, const char *message,
                const char *cause, const uint8_t *body, size_t len);
+/* The same for an OK answer of len bytes that fill() writes straight into the queue's buffer
+ * (what gs_call_reply_fill() does for an answer sent at once): no copy of its own to make. */
+void aq_answer_fill(aq_worker *w, gs_call *call, const char *principal, const char *action,
+                    const char *secret, const char *version, size_t len,
+                    void (*fill)(uint8_t *dst, size_t len, void *ctx), void *ctx);
 
 #endif

@@ -49,6 +49,9 @@ enum {
 	Q_LABEL_INS,
 	Q_INFO,
 	Q_LIST_PAGE,
+	Q_AUDIT_LAST,
+	Q_AUDIT_INSERT,
+	Q_AUDIT_INSERT_MANY,
 	/* Past here: prepared on first use (stmt()), kept until close. The ones above are the
 	 * hot paths', prepared at open. */
 	Q_EAGER,
@@ -84,6 +87,12 @@ enum {
 	"secret_id = s.id ORDER BY version DESC LIMIT 1), v.version, v.key_id, v.state, "          \
 	"v.created_ms, v.sealed, v.mac, (SELECT gen FROM gen WHERE id = 1), s.previous, "          \
 	"s.ldigest, s.purge_ms, s.max_versions FROM secrets s "
+
+/* Entries per multi-row INSERT of the audit log (11 parameters each). */
+#define AUDIT_ROWS      16
+#define AUDIT_VALUES_1  "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+#define AUDIT_VALUES_4  AUDIT_VALUES_1 ", " AUDIT_VALUES_1 ", " AUDIT_VALUES_1 ", " AUDIT_VALUES_1
+#define AUDIT_VALUES_16 AUDIT_VALUES_4 ", " AUDIT_VALUES_4 ", " AUDIT_VALUES_4 ", " AUDIT_VALUES_4
 
 static const char *const queries[Q_COUNT] = {
     [Q_UPSERT_SECRET] = "INSERT INTO secrets(name, last_version, created_ms) VALUES(?1, 1, ?2) "
@@ -139,6 +148,16 @@ static const char *const queries[Q_COUNT] = {
                     "AND v.state = 0) FROM secrets s WHERE s.purge_ms = 0 AND s.name >= "
                     "max(?1, ?2) AND s.name <> ?1 AND s.name < ?2 || '~' ORDER BY s.name "
                     "LIMIT ?3",
+    /* The audit log's writes: prepared once, not per transaction (an audited server writes
+     * one transaction per burst of answers, docs/performance.md "Server Access with
+     * `--audit`"). */
+    [Q_AUDIT_LAST] = "SELECT seq, mac FROM audit WHERE chain = ?1 ORDER BY seq DESC LIMIT 1",
+    [Q_AUDIT_INSERT] = "INSERT INTO audit(chain, seq, ts_ms, principal, action, secret, version, "
+                       "outcome, error, rid, mac) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, "
+                       "?11)",
+    /* AUDIT_ROWS entries in one statement: one statement's set-up and halt for them all. */
+    [Q_AUDIT_INSERT_MANY] = "INSERT INTO audit(chain, seq, ts_ms, principal, action, secret, "
+                            "version, outcome, error, rid, mac) VALUES " AUDIT_VALUES_16,
     [Q_HEADER_INS] = "INSERT INTO header(id, store_id, kdf_salt, kdf_ops, kdf_mem, created_ms, "
                      "meta_key) VALUES(1, ?1, ?2, ?3, ?4, ?5, ?6)",
     [Q_KEY_INS] = "INSERT INTO keyring(id, sealed, created_ms) VALUES(?1, ?2, ?3)",
@@ -1853,62 +1872,73 @@ static int sq_info_set(store *h, const char *name, size_t name_len, const char *
 	return finish_write(s, rc, 1);
 }
 
-/* Inside the open write transaction: n entries after the chain's last one. */
+static void bind_audit(sqlite3_stmt *q, int at, const store_audit *e)
+{
+	sqlite3_bind_text(q, at + 1, e->chain, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(q, at + 2, (int64_t)e->seq);
+	sqlite3_bind_int64(q, at + 3, e->ts_ms);
+	sqlite3_bind_text(q, at + 4, e->principal, -1, SQLITE_STATIC);
+	sqlite3_bind_text(q, at + 5, e->action, -1, SQLITE_STATIC);
+	sqlite3_bind_text(q, at + 6, e->secret, -1, SQLITE_STATIC);
+	sqlite3_bind_text(q, at + 7, e->version, -1, SQLITE_STATIC);
+	sqlite3_bind_int(q, at + 8, e->outcome);
+	sqlite3_bind_text(q, at + 9, e->error, -1, SQLITE_STATIC);
+	sqlite3_bind_text(q, at + 10, e->rid, -1, SQLITE_STATIC);
+	sqlite3_bind_blob(q, at + 11, e->mac, (int)e->mac_len, SQLITE_STATIC);
+}
+
+/*
+ * Inside the open write transaction: n entries after the chain's last one, AUDIT_ROWS to a
+ * statement (the rest one by one). Each entry's MAC covers the one before it, so they are filled
+ * in order, each from its predecessor.
+ */
 static int audit_write(sqlite_store *s, const char *chain, size_t n, store_audit_fn fn, void *ctx)
 {
-	store_audit e;
-	memset(&e, 0, sizeof e);
-	snprintf(e.chain, sizeof e.chain, "%s", chain);
-	sqlite3_stmt *q = NULL;
-	int src =
-	    sqlite3_prepare_v2(s->db,
-	                       "SELECT seq, mac FROM audit WHERE chain = ?1 ORDER BY seq DESC "
-	                       "LIMIT 1",
-	                       -1, &q, NULL);
-	if (src == SQLITE_OK) {
-		sqlite3_bind_text(q, 1, chain, -1, SQLITE_STATIC);
-		src = sqlite3_step(q);
-		if (src == SQLITE_ROW) {
-			e.seq = (uint64_t)sqlite3_column_int64(q, 0);
-			col_mac(q, 1, e.prev, &e.prev_len);
-			src = SQLITE_DONE;
-		}
+	store_audit e[AUDIT_ROWS];
+	memset(&e[0], 0, sizeof e[0]);
+	snprintf(e[0].chain, sizeof e[0].chain, "%s", chain);
+	sqlite3_stmt *q = s->q[Q_AUDIT_LAST];
+	sqlite3_bind_text(q, 1, chain, -1, SQLITE_STATIC);
+	int src = sqlite3_step(q);
+	if (src == SQLITE_ROW) {
+		e[0].seq = (uint64_t)sqlite3_column_int64(q, 0);
+		col_mac(q, 1, e[0].prev, &e[0].prev_len);
+		src = SQLITE_DONE;
 	}
-	sqlite3_finalize(q);
-	q = NULL;
+	sqlite3_reset(q);
 	if (src != SQLITE_DONE)
 		return fail(s, src, "read the audit log");
-	src =
-	    sqlite3_prepare_v2(s->db,
-	                       "INSERT INTO audit(chain, seq, ts_ms, principal, action, secret, "
-	                       "version, outcome, error, rid, mac) VALUES(?1, ?2, ?3, ?4, ?5, ?6, "
-	                       "?7, ?8, ?9, ?10, ?11)",
-	                       -1, &q, NULL);
-	int rc = src == SQLITE_OK ? COFFER_OK : fail(s, src, "write the audit log");
-	for (size_t i = 0; i < n && rc == COFFER_OK; i++) {
-		e.seq++;
-		rc = fn(ctx, i, &e);
+	/* the chain's head so far: the next entry's number and its predecessor's MAC */
+	uint64_t seq = e[0].seq;
+	uint8_t prev[STORE_MAC_LEN];
+	size_t prev_len = e[0].prev_len;
+	memcpy(prev, e[0].prev, sizeof prev);
+	int rc = COFFER_OK;
+	for (size_t i = 0; i < n && rc == COFFER_OK;) {
+		size_t k = n - i >= AUDIT_ROWS ? AUDIT_ROWS : 1;
+		for (size_t j = 0; j < k && rc == COFFER_OK; j++) {
+			store_audit *x = &e[j];
+			if (j > 0) /* e[0] holds the chain's name from the start */
+				memcpy(x->chain, e[0].chain, sizeof x->chain);
+			x->seq = ++seq;
+			memcpy(x->prev, prev, sizeof x->prev);
+			x->prev_len = prev_len;
+			rc = fn(ctx, i + j, x);
+			memcpy(prev, x->mac, sizeof prev);
+			prev_len = x->mac_len;
+		}
 		if (rc != COFFER_OK)
 			break;
-		sqlite3_bind_text(q, 1, e.chain, -1, SQLITE_STATIC);
-		sqlite3_bind_int64(q, 2, (int64_t)e.seq);
-		sqlite3_bind_int64(q, 3, e.ts_ms);
-		sqlite3_bind_text(q, 4, e.principal, -1, SQLITE_STATIC);
-		sqlite3_bind_text(q, 5, e.action, -1, SQLITE_STATIC);
-		sqlite3_bind_text(q, 6, e.secret, -1, SQLITE_STATIC);
-		sqlite3_bind_text(q, 7, e.version, -1, SQLITE_STATIC);
-		sqlite3_bind_int(q, 8, e.outcome);
-		sqlite3_bind_text(q, 9, e.error, -1, SQLITE_STATIC);
-		sqlite3_bind_text(q, 10, e.rid, -1, SQLITE_STATIC);
-		sqlite3_bind_blob(q, 11, e.mac, (int)e.mac_len, SQLITE_STATIC);
+		q = s->q[k == AUDIT_ROWS ? Q_AUDIT_INSERT_MANY : Q_AUDIT_INSERT];
+		for (size_t j = 0; j < k; j++)
+			bind_audit(q, (int)(j * 11), &e[j]);
 		src = sqlite3_step(q);
 		sqlite3_reset(q);
+		sqlite3_clear_bindings(q); /* the bound texts live in e, gone on return */
 		if (src != SQLITE_DONE)
 			rc = fail(s, src, "write the audit log");
-		memcpy(e.prev, e.mac, sizeof e.prev);
-		e.prev_len = e.mac_len;
+		i += k;
 	}
-	sqlite3_finalize(q);
 	return rc;
 }
 
