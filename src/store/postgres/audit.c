@@ -3,70 +3,118 @@
  * transaction.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "store/postgres/pg.h"
 
+#define AUDIT_ROWS 16 /* entries per INSERT: one round trip each, not one per entry */
+#define AUDIT_COLS 11
+
+/* One INSERT of b[0..k): 11 binary parameters per row. */
+static int audit_insert(pg_store *s, const store_audit *b, size_t k)
+{
+	static const Oid t1[AUDIT_COLS] = {OID_TEXT, OID_INT8, OID_INT8, OID_TEXT,
+	                                   OID_TEXT, OID_TEXT, OID_TEXT, OID_INT8,
+	                                   OID_TEXT, OID_TEXT, OID_BYTEA};
+	Oid t[AUDIT_ROWS * AUDIT_COLS];
+	const char *v[AUDIT_ROWS * AUDIT_COLS];
+	int l[AUDIT_ROWS * AUDIT_COLS], f[AUDIT_ROWS * AUDIT_COLS];
+	uint8_t num[AUDIT_ROWS][3][8];
+	char sql[200 + AUDIT_ROWS * AUDIT_COLS * 6];
+	size_t at =
+	    (size_t)snprintf(sql, sizeof sql,
+	                     "INSERT INTO coffer_audit (chain, seq, ts_ms, principal, action, "
+	                     "secret, version, outcome, error, rid, mac) VALUES ");
+	for (size_t i = 0; i < k; i++) {
+		const store_audit *e = &b[i];
+		pg_put_be64(num[i][0], e->seq);
+		pg_put_be64(num[i][1], (uint64_t)e->ts_ms);
+		pg_put_be64(num[i][2], (uint64_t)(int64_t)e->outcome);
+		const char *vi[AUDIT_COLS] = {e->chain,
+		                              (const char *)num[i][0],
+		                              (const char *)num[i][1],
+		                              e->principal,
+		                              e->action,
+		                              e->secret,
+		                              e->version,
+		                              (const char *)num[i][2],
+		                              e->error,
+		                              e->rid,
+		                              (const char *)e->mac};
+		const int li[AUDIT_COLS] = {(int)strlen(e->chain),
+		                            8,
+		                            8,
+		                            (int)strlen(e->principal),
+		                            (int)strlen(e->action),
+		                            (int)strlen(e->secret),
+		                            (int)strlen(e->version),
+		                            8,
+		                            (int)strlen(e->error),
+		                            (int)strlen(e->rid),
+		                            (int)e->mac_len};
+		for (size_t c = 0; c < AUDIT_COLS; c++) {
+			size_t j = i * AUDIT_COLS + c;
+			t[j] = t1[c];
+			v[j] = vi[c];
+			l[j] = li[c];
+			f[j] = 1;
+			at += (size_t)snprintf(sql + at, sizeof sql - at, "%s$%zu",
+			                       c == 0 ? (i == 0 ? "(" : "), (") : ", ", j + 1);
+		}
+	}
+	snprintf(sql + at, sizeof sql - at, ")");
+	PGresult *r = PQexecParams(s->conn, sql, (int)(k * AUDIT_COLS), t, v, l, f, 1);
+	int rc = pg_res_rc(s, r, PGRES_COMMAND_OK, "writing the audit log");
+	PQclear(r);
+	return rc;
+}
+
 /* Inside the open write transaction: n entries after the chain's last one. */
 int pg_audit_write(pg_store *s, const char *chain, size_t n, store_audit_fn fn, void *ctx)
 {
-	store_audit e;
-	memset(&e, 0, sizeof e);
-	snprintf(e.chain, sizeof e.chain, "%s", chain);
+	store_audit *b = calloc(AUDIT_ROWS, sizeof *b);
+	if (b == NULL)
+		return COFFER_ENOMEM;
+	store_audit *e = &b[0];
+	snprintf(e->chain, sizeof e->chain, "%s", chain);
 	static const Oid t1[1] = {OID_TEXT};
 	static const int f1[1] = {1};
-	const char *v1[1] = {e.chain};
-	const int l1[1] = {(int)strlen(e.chain)};
+	const char *v1[1] = {e->chain};
+	const int l1[1] = {(int)strlen(e->chain)};
 	PGresult *r =
 	    PQexecParams(s->conn,
 	                 "SELECT seq, mac FROM coffer_audit WHERE chain = $1 ORDER BY seq "
 	                 "DESC LIMIT 1",
 	                 1, t1, v1, l1, f1, 1);
 	int rc = pg_res_rc(s, r, PGRES_TUPLES_OK, "reading the audit log");
+	uint64_t seq = 0;
+	uint8_t prev[STORE_MAC_LEN];
+	size_t prev_len = 0;
 	if (rc == COFFER_OK && PQntuples(r) == 1) {
-		if (!pg_col_uint(r, 0, 0, 8, &e.seq))
+		if (!pg_col_uint(r, 0, 0, 8, &seq))
 			rc = COFFER_ECORRUPT;
-		pg_col_mac(r, 0, 1, e.prev, &e.prev_len);
+		pg_col_mac(r, 0, 1, prev, &prev_len);
 	}
 	PQclear(r);
-	static const Oid t[11] = {OID_TEXT, OID_INT8, OID_INT8, OID_TEXT, OID_TEXT, OID_TEXT,
-	                          OID_TEXT, OID_INT8, OID_TEXT, OID_TEXT, OID_BYTEA};
-	static const int f[11] = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1};
-	for (size_t i = 0; i < n && rc == COFFER_OK; i++) {
-		e.seq++;
-		rc = fn(ctx, i, &e);
-		if (rc != COFFER_OK)
-			break;
-		uint8_t seq[8], ts[8], oc[8];
-		pg_put_be64(seq, e.seq);
-		pg_put_be64(ts, (uint64_t)e.ts_ms);
-		pg_put_be64(oc, (uint64_t)(int64_t)e.outcome);
-		const char *v[11] = {e.chain,     (const char *)seq,  (const char *)ts,
-		                     e.principal, e.action,           e.secret,
-		                     e.version,   (const char *)oc,   e.error,
-		                     e.rid,       (const char *)e.mac};
-		const int l[11] = {(int)strlen(e.chain),
-		                   8,
-		                   8,
-		                   (int)strlen(e.principal),
-		                   (int)strlen(e.action),
-		                   (int)strlen(e.secret),
-		                   (int)strlen(e.version),
-		                   8,
-		                   (int)strlen(e.error),
-		                   (int)strlen(e.rid),
-		                   (int)e.mac_len};
-		r = PQexecParams(
-		    s->conn,
-		    "INSERT INTO coffer_audit (chain, seq, ts_ms, principal, action, secret, "
-		    "version, outcome, error, rid, mac) VALUES ($1, $2, $3, $4, $5, $6, $7, "
-		    "$8, $9, $10, $11)",
-		    11, t, v, l, f, 1);
-		rc = pg_res_rc(s, r, PGRES_COMMAND_OK, "writing the audit log");
-		PQclear(r);
-		memcpy(e.prev, e.mac, sizeof e.prev);
-		e.prev_len = e.mac_len;
+	/* Each entry is filled (and MAC'd over the one before) in order; k of them per INSERT. */
+	for (size_t i = 0; i < n && rc == COFFER_OK;) {
+		size_t k = 0;
+		for (; k < AUDIT_ROWS && i < n && rc == COFFER_OK; k++, i++) {
+			e = &b[k];
+			memset(e, 0, sizeof *e);
+			snprintf(e->chain, sizeof e->chain, "%s", chain);
+			e->seq = ++seq;
+			memcpy(e->prev, prev, prev_len);
+			e->prev_len = prev_len;
+			rc = fn(ctx, i, e);
+			memcpy(prev, e->mac, sizeof prev);
+			prev_len = e->mac_len;
+		}
+		if (rc == COFFER_OK)
+			rc = audit_insert(s, b, k);
 	}
+	free(b);
 	return rc;
 }
 
