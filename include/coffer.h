@@ -130,6 +130,12 @@ typedef struct coffer_value coffer_value;
  * file, schema, header or key file). */
 #define COFFER_OPEN_NO_CREATE   0x1u
 #define COFFER_OPEN_AUDIT_READS 0x4u /* audit log: also record every access (docs/lifecycle.md) */
+/* coffer_audit_append/_batch on this handle commit without waiting for the disk (SQLite
+ * synchronous=NORMAL, PostgreSQL synchronous_commit=off, for those transactions only): an entry
+ * is written before the call returns and survives the process's crash, but the newest entries can
+ * be lost to a power loss or an OS crash (the chain stays valid: it ends earlier). Puts and
+ * lifecycle changes, and their own entries, stay fully durable. coffer serve --audit-sync os. */
+#define COFFER_OPEN_AUDIT_NOSYNC 0x8u
 #define COFFER_OPEN_NO_ENV                                                                         \
 	0x2u /* ignore COFFER_MASTER_KEY / COFFER_KEY_FILE / COFFER_PASSPHRASE                     \
 	      */

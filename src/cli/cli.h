@@ -62,6 +62,7 @@ typedef enum opt_id {
 	O_METRICS,
 	O_LOG_FORMAT,
 	O_AUDIT,
+	O_AUDIT_SYNC,
 	O_QUIET,
 	O_CONFIG,
 	O_PRINT_CONFIG,

@@ -187,6 +187,7 @@ static int resolve(serve_ctx *x, resolved *r, char *err, size_t errlen)
 	a->insecure = num(r, O_INSECURE) != 0;
 	a->quiet = num(r, O_QUIET) != 0;
 	a->audit = num(r, O_AUDIT) != 0;
+	a->audit_sync = one(r, O_AUDIT_SYNC);
 	a->policy_wait_ms = one(r, O_POLICY_WAIT) != NULL ? (long)num(r, O_POLICY_WAIT) : -1;
 	a->idle_timeout_s = (unsigned)num(r, O_IDLE_TIMEOUT);
 	a->header_timeout_s = (unsigned)num(r, O_HEADER_TIMEOUT);

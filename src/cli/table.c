@@ -145,6 +145,11 @@ const opt_def cli_opts[O_COUNT] = {
                  "record every request in the store's audit log before answering\n"
                  "it (docs/lifecycle.md)",
                  0, 0, 0},
+    [O_AUDIT_SYNC] = {O_AUDIT_SYNC, "audit-sync", 0, ARG_STR, "full|os",
+                      "with --audit: full (default) answers once its entry is on the\n"
+                      "disk; os once it is written (a power loss can drop the newest\n"
+                      "entries; a crash of coffer cannot)",
+                      0, 0, 0},
     [O_QUIET] = {O_QUIET, "quiet", 'q', ARG_NONE, NULL, "no per-request log lines", 0, 0, 0},
     [O_CONFIG] = {O_CONFIG, "config", 0, ARG_FILE, "FILE",
                   "read settings from this coffer.conf ([serve] section, a key per\n"
@@ -205,10 +210,10 @@ static const opt_id rekey_opts[] = {O_NEW_KEY_FILE, O_COUNT};
 static const opt_id copy_opts[] = {O_TO, O_TO_KEY_FILE, O_COUNT};
 static const opt_id run_opts[] = {O_ENV, O_COUNT};
 static const opt_id serve_opts[] = {
-    O_LISTEN,       O_ALLOW_UID,      O_THREADS,   O_POLICY,       O_RECORD_POLICY,
-    O_TOKENS,       O_TLS_CERT,       O_TLS_KEY,   O_INSECURE,     O_POLICY_WAIT,
-    O_IDLE_TIMEOUT, O_HEADER_TIMEOUT, O_MAX_CONNS, O_METRICS,      O_LOG_FORMAT,
-    O_AUDIT,        O_QUIET,          O_CONFIG,    O_PRINT_CONFIG, O_COUNT};
+    O_LISTEN,    O_ALLOW_UID,    O_THREADS,    O_POLICY,      O_RECORD_POLICY, O_TOKENS,
+    O_TLS_CERT,  O_TLS_KEY,      O_INSECURE,   O_POLICY_WAIT, O_IDLE_TIMEOUT,  O_HEADER_TIMEOUT,
+    O_MAX_CONNS, O_METRICS,      O_LOG_FORMAT, O_AUDIT,       O_AUDIT_SYNC,    O_QUIET,
+    O_CONFIG,    O_PRINT_CONFIG, O_COUNT};
 
 const cmd_def cli_cmds[] = {
     {"init", "", "create the store and its master key",

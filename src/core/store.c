@@ -499,6 +499,8 @@ static int open_steps(opening *o, const char *location)
 	}
 	st->max_value = maxv;
 	unsigned flags = (o->opts->flags & COFFER_OPEN_NO_CREATE) ? 0 : STORE_OPEN_CREATE;
+	if (o->opts->flags & COFFER_OPEN_AUDIT_NOSYNC)
+		flags |= STORE_OPEN_AUDIT_NOSYNC;
 	int rc = st->ops->open(rest, flags, &st->be, o->err, o->errlen);
 	if (rc != COFFER_OK)
 		return rc;

@@ -46,6 +46,7 @@ typedef struct serve_opts {
 	const coffer_serve_args *args; /* as started (what a changed file is compared with) */
 	char *cur_policy, *cur_tokens, *cur_cert, *cur_key; /* reloaded paths (NULL: as started) */
 	coffer_store *audit_st; /* --audit: the audit committer's handle */
+	int audit_nosync;       /* --audit-sync os */
 } serve_opts;
 
 /*
@@ -184,6 +185,14 @@ static int apply_args(serve_opts *o, const coffer_serve_args *a)
 	o->max_value = a->max_value;
 	cfg->sh->quiet = a->quiet;
 	cfg->sh->audit = a->audit;
+	if (a->audit_sync != NULL) {
+		if (strcmp(a->audit_sync, "full") != 0 && strcmp(a->audit_sync, "os") != 0)
+			return value_error(a, "audit-sync", 0, "expected --audit-sync full or os",
+			                   a->audit_sync);
+		o->audit_nosync = strcmp(a->audit_sync, "os") == 0;
+		if (!a->audit)
+			return usage_error("--audit-sync is for --audit", NULL);
+	}
 	if (a->n_listen > SRV_MAX_LISTEN)
 		return usage_error("too many --listen", NULL);
 	for (size_t i = 0; i < a->n_listen; i++) {
@@ -296,6 +305,7 @@ static int open_stores(serve_opts *o, coffer_store **committer_st)
 		coffer_store **dst = i < o->cfg.threads    ? &o->cfg.stores[i]
 		                     : i == o->cfg.threads ? committer_st
 		                                           : &o->audit_st;
+		opts.flags = dst == &o->audit_st && o->audit_nosync ? COFFER_OPEN_AUDIT_NOSYNC : 0;
 		int rc = coffer_open(dst, o->store, &opts, err, sizeof(err));
 		if (rc != COFFER_OK) {
 			fprintf(stderr, "coffer serve: cannot open the store: %s\n", err);
@@ -566,6 +576,8 @@ static void restart_needed(const coffer_serve_args *was, const coffer_serve_args
 		add_name(buf, len, "quiet");
 	if (was->audit != now->audit)
 		add_name(buf, len, "audit");
+	if (!same_str(was->audit_sync, now->audit_sync))
+		add_name(buf, len, "audit-sync");
 	if (was->policy_wait_ms != now->policy_wait_ms)
 		add_name(buf, len, "policy-wait");
 	if (was->idle_timeout_s != now->idle_timeout_s)

@@ -28,8 +28,9 @@ struct coffer_serve_args {
 	const char *tls_key;
 	int insecure;
 	int quiet;
-	int audit;           /* --audit: every request into the store's audit log */
-	long policy_wait_ms; /* -1: the default */
+	int audit;              /* --audit: every request into the store's audit log */
+	const char *audit_sync; /* --audit-sync: "full" (default) or "os" */
+	long policy_wait_ms;    /* -1: the default */
 	unsigned idle_timeout_s;
 	unsigned header_timeout_s;
 	unsigned max_conns;

@@ -275,6 +275,7 @@ static const char schema_decl[] =
 
 typedef struct sqlite_store {
 	sqlite3 *db;
+	int audit_nosync; /* STORE_OPEN_AUDIT_NOSYNC */
 	sqlite3_stmt *q[Q_COUNT];
 	sqlite3_stmt *rollback_q; /* prepared at open: a ROLLBACK must not need memory */
 	uint64_t *gen;       /* mmap of coffer.gen, or NULL when unavailable (cache then unused) */
@@ -725,6 +726,7 @@ static int sq_open(const char *dir, unsigned flags, store **out, char *err, size
 		sq_close((store *)s);
 		return rc;
 	}
+	s->audit_nosync = (flags & STORE_OPEN_AUDIT_NOSYNC) != 0;
 	*out = (store *)s;
 	return COFFER_OK;
 }
@@ -1956,11 +1958,20 @@ static int sq_audit_append(store *h, const char *chain, size_t n, store_audit_fn
 	sqlite_store *s = S(h);
 	(void)chain;
 	s->audit_n = 0;
-	int rc = exec(s, "BEGIN IMMEDIATE", "begin");
-	if (rc != COFFER_OK)
-		return rc;
-	rc = audit_write(s, "", n, fn, ctx);
-	return finish_write(s, rc, 0);
+	/* STORE_OPEN_AUDIT_NOSYNC: this transaction's commit goes to the WAL without a sync (the
+	 * next synced commit or checkpoint carries it to the disk); every other one stays FULL. */
+	int rc = s->audit_nosync ? exec(s, "PRAGMA synchronous=NORMAL", "PRAGMA synchronous")
+	                         : COFFER_OK;
+	if (rc == COFFER_OK)
+		rc = exec(s, "BEGIN IMMEDIATE", "begin");
+	if (rc == COFFER_OK)
+		rc = finish_write(s, audit_write(s, "", n, fn, ctx), 0);
+	if (s->audit_nosync) {
+		int frc = exec(s, "PRAGMA synchronous=FULL", "PRAGMA synchronous");
+		if (rc == COFFER_OK)
+			rc = frc;
+	}
+	return rc;
 }
 
 /* coffer copy: n entries of another store's log in one transaction. */

@@ -235,6 +235,8 @@ typedef int (*store_rekey_fn)(void *ctx, uint32_t key_id, const uint8_t *sealed,
                               uint8_t *out, size_t *out_len);
 
 #define STORE_OPEN_CREATE 0x1u
+#define STORE_OPEN_AUDIT_NOSYNC                                                                    \
+	0x2u /* audit_append: commit without a sync (COFFER_OPEN_AUDIT_NOSYNC) */
 
 typedef struct store_ops {
 	const char *scheme; /* "sqlite", "postgres" */

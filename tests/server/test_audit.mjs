@@ -5,7 +5,7 @@
 // two swapped are each named by the check. 400 requests; COFFER_SOAK=1: 10,000.
 import fs from 'node:fs';
 import path from 'node:path';
-import { A, check, eq, loadContract, main, run, startServer, T, tmpDir } from './lib.mjs';
+import { A, check, COFFER, eq, loadContract, main, run, startServer, T, tmpDir } from './lib.mjs';
 
 const { grpc, pkg } = loadContract();
 const TOOL = process.env.COFFER_STATE_TOOL;
@@ -97,5 +97,39 @@ await main([
     await named(mid);
     await restore();
     eq((await verify()).code, 0, 'put back: verifies again');
+  }],
+  ['--audit-sync os: every answered request is in the log after a kill -9', async () => {
+    // Entries are committed without a sync (the OS holds them): a crash of coffer loses none.
+    const st2 = path.join(dir, 'store-os');
+    const s2 = await startServer(st2, ['--listen', '127.0.0.1:0', '--policy-wait', '300', '--audit',
+      '--audit-sync', 'os', '--quiet']);
+    const creds = grpc.credentials.createInsecure();
+    const sm2 = new pkg.nitric.proto.secrets.v1.SecretManager(s2.addr(), creds);
+    const M = 200;
+    let answered = 0;
+    for (let i = 0; i < M; i += 10) {
+      const batch = [];
+      for (let j = i; j < i + 10; j++)
+        batch.push(j % 2 ? call(sm2, 'Access', { secret_version: { secret: { name: 'o' }, version: 'latest' } })
+          : call(sm2, 'Put', { secret: { name: 'o' }, value: Buffer.from(`canary-val-os-${j}`) }));
+      answered += (await Promise.all(batch)).length;
+    }
+    eq(answered, M, 'every call answered');
+    const e = await s2.stop('SIGKILL');
+    eq(e.sig, 'SIGKILL', 'killed');
+    const r = await run(TOOL, [st2, 'audit-verify', '-', '-']);
+    eq(r.code, 0, `verify: ${r.stderr}`);
+    const c = await run('sqlite3', ['-batch', path.join(st2, 'coffer.db'),
+      "SELECT count(*) FROM audit WHERE action IN ('Put', 'Access')"]);
+    eq(Number(c.stdout.toString()), M, 'an entry per answered request');
+  }],
+  ['--audit-sync: a bad value, or without --audit, is refused', async () => {
+    const st3 = path.join(dir, 'store-bad');
+    let r = await run(COFFER, ['--store', st3, 'serve', '--listen', '127.0.0.1:0', '--audit', '--audit-sync', 'never']);
+    eq(r.code, 2, `exit code: ${r.stderr}`);
+    check(r.stderr.includes('expected --audit-sync full or os'), r.stderr);
+    r = await run(COFFER, ['--store', st3, 'serve', '--listen', '127.0.0.1:0', '--audit-sync', 'os']);
+    eq(r.code, 2, `exit code: ${r.stderr}`);
+    check(r.stderr.includes('--audit-sync is for --audit'), r.stderr);
   }],
 ]);

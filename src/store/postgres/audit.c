@@ -134,7 +134,13 @@ int pg_audit_append(store *st, const char *chain, size_t n, store_audit_fn fn, v
 	int rc = pg_begin_write(s);
 	if (rc != COFFER_OK)
 		return rc;
-	rc = pg_audit_write(s, chain, n, fn, ctx);
+	if (s->audit_nosync) { /* STORE_OPEN_AUDIT_NOSYNC: this transaction only */
+		PGresult *r = PQexec(s->conn, "SET LOCAL synchronous_commit TO off");
+		rc = pg_res_rc(s, r, PGRES_COMMAND_OK, "SET LOCAL synchronous_commit");
+		PQclear(r);
+	}
+	if (rc == COFFER_OK)
+		rc = pg_audit_write(s, chain, n, fn, ctx);
 	if (rc != COFFER_OK) {
 		pg_rollback(s);
 		return rc;

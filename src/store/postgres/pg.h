@@ -83,7 +83,8 @@ _Static_assert(STORE_MAC_LEN == 33, "PG_MAC_LEN");
 
 typedef struct pg_store {
 	PGconn *conn;
-	uint64_t gen; /* newest store generation (coffer_meta.wgen) known to this handle */
+	int audit_nosync; /* STORE_OPEN_AUDIT_NOSYNC */
+	uint64_t gen;     /* newest store generation (coffer_meta.wgen) known to this handle */
 	uint64_t bgen[PG_GEN_BUCKETS]; /* newest generation of each bucket known to it */
 	uint16_t epoch;                /* changes with every (re)connected session */
 	int64_t checked_ms;            /* monotonic time when gen was last read from the table */

@@ -53,6 +53,7 @@ static int pg_open(const char *location, unsigned flags, store **out, char *err,
 	s = calloc(1, sizeof *s);
 	if (s == NULL)
 		return COFFER_ENOMEM;
+	s->audit_nosync = (flags & STORE_OPEN_AUDIT_NOSYNC) != 0;
 	s->conn = connect_url(location);
 	if (s->conn == NULL) {
 		free(s);
