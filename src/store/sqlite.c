@@ -1953,20 +1953,18 @@ static void sq_audit_pending(store *h, const char *chain, size_t n, store_audit_
 	s->audit_ctx = ctx;
 }
 
-static int sq_audit_append(store *h, const char *chain, size_t n, store_audit_fn fn, void *ctx)
+/* n entries in a transaction of their own. nosync (STORE_OPEN_AUDIT_NOSYNC): its commit goes
+ * to the WAL without a sync (the next synced commit or checkpoint carries it to the disk); every
+ * other transaction stays FULL. */
+static int audit_txn(sqlite_store *s, size_t n, store_audit_fn fn, void *ctx, int nosync)
 {
-	sqlite_store *s = S(h);
-	(void)chain;
 	s->audit_n = 0;
-	/* STORE_OPEN_AUDIT_NOSYNC: this transaction's commit goes to the WAL without a sync (the
-	 * next synced commit or checkpoint carries it to the disk); every other one stays FULL. */
-	int rc = s->audit_nosync ? exec(s, "PRAGMA synchronous=NORMAL", "PRAGMA synchronous")
-	                         : COFFER_OK;
+	int rc = nosync ? exec(s, "PRAGMA synchronous=NORMAL", "PRAGMA synchronous") : COFFER_OK;
 	if (rc == COFFER_OK)
 		rc = exec(s, "BEGIN IMMEDIATE", "begin");
 	if (rc == COFFER_OK)
 		rc = finish_write(s, audit_write(s, "", n, fn, ctx), 0);
-	if (s->audit_nosync) {
+	if (nosync) {
 		int frc = exec(s, "PRAGMA synchronous=FULL", "PRAGMA synchronous");
 		if (rc == COFFER_OK)
 			rc = frc;
@@ -1974,17 +1972,18 @@ static int sq_audit_append(store *h, const char *chain, size_t n, store_audit_fn
 	return rc;
 }
 
-/* coffer copy: n entries of another store's log in one transaction. */
-static int sq_audit_import(store *h, const char *chain, size_t n, store_audit_fn fn, void *ctx)
+static int sq_audit_append(store *h, const char *chain, size_t n, store_audit_fn fn, void *ctx)
 {
 	sqlite_store *s = S(h);
 	(void)chain;
-	s->audit_n = 0;
-	int rc = exec(s, "BEGIN IMMEDIATE", "begin");
-	if (rc != COFFER_OK)
-		return rc;
-	rc = audit_write(s, "", n, fn, ctx);
-	return finish_write(s, rc, 0);
+	return audit_txn(s, n, fn, ctx, s->audit_nosync);
+}
+
+/* coffer copy: n entries of another store's log in one transaction. */
+static int sq_audit_import(store *h, const char *chain, size_t n, store_audit_fn fn, void *ctx)
+{
+	(void)chain;
+	return audit_txn(S(h), n, fn, ctx, 0);
 }
 
 static void col_text(sqlite3_stmt *q, int col, char *out, size_t cap)

@@ -127,14 +127,15 @@ void pg_audit_pending(store *st, const char *chain, size_t n, store_audit_fn fn,
 	snprintf(s->audit_chain, sizeof s->audit_chain, "%s", chain != NULL ? chain : "");
 }
 
-int pg_audit_append(store *st, const char *chain, size_t n, store_audit_fn fn, void *ctx)
+/* n entries in a transaction of their own; without a sync when asked (this transaction only). */
+static int audit_txn(pg_store *s, const char *chain, size_t n, store_audit_fn fn, void *ctx,
+                     int nosync)
 {
-	pg_store *s = (pg_store *)st;
 	s->audit_n = 0;
 	int rc = pg_begin_write(s);
 	if (rc != COFFER_OK)
 		return rc;
-	if (s->audit_nosync) { /* STORE_OPEN_AUDIT_NOSYNC: this transaction only */
+	if (nosync) {
 		PGresult *r = PQexec(s->conn, "SET LOCAL synchronous_commit TO off");
 		rc = pg_res_rc(s, r, PGRES_COMMAND_OK, "SET LOCAL synchronous_commit");
 		PQclear(r);
@@ -145,24 +146,19 @@ int pg_audit_append(store *st, const char *chain, size_t n, store_audit_fn fn, v
 		pg_rollback(s);
 		return rc;
 	}
-	rc = pg_commit(s); /* no generation bump: nothing a cache holds changed */
-	return rc;
+	return pg_commit(s); /* no generation bump: nothing a cache holds changed */
+}
+
+int pg_audit_append(store *st, const char *chain, size_t n, store_audit_fn fn, void *ctx)
+{
+	pg_store *s = (pg_store *)st;
+	return audit_txn(s, chain, n, fn, ctx, s->audit_nosync); /* STORE_OPEN_AUDIT_NOSYNC */
 }
 
 /* coffer copy: n entries of another store's log in one transaction. */
 int pg_audit_import(store *st, const char *chain, size_t n, store_audit_fn fn, void *ctx)
 {
-	pg_store *s = (pg_store *)st;
-	s->audit_n = 0;
-	int rc = pg_begin_write(s);
-	if (rc != COFFER_OK)
-		return rc;
-	rc = pg_audit_write(s, chain, n, fn, ctx);
-	if (rc != COFFER_OK) {
-		pg_rollback(s);
-		return rc;
-	}
-	return pg_commit(s);
+	return audit_txn((pg_store *)st, chain, n, fn, ctx, 0);
 }
 
 static void res_text(const PGresult *r, int i, int col, char *out, size_t cap)
