@@ -8,16 +8,6 @@
 
 #include "core/internal.h"
 
-static uint64_t hash_name(const char *p, size_t n)
-{
-	uint64_t h = 1469598103934665603ull; /* FNV-1a */
-	for (size_t i = 0; i < n; i++) {
-		h ^= (unsigned char)p[i];
-		h *= 1099511628211ull;
-	}
-	return h;
-}
-
 core_cache *core_cache_new(void)
 {
 	return calloc(1, sizeof(core_cache));
@@ -42,7 +32,7 @@ void core_cache_free(core_cache *c)
 
 static core_cache_entry *find(core_cache *c, const char *name, size_t len)
 {
-	size_t i = (size_t)hash_name(name, len) & (CORE_CACHE_SLOTS - 1);
+	size_t i = (size_t)store_name_hash(name, len) & (CORE_CACHE_SLOTS - 1);
 	for (;; i = (i + 1) & (CORE_CACHE_SLOTS - 1)) {
 		core_cache_entry *e = &c->slots[i];
 		/* Terminates: the table is never more than 3/4 full. */

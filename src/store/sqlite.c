@@ -991,17 +991,9 @@ typedef struct put_table {
 	size_t n, mask;
 } put_table;
 
-static size_t name_hash(const char *name, size_t len)
-{
-	size_t h = 14695981039346656037ULL;
-	for (size_t i = 0; i < len; i++)
-		h = (h ^ (unsigned char)name[i]) * 1099511628211ULL;
-	return h;
-}
-
 static put_secret *put_table_get(put_table *t, const store_put *it)
 {
-	size_t i = name_hash(it->name, it->name_len) & t->mask;
+	size_t i = (size_t)store_name_hash(it->name, it->name_len) & t->mask;
 	while (t->slot[i] != 0) {
 		put_secret *p = &t->e[t->slot[i] - 1];
 		if (p->name_len == it->name_len && memcmp(p->name, it->name, it->name_len) == 0)

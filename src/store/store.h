@@ -17,6 +17,16 @@
 
 #include "coffer.h"
 
+/* FNV-1a of a secret name: the one hash of names for in-memory tables (the core's cache, a put
+ * batch's table of secrets). Not for anything stored or shared between processes. */
+static inline uint64_t store_name_hash(const char *name, size_t len)
+{
+	uint64_t h = 14695981039346656037ull;
+	for (size_t i = 0; i < len; i++)
+		h = (h ^ (unsigned char)name[i]) * 1099511628211ull;
+	return h;
+}
+
 typedef struct store store; /* each backend defines its own struct and casts */
 
 #define STORE_ID_LEN         16
